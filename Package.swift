@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+
+/// Release-grade code generation for the numeric kernels even in debug builds would hide bugs;
+/// instead hot loops are written so the optimizer can vectorize them and benchmarks run `-c release`.
+let package = Package(
+    name: "Tandem",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TandemCore", targets: ["TandemCore"]),
+        .library(name: "TandemTraining", targets: ["TandemTraining"]),
+        .library(name: "TandemMQTT", targets: ["TandemMQTT"]),
+        .executable(name: "tandem", targets: ["tandem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        .target(name: "TandemCore", dependencies: ["CBLAS", crypto, yams]),
+        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
+        .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
+        .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", argumentParser]),
+        .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
+        .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
+        .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
+        .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport"]),
+    ]
+)
