@@ -4,10 +4,10 @@ import TandemTraining
 
 /// The `tandem` command-line tool.
 @main
-struct Tandem: ParsableCommand {
+struct Tandem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Train, compress, evaluate, sign and inspect Tandem models; simulate sensor data.",
-        subcommands: []
+        subcommands: [Bench.self]
     )
 }

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// `tandem bench …`: throughput and latency measurements, recorded in BENCHMARKS.md.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure throughput and latency of Tandem's parts (see BENCHMARKS.md).",
+        subcommands: []
+    )
+}
