@@ -59,12 +59,19 @@ public struct LayerSpec: Codable, Sendable, Equatable {
         self.bias = bias
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case type, filters, units, kernel, stride, dilation, padding, rate, momentum, epsilon, bias
+        static var allNames: String { allCases.map(\.rawValue).joined(separator: ", ") }
     }
 
     /// Decodes a layer; `units: classes` decodes as `units == nil`, filled in when the class count is known.
     public init(from decoder: any Decoder) throws {
+        let all = try decoder.container(keyedBy: AnyCodingKey.self)
+        if let unknown = all.allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: unknown, in: all,
+                debugDescription: "unknown layer option `\(unknown.stringValue)`; known: \(CodingKeys.allNames)")
+        }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decode(Kind.self, forKey: .type)
         filters = try c.decodeIfPresent(Int.self, forKey: .filters)
@@ -82,4 +89,12 @@ public struct LayerSpec: Codable, Sendable, Equatable {
         epsilon = try c.decodeIfPresent(Float.self, forKey: .epsilon)
         bias = try c.decodeIfPresent(Bool.self, forKey: .bias)
     }
+}
+
+/// A coding key for any string, used to find keys a type does not know.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }
