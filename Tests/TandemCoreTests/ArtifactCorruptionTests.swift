@@ -148,16 +148,24 @@ struct ArtifactCorruptionTests {
             ("data length 2^64-1", { putUInt64(.max, at: 40, in: &$0) }, .malformed),
             ("data offset misaligned", { putUInt64(65, at: 32, in: &$0) }, .malformed),
             ("dimension 2^63", { putUInt64(1 << 63, at: dimsOffset, in: &$0) }, .malformed),
-            ("dimensions whose product overflows", {
-                putUInt64(1 << 31, at: dimsOffset, in: &$0)
-                putUInt64(1 << 31, at: dimsOffset + 8, in: &$0)
-                putUInt64(1 << 31, at: dimsOffset + 16, in: &$0)
-            }, .malformed),
+            (
+                "dimensions whose product overflows",
+                {
+                    putUInt64(1 << 31, at: dimsOffset, in: &$0)
+                    putUInt64(1 << 31, at: dimsOffset + 8, in: &$0)
+                    putUInt64(1 << 31, at: dimsOffset + 16, in: &$0)
+                }, .malformed
+            ),
             ("byte length off by one", { putUInt64(97, at: dimsOffset + 24 + 8, in: &$0) }, .malformed),
             ("rank 200", { $0[tableOffset + 3] = 200 }, .malformed),
             ("unknown element type", { $0[tableOffset + 2] = 9 }, .malformed),
             ("name that is not UTF-8", { $0[tableOffset + 4] = 0xFF }, .malformed),
-            ("name length zero", { $0[tableOffset] = 0; $0[tableOffset + 1] = 0 }, .malformed),
+            (
+                "name length zero",
+                {
+                    $0[tableOffset] = 0; $0[tableOffset + 1] = 0
+                }, .malformed
+            ),
             ("flags set", { $0[12] = 1 }, .malformed),
             ("manifest that is not JSON", { $0[48] = UInt8(ascii: "x") }, .badManifest),
         ]
@@ -176,7 +184,8 @@ struct ArtifactCorruptionTests {
         var bytes = artifact.serialized()
         // Rename the "name" key so the required field is missing, keeping the length.
         let json = Array("\"name\":\"x\"".utf8)
-        let start = try #require(bytes.indices.first { bytes[$0..<min($0 + json.count, bytes.count)].elementsEqual(json) })
+        let start = try #require(
+            bytes.indices.first { bytes[$0..<min($0 + json.count, bytes.count)].elementsEqual(json) })
         bytes[start + 1] = UInt8(ascii: "m")
         let error = try #require(loadError(rechecksummed(bytes)))
         #expect(error.code == .badManifest)

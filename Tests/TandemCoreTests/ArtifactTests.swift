@@ -98,7 +98,9 @@ struct ArtifactTests {
         }
         #expect(untrusted?.code == .untrustedKey)
         #expect(untrusted?.message.contains(signature.keyIDHex) == true)
-        #expect(throws: ArtifactError.self) { try ModelArtifact(bytes: bytes, trustedKeys: [], requireSignature: false) }
+        #expect(throws: ArtifactError.self) {
+            try ModelArtifact(bytes: bytes, trustedKeys: [], requireSignature: false)
+        }
         // Without keys the signature is not checked, but it is kept.
         #expect(try ModelArtifact(bytes: bytes).signature == signature)
     }
@@ -115,7 +117,8 @@ struct ArtifactTests {
         let attackerSignature = try #require(forged.signature).signature
         bytes.replaceSubrange((start + 16)..<(start + 80), with: attackerSignature)
         let digest = Array(bytes[(start - 32)..<start])
-        bytes.replaceSubrange((start + 80)..<(start + 112), with: Array(SHA256.hash(data: digest + bytes[start..<(start + 80)])))
+        bytes.replaceSubrange(
+            (start + 80)..<(start + 112), with: Array(SHA256.hash(data: digest + bytes[start..<(start + 80)])))
         let error = #expect(throws: ArtifactError.self) {
             try ModelArtifact(bytes: bytes, trustedKeys: [trusted.publicKey], requireSignature: true)
         }
@@ -141,8 +144,9 @@ struct ArtifactTests {
     func mutationDropsSignature() throws {
         let key = Curve25519.Signing.PrivateKey()
         var artifact = try sampleArtifact().signed(with: key)
-        #expect(try artifact.verifySignature(trustedKeys: [key.publicKey]).rawRepresentation
-            == key.publicKey.rawRepresentation)
+        #expect(
+            try artifact.verifySignature(trustedKeys: [key.publicKey]).rawRepresentation
+                == key.publicKey.rawRepresentation)
         artifact.manifest.version = "tampered"
         #expect(artifact.signature == nil)
         let error = #expect(throws: ArtifactError.self) { try artifact.verifySignature(trustedKeys: [key.publicKey]) }

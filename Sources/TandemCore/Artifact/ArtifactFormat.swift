@@ -64,9 +64,9 @@ struct ArtifactByteWriter {
 
     private mutating func appendLittleEndian<T: FixedWidthInteger>(_ values: [T]) {
         #if _endian(little)
-        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            values.withUnsafeBytes { bytes.append(contentsOf: $0) }
         #else
-        for value in values { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+            for value in values { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
         #endif
     }
 }
@@ -132,7 +132,7 @@ extension Array where Element == UInt8 {
             }
         }
         #if !_endian(little)
-        for i in values.indices { values[i] = T(littleEndian: values[i]) }
+            for i in values.indices { values[i] = T(littleEndian: values[i]) }
         #endif
         return values
     }

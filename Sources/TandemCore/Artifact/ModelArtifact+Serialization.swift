@@ -28,10 +28,11 @@ extension ModelArtifact {
     /// Everything the SHA-256 covers: header, manifest, table, padding and data.
     func serializedBody() -> [UInt8] {
         let manifestBytes = Self.encodeManifest(manifest)
-        let entries = tensors + [
-            ArtifactTensor.float32(ArtifactFormat.goldenInputsName, goldenInputs),
-            ArtifactTensor.float32(ArtifactFormat.goldenOutputsName, goldenOutputs),
-        ]
+        let entries =
+            tensors + [
+                ArtifactTensor.float32(ArtifactFormat.goldenInputsName, goldenInputs),
+                ArtifactTensor.float32(ArtifactFormat.goldenOutputsName, goldenOutputs),
+            ]
         let tableByteCount = entries.reduce(0) { $0 + 2 + 1 + 1 + $1.name.utf8.count + 8 * $1.shape.count + 16 }
         // Sizes of in-process values cannot overflow: they are bounded by memory already held.
         let dataOffset = Self.roundUp(ArtifactFormat.headerByteCount + manifestBytes.count + tableByteCount)
@@ -97,7 +98,8 @@ extension ModelArtifact {
         do {
             return try decoder.decode(ModelManifest.self, from: Data(bytes))
         } catch {
-            throw ArtifactError(.badManifest, "the \(bytes.count)-byte manifest does not decode: \(error)", offset: offset)
+            throw ArtifactError(
+                .badManifest, "the \(bytes.count)-byte manifest does not decode: \(error)", offset: offset)
         }
     }
 
@@ -122,7 +124,8 @@ extension ModelArtifact {
         let body = try ArtifactParser.parse(bytes)
         if let signature = body.signature {
             if let trustedKeys {
-                _ = try Self.verify(signature, digest: body.digest, trustedKeys: trustedKeys, offset: body.signatureOffset)
+                _ = try Self.verify(
+                    signature, digest: body.digest, trustedKeys: trustedKeys, offset: body.signatureOffset)
             } else if requireSignature {
                 throw ArtifactError(
                     .untrustedKey, "a signature is required but no trusted keys were given to check it",
@@ -221,7 +224,8 @@ struct ArtifactParser {
         // (the bounds checks stay, since anyone can recompute a SHA-256).
         let digest = ModelArtifact.digest(of: bytes[0..<bodyEnd])
         guard bytes[bodyEnd..<digestEnd].elementsEqual(digest) else {
-            throw ArtifactError(.checksumMismatch, "the SHA-256 of bytes 0..<\(bodyEnd) does not match", offset: bodyEnd)
+            throw ArtifactError(
+                .checksumMismatch, "the SHA-256 of bytes 0..<\(bodyEnd) does not match", offset: bodyEnd)
         }
         let signature = try parseSignatureBlock(bytes, at: digestEnd, digest: digest)
 
@@ -314,12 +318,14 @@ struct ArtifactParser {
         let byteCount = count * type.byteWidth
         guard lengthField == UInt64(byteCount) else {
             throw ArtifactError(
-                .malformed, "tensor '\(name)' is \(type) \(shape), \(byteCount) bytes, but its length says \(lengthField)",
+                .malformed,
+                "tensor '\(name)' is \(type) \(shape), \(byteCount) bytes, but its length says \(lengthField)",
                 offset: offsetAt + 8)
         }
         guard let expected = ArtifactFormat.aligned(cursor), offsetField == UInt64(expected) else {
             throw ArtifactError(
-                .malformed, "tensor '\(name)' starts at \(offsetField); the layout puts it at the next 64-byte "
+                .malformed,
+                "tensor '\(name)' starts at \(offsetField); the layout puts it at the next 64-byte "
                     + "boundary after byte \(cursor)", offset: offsetAt)
         }
         guard expected <= dataEnd, byteCount <= dataEnd - expected else {

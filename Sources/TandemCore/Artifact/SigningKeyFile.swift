@@ -2,11 +2,11 @@ import Crypto
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads and writes the Ed25519 key files that sign artifacts (cloud) and verify them (edge).
@@ -20,6 +20,33 @@ public enum SigningKeyFile {
     public static let privateKeyLabel = "tandem-ed25519-private-key"
     /// The label of public key files.
     public static let publicKeyLabel = "tandem-ed25519-public-key"
+
+    /// Generates a new Ed25519 key pair and writes the private key to `url` (mode 0600) and the public key
+    /// next to it (`publicKeyURL(forPrivateKeyAt:)`, mode 0644).
+    ///
+    /// - Parameters:
+    ///   - url: Where the private key goes.
+    ///   - replacing: Whether existing key files may be overwritten. Losing a signing key strands every
+    ///     device that trusts only it, so the default refuses.
+    /// - Returns: The public key file's URL and the key id (16 hex digits) artifacts signed with it carry.
+    /// - Throws: `ArtifactError` with code `io` if a key file exists and `replacing` is false, or writing fails.
+    @discardableResult
+    public static func createKeyPair(
+        at url: URL, replacing: Bool = false
+    ) throws(ArtifactError) -> (publicKeyURL: URL, keyID: String) {
+        let publicURL = publicKeyURL(forPrivateKeyAt: url)
+        if !replacing {
+            for existing in [url, publicURL] where FileManager.default.fileExists(atPath: existing.path) {
+                throw ArtifactError(.io, "a key file already exists; refusing to overwrite it", path: existing.path)
+            }
+        }
+        let key = Curve25519.Signing.PrivateKey()
+        // Private key first: a crash in between leaves a key whose public half can be derived again,
+        // never a public key without its private key.
+        try writePrivateKey(key, to: url)
+        try writePublicKey(key.publicKey, to: publicURL)
+        return (publicURL, ArtifactSignature.keyIDHex(for: key.publicKey))
+    }
 
     /// Atomically writes `key` to `url` with mode 0600.
     ///
@@ -47,13 +74,14 @@ public enum SigningKeyFile {
     /// - Throws: `ArtifactError` with code `badKeyFile` if the file is readable by group or others, or is
     ///   not a private key file; `io` if it cannot be read.
     public static func readPrivateKey(from url: URL) throws(ArtifactError) -> Curve25519.Signing.PrivateKey {
+        // The label first: handing over the public key by mistake deserves that message, not one about modes.
+        let raw = try readKey(from: url, label: privateKeyLabel)
         var status = stat()
         if stat(url.path, &status) == 0, status.st_mode & 0o077 != 0 {
             let mode = String(status.st_mode & 0o777, radix: 8)
             throw ArtifactError(
                 .badKeyFile, "private key permissions 0\(mode) are too open; run chmod 600", path: url.path)
         }
-        let raw = try readKey(from: url, label: privateKeyLabel)
         do {
             return try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
         } catch {
@@ -98,6 +126,10 @@ public enum SigningKeyFile {
         let fields = text.split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, fields[0] == label else {
             let found = fields.first.map { "'\($0)'" } ?? "an empty file"
+            if let first = fields.first, first == privateKeyLabel || first == publicKeyLabel {
+                let kind = first == privateKeyLabel ? "private" : "public"
+                throw ArtifactError(.badKeyFile, "this is a \(kind) key file; expected '\(label)'", path: url.path)
+            }
             throw ArtifactError(
                 .badKeyFile, "expected '\(label) <base64>', found \(found)", path: url.path)
         }
