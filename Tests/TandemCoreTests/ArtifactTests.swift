@@ -125,6 +125,15 @@ struct ArtifactTests {
         #expect(error?.code == .badSignature)
     }
 
+    @Test("the content digest is the stored checksum and does not change with the signature")
+    func contentDigest() throws {
+        let artifact = sampleArtifact()
+        let bytes = artifact.serialized()
+        let stored = bytes[(bytes.count - 32)...].map { String(format: "%02x", $0) }.joined()
+        #expect(artifact.contentDigest() == stored)
+        #expect(try artifact.signed(with: .init()).contentDigest() == stored)
+    }
+
     @Test("an unsigned artifact is rejected when a signature is required")
     func missingSignature() throws {
         let bytes = sampleArtifact().serialized()

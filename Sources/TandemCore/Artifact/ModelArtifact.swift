@@ -105,6 +105,14 @@ public struct ModelArtifact: Sendable, Equatable {
                 + "\(tensor.shape), not \(expected)")
     }
 
+    /// The SHA-256 the file stores, as 64 lowercase hex digits: it covers everything but the signature,
+    /// so it names the model's contents whether or not (and by whom) it is signed.
+    ///
+    /// Computing it serializes the artifact; keep the result rather than asking again.
+    public func contentDigest() -> String {
+        ArtifactSignature.hex(Self.digest(of: serializedBody()))
+    }
+
     // MARK: - Signing
 
     /// A copy of this artifact signed with `privateKey`, replacing any earlier signature.
