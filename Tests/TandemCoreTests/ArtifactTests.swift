@@ -28,6 +28,7 @@ func sampleArtifact() -> ModelArtifact {
             .int8("dense.weight", shape: [3, 4], values: [-128, -1, 0, 1, 127, 5, -5, 64, -64, 2, 3, 4]),
             .int32("dense.bias", shape: [3], values: [Int32.min, 0, Int32.max]),
             .int8("empty", shape: [0, 4], values: []),
+            .int32("requant.shift", shape: [], values: [7]),
         ],
         goldenInputs: Tensor(shape: [1, 8, 2], scalars: (0..<16).map { Float($0) / 7 }),
         goldenOutputs: Tensor(shape: [1, 3], scalars: [0.25, 0.5, 0.25]))
@@ -48,6 +49,7 @@ struct ArtifactTests {
         #expect(try loaded.int8(named: "dense.weight").values.first == -128)
         #expect(try loaded.int32(named: "dense.bias").values == [Int32.min, 0, Int32.max])
         #expect(try loaded.int8(named: "empty").shape == [0, 4])
+        #expect(try loaded.int32(named: "requant.shift") == ([], [7]))
         #expect(loaded.goldenInputs == artifact.goldenInputs)
         #expect(loaded.goldenOutputs == artifact.goldenOutputs)
         #expect(loaded.signature == nil)
