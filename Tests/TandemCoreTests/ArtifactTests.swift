@@ -182,6 +182,14 @@ struct ArtifactTests {
         let error = #expect(throws: ArtifactError.self) { try first.write(to: missing) }
         #expect(error?.code == .io)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path) == ["model.tandem"])
+
+        // The rename fails when the destination is a directory: the temporary file must not stay behind.
+        let directory = scratch.url.appendingPathComponent("taken")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        let renameError = #expect(throws: ArtifactError.self) { try first.write(to: directory) }
+        #expect(renameError?.code == .io)
+        let left = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).sorted()
+        #expect(left == ["model.tandem", "taken"])
     }
 
     @Test("read(from:) names the file in its errors")
