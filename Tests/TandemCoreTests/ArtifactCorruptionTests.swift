@@ -4,21 +4,6 @@ import Testing
 
 @testable import TandemCore
 
-/// SplitMix64: a tiny seeded generator so every run flips the same bits.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Recomputes the body checksum of an unsigned artifact, so structural checks behind it are reached.
 func rechecksummed(_ bytes: [UInt8]) -> [UInt8] {
     let bodyEnd = bytes.count - 32
