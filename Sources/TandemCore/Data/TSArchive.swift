@@ -52,7 +52,7 @@ public enum TSArchive {
     {
         var parser = Parser(fileName: fileName)
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
             try parser.consume(line, number: lineNumber)
         }
