@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import TandemCore
 
@@ -37,4 +38,38 @@ extension ModelManifest {
 
     /// The current UTC time in ISO 8601.
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+}
+
+/// `--length-policy` for `.ts` archives whose series differ in length.
+///
+/// `require` (default) refuses unequal lengths; `pad:N` repeats each series' last value up to N samples;
+/// `pad-longest` pads to the longest series; `resample:N` linearly interpolates every series to N samples.
+/// Without `:N`, `pad` and `resample` use `fallbackLength` (the model's window in `tandem eval`).
+struct LengthPolicyOption: ExpressibleByArgument {
+    var text: String
+
+    init?(argument: String) {
+        let valid = ["require", "pad-longest"].contains(argument)
+            || argument.range(of: #"^(pad|resample)(:[1-9][0-9]*)?$"#, options: .regularExpression) != nil
+        guard valid else { return nil }
+        text = argument
+    }
+
+    static var defaultValueDescription: String { "require" }
+
+    /// The reader's policy; `fallbackLength` fills in `pad` or `resample` written without a length.
+    func policy(fallbackLength: Int?) throws -> TSArchive.LengthPolicy {
+        let parts = text.split(separator: ":")
+        let length = parts.count > 1 ? Int(parts[1]) : fallbackLength
+        switch parts[0] {
+        case "require": return .requireEqual
+        case "pad-longest": return .padToLongest
+        case "pad", "resample":
+            guard let length else {
+                throw CommandFailure("--length-policy \(text) needs a length: \(parts[0]):N")
+            }
+            return parts[0] == "pad" ? .padTo(length) : .resample(to: length)
+        default: return .requireEqual
+        }
+    }
 }

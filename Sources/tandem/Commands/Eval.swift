@@ -17,6 +17,8 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Model artifact (.tandem).") var model: String
     @Option(help: "Labeled data: .ts file, CSV stream, or a directory (see `tandem train --help`).") var data: String
+    @Option(help: "Unequal-length .ts series: require, pad[:N], pad-longest or resample[:N] (N defaults to the model's window).")
+    var lengthPolicy = LengthPolicyOption(argument: "require")!
     @Option(help: "Public key file the model's signature must verify against (repeatable).") var trustedKey: [String] = []
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
@@ -36,7 +38,9 @@ struct Eval: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel(path: model, trustedKeyPaths: trustedKey)
         let manifest = loaded.artifact.manifest
-        let split = try DataSource.load(path: data, window: manifest.input.window, hop: manifest.input.hop)
+        let split = try DataSource.load(
+            path: data, window: manifest.input.window, hop: manifest.input.hop,
+            lengthPolicy: try lengthPolicy.policy(fallbackLength: manifest.input.window))
         var windows = split.test ?? split.train
         guard windows.channels == manifest.input.channels, windows.length == manifest.input.window else {
             throw CommandFailure(

@@ -28,6 +28,8 @@ struct Train: ParsableCommand {
     @Option(help: "Hop between windows for CSV streams (default: the spec's input.hop, else window / 2).") var hop: Int?
     @Option(help: "Batch size (default: the spec's, else 16).") var batchSize: Int?
     @Option(help: "Early-stopping patience in epochs; 0 disables (default: the spec's, else 10).") var patience: Int?
+    @Option(help: "Unequal-length .ts series: require, pad:N, pad-longest or resample:N.")
+    var lengthPolicy = LengthPolicyOption(argument: "require")!
     @Option(help: "Run stratified k-fold cross-validation first and report it (k ≥ 2).") var folds: Int?
     @Option(help: "Model version string (default: NAME-<UTC time>).") var version: String?
     @Option(help: "Version of the model this one derives from, recorded in the manifest.") var parent: String?
@@ -59,7 +61,9 @@ struct Train: ParsableCommand {
         let window = self.window ?? specFile.input?.window ?? 128
         let hop = self.hop ?? specFile.input?.hop ?? max(1, window / 2)
 
-        let split = try DataSource.load(path: data, window: window, hop: hop)
+        MemoryTuning.reuseLargeAllocations()
+        let split = try DataSource.load(
+            path: data, window: window, hop: hop, lengthPolicy: try lengthPolicy.policy(fallbackLength: nil))
         Console.log("data: \(split.description)")
         var train = split.train
         var test = split.test
