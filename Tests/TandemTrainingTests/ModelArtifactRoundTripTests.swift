@@ -57,4 +57,18 @@ struct ModelArtifactRoundTripTests {
         let artifact = try ModelArtifact(model: model, manifest: m, goldenInputs: data.windows.slice(0..<1))
         #expect { try FloatModel(artifact: artifact) } throws: { "\($0)".contains("int8") }
     }
+
+    @Test("a manifest whose normalization does not fit the channels is refused, not a crash")
+    func refusesBadNormalization() throws {
+        let (model, data) = try trainedModel()
+        var m = manifest(for: model)
+        m.input.mean = [0, 0, 0]
+        m.input.std = [1, 1, 1]
+        let wrongCount = try ModelArtifact(model: model, manifest: m, goldenInputs: data.windows.slice(0..<1))
+        #expect { try FloatModel(artifact: wrongCount) } throws: { "\($0)".contains("3 means") }
+        m.input.mean = [0, 0]
+        m.input.std = [1, 0]
+        let zeroStd = try ModelArtifact(model: model, manifest: m, goldenInputs: data.windows.slice(0..<1))
+        #expect(throws: ModelError.self) { try FloatModel(artifact: zeroStd) }
+    }
 }

@@ -17,6 +17,7 @@ extension FloatModel {
         guard manifest.numerics == "float32" else {
             throw ModelError(.badWeights, "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not float32")
         }
+        try manifest.input.validate()
         var weights = [String: Tensor]()
         for tensor in artifact.tensors {
             guard case .float32(let value) = tensor.storage else {
