@@ -40,5 +40,6 @@ let package = Package(
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport"]),
+        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
     ]
 )
