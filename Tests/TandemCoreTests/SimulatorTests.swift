@@ -45,7 +45,7 @@ struct SimulatorTests {
             }
             return total / Double(indices.count)
         }
-        #expect(meanShare(.bearingFault) > 2 * meanShare(.normal))
+        #expect(meanShare(.bearingFault) > meanShare(.normal) + 0.25)
     }
 
     @Test("misalignment shows more axial vibration than imbalance, relative to radial")
@@ -124,7 +124,8 @@ struct SimulatorTests {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let report = try SensorSimulator(.init(seed: 4)).write(to: scratch.url, format: .csv, durationSeconds: 60)
-        #expect(report.files.count == 3)
+        #expect(report.files.count == 2)
+        #expect(FileManager.default.fileExists(atPath: report.metadataPath))
         #expect(report.files[0].rows == 45_000 && report.files[1].rows == 15_000)
         let split = try DataSource.load(path: scratch.url.path, window: 128, hop: 64)
         let test = try #require(split.test)

@@ -218,7 +218,7 @@ public enum CSVStream {
                         failure = .unknownLabel
                     }
                 } else {
-                    switch number(base, trimmedStart..<trimmedEnd) {
+                    switch ASCIINumber.parse(base, trimmedStart..<trimmedEnd) {
                     case .none:
                         failure = .notANumber
                     case let value? where !value.isFinite || (column != 0 && !Float(value).isFinite):
@@ -241,15 +241,6 @@ public enum CSVStream {
             timestamps.append(timestamp)
             if labelColumn != nil { labelIDs.append(labelID) }
             return nil
-        }
-
-        private func number(_ base: UnsafePointer<UInt8>, _ range: Range<Int>) -> Double? {
-            guard !range.isEmpty else { return nil }
-            let start = UnsafeRawPointer(base + range.lowerBound).assumingMemoryBound(to: CChar.self)
-            var end: UnsafeMutablePointer<CChar>?
-            let value = strtod(start, &end)
-            guard let end, Int(bitPattern: end) == Int(bitPattern: base + range.upperBound) else { return nil }
-            return value
         }
 
         private mutating func lookUpLabel(

@@ -22,6 +22,11 @@ public struct Standardization: Codable, Sendable, Equatable {
         self.std = std
     }
 
+    /// A standardization that changes nothing: mean 0 and std 1 on every channel.
+    public static func identity(channels: Int) -> Standardization {
+        Standardization(mean: [Float](repeating: 0, count: channels), std: [Float](repeating: 1, count: channels))
+    }
+
     /// The number of channels.
     public var channels: Int { mean.count }
 

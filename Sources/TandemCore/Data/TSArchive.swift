@@ -41,7 +41,7 @@ public enum TSArchive {
         } catch {
             throw DataError(.unreadable, "cannot read: \(error.localizedDescription)", file: url.path)
         }
-        return try parse(String(decoding: data, as: UTF8.self), fileName: url.path, lengthPolicy: lengthPolicy)
+        return try parse(bytes: [UInt8](data), fileName: url.path, lengthPolicy: lengthPolicy)
     }
 
     /// Parses archive text already in memory; `fileName` is used in messages.
@@ -50,13 +50,28 @@ public enum TSArchive {
     public static func parse(_ text: String, fileName: String, lengthPolicy: LengthPolicy = .requireEqual) throws
         -> LabeledWindows
     {
+        try parse(bytes: Array(text.utf8), fileName: fileName, lengthPolicy: lengthPolicy)
+    }
+
+    /// Parses the archive from its bytes; lines end in LF or CRLF.
+    static func parse(bytes text: [UInt8], fileName: String, lengthPolicy: LengthPolicy) throws -> LabeledWindows {
         var parser = Parser(fileName: fileName)
-        var lineNumber = 0
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            lineNumber += 1
-            try parser.consume(line, number: lineNumber)
+        var bytes = text
+        bytes.append(0)  // strtod needs a terminator it cannot run past
+        let lastLine = try bytes.withUnsafeBufferPointer { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            var lineStart = 0
+            var lineNumber = 0
+            while lineStart < text.count {
+                lineNumber += 1
+                var lineEnd = lineStart
+                while lineEnd < text.count && base[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                try parser.consume(base, ASCIINumber.trimmed(base, lineStart..<lineEnd), number: lineNumber)
+                lineStart = lineEnd + 1
+            }
+            return lineNumber
         }
-        return try parser.finish(lengthPolicy: lengthPolicy, lastLine: lineNumber)
+        return try parser.finish(lengthPolicy: lengthPolicy, lastLine: lastLine)
     }
 
     /// Writes `windows` as an equal-length `.ts` archive at `url`, replacing any file there.
@@ -118,8 +133,10 @@ public enum TSArchive {
         return out
     }
 
+    /// One series: its values live in the parser's flat `values`, dimension after dimension.
     private struct Series {
-        var dimensions: [[Float]]
+        var start: Int
+        var lengths: [Int]
         var label: Int
         var line: Int
     }
@@ -134,6 +151,7 @@ public enum TSArchive {
         var classLabels: [String]?
         var labelIndex: [String: Int] = [:]
         var series: [Series] = []
+        var values: [Float] = []
 
         init(fileName: String) { self.fileName = fileName }
 
@@ -141,15 +159,14 @@ public enum TSArchive {
             DataError(code, message, file: fileName, line: line)
         }
 
-        mutating func consume(_ raw: Substring, number: Int) throws {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty || line.hasPrefix("#") { return }
-            if line.hasPrefix("@") {
-                try tag(line, number: number)
+        mutating func consume(_ base: UnsafePointer<UInt8>, _ line: Range<Int>, number: Int) throws {
+            if line.isEmpty || base[line.lowerBound] == UInt8(ascii: "#") { return }
+            if base[line.lowerBound] == UInt8(ascii: "@") {
+                try tag(ASCIINumber.string(base, line), number: number)
             } else if !inData {
                 throw error(.dataBeforeHeader, "data line before @data", line: number)
             } else {
-                try dataLine(line, number: number)
+                try dataLine(base, line, number: number)
             }
         }
 
@@ -222,56 +239,83 @@ public enum TSArchive {
             }
         }
 
-        private mutating func dataLine(_ line: String, number: Int) throws {
-            if line.contains("(") {
-                throw error(.unsupported, "time-stamped values '(…)' are not supported", line: number)
+        /// Parses one series straight from the bytes: archives run to hundreds of megabytes, and
+        /// Character-level String splitting would cost a minute where this takes a second.
+        private mutating func dataLine(_ base: UnsafePointer<UInt8>, _ line: Range<Int>, number: Int) throws {
+            var colons = 0
+            var lastColon = line.lowerBound
+            for i in line {
+                switch base[i] {
+                case UInt8(ascii: ":"):
+                    colons += 1
+                    lastColon = i
+                case UInt8(ascii: "("):
+                    throw error(.unsupported, "time-stamped values '(…)' are not supported", line: number)
+                default:
+                    break
+                }
             }
-            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard fields.count >= 2 else {
+            guard colons > 0 else {
                 throw error(.malformedLine, "no ':' before a class label", line: number)
             }
-            let found = fields.count - 1
-            if let expected = dimensions, found != expected {
-                throw error(.malformedLine, "\(found) dimensions, expected \(expected)", line: number)
+            if let expected = dimensions, colons != expected {
+                throw error(.malformedLine, "\(colons) dimensions, expected \(expected)", line: number)
             }
-            dimensions = found
-            let labelText = fields[found].trimmingCharacters(in: .whitespaces)
+            dimensions = colons
+            let labelText = ASCIINumber.string(base, ASCIINumber.trimmed(base, (lastColon + 1)..<line.upperBound))
             guard let label = labelIndex[labelText] else {
                 throw error(
                     .unknownLabel, "class label '\(labelText)' is not in @classLabel \(classLabels ?? [])", line: number
                 )
             }
-            var values: [[Float]] = []
-            values.reserveCapacity(found)
-            for d in 0..<found {
-                let items = fields[d].split(separator: ",", omittingEmptySubsequences: false)
-                var dimension = [Float]()
-                dimension.reserveCapacity(items.count)
-                for (position, item) in items.enumerated() {
-                    let text = item.trimmingCharacters(in: .whitespaces)
-                    if text == "?" || text.lowercased() == "nan" {
-                        throw error(
-                            .missingValue,
-                            "missing value '\(text)' in dimension \(d + 1) at position \(position + 1); Tandem does not impute missing values",
-                            line: number)
-                    }
-                    guard let value = Float(text) else {
-                        throw error(
-                            .malformedLine,
-                            "'\(text)' in dimension \(d + 1) at position \(position + 1) is not a number",
-                            line: number)
-                    }
-                    guard value.isFinite else {
-                        throw error(
-                            .missingValue,
-                            "value '\(text)' in dimension \(d + 1) at position \(position + 1) is not finite",
-                            line: number)
-                    }
-                    dimension.append(value)
+            let start = values.count
+            var lengths = [Int]()
+            lengths.reserveCapacity(colons)
+            var fieldStart = line.lowerBound
+            for d in 0..<colons {
+                var position = 0
+                var itemStart = fieldStart
+                while true {
+                    var itemEnd = itemStart
+                    while base[itemEnd] != UInt8(ascii: ",") && base[itemEnd] != UInt8(ascii: ":") { itemEnd += 1 }
+                    position += 1
+                    try appendValue(
+                        base, ASCIINumber.trimmed(base, itemStart..<itemEnd), dimension: d + 1, position: position,
+                        line: number)
+                    itemStart = itemEnd + 1
+                    if base[itemEnd] == UInt8(ascii: ":") { break }
                 }
-                values.append(dimension)
+                lengths.append(position)
+                fieldStart = itemStart
             }
-            series.append(Series(dimensions: values, label: label, line: number))
+            series.append(Series(start: start, lengths: lengths, label: label, line: number))
+        }
+
+        private mutating func appendValue(
+            _ base: UnsafePointer<UInt8>, _ item: Range<Int>, dimension: Int, position: Int, line: Int
+        ) throws {
+            if let value = ASCIINumber.parse(base, item) {
+                let single = Float(value)
+                guard value.isFinite, single.isFinite else {
+                    let place = "in dimension \(dimension) at position \(position)"
+                    let text = ASCIINumber.string(base, item)
+                    if value.isNaN {
+                        throw error(
+                            .missingValue, "missing value '\(text)' \(place); Tandem does not impute missing values",
+                            line: line)
+                    }
+                    throw error(.missingValue, "value '\(text)' \(place) is not finite", line: line)
+                }
+                values.append(single)
+                return
+            }
+            let text = ASCIINumber.string(base, item)
+            let place = "in dimension \(dimension) at position \(position)"
+            if text == "?" {
+                throw error(
+                    .missingValue, "missing value '?' \(place); Tandem does not impute missing values", line: line)
+            }
+            throw error(.malformedLine, "'\(text)' \(place) is not a number", line: line)
         }
 
         func finish(lengthPolicy: LengthPolicy, lastLine: Int) throws -> LabeledWindows {
@@ -284,9 +328,9 @@ public enum TSArchive {
             let target: Int
             switch lengthPolicy {
             case .requireEqual:
-                let expected = seriesLength ?? first.dimensions[0].count
+                let expected = seriesLength ?? first.lengths[0]
                 for s in series {
-                    for (d, values) in s.dimensions.enumerated() where values.count != expected {
+                    for (d, count) in s.lengths.enumerated() where count != expected {
                         let why =
                             equalLength == false
                             ? "the archive declares @equalLength false; read it with a length policy (pad or resample)"
@@ -299,12 +343,12 @@ public enum TSArchive {
                 }
                 target = expected
             case .padToLongest:
-                target = series.map { $0.dimensions.map(\.count).max() ?? 0 }.max() ?? 0
+                target = series.map { $0.lengths.max() ?? 0 }.max() ?? 0
             case .padTo(let length):
                 guard length > 0 else {
                     throw DataError(.invalidArgument, "padTo length must be positive", file: fileName)
                 }
-                for s in series where s.dimensions.contains(where: { $0.count > length }) {
+                for s in series where s.lengths.contains(where: { $0 > length }) {
                     throw error(
                         .unequalLength,
                         "series longer than padTo(\(length)); use padToLongest or resample to shorten", line: s.line)
@@ -316,23 +360,23 @@ public enum TSArchive {
                 }
                 target = length
             }
-            for s in series {
-                for (d, values) in s.dimensions.enumerated() where values.isEmpty {
-                    throw error(.malformedLine, "dimension \(d + 1) has no values", line: s.line)
-                }
-            }
-
             var scalars = [Float](repeating: 0, count: series.count * target * channels)
             scalars.withUnsafeMutableBufferPointer { out in
-                for (i, s) in series.enumerated() {
-                    for (d, values) in s.dimensions.enumerated() {
-                        let base = i * target * channels + d
-                        if case .resample = lengthPolicy, values.count != target {
-                            for t in 0..<target {
-                                out[base + t * channels] = Self.interpolate(values, at: t, of: target)
+                values.withUnsafeBufferPointer { all in
+                    for (i, s) in series.enumerated() {
+                        var offset = s.start
+                        for (d, count) in s.lengths.enumerated() {
+                            let source = UnsafeBufferPointer(rebasing: all[offset..<(offset + count)])
+                            offset += count
+                            let base = i * target * channels + d
+                            if case .resample = lengthPolicy, count != target {
+                                for t in 0..<target {
+                                    out[base + t * channels] = Self.interpolate(source, at: t, of: target)
+                                }
+                            } else {
+                                // Equal length copies; a shorter series repeats its last value.
+                                for t in 0..<target { out[base + t * channels] = source[min(t, count - 1)] }
                             }
-                        } else {
-                            for t in 0..<target { out[base + t * channels] = values[min(t, values.count - 1)] }
                         }
                     }
                 }
@@ -345,7 +389,7 @@ public enum TSArchive {
 
         /// The value at output sample `t` of `count`, linearly interpolated so that the first
         /// and last samples map onto the series' first and last values.
-        static func interpolate(_ values: [Float], at t: Int, of count: Int) -> Float {
+        static func interpolate(_ values: UnsafeBufferPointer<Float>, at t: Int, of count: Int) -> Float {
             guard values.count > 1 else { return values[0] }
             guard count > 1 else { return values[0] }
             let position = Double(t) * Double(values.count - 1) / Double(count - 1)

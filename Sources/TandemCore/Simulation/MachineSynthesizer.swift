@@ -162,11 +162,11 @@ struct MachineSynthesizer {
     let difficulty: Double
 
     /// Fault severities shrink as difficulty grows, so mild faults sit close to a healthy machine.
-    var severityScale: Double { 1.15 - 0.7 * difficulty }
+    var severityScale: Double { 1.1 - 0.8 * difficulty }
     /// Vibration noise in g (before the regime's noise multiplier).
-    var vibrationNoiseG: Double { 0.03 + 0.12 * difficulty }
+    var vibrationNoiseG: Double { 0.035 + 0.14 * difficulty }
     /// Current noise in amperes (before the regime's noise multiplier).
-    var currentNoiseA: Double { 0.03 + 0.12 * difficulty }
+    var currentNoiseA: Double { 0.035 + 0.14 * difficulty }
 
     /// Writes `segment.range.count` samples, four interleaved channels each, starting at `out`.
     func render(

@@ -29,8 +29,10 @@ extension SensorSimulator {
         public var configuration: Configuration
         /// The format written.
         public var format: OutputFormat
-        /// The files, train first, then test, then the `simulation.json` description.
+        /// The data files, train first, then test.
         public var files: [WrittenFile]
+        /// Where the configuration and this report were saved (`simulation.json`).
+        public var metadataPath: String
         /// Channel names, in column order.
         public var channelNames: [String]
         /// Class names, in label order.
@@ -107,10 +109,10 @@ extension SensorSimulator {
                         classCounts: Self.counts(windows.labels, names: windows.classNames)))
             }
         }
-        var report = WriteReport(
-            configuration: configuration, format: format, files: files,
-            channelNames: Self.channelNames, classNames: Self.classNames)
         let metadataURL = directory.appendingPathComponent("simulation.json")
+        let report = WriteReport(
+            configuration: configuration, format: format, files: files, metadataPath: metadataURL.path,
+            channelNames: Self.channelNames, classNames: Self.classNames)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -118,9 +120,6 @@ extension SensorSimulator {
         } catch {
             throw DataError(.unreadable, "cannot write: \(error.localizedDescription)", file: metadataURL.path)
         }
-        report.files.append(
-            WrittenFile(path: metadataURL.path, rows: 1, startSeconds: 0, endSeconds: durationSeconds, classCounts: [:])
-        )
         return report
     }
 

@@ -85,13 +85,13 @@ struct Simulate: ParsableCommand {
             return
         }
         let unit = format == .csv ? "samples" : "windows"
-        for file in report.files where file.path.hasSuffix(".json") == false {
+        for file in report.files {
             let classes = report.classNames.map { "\($0) \(file.classCounts[$0] ?? 0)" }.joined(separator: ", ")
             print(
                 "wrote \(file.path): \(file.rows) \(unit), t = \(file.startSeconds)–\(file.endSeconds) s (\(classes))")
         }
         let drift = driftAt.map { ", drift at \($0) s" } ?? ""
-        print("seed \(seed), \(rate) Hz, difficulty \(difficulty)\(drift); configuration in simulation.json")
+        print("seed \(seed), \(rate) Hz, difficulty \(difficulty)\(drift); configuration in \(report.metadataPath)")
     }
 }
 
