@@ -176,3 +176,55 @@ public struct IntegerTensor<Scalar: FixedWidthInteger & Sendable>: Sendable, Equ
         self.values = values
     }
 }
+
+extension QuantizationParameters {
+    /// These parameters with every requantization multiplier recomputed from the scales.
+    ///
+    /// Conv1d and dense layers (except the last) get `inputScale · weightScale[o] / outputScale`; global
+    /// average pooling gets `inputScale / (length · outputScale)`. Stored models keep only the scales, so a
+    /// multiplier can never disagree with the scales it was derived from.
+    /// - Throws: `QuantizationError` if a scale is missing, not positive or not finite, or the layers do not fit.
+    public func derivingMultipliers() throws -> QuantizationParameters {
+        let shapes: [[Int]]
+        do {
+            shapes = try ModelShapes.trace(layers.map(\.layerSpec), window: window, channels: channels, classes: classes)
+        } catch let error as ModelError {
+            throw QuantizationError(.shapeMismatch, error.message)
+        }
+        var result = self
+        var current = input
+        for (i, layer) in layers.enumerated() {
+            let name = "layer \(i) (\(layer.kind.rawValue))"
+            switch layer.kind {
+            case .conv1d, .dense:
+                guard let out = layer.output else { continue }
+                guard let scales = layer.weightScales else {
+                    throw QuantizationError(.invalidParameters, "\(name): missing weight scales")
+                }
+                try out.validate(name + " output")
+                try current.validate(name + " input")
+                result.layers[i].multipliers = try scales.map { s in
+                    do {
+                        return try FixedPointMultiplier(real: Double(current.scale) * Double(s) / Double(out.scale))
+                    } catch let error as QuantizationError {
+                        throw QuantizationError(error.code, "\(name): \(error.message)")
+                    }
+                }
+                current = out
+            case .globalavgpool1d:
+                guard let out = layer.output else {
+                    throw QuantizationError(.invalidParameters, "\(name): missing output quantization")
+                }
+                try out.validate(name + " output")
+                try current.validate(name + " input")
+                result.layers[i].multipliers = [
+                    try FixedPointMultiplier(real: Double(current.scale) / (Double(shapes[i][0]) * Double(out.scale)))
+                ]
+                current = out
+            default:
+                break
+            }
+        }
+        return result
+    }
+}

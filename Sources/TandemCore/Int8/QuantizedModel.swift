@@ -135,10 +135,13 @@ public struct QuantizedModel: Sendable, Equatable {
         weights.values.reduce(0) { $0 + $1.values.count } + biases.values.reduce(0) { $0 + $1.values.count }
     }
 
-    /// Bytes of weights (1 each) and biases (4 each); the per-channel scales and multipliers add 12 bytes per channel.
-    public var weightBytes: Int {
+    /// Bytes of the tensors a stored model needs: int8 weights, int32 biases and float32 weight scales.
+    ///
+    /// Requantization multipliers are not counted: they are a function of the scales and are derived again
+    /// when a stored model is loaded (see `QuantizationParameters.derivingMultipliers()`).
+    public var storageBytes: Int {
         weights.values.reduce(0) { $0 + $1.values.count } + 4 * biases.values.reduce(0) { $0 + $1.values.count }
-            + parameters.layers.reduce(0) { $0 + 4 * ($1.weightScales?.count ?? 0) + 8 * ($1.multipliers?.count ?? 0) }
+            + 4 * parameters.layers.reduce(0) { $0 + ($1.weightScales?.count ?? 0) }
     }
 
     /// Multiply–accumulate operations for one window.
