@@ -108,11 +108,12 @@ struct Int8RequantizationTests {
             for r in 0..<4 {
                 for i in 0..<n { reference[r] += Int64(a[i]) * Int64(b[r * n + i]) }
             }
-            let single = a.withUnsafeBufferPointer { ap in
-                b.withUnsafeBufferPointer { bp in Int8Kernels.dot(ap.baseAddress!, bp.baseAddress!, count: n) }
+            let a16 = a.map(Int16.init), b16 = b.map(Int16.init)
+            let single = a16.withUnsafeBufferPointer { ap in
+                b16.withUnsafeBufferPointer { bp in Int8Kernels.dot(ap.baseAddress!, bp.baseAddress!, count: n) }
             }
-            let four = a.withUnsafeBufferPointer { ap in
-                b.withUnsafeBufferPointer { bp in Int8Kernels.dot4(ap.baseAddress!, bp.baseAddress!, count: n) }
+            let four = a16.withUnsafeBufferPointer { ap in
+                b16.withUnsafeBufferPointer { bp in Int8Kernels.dot4(ap.baseAddress!, bp.baseAddress!, count: n) }
             }
             #expect(Int64(single) == reference[0])
             #expect([four.0, four.1, four.2, four.3].map(Int64.init) == reference)

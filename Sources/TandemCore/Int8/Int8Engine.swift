@@ -1,9 +1,13 @@
 /// Runs a `QuantizedModel` on float windows with integer arithmetic only between the input
 /// quantization and the output dequantization.
 ///
-/// The engine owns one arena, sized from the model when it is created: an int8 buffer per activation
-/// (with the zero-point padding rows a following convolution needs, written once), the packed weights,
-/// folded biases and multipliers. Classifying a window allocates nothing. No BLAS; one thread.
+/// The engine owns one arena, sized from the model when it is created: a buffer per activation (with the
+/// zero-point padding rows a following convolution needs, written once), the packed weights, folded
+/// biases and multipliers. Classifying a window allocates nothing. No BLAS; one thread.
+///
+/// Activations and weights are int8 values; the engine keeps them in Int16 lanes so the inner products
+/// compile to packed 16-bit multiply–adds (see `Int8Kernels`). The arithmetic is unchanged: every
+/// activation is clamped to int8 when it is written.
 ///
 /// - Important: an engine is not thread-safe (its arena is reused by every call). Give each thread its
 ///   own engine; they may share one `QuantizedModel`.
@@ -37,14 +41,14 @@ public final class Int8Engine {
     }
 
     private let steps: [Step]
-    private let arena: UnsafeMutablePointer<Int8>
+    private let arena: UnsafeMutablePointer<Int16>
     private let arenaCount: Int
-    private let packedWeights: UnsafeMutablePointer<Int8>
+    private let packedWeights: UnsafeMutablePointer<Int16>
     private let foldedBiases: UnsafeMutablePointer<Int32>
     private let multipliers: UnsafeMutablePointer<FixedPointMultiplier>
     private let logitScales: UnsafeMutablePointer<Float>
     private let accumulators: UnsafeMutablePointer<Int32>
-    private let patch: UnsafeMutablePointer<Int8>
+    private let patch: UnsafeMutablePointer<Int16>
     private let logitBuffer: UnsafeMutablePointer<Float>
     private let probabilityBuffer: UnsafeMutablePointer<Float>
     private let inverseInputScale: Float
@@ -95,7 +99,7 @@ public final class Int8Engine {
             multiplierCount += layer.multipliers?.count ?? 0
             if let g = geometries[i], layer.kind == .conv1d { largestPatch = Swift.max(largestPatch, g.kernel * model.shapes[i][1]) }
         }
-        let packedWeightsStart = UnsafeMutablePointer<Int8>.allocate(capacity: Swift.max(weightCount, 1))
+        let packedWeightsStart = UnsafeMutablePointer<Int16>.allocate(capacity: Swift.max(weightCount, 1))
         packedWeights = packedWeightsStart
         foldedBiases = .allocate(capacity: Swift.max(unitCount, 1))
         multipliers = .allocate(capacity: Swift.max(multiplierCount, 1))
@@ -124,15 +128,15 @@ public final class Int8Engine {
             step.lower = layer.fusedReLU ? Swift.max(zpOut, -128) : -128
             // Padding rows of this step's input stand for real zero: the input zero point.
             let rowWidth = step.inChannels
-            (arena + offsets[i]).update(repeating: Int8(zpIn), count: padLeft[i] * rowWidth)
-            (arena + offsets[i] + (padLeft[i] + step.inLength) * rowWidth).update(repeating: Int8(zpIn), count: padRight[i] * rowWidth)
+            (arena + offsets[i]).update(repeating: Int16(zpIn), count: padLeft[i] * rowWidth)
+            (arena + offsets[i] + (padLeft[i] + step.inLength) * rowWidth).update(repeating: Int16(zpIn), count: padRight[i] * rowWidth)
             if let weight = model.weights["\(i).weight"], let bias = model.biases["\(i).bias"] {
                 let units = bias.values.count
                 let rowLength = weight.values.count / Swift.max(units, 1)
                 step.weights = w
                 step.bias = b
                 step.multipliers = m
-                for (j, v) in weight.values.enumerated() { (packedWeightsStart + w + j).initialize(to: v) }
+                for (j, v) in weight.values.enumerated() { (packedWeightsStart + w + j).initialize(to: Int16(v)) }
                 for o in 0..<units {
                     var sum: Int32 = 0
                     for j in 0..<rowLength { sum += Int32(weight.values[o * rowLength + j]) }
@@ -263,7 +267,7 @@ public final class Int8Engine {
         for (i, shape) in model.shapes.dropLast().enumerated() {
             let step = steps[i]
             let start = step.input + step.padLeft * step.inChannels
-            activations.append(Array(UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *))))
+            activations.append(UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *)).map { Int8(truncatingIfNeeded: $0) })
         }
         return (activations, Array(UnsafeBufferPointer(start: accumulators, count: model.classes)))
     }
@@ -291,7 +295,7 @@ public final class Int8Engine {
             finite = finite && v.isFinite
             // Clamp in float first so the conversion cannot trap; a non-finite sample is reported below.
             let q = Swift.min(Swift.max((v * inverse).rounded() + zero, -128), 127)
-            target[i] = Int8(q.isNaN ? 0 : q)
+            target[i] = Int16(q.isNaN ? 0 : q)
         }
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
@@ -309,7 +313,7 @@ public final class Int8Engine {
             let c = s.inChannels
             let rowLength = g.kernel * c
             for t in 0..<s.outLength {
-                let row: UnsafePointer<Int8>
+                let row: UnsafePointer<Int16>
                 if g.dilation == 1 {
                     // Padded buffer: the patch of output t is one contiguous run.
                     row = input + t * g.stride * c
@@ -346,7 +350,7 @@ public final class Int8Engine {
             }
             let bias = -Int32(s.inLength) &* s.zeroPointIn
             let m = multipliers[s.multipliers]
-            for k in 0..<c { output[k] = m.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128) }
+            for k in 0..<c { output[k] = Int16(m.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128)) }
         case .maxpool1d, .avgpool1d:
             guard let g = s.geometry else { return }
             let c = s.inChannels
@@ -365,12 +369,12 @@ public final class Int8Engine {
                         taps += 1
                     }
                     let value = s.kind == .maxpool1d ? best : Int8Kernels.roundedDivision(sum, Swift.max(taps, 1))
-                    out[k] = Int8(clamping: value)
+                    out[k] = Int16(clamping: Swift.min(Swift.max(value, -128), 127))
                 }
             }
         case .relu:
             let n = s.inLength * s.inChannels
-            let zero = Int8(clamping: s.zeroPointIn)
+            let zero = Int16(clamping: s.zeroPointIn)
             for i in 0..<n { output[i] = Swift.max(input[i], zero) }
         case .flatten:
             output.update(from: input, count: s.inLength * s.inChannels)
