@@ -36,6 +36,16 @@ struct CLITests {
         let confusion = try #require(evaluated["confusion"] as? [[Int]])
         #expect(confusion.count == 5 && confusion.flatMap { $0 }.reduce(0, +) == evaluated["windows"] as? Int)
 
+        let cascade = try run([
+            "eval", "--cascade", "--edge", "\(dir)/edge.tandem", "--full", "\(dir)/edge.tandem", "--data", "\(dir)/sim",
+            "--budgets", "0.1,1", "--thresholds", "0", "--json",
+        ])
+        #expect(cascade.status == 0, "\(cascade.standardError)")
+        let points = try #require(try json(cascade.standardOutput)["points"] as? [[String: Any]])
+        let rates = points.compactMap { $0["escalationRate"] as? Double }
+        #expect(rates.count == 3 && rates.first == 0 && rates.last == 1)
+        #expect(abs((points.last?["cascadeAccuracy"] as? Double ?? -1) - testAccuracy) < 1e-9)
+
         let inspect = try run(["inspect", "\(dir)/edge.tandem", "--json"])
         #expect(inspect.status == 0)
         let inspected = try json(inspect.standardOutput)

@@ -15,7 +15,17 @@ struct Eval: ParsableCommand {
             """
     )
 
-    @Option(help: "Model artifact (.tandem).") var model: String
+    @Option(help: "Model artifact (.tandem) to score.") var model: String?
+    @Flag(help: "Score an edge–cloud cascade of --edge and --full over escalation thresholds and budgets.")
+    var cascade = false
+    @Option(help: "With --cascade: the edge model.") var edge: String?
+    @Option(help: "With --cascade: the full (cloud) model.") var full: String?
+    @Option(help: "With --cascade: confidence measure the threshold applies to (max-probability, margin, entropy).")
+    var measure = ConfidenceMeasure.maxProbability
+    @Option(help: "With --cascade: comma-separated thresholds to score.")
+    var thresholds = "0.5,0.6,0.7,0.8,0.9,0.95,0.99"
+    @Option(help: "With --cascade: comma-separated escalation budgets (fractions of windows) to score.")
+    var budgets = "0.01,0.02,0.05,0.10,0.15,0.20,0.30"
     @Option(help: "Labeled data: .ts file, CSV stream, or a directory (see `tandem train --help`).") var data: String
     @Option(help: "Unequal-length .ts series: require, pad[:N], pad-longest or resample[:N] (N defaults to the model's window).")
     var lengthPolicy = LengthPolicyOption(argument: "require")!
@@ -35,8 +45,17 @@ struct Eval: ParsableCommand {
         var windowsPerSecondBatched: Double
     }
 
+    func validate() throws {
+        if cascade {
+            guard edge != nil, full != nil else { throw ValidationError("--cascade needs --edge and --full") }
+        } else if model == nil {
+            throw ValidationError("name the model with --model (or use --cascade --edge E --full F)")
+        }
+    }
+
     func run() throws {
-        let loaded = try LoadedModel(path: model, trustedKeyPaths: trustedKey)
+        if cascade { return try runCascade() }
+        let loaded = try LoadedModel(path: model ?? "", trustedKeyPaths: trustedKey)
         let manifest = loaded.artifact.manifest
         let split = try DataSource.load(
             path: data, window: manifest.input.window, hop: manifest.input.hop,
@@ -62,7 +81,7 @@ struct Eval: ParsableCommand {
         }
         let report = ClassificationReport(labels: windows.labels, predictions: predictions, classNames: manifest.classNames)
         let output = Output(
-            model: model, version: manifest.version, windows: windows.count, accuracy: report.accuracy,
+            model: model ?? "", version: manifest.version, windows: windows.count, accuracy: report.accuracy,
             macroF1: report.macroF1,
             recall: Dictionary(uniqueKeysWithValues: zip(manifest.classNames, report.recall)),
             confusion: report.confusion, classNames: manifest.classNames,
@@ -85,6 +104,58 @@ struct Eval: ParsableCommand {
     }
 }
 
+extension Eval {
+    /// Bytes one escalated window costs upstream: the window as float16 plus a fixed header
+    /// (ids, timestamps, model version, edge top-k) of at most 96 bytes.
+    static func escalationBytes(window: Int, channels: Int) -> Int { 96 + window * channels * 2 }
+
+    func runCascade() throws {
+        let edgeModel = try LoadedModel(path: edge ?? "", trustedKeyPaths: trustedKey)
+        let fullModel = try LoadedModel(path: full ?? "", trustedKeyPaths: trustedKey)
+        let e = edgeModel.artifact.manifest, f = fullModel.artifact.manifest
+        guard e.input.window == f.input.window, e.input.channels == f.input.channels, e.classNames == f.classNames else {
+            throw CommandFailure(
+                "the edge model (\(e.input.window)×\(e.input.channels), \(e.classNames)) and the full model (\(f.input.window)×\(f.input.channels), \(f.classNames)) do not take the same windows and classes")
+        }
+        let split = try DataSource.load(
+            path: data, window: e.input.window, hop: e.input.hop,
+            lengthPolicy: try lengthPolicy.policy(fallbackLength: e.input.window))
+        let raw = (split.test ?? split.train)
+        let unknown = Set(raw.classNames).subtracting(e.classNames)
+        guard unknown.isEmpty else { throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the models' \(e.classNames)") }
+        let windows = raw.relabeled(to: e.classNames)
+        let edgeProbabilities = try edgeModel.probabilities(for: windows.windows)
+        let fullPredictions = try fullModel.probabilities(for: windows.windows).argmaxRows()
+        let classes = e.classNames.count
+        let confidences = edgeProbabilities.scalars.withUnsafeBufferPointer { p in
+            (0..<windows.count).map { PredictionConfidence(probabilities: UnsafeBufferPointer(rebasing: p[($0 * classes)..<(($0 + 1) * classes)])) }
+        }
+        func numbers(_ text: String, _ name: String) throws -> [Double] {
+            try text.split(separator: ",").map {
+                guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--\(name): `\($0)` is not a number") }
+                return v
+            }
+        }
+        let report = CascadeReport(
+            edge: confidences, fullPredictions: fullPredictions, labels: windows.labels, measure: measure,
+            thresholds: try numbers(thresholds, "thresholds").map(Float.init), budgets: try numbers(budgets, "budgets"),
+            bytesPerWindow: Self.escalationBytes(window: e.input.window, channels: e.input.channels))
+        if json {
+            try Console.printJSON(report)
+            return
+        }
+        print("cascade \(e.name) \(e.version) → \(f.name) \(f.version) on \(report.windows) windows of \(data), measure \(measure.rawValue)")
+        print("edge only \(Console.percent(report.edgeAccuracy)), full only \(Console.percent(report.fullAccuracy)), cloud-only uplink \(report.cloudOnlyBytes) bytes")
+        print("\nthreshold  budget   escalated   cascade acc   uplink bytes   uplink saved")
+        for p in report.points {
+            let budget = p.budget.map { String(format: "%5.1f%%", $0 * 100) } ?? "     -"
+            print(String(format: "%9.4f  %@   %8.2f%%   %10.2f%%   %12d   %11.2f%%", p.threshold, budget, p.escalationRate * 100, p.cascadeAccuracy * 100, p.uplinkBytes, p.uplinkSaving * 100))
+        }
+    }
+}
+
+extension ConfidenceMeasure: ExpressibleByArgument {}
+
 /// A model artifact read from disk, verified and ready to run.
 struct LoadedModel {
     var artifact: ModelArtifact
@@ -97,5 +168,12 @@ struct LoadedModel {
             from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
         model = try FloatModel(artifact: artifact)
         try artifact.verifyGoldenOutputs(try model.logits(for: artifact.goldenInputs))
+    }
+
+    /// Class probabilities for raw windows, normalized with the model's own statistics.
+    func probabilities(for raw: Tensor) throws -> Tensor {
+        var windows = raw
+        artifact.manifest.input.normalize(&windows)
+        return try model.probabilities(for: windows)
     }
 }
