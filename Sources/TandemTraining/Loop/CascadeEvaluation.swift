@@ -81,7 +81,7 @@ public struct CascadeReport: Codable, Sendable {
         for budget in budgets {
             let k = min(max(Int((budget * Double(n)).rounded()), 0), n)
             // Escalate below the k-th smallest value: exactly k windows when values are distinct.
-            let threshold = k == 0 ? (sorted.first ?? 0) : (k >= n ? Float.infinity : sorted[k])
+            let threshold = k == 0 ? (sorted.first ?? 0) : (k >= n ? (sorted.last ?? 0).nextUp : sorted[k])
             chosen.append((threshold, budget))
         }
         points = chosen.map { threshold, budget in
