@@ -106,6 +106,14 @@ struct CSVStreamTests {
         #expect(noChannel.code == .malformedHeader && noChannel.line == 1)
     }
 
+    @Test("double-quoted header names and labels lose their quotes")
+    func quotedNames() throws {
+        let result = try parse("\"time\",\"x\",\"label\"\n0,1,\"worn out\"\n1,2,\"worn out\"\n", window: 2, hop: 1)
+        #expect(result.channelNames == ["x"])
+        #expect(result.windows.classNames == ["worn out"])
+        #expect(result.windows.count == 1)
+    }
+
     @Test("CRLF line ends, blank lines and comments are accepted")
     func lineEnds() throws {
         let result = try parse("t,x,label\r\n\r\n# note\r\n0,1,a\r\n1,2,a\r\n", window: 2, hop: 1)

@@ -170,7 +170,7 @@ public enum CSVStream {
             let text = String(
                 decoding: UnsafeBufferPointer(start: base + range.lowerBound, count: range.count), as: UTF8.self)
             let names = text.split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .map { Self.unquoted($0.trimmingCharacters(in: .whitespaces)) }
             let labels = names.indices.filter { names[$0].lowercased() == "label" }
             guard labels.count <= 1 else {
                 throw DataError(
@@ -188,6 +188,11 @@ public enum CSVStream {
             }
             columnNames = names
             labelColumn = labels.first
+        }
+
+        /// `name` without one pair of surrounding double quotes, as spreadsheet exports write headers.
+        static func unquoted(_ name: String) -> String {
+            name.count >= 2 && name.hasPrefix("\"") && name.hasSuffix("\"") ? String(name.dropFirst().dropLast()) : name
         }
 
         /// Parses one data line into the accepted arrays, or returns why it is rejected.
@@ -210,6 +215,12 @@ public enum CSVStream {
                 while trimmedStart < trimmedEnd && isSpace(base[trimmedStart]) { trimmedStart += 1 }
                 while trimmedEnd > trimmedStart && isSpace(base[trimmedEnd - 1]) { trimmedEnd -= 1 }
                 if column == labelColumn {
+                    if trimmedEnd - trimmedStart >= 2 && base[trimmedStart] == UInt8(ascii: "\"")
+                        && base[trimmedEnd - 1] == UInt8(ascii: "\"")
+                    {
+                        trimmedStart += 1
+                        trimmedEnd -= 1
+                    }
                     if trimmedStart == trimmedEnd {
                         failure = .missingLabel
                     } else if let id = lookUpLabel(base, trimmedStart..<trimmedEnd, lastLabel: &lastLabel) {
