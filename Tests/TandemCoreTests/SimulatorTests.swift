@@ -26,6 +26,25 @@ struct SimulatorTests {
         #expect(rng.next() == 0xae17_5332_39e4_99a1)
     }
 
+    @Test("a generator gives the same samples however the recording is chunked")
+    func generatorChunking() {
+        let configuration = SensorSimulator.Configuration(seed: 13, segmentSeconds: 0.2...0.5, driftAtSeconds: 1.3)
+        let whole = SensorSimulator(configuration).stream(durationSeconds: 3)
+        var generator = SensorSimulator.Generator(configuration)
+        var scalars: [Float] = []
+        var labels: [Int] = []
+        for chunk in [1, 999, 7, 493, 1500] {
+            let part = generator.next(chunk)
+            scalars += part.samples.scalars
+            labels += part.labels
+        }
+        #expect(scalars == whole.samples.scalars)
+        #expect(labels == whole.labels)
+        #expect(generator.sampleIndex == 3000)
+        let prefix = SensorSimulator(configuration).stream(durationSeconds: 1)
+        #expect(Array(whole.samples.scalars[0..<4000]) == prefix.samples.scalars)
+    }
+
     @Test("a stream has four channels, finite values, and every class within two minutes")
     func streamShape() {
         let stream = SensorSimulator(.init(seed: 2, sampleRateHz: 500)).stream(durationSeconds: 120)

@@ -168,9 +168,12 @@ struct MachineSynthesizer {
     /// Current noise in amperes (before the regime's noise multiplier).
     var currentNoiseA: Double { 0.035 + 0.14 * difficulty }
 
-    /// Writes `segment.range.count` samples, four interleaved channels each, starting at `out`.
+    /// Writes the next `count` samples of `segment`, four interleaved channels each, starting at `out`.
+    ///
+    /// All continuity lives in `state` and `rng`, so rendering a segment in several calls gives
+    /// exactly the samples one call would.
     func render(
-        _ segment: SegmentPlan, traits: RecordingTraits, state: inout MachineState,
+        _ segment: SegmentPlan, count: Int, traits: RecordingTraits, state: inout MachineState,
         into out: UnsafeMutablePointer<Float>, noise rng: inout SeededRandom
     ) {
         let dt = 1 / sampleRateHz
@@ -188,7 +191,7 @@ struct MachineSynthesizer {
         let imbalancePhase = 0.25 * (px[2] - Double.pi)
         var s = state
 
-        for n in 0..<segment.range.count {
+        for n in 0..<count {
             s.speedHz += (segment.targetSpeedHz - s.speedHz) * speedFollow
             s.load += (segment.targetLoad - s.load) * loadFollow
             s.wobblePhase += twoPi * 0.3 * dt
