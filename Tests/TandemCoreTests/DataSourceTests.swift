@@ -61,6 +61,17 @@ struct DataSourceTests {
         #expect(split.train.count == 2 && split.test == nil)
     }
 
+    @Test("a simulated .ts directory loads with the simulator's class order")
+    func simulatedArchive() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try scratch.writeSimulation(durationSeconds: 20, seed: 3, format: .ts)
+        let split = try DataSource.load(path: scratch.url.path)
+        #expect(split.train.classNames == SensorSimulator.classNames)
+        #expect(split.train.length == 128 && split.train.channels == 4)
+        #expect(try #require(split.test).count == (5_000 - 128) / 64 + 1)
+    }
+
     @Test("paths that hold no dataset, unlabeled CSV and too-short streams are clear errors")
     func errors() throws {
         let scratch = try ScratchDirectory()
