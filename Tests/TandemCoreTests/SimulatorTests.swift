@@ -159,6 +159,8 @@ struct SimulatorTests {
         let test = try #require(split.test)
         #expect(split.train.classNames == test.classNames)
         #expect(split.channelNames == SensorSimulator.channelNames)
+        #expect(split.sampleRateHz == 1000)
+        #expect(split.hop == 64)
         #expect(split.train.count == (45_000 - 128) / 64 + 1)
         #expect(test.count == (15_000 - 128) / 64 + 1)
     }

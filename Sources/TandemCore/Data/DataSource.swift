@@ -48,10 +48,12 @@ public enum DataSource {
                 train: train, test: nil, channelNames: genericChannelNames(train.channels),
                 description: "\(url.lastPathComponent): \(summary(train))")
         case "csv":
-            let (train, channels, note) = try readCSV(url, window: window, hop: hop, labelRule: labelRule)
+            let part = try readCSV(url, window: window, hop: hop, labelRule: labelRule)
             return DataSplit(
-                train: train, test: nil, channelNames: channels,
-                description: "\(url.lastPathComponent): \(summary(train)), window \(window) hop \(hop)\(note)")
+                train: part.windows, test: nil, channelNames: part.channelNames, sampleRateHz: part.sampleRateHz,
+                hop: hop,
+                description:
+                    "\(url.lastPathComponent): \(summary(part.windows)), window \(window) hop \(hop)\(part.note)")
         default:
             throw DataError(.invalidArgument, "not a .ts or .csv file or a directory", file: path)
         }
@@ -92,25 +94,29 @@ public enum DataSource {
                 description: "\(problem) (UCR/UEA): train \(summary(unified.train)); test \(summary(test))")
         }
         if names.contains("train.csv") {
-            let (train, channels, trainNote) = try readCSV(
+            let train = try readCSV(
                 directory.appendingPathComponent("train.csv"), window: window, hop: hop, labelRule: labelRule)
             guard names.contains("test.csv") else {
                 return DataSplit(
-                    train: train, test: nil, channelNames: channels,
-                    description: "train.csv: \(summary(train))\(trainNote), window \(window) hop \(hop); no test.csv")
+                    train: train.windows, test: nil, channelNames: train.channelNames,
+                    sampleRateHz: train.sampleRateHz, hop: hop,
+                    description:
+                        "train.csv: \(summary(train.windows))\(train.note), window \(window) hop \(hop); no test.csv")
             }
             let testURL = directory.appendingPathComponent("test.csv")
-            let (test, testChannels, testNote) = try readCSV(testURL, window: window, hop: hop, labelRule: labelRule)
-            guard testChannels == channels else {
+            let test = try readCSV(testURL, window: window, hop: hop, labelRule: labelRule)
+            guard test.channelNames == train.channelNames else {
                 throw DataError(
-                    .malformedHeader, "channels \(testChannels) differ from train.csv's \(channels)", file: testURL.path
-                )
+                    .malformedHeader, "channels \(test.channelNames) differ from train.csv's \(train.channelNames)",
+                    file: testURL.path)
             }
-            let unified = LabeledWindows.unifyingClasses(train: train, test: test)
+            let unified = LabeledWindows.unifyingClasses(train: train.windows, test: test.windows)
             return DataSplit(
-                train: unified.train, test: unified.test, channelNames: channels,
+                train: unified.train, test: unified.test, channelNames: train.channelNames,
+                sampleRateHz: train.sampleRateHz, hop: hop,
                 description:
-                    "train.csv: \(summary(unified.train))\(trainNote); test.csv: \(summary(unified.test))\(testNote); window \(window) hop \(hop)"
+                    "train.csv: \(summary(unified.train))\(train.note); test.csv: \(summary(unified.test))\(test.note); "
+                    + "window \(window) hop \(hop)"
             )
         }
         throw DataError(
@@ -118,9 +124,14 @@ public enum DataSource {
             file: directory.path)
     }
 
-    private static func readCSV(
-        _ url: URL, window: Int, hop: Int, labelRule: WindowLabelRule
-    ) throws -> (LabeledWindows, [String], String) {
+    private struct CSVPart {
+        var windows: LabeledWindows
+        var channelNames: [String]
+        var sampleRateHz: Double?
+        var note: String
+    }
+
+    private static func readCSV(_ url: URL, window: Int, hop: Int, labelRule: WindowLabelRule) throws -> CSVPart {
         let result = try CSVStream.read(contentsOf: url, window: window, hop: hop, labelRule: labelRule)
         guard result.isLabeled else {
             throw DataError(.unlabeled, "no 'label' column; training and evaluation need labels", file: url.path)
@@ -132,7 +143,9 @@ public enum DataSource {
                 file: url.path)
         }
         let note = result.rejectedCount == 0 ? "" : ", \(result.rejectedCount) bad lines skipped"
-        return (result.windows, result.channelNames, note)
+        // Timestamps carry rounding noise; a rate to a thousandth of a hertz is all anyone means.
+        let rate = result.medianStepSeconds > 0 ? ((1 / result.medianStepSeconds) * 1000).rounded() / 1000 : nil
+        return CSVPart(windows: result.windows, channelNames: result.channelNames, sampleRateHz: rate, note: note)
     }
 
     private static func checkCompatible(_ train: LabeledWindows, _ test: LabeledWindows, file: String) throws {
