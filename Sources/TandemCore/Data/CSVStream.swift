@@ -201,6 +201,11 @@ public enum CSVStream {
         ) -> Reason? {
             let columns = columnNames.count
             let channels = channelCount
+            // Count fields first: with one too many or too few, every later field is misplaced and
+            // its own complaint (not a number, unknown label) would name the wrong problem.
+            var commas = 0
+            for i in range where base[i] == UInt8(ascii: ",") { commas += 1 }
+            if commas + 1 != columns { return .wrongFieldCount }
             let valuesBefore = values.count
             var timestamp = 0.0
             var labelID = 0
@@ -210,7 +215,6 @@ public enum CSVStream {
             while failure == nil {
                 var fieldEnd = fieldStart
                 while fieldEnd < range.upperBound && base[fieldEnd] != UInt8(ascii: ",") { fieldEnd += 1 }
-                if column >= columns { failure = .wrongFieldCount; break }
                 var trimmedStart = fieldStart, trimmedEnd = fieldEnd
                 while trimmedStart < trimmedEnd && isSpace(base[trimmedStart]) { trimmedStart += 1 }
                 while trimmedEnd > trimmedStart && isSpace(base[trimmedEnd - 1]) { trimmedEnd -= 1 }
@@ -242,7 +246,6 @@ public enum CSVStream {
                 if fieldEnd >= range.upperBound { break }
                 fieldStart = fieldEnd + 1
             }
-            if failure == nil && column != columns { failure = .wrongFieldCount }
             if failure == nil, let last = timestamps.last, timestamp <= last { failure = .outOfOrder }
             if let failure {
                 values.removeSubrange(valuesBefore...)
