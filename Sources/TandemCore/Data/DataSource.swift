@@ -77,7 +77,7 @@ public enum DataSource {
             }
             let problem = String(trainTS[0].dropLast("_TRAIN.ts".count))
             let testName = names.first { $0.uppercased() == (problem + "_TEST.ts").uppercased() }
-            let train = try TSArchive.read(
+            var train = try TSArchive.read(
                 contentsOf: directory.appendingPathComponent(trainTS[0]), lengthPolicy: lengthPolicy)
             guard let testName else {
                 return DataSplit(
@@ -86,6 +86,12 @@ public enum DataSource {
             }
             var test = try TSArchive.read(
                 contentsOf: directory.appendingPathComponent(testName), lengthPolicy: lengthPolicy)
+            if lengthPolicy == .padToLongest && train.length != test.length {
+                // "Longest" must mean longest over both files, or train and test windows differ.
+                let length = max(train.length, test.length)
+                train = train.paddedRepeatingLastSample(to: length)
+                test = test.paddedRepeatingLastSample(to: length)
+            }
             try checkCompatible(train, test, file: directory.appendingPathComponent(testName).path)
             let unified = LabeledWindows.unifyingClasses(train: train, test: test)
             test = unified.test
