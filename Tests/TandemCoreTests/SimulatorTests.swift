@@ -20,7 +20,7 @@ struct SimulatorTests {
     @Test("the generator is xoshiro256** seeded by SplitMix64, bit for bit")
     func generatorReference() {
         // Reference values computed independently from the published algorithms, seed 42.
-        var rng = SeededRandom(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         #expect(rng.next() == 0x1578_0b2e_0c2e_c716)
         #expect(rng.next() == 0x6104_d986_6d11_3a7e)
         #expect(rng.next() == 0xae17_5332_39e4_99a1)

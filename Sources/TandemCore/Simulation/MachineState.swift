@@ -11,7 +11,7 @@ struct MachineState {
     var ringPhase: Double
     var ringEnvelope: Double
 
-    init(speedHz: Double, load: Double, using rng: inout SeededRandom) {
+    init(speedHz: Double, load: Double, using rng: inout SeededGenerator) {
         self.speedHz = speedHz
         self.load = load
         shaftPhase = rng.uniform(0...(2 * Double.pi))

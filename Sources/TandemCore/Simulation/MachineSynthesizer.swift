@@ -24,7 +24,7 @@ struct MachineSynthesizer {
     /// exactly the samples one call would.
     func render(
         _ segment: SegmentPlan, count: Int, traits: RecordingTraits, state: inout MachineState,
-        into out: UnsafeMutablePointer<Float>, noise rng: inout SeededRandom
+        into out: UnsafeMutablePointer<Float>, noise rng: inout SeededGenerator
     ) {
         let dt = 1 / sampleRateHz
         let twoPi = 2 * Double.pi

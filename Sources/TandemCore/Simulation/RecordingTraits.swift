@@ -10,7 +10,7 @@ struct RecordingDraws {
     var resonanceFraction: Double
     var radialAnisotropy: Double
 
-    init(using rng: inout SeededRandom) {
+    init(using rng: inout SeededGenerator) {
         gainJitter = SIMD4(
             rng.uniform(0.92...1.08), rng.uniform(0.92...1.08), rng.uniform(0.92...1.08), rng.uniform(0.95...1.05))
         offset = SIMD4(

@@ -20,7 +20,7 @@ struct SegmentPlan {
 
     init(
         condition: MachineCondition, range: Range<Int>, regime: OperatingRegime, drifted: Bool,
-        severityScale: Double, using rng: inout SeededRandom
+        severityScale: Double, using rng: inout SeededGenerator
     ) {
         self.condition = condition
         self.range = range

@@ -14,8 +14,8 @@ extension SensorSimulator {
         private let standardTraits: RecordingTraits
         private let driftedTraits: RecordingTraits
         private let driftSample: Int
-        private var planner: SeededRandom
-        private var noise: SeededRandom
+        private var planner: SeededGenerator
+        private var noise: SeededGenerator
         private var state: MachineState
         private var bag: [MachineCondition] = []
         private var pending: [SegmentPlan] = []
@@ -30,7 +30,7 @@ extension SensorSimulator {
             let rate = configuration.sampleRateHz
             synthesizer = MachineSynthesizer(sampleRateHz: rate, difficulty: configuration.difficulty)
             driftSample = configuration.driftAtSeconds.map { max(0, Int(($0 * rate).rounded())) } ?? Int.max
-            var rng = SeededRandom(seed: configuration.seed)
+            var rng = SeededGenerator(seed: configuration.seed)
             let draws = RecordingDraws(using: &rng)
             standardTraits = RecordingTraits(draws, regime: configuration.regime, sampleRateHz: rate)
             driftedTraits = RecordingTraits(draws, regime: configuration.driftedRegime, sampleRateHz: rate)

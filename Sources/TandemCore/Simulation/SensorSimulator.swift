@@ -101,7 +101,7 @@ public struct SensorSimulator: Sendable {
         precondition((0...1).contains(difficulty), "difficulty must be in 0...1")
         let synthesizer = MachineSynthesizer(sampleRateHz: sampleRateHz, difficulty: difficulty)
         let classCount = MachineCondition.allCases.count
-        var rng = SeededRandom(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         var labels = (0..<count).map { $0 % classCount }
         rng.shuffle(&labels)
         let channels = MachineSynthesizer.channelCount

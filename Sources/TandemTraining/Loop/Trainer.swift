@@ -70,7 +70,7 @@ public struct Trainer {
         var train = [Int](), validation = [Int]()
         for label in byClass.keys.sorted() {
             var members = byClass[label]!
-            members.shuffle(using: &generator)
+            generator.shuffle(&members)
             // Keep at least one window of each class for training.
             let held = min(Int((Float(members.count) * fraction).rounded()), max(members.count - 1, 0))
             validation += members[0..<held]
@@ -114,7 +114,7 @@ public struct Trainer {
         for epoch in 0..<c.epochs {
             let epochStart = Date()
             let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: c.epochs)
-            order.shuffle(using: &generator)
+            generator.shuffle(&order)
             var lossSum = 0.0
             var seen = 0
             var start = 0

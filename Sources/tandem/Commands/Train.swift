@@ -110,7 +110,8 @@ struct Train: ParsableCommand {
             name: specFile.name, version: version ?? ModelManifest.defaultVersion(name: specFile.name), parentVersion: parent,
             createdAt: ModelManifest.now(), architecture: model.architecture,
             input: InputSpec(
-                channels: train.channels, window: train.length, hop: hop, mean: normalization.mean, std: normalization.std,
+                channels: train.channels, window: train.length, hop: hop, sampleRateHz: split.sampleRateHz,
+                mean: normalization.mean, std: normalization.std,
                 channelNames: split.channelNames),
             classNames: train.classNames, trainingDataDigest: digest, metrics: metrics)
         let artifact = try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
