@@ -14,7 +14,9 @@ let package = Package(
         .library(name: "TandemCore", targets: ["TandemCore"]),
         .library(name: "TandemTraining", targets: ["TandemTraining"]),
         .library(name: "TandemMQTT", targets: ["TandemMQTT"]),
+        .library(name: "TandemEdge", targets: ["TandemEdge"]),
         .executable(name: "tandem", targets: ["tandem"]),
+        .executable(name: "tandem-edge", targets: ["tandem-edge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,10 +37,14 @@ let package = Package(
         .target(name: "TandemCore", dependencies: ["CBLAS", crypto, yams]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
+        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
+        .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
         .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport"]),
+        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
+        .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTestSupport"]),
     ]
 )

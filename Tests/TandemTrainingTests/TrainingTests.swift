@@ -177,3 +177,28 @@ struct ModelSpecFileTests {
         }
     }
 }
+
+struct CrossValidationTests {
+    @Test("stratified folds partition the data and spread each class evenly")
+    func folds() {
+        let labels = (0..<50).map { $0 < 30 ? 0 : 1 }
+        let folds = Trainer.stratifiedFolds(labels: labels, k: 5, seed: 1)
+        #expect(folds.flatMap { $0 }.sorted() == Array(0..<50))
+        for fold in folds {
+            #expect(fold.filter { labels[$0] == 0 }.count == 6)
+            #expect(fold.filter { labels[$0] == 1 }.count == 4)
+        }
+    }
+
+    @Test("k-fold cross-validation scores every fold on held-out windows")
+    func crossValidate() throws {
+        var config = TrainingConfiguration()
+        config.epochs = 8
+        config.learningRate = 0.01
+        config.patience = 0
+        let report = try Trainer(configuration: config).crossValidate(
+            layers: smallSpec, on: sinusoidWindows(count: 150, seed: 9), folds: 3)
+        #expect(report.foldAccuracies.count == 3)
+        #expect(report.meanAccuracy > 0.8, "\(report.foldAccuracies)")
+    }
+}

@@ -29,17 +29,28 @@ public struct InputSpec: Codable, Sendable, Equatable {
         self.channelNames = channelNames
     }
 
+    /// The per-channel standardization raw samples go through, if the model has one.
+    public var standardization: Standardization? { mean.isEmpty ? nil : Standardization(mean: mean, std: std) }
+
     /// Normalizes raw windows `[count, window, channels]` in place with the stored mean and std.
+    ///
+    /// - Precondition: the spec passed `validate()` and the windows have `channels` channels.
     public func normalize(_ windows: inout Tensor) {
-        guard !mean.isEmpty, mean.count == channels, std.count == channels else { return }
-        let c = channels
-        let scale = std.map { 1 / Swift.max($0, 1e-8) }
-        windows.scalars.withUnsafeMutableBufferPointer { x in
-            var i = 0
-            while i < x.count {
-                for k in 0..<c { x[i + k] = (x[i + k] - mean[k]) * scale[k] }
-                i += c
-            }
+        standardization?.apply(to: &windows)
+    }
+
+    /// Checks that the spec is usable: positive sizes, and normalization arrays that fit the channels.
+    ///
+    /// - Throws: `ModelError.badInput` naming the field.
+    public func validate() throws {
+        guard channels > 0, window > 0, hop > 0 else {
+            throw ModelError(.badInput, "input spec needs positive channels, window and hop, got \(channels), \(window), \(hop)")
+        }
+        guard mean.count == std.count, mean.isEmpty || mean.count == channels else {
+            throw ModelError(.badInput, "input spec has \(mean.count) means and \(std.count) stds for \(channels) channels")
+        }
+        guard mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw ModelError(.badInput, "input spec normalization has a non-finite mean or a std that is not positive")
         }
     }
 }

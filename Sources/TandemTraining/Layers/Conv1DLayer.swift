@@ -12,6 +12,7 @@ public final class Conv1DLayer: TrainableLayer {
     let filters: Int
     private var batch = 0
     private var columns: [Float] = []
+    private var columnGradient: [Float] = []
     private var input: Tensor?
 
     /// Creates the layer with He-uniform weights drawn from `generator`.
@@ -82,19 +83,19 @@ public final class Conv1DLayer: TrainableLayer {
         }
         guard needsInputGradient else { return Tensor(shape: [0]) }
         // dcol[rows, width] = dY · W, then scatter-add the patches back onto the input.
-        var dcol = [Float](repeating: 0, count: rows * width)
+        if columnGradient.count != rows * width { columnGradient = [Float](repeating: 0, count: rows * width) }
         dy.scalars.withUnsafeBufferPointer { dy in
             weight.value.scalars.withUnsafeBufferPointer { w in
-                dcol.withUnsafeMutableBufferPointer { dcol in
+                columnGradient.withUnsafeMutableBufferPointer { dcol in
                     Kernels.gemm(
                         transposeA: false, transposeB: false, m: rows, n: width, k: filters, a: dy.baseAddress!,
                         b: w.baseAddress!, beta: 0, c: dcol.baseAddress!)
                 }
             }
         }
-        if usesInputAsColumns { return Tensor(shape: [batch, geometry.inputLength, channels], scalars: dcol) }
+        if usesInputAsColumns { return Tensor(shape: [batch, geometry.inputLength, channels], scalars: columnGradient) }
         var dx = Tensor(shape: [batch, geometry.inputLength, channels])
-        dcol.withUnsafeBufferPointer { dcol in
+        columnGradient.withUnsafeBufferPointer { dcol in
             dx.scalars.withUnsafeMutableBufferPointer { dx in
                 Reductions.col2im(dcol.baseAddress!, batch: batch, channels: channels, geometry: geometry, into: dx.baseAddress!)
             }

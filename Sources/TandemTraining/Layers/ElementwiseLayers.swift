@@ -18,7 +18,7 @@ public final class ReLULayer: TrainableLayer {
         var dx = dy
         dx.scalars.withUnsafeMutableBufferPointer { dx in
             output.scalars.withUnsafeBufferPointer { y in
-                for i in 0..<dx.count where y[i] <= 0 { dx[i] = 0 }
+                for i in 0..<dx.count { dx[i] = y[i] > 0 ? dx[i] : 0 }
             }
         }
         return dx

@@ -26,8 +26,10 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup = 5
     @Option(help: "Timed inference windows.") var inferWindows = 4096
     @Flag(help: "Print JSON on stdout.") var json = false
+    @Flag(help: "Leave glibc's allocator at its defaults (for measuring MemoryTuning).") var defaultAllocator = false
 
     func run() throws {
+        if !defaultAllocator { MemoryTuning.reuseLargeAllocations() }
         let file = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         let network = try Network(layers: file.layers, window: window, channels: channels, classes: classes, seed: 1)
         var generator = SeededGenerator(seed: 2)
