@@ -54,7 +54,7 @@ public final class Int8Engine {
     private let logitBuffer: UnsafeMutablePointer<Float>
     private let probabilityBuffer: UnsafeMutablePointer<Float>
     private let inverseInputScale: Float
-    private let inputZeroPoint: Float
+    private let inputZeroPoint: Int32
 
     /// Prepares the arena and packed parameters for `model`.
     public init(model: QuantizedModel) {
@@ -169,7 +169,7 @@ public final class Int8Engine {
         }
         self.steps = steps
         inverseInputScale = 1 / p.input.scale
-        inputZeroPoint = Float(p.input.zeroPoint)
+        inputZeroPoint = p.input.zeroPoint
     }
 
     /// `count` rounded up to a multiple of `Int8Kernels.lanes`.
@@ -308,9 +308,13 @@ public final class Int8Engine {
         for i in 0..<size {
             let v = x[i]
             finite = finite && v.isFinite
-            // Clamp in float first so the conversion cannot trap; a non-finite sample is reported below.
-            let q = Swift.min(Swift.max((v * inverse).rounded() + zero, -128), 127)
-            target[i] = Int16(q.isNaN ? 0 : q)
+            // Clamp first so the conversion cannot trap (NaN fails the first test and lands on −512; a
+            // non-finite sample is reported below). Adding ±½ in Double is exact for any float, so the
+            // truncating conversion rounds half away from zero, like `rounded()`, without a libm call.
+            let scaled = v * inverse
+            let clamped = Double(scaled >= -512 ? (scaled <= 512 ? scaled : 512) : -512)
+            let q = Int32(clamped + (clamped < 0 ? -0.5 : 0.5)) &+ zero
+            target[i] = Int16(Swift.min(Swift.max(q, -128), 127))
         }
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
