@@ -97,7 +97,7 @@ struct Int8RequantizationTests {
     func dotProducts() {
         var g = SeededGenerator(seed: 3)
         for trial in 0..<400 {
-            let n = 1 + Int(g.next() % 700)
+            let n = 16 * (1 + Int(g.next() % 44))
             var a = (0..<n).map { _ in Int8(truncatingIfNeeded: g.next()) }
             var b = (0..<(4 * n)).map { _ in Int8(Int(g.next() % 255) - 127) }
             if trial == 0 {

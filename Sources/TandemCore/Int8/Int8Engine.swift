@@ -38,6 +38,8 @@ public final class Int8Engine {
         var padLeft: Int = 0
         /// The final dense layer: int32 accumulators dequantized to float logits.
         var isFinal = false
+        /// Packed weight row length: the patch or input length rounded up to `Int8Kernels.lanes`.
+        var rowLength = 0
     }
 
     private let steps: [Step]
@@ -52,7 +54,7 @@ public final class Int8Engine {
     private let logitBuffer: UnsafeMutablePointer<Float>
     private let probabilityBuffer: UnsafeMutablePointer<Float>
     private let inverseInputScale: Float
-    private let inputZeroPoint: Float
+    private let inputZeroPoint: Int32
 
     /// Prepares the arena and packed parameters for `model`.
     public init(model: QuantizedModel) {
@@ -88,25 +90,29 @@ public final class Int8Engine {
             total += (padLeft[i] + rows + padRight[i]) * rowWidth
             total = (total + 63) & ~63
         }
-        arenaCount = Swift.max(total, 1)
+        // Slack after the last buffer: a dot product may read up to `lanes` values past a patch.
+        arenaCount = total + Int8Kernels.lanes
         arena = .allocate(capacity: arenaCount)
         arena.initialize(repeating: 0, count: arenaCount)
 
         var weightCount = 0, unitCount = 0, multiplierCount = 0, largestPatch = 1
         for (i, layer) in layers.enumerated() {
-            if let w = model.weights["\(i).weight"] { weightCount += w.values.count }
+            if let w = model.weights["\(i).weight"], let units = w.shape.first {
+                weightCount += units * Self.padded(w.values.count / Swift.max(units, 1))
+            }
             if let b = model.biases["\(i).bias"] { unitCount += b.values.count }
             multiplierCount += layer.multipliers?.count ?? 0
             if let g = geometries[i], layer.kind == .conv1d { largestPatch = Swift.max(largestPatch, g.kernel * model.shapes[i][1]) }
         }
         let packedWeightsStart = UnsafeMutablePointer<Int16>.allocate(capacity: Swift.max(weightCount, 1))
+        packedWeightsStart.initialize(repeating: 0, count: Swift.max(weightCount, 1))
         packedWeights = packedWeightsStart
         foldedBiases = .allocate(capacity: Swift.max(unitCount, 1))
         multipliers = .allocate(capacity: Swift.max(multiplierCount, 1))
         logitScales = .allocate(capacity: model.classes)
         accumulators = .allocate(capacity: Swift.max(model.classes, model.shapes.map { $0.last ?? 0 }.max() ?? 1))
-        patch = .allocate(capacity: largestPatch)
-        patch.initialize(repeating: 0, count: largestPatch)
+        patch = .allocate(capacity: Self.padded(largestPatch))
+        patch.initialize(repeating: 0, count: Self.padded(largestPatch))
         logitBuffer = .allocate(capacity: model.classes)
         probabilityBuffer = .allocate(capacity: model.classes)
         logitBuffer.initialize(repeating: 0, count: model.classes)
@@ -133,10 +139,14 @@ public final class Int8Engine {
             if let weight = model.weights["\(i).weight"], let bias = model.biases["\(i).bias"] {
                 let units = bias.values.count
                 let rowLength = weight.values.count / Swift.max(units, 1)
+                let padded = Self.padded(rowLength)
+                step.rowLength = padded
                 step.weights = w
                 step.bias = b
                 step.multipliers = m
-                for (j, v) in weight.values.enumerated() { (packedWeightsStart + w + j).initialize(to: Int16(v)) }
+                for o in 0..<units {
+                    for j in 0..<rowLength { packedWeightsStart[w + o * padded + j] = Int16(weight.values[o * rowLength + j]) }
+                }
                 for o in 0..<units {
                     var sum: Int32 = 0
                     for j in 0..<rowLength { sum += Int32(weight.values[o * rowLength + j]) }
@@ -147,7 +157,7 @@ public final class Int8Engine {
                     let s = Double(model.inputQuantizations[i].scale)
                     for o in 0..<units { logitScales[o] = Float(s * Double(scales[o])) }
                 }
-                w += weight.values.count
+                w += units * padded
                 b += units
             }
             if let ms = layer.multipliers {
@@ -159,7 +169,12 @@ public final class Int8Engine {
         }
         self.steps = steps
         inverseInputScale = 1 / p.input.scale
-        inputZeroPoint = Float(p.input.zeroPoint)
+        inputZeroPoint = p.input.zeroPoint
+    }
+
+    /// `count` rounded up to a multiple of `Int8Kernels.lanes`.
+    private static func padded(_ count: Int) -> Int {
+        (count + Int8Kernels.lanes - 1) / Int8Kernels.lanes * Int8Kernels.lanes
     }
 
     deinit {
@@ -293,9 +308,13 @@ public final class Int8Engine {
         for i in 0..<size {
             let v = x[i]
             finite = finite && v.isFinite
-            // Clamp in float first so the conversion cannot trap; a non-finite sample is reported below.
-            let q = Swift.min(Swift.max((v * inverse).rounded() + zero, -128), 127)
-            target[i] = Int16(q.isNaN ? 0 : q)
+            // Clamp first so the conversion cannot trap (NaN fails the first test and lands on −512; a
+            // non-finite sample is reported below). Adding ±½ in Double is exact for any float, so the
+            // truncating conversion rounds half away from zero, like `rounded()`, without a libm call.
+            let scaled = v * inverse
+            let clamped = Double(scaled >= -512 ? (scaled <= 512 ? scaled : 512) : -512)
+            let q = Int32(clamped + (clamped < 0 ? -0.5 : 0.5)) &+ zero
+            target[i] = Int16(Swift.min(Swift.max(q, -128), 127))
         }
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
@@ -311,7 +330,6 @@ public final class Int8Engine {
         case .conv1d:
             guard let g = s.geometry else { return }
             let c = s.inChannels
-            let rowLength = g.kernel * c
             for t in 0..<s.outLength {
                 let row: UnsafePointer<Int16>
                 if g.dilation == 1 {
@@ -324,12 +342,12 @@ public final class Int8Engine {
                     row = UnsafePointer(patch)
                 }
                 Int8Kernels.requantizedRow(
-                    row, weights: packedWeights + s.weights, count: rowLength, units: s.outChannels,
+                    row, weights: packedWeights + s.weights, count: s.rowLength, units: s.outChannels,
                     bias: foldedBiases + s.bias, multipliers: multipliers + s.multipliers, zeroPoint: s.zeroPointOut,
                     lower: s.lower, into: output + t * s.outChannels)
             }
         case .dense:
-            let inputs = s.inLength * s.inChannels
+            let inputs = s.rowLength
             if s.isFinal {
                 Int8Kernels.accumulatorRow(
                     input, weights: packedWeights + s.weights, count: inputs, units: s.outChannels,

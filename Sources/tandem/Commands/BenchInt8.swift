@@ -113,6 +113,7 @@ struct BenchInt8: ParsableCommand {
     }
 
     private func exportWeights(_ model: FloatModel, inputs: Tensor, calibration: Tensor, to path: String) throws {
+        let logits = try model.logits(for: inputs)
         var layers = [[String: Any]]()
         for (i, layer) in model.architecture.enumerated() {
             var entry: [String: Any] = ["type": layer.type.rawValue]
@@ -130,6 +131,7 @@ struct BenchInt8: ParsableCommand {
             "window": window, "channels": channels, "classes": classes, "layers": layers,
             "inputs": ["shape": inputs.shape, "values": inputs.scalars.map(Double.init)],
             "calibration": ["shape": calibration.shape, "values": calibration.scalars.map(Double.init)],
+            "float_logits": ["shape": logits.shape, "values": logits.scalars.map(Double.init)],
         ]
         try JSONSerialization.data(withJSONObject: document).write(to: URL(fileURLWithPath: path))
     }

@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import TandemCore
+import TandemTraining
+
+/// `tandem compress`: distil a float teacher into the edge spec, prune, quantize to int8, evaluate, write.
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Distil, prune and int8-quantize an edge model from a float teacher; print one comparison table.",
+        discussion: """
+            Reads DATA with the teacher's window, hop, classes and normalization. The student (the layers
+            of SPEC) is distilled from the teacher: loss = α·CE(labels) + (1−α)·T²·KL(teacher‖student) at
+            temperature T. --prune removes that fraction of every prunable layer's filters/units (or
+            --mac-budget removes the least important ones until a window costs at most N MACs), by L1
+            norm or batch-norm scale, and fine-tunes by distillation again. The pruned model is then
+            quantized to int8 (per-channel symmetric weights, per-tensor asymmetric activations calibrated
+            on --calibration training windows). Teacher, student, pruned and int8 models are scored on
+            the test part of DATA (or a held-out 20 % when DATA has none); the int8 model's confidence
+            distribution on those windows is stored in its manifest metrics (`confidence.*.pNN`) so an
+            escalation budget can be turned into a threshold. See docs/INT8.md.
+            """
+    )
+
+    @Option(help: "Float teacher artifact (.tandem).") var teacher: String
+    @Option(help: "Edge model spec YAML.") var spec: String
+    @Option(help: "Labeled data: .ts file, CSV stream, or a directory (see `tandem train --help`).") var data: String
+    @Option(help: "Where to write the int8 artifact.") var out: String
+    @Option(help: "Fraction of filters/units to remove from every prunable layer, in [0, 1).") var prune: Float?
+    @Option(help: "Prune until a window costs at most this many MACs (instead of --prune).") var macBudget: Int?
+    @Option(help: "Pruning criterion: l1 or bn-scale.") var pruneBy = "l1"
+    @Option(help: "Calibration windows for int8 activation ranges.") var calibration = 256
+    @Option(help: "Calibration method: minmax, percentile[:P] or mse.") var calibrationMethod = "percentile:99.99"
+    @Option(help: "Distillation temperature T.") var temperature: Float = 4
+    @Option(help: "Weight α of the hard-label loss.") var alpha: Float = 0.5
+    @Option(help: "Upper bound on distillation epochs (default: the spec's).") var epochs: Int?
+    @Option(help: "Upper bound on fine-tuning epochs after pruning.") var fineTuneEpochs = 30
+    @Option(help: "Random seed (default: the spec's).") var seed: UInt64?
+    @Option(help: "Model version (default: NAME-<UTC time>).") var version: String?
+    @Option(help: "Public key file the teacher's signature must verify against (repeatable).") var trustedKey: [String] = []
+    @Flag(help: "Print the result as JSON on stdout.") var json = false
+
+    /// One row of the comparison table.
+    struct Row: Encodable {
+        var model: String
+        var accuracy: Double
+        var parameters: Int
+        var bytes: Int
+        var macs: Int
+        var latencyMicrosecondsBatch1: Double
+    }
+
+    struct Output: Encodable {
+        var model: String
+        var version: String
+        var rows: [Row]
+        var int8AgreementWithFloat: Double
+        var pruning: PruningReport?
+        var confidence: [String: Double]
+        var testWindows: Int
+    }
+
+    func run() throws {
+        let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
+        let teacherModel = loaded.model
+        let teacherManifest = loaded.artifact.manifest
+        let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
+        var config = specFile.training ?? TrainingConfiguration()
+        if let epochs { config.epochs = epochs }
+        if let seed { config.seed = seed }
+        try config.validate()
+        let method = try CalibrationMethod(parsing: calibrationMethod)
+        guard let criterion = PruningCriterion(rawValue: pruneBy) else {
+            throw CommandFailure("--prune-by \(pruneBy): use l1 or bn-scale")
+        }
+        guard prune == nil || macBudget == nil else { throw CommandFailure("give --prune or --mac-budget, not both") }
+        let distillation = try DistillationLoss(temperature: temperature, alpha: alpha)
+
+        // Data, shaped and normalized as the teacher expects.
+        let input = teacherManifest.input
+        let split = try DataSource.load(path: data, window: input.window, hop: input.hop)
+        var train = split.train
+        var test: LabeledWindows
+        if let held = split.test {
+            test = held
+        } else {
+            let parts = Trainer.stratifiedSplit(labels: train.labels, fraction: 0.2, seed: config.seed)
+            test = train.subset(parts.validation)
+            train = train.subset(parts.train)
+        }
+        for set in [train, test] {
+            guard set.channels == input.channels, set.length == input.window else {
+                throw CommandFailure("\(data): windows are \(set.length)×\(set.channels), the teacher takes \(input.window)×\(input.channels)")
+            }
+            let unknown = Set(set.classNames).subtracting(teacherManifest.classNames)
+            guard unknown.isEmpty else {
+                throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the teacher's \(teacherManifest.classNames)")
+            }
+        }
+        train = train.relabeled(to: teacherManifest.classNames)
+        test = test.relabeled(to: teacherManifest.classNames)
+        input.normalize(&train.windows)
+        input.normalize(&test.windows)
+        Console.log("data: \(train.count) training and \(test.count) test windows of \(input.window)×\(input.channels)")
+
+        // Distil.
+        let classes = teacherManifest.classNames.count
+        let student = try Network(layers: specFile.layers, window: input.window, channels: input.channels, classes: classes, seed: config.seed)
+        Console.log("distilling \(specFile.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(temperature), α=\(alpha)")
+        _ = try Distiller(configuration: config, loss: distillation).distil(student, teacher: teacherModel, on: train) { Console.log($0.line) }
+        let studentModel = try student.exportFloatModel()
+
+        // Prune and fine-tune.
+        var prunedNetwork = student
+        var pruningReport: PruningReport?
+        let target: PruningTarget? = prune.map { .sparsity($0) } ?? macBudget.map { .macBudget($0) }
+        if let target {
+            let (network, report) = try StructuredPruner(criterion: criterion, target: target).prune(student)
+            Console.log("pruned: \(report.parametersBefore) → \(report.parametersAfter) parameters, \(report.macsBefore) → \(report.macsAfter) MACs; fine-tuning")
+            var fineTune = config
+            fineTune.epochs = fineTuneEpochs
+            fineTune.learningRate = config.learningRate / 3
+            _ = try Distiller(configuration: fineTune, loss: distillation).distil(network, teacher: teacherModel, on: train) { Console.log($0.line) }
+            prunedNetwork = network
+            pruningReport = report
+        }
+        let prunedModel = try prunedNetwork.exportFloatModel()
+
+        // Quantize.
+        let calibrationCount = max(1, min(calibration, train.count))
+        let calibrationWindows = train.windows.gathering(Array(stride(from: 0, to: train.count, by: max(1, train.count / calibrationCount)).prefix(calibrationCount)))
+        let quantized = try PostTrainingQuantizer(method: method).quantize(prunedModel, calibration: calibrationWindows)
+        let engine = Int8Engine(model: quantized)
+
+        // Evaluate.
+        func accuracy(_ predictions: [Int]) -> Double {
+            Double(zip(predictions, test.labels).filter { $0 == $1 }.count) / Double(max(test.count, 1))
+        }
+        func floatLatency(_ model: FloatModel) throws -> Double {
+            let n = min(test.count, 200)
+            let start = ContinuousClock.now
+            for i in 0..<n { _ = try model.probabilities(for: test.windows.slice(i..<(i + 1))) }
+            return (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
+        }
+        var rows = [Row]()
+        var floatPredictions = [Int]()
+        for (name, model) in [("teacher float", teacherModel), ("student float", studentModel), ("pruned float", prunedModel)] {
+            if name == "pruned float" && target == nil { continue }
+            let predictions = try model.logits(for: test.windows).argmaxRows()
+            floatPredictions = predictions
+            rows.append(
+                Row(
+                    model: name, accuracy: accuracy(predictions), parameters: model.parameterCount, bytes: 4 * model.parameterCount,
+                    macs: model.macsPerWindow, latencyMicrosecondsBatch1: try floatLatency(model)))
+        }
+        let int8 = try engine.classify(windows: test.windows)
+        let int8Predictions = int8.confidences.map(\.label)
+        let n = min(test.count, 200)
+        var logits = [Float](repeating: 0, count: classes)
+        let start = ContinuousClock.now
+        try test.windows.scalars.withUnsafeBufferPointer { x in
+            try logits.withUnsafeMutableBufferPointer { l in
+                let size = input.window * input.channels
+                for i in 0..<n { _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l) }
+            }
+        }
+        let int8Latency = (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
+        rows.append(
+            Row(
+                model: "int8", accuracy: accuracy(int8Predictions), parameters: quantized.parameterCount, bytes: quantized.storageBytes,
+                macs: quantized.macsPerWindow, latencyMicrosecondsBatch1: int8Latency))
+        let agreement = Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
+
+        // Confidence distribution of the int8 model on held-out windows.
+        var confidence = [String: Double]()
+        let measures: [(String, KeyPath<PredictionConfidence, Float>)] = [
+            ("max_probability", \.maxProbability), ("margin", \.margin), ("entropy", \.entropyConfidence),
+        ]
+        for (name, path) in measures {
+            let sorted = int8.confidences.map { Double($0[keyPath: path]) }.sorted()
+            guard !sorted.isEmpty else { continue }
+            for q in [1, 5, 10, 25, 50, 75, 90, 95, 99] {
+                let index = min(sorted.count - 1, Int((Double(q) / 100 * Double(sorted.count - 1)).rounded()))
+                confidence["confidence.\(name).p\(String(format: "%02d", q))"] = sorted[index]
+            }
+        }
+
+        var metrics = confidence
+        metrics["test_accuracy"] = rows.last?.accuracy
+        metrics["float_test_accuracy"] = rows[rows.count - 2].accuracy
+        metrics["int8_agreement_with_float"] = agreement
+        metrics["teacher_test_accuracy"] = rows.first?.accuracy
+        metrics["test_windows"] = Double(test.count)
+        let name = specFile.name
+        let manifest = ModelManifest(
+            name: name, version: version ?? ModelManifest.defaultVersion(name: name), parentVersion: teacherManifest.version,
+            createdAt: ModelManifest.now(), architecture: [], input: input, classNames: teacherManifest.classNames,
+            trainingDataDigest: teacherManifest.trainingDataDigest, metrics: metrics)
+        let artifact = try ModelArtifact(quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
+        try artifact.write(to: URL(fileURLWithPath: out))
+        Console.log("wrote \(out): \(manifest.name) \(manifest.version) (int8, \(artifact.serialized().count) bytes)")
+
+        let output = Output(
+            model: out, version: manifest.version, rows: rows, int8AgreementWithFloat: agreement, pruning: pruningReport,
+            confidence: confidence, testWindows: test.count)
+        if json {
+            try Console.printJSON(output)
+            return
+        }
+        print("model            accuracy  parameters     bytes        MACs  latency µs (batch 1)")
+        for row in rows {
+            print(
+                row.model.padding(toLength: 15, withPad: " ", startingAt: 0)
+                    + String(format: "  %7.2f%%  %10d  %8d  %10d  %8.1f", row.accuracy * 100, row.parameters, row.bytes, row.macs, row.latencyMicrosecondsBatch1))
+        }
+        print("int8 top-1 agreement with the float model it was quantized from: \(Console.percent(agreement)) on \(test.count) windows")
+        let p = { (key: String) in String(format: "%.3f", confidence[key] ?? .nan) }
+        print("int8 confidence p05/p50/p95: max-prob \(p("confidence.max_probability.p05"))/\(p("confidence.max_probability.p50"))/\(p("confidence.max_probability.p95")), margin \(p("confidence.margin.p05"))/\(p("confidence.margin.p50"))/\(p("confidence.margin.p95")), entropy \(p("confidence.entropy.p05"))/\(p("confidence.entropy.p50"))/\(p("confidence.entropy.p95"))")
+    }
+}
