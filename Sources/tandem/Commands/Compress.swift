@@ -61,7 +61,7 @@ struct Compress: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
-        let teacherModel = loaded.model
+        let teacherModel = try loaded.floatModel()
         let teacherManifest = loaded.artifact.manifest
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()

@@ -74,10 +74,10 @@ struct Eval: ParsableCommand {
 
         let clock = ContinuousClock()
         var predictions = [Int]()
-        let batched = try clock.measure { predictions = try loaded.model.logits(for: windows.windows).argmaxRows() }
+        let batched = try clock.measure { predictions = try loaded.logits(forNormalized: windows.windows).argmaxRows() }
         let sample = min(windows.count, 200)
         let single = try clock.measure {
-            for i in 0..<sample { _ = try loaded.model.logits(for: windows.windows.slice(i..<(i + 1))) }
+            for i in 0..<sample { _ = try loaded.logits(forNormalized: windows.windows.slice(i..<(i + 1))) }
         }
         let report = ClassificationReport(labels: windows.labels, predictions: predictions, classNames: manifest.classNames)
         let output = Output(
@@ -156,24 +156,52 @@ extension Eval {
 
 extension ConfidenceMeasure: ExpressibleByArgument {}
 
-/// A model artifact read from disk, verified and ready to run.
+/// A model artifact read from disk, verified and ready to run: float32 through `FloatModel`, int8 through
+/// `Int8Engine`.
 struct LoadedModel {
+    enum Runner {
+        case float(FloatModel)
+        case int8(Int8Engine)
+    }
+
     var artifact: ModelArtifact
-    var model: FloatModel
+    var runner: Runner
 
     /// Reads, verifies (checksum, optional signature) and self-tests an artifact.
     init(path: String, trustedKeyPaths: [String]) throws {
         let keys = try trustedKeyPaths.map { try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: $0)) }
         artifact = try ModelArtifact.read(
             from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
-        model = try FloatModel(artifact: artifact)
-        try artifact.verifyGoldenOutputs(try model.logits(for: artifact.goldenInputs))
+        try artifact.manifest.input.validate()
+        runner = artifact.manifest.numerics == "int8"
+            ? .int8(Int8Engine(model: try QuantizedModel(artifact: artifact)))
+            : .float(try FloatModel(artifact: artifact))
+        try artifact.verifyGoldenOutputs(try logits(forNormalized: artifact.goldenInputs))
+    }
+
+    /// The float model, for commands that need one (a distillation teacher).
+    func floatModel() throws -> FloatModel {
+        guard case .float(let model) = runner else {
+            throw CommandFailure("\(artifact.manifest.name) \(artifact.manifest.version) is an \(artifact.manifest.numerics) model; a float32 model is needed here")
+        }
+        return model
+    }
+
+    /// Logits for windows already normalized with the model's statistics.
+    func logits(forNormalized windows: Tensor) throws -> Tensor {
+        switch runner {
+        case .float(let model): return try model.logits(for: windows)
+        case .int8(let engine): return try engine.logits(for: windows)
+        }
     }
 
     /// Class probabilities for raw windows, normalized with the model's own statistics.
     func probabilities(for raw: Tensor) throws -> Tensor {
         var windows = raw
         artifact.manifest.input.normalize(&windows)
-        return try model.probabilities(for: windows)
+        var p = try logits(forNormalized: windows)
+        let (rows, width) = (p.shape[0], p.shape[1])
+        p.scalars.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, rows: rows, width: width) }
+        return p
     }
 }
