@@ -46,6 +46,18 @@ struct CLITests {
         #expect(rates.count == 3 && rates.first == 0 && rates.last == 1)
         #expect(abs((points.last?["cascadeAccuracy"] as? Double ?? -1) - testAccuracy) < 1e-9)
 
+        let compress = try run([
+            "compress", "--teacher", "\(dir)/edge.tandem", "--spec", spec, "--data", "\(dir)/sim", "--out",
+            "\(dir)/edge-int8.tandem", "--prune", "0.25", "--epochs", "2", "--fine-tune-epochs", "1", "--json",
+        ])
+        #expect(compress.status == 0, "\(compress.standardError)")
+        let int8Eval = try run(["eval", "--model", "\(dir)/edge-int8.tandem", "--data", "\(dir)/sim", "--json"])
+        #expect(int8Eval.status == 0, "\(int8Eval.standardError)")
+        #expect((try json(int8Eval.standardOutput)["accuracy"] as? Double ?? 0) > 0.3)
+        let int8Inspect = try run(["inspect", "\(dir)/edge-int8.tandem", "--json"])
+        let int8Manifest = try #require(try json(int8Inspect.standardOutput)["manifest"] as? [String: Any])
+        #expect(int8Manifest["numerics"] as? String == "int8")
+
         let inspect = try run(["inspect", "\(dir)/edge.tandem", "--json"])
         #expect(inspect.status == 0)
         let inspected = try json(inspect.standardOutput)
