@@ -11,7 +11,9 @@ struct CascadeEvaluationTests {
     @Test("escalating the unsure windows takes the full model's answer exactly for them")
     func escalatesBelowThreshold() {
         // Edge is wrong on the two least confident windows; the full model is right everywhere but window 3.
-        let edge = [confidence(1, 0.3), confidence(1, 0.4), confidence(0, 0.9), confidence(0, 0.95), confidence(1, 0.99)]
+        let edge = [
+            confidence(1, 0.3), confidence(1, 0.4), confidence(0, 0.9), confidence(0, 0.95), confidence(1, 0.99),
+        ]
         let labels = [0, 0, 0, 0, 1]
         let full = [0, 0, 0, 1, 1]
         let report = CascadeReport(

@@ -27,9 +27,13 @@ struct Eval: ParsableCommand {
     @Option(help: "With --cascade: comma-separated escalation budgets (fractions of windows) to score.")
     var budgets = "0.01,0.02,0.05,0.10,0.15,0.20,0.30"
     @Option(help: "Labeled data: .ts file, CSV stream, or a directory (see `tandem train --help`).") var data: String
-    @Option(help: "Unequal-length .ts series: require, pad[:N], pad-longest or resample[:N] (N defaults to the model's window).")
+    @Option(
+        help:
+            "Unequal-length .ts series: require, pad[:N], pad-longest or resample[:N] (N defaults to the model's window)."
+    )
     var lengthPolicy = LengthPolicyOption(argument: "require")!
-    @Option(help: "Public key file the model's signature must verify against (repeatable).") var trustedKey: [String] = []
+    @Option(help: "Public key file the model's signature must verify against (repeatable).") var trustedKey: [String] =
+        []
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
     struct Output: Encodable {
@@ -63,11 +67,13 @@ struct Eval: ParsableCommand {
         var windows = split.test ?? split.train
         guard windows.channels == manifest.input.channels, windows.length == manifest.input.window else {
             throw CommandFailure(
-                "\(data): windows are \(windows.length)×\(windows.channels), the model takes \(manifest.input.window)×\(manifest.input.channels)")
+                "\(data): windows are \(windows.length)×\(windows.channels), the model takes \(manifest.input.window)×\(manifest.input.channels)"
+            )
         }
         let unknown = Set(windows.classNames).subtracting(manifest.classNames)
         guard unknown.isEmpty else {
-            throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the model's \(manifest.classNames)")
+            throw CommandFailure(
+                "\(data): classes \(unknown.sorted()) are not among the model's \(manifest.classNames)")
         }
         windows = windows.relabeled(to: manifest.classNames)
         manifest.input.normalize(&windows.windows)
@@ -79,7 +85,8 @@ struct Eval: ParsableCommand {
         let single = try clock.measure {
             for i in 0..<sample { _ = try loaded.logits(forNormalized: windows.windows.slice(i..<(i + 1))) }
         }
-        let report = ClassificationReport(labels: windows.labels, predictions: predictions, classNames: manifest.classNames)
+        let report = ClassificationReport(
+            labels: windows.labels, predictions: predictions, classNames: manifest.classNames)
         let output = Output(
             model: model ?? "", version: manifest.version, windows: windows.count, accuracy: report.accuracy,
             macroF1: report.macroF1,
@@ -94,12 +101,18 @@ struct Eval: ParsableCommand {
         print("model \(manifest.name) \(manifest.version) on \(windows.count) windows of \(data)")
         print("accuracy  \(Console.percent(report.accuracy))")
         print("macro-F1  \(String(format: "%.4f", report.macroF1))")
-        print("latency   \(String(format: "%.3f", output.meanLatencyMillisecondsBatch1)) ms/window (batch 1), \(Int(output.windowsPerSecondBatched)) windows/s batched")
+        print(
+            "latency   \(String(format: "%.3f", output.meanLatencyMillisecondsBatch1)) ms/window (batch 1), \(Int(output.windowsPerSecondBatched)) windows/s batched"
+        )
         let width = max(12, (manifest.classNames.map(\.count).max() ?? 0) + 2)
-        print("\n" + "class".padding(toLength: width, withPad: " ", startingAt: 0) + "recall   confusion (rows: truth, columns: predicted)")
+        print(
+            "\n" + "class".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "recall   confusion (rows: truth, columns: predicted)")
         for (c, name) in manifest.classNames.enumerated() {
             let row = report.confusion[c].map { String(format: "%6d", $0) }.joined()
-            print(name.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "%6.2f%%  ", report.recall[c] * 100) + row)
+            print(
+                name.padding(toLength: width, withPad: " ", startingAt: 0)
+                    + String(format: "%6.2f%%  ", report.recall[c] * 100) + row)
         }
     }
 }
@@ -113,26 +126,35 @@ extension Eval {
         let edgeModel = try LoadedModel(path: edge ?? "", trustedKeyPaths: trustedKey)
         let fullModel = try LoadedModel(path: full ?? "", trustedKeyPaths: trustedKey)
         let e = edgeModel.artifact.manifest, f = fullModel.artifact.manifest
-        guard e.input.window == f.input.window, e.input.channels == f.input.channels, e.classNames == f.classNames else {
+        guard e.input.window == f.input.window, e.input.channels == f.input.channels, e.classNames == f.classNames
+        else {
             throw CommandFailure(
-                "the edge model (\(e.input.window)×\(e.input.channels), \(e.classNames)) and the full model (\(f.input.window)×\(f.input.channels), \(f.classNames)) do not take the same windows and classes")
+                "the edge model (\(e.input.window)×\(e.input.channels), \(e.classNames)) and the full model (\(f.input.window)×\(f.input.channels), \(f.classNames)) do not take the same windows and classes"
+            )
         }
         let split = try DataSource.load(
             path: data, window: e.input.window, hop: e.input.hop,
             lengthPolicy: try lengthPolicy.policy(fallbackLength: e.input.window))
         let raw = (split.test ?? split.train)
         let unknown = Set(raw.classNames).subtracting(e.classNames)
-        guard unknown.isEmpty else { throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the models' \(e.classNames)") }
+        guard unknown.isEmpty else {
+            throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the models' \(e.classNames)")
+        }
         let windows = raw.relabeled(to: e.classNames)
         let edgeProbabilities = try edgeModel.probabilities(for: windows.windows)
         let fullPredictions = try fullModel.probabilities(for: windows.windows).argmaxRows()
         let classes = e.classNames.count
         let confidences = edgeProbabilities.scalars.withUnsafeBufferPointer { p in
-            (0..<windows.count).map { PredictionConfidence(probabilities: UnsafeBufferPointer(rebasing: p[($0 * classes)..<(($0 + 1) * classes)])) }
+            (0..<windows.count).map {
+                PredictionConfidence(
+                    probabilities: UnsafeBufferPointer(rebasing: p[($0 * classes)..<(($0 + 1) * classes)]))
+            }
         }
         func numbers(_ text: String, _ name: String) throws -> [Double] {
             try text.split(separator: ",").map {
-                guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--\(name): `\($0)` is not a number") }
+                guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--\(name): `\($0)` is not a number")
+                }
                 return v
             }
         }
@@ -144,12 +166,19 @@ extension Eval {
             try Console.printJSON(report)
             return
         }
-        print("cascade \(e.name) \(e.version) → \(f.name) \(f.version) on \(report.windows) windows of \(data), measure \(measure.rawValue)")
-        print("edge only \(Console.percent(report.edgeAccuracy)), full only \(Console.percent(report.fullAccuracy)), cloud-only uplink \(report.cloudOnlyBytes) bytes")
+        print(
+            "cascade \(e.name) \(e.version) → \(f.name) \(f.version) on \(report.windows) windows of \(data), measure \(measure.rawValue)"
+        )
+        print(
+            "edge only \(Console.percent(report.edgeAccuracy)), full only \(Console.percent(report.fullAccuracy)), cloud-only uplink \(report.cloudOnlyBytes) bytes"
+        )
         print("\nthreshold  budget   escalated   cascade acc   uplink bytes   uplink saved")
         for p in report.points {
             let budget = p.budget.map { String(format: "%5.1f%%", $0 * 100) } ?? "     -"
-            print(String(format: "%9.4f  %@   %8.2f%%   %10.2f%%   %12d   %11.2f%%", p.threshold, budget, p.escalationRate * 100, p.cascadeAccuracy * 100, p.uplinkBytes, p.uplinkSaving * 100))
+            print(
+                String(
+                    format: "%9.4f  %@   %8.2f%%   %10.2f%%   %12d   %11.2f%%", p.threshold, budget,
+                    p.escalationRate * 100, p.cascadeAccuracy * 100, p.uplinkBytes, p.uplinkSaving * 100))
         }
     }
 }
@@ -173,7 +202,8 @@ struct LoadedModel {
         artifact = try ModelArtifact.read(
             from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
         try artifact.manifest.input.validate()
-        runner = artifact.manifest.numerics == "int8"
+        runner =
+            artifact.manifest.numerics == "int8"
             ? .int8(Int8Engine(model: try QuantizedModel(artifact: artifact)))
             : .float(try FloatModel(artifact: artifact))
         try artifact.verifyGoldenOutputs(try logits(forNormalized: artifact.goldenInputs))
@@ -182,7 +212,9 @@ struct LoadedModel {
     /// The float model, for commands that need one (a distillation teacher).
     func floatModel() throws -> FloatModel {
         guard case .float(let model) = runner else {
-            throw CommandFailure("\(artifact.manifest.name) \(artifact.manifest.version) is an \(artifact.manifest.numerics) model; a float32 model is needed here")
+            throw CommandFailure(
+                "\(artifact.manifest.name) \(artifact.manifest.version) is an \(artifact.manifest.numerics) model; a float32 model is needed here"
+            )
         }
         return model
     }
