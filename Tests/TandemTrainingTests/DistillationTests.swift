@@ -51,6 +51,7 @@ struct DistillationTests {
         let train = sinusoidWindows(count: 240, seed: 21)
         let test = sinusoidWindows(count: 150, seed: 22)
         var config = TrainingConfiguration()
+        config.minimumSteps = 0
         config.epochs = 15
         config.learningRate = 0.01
         config.patience = 0

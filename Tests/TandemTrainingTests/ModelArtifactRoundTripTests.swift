@@ -11,6 +11,7 @@ struct ModelArtifactRoundTripTests {
         var config = TrainingConfiguration()
         config.epochs = 2
         config.patience = 0
+        config.minimumSteps = 0
         let network = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 5)
         _ = try Trainer(configuration: config).train(network, on: data)
         return (try network.exportFloatModel(), data)

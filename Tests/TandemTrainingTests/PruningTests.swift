@@ -69,6 +69,7 @@ struct PruningTests {
         let test = sinusoidWindows(count: 150, seed: 8)
         let network = try Network(layers: spec, window: 32, channels: 2, classes: 3, seed: 9)
         var config = TrainingConfiguration()
+        config.minimumSteps = 0
         config.epochs = 12
         config.learningRate = 0.01
         config.patience = 0

@@ -22,6 +22,7 @@ struct QuantizationTests {
         let test = sinusoidWindows(count: 600, seed: 2)
         let network = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 7)
         var config = TrainingConfiguration()
+        config.minimumSteps = 0
         config.epochs = 15
         config.learningRate = 0.01
         config.patience = 0

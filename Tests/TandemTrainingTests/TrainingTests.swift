@@ -45,6 +45,7 @@ struct TrainingTests {
         c.optimizer = optimizer
         c.learningRate = optimizer == .adam ? 0.01 : 0.05
         c.patience = 0
+        c.minimumSteps = 0
         return c
     }
 
@@ -82,6 +83,7 @@ struct TrainingTests {
         var config = quickConfiguration()
         config.epochs = 200
         config.patience = 3
+        config.minimumValidationWindows = 10
         config.learningRate = 0.05
         let network = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 1)
         let result = try Trainer(configuration: config).train(network, on: data)
@@ -94,6 +96,32 @@ struct TrainingTests {
             on: data.subset(Trainer.stratifiedSplit(labels: data.labels, fraction: 0.15, seed: config.seed).validation)
         ).loss
         #expect(abs(restoredLoss - bestLoss) < 1e-4)
+    }
+
+    @Test("small data sets get enough optimizer steps; an explicit bound stays exact")
+    func epochBound() {
+        var config = TrainingConfiguration()
+        #expect(config.epochBound(stepsPerEpoch: 400) == 100)
+        #expect(config.epochBound(stepsPerEpoch: 2) == 1500)
+        #expect(config.epochBound(stepsPerEpoch: 1) == 2000)
+        config.minimumSteps = 0
+        #expect(config.epochBound(stepsPerEpoch: 2) == 100)
+    }
+
+    @Test("too few windows for a validation split: all of them train and the training loss stops the run")
+    func tinyDataSkipsValidation() throws {
+        let data = sinusoidWindows(count: 36, seed: 8)
+        var config = quickConfiguration()
+        config.epochs = 12
+        config.patience = 5
+        let network = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 2)
+        let result = try Trainer(configuration: config).train(network, on: data)
+        #expect(result.validation == nil)
+        #expect(result.history.allSatisfy { $0.validationAccuracy == nil && $0.validationLoss == $0.loss })
+        config.minimumSteps = 60
+        let longer = try Trainer(configuration: config).train(
+            try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 2), on: data)
+        #expect(longer.history.first?.epochs == 30, "36 windows at batch 16 is 2 steps an epoch")
     }
 
     @Test("stratified split keeps class proportions and loses no window")
@@ -205,6 +233,7 @@ struct CrossValidationTests {
         config.epochs = 8
         config.learningRate = 0.01
         config.patience = 0
+        config.minimumSteps = 0
         let report = try Trainer(configuration: config).crossValidate(
             layers: smallSpec, on: sinusoidWindows(count: 150, seed: 9), folds: 3)
         #expect(report.foldAccuracies.count == 3)

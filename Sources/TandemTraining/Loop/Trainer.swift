@@ -99,10 +99,11 @@ public struct Trainer {
     ) throws -> TrainingResult {
         try configuration.validate()
         let c = configuration
-        let split =
-            c.validationFraction > 0
-            ? Self.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
-            : (train: Array(data.labels.indices), validation: [Int]())
+        var split = (train: Array(data.labels.indices), validation: [Int]())
+        if c.validationFraction > 0 {
+            let stratified = Self.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
+            if stratified.validation.count >= c.minimumValidationWindows { split = stratified }
+        }
         let trainSet = data.subset(split.train)
         let validationSet = split.validation.isEmpty ? nil : data.subset(split.validation)
         let weights = classWeights(labels: trainSet.labels, classes: data.classNames.count)
@@ -113,11 +114,14 @@ public struct Trainer {
         var best = (loss: Double.infinity, epoch: 0, state: network.state())
         var stale = 0
         var stoppedEarly = false
+        let epochs = c.epochBound(stepsPerEpoch: max(1, trainSet.count / c.batchSize))
+        // Without a validation split the training loss decides; give it longer to settle on tiny sets.
+        let patience = validationSet == nil && c.patience > 0 ? max(c.patience, epochs / 10) : c.patience
         let started = Date()
         network.zeroGradients()
-        for epoch in 0..<c.epochs {
+        for epoch in 0..<epochs {
             let epochStart = Date()
-            let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: c.epochs)
+            let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: epochs)
             generator.shuffle(&order)
             var lossSum = 0.0
             var seen = 0
@@ -158,13 +162,13 @@ public struct Trainer {
             }
             let elapsed = Date().timeIntervalSince(started)
             let report = EpochReport(
-                epoch: epoch + 1, epochs: c.epochs, loss: trainLoss, validationLoss: validationLoss,
+                epoch: epoch + 1, epochs: epochs, loss: trainLoss, validationLoss: validationLoss,
                 validationAccuracy: validationAccuracy, learningRate: Double(rate),
                 samplesPerSecond: Double(seen) / max(Date().timeIntervalSince(epochStart), 1e-9),
-                secondsRemaining: elapsed / Double(epoch + 1) * Double(c.epochs - epoch - 1), improved: improved)
+                secondsRemaining: elapsed / Double(epoch + 1) * Double(epochs - epoch - 1), improved: improved)
             history.append(report)
             progress(report)
-            if c.patience > 0 && stale >= c.patience {
+            if patience > 0 && stale >= patience {
                 stoppedEarly = true
                 break
             }

@@ -12,7 +12,17 @@ public enum ClassWeighting: String, Codable, Sendable, CaseIterable {
 /// validation loss, so the epoch count is an upper bound rather than something to tune.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Upper bound on passes over the training data (early stopping usually ends sooner). Default 100.
+    ///
+    /// Small data sets get more: see `minimumSteps`.
     public var epochs = 100
+    /// The epoch bound is raised (up to 2,000 epochs) until training may take at least this many optimizer
+    /// steps, so a set of a few dozen windows (two steps an epoch) still trains long enough. 0 keeps
+    /// `epochs` exact. Default 3,000.
+    public var minimumSteps = 3000
+    /// Below this many validation windows the stratified split is not made: every window trains and
+    /// early stopping watches the training loss (a handful of validation windows would make it stop on
+    /// noise). Default 30.
+    public var minimumValidationWindows = 30
     /// Windows per mini-batch. Default 16.
     public var batchSize = 16
     /// Update rule. Default Adam.
@@ -43,6 +53,14 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         case epochs, batchSize = "batch_size", optimizer, learningRate = "learning_rate", momentum
         case weightDecay = "weight_decay", schedule, validationFraction = "validation_fraction", patience
         case minimumImprovement = "minimum_improvement", classWeighting = "class_weighting", seed
+        case minimumSteps = "minimum_steps", minimumValidationWindows = "minimum_validation_windows"
+    }
+
+    /// The epoch bound for a data set that gives `stepsPerEpoch` optimizer steps an epoch.
+    public func epochBound(stepsPerEpoch: Int) -> Int {
+        guard minimumSteps > 0 else { return epochs }
+        let needed = (minimumSteps + max(stepsPerEpoch, 1) - 1) / max(stepsPerEpoch, 1)
+        return max(epochs, min(needed, 2000))
     }
 
     /// Decodes a `training:` section; absent keys keep their defaults.
@@ -67,6 +85,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         minimumImprovement = try c.decodeIfPresent(Float.self, forKey: .minimumImprovement) ?? minimumImprovement
         classWeighting = try c.decodeIfPresent(ClassWeighting.self, forKey: .classWeighting) ?? classWeighting
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        minimumSteps = try c.decodeIfPresent(Int.self, forKey: .minimumSteps) ?? minimumSteps
+        minimumValidationWindows =
+            try c.decodeIfPresent(Int.self, forKey: .minimumValidationWindows) ?? minimumValidationWindows
     }
 
     /// Checks ranges; the error names the key.
@@ -81,6 +102,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         guard weightDecay >= 0 else { throw fail("weight_decay", "must not be negative") }
         guard (0..<1).contains(validationFraction) else { throw fail("validation_fraction", "must be in [0, 1)") }
         guard patience >= 0 else { throw fail("patience", "must not be negative") }
+        guard minimumSteps >= 0 else { throw fail("minimum_steps", "must not be negative") }
+        guard minimumValidationWindows >= 0 else { throw fail("minimum_validation_windows", "must not be negative") }
     }
 }
 

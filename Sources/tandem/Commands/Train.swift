@@ -22,7 +22,9 @@ struct Train: ParsableCommand {
     @Option(help: "Training data: .ts file, CSV stream, or a directory (see discussion).") var data: String
     @Option(help: "Model spec YAML (see docs/MODEL-SPEC.md).") var spec: String
     @Option(help: "Where to write the model artifact.") var out: String
-    @Option(help: "Upper bound on epochs (default: the spec's, else 100).") var epochs: Int?
+    @Option(
+        help: "Exact upper bound on epochs (default: the spec's, else 100, raised on small data sets to about 3,000 steps)."
+    ) var epochs: Int?
     @Option(help: "Random seed (default: the spec's, else 42).") var seed: UInt64?
     @Option(help: "Window length for CSV streams (default: the spec's input.window, else 128).") var window: Int?
     @Option(help: "Hop between windows for CSV streams (default: the spec's input.hop, else window / 2).") var hop: Int?
@@ -53,7 +55,10 @@ struct Train: ParsableCommand {
     func run() throws {
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()
-        if let epochs { config.epochs = epochs }
+        if let epochs {
+            config.epochs = epochs
+            config.minimumSteps = 0
+        }
         if let seed { config.seed = seed }
         if let batchSize { config.batchSize = batchSize }
         if let patience { config.patience = patience }
