@@ -37,8 +37,9 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
+        .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
-        .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport"]),
+        .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
     ]
 )
