@@ -80,11 +80,15 @@ public struct MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
             text = String(cString: mosquitto_connack_string(reason))
         }
         let code: Code
+        var hint = ""
         switch (version, reason) {
         case (.v5, 134), (.v311, 4): code = .badCredentials
-        case (.v5, 135), (.v311, 5): code = .notAuthorized
+        case (.v5, 135), (.v311, 5):
+            // mosquitto answers a wrong password with "not authorized", so say both possibilities.
+            code = .notAuthorized
+            hint = " (wrong username or password, or this client is not allowed to connect)"
         default: code = .connectionRefused
         }
-        return MQTTError(code, "broker \(broker) refused the connection: \(text)", reasonCode: Int(reason))
+        return MQTTError(code, "broker \(broker) refused the connection: \(text)\(hint)", reasonCode: Int(reason))
     }
 }
