@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "TandemCore", dependencies: ["CBLAS", crypto, yams]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
-        .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", argumentParser]),
+        .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
