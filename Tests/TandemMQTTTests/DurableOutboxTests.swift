@@ -161,16 +161,18 @@ struct DurableOutboxDeliveryTests {
             }
             let subscription = try await subscriber.subscribe(to: "tandem/outbox")
             let client = try await connectedClient(broker, "edge")
-            let outbox = try DurableOutbox(configuration: .init(directory: scratch.url.path))
+            let outbox = try DurableOutbox(configuration: .init(directory: scratch.url.path, segmentBytes: 4096))
             outbox.attach(to: client)
             broker.stop()
-            try outbox.append(
-                contentsOf: (0..<200).map {
+            for id in 0..<200 {
+                try outbox.append(
                     MQTTMessage(
-                        topic: "tandem/outbox", string: "\($0)",
-                        properties: MQTTPublishProperties(userProperties: [MQTTUserProperty("seq", "\($0)")]))
-                })
+                        topic: "tandem/outbox", string: "\(id)",
+                        properties: MQTTPublishProperties(userProperties: [MQTTUserProperty("seq", "\(id)")])))
+            }
             #expect(outbox.statistics.pending == 200)
+            let segmentsWhileDown = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).count
+            #expect(segmentsWhileDown > 2, "200 messages span several 4 KiB segments")
             try await broker.start()
             #expect(await outbox.waitUntilDrained(timeout: .seconds(20)))
             var seen = MessageDeduplicator<String>()
@@ -182,6 +184,8 @@ struct DurableOutboxDeliveryTests {
             }
             #expect(firstSightings == (0..<200).map(String.init), "delivered in the order appended")
             #expect(outbox.statistics.delivered >= 200)
+            let segmentsAfter = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).count
+            #expect(segmentsAfter == 1, "acknowledged segments are deleted; only the active one is left")
             outbox.close()
             await client.disconnect()
             await subscriber.disconnect()

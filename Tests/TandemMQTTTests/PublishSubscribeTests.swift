@@ -114,6 +114,28 @@ struct PublishSubscribeTests {
         }
     }
 
+    @Test("a retained message with a message expiry is gone once it expires")
+    func messageExpiry() async throws {
+        try await MosquittoBroker.with { broker in
+            let publisher = try await connectedClient(broker, "pub")
+            try await publisher.publish(
+                MQTTMessage(
+                    topic: "tandem/expiring", string: "short-lived", retain: true,
+                    properties: MQTTPublishProperties(messageExpirySeconds: 1)))
+            try await publisher.publish(MQTTMessage(topic: "tandem/lasting", string: "kept", retain: true))
+            try await Task.sleep(for: .milliseconds(2_100))
+            let late = try await connectedClient(broker, "late")
+            let lasting = try await late.subscribe(to: "tandem/lasting")
+            let expiring = try await late.subscribe(to: "tandem/expiring")
+            #expect(try await collect(1, from: lasting).first?.payloadString == "kept")
+            await #expect(throws: TimedOut.self) {
+                _ = try await collect(1, from: expiring, within: .milliseconds(500))
+            }
+            await publisher.disconnect()
+            await late.disconnect()
+        }
+    }
+
     @Test("MQTT 3.1.1 is selectable and still delivers")
     func protocol311() async throws {
         try await MosquittoBroker.with { broker in

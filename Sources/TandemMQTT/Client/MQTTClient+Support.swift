@@ -103,7 +103,11 @@ struct ClientState: Sendable {
     var earlyPublishResults: [Int32: Int32] = [:]
     var subscribeWaiters: [Int32: CheckedContinuation<[Int32], any Error>] = [:]
     var earlySubscribeResults: [Int32: [Int32]] = [:]
-    var subscriptions: [UInt64: SubscriptionEntry] = [:]
+    var subscriptions: [UInt64: SubscriptionEntry] = [:] {
+        didSet { routing = Array(subscriptions.values) }
+    }
+    /// `subscriptions.values`, kept as an array so routing a message copies a reference, not a dictionary.
+    private(set) var routing: [SubscriptionEntry] = []
     var nextSubscriptionID: UInt64 = 0
     var stateObservers: [UInt64: AsyncStream<MQTTConnectionState>.Continuation] = [:]
     var nextObserverID: UInt64 = 0

@@ -515,9 +515,8 @@ public final class MQTTClient: Sendable {
 
     func handleMessage(_ raw: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let topic = String(cString: raw.pointee.topic)
-        let targets = state.withLock { state -> [SubscriptionEntry] in
-            state.subscriptions.values.filter { $0.matches(topic) }
-        }
+        let routing = state.withLock { $0.routing }
+        let targets = routing.filter { $0.matches(topic) }
         guard !targets.isEmpty else { return }
         let payload: [UInt8]
         if let bytes = raw.pointee.payload, raw.pointee.payloadlen > 0 {

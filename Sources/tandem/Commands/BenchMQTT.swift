@@ -14,8 +14,8 @@ struct BenchMQTT: AsyncParsableCommand {
         abstract: "Throughput (QoS 0/1) and latency at a fixed rate: TandemMQTT vs mosquitto_pub/mosquitto_sub."
     )
 
-    @Option(help: "Messages per throughput run.")
-    var messages = 200_000
+    @Option(help: "Messages per throughput run (below 65,536: mosquitto_pub -l quits early at QoS 1 once packet ids wrap).")
+    var messages = 60_000
 
     @Option(help: "Payload size in bytes.")
     var payloadBytes = 200
@@ -31,6 +31,12 @@ struct BenchMQTT: AsyncParsableCommand {
 
     @Option(help: "Throughput runs per case; the best is reported.")
     var repeats = 3
+
+    @Flag(help: "Disable Nagle's algorithm in every client (stock clients get --nodelay).")
+    var tcpNoDelay = false
+
+    @Flag(help: "Skip the latency runs.")
+    var skipLatency = false
 
     mutating func run() async throws {
         let broker = try port.map { BenchBroker(existingPort: $0) } ?? BenchBroker.start()
@@ -50,6 +56,7 @@ struct BenchMQTT: AsyncParsableCommand {
             print(oursBest.line("TandemMQTT → TandemMQTT, QoS \(qos.rawValue)"))
             print(String(format: "  TandemMQTT / stock: %.0f %%", 100 * oursBest.messagesPerSecond / stockBest.messagesPerSecond))
         }
+        if skipLatency { return }
         print("latency at \(latencyRate) msg/s for \(latencySeconds) s    p50 ms   p99 ms   received")
         for qos in [MQTTQoS.atMostOnce, .atLeastOnce] {
             print(try stockLatency(port: broker.port, qos: qos).line("mosquitto_pub -l → mosquitto_sub, QoS \(qos.rawValue)"))
@@ -120,8 +127,10 @@ struct BenchMQTT: AsyncParsableCommand {
 
     private func connectPair(port: Int) async throws -> (MQTTClient, MQTTClient) {
         let id = UUID().uuidString.prefix(6)
-        let subscriber = try MQTTClient(configuration: .init(port: port, clientID: "bench-sub-\(id)"))
-        let publisher = try MQTTClient(configuration: .init(port: port, clientID: "bench-pub-\(id)"))
+        let subscriber = try MQTTClient(
+            configuration: .init(port: port, clientID: "bench-sub-\(id)", tcpNoDelay: tcpNoDelay))
+        let publisher = try MQTTClient(
+            configuration: .init(port: port, clientID: "bench-pub-\(id)", tcpNoDelay: tcpNoDelay))
         try await subscriber.connect()
         try await publisher.connect()
         return (subscriber, publisher)
@@ -135,12 +144,13 @@ struct BenchMQTT: AsyncParsableCommand {
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)")
         try Data(String(repeating: line, count: messages).utf8).write(to: input)
         defer { try? FileManager.default.removeItem(at: input) }
-        let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos)
+        let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos, noDelay: tcpNoDelay)
         Thread.sleep(forTimeInterval: 0.5)
         let start = monotonicNanoseconds()
         let publisher = Process()
         publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
-        publisher.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
+        publisher.arguments =
+            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"] + (tcpNoDelay ? ["--nodelay"] : [])
         publisher.standardInput = try FileHandle(forReadingFrom: input)
         try publisher.run()
         let (received, last) = subscriber.countLines(upTo: messages, idleSeconds: 5)
@@ -152,11 +162,12 @@ struct BenchMQTT: AsyncParsableCommand {
 
     private func stockLatency(port: Int, qos: MQTTQoS) throws -> BenchLatency {
         let topic = "bench/stock/latency/\(UUID().uuidString.prefix(6))"
-        let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos)
+        let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos, noDelay: tcpNoDelay)
         Thread.sleep(forTimeInterval: 0.5)
         let publisher = Process()
         publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
-        publisher.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
+        publisher.arguments =
+            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"] + (tcpNoDelay ? ["--nodelay"] : [])
         let input = Pipe()
         publisher.standardInput = input
         try publisher.run()
@@ -275,10 +286,11 @@ final class StockClient: Sendable {
         self.descriptor = descriptor
     }
 
-    static func subscriber(port: Int, topic: String, qos: MQTTQoS) throws -> StockClient {
+    static func subscriber(port: Int, topic: String, qos: MQTTQoS, noDelay: Bool) throws -> StockClient {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
-        process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)"]
+        process.arguments =
+            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)"] + (noDelay ? ["--nodelay"] : [])
         let output = Pipe()
         process.standardOutput = output
         try process.run()
