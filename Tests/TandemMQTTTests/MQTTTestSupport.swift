@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import TandemMQTT
 import TandemTestSupport
 
@@ -100,14 +99,18 @@ final class ProbeProcess: @unchecked Sendable {
 }
 
 /// A value shared between test tasks, behind a lock.
-final class Shared<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
+///
+/// An `NSLock` rather than `Mutex`, so ThreadSanitizer sees the synchronization.
+final class Shared<Value: Sendable>: @unchecked Sendable {
+    // `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value: Value
 
     init(_ value: Value) {
-        storage = Mutex(value)
+        self.value = value
     }
 
     func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
-        storage.withLock { body(&$0) }
+        lock.withLock { body(&value) }
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +9,7 @@ import Glibc
 /// Use ``MosquittoBroker/with(_:_:)`` so the broker is stopped and its directory removed whatever the
 /// test body does; ``stop()``, ``start()`` and ``kill()`` let a test take it down and bring it back on the
 /// same port with the same persisted sessions.
-public final class MosquittoBroker: Sendable {
+public final class MosquittoBroker: @unchecked Sendable {
     /// What the broker requires of clients.
     public struct Options: Sendable {
         /// `user → password` entries for a password file; empty means anonymous access.
@@ -48,7 +47,9 @@ public final class MosquittoBroker: Sendable {
     /// The TLS certificates, when the broker serves TLS.
     public let certificates: Certificates?
     private let configPath: String
-    private let processID = Mutex<pid_t?>(nil)
+    // `processID` is only touched under `lock` (an NSLock, which ThreadSanitizer understands).
+    private let lock = NSLock()
+    private var processIDStorage: pid_t?
 
     private init(options: Options) throws {
         directory = try ScratchDirectory(prefix: "tandem-mosquitto")
@@ -122,13 +123,13 @@ public final class MosquittoBroker: Sendable {
     /// Starts (or restarts) the broker process and waits until it accepts connections.
     public func start() async throws {
         let child = try Self.spawn("/usr/sbin/mosquitto", ["-c", configPath])
-        processID.withLock { $0 = child }
+        lock.withLock { processIDStorage = child }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if Self.canConnect(port: port) { return }
             var status: Int32 = 0
             if waitpid(child, &status, WNOHANG) == child {
-                processID.withLock { $0 = nil }
+                lock.withLock { processIDStorage = nil }
                 break
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -156,9 +157,9 @@ public final class MosquittoBroker: Sendable {
     }
 
     private func signalAndWait(_ signal: Int32) {
-        let child = processID.withLock { processID -> pid_t? in
-            defer { processID = nil }
-            return processID
+        let child = lock.withLock { () -> pid_t? in
+            defer { processIDStorage = nil }
+            return processIDStorage
         }
         guard let child else { return }
         Glibc.kill(child, signal)

@@ -1,6 +1,5 @@
 import CMosquitto
 import Foundation
-import Synchronization
 
 /// An MQTT client over libmosquitto with a Swift concurrency API.
 ///
@@ -18,7 +17,7 @@ public final class MQTTClient: Sendable {
     public let configuration: MQTTClientConfiguration
 
     let handle: MosquittoHandle
-    let state: Mutex<ClientState>
+    let state: LockedState<ClientState>
     let wakeup: Wakeup
 
     /// Creates a client; nothing touches the network until ``connect()`` or ``start()``.
@@ -31,7 +30,7 @@ public final class MQTTClient: Sendable {
             throw MQTTError(.library, "mosquitto_new failed for client id \(configuration.clientID)")
         }
         handle = MosquittoHandle(pointer)
-        state = Mutex(ClientState())
+        state = LockedState(ClientState())
         wakeup = Wakeup()
         try configureHandle()
     }

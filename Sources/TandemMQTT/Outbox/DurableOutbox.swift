@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A disk-backed queue in front of an ``MQTTClient``: a message accepted by ``append(_:)`` is in the
 /// journal before the call returns and leaves it only when the broker acknowledges it.
@@ -94,7 +93,7 @@ public final class DurableOutbox: Sendable {
         let recordBytes: Int
     }
 
-    struct State: ~Copyable {
+    struct State {
         var journal: OutboxJournal
         var queue: [Entry] = []
         var queueHead = 0
@@ -132,7 +131,7 @@ public final class DurableOutbox: Sendable {
     /// The configuration the outbox was opened with.
     public let configuration: Configuration
     // The journal is a non-Sendable class; it is only touched inside this lock.
-    private let state: Mutex<State>
+    private let state: LockedState<State>
     private let warn: @Sendable (String) -> Void
     private let flusherWakeup = Wakeup()
 
@@ -159,7 +158,7 @@ public final class DurableOutbox: Sendable {
             truncatedTails: journal.truncatedTails)
         var initial = State(journal: journal, statistics: statistics)
         initial.queue = recovered
-        state = Mutex(initial)
+        state = LockedState(initial)
         startFlusher()
     }
 
