@@ -43,7 +43,8 @@ case "outbox":
     let progressFile = "\(directory)/next-id"
     var nextID = Int((try? String(contentsOfFile: progressFile, encoding: .utf8)) ?? "0") ?? 0
     let outbox = try DurableOutbox(
-        configuration: .init(directory: "\(directory)/journal", segmentBytes: 256 * 1024, sync: .interval(milliseconds: 50)))
+        configuration: .init(
+            directory: "\(directory)/journal", segmentBytes: 256 * 1024, sync: .interval(milliseconds: 50)))
     say("recovered \(outbox.statistics.recoveredOnOpen) next \(nextID)")
     let client = try MQTTClient(
         configuration: MQTTClientConfiguration(

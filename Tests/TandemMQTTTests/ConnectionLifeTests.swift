@@ -1,7 +1,8 @@
 import Foundation
-@testable import TandemMQTT
 import TandemTestSupport
 import Testing
+
+@testable import TandemMQTT
 
 @Suite("Connection life: last will, reconnect, resubscribe", .serialized, .timeLimit(.minutes(2)))
 struct ConnectionLifeTests {
@@ -71,7 +72,8 @@ struct ConnectionLifeTests {
 
     @Test("reconnect backoff grows exponentially and is jittered below its ceiling")
     func backoffShape() {
-        let reconnect = MQTTClientConfiguration.Reconnect(initialDelayMilliseconds: 100, maximumDelayMilliseconds: 5_000)
+        let reconnect = MQTTClientConfiguration.Reconnect(
+            initialDelayMilliseconds: 100, maximumDelayMilliseconds: 5_000)
         #expect(reconnect.ceilingMilliseconds(attempt: 0) == 100)
         #expect(reconnect.ceilingMilliseconds(attempt: 3) == 800)
         #expect(reconnect.ceilingMilliseconds(attempt: 10) == 5_000)
@@ -82,4 +84,3 @@ struct ConnectionLifeTests {
         #expect(Set(samples).count > 20, "delays are spread, not lock-step")
     }
 }
-

@@ -4,7 +4,7 @@ import TandemTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Journal behaviour without a broker: recovery, damage, bounds.
@@ -132,7 +132,8 @@ struct DurableOutboxJournalTests {
             #expect(statistics.journalBytes <= 16_384)
             outbox.close()
         }
-        let reopened = try DurableOutbox(configuration: .init(directory: directory, segmentBytes: 4096, maximumBytes: 16_384))
+        let reopened = try DurableOutbox(
+            configuration: .init(directory: directory, segmentBytes: 4096, maximumBytes: 16_384))
         #expect(reopened.statistics.recoveredOnOpen > 0)
         #expect(reopened.statistics.recoveredOnOpen < 500)
         reopened.close()
@@ -232,7 +233,8 @@ struct DurableOutboxDeliveryTests {
                 $0.cleanStart = false
                 $0.sessionExpirySeconds = 3600
             }
-            let subscription = try await subscriber.subscribe(to: "tandem/durable", qos: .atLeastOnce, bufferCapacity: 100_000)
+            let subscription = try await subscriber.subscribe(
+                to: "tandem/durable", qos: .atLeastOnce, bufferCapacity: 100_000)
             let progress = Shared<(unique: Int, duplicates: Int, ids: Set<Int>)>((0, 0, []))
             let reader = Task {
                 for await message in subscription {
@@ -268,7 +270,8 @@ struct DurableOutboxDeliveryTests {
             #expect(publisher.process.terminationStatus == 0)
 
             let final = progress.withLock { $0 }
-            #expect(final.ids == Set(0..<total), "missing: \(Set(0..<total).subtracting(final.ids).sorted().prefix(20))")
+            #expect(
+                final.ids == Set(0..<total), "missing: \(Set(0..<total).subtracting(final.ids).sorted().prefix(20))")
             #expect(atKill < total, "the publisher was killed while messages were still in flight")
             #expect(subscription.droppedMessageCount == 0)
             reader.cancel()

@@ -15,7 +15,8 @@ struct PublishSubscribeTests {
             #expect(subscription.grantedQoS == qos)
             let payloads = (0..<50).map { "message \($0) at qos \(qos.rawValue)" }
             for payload in payloads {
-                let result = try await publisher.publish(MQTTMessage(topic: "tandem/test/qos", string: payload, qos: qos))
+                let result = try await publisher.publish(
+                    MQTTMessage(topic: "tandem/test/qos", string: payload, qos: qos))
                 #expect(result.isAccepted)
             }
             let received = try await collect(payloads.count, from: subscription)

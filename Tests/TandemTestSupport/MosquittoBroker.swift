@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `mosquitto` broker on a free loopback port with a generated configuration, for tests.
@@ -55,7 +55,9 @@ public final class MosquittoBroker: @unchecked Sendable {
         directory = try ScratchDirectory(prefix: "tandem-mosquitto")
         port = try Self.freeLoopbackPort()
         let dir = directory.url.path
-        var lines = ["listener \(port) 127.0.0.1", "log_dest file \(dir)/mosquitto.log", "log_type error", "log_type warning"]
+        var lines = [
+            "listener \(port) 127.0.0.1", "log_dest file \(dir)/mosquitto.log", "log_type error", "log_type warning",
+        ]
         if ProcessInfo.processInfo.environment["TANDEM_MOSQUITTO_LOG_ALL"] != nil {
             lines.append("log_type all")
         }
@@ -70,7 +72,8 @@ public final class MosquittoBroker: @unchecked Sendable {
             var first = true
             for (user, password) in options.users.sorted(by: { $0.key < $1.key }) {
                 try Self.run(
-                    "/usr/bin/mosquitto_passwd", first ? ["-b", "-c", passwordFile, user, password] : ["-b", passwordFile, user, password])
+                    "/usr/bin/mosquitto_passwd",
+                    first ? ["-b", "-c", passwordFile, user, password] : ["-b", passwordFile, user, password])
                 first = false
             }
             lines += ["allow_anonymous false", "password_file \(passwordFile)"]
@@ -87,7 +90,9 @@ public final class MosquittoBroker: @unchecked Sendable {
             certificates = nil
         }
         if options.persistence {
-            lines += ["persistence true", "persistence_location \(dir)/", "autosave_interval 1", "max_queued_messages 0"]
+            lines += [
+                "persistence true", "persistence_location \(dir)/", "autosave_interval 1", "max_queued_messages 0",
+            ]
         } else {
             lines.append("max_queued_messages 100000")
         }
@@ -206,7 +211,9 @@ public final class MosquittoBroker: @unchecked Sendable {
                     "/CN=Tandem test \(name)",
                 ])
         }
-        try run(openssl, ["req"] + ec + ["-keyout", "\(dir)/server.key", "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"])
+        try run(
+            openssl,
+            ["req"] + ec + ["-keyout", "\(dir)/server.key", "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"])
         try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
             toFile: "\(dir)/server.ext", atomically: true, encoding: .utf8)
         try run(

@@ -42,7 +42,8 @@ public final class MQTTClient: Sendable {
     private func configureHandle() throws {
         let mosq = handle.pointer
         let config = configuration
-        try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, config.protocolVersion.libraryValue), "protocol")
+        try check(
+            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, config.protocolVersion.libraryValue), "protocol")
         try check(mosquitto_threaded_set(mosq, true), "threaded mode")
         try check(
             mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: config.maximumInflightMessages)),
@@ -205,7 +206,8 @@ public final class MQTTClient: Sendable {
             if state.withLock({ $0.stopRequested }) {
                 if socketOpen {
                     // Let the queued DISCONNECT reach the wire before the socket closes.
-                    for _ in 0..<20 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue
+                    for _ in 0..<20
+                    where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue
                         && mosquitto_socket(mosq) >= 0
                     {}
                 }
@@ -469,12 +471,14 @@ public final class MQTTClient: Sendable {
 
     func handleConnect(reason: Int32, flags: Int32) {
         if reason != 0 {
-            let error = MQTTError.connack(reason, version: configuration.protocolVersion, broker: configuration.brokerDescription)
+            let error = MQTTError.connack(
+                reason, version: configuration.protocolVersion, broker: configuration.brokerDescription)
             state.withLock { $0.lastRefusal = error }
             return
         }
         let sessionPresent = flags & 1 == 1
-        let (waiters, resend) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [SubscriptionEntry]) in
+        let (waiters, resend) = state.withLock {
+            state -> ([CheckedContinuation<Void, any Error>], [SubscriptionEntry]) in
             state.everConnected = true
             state.connection = .connected(sessionPresent: sessionPresent)
             let waiters = state.connectWaiters
@@ -526,7 +530,8 @@ public final class MQTTClient: Sendable {
         let message = MQTTMessage(
             topic: topic, payload: payload, qos: MQTTQoS(rawValue: raw.pointee.qos) ?? .atMostOnce,
             retain: raw.pointee.retain,
-            properties: properties == nil ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
+            properties: properties == nil
+                ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
         for target in targets {
             if case .dropped = target.continuation.yield(message) {
                 target.counter.dropped.add(1, ordering: .relaxed)

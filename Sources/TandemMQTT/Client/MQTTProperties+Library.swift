@@ -1,7 +1,7 @@
 import CMosquitto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// MQTT v5 property identifiers Tandem uses, as libmosquitto's `int` arguments.
@@ -30,10 +30,12 @@ struct LibraryPropertyList {
     init(publish properties: MQTTPublishProperties, willDelaySeconds: UInt32 = 0) throws {
         pointer = nil
         if let expiry = properties.messageExpirySeconds {
-            try check(mosquitto_property_add_int32(&pointer, PropertyIdentifier.messageExpiry, expiry), "message expiry")
+            try check(
+                mosquitto_property_add_int32(&pointer, PropertyIdentifier.messageExpiry, expiry), "message expiry")
         }
         if let contentType = properties.contentType {
-            try check(mosquitto_property_add_string(&pointer, PropertyIdentifier.contentType, contentType), "content type")
+            try check(
+                mosquitto_property_add_string(&pointer, PropertyIdentifier.contentType, contentType), "content type")
         }
         if let responseTopic = properties.responseTopic {
             try check(
@@ -60,7 +62,8 @@ struct LibraryPropertyList {
             )
         }
         if willDelaySeconds > 0 {
-            try check(mosquitto_property_add_int32(&pointer, PropertyIdentifier.willDelay, willDelaySeconds), "will delay")
+            try check(
+                mosquitto_property_add_int32(&pointer, PropertyIdentifier.willDelay, willDelaySeconds), "will delay")
         }
     }
 

@@ -143,7 +143,9 @@ public final class DurableOutbox: Sendable {
     /// - Throws: ``MQTTError`` with `.journalIO` when the directory cannot be used.
     public init(
         configuration: Configuration,
-        warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }
+        warn: @escaping @Sendable (String) -> Void = {
+            FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8))
+        }
     ) throws {
         self.configuration = configuration
         self.warn = warn

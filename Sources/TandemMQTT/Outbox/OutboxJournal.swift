@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The outbox's append-only journal: numbered segment files of framed records (see ``OutboxRecord``).

@@ -4,7 +4,7 @@ import Synchronization
 import TandemMQTT
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `tandem bench mqtt`: TandemMQTT against the stock mosquitto clients through one broker.
@@ -14,7 +14,8 @@ struct BenchMQTT: AsyncParsableCommand {
         abstract: "Throughput (QoS 0/1) and latency at a fixed rate: TandemMQTT vs mosquitto_pub/mosquitto_sub."
     )
 
-    @Option(help: "Messages per throughput run (below 65,536: mosquitto_pub -l quits early at QoS 1 once packet ids wrap).")
+    @Option(
+        help: "Messages per throughput run (below 65,536: mosquitto_pub -l quits early at QoS 1 once packet ids wrap).")
     var messages = 60_000
 
     @Option(help: "Payload size in bytes.")
@@ -54,13 +55,20 @@ struct BenchMQTT: AsyncParsableCommand {
             }
             print(stockBest.line("mosquitto_pub -l → mosquitto_sub, QoS \(qos.rawValue)"))
             print(oursBest.line("TandemMQTT → TandemMQTT, QoS \(qos.rawValue)"))
-            print(String(format: "  TandemMQTT / stock: %.0f %%", 100 * oursBest.messagesPerSecond / stockBest.messagesPerSecond))
+            print(
+                String(
+                    format: "  TandemMQTT / stock: %.0f %%",
+                    100 * oursBest.messagesPerSecond / stockBest.messagesPerSecond))
         }
         if skipLatency { return }
         print("latency at \(latencyRate) msg/s for \(latencySeconds) s    p50 ms   p99 ms   received")
         for qos in [MQTTQoS.atMostOnce, .atLeastOnce] {
-            print(try stockLatency(port: broker.port, qos: qos).line("mosquitto_pub -l → mosquitto_sub, QoS \(qos.rawValue)"))
-            print(try await tandemLatency(port: broker.port, qos: qos).line("TandemMQTT → TandemMQTT, QoS \(qos.rawValue)"))
+            print(
+                try stockLatency(port: broker.port, qos: qos).line(
+                    "mosquitto_pub -l → mosquitto_sub, QoS \(qos.rawValue)"))
+            print(
+                try await tandemLatency(port: broker.port, qos: qos).line(
+                    "TandemMQTT → TandemMQTT, QoS \(qos.rawValue)"))
         }
     }
 
@@ -150,7 +158,8 @@ struct BenchMQTT: AsyncParsableCommand {
         let publisher = Process()
         publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
         publisher.arguments =
-            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"] + (tcpNoDelay ? ["--nodelay"] : [])
+            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
+            + (tcpNoDelay ? ["--nodelay"] : [])
         publisher.standardInput = try FileHandle(forReadingFrom: input)
         try publisher.run()
         let (received, last) = subscriber.countLines(upTo: messages, idleSeconds: 5)
@@ -167,7 +176,8 @@ struct BenchMQTT: AsyncParsableCommand {
         let publisher = Process()
         publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
         publisher.arguments =
-            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"] + (tcpNoDelay ? ["--nodelay"] : [])
+            ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
+            + (tcpNoDelay ? ["--nodelay"] : [])
         let input = Pipe()
         publisher.standardInput = input
         try publisher.run()
@@ -177,7 +187,9 @@ struct BenchMQTT: AsyncParsableCommand {
         let reader = Thread {
             subscriber.forEachLine(upTo: total, idleSeconds: 5) { line in
                 let now = monotonicNanoseconds()
-                if let sent = UInt64(line.prefix { $0 != 0x20 }.map { Character(UnicodeScalar($0)) }.map(String.init).joined()) {
+                if let sent = UInt64(
+                    line.prefix { $0 != 0x20 }.map { Character(UnicodeScalar($0)) }.map(String.init).joined())
+                {
                     samples.withLock { $0.append(Double(now - sent) / 1e6) }
                 }
             }
@@ -208,7 +220,8 @@ struct BenchMQTT: AsyncParsableCommand {
             let due = start + UInt64(index) * interval
             let now = monotonicNanoseconds()
             if due > now {
-                var pause = timespec(tv_sec: Int((due - now) / 1_000_000_000), tv_nsec: Int((due - now) % 1_000_000_000))
+                var pause = timespec(
+                    tv_sec: Int((due - now) / 1_000_000_000), tv_nsec: Int((due - now) % 1_000_000_000))
                 nanosleep(&pause, nil)
             }
             try body()
@@ -364,7 +377,8 @@ struct BenchBroker {
     }
 
     static func start() throws -> BenchBroker {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tandem-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = Int.random(in: 20_000..<60_000)
         let config = """
