@@ -93,4 +93,39 @@ struct SecurityTests {
             #expect(error?.code == .tlsFailure)
         }
     }
+
+    @Test("TLS verifies the host name: the right CA but a name the certificate lacks fails")
+    func tlsHostnameVerification() async throws {
+        try await MosquittoBroker.with(MosquittoBroker.Options(tls: true)) { broker in
+            let certificates = try #require(broker.certificates)
+            let error = await #expect(throws: MQTTError.self) {
+                _ = try await connectedClient(broker, "tls-ip") {
+                    $0.host = "127.0.0.1"
+                    $0.tls = .init(caFile: certificates.caFile)
+                }
+            }
+            #expect(error?.code == .tlsFailure)
+        }
+    }
+
+    @Test("a broker that requires client certificates accepts ours and refuses a client without one")
+    func tlsClientCertificate() async throws {
+        try await MosquittoBroker.with(MosquittoBroker.Options(tls: true, requireClientCertificate: true)) { broker in
+            let certificates = try #require(broker.certificates)
+            let client = try await connectedClient(broker, "tls-cert") {
+                $0.host = broker.host
+                $0.tls = .init(
+                    caFile: certificates.caFile, certificateFile: certificates.clientCertificateFile,
+                    keyFile: certificates.clientKeyFile)
+            }
+            #expect(client.connectionState.isConnected)
+            await client.disconnect()
+            await #expect(throws: MQTTError.self) {
+                _ = try await connectedClient(broker, "tls-nocert") {
+                    $0.host = broker.host
+                    $0.tls = .init(caFile: certificates.caFile)
+                }
+            }
+        }
+    }
 }

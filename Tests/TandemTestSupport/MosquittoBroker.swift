@@ -18,14 +18,20 @@ public final class MosquittoBroker: @unchecked Sendable {
         public var acl: String?
         /// Serve TLS with a throwaway CA made by `openssl`.
         public var tls: Bool
+        /// With `tls`: require clients to present a certificate signed by the test CA.
+        public var requireClientCertificate: Bool
         /// Keep sessions and queued messages across ``MosquittoBroker/stop()``/``MosquittoBroker/start()``.
         public var persistence: Bool
 
         /// Creates options; the defaults give an anonymous plain-TCP broker.
-        public init(users: [String: String] = [:], acl: String? = nil, tls: Bool = false, persistence: Bool = false) {
+        public init(
+            users: [String: String] = [:], acl: String? = nil, tls: Bool = false,
+            requireClientCertificate: Bool = false, persistence: Bool = false
+        ) {
             self.users = users
             self.acl = acl
             self.tls = tls
+            self.requireClientCertificate = requireClientCertificate
             self.persistence = persistence
         }
     }
@@ -36,6 +42,10 @@ public final class MosquittoBroker: @unchecked Sendable {
         public let caFile: String
         /// An unrelated CA, for tests that must fail verification.
         public let wrongCAFile: String
+        /// A client certificate signed by `caFile`.
+        public let clientCertificateFile: String
+        /// The key of `clientCertificateFile`.
+        public let clientKeyFile: String
     }
 
     /// The loopback port the broker listens on.
@@ -86,6 +96,9 @@ public final class MosquittoBroker: @unchecked Sendable {
         if options.tls {
             certificates = try Self.makeCertificates(in: dir)
             lines += ["cafile \(dir)/ca.crt", "certfile \(dir)/server.crt", "keyfile \(dir)/server.key"]
+            if options.requireClientCertificate {
+                lines.append("require_certificate true")
+            }
         } else {
             certificates = nil
         }
@@ -211,18 +224,24 @@ public final class MosquittoBroker: @unchecked Sendable {
                     "/CN=Tandem test \(name)",
                 ])
         }
-        try run(
-            openssl,
-            ["req"] + ec + ["-keyout", "\(dir)/server.key", "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"])
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
-            toFile: "\(dir)/server.ext", atomically: true, encoding: .utf8)
-        try run(
-            openssl,
-            [
-                "x509", "-req", "-in", "\(dir)/server.csr", "-CA", "\(dir)/ca.crt", "-CAkey", "\(dir)/ca.key",
-                "-CAcreateserial", "-out", "\(dir)/server.crt", "-days", "2", "-extfile", "\(dir)/server.ext",
-            ])
-        return Certificates(caFile: "\(dir)/ca.crt", wrongCAFile: "\(dir)/wrong-ca.crt")
+        // The server certificate names only DNS:localhost, so connecting to 127.0.0.1 must fail the
+        // hostname check.
+        try "subjectAltName=DNS:localhost\n".write(toFile: "\(dir)/server.ext", atomically: true, encoding: .utf8)
+        try "extendedKeyUsage=clientAuth\n".write(toFile: "\(dir)/client.ext", atomically: true, encoding: .utf8)
+        for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=edge-7")] {
+            try run(
+                openssl,
+                ["req"] + ec + ["-keyout", "\(dir)/\(name).key", "-out", "\(dir)/\(name).csr", "-subj", subject])
+            try run(
+                openssl,
+                [
+                    "x509", "-req", "-in", "\(dir)/\(name).csr", "-CA", "\(dir)/ca.crt", "-CAkey", "\(dir)/ca.key",
+                    "-CAcreateserial", "-out", "\(dir)/\(name).crt", "-days", "2", "-extfile", "\(dir)/\(name).ext",
+                ])
+        }
+        return Certificates(
+            caFile: "\(dir)/ca.crt", wrongCAFile: "\(dir)/wrong-ca.crt", clientCertificateFile: "\(dir)/client.crt",
+            clientKeyFile: "\(dir)/client.key")
     }
 
     /// Runs a command to completion and throws when it fails.
