@@ -23,18 +23,19 @@ func connectedClient(
 func collect(_ count: Int, from subscription: MQTTSubscription, within limit: Duration = .seconds(10)) async throws
     -> [MQTTMessage]
 {
-    try await withThrowingTaskGroup(of: [MQTTMessage].self) { group in
+    let received = Shared<[MQTTMessage]>([])
+    return try await withThrowingTaskGroup(of: [MQTTMessage].self) { group in
         group.addTask {
-            var received: [MQTTMessage] = []
             for await message in subscription {
-                received.append(message)
-                if received.count == count { break }
+                if received.withLock({ $0.append(message); return $0.count }) == count { break }
             }
-            return received
+            return received.withLock { $0 }
         }
         group.addTask {
             try await Task.sleep(for: limit)
-            throw TimedOut(description: "fewer than \(count) messages on \(subscription.filter) within \(limit)")
+            let got = received.withLock { $0.map(\.payloadString) }
+            throw TimedOut(
+                description: "\(got.count) of \(count) messages on \(subscription.filter) within \(limit): \(got.suffix(5))")
         }
         let first = try await group.next() ?? []
         group.cancelAll()
