@@ -27,7 +27,11 @@ func collect(_ count: Int, from subscription: MQTTSubscription, within limit: Du
     return try await withThrowingTaskGroup(of: [MQTTMessage].self) { group in
         group.addTask {
             for await message in subscription {
-                if received.withLock({ $0.append(message); return $0.count }) == count { break }
+                let total = received.withLock { messages in
+                    messages.append(message)
+                    return messages.count
+                }
+                if total == count { break }
             }
             return received.withLock { $0 }
         }
