@@ -39,7 +39,8 @@ func collect(_ count: Int, from subscription: MQTTSubscription, within limit: Du
             try await Task.sleep(for: limit)
             let got = received.withLock { $0.map(\.payloadString) }
             throw TimedOut(
-                description: "\(got.count) of \(count) messages on \(subscription.filter) within \(limit): \(got.suffix(5))")
+                description:
+                    "\(got.count) of \(count) messages on \(subscription.filter) within \(limit): \(got.suffix(5))")
         }
         let first = try await group.next() ?? []
         group.cancelAll()
