@@ -82,7 +82,7 @@ public final class MosquittoBroker: @unchecked Sendable {
             var first = true
             for (user, password) in options.users.sorted(by: { $0.key < $1.key }) {
                 try Self.run(
-                    "/usr/bin/mosquitto_passwd",
+                    try Self.executable("mosquitto_passwd"),
                     first ? ["-b", "-c", passwordFile, user, password] : ["-b", passwordFile, user, password])
                 first = false
             }
@@ -140,7 +140,7 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Starts (or restarts) the broker process and waits until it accepts connections.
     public func start() async throws {
-        let child = try Self.spawn("/usr/sbin/mosquitto", ["-c", configPath])
+        let child = try Self.spawn(Self.executable("mosquitto"), ["-c", configPath])
         lock.withLock { processIDStorage = child }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -214,7 +214,7 @@ public final class MosquittoBroker: @unchecked Sendable {
     // MARK: Helpers
 
     private static func makeCertificates(in dir: String) throws -> Certificates {
-        let openssl = "/usr/bin/openssl"
+        let openssl = try executable("openssl")
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for name in ["ca", "wrong-ca"] {
             try run(
@@ -242,6 +242,16 @@ public final class MosquittoBroker: @unchecked Sendable {
         return Certificates(
             caFile: "\(dir)/ca.crt", wrongCAFile: "\(dir)/wrong-ca.crt", clientCertificateFile: "\(dir)/client.crt",
             clientKeyFile: "\(dir)/client.key")
+    }
+
+    /// The full path of `name`, from `PATH` and the sbin directories where Debian puts `mosquitto`.
+    public static func executable(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+        for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+            return "\(directory)/\(name)"
+        }
+        throw BrokerError("\(name) not found in PATH; install the mosquitto, mosquitto-clients and openssl packages")
     }
 
     /// Runs a command to completion and throws when it fails.

@@ -156,7 +156,7 @@ struct BenchMQTT: AsyncParsableCommand {
         Thread.sleep(forTimeInterval: 0.5)
         let start = monotonicNanoseconds()
         let publisher = Process()
-        publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+        publisher.executableURL = try benchExecutable("mosquitto_pub")
         publisher.arguments =
             ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
             + (tcpNoDelay ? ["--nodelay"] : [])
@@ -174,7 +174,7 @@ struct BenchMQTT: AsyncParsableCommand {
         let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos, noDelay: tcpNoDelay)
         Thread.sleep(forTimeInterval: 0.5)
         let publisher = Process()
-        publisher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+        publisher.executableURL = try benchExecutable("mosquitto_pub")
         publisher.arguments =
             ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
             + (tcpNoDelay ? ["--nodelay"] : [])
@@ -242,6 +242,16 @@ struct BenchMQTT: AsyncParsableCommand {
     }
 }
 
+/// The full path of `name`, from `PATH` and the sbin directories where Debian puts `mosquitto`.
+func benchExecutable(_ name: String) throws -> URL {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+    for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+        return URL(fileURLWithPath: "\(directory)/\(name)")
+    }
+    throw ValidationError("\(name) not found in PATH; install the mosquitto and mosquitto-clients packages")
+}
+
 func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
@@ -301,7 +311,7 @@ final class StockClient: Sendable {
 
     static func subscriber(port: Int, topic: String, qos: MQTTQoS, noDelay: Bool) throws -> StockClient {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        process.executableURL = try benchExecutable("mosquitto_sub")
         process.arguments =
             ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)"] + (noDelay ? ["--nodelay"] : [])
         let output = Pipe()
@@ -390,7 +400,7 @@ struct BenchBroker {
         let configFile = directory.appendingPathComponent("mosquitto.conf")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        process.executableURL = try benchExecutable("mosquitto")
         process.arguments = ["-c", configFile.path]
         process.standardError = FileHandle.nullDevice
         try process.run()
