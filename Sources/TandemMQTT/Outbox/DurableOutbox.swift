@@ -1,0 +1,380 @@
+import Foundation
+
+/// A disk-backed queue in front of an ``MQTTClient``: a message accepted by ``append(_:)`` is in the
+/// journal before the call returns and leaves it only when the broker acknowledges it.
+///
+/// Messages are published in the order they were appended, with at most
+/// ``Configuration-swift.struct/maximumInflight`` handed to the client at once. The client keeps those
+/// across reconnects and resends them; after a process restart the outbox replays every message not yet
+/// acknowledged. Delivery is therefore at least once: receivers drop duplicates with a
+/// ``MessageDeduplicator`` keyed on an id inside the message.
+///
+/// A PUBACK with a failure reason code (for example 135, not authorized) is final: the message leaves the
+/// journal, ``Statistics-swift.struct/rejected`` counts it and the warning handler names its topic.
+public final class DurableOutbox: Sendable {
+    /// When the journal is forced to stable storage. Every policy writes each message to the kernel before
+    /// ``DurableOutbox/append(_:)`` returns, so a killed process never loses an accepted message; the policy
+    /// decides what a power loss can take.
+    public enum SyncPolicy: Sendable, Hashable {
+        /// `fsync` inside every append call (a batch append syncs once).
+        case everyAppend
+        /// `fsync` at most this often, from a background thread.
+        case interval(milliseconds: Int)
+        /// Leave it to the operating system.
+        case never
+    }
+
+    /// What ``DurableOutbox/append(_:)`` does when the journal would exceed its byte bound.
+    public enum OverflowPolicy: Sendable, Hashable {
+        /// Throw ``MQTTError/Code-swift.enum/outboxFull``; the caller keeps the message.
+        case refuseNew
+        /// Drop the oldest messages not yet handed to the connection until the new one fits.
+        case dropOldest
+    }
+
+    /// How an outbox stores and sends.
+    public struct Configuration: Sendable {
+        /// The directory for segment files; one outbox per directory.
+        public var directory: String
+        /// A segment is closed and a new one started past this size.
+        public var segmentBytes: Int
+        /// The most bytes the journal may hold on disk; at least twice `segmentBytes`.
+        public var maximumBytes: Int
+        /// When the journal is synced.
+        public var sync: SyncPolicy
+        /// What to do when full.
+        public var overflow: OverflowPolicy
+        /// The most messages handed to the client and not yet acknowledged.
+        public var maximumInflight: Int
+
+        /// Creates a configuration.
+        public init(
+            directory: String,
+            segmentBytes: Int = 4 * 1024 * 1024,
+            maximumBytes: Int = 256 * 1024 * 1024,
+            sync: SyncPolicy = .interval(milliseconds: 100),
+            overflow: OverflowPolicy = .refuseNew,
+            maximumInflight: Int = 1000
+        ) {
+            self.directory = directory
+            self.segmentBytes = max(4096, segmentBytes)
+            self.maximumBytes = max(2 * self.segmentBytes, maximumBytes)
+            self.sync = sync
+            self.overflow = overflow
+            self.maximumInflight = max(1, maximumInflight)
+        }
+    }
+
+    /// Counters, read with ``DurableOutbox/statistics``.
+    public struct Statistics: Sendable, Hashable {
+        /// Messages in the journal not yet acknowledged.
+        public var pending: Int
+        /// Messages handed to the client and not yet acknowledged.
+        public var inflight: Int
+        /// Bytes the journal holds on disk.
+        public var journalBytes: Int
+        /// Messages the broker acknowledged since the outbox opened.
+        public var delivered: Int
+        /// Messages the broker answered with a failure reason code.
+        public var rejected: Int
+        /// Messages dropped by the `.dropOldest` overflow policy.
+        public var droppedOnOverflow: Int
+        /// Appends refused by the `.refuseNew` overflow policy.
+        public var refusedOnOverflow: Int
+        /// Messages recovered from disk when the outbox opened.
+        public var recoveredOnOpen: Int
+        /// Torn or corrupt journal tails cut off when the outbox opened.
+        public var truncatedTails: Int
+    }
+
+    struct Entry: Sendable {
+        let sequence: UInt64
+        let message: MQTTMessage
+        let recordBytes: Int
+    }
+
+    struct State {
+        var journal: OutboxJournal
+        var queue: [Entry] = []
+        var queueHead = 0
+        var inflight: [UInt64: Entry] = [:]
+        var client: MQTTClient?
+        var pumping = false
+        var closed = false
+        var statistics: Statistics
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+
+        var pendingCount: Int { queue.count - queueHead + inflight.count }
+
+        mutating func popFront() -> Entry? {
+            guard queueHead < queue.count else { return nil }
+            defer {
+                queueHead += 1
+                if queueHead > 4096 && queueHead * 2 > queue.count {
+                    queue.removeFirst(queueHead)
+                    queueHead = 0
+                }
+            }
+            return queue[queueHead]
+        }
+
+        mutating func pushFront(_ entry: Entry) {
+            if queueHead > 0 {
+                queueHead -= 1
+                queue[queueHead] = entry
+            } else {
+                queue.insert(entry, at: 0)
+            }
+        }
+    }
+
+    /// The configuration the outbox was opened with.
+    public let configuration: Configuration
+    // The journal is a non-Sendable class; it is only touched inside this lock.
+    private let state: LockedState<State>
+    private let warn: @Sendable (String) -> Void
+    private let flusherWakeup = Wakeup()
+
+    /// Opens the outbox in `configuration.directory`, recovering every message not yet acknowledged.
+    ///
+    /// - Parameters:
+    ///   - configuration: where and how to store.
+    ///   - warn: told about damaged journal tails and rejected messages; defaults to standard error.
+    /// - Throws: ``MQTTError`` with `.journalIO` when the directory cannot be used.
+    public init(
+        configuration: Configuration,
+        warn: @escaping @Sendable (String) -> Void = {
+            FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8))
+        }
+    ) throws {
+        self.configuration = configuration
+        self.warn = warn
+        let journal = try OutboxJournal(
+            directory: configuration.directory, segmentBytes: configuration.segmentBytes, warn: warn)
+        let recovered = journal.recovered.map {
+            Entry(sequence: $0.sequence, message: $0.message, recordBytes: $0.recordBytes)
+        }
+        let statistics = Statistics(
+            pending: recovered.count, inflight: 0, journalBytes: journal.totalBytes, delivered: 0, rejected: 0,
+            droppedOnOverflow: 0, refusedOnOverflow: 0, recoveredOnOpen: recovered.count,
+            truncatedTails: journal.truncatedTails)
+        var initial = State(journal: journal, statistics: statistics)
+        initial.queue = recovered
+        state = LockedState(initial)
+        startFlusher()
+    }
+
+    /// Current counters.
+    public var statistics: Statistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.pending = state.pendingCount
+            statistics.inflight = state.inflight.count
+            statistics.journalBytes = state.journal.totalBytes
+            return statistics
+        }
+    }
+
+    /// Accepts one message: journals it, then sends it when the connection allows.
+    ///
+    /// - Returns: the message's sequence number in this outbox.
+    /// - Throws: `.outboxFull` (policy `.refuseNew`), `.journalIO`, `.invalidArgument`, `.shutDown`.
+    @discardableResult
+    public func append(_ message: MQTTMessage) throws -> UInt64 {
+        try append(contentsOf: [message]).lowerBound
+    }
+
+    /// Accepts messages in one journal write (and one sync under `.everyAppend`).
+    ///
+    /// - Returns: the sequence numbers given to them, in order.
+    @discardableResult
+    public func append(contentsOf messages: [MQTTMessage]) throws -> Range<UInt64> {
+        guard !messages.isEmpty else { return 0..<0 }
+        let range = try state.withLock { state -> Range<UInt64> in
+            guard !state.closed else {
+                throw MQTTError(.shutDown, "outbox \(configuration.directory) is closed")
+            }
+            let first = state.journal.nextSequence
+            var records: [UInt8] = []
+            var entries: [Entry] = []
+            entries.reserveCapacity(messages.count)
+            for (offset, message) in messages.enumerated() {
+                let record = try OutboxRecord.encodeMessage(message, sequence: first + UInt64(offset))
+                entries.append(Entry(sequence: first + UInt64(offset), message: message, recordBytes: record.count))
+                records.append(contentsOf: record)
+            }
+            try makeRoom(for: records.count, in: &state)
+            try state.journal.appendMessages(records, count: messages.count)
+            if configuration.sync == .everyAppend {
+                try state.journal.sync()
+            }
+            state.queue.append(contentsOf: entries)
+            return first..<(first + UInt64(messages.count))
+        }
+        pump()
+        return range
+    }
+
+    private func makeRoom(for bytes: Int, in state: inout State) throws {
+        guard bytes <= configuration.maximumBytes - configuration.segmentBytes else {
+            throw MQTTError(
+                .invalidArgument,
+                "\(bytes) bytes do not fit outbox \(configuration.directory) (bound \(configuration.maximumBytes))")
+        }
+        while state.journal.totalBytes + bytes > configuration.maximumBytes {
+            guard configuration.overflow == .dropOldest, let oldest = state.popFront() else {
+                state.statistics.refusedOnOverflow += 1
+                throw MQTTError(
+                    .outboxFull,
+                    "outbox \(configuration.directory) holds \(state.journal.totalBytes) of "
+                        + "\(configuration.maximumBytes) bytes; refusing a new message")
+            }
+            try state.journal.remove(sequence: oldest.sequence)
+            try state.journal.flushRemovals()
+            state.statistics.droppedOnOverflow += 1
+        }
+    }
+
+    /// Starts sending through `client`. The client may be connected or not; messages wait for it.
+    public func attach(to client: MQTTClient) {
+        state.withLock { state in
+            // Messages stranded by a previous client that closed go first again, in order.
+            let stranded = state.inflight.values.sorted { $0.sequence < $1.sequence }
+            state.inflight.removeAll()
+            for entry in stranded.reversed() { state.pushFront(entry) }
+            state.client = client
+        }
+        let states = client.connectionStates()
+        Task { [weak self] in
+            for await connection in states {
+                guard let self else { return }
+                if connection.isConnected { self.pump() }
+            }
+        }
+        pump()
+    }
+
+    /// Waits until every journaled message has been acknowledged (or the timeout passes).
+    ///
+    /// - Returns: whether the outbox is empty.
+    public func waitUntilDrained(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if state.withLock({ $0.pendingCount == 0 }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return state.withLock { $0.pendingCount == 0 }
+    }
+
+    /// Writes buffered removals, syncs the journal and stops sending. Unacknowledged messages stay on disk.
+    public func close() {
+        state.withLock { state in
+            state.closed = true
+            state.client = nil
+            try? state.journal.sync()
+        }
+        flusherWakeup.signal()
+    }
+
+    /// Hands queued messages to the client, in order, while the in-flight window has room.
+    ///
+    /// One caller pumps at a time (`pumping`); a caller that finds it taken returns at once, and the active
+    /// pumper sees its change because the final "nothing to send" check and clearing the flag happen in one
+    /// critical section.
+    private func pump() {
+        let start = state.withLock { state -> Bool in
+            guard !state.pumping else { return false }
+            state.pumping = true
+            return true
+        }
+        guard start else { return }
+        while true {
+            let next = state.withLock { state -> (Entry, MQTTClient)? in
+                guard !state.closed, let client = state.client, state.inflight.count < configuration.maximumInflight,
+                    let entry = state.popFront()
+                else {
+                    state.pumping = false
+                    return nil
+                }
+                state.inflight[entry.sequence] = entry
+                return (entry, client)
+            }
+            guard let (entry, client) = next else { return }
+            let sequence = entry.sequence
+            do {
+                try client.publish(entry.message) { [weak self] result in
+                    self?.completed(sequence: sequence, result: result)
+                }
+            } catch {
+                // Not connected (QoS 0) or closed: put it back; the next connection event pumps again.
+                state.withLock { state in
+                    if let entry = state.inflight.removeValue(forKey: sequence) { state.pushFront(entry) }
+                    state.pumping = false
+                }
+                return
+            }
+        }
+    }
+
+    private func completed(sequence: UInt64, result: Result<MQTTPublishResult, MQTTError>) {
+        let (rejection, waiters) = state.withLock { state -> (String?, [CheckedContinuation<Void, Never>]) in
+            guard case .success(let answer) = result else {
+                // The client closed before the broker answered: the message stays journaled and in flight,
+                // and `attach(to:)` requeues it for the next client.
+                return (nil, [])
+            }
+            guard let entry = state.inflight.removeValue(forKey: sequence) else { return (nil, []) }
+            var rejection: String?
+            if answer.isAccepted {
+                state.statistics.delivered += 1
+            } else {
+                state.statistics.rejected += 1
+                rejection =
+                    "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.message.topic) "
+                    + "with reason code \(answer.reasonCode); dropping it"
+            }
+            do {
+                try state.journal.remove(sequence: sequence)
+            } catch {
+                rejection = "outbox \(configuration.directory): \(error)"
+            }
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            if state.pendingCount == 0 {
+                waiters = state.drainWaiters
+                state.drainWaiters = []
+            }
+            return (rejection, waiters)
+        }
+        if let rejection { warn(rejection) }
+        for waiter in waiters { waiter.resume() }
+        pump()
+    }
+
+    /// Flushes removal records and applies the interval sync policy in the background.
+    private func startFlusher() {
+        let period: Int
+        switch configuration.sync {
+        case .interval(let milliseconds): period = max(1, milliseconds)
+        case .everyAppend, .never: period = 200
+        }
+        let syncs = configuration.sync != .never
+        let thread = Thread { [weak self] in
+            while let outbox = self {
+                let closed = outbox.state.withLock { state -> Bool in
+                    if syncs {
+                        try? state.journal.sync()
+                    } else {
+                        try? state.journal.flushRemovals()
+                    }
+                    return state.closed
+                }
+                if closed { return }
+                let wakeup = outbox.flusherWakeup
+                _ = consume outbox
+                wakeup.wait(milliseconds: period)
+            }
+        }
+        thread.name = "outbox-flusher"
+        thread.start()
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The outbox's append-only journal: numbered segment files of framed records (see ``OutboxRecord``).
+///
+/// Message records and removal records (written on PUBACK or when a message is dropped) go to the active
+/// segment. A segment is deleted once every message in it has been removed and every older segment is
+/// gone; deleting only from the head keeps each removal record alive as long as the message it removes.
+///
+/// Not thread-safe: ``DurableOutbox`` uses it only under its lock.
+final class OutboxJournal {
+    struct Segment {
+        let firstSequence: UInt64
+        let path: String
+        var bytes: Int
+        var liveMessages: Int
+    }
+
+    /// A message recovered from disk that was never removed.
+    struct PendingMessage {
+        let sequence: UInt64
+        let message: MQTTMessage
+        let recordBytes: Int
+    }
+
+    static let fileExtension = "journal"
+
+    let directory: String
+    let segmentBytes: Int
+    private(set) var segments: [Segment] = []
+    private var activeDescriptor: Int32 = -1
+    private var removalBuffer: [UInt8] = []
+    /// Whether bytes were written since the last `sync()`.
+    private(set) var dirty = false
+    /// The sequence number the next message gets.
+    private(set) var nextSequence: UInt64 = 1
+    /// Messages recovered at open time, oldest first.
+    private(set) var recovered: [PendingMessage] = []
+    /// How many torn or corrupt tails were cut off at open time.
+    private(set) var truncatedTails = 0
+
+    /// Opens (creating if needed) the journal in `directory` and recovers what it holds.
+    ///
+    /// A torn or corrupt record ends its segment: the file is cut there and `warn` is told. Never fatal.
+    /// - Throws: ``MQTTError`` with `.journalIO` when the directory or a file cannot be created or read.
+    init(directory: String, segmentBytes: Int, warn: (String) -> Void) throws {
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw MQTTError(.journalIO, "cannot create outbox directory \(directory): \(error)")
+        }
+        try recover(warn: warn)
+        if segments.isEmpty {
+            try startSegment(firstSequence: nextSequence)
+        } else {
+            try openActive()
+        }
+        compact()
+    }
+
+    deinit {
+        if activeDescriptor >= 0 { close(activeDescriptor) }
+    }
+
+    /// Total bytes on disk, including removal records not yet written.
+    var totalBytes: Int {
+        segments.reduce(0) { $0 + $1.bytes } + removalBuffer.count
+    }
+
+    // MARK: Recovery
+
+    private func recover(warn: (String) -> Void) throws {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw MQTTError(.journalIO, "cannot list outbox directory \(directory): \(error)")
+        }
+        let numbered = names.compactMap { name -> (UInt64, String)? in
+            guard name.hasSuffix(".\(Self.fileExtension)"),
+                let number = UInt64(name.dropLast(Self.fileExtension.count + 1))
+            else { return nil }
+            return (number, name)
+        }.sorted { $0.0 < $1.0 }
+
+        var messages: [UInt64: (MQTTMessage, Int, Int)] = [:]
+        var removed = Set<UInt64>()
+        var highest: UInt64 = 0
+        for (first, name) in numbered {
+            let path = "\(directory)/\(name)"
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw MQTTError(.journalIO, "cannot read outbox segment \(path): \(error)")
+            }
+            let segmentIndex = segments.count
+            var validLength = 0
+            var failure: OutboxRecord.ReadFailure?
+            data.withUnsafeBytes { bytes in
+                while validLength < bytes.count {
+                    do throws(OutboxRecord.ReadFailure) {
+                        let (record, size) = try OutboxRecord.read(bytes, at: validLength)
+                        switch record {
+                        case .message(let sequence, let message):
+                            messages[sequence] = (message, size, segmentIndex)
+                            highest = max(highest, sequence)
+                        case .removal(let sequence):
+                            removed.insert(sequence)
+                        }
+                        validLength += size
+                    } catch {
+                        failure = error
+                        return
+                    }
+                }
+            }
+            if let failure {
+                warn(
+                    "outbox segment \(path): \(failure) record at byte \(validLength) of \(data.count); "
+                        + "cutting off the damaged tail (\(data.count - validLength) bytes)")
+                guard truncate(path, off_t(validLength)) == 0 else {
+                    throw MQTTError(.journalIO, "cannot truncate outbox segment \(path): errno \(errno)")
+                }
+                truncatedTails += 1
+            }
+            segments.append(Segment(firstSequence: first, path: path, bytes: validLength, liveMessages: 0))
+            highest = max(highest, first > 0 ? first - 1 : 0)
+        }
+        for (sequence, (message, size, segmentIndex)) in messages where !removed.contains(sequence) {
+            recovered.append(PendingMessage(sequence: sequence, message: message, recordBytes: size))
+            segments[segmentIndex].liveMessages += 1
+        }
+        recovered.sort { $0.sequence < $1.sequence }
+        nextSequence = highest + 1
+    }
+
+    // MARK: Writing
+
+    /// Appends framed message records, already numbered from ``nextSequence``, in one write.
+    ///
+    /// The bytes reach the kernel before this returns, so a killed process loses nothing; `sync()` makes
+    /// them survive a power loss.
+    func appendMessages(_ records: [UInt8], count: Int) throws {
+        if segments[segments.count - 1].bytes >= segmentBytes {
+            try flushRemovals()
+            try startSegment(firstSequence: nextSequence)
+            compact()
+        }
+        try flushRemovals()
+        try writeAll(records)
+        segments[segments.count - 1].bytes += records.count
+        segments[segments.count - 1].liveMessages += count
+        nextSequence += UInt64(count)
+    }
+
+    /// Records that message `sequence` left the outbox. Buffered: losing it in a crash only means a
+    /// duplicate delivery after restart.
+    func remove(sequence: UInt64) throws {
+        removalBuffer.append(contentsOf: OutboxRecord.encodeRemoval(sequence: sequence))
+        if let index = segmentIndex(containing: sequence) {
+            segments[index].liveMessages -= 1
+        }
+        if removalBuffer.count >= 64 * 1024 { try flushRemovals() }
+        compact()
+    }
+
+    /// Writes buffered removal records to the active segment.
+    func flushRemovals() throws {
+        guard !removalBuffer.isEmpty else { return }
+        let buffer = removalBuffer
+        removalBuffer.removeAll(keepingCapacity: true)
+        try writeAll(buffer)
+        segments[segments.count - 1].bytes += buffer.count
+    }
+
+    /// Forces written bytes to stable storage.
+    func sync() throws {
+        try flushRemovals()
+        guard dirty else { return }
+        guard fsync(activeDescriptor) == 0 else {
+            throw MQTTError(.journalIO, "fsync of \(segments[segments.count - 1].path) failed: errno \(errno)")
+        }
+        dirty = false
+    }
+
+    /// Deletes head segments whose messages have all been removed (never the active one), and rolls the
+    /// active segment when it is full of removals only.
+    func compact() {
+        if segments.count == 1, segments[0].liveMessages == 0, segments[0].bytes >= segmentBytes,
+            removalBuffer.isEmpty
+        {
+            try? startSegment(firstSequence: nextSequence)
+        }
+        while segments.count > 1, segments[0].liveMessages <= 0 {
+            unlink(segments[0].path)
+            segments.removeFirst()
+        }
+    }
+
+    private func segmentIndex(containing sequence: UInt64) -> Int? {
+        var low = 0
+        var high = segments.count - 1
+        var found: Int?
+        while low <= high {
+            let middle = (low + high) / 2
+            if segments[middle].firstSequence <= sequence {
+                found = middle
+                low = middle + 1
+            } else {
+                high = middle - 1
+            }
+        }
+        return found
+    }
+
+    private func startSegment(firstSequence: UInt64) throws {
+        let name = String(repeating: "0", count: max(0, 20 - String(firstSequence).count)) + String(firstSequence)
+        let path = "\(directory)/\(name).\(Self.fileExtension)"
+        if activeDescriptor >= 0 {
+            if dirty { fsync(activeDescriptor) }
+            close(activeDescriptor)
+            activeDescriptor = -1
+        }
+        segments.append(Segment(firstSequence: firstSequence, path: path, bytes: 0, liveMessages: 0))
+        try openActive()
+        syncDirectory()
+    }
+
+    private func openActive() throws {
+        let path = segments[segments.count - 1].path
+        activeDescriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard activeDescriptor >= 0 else {
+            throw MQTTError(.journalIO, "cannot open outbox segment \(path): errno \(errno)")
+        }
+    }
+
+    private func syncDirectory() {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(activeDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw MQTTError(
+                        .journalIO, "write to \(segments[segments.count - 1].path) failed: errno \(errno)")
+                }
+                offset += written
+            }
+        }
+        dirty = true
+    }
+}
