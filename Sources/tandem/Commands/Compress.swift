@@ -61,7 +61,9 @@ struct Compress: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
-        let teacherModel = loaded.model
+        guard let teacherModel = loaded.model else {
+            throw CommandFailure("\(teacher): the teacher must be a float32 model, it is \(loaded.artifact.manifest.numerics)")
+        }
         let teacherManifest = loaded.artifact.manifest
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()

@@ -55,10 +55,10 @@ struct Eval: ParsableCommand {
 
         let clock = ContinuousClock()
         var predictions = [Int]()
-        let batched = try clock.measure { predictions = try loaded.model.logits(for: windows.windows).argmaxRows() }
+        let batched = try clock.measure { predictions = try loaded.logits(for: windows.windows).argmaxRows() }
         let sample = min(windows.count, 200)
         let single = try clock.measure {
-            for i in 0..<sample { _ = try loaded.model.logits(for: windows.windows.slice(i..<(i + 1))) }
+            for i in 0..<sample { _ = try loaded.logits(for: windows.windows.slice(i..<(i + 1))) }
         }
         let report = ClassificationReport(labels: windows.labels, predictions: predictions, classNames: manifest.classNames)
         let output = Output(
@@ -88,14 +88,32 @@ struct Eval: ParsableCommand {
 /// A model artifact read from disk, verified and ready to run.
 struct LoadedModel {
     var artifact: ModelArtifact
-    var model: FloatModel
+    /// The model of a float32 artifact; nil for an int8 one.
+    var model: FloatModel?
+    /// The model of an int8 artifact; nil for a float32 one.
+    var quantized: QuantizedModel?
+    /// The engine running `quantized`, made once so timed calls measure inference only.
+    private var engine: Int8Engine?
 
     /// Reads, verifies (checksum, optional signature) and self-tests an artifact.
     init(path: String, trustedKeyPaths: [String]) throws {
         let keys = try trustedKeyPaths.map { try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: $0)) }
         artifact = try ModelArtifact.read(
             from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
-        model = try FloatModel(artifact: artifact)
-        try artifact.verifyGoldenOutputs(try model.logits(for: artifact.goldenInputs))
+        if artifact.manifest.numerics == QuantizedModel.numerics {
+            let quantized = try QuantizedModel(artifact: artifact)
+            self.quantized = quantized
+            engine = Int8Engine(model: quantized)
+        } else {
+            model = try FloatModel(artifact: artifact)
+        }
+        try artifact.verifyGoldenOutputs(try logits(for: artifact.goldenInputs))
+    }
+
+    /// Logits of normalized windows, through the float model or the int8 engine.
+    func logits(for windows: Tensor) throws -> Tensor {
+        if let engine { return try engine.logits(for: windows) }
+        guard let model else { throw CommandFailure("model \(artifact.manifest.name) has no weights") }
+        return try model.logits(for: windows)
     }
 }
