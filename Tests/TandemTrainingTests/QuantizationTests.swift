@@ -5,7 +5,9 @@ import Testing
 @testable import TandemTraining
 
 /// A float model with random weights for the given layers (no training needed to test op accuracy).
-func randomFloatModel(_ layers: [LayerSpec], window: Int, channels: Int, classes: Int, seed: UInt64) throws -> FloatModel {
+func randomFloatModel(_ layers: [LayerSpec], window: Int, channels: Int, classes: Int, seed: UInt64) throws
+    -> FloatModel
+{
     let network = try Network(layers: layers, window: window, channels: channels, classes: classes, seed: seed)
     return try network.exportFloatModel()
 }
@@ -16,7 +18,9 @@ func gaussianWindows(_ n: Int, window: Int, channels: Int, seed: UInt64) -> Tens
 }
 
 struct QuantizationTests {
-    @Test("int8 agrees with the float student on ≥ 99 % of held-out windows and loses ≤ 1 pp accuracy, for every calibration method")
+    @Test(
+        "int8 agrees with the float student on ≥ 99 % of held-out windows and loses ≤ 1 pp accuracy, for every calibration method"
+    )
     func trainedModelAgreement() throws {
         let train = sinusoidWindows(count: 240, seed: 1)
         let test = sinusoidWindows(count: 600, seed: 2)
@@ -34,20 +38,26 @@ struct QuantizationTests {
             let quantized = try PostTrainingQuantizer(method: method).quantize(float, calibration: calibration)
             let engine = Int8Engine(model: quantized)
             let int8Predictions = try engine.classify(windows: test.windows).confidences.map(\.label)
-            let agreement = Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(test.count)
+            let agreement =
+                Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(test.count)
             let int8Accuracy = zip(int8Predictions, test.labels).filter { $0 == $1 }.count
             #expect(agreement >= 0.99, "\(method): agreement \(agreement)")
-            #expect(Double(int8Accuracy) >= Double(floatAccuracy) - 0.01 * Double(test.count), "\(method): \(int8Accuracy) vs \(floatAccuracy)")
+            #expect(
+                Double(int8Accuracy) >= Double(floatAccuracy) - 0.01 * Double(test.count),
+                "\(method): \(int8Accuracy) vs \(floatAccuracy)")
         }
     }
 
     @Test("the int8 edge model stores at most 30 % of the float model's bytes")
     func storageRatio() throws {
-        let edge = try ModelSpecFile.load(contentsOf: ModelSpecFileTests.root.appendingPathComponent("cloud-config/models/edge.yaml"))
+        let edge = try ModelSpecFile.load(
+            contentsOf: ModelSpecFileTests.root.appendingPathComponent("cloud-config/models/edge.yaml"))
         let float = try randomFloatModel(edge.layers, window: 128, channels: 4, classes: 5, seed: 3)
-        let quantized = try PostTrainingQuantizer(method: .minMax).quantize(float, calibration: gaussianWindows(16, window: 128, channels: 4, seed: 4))
+        let quantized = try PostTrainingQuantizer(method: .minMax).quantize(
+            float, calibration: gaussianWindows(16, window: 128, channels: 4, seed: 4))
         let floatBytes = 4 * float.parameterCount
-        #expect(Double(quantized.storageBytes) <= 0.30 * Double(floatBytes), "\(quantized.storageBytes) of \(floatBytes)")
+        #expect(
+            Double(quantized.storageBytes) <= 0.30 * Double(floatBytes), "\(quantized.storageBytes) of \(floatBytes)")
         #expect(quantized.macsPerWindow == float.macsPerWindow)
     }
 
@@ -59,22 +69,35 @@ struct QuantizationTests {
     }
 
     static let ops: [OpCase] = [
-        OpCase(name: "conv k5 stride 2 same + ReLU", layers: [LayerSpec(type: .conv1d, filters: 6, kernel: 5, stride: 2, padding: .same), LayerSpec(type: .relu)]),
-        OpCase(name: "conv k3 dilation 2 valid", layers: [LayerSpec(type: .conv1d, filters: 5, kernel: 3, dilation: 2, padding: .valid)]),
-        OpCase(name: "conv k4 stride 3 dilation 2 same", layers: [LayerSpec(type: .conv1d, filters: 4, kernel: 4, stride: 3, dilation: 2, padding: .same)]),
+        OpCase(
+            name: "conv k5 stride 2 same + ReLU",
+            layers: [
+                LayerSpec(type: .conv1d, filters: 6, kernel: 5, stride: 2, padding: .same), LayerSpec(type: .relu),
+            ]),
+        OpCase(
+            name: "conv k3 dilation 2 valid",
+            layers: [LayerSpec(type: .conv1d, filters: 5, kernel: 3, dilation: 2, padding: .valid)]),
+        OpCase(
+            name: "conv k4 stride 3 dilation 2 same",
+            layers: [LayerSpec(type: .conv1d, filters: 4, kernel: 4, stride: 3, dilation: 2, padding: .same)]),
         OpCase(name: "conv k1", layers: [LayerSpec(type: .conv1d, filters: 7, kernel: 1)]),
         OpCase(name: "max pool k2", layers: [LayerSpec(type: .maxpool1d, kernel: 2)]),
-        OpCase(name: "average pool k3 same", layers: [LayerSpec(type: .avgpool1d, kernel: 3, stride: 1, padding: .same)]),
+        OpCase(
+            name: "average pool k3 same", layers: [LayerSpec(type: .avgpool1d, kernel: 3, stride: 1, padding: .same)]),
         OpCase(name: "relu", layers: [LayerSpec(type: .relu)]),
         OpCase(name: "global average pool", layers: [LayerSpec(type: .globalavgpool1d)]),
-        OpCase(name: "flatten + dense + ReLU", layers: [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: 6), LayerSpec(type: .relu)]),
+        OpCase(
+            name: "flatten + dense + ReLU",
+            layers: [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: 6), LayerSpec(type: .relu)]),
     ]
 
     @Test("each int8 op matches its float twin within the quantization error bound", arguments: ops)
     func opMatchesFloat(op: OpCase) throws {
         let window = 24, channels = 3
         var layers = op.layers
-        if !layers.contains(where: { $0.type == .globalavgpool1d || $0.type == .flatten }) { layers.append(LayerSpec(type: .globalavgpool1d)) }
+        if !layers.contains(where: { $0.type == .globalavgpool1d || $0.type == .flatten }) {
+            layers.append(LayerSpec(type: .globalavgpool1d))
+        }
         layers.append(LayerSpec(type: .dense))
         let float = try randomFloatModel(layers, window: window, channels: channels, classes: 3, seed: 5)
         let inputs = gaussianWindows(64, window: window, channels: channels, seed: 6)
@@ -106,7 +129,8 @@ struct QuantizationTests {
                     let sw = Double(scales[o])
                     let weightMass = (0..<rowLength).map { abs(Double(w.scalars[o * rowLength + $0])) }.reduce(0, +)
                     let inputMass = opInput.map { abs(Double($0)) }.reduce(0, +)
-                    bound = 1.5 * Double(out.scale) + 0.5 * sIn * weightMass + 0.5 * sw * inputMass
+                    bound =
+                        1.5 * Double(out.scale) + 0.5 * sIn * weightMass + 0.5 * sw * inputMass
                         + 0.25 * sIn * sw * Double(rowLength) + 0.5 * sIn * sw
                 }
                 worstExcess = max(worstExcess, abs(got - expected) - bound)
