@@ -274,6 +274,8 @@ struct Int8EngineTests {
         Corruption(name: "last layer not dense", code: .unsupportedLayer) { p, _, _ in p.layers.removeLast() },
         Corruption(name: "zero window", code: .shapeMismatch) { p, _, _ in p.window = 0 },
         Corruption(name: "kernel longer than input", code: .shapeMismatch) { p, _, _ in p.layers[1].kernel = 99 },
+        Corruption(name: "huge window", code: .shapeMismatch) { p, _, _ in p.window = 1 << 30 },
+        Corruption(name: "accumulator overflow", code: .shapeMismatch) { p, _, _ in p.channels = 70_000 },
         Corruption(name: "missing weight", code: .badTensor) { _, w, _ in w["0.weight"] = nil },
         Corruption(name: "misshapen weight", code: .badTensor) { _, w, _ in w["1.weight"]?.shape = [6, 3, 9] },
         Corruption(name: "truncated weight values", code: .badTensor) { _, w, _ in w["4.weight"]?.values.removeLast() },

@@ -47,6 +47,11 @@ public struct QuantizedModel: Sendable, Equatable {
         } catch let error as ModelError {
             throw QuantizationError(.shapeMismatch, error.message)
         }
+        if let (index, shape) = shapes.enumerated().first(where: { $0.element.reduce(1, *) > Self.maximumActivation }) {
+            throw QuantizationError(
+                .shapeMismatch,
+                "activation \(index) has shape \(shape), more than \(Self.maximumActivation) values; the engine refuses it")
+        }
         var inputs = [p.input]
         for (i, layer) in p.layers.enumerated() {
             let name = "layer \(i) (\(layer.kind.rawValue))"
@@ -57,6 +62,12 @@ public struct QuantizedModel: Sendable, Equatable {
             case .conv1d, .dense:
                 let units = layer.kind == .conv1d ? output[1] : output[0]
                 let weightShape = layer.kind == .conv1d ? [units, layer.kernel ?? 0, input[1]] : [units, input[0]]
+                let rowLength = weightShape.dropFirst().reduce(1, *)
+                guard rowLength <= Self.maximumRowLength else {
+                    throw QuantizationError(
+                        .shapeMismatch,
+                        "\(name): \(rowLength) products per output could overflow the int32 accumulator (at most \(Self.maximumRowLength))")
+                }
                 guard let w = weights["\(i).weight"] else {
                     throw QuantizationError(.badTensor, "\(name) has no weight `\(i).weight`")
                 }
@@ -119,6 +130,12 @@ public struct QuantizedModel: Sendable, Equatable {
         self.shapes = shapes
         self.inputQuantizations = Array(inputs.prefix(p.layers.count))
     }
+
+    /// The most values one activation may hold (64 Mi), so a hostile manifest cannot make the engine's
+    /// arena huge.
+    public static let maximumActivation = 1 << 26
+    /// The most products one output may sum: `(2^31 − 1) / (128 · 127)` keeps any int32 accumulator exact.
+    public static let maximumRowLength = Int(Int32.max) / (128 * 127)
 
     private static func checkMultipliers(_ multipliers: [FixedPointMultiplier]?, count: Int, name: String) throws {
         guard let multipliers, multipliers.count == count else {
