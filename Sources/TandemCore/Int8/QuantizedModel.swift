@@ -50,7 +50,8 @@ public struct QuantizedModel: Sendable, Equatable {
         if let (index, shape) = shapes.enumerated().first(where: { $0.element.reduce(1, *) > Self.maximumActivation }) {
             throw QuantizationError(
                 .shapeMismatch,
-                "activation \(index) has shape \(shape), more than \(Self.maximumActivation) values; the engine refuses it")
+                "activation \(index) has shape \(shape), more than \(Self.maximumActivation) values; the engine refuses it"
+            )
         }
         var inputs = [p.input]
         for (i, layer) in p.layers.enumerated() {
@@ -66,7 +67,8 @@ public struct QuantizedModel: Sendable, Equatable {
                 guard rowLength <= Self.maximumRowLength else {
                     throw QuantizationError(
                         .shapeMismatch,
-                        "\(name): \(rowLength) products per output could overflow the int32 accumulator (at most \(Self.maximumRowLength))")
+                        "\(name): \(rowLength) products per output could overflow the int32 accumulator (at most \(Self.maximumRowLength))"
+                    )
                 }
                 guard let w = weights["\(i).weight"] else {
                     throw QuantizationError(.badTensor, "\(name) has no weight `\(i).weight`")
