@@ -170,3 +170,42 @@ struct CalibrationTests {
         #expect(try CalibrationMethod(parsing: "percentile:99.9") == .percentile(99.9))
     }
 }
+
+struct QuantizationPipelineTests {
+    @Test("distil → prune → fine-tune → quantize → artifact → reload keeps the pruned model's predictions")
+    func compressPipeline() throws {
+        let train = sinusoidWindows(count: 240, seed: 31)
+        let test = sinusoidWindows(count: 300, seed: 32)
+        var config = TrainingConfiguration()
+        config.epochs = 12
+        config.learningRate = 0.01
+        config.patience = 0
+        let teacherNetwork = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 33)
+        _ = try Trainer(configuration: config).train(teacherNetwork, on: train)
+        let teacher = try teacherNetwork.exportFloatModel()
+        let student = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 34)
+        let loss = try DistillationLoss(temperature: 3, alpha: 0.5)
+        _ = try Distiller(configuration: config, loss: loss).distil(student, teacher: teacher, on: train)
+        let (pruned, report) = try StructuredPruner(criterion: .l1, target: .sparsity(0.25)).prune(student)
+        #expect(report.macsAfter < report.macsBefore)
+        config.epochs = 6
+        _ = try Distiller(configuration: config, loss: loss).distil(pruned, teacher: teacher, on: train)
+        let float = try pruned.exportFloatModel()
+        let quantized = try PostTrainingQuantizer(method: .mse).quantize(
+            float, calibration: train.windows.slice(0..<64))
+        let manifest = ModelManifest(
+            name: "edge", version: "edge-test", createdAt: "2026-01-01T00:00:00Z", architecture: [],
+            input: InputSpec(channels: 2, window: 32, hop: 16), classNames: test.classNames)
+        let artifact = try ModelArtifact(
+            quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<4))
+        let reloaded = try QuantizedModel(artifact: ModelArtifact(bytes: artifact.serialized()))
+        let int8 = try Int8Engine(model: reloaded).classify(windows: test.windows).confidences.map(\.label)
+        let floatPredictions = try float.logits(for: test.windows).argmaxRows()
+        let agreement = Double(zip(int8, floatPredictions).filter { $0 == $1 }.count) / Double(test.count)
+        let int8Accuracy = Double(zip(int8, test.labels).filter { $0 == $1 }.count) / Double(test.count)
+        let floatAccuracy = Double(zip(floatPredictions, test.labels).filter { $0 == $1 }.count) / Double(test.count)
+        #expect(agreement >= 0.99, "agreement \(agreement)")
+        #expect(
+            int8Accuracy >= floatAccuracy - 0.01 && int8Accuracy >= 0.9, "int8 \(int8Accuracy), float \(floatAccuracy)")
+    }
+}
