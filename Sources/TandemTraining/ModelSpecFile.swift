@@ -79,7 +79,9 @@ public struct ModelSpecFile: Decodable, Sendable {
 
     private func validate(source: String) throws {
         guard !layers.isEmpty else { throw ModelSpecError(key: "\(source): layers", message: "no layers") }
-        if let w = input?.window, w < 1 { throw ModelSpecError(key: "\(source): input.window", message: "must be positive") }
+        if let w = input?.window, w < 1 {
+            throw ModelSpecError(key: "\(source): input.window", message: "must be positive")
+        }
         if let h = input?.hop, h < 1 { throw ModelSpecError(key: "\(source): input.hop", message: "must be positive") }
         for (i, layer) in layers.enumerated() {
             let allowed: Set<String>
@@ -93,13 +95,15 @@ public struct ModelSpecFile: Decodable, Sendable {
             }
             let used = layer.setKeys
             if let extra = used.subtracting(allowed).sorted().first {
-                throw ModelSpecError(key: "\(source): layers[\(i)].\(extra)", message: "\(layer.type.rawValue) does not take `\(extra)`")
+                throw ModelSpecError(
+                    key: "\(source): layers[\(i)].\(extra)", message: "\(layer.type.rawValue) does not take `\(extra)`")
             }
             if layer.type == .conv1d && layer.filters == nil {
                 throw ModelSpecError(key: "\(source): layers[\(i)].filters", message: "conv1d needs `filters`")
             }
             if [.conv1d, .maxpool1d, .avgpool1d].contains(layer.type) && layer.kernel == nil {
-                throw ModelSpecError(key: "\(source): layers[\(i)].kernel", message: "\(layer.type.rawValue) needs `kernel`")
+                throw ModelSpecError(
+                    key: "\(source): layers[\(i)].kernel", message: "\(layer.type.rawValue) needs `kernel`")
             }
         }
         try training?.validate()

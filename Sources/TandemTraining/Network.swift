@@ -35,7 +35,8 @@ public final class Network {
                 layers.append(try Conv1DLayer(spec: spec, index: i, inputShape: input, generator: &generator))
             case .dense:
                 spec.units = shapes[i + 1][0]
-                layers.append(DenseLayer(spec: spec, index: i, inputs: input[0], units: shapes[i + 1][0], generator: &generator))
+                layers.append(
+                    DenseLayer(spec: spec, index: i, inputs: input[0], units: shapes[i + 1][0], generator: &generator))
             case .relu:
                 layers.append(ReLULayer(spec: spec))
             case .maxpool1d, .avgpool1d:
@@ -103,7 +104,9 @@ public final class Network {
             for p in layer.parameters {
                 if let v = state[p.name] { p.value = v }
             }
-            if let bn = layer as? BatchNormLayer, let m = state["\(bn.index).mean"], let v = state["\(bn.index).variance"] {
+            if let bn = layer as? BatchNormLayer, let m = state["\(bn.index).mean"],
+                let v = state["\(bn.index).variance"]
+            {
                 bn.setRunningStatistics(mean: m.scalars, variance: v.scalars)
             }
         }
@@ -161,6 +164,7 @@ public final class Network {
             }
             i += 1
         }
-        return try FloatModel(architecture: architecture, window: window, channels: channels, classes: classes, weights: weights)
+        return try FloatModel(
+            architecture: architecture, window: window, channels: channels, classes: classes, weights: weights)
     }
 }

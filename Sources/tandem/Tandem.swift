@@ -8,6 +8,8 @@ struct Tandem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "Train, compress, evaluate, sign and inspect Tandem models; simulate sensor data.",
-        subcommands: [Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Bench.self]
+        subcommands: [
+            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Bench.self,
+        ]
     )
 }

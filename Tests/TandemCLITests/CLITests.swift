@@ -6,7 +6,8 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct CLITests {
     let tandem = BuiltProducts.executable("tandem")
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func run(_ arguments: [String]) throws -> CommandResult { try runCommand(tandem, arguments) }
 
@@ -22,7 +23,9 @@ struct CLITests {
         let simulate = try run(["simulate", "--out", "\(dir)/sim", "--duration", "80", "--seed", "3"])
         #expect(simulate.status == 0, "\(simulate.standardError)")
         let spec = Self.root.appendingPathComponent("cloud-config/models/edge.yaml").path
-        let train = try run(["train", "--data", "\(dir)/sim", "--spec", spec, "--out", "\(dir)/edge.tandem", "--epochs", "4", "--json"])
+        let train = try run([
+            "train", "--data", "\(dir)/sim", "--spec", spec, "--out", "\(dir)/edge.tandem", "--epochs", "4", "--json",
+        ])
         #expect(train.status == 0, "\(train.standardError)")
         #expect(train.standardError.contains("epoch 1/4"), "progress lines go to stderr")
         let trained = try json(train.standardOutput)
@@ -32,9 +35,32 @@ struct CLITests {
         let eval = try run(["eval", "--model", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--json"])
         #expect(eval.status == 0, "\(eval.standardError)")
         let evaluated = try json(eval.standardOutput)
-        #expect(abs((evaluated["accuracy"] as? Double ?? -1) - testAccuracy) < 1e-9, "eval reproduces train's test score")
+        #expect(
+            abs((evaluated["accuracy"] as? Double ?? -1) - testAccuracy) < 1e-9, "eval reproduces train's test score")
         let confusion = try #require(evaluated["confusion"] as? [[Int]])
         #expect(confusion.count == 5 && confusion.flatMap { $0 }.reduce(0, +) == evaluated["windows"] as? Int)
+
+        let cascade = try run([
+            "eval", "--cascade", "--edge", "\(dir)/edge.tandem", "--full", "\(dir)/edge.tandem", "--data", "\(dir)/sim",
+            "--budgets", "0.1,1", "--thresholds", "0", "--json",
+        ])
+        #expect(cascade.status == 0, "\(cascade.standardError)")
+        let points = try #require(try json(cascade.standardOutput)["points"] as? [[String: Any]])
+        let rates = points.compactMap { $0["escalationRate"] as? Double }
+        #expect(rates.count == 3 && rates.first == 0 && rates.last == 1)
+        #expect(abs((points.last?["cascadeAccuracy"] as? Double ?? -1) - testAccuracy) < 1e-9)
+
+        let compress = try run([
+            "compress", "--teacher", "\(dir)/edge.tandem", "--spec", spec, "--data", "\(dir)/sim", "--out",
+            "\(dir)/edge-int8.tandem", "--prune", "0.25", "--epochs", "2", "--fine-tune-epochs", "1", "--json",
+        ])
+        #expect(compress.status == 0, "\(compress.standardError)")
+        let int8Eval = try run(["eval", "--model", "\(dir)/edge-int8.tandem", "--data", "\(dir)/sim", "--json"])
+        #expect(int8Eval.status == 0, "\(int8Eval.standardError)")
+        #expect((try json(int8Eval.standardOutput)["accuracy"] as? Double ?? 0) > 0.3)
+        let int8Inspect = try run(["inspect", "\(dir)/edge-int8.tandem", "--json"])
+        let int8Manifest = try #require(try json(int8Inspect.standardOutput)["manifest"] as? [String: Any])
+        #expect(int8Manifest["numerics"] as? String == "int8")
 
         let inspect = try run(["inspect", "\(dir)/edge.tandem", "--json"])
         #expect(inspect.status == 0)
@@ -44,10 +70,14 @@ struct CLITests {
 
         #expect(try run(["keygen", "--out", "\(dir)/key"]).status == 0)
         #expect(try run(["sign", "--key", "\(dir)/key", "\(dir)/edge.tandem"]).status == 0)
-        let verified = try run(["eval", "--model", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--trusted-key", "\(dir)/key.pub"])
+        let verified = try run([
+            "eval", "--model", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--trusted-key", "\(dir)/key.pub",
+        ])
         #expect(verified.status == 0, "\(verified.standardError)")
         #expect(try run(["keygen", "--out", "\(dir)/other"]).status == 0)
-        let untrusted = try run(["eval", "--model", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--trusted-key", "\(dir)/other.pub"])
+        let untrusted = try run([
+            "eval", "--model", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--trusted-key", "\(dir)/other.pub",
+        ])
         #expect(untrusted.status != 0)
         #expect(untrusted.standardError.lowercased().contains("key"), "\(untrusted.standardError)")
     }
@@ -57,15 +87,20 @@ struct CLITests {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let dir = scratch.url.path
-        try "name: x\nlayers:\n  - {type: conv1d, filters: 4, kernal: 3}\n".write(toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
+        try "name: x\nlayers:\n  - {type: conv1d, filters: 4, kernal: 3}\n".write(
+            toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
         try "timestamp,a,label\n0,1,x\n".write(toFile: "\(dir)/d.csv", atomically: true, encoding: .utf8)
-        let badSpec = try run(["train", "--data", "\(dir)/d.csv", "--spec", "\(dir)/bad.yaml", "--out", "\(dir)/m.tandem"])
+        let badSpec = try run([
+            "train", "--data", "\(dir)/d.csv", "--spec", "\(dir)/bad.yaml", "--out", "\(dir)/m.tandem",
+        ])
         #expect(badSpec.status != 0)
         #expect(badSpec.standardError.contains("kernal"), "\(badSpec.standardError)")
         try Data([0x89, 0x54, 0x4E, 0x44, 0x4D, 0, 1, 2]).write(to: scratch.url.appendingPathComponent("junk.tandem"))
         let junk = try run(["inspect", "\(dir)/junk.tandem"])
         #expect(junk.status != 0)
-        #expect(junk.standardError.contains("junk.tandem") || junk.standardError.contains("truncated"), "\(junk.standardError)")
+        #expect(
+            junk.standardError.contains("junk.tandem") || junk.standardError.contains("truncated"),
+            "\(junk.standardError)")
         let help = try run(["train", "--help"])
         #expect(help.status == 0 && help.standardOutput.contains("--spec") && help.standardOutput.contains("early"))
     }

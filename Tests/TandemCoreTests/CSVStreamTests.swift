@@ -68,6 +68,25 @@ struct CSVStreamTests {
         #expect(result.windows.count == 4)
     }
 
+    @Test("a line with an extra field is a field-count error, not a bad label or number")
+    func extraFieldWins() throws {
+        let result = try parse("t,x,label\n0,1,a\n1,zz,2,a\n2,1,a\n", window: 1, hop: 1)
+        #expect(result.rejected == [.wrongFieldCount: 1])
+        #expect(result.errors.first?.line == 3)
+    }
+
+    @Test("the majority rule breaks ties in favour of the most recent label")
+    func majorityTie() throws {
+        let text =
+            "t,x,label\n"
+            + stream(4) { $0 < 2 ? "a" : "b" }.split(separator: "\n").map { line in
+                let parts = line.split(separator: ",")
+                return "\(parts[0]),\(parts[1]),\(parts[3])"
+            }.joined(separator: "\n") + "\n"
+        let result = try parse(text, window: 4, hop: 4, rule: .majority)
+        #expect(result.windows.classNames[result.windows.labels[0]] == "b")
+    }
+
     @Test("strict mode throws at the first bad line")
     func strictThrows() throws {
         let text = "timestamp,x,y,label\n0,1,2,a\n0.01,1,x,a\n"
@@ -104,6 +123,14 @@ struct CSVStreamTests {
         #expect(twoLabels.code == .malformedHeader && twoLabels.line == 2)
         let noChannel = try #require(throws: DataError.self) { try parse("t,label\n0,a\n", window: 1, hop: 1) }
         #expect(noChannel.code == .malformedHeader && noChannel.line == 1)
+    }
+
+    @Test("double-quoted header names and labels lose their quotes")
+    func quotedNames() throws {
+        let result = try parse("\"time\",\"x\",\"label\"\n0,1,\"worn out\"\n1,2,\"worn out\"\n", window: 2, hop: 1)
+        #expect(result.channelNames == ["x"])
+        #expect(result.windows.classNames == ["worn out"])
+        #expect(result.windows.count == 1)
     }
 
     @Test("CRLF line ends, blank lines and comments are accepted")

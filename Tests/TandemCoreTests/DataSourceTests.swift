@@ -32,6 +32,22 @@ struct DataSourceTests {
         #expect(split.description.contains("P (UCR/UEA)"))
     }
 
+    @Test("padding to the longest series pads train and test to one length")
+    func padToLongestAcrossFiles() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try scratch.write(
+            Self.archive(["a"], rows: ["1,2:a", "1,2,3:a"]).replacingOccurrences(
+                of: "@equalLength true", with: "@equalLength false"), named: "P_TRAIN.ts")
+        try scratch.write(
+            Self.archive(["a"], rows: ["4,5,6,7,8:a"]).replacingOccurrences(
+                of: "@equalLength true", with: "@equalLength false"), named: "P_TEST.ts")
+        let split = try DataSource.load(path: scratch.url.path, lengthPolicy: .padToLongest)
+        #expect(split.train.length == 5 && split.test?.length == 5)
+        #expect(split.train.windows.scalars == [1, 2, 2, 2, 2, 1, 2, 3, 3, 3])
+        #expect(split.test?.windows.scalars == [4, 5, 6, 7, 8])
+    }
+
     @Test("train.csv and test.csv unify classes too, and window/hop default to 128/64")
     func csvDirectory() throws {
         let scratch = try ScratchDirectory()
@@ -59,6 +75,17 @@ struct DataSourceTests {
         #expect(try DataSource.load(path: ts.path).test == nil)
         let split = try DataSource.load(path: csv.path, window: 2, hop: 1)
         #expect(split.train.count == 2 && split.test == nil)
+    }
+
+    @Test("a simulated .ts directory loads with the simulator's class order")
+    func simulatedArchive() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try scratch.writeSimulation(durationSeconds: 20, seed: 3, format: .ts)
+        let split = try DataSource.load(path: scratch.url.path)
+        #expect(split.train.classNames == SensorSimulator.classNames)
+        #expect(split.train.length == 128 && split.train.channels == 4)
+        #expect(try #require(split.test).count == (5_000 - 128) / 64 + 1)
     }
 
     @Test("paths that hold no dataset, unlabeled CSV and too-short streams are clear errors")

@@ -22,7 +22,9 @@ struct KernelTests {
                         let i = t * g.stride - g.padLeft + k * g.dilation
                         guard i >= 0 && i < length else { continue }
                         for c in 0..<channels {
-                            sum += Double(w[(f * g.kernel + k) * channels + c]) * Double(x[(b * length + i) * channels + c])
+                            sum +=
+                                Double(w[(f * g.kernel + k) * channels + c])
+                                * Double(x[(b * length + i) * channels + c])
                         }
                     }
                     y[(b * g.outputLength + t) * filters + f] = Float(sum)
@@ -49,8 +51,10 @@ struct KernelTests {
         var y = [Float](repeating: .nan, count: batch * g.outputLength * filters)
         var col = [Float](repeating: .nan, count: batch * g.outputLength * kernel * channels)
         Kernels.conv1d(
-            x, batch: batch, channels: channels, geometry: g, weight: w, bias: bias, filters: filters, col: &col, into: &y)
-        let expected = Self.directConv(x: x, batch: batch, length: length, channels: channels, w: w, bias: bias, filters: filters, g: g)
+            x, batch: batch, channels: channels, geometry: g, weight: w, bias: bias, filters: filters, col: &col,
+            into: &y)
+        let expected = Self.directConv(
+            x: x, batch: batch, length: length, channels: channels, w: w, bias: bias, filters: filters, g: g)
         for (a, e) in zip(y, expected) { #expect(abs(a - e) <= 1e-4 * max(1, abs(e))) }
     }
 
@@ -96,7 +100,10 @@ struct KernelTests {
 
     @Test("a float model rejects weights of the wrong shape, naming the tensor")
     func rejectsBadWeights() {
-        let arch = [LayerSpec(type: .conv1d, filters: 2, kernel: 3), LayerSpec(type: .globalavgpool1d), LayerSpec(type: .dense, units: 2)]
+        let arch = [
+            LayerSpec(type: .conv1d, filters: 2, kernel: 3), LayerSpec(type: .globalavgpool1d),
+            LayerSpec(type: .dense, units: 2),
+        ]
         let weights: [String: Tensor] = [
             "0.weight": Tensor(shape: [2, 3, 5]), "0.bias": Tensor(shape: [2]),
             "2.weight": Tensor(shape: [2, 2]), "2.bias": Tensor(shape: [2]),
@@ -110,6 +117,9 @@ struct KernelTests {
         #expect { try FloatModel(architecture: arch, window: 8, channels: 4, classes: 2, weights: missing) } throws: {
             "\($0)".contains("2.bias")
         }
-        #expect { try FloatModel(architecture: arch, window: 8, channels: 4, classes: 2, weights: [:]).logits(for: Tensor(shape: [1, 8, 3])) } throws: { _ in true }
+        #expect {
+            try FloatModel(architecture: arch, window: 8, channels: 4, classes: 2, weights: [:]).logits(
+                for: Tensor(shape: [1, 8, 3]))
+        } throws: { _ in true }
     }
 }

@@ -31,7 +31,9 @@ public struct CommandResult: Sendable {
 ///
 /// Output is drained on background threads while the process runs, so a chatty child cannot block
 /// on a full pipe.
-public func runCommand(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+public func runCommand(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws
+    -> CommandResult
+{
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments

@@ -28,7 +28,8 @@ struct ModelArtifactRoundTripTests {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let url = scratch.url.appendingPathComponent("small.tandem")
-        try ModelArtifact(model: model, manifest: manifest(for: model), goldenInputs: data.windows.slice(0..<4)).write(to: url)
+        try ModelArtifact(model: model, manifest: manifest(for: model), goldenInputs: data.windows.slice(0..<4)).write(
+            to: url)
         let artifact = try ModelArtifact.read(from: url)
         let loaded = try FloatModel(artifact: artifact)
         try artifact.verifyGoldenOutputs(try loaded.logits(for: artifact.goldenInputs))
@@ -38,7 +39,8 @@ struct ModelArtifactRoundTripTests {
     @Test("a weight changed after packaging fails the golden self-test")
     func tamperedWeightFailsSelfTest() throws {
         let (model, data) = try trainedModel()
-        var artifact = try ModelArtifact(model: model, manifest: manifest(for: model), goldenInputs: data.windows.slice(0..<4))
+        var artifact = try ModelArtifact(
+            model: model, manifest: manifest(for: model), goldenInputs: data.windows.slice(0..<4))
         let index = try #require(artifact.tensors.firstIndex { $0.name == "0.weight" })
         guard case .float32(var w) = artifact.tensors[index].storage else { Issue.record("not float"); return }
         w.scalars[0] += 0.5
@@ -46,7 +48,9 @@ struct ModelArtifactRoundTripTests {
         // The file is internally consistent (fresh checksum), so only the self-test can catch it.
         let reread = try ModelArtifact(bytes: artifact.serialized())
         let tampered = try FloatModel(artifact: reread)
-        #expect(throws: SelfTestError.self) { try reread.verifyGoldenOutputs(try tampered.logits(for: reread.goldenInputs)) }
+        #expect(throws: SelfTestError.self) {
+            try reread.verifyGoldenOutputs(try tampered.logits(for: reread.goldenInputs))
+        }
     }
 
     @Test("an int8 artifact is refused by the float loader with a clear error")

@@ -5,7 +5,8 @@ import Testing
 @testable import TandemTraining
 
 /// A tiny labeled set: each class is a sinusoid of its own frequency with random phase and noise.
-func sinusoidWindows(count: Int, window: Int = 32, channels: Int = 2, classes: Int = 3, seed: UInt64) -> LabeledWindows {
+func sinusoidWindows(count: Int, window: Int = 32, channels: Int = 2, classes: Int = 3, seed: UInt64) -> LabeledWindows
+{
     var g = SeededGenerator(seed: seed)
     var x = Tensor(shape: [count, window, channels])
     var labels = [Int]()
@@ -16,7 +17,8 @@ func sinusoidWindows(count: Int, window: Int = 32, channels: Int = 2, classes: I
         let phase = g.nextUnitFloat() * 2 * .pi
         for t in 0..<window {
             for c in 0..<channels {
-                x.scalars[(n * window + t) * channels + c] = sinf(frequency * Float(t) + phase + Float(c)) + 0.3 * g.nextGaussian()
+                x.scalars[(n * window + t) * channels + c] =
+                    sinf(frequency * Float(t) + phase + Float(c)) + 0.3 * g.nextGaussian()
             }
         }
     }
@@ -87,7 +89,10 @@ struct TrainingTests {
         #expect(result.epochsRun < 200)
         #expect(result.epochsRun == result.bestEpoch + 3)
         let bestLoss = result.history[result.bestEpoch - 1].validationLoss
-        let restoredLoss = Trainer.evaluate(network, on: data.subset(Trainer.stratifiedSplit(labels: data.labels, fraction: 0.15, seed: config.seed).validation)).loss
+        let restoredLoss = Trainer.evaluate(
+            network,
+            on: data.subset(Trainer.stratifiedSplit(labels: data.labels, fraction: 0.15, seed: config.seed).validation)
+        ).loss
         #expect(abs(restoredLoss - bestLoss) < 1e-4)
     }
 
@@ -135,7 +140,8 @@ struct TrainingTests {
 }
 
 struct ModelSpecFileTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     @Test("the shipped full and edge specs load, fit a 128 × 4 window and the edge one stays under 20k parameters")
     func shippedSpecs() throws {
@@ -171,7 +177,10 @@ struct ModelSpecFileTests {
 
     @Test("a network that does not fit its input is refused at build time, naming the layer")
     func shapeMismatch() {
-        let layers = [LayerSpec(type: .conv1d, filters: 4, kernel: 50), LayerSpec(type: .globalavgpool1d), LayerSpec(type: .dense)]
+        let layers = [
+            LayerSpec(type: .conv1d, filters: 4, kernel: 50), LayerSpec(type: .globalavgpool1d),
+            LayerSpec(type: .dense),
+        ]
         #expect { try Network(layers: layers, window: 32, channels: 1, classes: 2, seed: 1) } throws: { error in
             "\(error)".contains("layer 0")
         }

@@ -170,7 +170,7 @@ public enum CSVStream {
             let text = String(
                 decoding: UnsafeBufferPointer(start: base + range.lowerBound, count: range.count), as: UTF8.self)
             let names = text.split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .map { Self.unquoted($0.trimmingCharacters(in: .whitespaces)) }
             let labels = names.indices.filter { names[$0].lowercased() == "label" }
             guard labels.count <= 1 else {
                 throw DataError(
@@ -190,12 +190,22 @@ public enum CSVStream {
             labelColumn = labels.first
         }
 
+        /// `name` without one pair of surrounding double quotes, as spreadsheet exports write headers.
+        static func unquoted(_ name: String) -> String {
+            name.count >= 2 && name.hasPrefix("\"") && name.hasSuffix("\"") ? String(name.dropFirst().dropLast()) : name
+        }
+
         /// Parses one data line into the accepted arrays, or returns why it is rejected.
         private mutating func readRow(
             _ base: UnsafePointer<UInt8>, _ range: Range<Int>, lastLabel: inout (start: Int, count: Int, id: Int)?
         ) -> Reason? {
             let columns = columnNames.count
             let channels = channelCount
+            // Count fields first: with one too many or too few, every later field is misplaced and
+            // its own complaint (not a number, unknown label) would name the wrong problem.
+            var commas = 0
+            for i in range where base[i] == UInt8(ascii: ",") { commas += 1 }
+            if commas + 1 != columns { return .wrongFieldCount }
             let valuesBefore = values.count
             var timestamp = 0.0
             var labelID = 0
@@ -205,11 +215,16 @@ public enum CSVStream {
             while failure == nil {
                 var fieldEnd = fieldStart
                 while fieldEnd < range.upperBound && base[fieldEnd] != UInt8(ascii: ",") { fieldEnd += 1 }
-                if column >= columns { failure = .wrongFieldCount; break }
                 var trimmedStart = fieldStart, trimmedEnd = fieldEnd
                 while trimmedStart < trimmedEnd && isSpace(base[trimmedStart]) { trimmedStart += 1 }
                 while trimmedEnd > trimmedStart && isSpace(base[trimmedEnd - 1]) { trimmedEnd -= 1 }
                 if column == labelColumn {
+                    if trimmedEnd - trimmedStart >= 2 && base[trimmedStart] == UInt8(ascii: "\"")
+                        && base[trimmedEnd - 1] == UInt8(ascii: "\"")
+                    {
+                        trimmedStart += 1
+                        trimmedEnd -= 1
+                    }
                     if trimmedStart == trimmedEnd {
                         failure = .missingLabel
                     } else if let id = lookUpLabel(base, trimmedStart..<trimmedEnd, lastLabel: &lastLabel) {
@@ -231,7 +246,6 @@ public enum CSVStream {
                 if fieldEnd >= range.upperBound { break }
                 fieldStart = fieldEnd + 1
             }
-            if failure == nil && column != columns { failure = .wrongFieldCount }
             if failure == nil, let last = timestamps.last, timestamp <= last { failure = .outOfOrder }
             if let failure {
                 values.removeSubrange(valuesBefore...)
@@ -344,29 +358,4 @@ public enum CSVStream {
             return names.sorted()
         }
     }
-}
-
-/// What ``CSVStream`` read: the windows, the channel names and the bad lines it skipped.
-public struct CSVStreamResult: Sendable, Equatable {
-    /// The windows with their labels; an unlabeled stream has the single class `unlabeled`.
-    public var windows: LabeledWindows
-    /// Channel names from the header, in channel order.
-    public var channelNames: [String]
-    /// Whether the file had a `label` column.
-    public var isLabeled: Bool
-    /// Data lines seen (blank and `#` comment lines excluded).
-    public var lineCount: Int
-    /// Lines accepted as samples.
-    public var sampleCount: Int
-    /// Stretches of samples without a timestamp gap; windows never span two of them.
-    public var runCount: Int
-    /// The median time step of the accepted samples, in seconds.
-    public var medianStepSeconds: Double
-    /// Rejected lines per reason.
-    public var rejected: [CSVStream.Reason: Int]
-    /// The first rejected lines (at most ``CSVStream/keptErrorMessages``), with file and line.
-    public var errors: [DataError]
-
-    /// The number of rejected lines.
-    public var rejectedCount: Int { rejected.values.reduce(0, +) }
 }

@@ -1,25 +1,5 @@
 import Foundation
 
-/// A training set and, when the source has one, a test set with the same class list.
-public struct DataSplit: Sendable, CustomStringConvertible {
-    /// The training windows.
-    public var train: LabeledWindows
-    /// The test windows, if the source holds a separate test split.
-    public var test: LabeledWindows?
-    /// Channel names where the source names them (CSV headers, the simulator); else `channel0`, ….
-    public var channelNames: [String]
-    /// One line saying what was loaded, for logs and `--json` output.
-    public var description: String
-
-    /// Creates a split.
-    public init(train: LabeledWindows, test: LabeledWindows?, channelNames: [String], description: String) {
-        self.train = train
-        self.test = test
-        self.channelNames = channelNames
-        self.description = description
-    }
-}
-
 /// Loads a dataset from a path, whatever its layout.
 ///
 /// `path` may be:
@@ -68,10 +48,12 @@ public enum DataSource {
                 train: train, test: nil, channelNames: genericChannelNames(train.channels),
                 description: "\(url.lastPathComponent): \(summary(train))")
         case "csv":
-            let (train, channels, note) = try readCSV(url, window: window, hop: hop, labelRule: labelRule)
+            let part = try readCSV(url, window: window, hop: hop, labelRule: labelRule)
             return DataSplit(
-                train: train, test: nil, channelNames: channels,
-                description: "\(url.lastPathComponent): \(summary(train)), window \(window) hop \(hop)\(note)")
+                train: part.windows, test: nil, channelNames: part.channelNames, sampleRateHz: part.sampleRateHz,
+                hop: hop,
+                description:
+                    "\(url.lastPathComponent): \(summary(part.windows)), window \(window) hop \(hop)\(part.note)")
         default:
             throw DataError(.invalidArgument, "not a .ts or .csv file or a directory", file: path)
         }
@@ -95,7 +77,7 @@ public enum DataSource {
             }
             let problem = String(trainTS[0].dropLast("_TRAIN.ts".count))
             let testName = names.first { $0.uppercased() == (problem + "_TEST.ts").uppercased() }
-            let train = try TSArchive.read(
+            var train = try TSArchive.read(
                 contentsOf: directory.appendingPathComponent(trainTS[0]), lengthPolicy: lengthPolicy)
             guard let testName else {
                 return DataSplit(
@@ -104,6 +86,12 @@ public enum DataSource {
             }
             var test = try TSArchive.read(
                 contentsOf: directory.appendingPathComponent(testName), lengthPolicy: lengthPolicy)
+            if lengthPolicy == .padToLongest && train.length != test.length {
+                // "Longest" must mean longest over both files, or train and test windows differ.
+                let length = max(train.length, test.length)
+                train = train.paddedRepeatingLastSample(to: length)
+                test = test.paddedRepeatingLastSample(to: length)
+            }
             try checkCompatible(train, test, file: directory.appendingPathComponent(testName).path)
             let unified = LabeledWindows.unifyingClasses(train: train, test: test)
             test = unified.test
@@ -112,25 +100,29 @@ public enum DataSource {
                 description: "\(problem) (UCR/UEA): train \(summary(unified.train)); test \(summary(test))")
         }
         if names.contains("train.csv") {
-            let (train, channels, trainNote) = try readCSV(
+            let train = try readCSV(
                 directory.appendingPathComponent("train.csv"), window: window, hop: hop, labelRule: labelRule)
             guard names.contains("test.csv") else {
                 return DataSplit(
-                    train: train, test: nil, channelNames: channels,
-                    description: "train.csv: \(summary(train))\(trainNote), window \(window) hop \(hop); no test.csv")
+                    train: train.windows, test: nil, channelNames: train.channelNames,
+                    sampleRateHz: train.sampleRateHz, hop: hop,
+                    description:
+                        "train.csv: \(summary(train.windows))\(train.note), window \(window) hop \(hop); no test.csv")
             }
             let testURL = directory.appendingPathComponent("test.csv")
-            let (test, testChannels, testNote) = try readCSV(testURL, window: window, hop: hop, labelRule: labelRule)
-            guard testChannels == channels else {
+            let test = try readCSV(testURL, window: window, hop: hop, labelRule: labelRule)
+            guard test.channelNames == train.channelNames else {
                 throw DataError(
-                    .malformedHeader, "channels \(testChannels) differ from train.csv's \(channels)", file: testURL.path
-                )
+                    .malformedHeader, "channels \(test.channelNames) differ from train.csv's \(train.channelNames)",
+                    file: testURL.path)
             }
-            let unified = LabeledWindows.unifyingClasses(train: train, test: test)
+            let unified = LabeledWindows.unifyingClasses(train: train.windows, test: test.windows)
             return DataSplit(
-                train: unified.train, test: unified.test, channelNames: channels,
+                train: unified.train, test: unified.test, channelNames: train.channelNames,
+                sampleRateHz: train.sampleRateHz, hop: hop,
                 description:
-                    "train.csv: \(summary(unified.train))\(trainNote); test.csv: \(summary(unified.test))\(testNote); window \(window) hop \(hop)"
+                    "train.csv: \(summary(unified.train))\(train.note); test.csv: \(summary(unified.test))\(test.note); "
+                    + "window \(window) hop \(hop)"
             )
         }
         throw DataError(
@@ -138,9 +130,14 @@ public enum DataSource {
             file: directory.path)
     }
 
-    private static func readCSV(
-        _ url: URL, window: Int, hop: Int, labelRule: WindowLabelRule
-    ) throws -> (LabeledWindows, [String], String) {
+    private struct CSVPart {
+        var windows: LabeledWindows
+        var channelNames: [String]
+        var sampleRateHz: Double?
+        var note: String
+    }
+
+    private static func readCSV(_ url: URL, window: Int, hop: Int, labelRule: WindowLabelRule) throws -> CSVPart {
         let result = try CSVStream.read(contentsOf: url, window: window, hop: hop, labelRule: labelRule)
         guard result.isLabeled else {
             throw DataError(.unlabeled, "no 'label' column; training and evaluation need labels", file: url.path)
@@ -152,7 +149,9 @@ public enum DataSource {
                 file: url.path)
         }
         let note = result.rejectedCount == 0 ? "" : ", \(result.rejectedCount) bad lines skipped"
-        return (result.windows, result.channelNames, note)
+        // Timestamps carry rounding noise; a rate to a thousandth of a hertz is all anyone means.
+        let rate = result.medianStepSeconds > 0 ? ((1 / result.medianStepSeconds) * 1000).rounded() / 1000 : nil
+        return CSVPart(windows: result.windows, channelNames: result.channelNames, sampleRateHz: rate, note: note)
     }
 
     private static func checkCompatible(_ train: LabeledWindows, _ test: LabeledWindows, file: String) throws {

@@ -27,4 +27,28 @@ extension LabeledWindows {
         for name in test.classNames where !names.contains(name) { names.append(name) }
         return (train.relabeled(to: names), test.relabeled(to: names))
     }
+
+    /// The windows lengthened to `length` by repeating each window's last sample, as
+    /// ``TSArchive/LengthPolicy/padTo(_:)`` pads.
+    ///
+    /// - Precondition: `length` is at least ``length``.
+    func paddedRepeatingLastSample(to length: Int) -> LabeledWindows {
+        precondition(length >= self.length, "cannot pad \(self.length) samples down to \(length)")
+        guard length != self.length else { return self }
+        let (count, old, channels) = (self.count, self.length, self.channels)
+        var scalars = [Float](repeating: 0, count: count * length * channels)
+        windows.scalars.withUnsafeBufferPointer { source in
+            scalars.withUnsafeMutableBufferPointer { target in
+                for i in 0..<count {
+                    for t in 0..<length {
+                        let from = (i * old + min(t, old - 1)) * channels
+                        let to = (i * length + t) * channels
+                        for c in 0..<channels { target[to + c] = source[from + c] }
+                    }
+                }
+            }
+        }
+        return LabeledWindows(
+            windows: Tensor(shape: [count, length, channels], scalars: scalars), labels: labels, classNames: classNames)
+    }
 }

@@ -42,7 +42,8 @@ public enum Kernels {
                     let hi = Swift.min(g.kernel, g.inputLength - first)
                     if lo > 0 { row.update(repeating: 0, count: lo * channels) }
                     if hi > lo {
-                        (row + lo * channels).update(from: source + (first + lo) * channels, count: (hi - lo) * channels)
+                        (row + lo * channels).update(
+                            from: source + (first + lo) * channels, count: (hi - lo) * channels)
                     }
                     if hi < g.kernel {
                         let start = Swift.max(hi, lo)

@@ -15,13 +15,16 @@ extension FloatModel {
     public init(artifact: ModelArtifact) throws {
         let manifest = artifact.manifest
         guard manifest.numerics == "float32" else {
-            throw ModelError(.badWeights, "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not float32")
+            throw ModelError(
+                .badWeights,
+                "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not float32")
         }
         try manifest.input.validate()
         var weights = [String: Tensor]()
         for tensor in artifact.tensors {
             guard case .float32(let value) = tensor.storage else {
-                throw ModelError(.badWeights, "tensor `\(tensor.name)` is \(tensor.elementType), a float model needs float32")
+                throw ModelError(
+                    .badWeights, "tensor `\(tensor.name)` is \(tensor.elementType), a float model needs float32")
             }
             weights[tensor.name] = value
         }

@@ -96,7 +96,8 @@ public struct FloatModel: Sendable {
     /// - Throws: `ModelError.badInput` if the windows do not match the model's input shape.
     public func logits(for windows: Tensor) throws -> Tensor {
         guard windows.rank == 3, windows.shape[1] == window, windows.shape[2] == channels else {
-            throw ModelError(.badInput, "windows have shape \(windows.shape), the model takes [n, \(window), \(channels)]")
+            throw ModelError(
+                .badInput, "windows have shape \(windows.shape), the model takes [n, \(window), \(channels)]")
         }
         let count = windows.shape[0]
         var output = Tensor(shape: [count, classes])
@@ -109,7 +110,8 @@ public struct FloatModel: Sendable {
             let n = min(chunk, count - start)
             windows.scalars.withUnsafeBufferPointer { x in
                 a.withUnsafeMutableBufferPointer { a in
-                    (a.baseAddress!).update(from: x.baseAddress! + start * window * channels, count: n * window * channels)
+                    (a.baseAddress!).update(
+                        from: x.baseAddress! + start * window * channels, count: n * window * channels)
                 }
             }
             let inA = run(batch: n, a: &a, b: &b, col: &col)
@@ -143,7 +145,9 @@ public struct FloatModel: Sendable {
                     col.withUnsafeMutableBufferPointer { col in
                         let x = inA ? a.baseAddress! : b.baseAddress!
                         let y = inA ? b.baseAddress! : a.baseAddress!
-                        return apply(layer, index: i, input: input, output: output, batch: batch, x: x, y: y, col: col.baseAddress!)
+                        return apply(
+                            layer, index: i, input: input, output: output, batch: batch, x: x, y: y,
+                            col: col.baseAddress!)
                     }
                 }
             }
@@ -181,7 +185,9 @@ public struct FloatModel: Sendable {
             weight("weight") { w in
                 if let bias = weights["\(i).bias"] {
                     bias.scalars.withUnsafeBufferPointer { bias in
-                        Kernels.dense(x, batch: batch, inputs: input[0], weight: w, bias: bias.baseAddress, units: output[0], into: y)
+                        Kernels.dense(
+                            x, batch: batch, inputs: input[0], weight: w, bias: bias.baseAddress, units: output[0],
+                            into: y)
                     }
                 } else {
                     Kernels.dense(x, batch: batch, inputs: input[0], weight: w, bias: nil, units: output[0], into: y)
@@ -192,7 +198,8 @@ public struct FloatModel: Sendable {
             Kernels.relu(x, count: batch * input.reduce(1, *))
             return false
         case .maxpool1d, .avgpool1d:
-            Kernels.pool1d(x, batch: batch, channels: input[1], geometry: geometries[i]!, max: layer.type == .maxpool1d, into: y)
+            Kernels.pool1d(
+                x, batch: batch, channels: input[1], geometry: geometries[i]!, max: layer.type == .maxpool1d, into: y)
             return true
         case .globalavgpool1d:
             Kernels.globalAveragePool(x, batch: batch, length: input[0], channels: input[1], into: y)

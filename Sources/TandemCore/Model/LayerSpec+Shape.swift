@@ -5,15 +5,18 @@ extension LayerSpec {
         let stride = self.stride ?? (type == .conv1d ? 1 : kernel)
         let dilation = self.dilation ?? 1
         guard kernel > 0, stride > 0, dilation > 0 else {
-            throw ModelError(.invalidLayer, "layer \(index) (\(type.rawValue)): kernel, stride and dilation must be positive")
+            throw ModelError(
+                .invalidLayer, "layer \(index) (\(type.rawValue)): kernel, stride and dilation must be positive")
         }
         guard
             let g = WindowGeometry(
-                inputLength: inputLength, kernel: kernel, stride: stride, dilation: dilation, padding: padding ?? .valid)
+                inputLength: inputLength, kernel: kernel, stride: stride, dilation: dilation, padding: padding ?? .valid
+            )
         else {
             throw ModelError(
                 .shapeMismatch,
-                "layer \(index) (\(type.rawValue)): kernel \(kernel) with dilation \(dilation) does not fit length \(inputLength)")
+                "layer \(index) (\(type.rawValue)): kernel \(kernel) with dilation \(dilation) does not fit length \(inputLength)"
+            )
         }
         return g
     }
@@ -30,21 +33,28 @@ extension LayerSpec {
         let name = "layer \(index) (\(type.rawValue))"
         switch type {
         case .conv1d:
-            guard input.count == 2 else { throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)") }
+            guard input.count == 2 else {
+                throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)")
+            }
             let filters = try require(self.filters, "filters", index: index)
             guard filters > 0 else { throw ModelError(.invalidLayer, "\(name): filters must be positive") }
             return [try windowGeometry(inputLength: input[0], index: index).outputLength, filters]
         case .maxpool1d, .avgpool1d:
-            guard input.count == 2 else { throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)") }
+            guard input.count == 2 else {
+                throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)")
+            }
             return [try windowGeometry(inputLength: input[0], index: index).outputLength, input[1]]
         case .globalavgpool1d:
-            guard input.count == 2 else { throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)") }
+            guard input.count == 2 else {
+                throw ModelError(.shapeMismatch, "\(name) needs a sequence input, got \(input)")
+            }
             return [input[1]]
         case .flatten:
             return [input.reduce(1, *)]
         case .dense:
             guard input.count == 1 else {
-                throw ModelError(.shapeMismatch, "\(name) needs a flat input, got \(input); add globalavgpool1d or flatten")
+                throw ModelError(
+                    .shapeMismatch, "\(name) needs a flat input, got \(input); add globalavgpool1d or flatten")
             }
             let units = self.units ?? classes
             guard units > 0 else { throw ModelError(.invalidLayer, "\(name): units must be positive") }
@@ -74,7 +84,8 @@ public enum ModelShapes {
             shapes.append(try layer.outputShape(input: shapes[shapes.count - 1], index: index, classes: classes))
         }
         guard shapes.last == [classes] else {
-            throw ModelError(.shapeMismatch, "the network ends in shape \(shapes.last ?? []) but there are \(classes) classes")
+            throw ModelError(
+                .shapeMismatch, "the network ends in shape \(shapes.last ?? []) but there are \(classes) classes")
         }
         return shapes
     }

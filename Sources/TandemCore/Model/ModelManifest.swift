@@ -44,10 +44,12 @@ public struct InputSpec: Codable, Sendable, Equatable {
     /// - Throws: `ModelError.badInput` naming the field.
     public func validate() throws {
         guard channels > 0, window > 0, hop > 0 else {
-            throw ModelError(.badInput, "input spec needs positive channels, window and hop, got \(channels), \(window), \(hop)")
+            throw ModelError(
+                .badInput, "input spec needs positive channels, window and hop, got \(channels), \(window), \(hop)")
         }
         guard mean.count == std.count, mean.isEmpty || mean.count == channels else {
-            throw ModelError(.badInput, "input spec has \(mean.count) means and \(std.count) stds for \(channels) channels")
+            throw ModelError(
+                .badInput, "input spec has \(mean.count) means and \(std.count) stds for \(channels) channels")
         }
         guard mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw ModelError(.badInput, "input spec normalization has a non-finite mean or a std that is not positive")

@@ -1,155 +1,5 @@
 import Foundation
 
-/// Random draws made once per recording: how one machine and its sensors differ from another.
-///
-/// They are kept raw (fractions, jitters) so that the same machine can be mapped into two
-/// operating regimes: a drifting stream keeps its machine and changes only the regime.
-struct RecordingDraws {
-    var gainJitter: SIMD4<Double>
-    var offset: SIMD4<Double>
-    var residualImbalanceG: Double
-    var bearingDefectRatio: Double
-    var resonanceFraction: Double
-    var radialAnisotropy: Double
-
-    init(using rng: inout SeededRandom) {
-        gainJitter = SIMD4(
-            rng.uniform(0.92...1.08), rng.uniform(0.92...1.08), rng.uniform(0.92...1.08), rng.uniform(0.95...1.05))
-        offset = SIMD4(
-            rng.uniform(-0.03...0.03), rng.uniform(-0.03...0.03), rng.uniform(-0.03...0.03), rng.uniform(-0.05...0.05))
-        residualImbalanceG = rng.uniform(0.05...0.15)
-        // Ball-pass frequency of the inner race over shaft frequency, typical of deep-groove bearings.
-        bearingDefectRatio = rng.uniform(4.9...5.5)
-        resonanceFraction = rng.unit()
-        radialAnisotropy = rng.uniform(0.7...1.0)
-    }
-}
-
-/// The constants the synthesizer needs for one recording in one regime.
-struct RecordingTraits {
-    var gain: SIMD4<Double>
-    var offset: SIMD4<Double>
-    var residualImbalanceG: Double
-    var bearingDefectRatio: Double
-    var resonanceHz: Double
-    var radialAnisotropy: Double
-    var noiseScale: Double
-
-    init(_ draws: RecordingDraws, regime: OperatingRegime, sampleRateHz: Double) {
-        let mounting = SIMD4(
-            regime.mountingGain[0], regime.mountingGain[1], regime.mountingGain[2], regime.mountingGain[3])
-        gain = draws.gainJitter * mounting
-        offset = draws.offset
-        residualImbalanceG = draws.residualImbalanceG
-        bearingDefectRatio = draws.bearingDefectRatio
-        let span = regime.resonanceHz.upperBound - regime.resonanceHz.lowerBound
-        // A sensor sampled too slowly cannot see the resonance; keep it below Nyquist rather than alias it.
-        resonanceHz = min(regime.resonanceHz.lowerBound + span * draws.resonanceFraction, 0.4 * sampleRateHz)
-        radialAnisotropy = draws.radialAnisotropy
-        noiseScale = regime.noiseScale
-    }
-}
-
-/// One stretch of time in which the machine keeps its condition and heads for one operating point.
-struct SegmentPlan {
-    var condition: MachineCondition
-    var range: Range<Int>
-    var drifted: Bool
-    var severity: Double
-    var targetSpeedHz: Double
-    var targetLoad: Double
-    /// Where the operating point lies in its regime's speed and load ranges, in `0...1`.
-    var speedFraction: Double
-    var loadFraction: Double
-    /// Phases of the 1×…6×, ½× and 1½× components on the x and y axes and on the axial axis.
-    var phaseX: SIMD8<Double>
-    var phaseY: SIMD8<Double>
-    var phaseZ: SIMD8<Double>
-    /// Relative amplitudes of the same components for looseness.
-    var harmonicWeights: SIMD8<Double>
-    /// Where a loose machine's motion is stopped, as a fraction of the summed harmonic amplitude.
-    var clipFraction: Double
-
-    init(
-        condition: MachineCondition, range: Range<Int>, regime: OperatingRegime, drifted: Bool,
-        severityScale: Double, using rng: inout SeededRandom
-    ) {
-        self.condition = condition
-        self.range = range
-        self.drifted = drifted
-        severity = severityScale * rng.uniform(0.4...1.0)
-        speedFraction = rng.unit()
-        loadFraction = rng.unit()
-        targetSpeedHz = 0
-        targetLoad = 0
-        var x = SIMD8<Double>(), y = SIMD8<Double>(), z = SIMD8<Double>(), w = SIMD8<Double>()
-        for k in 0..<8 {
-            x[k] = rng.uniform(0...(2 * Double.pi))
-            // The y axis lags x by roughly a quarter turn, as for a rotating force on an anisotropic support.
-            y[k] = x[k] - Double.pi / 2 + rng.uniform(-0.3...0.3)
-            z[k] = rng.uniform(0...(2 * Double.pi))
-        }
-        for k in 0..<6 { w[k] = rng.uniform(0.6...1.4) / Double(k + 1).squareRoot() }
-        w[6] = rng.uniform(0.3...0.6)  // ½×
-        w[7] = rng.uniform(0.2...0.4)  // 1½×
-        phaseX = x
-        phaseY = y
-        phaseZ = z
-        harmonicWeights = w
-        clipFraction = rng.uniform(0.35...0.6)
-        retarget(regime: regime, drifted: drifted)
-    }
-
-    /// Maps the operating point into `regime`: the same random draw lands at the same relative
-    /// place in either regime, so a drifting stream consumes exactly the random numbers a
-    /// non-drifting one does and the two agree up to the drift time.
-    mutating func retarget(regime: OperatingRegime, drifted: Bool) {
-        self.drifted = drifted
-        targetSpeedHz =
-            regime.shaftSpeedHz.lowerBound + speedFraction
-            * (regime.shaftSpeedHz.upperBound - regime.shaftSpeedHz.lowerBound)
-        targetLoad = regime.load.lowerBound + loadFraction * (regime.load.upperBound - regime.load.lowerBound)
-    }
-
-    /// Takes over another piece's severity and waveform shape, keeping this piece's operating point,
-    /// so a condition looks the same while speed and load move.
-    mutating func keepSignature(of other: SegmentPlan) {
-        severity = other.severity
-        phaseX = other.phaseX
-        phaseY = other.phaseY
-        phaseZ = other.phaseZ
-        harmonicWeights = other.harmonicWeights
-        clipFraction = other.clipFraction
-    }
-}
-
-/// The machine's dynamic state, carried from one segment to the next so signals stay continuous.
-struct MachineState {
-    var speedHz: Double
-    var load: Double
-    var shaftPhase: Double
-    var halfPhase: Double
-    var electricalPhase: Double
-    var wobblePhase: Double
-    var bearingCycle: Double
-    var impactAmplitude: Double
-    var ringPhase: Double
-    var ringEnvelope: Double
-
-    init(speedHz: Double, load: Double, using rng: inout SeededRandom) {
-        self.speedHz = speedHz
-        self.load = load
-        shaftPhase = rng.uniform(0...(2 * Double.pi))
-        halfPhase = rng.uniform(0...(2 * Double.pi))
-        electricalPhase = rng.uniform(0...(2 * Double.pi))
-        wobblePhase = rng.uniform(0...(2 * Double.pi))
-        bearingCycle = rng.unit()
-        impactAmplitude = 0
-        ringPhase = 0
-        ringEnvelope = 0
-    }
-}
-
 /// Renders samples of the four channels (x, y, z vibration in g, motor current in A).
 ///
 /// All amplitudes are in g (vibration) and amperes (current). The model is deliberately simple
@@ -168,10 +18,13 @@ struct MachineSynthesizer {
     /// Current noise in amperes (before the regime's noise multiplier).
     var currentNoiseA: Double { 0.035 + 0.14 * difficulty }
 
-    /// Writes `segment.range.count` samples, four interleaved channels each, starting at `out`.
+    /// Writes the next `count` samples of `segment`, four interleaved channels each, starting at `out`.
+    ///
+    /// All continuity lives in `state` and `rng`, so rendering a segment in several calls gives
+    /// exactly the samples one call would.
     func render(
-        _ segment: SegmentPlan, traits: RecordingTraits, state: inout MachineState,
-        into out: UnsafeMutablePointer<Float>, noise rng: inout SeededRandom
+        _ segment: SegmentPlan, count: Int, traits: RecordingTraits, state: inout MachineState,
+        into out: UnsafeMutablePointer<Float>, noise rng: inout SeededGenerator
     ) {
         let dt = 1 / sampleRateHz
         let twoPi = 2 * Double.pi
@@ -188,7 +41,7 @@ struct MachineSynthesizer {
         let imbalancePhase = 0.25 * (px[2] - Double.pi)
         var s = state
 
-        for n in 0..<segment.range.count {
+        for n in 0..<count {
             s.speedHz += (segment.targetSpeedHz - s.speedHz) * speedFollow
             s.load += (segment.targetLoad - s.load) * loadFollow
             s.wobblePhase += twoPi * 0.3 * dt

@@ -66,96 +66,14 @@ public struct SensorSimulator: Sendable {
         self.configuration = configuration
     }
 
-    private var synthesizer: MachineSynthesizer {
-        MachineSynthesizer(sampleRateHz: configuration.sampleRateHz, difficulty: configuration.difficulty)
-    }
-
     /// Simulates one continuous recording of `durationSeconds`, starting at time 0.
     ///
-    /// Every class appears once the recording is long enough to hold several segments
-    /// (about a minute at the default segment lengths).
+    /// Every class appears once the recording holds a few segments (under a minute at the
+    /// default segment lengths). A shorter recording is a prefix of a longer one with the same
+    /// configuration, and equals what a ``Generator`` delivers in any chunking.
     public func stream(durationSeconds: Double) -> SensorStream {
-        let rate = configuration.sampleRateHz
-        let total = max(0, Int((durationSeconds * rate).rounded()))
-        let driftSample = configuration.driftAtSeconds.map { max(0, Int(($0 * rate).rounded())) } ?? Int.max
-        var rng = SeededRandom(seed: configuration.seed)
-        let draws = RecordingDraws(using: &rng)
-        let synthesizer = synthesizer
-
-        var segments: [SegmentPlan] = []
-        var bag: [MachineCondition] = []
-        var start = 0
-        while start < total {
-            let length = max(1, Int((rng.uniform(configuration.segmentSeconds) * rate).rounded()))
-            // Conditions are drawn from shuffled bags holding every class once, so any stretch of
-            // a few segments shows every class and the splits stay roughly balanced.
-            if bag.isEmpty {
-                bag = MachineCondition.allCases
-                rng.shuffle(&bag)
-            }
-            let condition = bag.removeLast()
-            let end = min(total, start + length)
-            // Within a condition the drive moves to a new speed and load every 1–3 s. The pieces
-            // share condition, severity and waveform shape.
-            var cuts = [start]
-            var next = start
-            while true {
-                next += max(1, Int((rng.uniform(1...3) * rate).rounded()))
-                if next >= end { break }
-                cuts.append(next)
-            }
-            cuts.append(end)
-            var first: SegmentPlan?
-            for k in 0..<(cuts.count - 1) {
-                let piece = cuts[k]..<cuts[k + 1]
-                let drifted = piece.lowerBound >= driftSample
-                var plan = SegmentPlan(
-                    condition: condition, range: piece,
-                    regime: drifted ? configuration.driftedRegime : configuration.regime, drifted: drifted,
-                    severityScale: synthesizer.severityScale, using: &rng)
-                if let first { plan.keepSignature(of: first) }
-                first = first ?? plan
-                // A piece that straddles the drift time is cut there, without drawing anything new.
-                if piece.contains(driftSample) && piece.lowerBound < driftSample {
-                    var after = plan
-                    plan.range = piece.lowerBound..<driftSample
-                    after.range = driftSample..<piece.upperBound
-                    after.retarget(regime: configuration.driftedRegime, drifted: true)
-                    segments.append(plan)
-                    segments.append(after)
-                } else {
-                    segments.append(plan)
-                }
-            }
-            start = end
-        }
-
-        let standardTraits = RecordingTraits(draws, regime: configuration.regime, sampleRateHz: rate)
-        let driftedTraits = RecordingTraits(draws, regime: configuration.driftedRegime, sampleRateHz: rate)
-        var state = MachineState(
-            speedHz: segments.first?.targetSpeedHz ?? 30, load: segments.first?.targetLoad ?? 0.5, using: &rng)
-        var noise = rng.fork(salt: 1)
-        var scalars = [Float](repeating: 0, count: total * MachineSynthesizer.channelCount)
-        var labels = [Int](repeating: 0, count: total)
-        scalars.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
-            for segment in segments {
-                synthesizer.render(
-                    segment, traits: segment.drifted ? driftedTraits : standardTraits, state: &state,
-                    into: base + segment.range.lowerBound * MachineSynthesizer.channelCount, noise: &noise)
-            }
-        }
-        for segment in segments {
-            labels.replaceSubrange(
-                segment.range, with: repeatElement(segment.condition.rawValue, count: segment.range.count))
-        }
-        return SensorStream(
-            samples: Tensor(shape: [total, MachineSynthesizer.channelCount], scalars: scalars),
-            labels: labels,
-            startSeconds: 0,
-            sampleRateHz: rate,
-            classNames: Self.classNames,
-            channelNames: Self.channelNames)
+        var generator = Generator(configuration)
+        return generator.next(Int((max(0, durationSeconds) * configuration.sampleRateHz).rounded()))
     }
 
     /// A class-balanced set of independent windows, each from its own simulated recording.
@@ -183,7 +101,7 @@ public struct SensorSimulator: Sendable {
         precondition((0...1).contains(difficulty), "difficulty must be in 0...1")
         let synthesizer = MachineSynthesizer(sampleRateHz: sampleRateHz, difficulty: difficulty)
         let classCount = MachineCondition.allCases.count
-        var rng = SeededRandom(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         var labels = (0..<count).map { $0 % classCount }
         rng.shuffle(&labels)
         let channels = MachineSynthesizer.channelCount
@@ -202,7 +120,8 @@ public struct SensorSimulator: Sendable {
                     speedHz: segment.targetSpeedHz * local.uniform(0.95...1.05), load: segment.targetLoad,
                     using: &local)
                 synthesizer.render(
-                    segment, traits: traits, state: &state, into: base + i * window * channels, noise: &local)
+                    segment, count: window, traits: traits, state: &state, into: base + i * window * channels,
+                    noise: &local)
             }
         }
         return LabeledWindows(

@@ -24,12 +24,15 @@ public final class Conv1DLayer: TrainableLayer {
         let fanIn = geometry.kernel * channels
         weight = Parameter(
             name: "\(index).weight",
-            value: Initializer.heUniform(shape: [filters, geometry.kernel, channels], fanIn: fanIn, generator: &generator),
+            value: Initializer.heUniform(
+                shape: [filters, geometry.kernel, channels], fanIn: fanIn, generator: &generator),
             decays: true)
-        bias = (spec.bias ?? true)
+        bias =
+            (spec.bias ?? true)
             ? Parameter(
                 name: "\(index).bias",
-                value: Initializer.uniform(shape: [filters], bound: 1 / Float(fanIn).squareRoot(), generator: &generator),
+                value: Initializer.uniform(
+                    shape: [filters], bound: 1 / Float(fanIn).squareRoot(), generator: &generator),
                 decays: false) : nil
     }
 
@@ -77,7 +80,8 @@ public final class Conv1DLayer: TrainableLayer {
             }
             if let bias {
                 bias.gradient.scalars.withUnsafeMutableBufferPointer { db in
-                    Reductions.sumRows(dy.baseAddress!, rows: rows, width: filters, into: db.baseAddress!, accumulate: true)
+                    Reductions.sumRows(
+                        dy.baseAddress!, rows: rows, width: filters, into: db.baseAddress!, accumulate: true)
                 }
             }
         }
@@ -93,11 +97,14 @@ public final class Conv1DLayer: TrainableLayer {
                 }
             }
         }
-        if usesInputAsColumns { return Tensor(shape: [batch, geometry.inputLength, channels], scalars: columnGradient) }
+        if usesInputAsColumns {
+            return Tensor(shape: [batch, geometry.inputLength, channels], scalars: columnGradient)
+        }
         var dx = Tensor(shape: [batch, geometry.inputLength, channels])
         columnGradient.withUnsafeBufferPointer { dcol in
             dx.scalars.withUnsafeMutableBufferPointer { dx in
-                Reductions.col2im(dcol.baseAddress!, batch: batch, channels: channels, geometry: geometry, into: dx.baseAddress!)
+                Reductions.col2im(
+                    dcol.baseAddress!, batch: batch, channels: channels, geometry: geometry, into: dx.baseAddress!)
             }
         }
         return dx

@@ -17,9 +17,11 @@ public final class DenseLayer: TrainableLayer {
         self.units = units
         let bound = 1 / Float(inputs).squareRoot()
         weight = Parameter(
-            name: "\(index).weight", value: Initializer.uniform(shape: [units, inputs], bound: bound, generator: &generator),
+            name: "\(index).weight",
+            value: Initializer.uniform(shape: [units, inputs], bound: bound, generator: &generator),
             decays: true)
-        bias = (spec.bias ?? true)
+        bias =
+            (spec.bias ?? true)
             ? Parameter(
                 name: "\(index).bias", value: Initializer.uniform(shape: [units], bound: bound, generator: &generator),
                 decays: false) : nil
@@ -37,12 +39,14 @@ public final class DenseLayer: TrainableLayer {
                     if let bias {
                         bias.value.scalars.withUnsafeBufferPointer { b in
                             Kernels.dense(
-                                x.baseAddress!, batch: batch, inputs: inputs, weight: w.baseAddress!, bias: b.baseAddress,
+                                x.baseAddress!, batch: batch, inputs: inputs, weight: w.baseAddress!,
+                                bias: b.baseAddress,
                                 units: units, into: y.baseAddress!)
                         }
                     } else {
                         Kernels.dense(
-                            x.baseAddress!, batch: batch, inputs: inputs, weight: w.baseAddress!, bias: nil, units: units,
+                            x.baseAddress!, batch: batch, inputs: inputs, weight: w.baseAddress!, bias: nil,
+                            units: units,
                             into: y.baseAddress!)
                     }
                 }
@@ -64,7 +68,8 @@ public final class DenseLayer: TrainableLayer {
             }
             if let bias {
                 bias.gradient.scalars.withUnsafeMutableBufferPointer { db in
-                    Reductions.sumRows(dy.baseAddress!, rows: batch, width: units, into: db.baseAddress!, accumulate: true)
+                    Reductions.sumRows(
+                        dy.baseAddress!, rows: batch, width: units, into: db.baseAddress!, accumulate: true)
                 }
             }
             if needsInputGradient {

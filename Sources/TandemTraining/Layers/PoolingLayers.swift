@@ -81,7 +81,8 @@ public final class GlobalAvgPoolLayer: TrainableLayer {
         var y = Tensor(shape: [batch, channels])
         x.scalars.withUnsafeBufferPointer { x in
             y.scalars.withUnsafeMutableBufferPointer { y in
-                Kernels.globalAveragePool(x.baseAddress!, batch: batch, length: length, channels: channels, into: y.baseAddress!)
+                Kernels.globalAveragePool(
+                    x.baseAddress!, batch: batch, length: length, channels: channels, into: y.baseAddress!)
             }
         }
         return y

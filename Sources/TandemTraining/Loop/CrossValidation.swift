@@ -28,7 +28,7 @@ extension Trainer {
         var next = 0
         for label in byClass.keys.sorted() {
             var members = byClass[label]!
-            members.shuffle(using: &generator)
+            generator.shuffle(&members)
             for i in members {
                 folds[next % k].append(i)
                 next += 1

@@ -24,7 +24,8 @@ public struct EpochReport: Codable, Sendable {
 
     /// A one-line human summary.
     public var line: String {
-        var s = "epoch \(epoch)/\(epochs)  loss \(String(format: "%.4f", loss))  val_loss \(String(format: "%.4f", validationLoss))"
+        var s =
+            "epoch \(epoch)/\(epochs)  loss \(String(format: "%.4f", loss))  val_loss \(String(format: "%.4f", validationLoss))"
         if let a = validationAccuracy { s += "  val_acc \(String(format: "%.2f%%", a * 100))" }
         s += "  lr \(String(format: "%.2e", learningRate))  \(Int(samplesPerSecond)) samples/s"
         s += "  ETA ≤ \(Self.duration(secondsRemaining))"
@@ -63,14 +64,16 @@ public struct Trainer {
     }
 
     /// Splits indices per class: about `fraction` of each class goes to validation. Deterministic for a seed.
-    public static func stratifiedSplit(labels: [Int], fraction: Float, seed: UInt64) -> (train: [Int], validation: [Int]) {
+    public static func stratifiedSplit(labels: [Int], fraction: Float, seed: UInt64) -> (
+        train: [Int], validation: [Int]
+    ) {
         var generator = SeededGenerator(seed: seed ^ 0x5EED_5EED)
         var byClass = [Int: [Int]]()
         for (i, label) in labels.enumerated() { byClass[label, default: []].append(i) }
         var train = [Int](), validation = [Int]()
         for label in byClass.keys.sorted() {
             var members = byClass[label]!
-            members.shuffle(using: &generator)
+            generator.shuffle(&members)
             // Keep at least one window of each class for training.
             let held = min(Int((Float(members.count) * fraction).rounded()), max(members.count - 1, 0))
             validation += members[0..<held]
@@ -96,7 +99,8 @@ public struct Trainer {
     ) throws -> TrainingResult {
         try configuration.validate()
         let c = configuration
-        let split = c.validationFraction > 0
+        let split =
+            c.validationFraction > 0
             ? Self.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
             : (train: Array(data.labels.indices), validation: [Int]())
         let trainSet = data.subset(split.train)
@@ -114,7 +118,7 @@ public struct Trainer {
         for epoch in 0..<c.epochs {
             let epochStart = Date()
             let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: c.epochs)
-            order.shuffle(using: &generator)
+            generator.shuffle(&order)
             var lossSum = 0.0
             var seen = 0
             var start = 0
@@ -125,9 +129,12 @@ public struct Trainer {
                 if indices.count < 2 && order.count >= 2 { continue }
                 let batch = trainSet.subset(indices)
                 let logits = network.forward(batch.windows, training: true)
-                let (loss, gradient) = CrossEntropy.lossAndGradient(logits: logits, labels: batch.labels, classWeights: weights)
+                let (loss, gradient) = CrossEntropy.lossAndGradient(
+                    logits: logits, labels: batch.labels, classWeights: weights)
                 guard loss.isFinite else {
-                    throw ModelSpecError(key: "training", message: "loss became \(loss) at epoch \(epoch + 1); lower training.learning_rate")
+                    throw ModelSpecError(
+                        key: "training",
+                        message: "loss became \(loss) at epoch \(epoch + 1); lower training.learning_rate")
                 }
                 network.backward(gradient)
                 optimizer.update(network.parameters, rate: rate)
@@ -182,11 +189,15 @@ public struct Trainer {
             let indices = Array(start..<min(start + chunk, data.count))
             let batch = data.subset(indices)
             let logits = network.forward(batch.windows, training: false)
-            let (loss, _) = CrossEntropy.lossAndGradient(logits: logits, labels: batch.labels, classWeights: classWeights)
+            let (loss, _) = CrossEntropy.lossAndGradient(
+                logits: logits, labels: batch.labels, classWeights: classWeights)
             lossSum += Double(loss) * Double(indices.count)
             predictions += logits.argmaxRows()
             start += chunk
         }
-        return (lossSum / Double(max(data.count, 1)), ClassificationReport(labels: data.labels, predictions: predictions, classNames: data.classNames))
+        return (
+            lossSum / Double(max(data.count, 1)),
+            ClassificationReport(labels: data.labels, predictions: predictions, classNames: data.classNames)
+        )
     }
 }

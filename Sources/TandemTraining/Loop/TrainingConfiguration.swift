@@ -71,7 +71,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     /// Checks ranges; the error names the key.
     public func validate() throws {
-        func fail(_ key: String, _ why: String) -> ModelSpecError { ModelSpecError(key: "training.\(key)", message: why) }
+        func fail(_ key: String, _ why: String) -> ModelSpecError {
+            ModelSpecError(key: "training.\(key)", message: why)
+        }
         guard epochs >= 1 else { throw fail("epochs", "must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw fail("batch_size", "must be at least 1, got \(batchSize)") }
         guard learningRate > 0, learningRate.isFinite else { throw fail("learning_rate", "must be positive") }
@@ -88,7 +90,10 @@ extension LearningRateSchedule {
         let parts = text.split(separator: ":").map(String.init)
         func number(_ i: Int) throws -> Float {
             guard i < parts.count, let v = Float(parts[i]) else {
-                throw ModelSpecError(key: "training.schedule", message: "cannot read `\(text)`; use constant, step:EVERY:FACTOR, cosine[:FLOOR] or inverse_time:DECAY")
+                throw ModelSpecError(
+                    key: "training.schedule",
+                    message:
+                        "cannot read `\(text)`; use constant, step:EVERY:FACTOR, cosine[:FLOOR] or inverse_time:DECAY")
             }
             return v
         }
@@ -98,7 +103,10 @@ extension LearningRateSchedule {
         case "cosine": self = .cosine(floor: parts.count > 1 ? try number(1) : 1e-5)
         case "inverse_time": self = .inverseTime(decay: try number(1))
         default:
-            throw ModelSpecError(key: "training.schedule", message: "unknown schedule `\(text)`; use constant, step:EVERY:FACTOR, cosine[:FLOOR] or inverse_time:DECAY")
+            throw ModelSpecError(
+                key: "training.schedule",
+                message:
+                    "unknown schedule `\(text)`; use constant, step:EVERY:FACTOR, cosine[:FLOOR] or inverse_time:DECAY")
         }
     }
 }

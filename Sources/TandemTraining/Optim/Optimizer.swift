@@ -63,7 +63,8 @@ public final class Optimizer {
                         for i in 0..<n {
                             m[i] = b1 * m[i] + (1 - b1) * g[i]
                             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                            w[i] -= stepSize * m[i] / ((v[i] * inverseCorrection2).squareRoot() + eps) + rate * decay * w[i]
+                            w[i] -=
+                                stepSize * m[i] / ((v[i] * inverseCorrection2).squareRoot() + eps) + rate * decay * w[i]
                             g[i] = 0
                         }
                     }

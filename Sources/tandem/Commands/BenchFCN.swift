@@ -67,9 +67,14 @@ struct BenchModel: ParsableCommand {
             "parameters": Double(network.parameterCount), "macs_per_window": Double(model.macsPerWindow),
         ]
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self)
+            )
         } else {
-            print("model \(file.name): \(network.parameterCount) parameters, \(model.macsPerWindow) MACs/window, input \(window)×\(channels)")
+            print(
+                "model \(file.name): \(network.parameterCount) parameters, \(model.macsPerWindow) MACs/window, input \(window)×\(channels)"
+            )
             print(String(format: "training   batch %3d: %9.1f samples/s", batch, trainRate))
             print(String(format: "inference  batch %3d: %9.1f windows/s", inferBatch, inferRate))
         }

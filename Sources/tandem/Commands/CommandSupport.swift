@@ -49,7 +49,8 @@ struct LengthPolicyOption: ExpressibleByArgument {
     var text: String
 
     init?(argument: String) {
-        let valid = ["require", "pad-longest"].contains(argument)
+        let valid =
+            ["require", "pad-longest"].contains(argument)
             || argument.range(of: #"^(pad|resample)(:[1-9][0-9]*)?$"#, options: .regularExpression) != nil
         guard valid else { return nil }
         text = argument

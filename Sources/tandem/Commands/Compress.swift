@@ -62,10 +62,7 @@ struct Compress: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
-        guard let teacherModel = loaded.model else {
-            throw CommandFailure(
-                "\(teacher): the teacher must be a float32 model, it is \(loaded.artifact.manifest.numerics)")
-        }
+        let teacherModel = try loaded.floatModel()
         let teacherManifest = loaded.artifact.manifest
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()

@@ -46,7 +46,9 @@ struct Inspect: ParsableCommand {
             case .dense: macs = shapes[i + 1][0] * shapes[i][0]
             default: break
             }
-            layers.append(Layer(index: i, type: spec.type.rawValue, outputShape: shapes[i + 1], parameters: parameters, macs: macs))
+            layers.append(
+                Layer(
+                    index: i, type: spec.type.rawValue, outputShape: shapes[i + 1], parameters: parameters, macs: macs))
         }
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
         let output = Output(
@@ -57,20 +59,31 @@ struct Inspect: ParsableCommand {
             try Console.printJSON(output)
             return
         }
-        print("\(manifest.name) \(manifest.version)\(manifest.parentVersion.map { " (from \($0))" } ?? "")  created \(manifest.createdAt)")
-        print("numerics \(manifest.numerics), \(output.parameters) parameters, \(output.macsPerWindow) MACs/window, \(fileBytes) bytes on disk (\(output.tensorBytes) in tensors)")
-        print("input \(manifest.input.window) samples × \(manifest.input.channels) channels, hop \(manifest.input.hop)"
-            + (manifest.input.sampleRateHz.map { " at \($0) Hz" } ?? "")
-            + (manifest.input.mean.isEmpty ? "" : ", standardized"))
+        print(
+            "\(manifest.name) \(manifest.version)\(manifest.parentVersion.map { " (from \($0))" } ?? "")  created \(manifest.createdAt)"
+        )
+        print(
+            "numerics \(manifest.numerics), \(output.parameters) parameters, \(output.macsPerWindow) MACs/window, \(fileBytes) bytes on disk (\(output.tensorBytes) in tensors)"
+        )
+        print(
+            "input \(manifest.input.window) samples × \(manifest.input.channels) channels, hop \(manifest.input.hop)"
+                + (manifest.input.sampleRateHz.map { " at \($0) Hz" } ?? "")
+                + (manifest.input.mean.isEmpty ? "" : ", standardized"))
         print("classes \(manifest.classNames.joined(separator: ", "))")
         print("signature: \(artifact.signature.map { "Ed25519, key \($0.keyIDHex)" } ?? "none")")
         if !manifest.metrics.isEmpty {
-            print("metrics: " + manifest.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", manifest.metrics[$0]!))" }.joined(separator: "  "))
+            print(
+                "metrics: "
+                    + manifest.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", manifest.metrics[$0]!))" }
+                    .joined(separator: "  "))
         }
         print("\n  #  layer              output        parameters        MACs")
         for l in layers {
             let shape = "[" + l.outputShape.map(String.init).joined(separator: ", ") + "]"
-            print(String(format: "%3d  %@ %@ %10d  %10d", l.index, l.type.padding(toLength: 18, withPad: " ", startingAt: 0), shape.padding(toLength: 13, withPad: " ", startingAt: 0), l.parameters, l.macs))
+            print(
+                String(
+                    format: "%3d  %@ %@ %10d  %10d", l.index, l.type.padding(toLength: 18, withPad: " ", startingAt: 0),
+                    shape.padding(toLength: 13, withPad: " ", startingAt: 0), l.parameters, l.macs))
         }
     }
 }

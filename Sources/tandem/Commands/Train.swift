@@ -76,19 +76,25 @@ struct Train: ParsableCommand {
         let trainer = Trainer(configuration: config)
         var crossValidation: CrossValidationReport?
         if let folds {
-            crossValidation = try trainer.crossValidate(layers: specFile.layers, on: train, folds: folds) { fold, report in
+            crossValidation = try trainer.crossValidate(layers: specFile.layers, on: train, folds: folds) {
+                fold, report in
                 Console.log("fold \(fold)/\(folds)  \(report.line)")
             }
             if let cv = crossValidation {
                 Console.log(
-                    "cross-validation: accuracy \(Console.percent(cv.meanAccuracy)) ± \(Console.percent(cv.accuracyStandardDeviation)) over \(folds) folds")
+                    "cross-validation: accuracy \(Console.percent(cv.meanAccuracy)) ± \(Console.percent(cv.accuracyStandardDeviation)) over \(folds) folds"
+                )
             }
         }
         let network = try Network(
-            layers: specFile.layers, window: train.length, channels: train.channels, classes: classes, seed: config.seed)
-        Console.log("training \(specFile.name): \(network.parameterCount) parameters on \(train.count) windows of \(train.length)×\(train.channels), \(classes) classes")
+            layers: specFile.layers, window: train.length, channels: train.channels, classes: classes, seed: config.seed
+        )
+        Console.log(
+            "training \(specFile.name): \(network.parameterCount) parameters on \(train.count) windows of \(train.length)×\(train.channels), \(classes) classes"
+        )
         let result = try trainer.train(network, on: train) { Console.log($0.line) }
-        Console.log("kept epoch \(result.bestEpoch) of \(result.epochsRun)\(result.stoppedEarly ? " (stopped early)" : "")")
+        Console.log(
+            "kept epoch \(result.bestEpoch) of \(result.epochsRun)\(result.stoppedEarly ? " (stopped early)" : "")")
         let model = try network.exportFloatModel()
 
         var metrics = [String: Double]()
@@ -96,21 +102,27 @@ struct Train: ParsableCommand {
         var testReport: ClassificationReport?
         if let test {
             let predictions = try model.logits(for: test.windows).argmaxRows()
-            let report = ClassificationReport(labels: test.labels, predictions: predictions, classNames: test.classNames)
+            let report = ClassificationReport(
+                labels: test.labels, predictions: predictions, classNames: test.classNames)
             metrics["test_accuracy"] = report.accuracy
             metrics["test_macro_f1"] = report.macroF1
             testReport = report
-            Console.log("test: accuracy \(Console.percent(report.accuracy)), macro-F1 \(String(format: "%.4f", report.macroF1)) on \(test.count) windows")
+            Console.log(
+                "test: accuracy \(Console.percent(report.accuracy)), macro-F1 \(String(format: "%.4f", report.macroF1)) on \(test.count) windows"
+            )
         }
         if let cv = crossValidation { metrics["cross_validation_accuracy"] = cv.meanAccuracy }
 
         let golden = (test ?? train).windows.slice(0..<min(8, (test ?? train).count))
-        let digest = train.windows.scalars.withUnsafeBytes { SHA256.hash(data: $0) }.map { String(format: "%02x", $0) }.joined()
+        let digest = train.windows.scalars.withUnsafeBytes { SHA256.hash(data: $0) }.map { String(format: "%02x", $0) }
+            .joined()
         let manifest = ModelManifest(
-            name: specFile.name, version: version ?? ModelManifest.defaultVersion(name: specFile.name), parentVersion: parent,
+            name: specFile.name, version: version ?? ModelManifest.defaultVersion(name: specFile.name),
+            parentVersion: parent,
             createdAt: ModelManifest.now(), architecture: model.architecture,
             input: InputSpec(
-                channels: train.channels, window: train.length, hop: hop, mean: normalization.mean, std: normalization.std,
+                channels: train.channels, window: train.length, hop: hop, sampleRateHz: split.sampleRateHz,
+                mean: normalization.mean, std: normalization.std,
                 channelNames: split.channelNames),
             classNames: train.classNames, trainingDataDigest: digest, metrics: metrics)
         let artifact = try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
@@ -119,12 +131,19 @@ struct Train: ParsableCommand {
 
         let output = Output(
             model: out, version: manifest.version, parameters: network.parameterCount, epochsRun: result.epochsRun,
-            bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, validationAccuracy: result.validation?.accuracy,
+            bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly,
+            validationAccuracy: result.validation?.accuracy,
             testAccuracy: testReport?.accuracy, testMacroF1: testReport?.macroF1, crossValidation: crossValidation,
             trainWindows: train.count, testWindows: test?.count ?? 0)
-        if json { try Console.printJSON(output) } else {
-            print("model \(out) (\(manifest.version)): \(network.parameterCount) parameters, best epoch \(result.bestEpoch)/\(result.epochsRun)")
-            if let t = testReport { print("test accuracy \(Console.percent(t.accuracy)), macro-F1 \(String(format: "%.4f", t.macroF1))") }
+        if json {
+            try Console.printJSON(output)
+        } else {
+            print(
+                "model \(out) (\(manifest.version)): \(network.parameterCount) parameters, best epoch \(result.bestEpoch)/\(result.epochsRun)"
+            )
+            if let t = testReport {
+                print("test accuracy \(Console.percent(t.accuracy)), macro-F1 \(String(format: "%.4f", t.macroF1))")
+            }
         }
     }
 }
