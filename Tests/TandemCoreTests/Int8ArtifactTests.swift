@@ -7,7 +7,9 @@ struct Int8ArtifactTests {
     func artifact(seed: UInt64) throws -> (QuantizedModel, ModelArtifact, Tensor) {
         let model = try randomQuantizedModel(seed: seed)
         var g = SeededGenerator(seed: seed + 1)
-        let golden = Tensor(shape: [4, model.window, model.channels], scalars: (0..<(4 * model.window * model.channels)).map { _ in g.nextGaussian() })
+        let golden = Tensor(
+            shape: [4, model.window, model.channels],
+            scalars: (0..<(4 * model.window * model.channels)).map { _ in g.nextGaussian() })
         let manifest = ModelManifest(
             name: "edge", version: "edge-1", createdAt: "2026-01-01T00:00:00Z", architecture: [],
             input: InputSpec(channels: model.channels, window: model.window, hop: model.window / 2),
@@ -31,7 +33,10 @@ struct Int8ArtifactTests {
 
     @Test(
         "int8 artifacts with missing, mistyped or out-of-range tensors are rejected",
-        arguments: ["no input scale", "weight as float", "negative weight scale", "bias missing", "zero point 300", "float numerics"])
+        arguments: [
+            "no input scale", "weight as float", "negative weight scale", "bias missing", "zero point 300",
+            "float numerics",
+        ])
     func rejectsBadTensors(corruption: String) throws {
         let (_, artifact, _) = try artifact(seed: 31)
         var tensors = artifact.tensors
@@ -48,7 +53,11 @@ struct Int8ArtifactTests {
         case "zero point 300": replace("input.zero_point", .int32(shape: [1], values: [300]))
         default: manifest.numerics = "float32"
         }
-        let broken = ModelArtifact(manifest: manifest, tensors: tensors, goldenInputs: artifact.goldenInputs, goldenOutputs: artifact.goldenOutputs)
-        #expect(throws: QuantizationError.self) { try QuantizedModel(artifact: ModelArtifact(bytes: broken.serialized())) }
+        let broken = ModelArtifact(
+            manifest: manifest, tensors: tensors, goldenInputs: artifact.goldenInputs,
+            goldenOutputs: artifact.goldenOutputs)
+        #expect(throws: QuantizationError.self) {
+            try QuantizedModel(artifact: ModelArtifact(bytes: broken.serialized()))
+        }
     }
 }

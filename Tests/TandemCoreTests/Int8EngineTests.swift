@@ -6,7 +6,8 @@ import Testing
 /// A random but well-formed int8 model exercising every op: strided, padded and dilated convolutions
 /// with and without a fused ReLU, max and average pooling, standalone ReLU, global average pooling,
 /// a hidden dense layer with ReLU and the final dense layer.
-func randomQuantizedModel(seed: UInt64, window: Int = 40, channels: Int = 3, classes: Int = 4) throws -> QuantizedModel {
+func randomQuantizedModel(seed: UInt64, window: Int = 40, channels: Int = 3, classes: Int = 4) throws -> QuantizedModel
+{
     var g = SeededGenerator(seed: seed)
     func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * g.nextUnitFloat() }
     func zeroPoint() -> Int32 { Int32(Int(g.next() % 120) - 100) }
@@ -34,22 +35,29 @@ func randomQuantizedModel(seed: UInt64, window: Int = 40, channels: Int = 3, cla
             let units = layer.units ?? 1
             let rowLength = layer.kind == .conv1d ? (layer.kernel ?? 1) * shapes[i][1] : shapes[i][0]
             let shape = layer.kind == .conv1d ? [units, layer.kernel ?? 1, shapes[i][1]] : [units, rowLength]
-            weights["\(i).weight"] = IntegerTensor(shape: shape, values: (0..<(units * rowLength)).map { _ in Int8(Int(g.next() % 255) - 127) })
-            biases["\(i).bias"] = IntegerTensor(shape: [units], values: (0..<units).map { _ in Int32(Int(g.next() % 40_001) - 20_000) })
+            weights["\(i).weight"] = IntegerTensor(
+                shape: shape, values: (0..<(units * rowLength)).map { _ in Int8(Int(g.next() % 255) - 127) })
+            biases["\(i).bias"] = IntegerTensor(
+                shape: [units], values: (0..<units).map { _ in Int32(Int(g.next() % 40_001) - 20_000) })
             let scales = (0..<units).map { _ in uniform(0.001, 0.01) }
             layer.weightScales = scales
             if !isLast {
                 // Aim the output scale so typical accumulators span a good part of int8, with some saturation.
                 let typical = Float(rowLength).squareRoot() * 60 * 70
-                let out = ActivationQuantization(scale: current.scale * scales[0] * typical / uniform(30, 90), zeroPoint: zeroPoint())
+                let out = ActivationQuantization(
+                    scale: current.scale * scales[0] * typical / uniform(30, 90), zeroPoint: zeroPoint())
                 layer.output = out
-                layer.multipliers = try scales.map { try FixedPointMultiplier(real: Double(current.scale) * Double($0) / Double(out.scale)) }
+                layer.multipliers = try scales.map {
+                    try FixedPointMultiplier(real: Double(current.scale) * Double($0) / Double(out.scale))
+                }
                 current = out
             }
         case .globalavgpool1d:
             let out = ActivationQuantization(scale: current.scale * uniform(0.3, 1.2), zeroPoint: zeroPoint())
             layer.output = out
-            layer.multipliers = [try FixedPointMultiplier(real: Double(current.scale) / (Double(shapes[i][0]) * Double(out.scale)))]
+            layer.multipliers = [
+                try FixedPointMultiplier(real: Double(current.scale) / (Double(shapes[i][0]) * Double(out.scale)))
+            ]
             current = out
         default:
             layer.output = current
@@ -72,7 +80,7 @@ enum FakeQuantization {
     static func input(_ x: [Float], _ q: ActivationQuantization) -> [Int] { x.map { quantize(Double($0), q) } }
 
     /// The real-valued output of layer `i` for int8 input `a` (before output quantization).
-    static func realOutput(_ model: QuantizedModel, layer i: Int, input a: [Int8]) -> [Double] {
+    static func realOutput(_ model: QuantizedModel, layer i: Int, input a: [Int8]) throws -> [Double] {
         let layer = model.parameters.layers[i]
         let inQ = model.inputQuantizations[i]
         let x = a.map { Double(inQ.scale) * Double(Int32($0) - inQ.zeroPoint) }
@@ -80,7 +88,7 @@ enum FakeQuantization {
         var y = [Double](repeating: 0, count: outShape.reduce(1, *))
         switch layer.kind {
         case .conv1d:
-            let g = try! layer.layerSpec.windowGeometry(inputLength: inShape[0], index: i)
+            let g = try layer.layerSpec.windowGeometry(inputLength: inShape[0], index: i)
             let w = model.weights["\(i).weight"]!.values, b = model.biases["\(i).bias"]!.values
             let c = inShape[1], f = outShape[1], s = layer.weightScales!
             for t in 0..<g.outputLength {
@@ -89,7 +97,9 @@ enum FakeQuantization {
                     for k in 0..<g.kernel {
                         let idx = t * g.stride - g.padLeft + k * g.dilation
                         guard idx >= 0 && idx < inShape[0] else { continue }  // padding is real zero
-                        for ch in 0..<c { sum += x[idx * c + ch] * Double(s[o]) * Double(w[(o * g.kernel + k) * c + ch]) }
+                        for ch in 0..<c {
+                            sum += x[idx * c + ch] * Double(s[o]) * Double(w[(o * g.kernel + k) * c + ch])
+                        }
                     }
                     y[t * f + o] = layer.fusedReLU ? max(sum, 0) : sum
                 }
@@ -106,13 +116,16 @@ enum FakeQuantization {
             let (l, c) = (inShape[0], inShape[1])
             for ch in 0..<c { y[ch] = (0..<l).map { x[$0 * c + ch] }.reduce(0, +) / Double(l) }
         case .maxpool1d, .avgpool1d:
-            let g = try! layer.layerSpec.windowGeometry(inputLength: inShape[0], index: i)
+            let g = try layer.layerSpec.windowGeometry(inputLength: inShape[0], index: i)
             let c = inShape[1]
             for t in 0..<g.outputLength {
                 for ch in 0..<c {
-                    let taps = (0..<g.kernel).map { t * g.stride - g.padLeft + $0 * g.dilation }.filter { $0 >= 0 && $0 < inShape[0] }
+                    let taps = (0..<g.kernel).map { t * g.stride - g.padLeft + $0 * g.dilation }.filter {
+                        $0 >= 0 && $0 < inShape[0]
+                    }
                     let values = taps.map { x[$0 * c + ch] }
-                    y[t * c + ch] = layer.kind == .maxpool1d ? values.max()! : values.reduce(0, +) / Double(values.count)
+                    y[t * c + ch] =
+                        layer.kind == .maxpool1d ? values.max()! : values.reduce(0, +) / Double(values.count)
                 }
             }
         case .relu:
@@ -123,9 +136,9 @@ enum FakeQuantization {
         return y
     }
 
-    static func output(_ model: QuantizedModel, layer i: Int, input a: [Int8]) -> [Int] {
+    static func output(_ model: QuantizedModel, layer i: Int, input a: [Int8]) throws -> [Int] {
         let q = model.parameters.layers[i].output ?? model.inputQuantizations[i]
-        return realOutput(model, layer: i, input: a).map { quantize($0, q) }
+        return try realOutput(model, layer: i, input: a).map { quantize($0, q) }
     }
 }
 
@@ -146,7 +159,7 @@ struct Int8EngineTests {
             let input = FakeQuantization.input(x, model.parameters.input)
             worst = max(worst, zip(input, activations[0]).map { abs($0 - Int($1)) }.max() ?? 0)
             for i in 0..<(layers.count - 1) {
-                let expected = FakeQuantization.output(model, layer: i, input: activations[i])
+                let expected = try FakeQuantization.output(model, layer: i, input: activations[i])
                 for (e, a) in zip(expected, activations[i + 1]) {
                     worst = max(worst, abs(e - Int(a)))
                     if a == 127 || a == -128 { saturated += 1 }
@@ -156,7 +169,7 @@ struct Int8EngineTests {
             // The last layer's float logits, in units of its dequantization step.
             let last = layers.count - 1
             let logits = try engine.logits(for: Tensor(shape: [1, model.window, model.channels], scalars: x))
-            let real = FakeQuantization.realOutput(model, layer: last, input: activations[last])
+            let real = try FakeQuantization.realOutput(model, layer: last, input: activations[last])
             let step = layers[last].weightScales!.map { Double(model.inputQuantizations[last].scale) * Double($0) }
             for o in 0..<model.classes {
                 worstLogit = max(worstLogit, abs(Double(logits.scalars[o]) - real[o]) / step[o])
@@ -174,7 +187,9 @@ struct Int8EngineTests {
         let engine = Int8Engine(model: model)
         var g = SeededGenerator(seed: 13)
         let n = 20
-        let x = Tensor(shape: [n, model.window, model.channels], scalars: (0..<(n * model.window * model.channels)).map { _ in g.nextGaussian() })
+        let x = Tensor(
+            shape: [n, model.window, model.channels],
+            scalars: (0..<(n * model.window * model.channels)).map { _ in g.nextGaussian() })
         let batch = try engine.classify(windows: x)
         let logits = try engine.logits(for: x)
         #expect(batch.logits == logits)
@@ -212,7 +227,9 @@ struct Int8EngineTests {
             guard let e = error as? QuantizationError else { return false }
             return e.code == .badInput && e.message.contains("window 1") && e.message.contains("sample 2")
         }
-        #expect(throws: QuantizationError.self) { try engine.logits(for: Tensor(shape: [1, model.window + 1, model.channels])) }
+        #expect(throws: QuantizationError.self) {
+            try engine.logits(for: Tensor(shape: [1, model.window + 1, model.channels]))
+        }
         // The engine keeps working after a rejected window.
         x.scalars[model.window * model.channels + 7] = 0
         #expect(try engine.classify(windows: x).confidences.count == 3)
@@ -222,26 +239,43 @@ struct Int8EngineTests {
     struct Corruption: CustomTestStringConvertible, Sendable {
         var name: String
         var code: QuantizationError.Code
-        var apply: @Sendable (inout QuantizationParameters, inout [String: IntegerTensor<Int8>], inout [String: IntegerTensor<Int32>]) -> Void
+        var apply:
+            @Sendable (
+                inout QuantizationParameters, inout [String: IntegerTensor<Int8>], inout [String: IntegerTensor<Int32>]
+            ) -> Void
         var testDescription: String { name }
     }
 
     static let corruptions: [Corruption] = [
         Corruption(name: "zero input scale", code: .invalidParameters) { p, _, _ in p.input.scale = 0 },
         Corruption(name: "NaN input scale", code: .invalidParameters) { p, _, _ in p.input.scale = .nan },
-        Corruption(name: "infinite output scale", code: .invalidParameters) { p, _, _ in p.layers[0].output?.scale = .infinity },
-        Corruption(name: "negative weight scale", code: .invalidParameters) { p, _, _ in p.layers[1].weightScales?[2] = -0.1 },
-        Corruption(name: "zero point out of range", code: .invalidParameters) { p, _, _ in p.layers[0].output?.zeroPoint = 200 },
+        Corruption(name: "infinite output scale", code: .invalidParameters) { p, _, _ in
+            p.layers[0].output?.scale = .infinity
+        },
+        Corruption(name: "negative weight scale", code: .invalidParameters) { p, _, _ in
+            p.layers[1].weightScales?[2] = -0.1
+        },
+        Corruption(name: "zero point out of range", code: .invalidParameters) { p, _, _ in
+            p.layers[0].output?.zeroPoint = 200
+        },
         Corruption(name: "shift 0", code: .invalidParameters) { p, _, _ in p.layers[0].multipliers?[0].shift = 0 },
         Corruption(name: "shift 63", code: .invalidParameters) { p, _, _ in p.layers[1].multipliers?[1].shift = 63 },
-        Corruption(name: "unnormalized mantissa", code: .invalidParameters) { p, _, _ in p.layers[0].multipliers?[0].multiplier = 12 },
+        Corruption(name: "unnormalized mantissa", code: .invalidParameters) { p, _, _ in
+            p.layers[0].multipliers?[0].multiplier = 12
+        },
         Corruption(name: "missing multipliers", code: .invalidParameters) { p, _, _ in p.layers[4].multipliers = [] },
-        Corruption(name: "weight scales too few", code: .invalidParameters) { p, _, _ in p.layers[0].weightScales?.removeLast() },
-        Corruption(name: "pool changes quantization", code: .invalidParameters) { p, _, _ in p.layers[2].output?.zeroPoint = 3 },
+        Corruption(name: "weight scales too few", code: .invalidParameters) { p, _, _ in
+            p.layers[0].weightScales?.removeLast()
+        },
+        Corruption(name: "pool changes quantization", code: .invalidParameters) { p, _, _ in
+            p.layers[2].output?.zeroPoint = 3
+        },
         Corruption(name: "unknown scheme", code: .invalidParameters) { p, _, _ in p.scheme = "int4" },
         Corruption(name: "last layer not dense", code: .unsupportedLayer) { p, _, _ in p.layers.removeLast() },
         Corruption(name: "zero window", code: .shapeMismatch) { p, _, _ in p.window = 0 },
         Corruption(name: "kernel longer than input", code: .shapeMismatch) { p, _, _ in p.layers[1].kernel = 99 },
+        Corruption(name: "huge window", code: .shapeMismatch) { p, _, _ in p.window = 1 << 30 },
+        Corruption(name: "accumulator overflow", code: .shapeMismatch) { p, _, _ in p.channels = 70_000 },
         Corruption(name: "missing weight", code: .badTensor) { _, w, _ in w["0.weight"] = nil },
         Corruption(name: "misshapen weight", code: .badTensor) { _, w, _ in w["1.weight"]?.shape = [6, 3, 9] },
         Corruption(name: "truncated weight values", code: .badTensor) { _, w, _ in w["4.weight"]?.values.removeLast() },

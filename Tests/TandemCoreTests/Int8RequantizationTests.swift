@@ -22,7 +22,10 @@ struct Int8RequantizationTests {
     @Test("requantization equals the widened reference over edge cases and a million random values")
     func requantizeMatchesReference() {
         var g = SeededGenerator(seed: 1)
-        let edgeAccumulators: [Int32] = [0, 1, -1, 2, -2, 3, -3, Int32.max, Int32.min, Int32.max - 1, Int32.min + 1, 1 << 30, -(1 << 30), 12_345, -12_345]
+        let edgeAccumulators: [Int32] = [
+            0, 1, -1, 2, -2, 3, -3, Int32.max, Int32.min, Int32.max - 1, Int32.min + 1, 1 << 30, -(1 << 30), 12_345,
+            -12_345,
+        ]
         let edgeMultipliers: [Int32] = [0, 1 << 30, (1 << 30) + 1, Int32.max, Int32.max - 1, 1_518_500_250]
         let edgeShifts: [Int32] = [1, 2, 30, 31, 32, 61, 62]
         let zeroPoints: [Int32] = [-128, -1, 0, 5, 127]

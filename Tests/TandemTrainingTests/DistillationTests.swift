@@ -23,8 +23,9 @@ struct DistillationTests {
             var plus = student, minus = student
             plus.scalars[i] += h
             minus.scalars[i] -= h
-            let numeric = (loss.lossAndGradient(student: plus, teacher: teacher, labels: labels).0
-                - loss.lossAndGradient(student: minus, teacher: teacher, labels: labels).0) / (2 * h)
+            let numeric =
+                (loss.lossAndGradient(student: plus, teacher: teacher, labels: labels).0
+                    - loss.lossAndGradient(student: minus, teacher: teacher, labels: labels).0) / (2 * h)
             worst = max(worst, abs(numeric - gradient.scalars[i]))
         }
         #expect(worst < 2e-3, "largest gradient error \(worst)")
@@ -36,10 +37,12 @@ struct DistillationTests {
         let teacher = randomLogits(4, 3, seed: 4)
         let labels = [0, 1, 2, 1]
         let (ce, ceGradient) = CrossEntropy.lossAndGradient(logits: student, labels: labels)
-        let (hard, hardGradient) = try DistillationLoss(temperature: 2, alpha: 1).lossAndGradient(student: student, teacher: teacher, labels: labels)
+        let (hard, hardGradient) = try DistillationLoss(temperature: 2, alpha: 1).lossAndGradient(
+            student: student, teacher: teacher, labels: labels)
         #expect(abs(ce - hard) < 1e-5)
         #expect(zip(ceGradient.scalars, hardGradient.scalars).allSatisfy { abs($0 - $1) < 1e-6 })
-        let (soft, softGradient) = try DistillationLoss(temperature: 5, alpha: 0).lossAndGradient(student: teacher, teacher: teacher, labels: [nil, nil, 0, nil])
+        let (soft, softGradient) = try DistillationLoss(temperature: 5, alpha: 0).lossAndGradient(
+            student: teacher, teacher: teacher, labels: [nil, nil, 0, nil])
         #expect(abs(soft) < 1e-5)
         #expect(softGradient.scalars.allSatisfy { abs($0) < 1e-6 })
         #expect(throws: ModelSpecError.self) { try DistillationLoss(temperature: 0, alpha: 0.5) }

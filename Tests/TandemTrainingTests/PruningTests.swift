@@ -7,8 +7,10 @@ import Testing
 struct PruningTests {
     let spec: [LayerSpec] = [
         LayerSpec(type: .conv1d, filters: 8, kernel: 5, stride: 2, padding: .same), LayerSpec(type: .batchnorm1d),
-        LayerSpec(type: .relu), LayerSpec(type: .conv1d, filters: 6, kernel: 3, padding: .same), LayerSpec(type: .batchnorm1d),
-        LayerSpec(type: .relu), LayerSpec(type: .globalavgpool1d), LayerSpec(type: .dense, units: 5), LayerSpec(type: .relu),
+        LayerSpec(type: .relu), LayerSpec(type: .conv1d, filters: 6, kernel: 3, padding: .same),
+        LayerSpec(type: .batchnorm1d),
+        LayerSpec(type: .relu), LayerSpec(type: .globalavgpool1d), LayerSpec(type: .dense, units: 5),
+        LayerSpec(type: .relu),
         LayerSpec(type: .dense),
     ]
 
@@ -24,7 +26,8 @@ struct PruningTests {
         network.restore(state)
         let x = sinusoidWindows(count: 10, seed: 4).windows
         let sparsity: Float = 0.2  // 8 → 6 and 6 → 5 (rounded), the dead ones having γ = 0; dense 5 → 4.
-        let (pruned, report) = try StructuredPruner(criterion: .batchNormScale, target: .sparsity(sparsity)).prune(network)
+        let (pruned, report) = try StructuredPruner(criterion: .batchNormScale, target: .sparsity(sparsity)).prune(
+            network)
         // The hidden dense layer also loses its weakest unit, which is not dead: compare the features entering it.
         #expect(report.units["0"] == [8, 6])
         #expect(report.units["3"] == [6, 5])

@@ -43,7 +43,8 @@ public struct FixedPointMultiplier: Sendable, Equatable, Codable {
         let shift = 31 - exponent
         guard shift >= 1 else {
             throw QuantizationError(
-                .invalidParameters, "requantization multiplier \(real) is 2^30 or more; output scale is too small for its input")
+                .invalidParameters,
+                "requantization multiplier \(real) is 2^30 or more; output scale is too small for its input")
         }
         if shift > 62 {
             self.init(multiplier: 0, shift: 31)

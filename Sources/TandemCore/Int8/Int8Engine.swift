@@ -102,7 +102,9 @@ public final class Int8Engine {
             }
             if let b = model.biases["\(i).bias"] { unitCount += b.values.count }
             multiplierCount += layer.multipliers?.count ?? 0
-            if let g = geometries[i], layer.kind == .conv1d { largestPatch = Swift.max(largestPatch, g.kernel * model.shapes[i][1]) }
+            if let g = geometries[i], layer.kind == .conv1d {
+                largestPatch = Swift.max(largestPatch, g.kernel * model.shapes[i][1])
+            }
         }
         let packedWeightsStart = UnsafeMutablePointer<Int16>.allocate(capacity: Swift.max(weightCount, 1))
         packedWeightsStart.initialize(repeating: 0, count: Swift.max(weightCount, 1))
@@ -135,7 +137,8 @@ public final class Int8Engine {
             // Padding rows of this step's input stand for real zero: the input zero point.
             let rowWidth = step.inChannels
             (arena + offsets[i]).update(repeating: Int16(zpIn), count: padLeft[i] * rowWidth)
-            (arena + offsets[i] + (padLeft[i] + step.inLength) * rowWidth).update(repeating: Int16(zpIn), count: padRight[i] * rowWidth)
+            (arena + offsets[i] + (padLeft[i] + step.inLength) * rowWidth).update(
+                repeating: Int16(zpIn), count: padRight[i] * rowWidth)
             if let weight = model.weights["\(i).weight"], let bias = model.biases["\(i).bias"] {
                 let units = bias.values.count
                 let rowLength = weight.values.count / Swift.max(units, 1)
@@ -145,7 +148,9 @@ public final class Int8Engine {
                 step.bias = b
                 step.multipliers = m
                 for o in 0..<units {
-                    for j in 0..<rowLength { packedWeightsStart[w + o * padded + j] = Int16(weight.values[o * rowLength + j]) }
+                    for j in 0..<rowLength {
+                        packedWeightsStart[w + o * padded + j] = Int16(weight.values[o * rowLength + j])
+                    }
                 }
                 for o in 0..<units {
                     var sum: Int32 = 0
@@ -204,8 +209,11 @@ public final class Int8Engine {
         try run(window)
         let c = model.classes
         PredictionConfidence.softmax(
-            UnsafeBufferPointer(start: logitBuffer, count: c), into: UnsafeMutableBufferPointer(start: probabilityBuffer, count: c))
-        if let logits, let base = logits.baseAddress { base.update(from: logitBuffer, count: Swift.min(c, logits.count)) }
+            UnsafeBufferPointer(start: logitBuffer, count: c),
+            into: UnsafeMutableBufferPointer(start: probabilityBuffer, count: c))
+        if let logits, let base = logits.baseAddress {
+            base.update(from: logitBuffer, count: Swift.min(c, logits.count))
+        }
         if let probabilities, let base = probabilities.baseAddress {
             base.update(from: probabilityBuffer, count: Swift.min(c, probabilities.count))
         }
@@ -282,7 +290,10 @@ public final class Int8Engine {
         for (i, shape) in model.shapes.dropLast().enumerated() {
             let step = steps[i]
             let start = step.input + step.padLeft * step.inChannels
-            activations.append(UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *)).map { Int8(truncatingIfNeeded: $0) })
+            activations.append(
+                UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *)).map {
+                    Int8(truncatingIfNeeded: $0)
+                })
         }
         return (activations, Array(UnsafeBufferPointer(start: accumulators, count: model.classes)))
     }
@@ -290,7 +301,8 @@ public final class Int8Engine {
     private func checkBatch(_ windows: Tensor) throws(QuantizationError) -> (Int, Int) {
         guard windows.rank == 3, windows.shape[1] == model.window, windows.shape[2] == model.channels else {
             throw QuantizationError(
-                .badInput, "windows have shape \(windows.shape), the model takes [n, \(model.window), \(model.channels)]")
+                .badInput,
+                "windows have shape \(windows.shape), the model takes [n, \(model.window), \(model.channels)]")
         }
         return (windows.shape[0], model.window * model.channels)
     }
@@ -318,7 +330,8 @@ public final class Int8Engine {
         }
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
-            throw QuantizationError(.badInput, "sample \(bad / model.channels), channel \(bad % model.channels) is \(x[bad])")
+            throw QuantizationError(
+                .badInput, "sample \(bad / model.channels), channel \(bad % model.channels) is \(x[bad])")
         }
         for step in steps { execute(step) }
     }
@@ -368,7 +381,9 @@ public final class Int8Engine {
             }
             let bias = -Int32(s.inLength) &* s.zeroPointIn
             let m = multipliers[s.multipliers]
-            for k in 0..<c { output[k] = Int16(m.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128)) }
+            for k in 0..<c {
+                output[k] = Int16(m.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128))
+            }
         case .maxpool1d, .avgpool1d:
             guard let g = s.geometry else { return }
             let c = s.inChannels

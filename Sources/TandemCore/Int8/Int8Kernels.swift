@@ -15,20 +15,62 @@ enum Int8Kernels {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int16>.self)
     }
 
-    /// `Σ a[i] · b[i]` over `count` elements, `count` a multiple of `lanes`.
+    /// Sixteen products of `x` and `w` at `i`, two summed per 16-bit lane, viewed as four 32-bit lanes
+    /// with the even (low) half biased by 2^15.
     ///
-    /// Sixteen products per step: two 8-lane 16-bit multiplies (exact, |x · w| ≤ 128 · 127), their sum
-    /// still in 16 bits (≤ 32,512), then one widening to 32-bit lanes. This keeps the loop on full-width
-    /// `pmullw`/`paddw` (x86) or `mul`/`add` (NEON) instead of widening every product.
+    /// Each 16-bit lane holds `x[j]·w[j] + x[j+8]·w[j+8]`, exact since |x · w| ≤ 128 · 127 and the
+    /// sum of two is at most 32,512. Viewed as Int32, lane k is `odd · 2^16 + even mod 2^16`; flipping
+    /// bit 15 makes the low half `even + 2^15`, in `[0, 2^16)`, so the 32-bit view equals
+    /// `odd · 2^16 + even + 2^15` exactly — which lets the caller accumulate both halves in 32 bits
+    /// with one add and one shift per vector instead of unpacking them (see `Accumulator`).
+    @inline(__always)
+    static func biasedPairs(_ x0: SIMD8<Int16>, _ x1: SIMD8<Int16>, _ w: UnsafePointer<Int16>, _ i: Int) -> SIMD4<Int32>
+    {
+        unsafeBitCast(x0 &* load(w + i) &+ x1 &* load(w + i + 8), to: SIMD4<Int32>.self) ^ SIMD4(repeating: 0x8000)
+    }
+
+    /// Sums of `biasedPairs` vectors: the raw 32-bit views and their high halves (arithmetic shift).
+    ///
+    /// At the end, Σ odd = Σ high halves and Σ even = Σ raw − 2^16 · Σ odd − 2^15 · 4 · steps, all in
+    /// wrapping 32-bit arithmetic; the true dot product fits in Int32 (see `QuantizedModel.maximumRowLength`),
+    /// so the wrapped result is exact.
+    struct Accumulator {
+        var raw = SIMD4<Int32>()
+        var high = SIMD4<Int32>()
+
+        @inline(__always)
+        mutating func add(_ biased: SIMD4<Int32>) {
+            raw &+= biased
+            high &+= biased &>> 16
+        }
+
+        @inline(__always)
+        func total(steps: Int32) -> Int32 {
+            let odd = high.wrappedSum()
+            return odd &+ (raw.wrappedSum() &- (odd &<< 16) &- 0x8000 &* 4 &* steps)
+        }
+    }
+
+    /// `(Σ a, Σ b, Σ c, Σ d)` in one vector, wrapping.
+    @inline(__always)
+    static func horizontalSums(
+        _ a: SIMD4<Int32>, _ b: SIMD4<Int32>, _ c: SIMD4<Int32>, _ d: SIMD4<Int32>
+    ) -> SIMD4<Int32> {
+        let ab = SIMD8(lowHalf: a, highHalf: b), cd = SIMD8(lowHalf: c, highHalf: d)
+        let pairs = SIMD8(lowHalf: ab.evenHalf &+ ab.oddHalf, highHalf: cd.evenHalf &+ cd.oddHalf)
+        return pairs.evenHalf &+ pairs.oddHalf
+    }
+
+    /// `Σ a[i] · b[i]` over `count` elements, `count` a multiple of `lanes`.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Int16>, _ b: UnsafePointer<Int16>, count: Int) -> Int32 {
-        var acc = SIMD8<Int32>()
+        var acc = Accumulator()
         var i = 0
         while i < count {
-            acc &+= SIMD8<Int32>(truncatingIfNeeded: load(a + i) &* load(b + i) &+ load(a + i + 8) &* load(b + i + 8))
+            acc.add(biasedPairs(load(a + i), load(a + i + 8), b, i))
             i &+= lanes
         }
-        return acc.wrappedSum()
+        return acc.total(steps: Int32(truncatingIfNeeded: count / lanes))
     }
 
     /// Four dot products of one input row `x` with four consecutive weight rows `w`, `w + count`, …;
@@ -39,18 +81,24 @@ enum Int8Kernels {
     static func dot4(
         _ x: UnsafePointer<Int16>, _ w: UnsafePointer<Int16>, count: Int
     ) -> (Int32, Int32, Int32, Int32) {
-        var a0 = SIMD8<Int32>(), a1 = SIMD8<Int32>(), a2 = SIMD8<Int32>(), a3 = SIMD8<Int32>()
+        var a0 = Accumulator(), a1 = Accumulator(), a2 = Accumulator(), a3 = Accumulator()
         let w1 = w + count, w2 = w + 2 * count, w3 = w + 3 * count
         var i = 0
         while i < count {
             let x0 = load(x + i), x1 = load(x + i + 8)
-            a0 &+= SIMD8<Int32>(truncatingIfNeeded: x0 &* load(w + i) &+ x1 &* load(w + i + 8))
-            a1 &+= SIMD8<Int32>(truncatingIfNeeded: x0 &* load(w1 + i) &+ x1 &* load(w1 + i + 8))
-            a2 &+= SIMD8<Int32>(truncatingIfNeeded: x0 &* load(w2 + i) &+ x1 &* load(w2 + i + 8))
-            a3 &+= SIMD8<Int32>(truncatingIfNeeded: x0 &* load(w3 + i) &+ x1 &* load(w3 + i + 8))
+            a0.add(biasedPairs(x0, x1, w, i))
+            a1.add(biasedPairs(x0, x1, w1, i))
+            a2.add(biasedPairs(x0, x1, w2, i))
+            a3.add(biasedPairs(x0, x1, w3, i))
             i &+= lanes
         }
-        return (a0.wrappedSum(), a1.wrappedSum(), a2.wrappedSum(), a3.wrappedSum())
+        // Reduce the four accumulators together: two rounds of pairwise adds give all four sums in one vector.
+        let raw = horizontalSums(a0.raw, a1.raw, a2.raw, a3.raw)
+        let odd = horizontalSums(a0.high, a1.high, a2.high, a3.high)
+        let bias = SIMD4<Int32>(repeating: 0x8000 &* 4 &* Int32(truncatingIfNeeded: count / lanes))
+        let even = raw &- (odd &<< 16) &- bias
+        let total = odd &+ even
+        return (total[0], total[1], total[2], total[3])
     }
 
     /// A row of int8 output (in Int16 lanes) from one input row: `out[o] = requantize(dot(x, w[o]) + bias[o])` for every unit.

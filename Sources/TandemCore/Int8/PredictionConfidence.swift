@@ -53,7 +53,9 @@ public struct PredictionConfidence: Sendable, Equatable, Codable {
     }
 
     /// Softmax of `logits` into `probabilities` (same count), numerically stable.
-    public static func softmax(_ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) {
+    public static func softmax(
+        _ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) {
         var top = -Float.infinity
         for v in logits { top = Swift.max(top, v) }
         var sum: Float = 0

@@ -187,7 +187,8 @@ extension QuantizationParameters {
     public func derivingMultipliers() throws -> QuantizationParameters {
         let shapes: [[Int]]
         do {
-            shapes = try ModelShapes.trace(layers.map(\.layerSpec), window: window, channels: channels, classes: classes)
+            shapes = try ModelShapes.trace(
+                layers.map(\.layerSpec), window: window, channels: channels, classes: classes)
         } catch let error as ModelError {
             throw QuantizationError(.shapeMismatch, error.message)
         }

@@ -48,25 +48,33 @@ extension QuantizedModel {
         let manifest = artifact.manifest
         guard manifest.numerics == Self.numerics else {
             throw QuantizationError(
-                .invalidParameters, "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not int8")
+                .invalidParameters,
+                "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not int8")
         }
         var byName = [String: ArtifactTensor]()
         for tensor in artifact.tensors { byName[tensor.name] = tensor }
         func scalarFloat(_ name: String) throws -> Float {
-            guard let t = byName[name] else { throw QuantizationError(.badTensor, "int8 model has no tensor `\(name)`") }
+            guard let t = byName[name] else {
+                throw QuantizationError(.badTensor, "int8 model has no tensor `\(name)`")
+            }
             guard case .float32(let v) = t.storage, v.count == 1 else {
-                throw QuantizationError(.badTensor, "tensor `\(name)` must be one float32, is \(t.elementType) \(t.shape)")
+                throw QuantizationError(
+                    .badTensor, "tensor `\(name)` must be one float32, is \(t.elementType) \(t.shape)")
             }
             return v.scalars[0]
         }
         func scalarInt(_ name: String) throws -> Int32 {
-            guard let t = byName[name] else { throw QuantizationError(.badTensor, "int8 model has no tensor `\(name)`") }
+            guard let t = byName[name] else {
+                throw QuantizationError(.badTensor, "int8 model has no tensor `\(name)`")
+            }
             guard case .int32(_, let v) = t.storage, v.count == 1 else {
-                throw QuantizationError(.badTensor, "tensor `\(name)` must be one int32, is \(t.elementType) \(t.shape)")
+                throw QuantizationError(
+                    .badTensor, "tensor `\(name)` must be one int32, is \(t.elementType) \(t.shape)")
             }
             return v[0]
         }
-        let input = ActivationQuantization(scale: try scalarFloat("input.scale"), zeroPoint: try scalarInt("input.zero_point"))
+        let input = ActivationQuantization(
+            scale: try scalarFloat("input.scale"), zeroPoint: try scalarInt("input.zero_point"))
         var layers = [QuantizedLayer]()
         var weights = [String: IntegerTensor<Int8>]()
         var biases = [String: IntegerTensor<Int32>]()
@@ -85,21 +93,27 @@ extension QuantizedModel {
             case .globalavgpool1d: kind = .globalavgpool1d
             case .flatten: kind = .flatten
             case .batchnorm1d, .dropout:
-                throw QuantizationError(.unsupportedLayer, "layer \(a) (\(spec.type.rawValue)) cannot appear in an int8 model")
+                throw QuantizationError(
+                    .unsupportedLayer, "layer \(a) (\(spec.type.rawValue)) cannot appear in an int8 model")
             }
-            let fused = (kind == .conv1d || kind == .dense) && a + 1 < architecture.count && architecture[a + 1].type == .relu
+            let fused =
+                (kind == .conv1d || kind == .dense) && a + 1 < architecture.count && architecture[a + 1].type == .relu
             var layer = QuantizedLayer(
-                kind: kind, units: kind == .conv1d ? spec.filters : kind == .dense ? spec.units : nil, kernel: spec.kernel,
+                kind: kind, units: kind == .conv1d ? spec.filters : kind == .dense ? spec.units : nil,
+                kernel: spec.kernel,
                 stride: spec.stride, dilation: spec.dilation, padding: spec.padding, fusedReLU: fused)
             if kind == .conv1d || kind == .dense {
                 guard let w = byName["\(a).weight"], case .int8(let shape, let values) = w.storage else {
-                    throw QuantizationError(.badTensor, "layer \(a) (\(spec.type.rawValue)) needs an int8 tensor `\(a).weight`")
+                    throw QuantizationError(
+                        .badTensor, "layer \(a) (\(spec.type.rawValue)) needs an int8 tensor `\(a).weight`")
                 }
                 guard let b = byName["\(a).bias"], case .int32(let bshape, let bvalues) = b.storage else {
-                    throw QuantizationError(.badTensor, "layer \(a) (\(spec.type.rawValue)) needs an int32 tensor `\(a).bias`")
+                    throw QuantizationError(
+                        .badTensor, "layer \(a) (\(spec.type.rawValue)) needs an int32 tensor `\(a).bias`")
                 }
                 guard let s = byName["\(a).weight_scale"], case .float32(let scales) = s.storage else {
-                    throw QuantizationError(.badTensor, "layer \(a) (\(spec.type.rawValue)) needs a float32 tensor `\(a).weight_scale`")
+                    throw QuantizationError(
+                        .badTensor, "layer \(a) (\(spec.type.rawValue)) needs a float32 tensor `\(a).weight_scale`")
                 }
                 weights["\(i).weight"] = IntegerTensor(shape: shape, values: values)
                 biases["\(i).bias"] = IntegerTensor(shape: bshape, values: bvalues)
@@ -116,7 +130,11 @@ extension QuantizedModel {
         // Pooling, ReLU and flatten carry their input's quantization.
         var current = input
         for i in layers.indices {
-            if let out = layers[i].output { current = out } else if layers[i].kind != .dense { layers[i].output = current }
+            if let out = layers[i].output {
+                current = out
+            } else if layers[i].kind != .dense {
+                layers[i].output = current
+            }
         }
         let parameters = QuantizationParameters(
             calibration: "stored", window: manifest.input.window, channels: manifest.input.channels,

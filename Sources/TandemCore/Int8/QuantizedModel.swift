@@ -20,7 +20,8 @@ public struct QuantizedModel: Sendable, Equatable {
     ///
     /// - Throws: `QuantizationError` naming the first layer and field that is wrong.
     public init(
-        parameters: QuantizationParameters, weights: [String: IntegerTensor<Int8>], biases: [String: IntegerTensor<Int32>]
+        parameters: QuantizationParameters, weights: [String: IntegerTensor<Int8>],
+        biases: [String: IntegerTensor<Int32>]
     ) throws {
         let p = parameters
         guard p.scheme == QuantizationParameters.currentScheme else {
@@ -35,14 +36,22 @@ public struct QuantizedModel: Sendable, Equatable {
         }
         guard let last = p.layers.last, last.kind == .dense, !last.fusedReLU, last.output == nil else {
             throw QuantizationError(
-                .unsupportedLayer, "the last layer must be a dense layer without ReLU or output quantization (float logits)")
+                .unsupportedLayer,
+                "the last layer must be a dense layer without ReLU or output quantization (float logits)")
         }
         try p.input.validate("input")
         let shapes: [[Int]]
         do {
-            shapes = try ModelShapes.trace(p.layers.map(\.layerSpec), window: p.window, channels: p.channels, classes: p.classes)
+            shapes = try ModelShapes.trace(
+                p.layers.map(\.layerSpec), window: p.window, channels: p.channels, classes: p.classes)
         } catch let error as ModelError {
             throw QuantizationError(.shapeMismatch, error.message)
+        }
+        if let (index, shape) = shapes.enumerated().first(where: { $0.element.reduce(1, *) > Self.maximumActivation }) {
+            throw QuantizationError(
+                .shapeMismatch,
+                "activation \(index) has shape \(shape), more than \(Self.maximumActivation) values; the engine refuses it"
+            )
         }
         var inputs = [p.input]
         for (i, layer) in p.layers.enumerated() {
@@ -54,25 +63,43 @@ public struct QuantizedModel: Sendable, Equatable {
             case .conv1d, .dense:
                 let units = layer.kind == .conv1d ? output[1] : output[0]
                 let weightShape = layer.kind == .conv1d ? [units, layer.kernel ?? 0, input[1]] : [units, input[0]]
+                let rowLength = weightShape.dropFirst().reduce(1, *)
+                guard rowLength <= Self.maximumRowLength else {
+                    throw QuantizationError(
+                        .shapeMismatch,
+                        "\(name): \(rowLength) products per output could overflow the int32 accumulator (at most \(Self.maximumRowLength))"
+                    )
+                }
                 guard let w = weights["\(i).weight"] else {
                     throw QuantizationError(.badTensor, "\(name) has no weight `\(i).weight`")
                 }
                 guard w.shape == weightShape, w.values.count == weightShape.reduce(1, *) else {
                     throw QuantizationError(
-                        .badTensor, "\(name): weight `\(i).weight` has shape \(w.shape) and \(w.values.count) values, needs \(weightShape)")
+                        .badTensor,
+                        "\(name): weight `\(i).weight` has shape \(w.shape) and \(w.values.count) values, needs \(weightShape)"
+                    )
                 }
                 if let bad = w.values.firstIndex(of: -128) {
-                    throw QuantizationError(.badTensor, "\(name): weight `\(i).weight` element \(bad) is -128; symmetric weights lie in -127...127")
+                    throw QuantizationError(
+                        .badTensor,
+                        "\(name): weight `\(i).weight` element \(bad) is -128; symmetric weights lie in -127...127")
                 }
-                guard let b = biases["\(i).bias"] else { throw QuantizationError(.badTensor, "\(name) has no bias `\(i).bias`") }
+                guard let b = biases["\(i).bias"] else {
+                    throw QuantizationError(.badTensor, "\(name) has no bias `\(i).bias`")
+                }
                 guard b.shape == [units], b.values.count == units else {
-                    throw QuantizationError(.badTensor, "\(name): bias `\(i).bias` has shape \(b.shape), needs [\(units)]")
+                    throw QuantizationError(
+                        .badTensor, "\(name): bias `\(i).bias` has shape \(b.shape), needs [\(units)]")
                 }
                 guard let scales = layer.weightScales, scales.count == units else {
-                    throw QuantizationError(.invalidParameters, "\(name): needs \(units) weight scales, has \(layer.weightScales?.count ?? 0)")
+                    throw QuantizationError(
+                        .invalidParameters,
+                        "\(name): needs \(units) weight scales, has \(layer.weightScales?.count ?? 0)")
                 }
                 if let bad = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
-                    throw QuantizationError(.invalidParameters, "\(name): weight scale \(bad) is \(scales[bad]); must be finite and positive")
+                    throw QuantizationError(
+                        .invalidParameters,
+                        "\(name): weight scale \(bad) is \(scales[bad]); must be finite and positive")
                 }
                 if !isLast {
                     guard let out = layer.output else {
@@ -93,7 +120,9 @@ public struct QuantizedModel: Sendable, Equatable {
                 if let out = layer.output, out != current {
                     throw QuantizationError(.invalidParameters, "\(name): output quantization must equal its input's")
                 }
-                if layer.fusedReLU { throw QuantizationError(.invalidParameters, "\(name): only conv1d and dense fuse a ReLU") }
+                if layer.fusedReLU {
+                    throw QuantizationError(.invalidParameters, "\(name): only conv1d and dense fuse a ReLU")
+                }
                 inputs.append(current)
             }
         }
@@ -104,15 +133,24 @@ public struct QuantizedModel: Sendable, Equatable {
         self.inputQuantizations = Array(inputs.prefix(p.layers.count))
     }
 
+    /// The most values one activation may hold (64 Mi), so a hostile manifest cannot make the engine's
+    /// arena huge.
+    public static let maximumActivation = 1 << 26
+    /// The most products one output may sum: `(2^31 − 1) / (128 · 127)` keeps any int32 accumulator exact.
+    public static let maximumRowLength = Int(Int32.max) / (128 * 127)
+
     private static func checkMultipliers(_ multipliers: [FixedPointMultiplier]?, count: Int, name: String) throws {
         guard let multipliers, multipliers.count == count else {
-            throw QuantizationError(.invalidParameters, "\(name): needs \(count) requantization multipliers, has \(multipliers?.count ?? 0)")
+            throw QuantizationError(
+                .invalidParameters, "\(name): needs \(count) requantization multipliers, has \(multipliers?.count ?? 0)"
+            )
         }
         if let bad = multipliers.firstIndex(where: { !$0.isValid }) {
             let m = multipliers[bad]
             throw QuantizationError(
                 .invalidParameters,
-                "\(name): multiplier \(bad) (\(m.multiplier), shift \(m.shift)) is out of range; mantissa in [2^30, 2^31) or 0, shift in \(FixedPointMultiplier.shiftRange)")
+                "\(name): multiplier \(bad) (\(m.multiplier), shift \(m.shift)) is out of range; mantissa in [2^30, 2^31) or 0, shift in \(FixedPointMultiplier.shiftRange)"
+            )
         }
     }
 

@@ -25,7 +25,8 @@ public enum CalibrationMethod: Sendable, Equatable, CustomStringConvertible {
             }
             self = .percentile(p)
         default:
-            throw QuantizationError(.badCalibration, "unknown calibration method `\(text)`; use minmax, percentile[:P] or mse")
+            throw QuantizationError(
+                .badCalibration, "unknown calibration method `\(text)`; use minmax, percentile[:P] or mse")
         }
     }
 

@@ -34,22 +34,29 @@ public struct Distiller {
         progress: (EpochReport) -> Void = { _ in }
     ) throws -> TrainingResult {
         try configuration.validate()
-        guard teacher.window == student.window, teacher.channels == student.channels, teacher.classes == student.classes else {
+        guard teacher.window == student.window, teacher.channels == student.channels, teacher.classes == student.classes
+        else {
             throw ModelError(
                 .shapeMismatch,
-                "teacher takes \(teacher.window)×\(teacher.channels) → \(teacher.classes), student \(student.window)×\(student.channels) → \(student.classes)")
+                "teacher takes \(teacher.window)×\(teacher.channels) → \(teacher.classes), student \(student.window)×\(student.channels) → \(student.classes)"
+            )
         }
         let c = configuration
-        let split = c.validationFraction > 0
+        let split =
+            c.validationFraction > 0
             ? Trainer.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
             : (train: Array(data.labels.indices), validation: [Int]())
         var windows = data.windows.gathering(split.train)
         var labels: [Int?] = split.train.map { data.labels[$0] }
         if let unlabeled, unlabeled.count > 0 {
             guard unlabeled.rank == 3, unlabeled.shape[1] == data.length, unlabeled.shape[2] == data.channels else {
-                throw ModelError(.badInput, "unlabeled windows have shape \(unlabeled.shape), need [n, \(data.length), \(data.channels)]")
+                throw ModelError(
+                    .badInput,
+                    "unlabeled windows have shape \(unlabeled.shape), need [n, \(data.length), \(data.channels)]")
             }
-            windows = Tensor(shape: [windows.shape[0] + unlabeled.shape[0], data.length, data.channels], scalars: windows.scalars + unlabeled.scalars)
+            windows = Tensor(
+                shape: [windows.shape[0] + unlabeled.shape[0], data.length, data.channels],
+                scalars: windows.scalars + unlabeled.scalars)
             labels += [Int?](repeating: nil, count: unlabeled.shape[0])
         }
         let validationSet = split.validation.isEmpty ? nil : data.subset(split.validation)
@@ -80,7 +87,10 @@ public struct Distiller {
                 let (value, gradient) = loss.lossAndGradient(
                     student: logits, teacher: teacherLogits.gathering(indices), labels: indices.map { labels[$0] })
                 guard value.isFinite else {
-                    throw ModelSpecError(key: "training", message: "distillation loss became \(value) at epoch \(epoch + 1); lower training.learning_rate")
+                    throw ModelSpecError(
+                        key: "training",
+                        message: "distillation loss became \(value) at epoch \(epoch + 1); lower training.learning_rate"
+                    )
                 }
                 student.backward(gradient)
                 optimizer.update(student.parameters, rate: rate)

@@ -63,7 +63,9 @@ public struct PostTrainingQuantizer: Sendable {
                     }
                     let biasUnit = Double(current.scale) * Double(scale)
                     let bq = (Double(b[o]) / biasUnit).rounded()
-                    guard bq.isFinite else { throw QuantizationError(.badTensor, "layer \(op.source) bias \(o) is not finite") }
+                    guard bq.isFinite else {
+                        throw QuantizationError(.badTensor, "layer \(op.source) bias \(o) is not finite")
+                    }
                     qb[o] = Int32(Swift.min(Swift.max(bq, Double(Int32.min)), Double(Int32.max)))
                 }
                 layer.units = units
@@ -82,7 +84,9 @@ public struct PostTrainingQuantizer: Sendable {
                 let out = RangeCalibrator.quantization(of: outputs[i], method: method)
                 let length = plan.shapes[i][0]
                 layer.output = out
-                layer.multipliers = [try FixedPointMultiplier(real: Double(current.scale) / (Double(length) * Double(out.scale)))]
+                layer.multipliers = [
+                    try FixedPointMultiplier(real: Double(current.scale) / (Double(length) * Double(out.scale)))
+                ]
                 current = out
             case .relu, .maxpool1d, .avgpool1d, .flatten:
                 layer.output = current
@@ -133,7 +137,8 @@ struct FusedFloatPlan {
                 continue
             case .batchnorm1d:
                 throw QuantizationError(
-                    .unsupportedLayer, "layer \(i) (batchnorm1d) was not folded into a conv1d or dense layer; int8 needs it folded")
+                    .unsupportedLayer,
+                    "layer \(i) (batchnorm1d) was not folded into a conv1d or dense layer; int8 needs it folded")
             }
             let fuse = (kind == .conv1d || kind == .dense) && i + 1 < arch.count && arch[i + 1].type == .relu
             shapes.append(model.shapes[i])
@@ -142,7 +147,8 @@ struct FusedFloatPlan {
         }
         shapes.append([model.classes])
         guard let last = ops.last, last.kind == .dense, !last.fusedReLU else {
-            throw QuantizationError(.unsupportedLayer, "the model must end in a dense layer without ReLU to be quantized")
+            throw QuantizationError(
+                .unsupportedLayer, "the model must end in a dense layer without ReLU to be quantized")
         }
         self.model = model
         self.ops = ops
@@ -179,7 +185,9 @@ struct FusedFloatPlan {
                 let xp = xs.baseAddress!, yp = ys.baseAddress!
                 switch op.kind {
                 case .conv1d:
-                    guard let w, let g = try? op.spec.windowGeometry(inputLength: input[0], index: op.source) else { return }
+                    guard let w, let g = try? op.spec.windowGeometry(inputLength: input[0], index: op.source) else {
+                        return
+                    }
                     var col = [Float](repeating: 0, count: batch * g.outputLength * g.kernel * input[1])
                     w.scalars.withUnsafeBufferPointer { wp in
                         col.withUnsafeMutableBufferPointer { cp in
@@ -206,7 +214,8 @@ struct FusedFloatPlan {
                     if op.kind == .relu { Kernels.relu(yp, count: x.count) }
                 case .maxpool1d, .avgpool1d:
                     guard let g = try? op.spec.windowGeometry(inputLength: input[0], index: op.source) else { return }
-                    Kernels.pool1d(xp, batch: batch, channels: input[1], geometry: g, max: op.kind == .maxpool1d, into: yp)
+                    Kernels.pool1d(
+                        xp, batch: batch, channels: input[1], geometry: g, max: op.kind == .maxpool1d, into: yp)
                 case .globalavgpool1d:
                     Kernels.globalAveragePool(xp, batch: batch, length: input[0], channels: input[1], into: yp)
                 }

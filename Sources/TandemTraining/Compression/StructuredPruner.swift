@@ -76,7 +76,9 @@ public struct StructuredPruner: Sendable {
             guard Self.isPrunable(specs, i), let w = state["\(i).weight"] else { continue }
             let units = w.shape[0]
             let rowLength = w.count / Swift.max(units, 1)
-            var scores = (0..<units).map { o in (0..<rowLength).reduce(Float(0)) { $0 + abs(w.scalars[o * rowLength + $1]) } }
+            var scores = (0..<units).map { o in
+                (0..<rowLength).reduce(Float(0)) { $0 + abs(w.scalars[o * rowLength + $1]) }
+            }
             if criterion == .batchNormScale, i + 1 < specs.count, specs[i + 1].type == .batchnorm1d,
                 let gamma = state["\(i + 1).gamma"]
             {
@@ -94,7 +96,8 @@ public struct StructuredPruner: Sendable {
                 return s
             }
         }
-        let macsBefore = try Self.macs(specs, window: network.window, channels: network.channels, classes: network.classes)
+        let macsBefore = try Self.macs(
+            specs, window: network.window, channels: network.channels, classes: network.classes)
         switch target {
         case .sparsity(let fraction):
             guard (0..<1).contains(fraction) else {
@@ -106,14 +109,18 @@ public struct StructuredPruner: Sendable {
                 kept[i] = Array(order[remove...]).sorted()
             }
         case .macBudget(let budget):
-            guard budget > 0 else { throw ModelSpecError(key: "prune", message: "MAC budget must be positive, got \(budget)") }
+            guard budget > 0 else {
+                throw ModelSpecError(key: "prune", message: "MAC budget must be positive, got \(budget)")
+            }
             // Importance relative to the layer's mean, so layers of different scale compete fairly.
             var normalized = [Int: [Float]]()
             for (i, scores) in importance {
                 let mean = scores.reduce(0, +) / Float(Swift.max(scores.count, 1))
                 normalized[i] = scores.map { mean > 0 ? $0 / mean : 0 }
             }
-            while try Self.macs(prunedSpecs(), window: network.window, channels: network.channels, classes: network.classes) > budget {
+            while try Self.macs(
+                prunedSpecs(), window: network.window, channels: network.channels, classes: network.classes) > budget
+            {
                 var weakest: (layer: Int, unit: Int, score: Float)?
                 for (i, units) in kept where units.count > 1 {
                     for u in units where weakest == nil || normalized[i]![u] < weakest!.score {
@@ -125,7 +132,8 @@ public struct StructuredPruner: Sendable {
             }
         }
         let newSpecs = prunedSpecs()
-        let pruned = try Network(layers: newSpecs, window: network.window, channels: network.channels, classes: network.classes, seed: 0)
+        let pruned = try Network(
+            layers: newSpecs, window: network.window, channels: network.channels, classes: network.classes, seed: 0)
         // Slice every tensor to the kept units (rows) and the kept units of the layer feeding it (input channels).
         var newState = [String: Tensor]()
         var incoming: [Int]?
@@ -144,8 +152,12 @@ public struct StructuredPruner: Sendable {
                         for c in inputs { values.append(w.scalars[(r * taps + k) * width + c]) }
                     }
                 }
-                newState["\(i).weight"] = Tensor(shape: spec.type == .conv1d ? [rows.count, taps, inputs.count] : [rows.count, inputs.count], scalars: values)
-                if let b = state["\(i).bias"] { newState["\(i).bias"] = Tensor(shape: [rows.count], scalars: rows.map { b.scalars[$0] }) }
+                newState["\(i).weight"] = Tensor(
+                    shape: spec.type == .conv1d ? [rows.count, taps, inputs.count] : [rows.count, inputs.count],
+                    scalars: values)
+                if let b = state["\(i).bias"] {
+                    newState["\(i).bias"] = Tensor(shape: [rows.count], scalars: rows.map { b.scalars[$0] })
+                }
                 incoming = kept[i]
             case .batchnorm1d:
                 for name in ["gamma", "beta", "mean", "variance"] {
@@ -160,8 +172,10 @@ public struct StructuredPruner: Sendable {
         pruned.restore(newState)
         let report = PruningReport(
             parametersBefore: network.parameterCount, parametersAfter: pruned.parameterCount, macsBefore: macsBefore,
-            macsAfter: try Self.macs(newSpecs, window: network.window, channels: network.channels, classes: network.classes),
-            units: Dictionary(uniqueKeysWithValues: kept.map { ("\($0.key)", [importance[$0.key]?.count ?? 0, $0.value.count]) }))
+            macsAfter: try Self.macs(
+                newSpecs, window: network.window, channels: network.channels, classes: network.classes),
+            units: Dictionary(
+                uniqueKeysWithValues: kept.map { ("\($0.key)", [importance[$0.key]?.count ?? 0, $0.value.count]) }))
         return (pruned, report)
     }
 

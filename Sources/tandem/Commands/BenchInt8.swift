@@ -25,7 +25,8 @@ struct BenchInt8: ParsableCommand {
     @Option(help: "Windows per batch call.") var batch = 64
     @Option(help: "Timed windows per measurement.") var windows = 20_000
     @Option(help: "Calibration windows.") var calibration = 256
-    @Option(help: "Write folded float weights and the inputs as JSON here (for scripts/bench-ort.py).") var export: String?
+    @Option(help: "Write folded float weights and the inputs as JSON here (for scripts/bench-ort.py).") var export:
+        String?
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() throws {
@@ -33,12 +34,15 @@ struct BenchInt8: ParsableCommand {
         let network = try Network(layers: file.layers, window: window, channels: channels, classes: classes, seed: 1)
         var generator = SeededGenerator(seed: 2)
         func randomWindows(_ n: Int) -> Tensor {
-            Tensor(shape: [n, window, channels], scalars: (0..<(n * window * channels)).map { _ in generator.nextGaussian() })
+            Tensor(
+                shape: [n, window, channels],
+                scalars: (0..<(n * window * channels)).map { _ in generator.nextGaussian() })
         }
         // One training pass so batch norm statistics (folded into the weights) are not the identity.
         _ = network.forward(randomWindows(64), training: true)
         let float = try network.exportFloatModel()
-        let quantized = try PostTrainingQuantizer(method: .percentile(99.99)).quantize(float, calibration: randomWindows(calibration))
+        let quantized = try PostTrainingQuantizer(method: .percentile(99.99)).quantize(
+            float, calibration: randomWindows(calibration))
         let engine = Int8Engine(model: quantized)
         let inputs = randomWindows(batch)
         let single = inputs.slice(0..<1)
@@ -69,7 +73,8 @@ struct BenchInt8: ParsableCommand {
         _ = try engine.classify(windows: inputs)
         var clock = ContinuousClock.now
         for _ in 0..<rounds { _ = try engine.classify(windows: inputs) }
-        results["int8_batch\(batch)_windows_per_second"] = Double(rounds * batch) / (ContinuousClock.now - clock).seconds
+        results["int8_batch\(batch)_windows_per_second"] =
+            Double(rounds * batch) / (ContinuousClock.now - clock).seconds
 
         // float, batch 1 and batch N.
         latencies.removeAll(keepingCapacity: true)
@@ -84,22 +89,29 @@ struct BenchInt8: ParsableCommand {
         _ = try float.probabilities(for: inputs)
         clock = ContinuousClock.now
         for _ in 0..<rounds { _ = try float.probabilities(for: inputs) }
-        results["float_batch\(batch)_windows_per_second"] = Double(rounds * batch) / (ContinuousClock.now - clock).seconds
+        results["float_batch\(batch)_windows_per_second"] =
+            Double(rounds * batch) / (ContinuousClock.now - clock).seconds
 
         if let export {
             try exportWeights(float, inputs: inputs, calibration: randomWindows(calibration), to: export)
         }
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), as: UTF8.self
+                ))
         } else {
-            print("model \(file.name): \(float.parameterCount) parameters, \(float.macsPerWindow) MACs/window, input \(window)×\(channels)")
+            print(
+                "model \(file.name): \(float.parameterCount) parameters, \(float.macsPerWindow) MACs/window, input \(window)×\(channels)"
+            )
             print("bytes: float \(4 * float.parameterCount), int8 \(quantized.storageBytes)")
             for path in ["int8", "float"] {
                 print(
                     String(
                         format: "%-5@ batch 1: %9.0f windows/s  p50 %6.1f µs  p99 %6.1f µs   batch %d: %9.0f windows/s",
                         path, results["\(path)_batch1_windows_per_second"] ?? 0, results["\(path)_batch1_p50_us"] ?? 0,
-                        results["\(path)_batch1_p99_us"] ?? 0, batch, results["\(path)_batch\(batch)_windows_per_second"] ?? 0))
+                        results["\(path)_batch1_p99_us"] ?? 0, batch,
+                        results["\(path)_batch\(batch)_windows_per_second"] ?? 0))
             }
         }
     }
@@ -123,7 +135,9 @@ struct BenchInt8: ParsableCommand {
             if let v = layer.stride { entry["stride"] = v }
             if let v = layer.dilation { entry["dilation"] = v }
             if let v = layer.padding { entry["padding"] = v.rawValue }
-            if let w = model.weights["\(i).weight"] { entry["weight"] = ["shape": w.shape, "values": w.scalars.map(Double.init)] }
+            if let w = model.weights["\(i).weight"] {
+                entry["weight"] = ["shape": w.shape, "values": w.scalars.map(Double.init)]
+            }
             if let b = model.weights["\(i).bias"] { entry["bias"] = b.scalars.map(Double.init) }
             layers.append(entry)
         }

@@ -36,7 +36,8 @@ struct Compress: ParsableCommand {
     @Option(help: "Upper bound on fine-tuning epochs after pruning.") var fineTuneEpochs = 30
     @Option(help: "Random seed (default: the spec's).") var seed: UInt64?
     @Option(help: "Model version (default: NAME-<UTC time>).") var version: String?
-    @Option(help: "Public key file the teacher's signature must verify against (repeatable).") var trustedKey: [String] = []
+    @Option(help: "Public key file the teacher's signature must verify against (repeatable).") var trustedKey:
+        [String] = []
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
     /// One row of the comparison table.
@@ -89,11 +90,14 @@ struct Compress: ParsableCommand {
         }
         for set in [train, test] {
             guard set.channels == input.channels, set.length == input.window else {
-                throw CommandFailure("\(data): windows are \(set.length)×\(set.channels), the teacher takes \(input.window)×\(input.channels)")
+                throw CommandFailure(
+                    "\(data): windows are \(set.length)×\(set.channels), the teacher takes \(input.window)×\(input.channels)"
+                )
             }
             let unknown = Set(set.classNames).subtracting(teacherManifest.classNames)
             guard unknown.isEmpty else {
-                throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the teacher's \(teacherManifest.classNames)")
+                throw CommandFailure(
+                    "\(data): classes \(unknown.sorted()) are not among the teacher's \(teacherManifest.classNames)")
             }
         }
         train = train.relabeled(to: teacherManifest.classNames)
@@ -104,9 +108,15 @@ struct Compress: ParsableCommand {
 
         // Distil.
         let classes = teacherManifest.classNames.count
-        let student = try Network(layers: specFile.layers, window: input.window, channels: input.channels, classes: classes, seed: config.seed)
-        Console.log("distilling \(specFile.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(temperature), α=\(alpha)")
-        _ = try Distiller(configuration: config, loss: distillation).distil(student, teacher: teacherModel, on: train) { Console.log($0.line) }
+        let student = try Network(
+            layers: specFile.layers, window: input.window, channels: input.channels, classes: classes, seed: config.seed
+        )
+        Console.log(
+            "distilling \(specFile.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(temperature), α=\(alpha)"
+        )
+        _ = try Distiller(configuration: config, loss: distillation).distil(student, teacher: teacherModel, on: train) {
+            Console.log($0.line)
+        }
         let studentModel = try student.exportFloatModel()
 
         // Prune and fine-tune.
@@ -115,11 +125,15 @@ struct Compress: ParsableCommand {
         let target: PruningTarget? = prune.map { .sparsity($0) } ?? macBudget.map { .macBudget($0) }
         if let target {
             let (network, report) = try StructuredPruner(criterion: criterion, target: target).prune(student)
-            Console.log("pruned: \(report.parametersBefore) → \(report.parametersAfter) parameters, \(report.macsBefore) → \(report.macsAfter) MACs; fine-tuning")
+            Console.log(
+                "pruned: \(report.parametersBefore) → \(report.parametersAfter) parameters, \(report.macsBefore) → \(report.macsAfter) MACs; fine-tuning"
+            )
             var fineTune = config
             fineTune.epochs = fineTuneEpochs
             fineTune.learningRate = config.learningRate / 3
-            _ = try Distiller(configuration: fineTune, loss: distillation).distil(network, teacher: teacherModel, on: train) { Console.log($0.line) }
+            _ = try Distiller(configuration: fineTune, loss: distillation).distil(
+                network, teacher: teacherModel, on: train
+            ) { Console.log($0.line) }
             prunedNetwork = network
             pruningReport = report
         }
@@ -127,7 +141,9 @@ struct Compress: ParsableCommand {
 
         // Quantize.
         let calibrationCount = max(1, min(calibration, train.count))
-        let calibrationWindows = train.windows.gathering(Array(stride(from: 0, to: train.count, by: max(1, train.count / calibrationCount)).prefix(calibrationCount)))
+        let calibrationWindows = train.windows.gathering(
+            Array(stride(from: 0, to: train.count, by: max(1, train.count / calibrationCount)).prefix(calibrationCount))
+        )
         let quantized = try PostTrainingQuantizer(method: method).quantize(prunedModel, calibration: calibrationWindows)
         let engine = Int8Engine(model: quantized)
 
@@ -135,40 +151,54 @@ struct Compress: ParsableCommand {
         func accuracy(_ predictions: [Int]) -> Double {
             Double(zip(predictions, test.labels).filter { $0 == $1 }.count) / Double(max(test.count, 1))
         }
+        // Batch-1 latency: the mean over up to 500 windows after 50 untimed ones.
+        let timed = min(test.count, 500)
         func floatLatency(_ model: FloatModel) throws -> Double {
-            let n = min(test.count, 200)
+            let n = timed
+            for i in 0..<min(50, n) { _ = try model.probabilities(for: test.windows.slice(i..<(i + 1))) }
             let start = ContinuousClock.now
             for i in 0..<n { _ = try model.probabilities(for: test.windows.slice(i..<(i + 1))) }
             return (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
         }
         var rows = [Row]()
         var floatPredictions = [Int]()
-        for (name, model) in [("teacher float", teacherModel), ("student float", studentModel), ("pruned float", prunedModel)] {
+        for (name, model) in [
+            ("teacher float", teacherModel), ("student float", studentModel), ("pruned float", prunedModel),
+        ] {
             if name == "pruned float" && target == nil { continue }
             let predictions = try model.logits(for: test.windows).argmaxRows()
             floatPredictions = predictions
             rows.append(
                 Row(
-                    model: name, accuracy: accuracy(predictions), parameters: model.parameterCount, bytes: 4 * model.parameterCount,
+                    model: name, accuracy: accuracy(predictions), parameters: model.parameterCount,
+                    bytes: 4 * model.parameterCount,
                     macs: model.macsPerWindow, latencyMicrosecondsBatch1: try floatLatency(model)))
         }
         let int8 = try engine.classify(windows: test.windows)
         let int8Predictions = int8.confidences.map(\.label)
-        let n = min(test.count, 200)
+        let n = timed
         var logits = [Float](repeating: 0, count: classes)
-        let start = ContinuousClock.now
+        var int8Latency = 0.0
         try test.windows.scalars.withUnsafeBufferPointer { x in
             try logits.withUnsafeMutableBufferPointer { l in
                 let size = input.window * input.channels
-                for i in 0..<n { _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l) }
+                for i in 0..<min(50, n) {
+                    _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l)
+                }
+                let start = ContinuousClock.now
+                for i in 0..<n {
+                    _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l)
+                }
+                int8Latency = (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
             }
         }
-        let int8Latency = (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
         rows.append(
             Row(
-                model: "int8", accuracy: accuracy(int8Predictions), parameters: quantized.parameterCount, bytes: quantized.storageBytes,
+                model: "int8", accuracy: accuracy(int8Predictions), parameters: quantized.parameterCount,
+                bytes: quantized.storageBytes,
                 macs: quantized.macsPerWindow, latencyMicrosecondsBatch1: int8Latency))
-        let agreement = Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
+        let agreement =
+            Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
 
         // Confidence distribution of the int8 model on held-out windows.
         var confidence = [String: Double]()
@@ -192,15 +222,18 @@ struct Compress: ParsableCommand {
         metrics["test_windows"] = Double(test.count)
         let name = specFile.name
         let manifest = ModelManifest(
-            name: name, version: version ?? ModelManifest.defaultVersion(name: name), parentVersion: teacherManifest.version,
+            name: name, version: version ?? ModelManifest.defaultVersion(name: name),
+            parentVersion: teacherManifest.version,
             createdAt: ModelManifest.now(), architecture: [], input: input, classNames: teacherManifest.classNames,
             trainingDataDigest: teacherManifest.trainingDataDigest, metrics: metrics)
-        let artifact = try ModelArtifact(quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
+        let artifact = try ModelArtifact(
+            quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
         try artifact.write(to: URL(fileURLWithPath: out))
         Console.log("wrote \(out): \(manifest.name) \(manifest.version) (int8, \(artifact.serialized().count) bytes)")
 
         let output = Output(
-            model: out, version: manifest.version, rows: rows, int8AgreementWithFloat: agreement, pruning: pruningReport,
+            model: out, version: manifest.version, rows: rows, int8AgreementWithFloat: agreement,
+            pruning: pruningReport,
             confidence: confidence, testWindows: test.count)
         if json {
             try Console.printJSON(output)
@@ -210,10 +243,16 @@ struct Compress: ParsableCommand {
         for row in rows {
             print(
                 row.model.padding(toLength: 15, withPad: " ", startingAt: 0)
-                    + String(format: "  %7.2f%%  %10d  %8d  %10d  %8.1f", row.accuracy * 100, row.parameters, row.bytes, row.macs, row.latencyMicrosecondsBatch1))
+                    + String(
+                        format: "  %7.2f%%  %10d  %8d  %10d  %8.1f", row.accuracy * 100, row.parameters, row.bytes,
+                        row.macs, row.latencyMicrosecondsBatch1))
         }
-        print("int8 top-1 agreement with the float model it was quantized from: \(Console.percent(agreement)) on \(test.count) windows")
+        print(
+            "int8 top-1 agreement with the float model it was quantized from: \(Console.percent(agreement)) on \(test.count) windows"
+        )
         let p = { (key: String) in String(format: "%.3f", confidence[key] ?? .nan) }
-        print("int8 confidence p05/p50/p95: max-prob \(p("confidence.max_probability.p05"))/\(p("confidence.max_probability.p50"))/\(p("confidence.max_probability.p95")), margin \(p("confidence.margin.p05"))/\(p("confidence.margin.p50"))/\(p("confidence.margin.p95")), entropy \(p("confidence.entropy.p05"))/\(p("confidence.entropy.p50"))/\(p("confidence.entropy.p95"))")
+        print(
+            "int8 confidence p05/p50/p95: max-prob \(p("confidence.max_probability.p05"))/\(p("confidence.max_probability.p50"))/\(p("confidence.max_probability.p95")), margin \(p("confidence.margin.p05"))/\(p("confidence.margin.p50"))/\(p("confidence.margin.p95")), entropy \(p("confidence.entropy.p05"))/\(p("confidence.entropy.p50"))/\(p("confidence.entropy.p95"))"
+        )
     }
 }
