@@ -53,18 +53,9 @@ public struct PredictionConfidence: Sendable, Equatable, Codable {
     }
 
     /// Softmax of `logits` into `probabilities` (same count), numerically stable.
-    public static func softmax(
-        _ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
-    ) {
-        var top = -Float.infinity
-        for v in logits { top = Swift.max(top, v) }
-        var sum: Float = 0
-        for j in 0..<logits.count {
-            let e = expf(logits[j] - top)
-            probabilities[j] = e
-            sum += e
-        }
-        let scale = 1 / sum
-        for j in 0..<logits.count { probabilities[j] *= scale }
+    public static func softmax(_ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) {
+        guard let source = logits.baseAddress, let target = probabilities.baseAddress, !logits.isEmpty else { return }
+        target.update(from: source, count: logits.count)
+        Kernels.softmax(target, rows: 1, width: logits.count)
     }
 }

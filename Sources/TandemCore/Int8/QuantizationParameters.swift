@@ -59,6 +59,20 @@ public struct QuantizedLayer: Codable, Sendable, Equatable {
     /// The operation; same names as `LayerSpec.Kind` (no batch norm or dropout: they are folded away).
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case conv1d, dense, relu, maxpool1d, avgpool1d, globalavgpool1d, flatten
+
+        /// The int8 operation for a float layer; nil for batch norm and dropout, which have none.
+        public init?(_ type: LayerSpec.Kind) {
+            switch type {
+            case .conv1d: self = .conv1d
+            case .dense: self = .dense
+            case .relu: self = .relu
+            case .maxpool1d: self = .maxpool1d
+            case .avgpool1d: self = .avgpool1d
+            case .globalavgpool1d: self = .globalavgpool1d
+            case .flatten: self = .flatten
+            case .batchnorm1d, .dropout: return nil
+            }
+        }
     }
 
     /// The operation.

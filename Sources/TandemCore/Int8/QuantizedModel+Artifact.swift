@@ -83,16 +83,7 @@ extension QuantizedModel {
         while a < architecture.count {
             let spec = architecture[a]
             let i = layers.count
-            let kind: QuantizedLayer.Kind
-            switch spec.type {
-            case .conv1d: kind = .conv1d
-            case .dense: kind = .dense
-            case .relu: kind = .relu
-            case .maxpool1d: kind = .maxpool1d
-            case .avgpool1d: kind = .avgpool1d
-            case .globalavgpool1d: kind = .globalavgpool1d
-            case .flatten: kind = .flatten
-            case .batchnorm1d, .dropout:
+            guard let kind = QuantizedLayer.Kind(spec.type) else {
                 throw QuantizationError(
                     .unsupportedLayer, "layer \(a) (\(spec.type.rawValue)) cannot appear in an int8 model")
             }

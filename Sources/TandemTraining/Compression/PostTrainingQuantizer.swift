@@ -123,19 +123,11 @@ struct FusedFloatPlan {
         let arch = model.architecture
         while i < arch.count {
             let spec = arch[i]
-            let kind: QuantizedLayer.Kind
-            switch spec.type {
-            case .conv1d: kind = .conv1d
-            case .dense: kind = .dense
-            case .relu: kind = .relu
-            case .maxpool1d: kind = .maxpool1d
-            case .avgpool1d: kind = .avgpool1d
-            case .globalavgpool1d: kind = .globalavgpool1d
-            case .flatten: kind = .flatten
-            case .dropout:
+            if spec.type == .dropout {
                 i += 1
                 continue
-            case .batchnorm1d:
+            }
+            guard let kind = QuantizedLayer.Kind(spec.type) else {
                 throw QuantizationError(
                     .unsupportedLayer,
                     "layer \(i) (batchnorm1d) was not folded into a conv1d or dense layer; int8 needs it folded")

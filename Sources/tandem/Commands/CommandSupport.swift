@@ -74,3 +74,24 @@ struct LengthPolicyOption: ExpressibleByArgument {
         }
     }
 }
+
+extension LabeledWindows {
+    /// These windows checked against a model's input shape and classes, relabeled to the model's class order.
+    ///
+    /// - Parameters:
+    ///   - manifest: the model's manifest.
+    ///   - data: where the windows came from, for the message.
+    ///   - role: how the message names the model ("the model", "the teacher").
+    /// - Throws: `CommandFailure` if the window shape differs or a class is unknown to the model.
+    func fitted(to manifest: ModelManifest, data: String, role: String = "the model") throws -> LabeledWindows {
+        let input = manifest.input
+        guard channels == input.channels, length == input.window else {
+            throw CommandFailure("\(data): windows are \(length)×\(channels), \(role) takes \(input.window)×\(input.channels)")
+        }
+        let unknown = Set(classNames).subtracting(manifest.classNames)
+        guard unknown.isEmpty else {
+            throw CommandFailure("\(data): classes \(unknown.sorted()) are not among \(role)'s \(manifest.classNames)")
+        }
+        return relabeled(to: manifest.classNames)
+    }
+}

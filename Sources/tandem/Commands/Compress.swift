@@ -88,20 +88,8 @@ struct Compress: ParsableCommand {
             test = train.subset(parts.validation)
             train = train.subset(parts.train)
         }
-        for set in [train, test] {
-            guard set.channels == input.channels, set.length == input.window else {
-                throw CommandFailure(
-                    "\(data): windows are \(set.length)×\(set.channels), the teacher takes \(input.window)×\(input.channels)"
-                )
-            }
-            let unknown = Set(set.classNames).subtracting(teacherManifest.classNames)
-            guard unknown.isEmpty else {
-                throw CommandFailure(
-                    "\(data): classes \(unknown.sorted()) are not among the teacher's \(teacherManifest.classNames)")
-            }
-        }
-        train = train.relabeled(to: teacherManifest.classNames)
-        test = test.relabeled(to: teacherManifest.classNames)
+        train = try train.fitted(to: teacherManifest, data: data, role: "the teacher")
+        test = try test.fitted(to: teacherManifest, data: data, role: "the teacher")
         input.normalize(&train.windows)
         input.normalize(&test.windows)
         Console.log("data: \(train.count) training and \(test.count) test windows of \(input.window)×\(input.channels)")

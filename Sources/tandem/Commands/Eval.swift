@@ -64,18 +64,7 @@ struct Eval: ParsableCommand {
         let split = try DataSource.load(
             path: data, window: manifest.input.window, hop: manifest.input.hop,
             lengthPolicy: try lengthPolicy.policy(fallbackLength: manifest.input.window))
-        var windows = split.test ?? split.train
-        guard windows.channels == manifest.input.channels, windows.length == manifest.input.window else {
-            throw CommandFailure(
-                "\(data): windows are \(windows.length)×\(windows.channels), the model takes \(manifest.input.window)×\(manifest.input.channels)"
-            )
-        }
-        let unknown = Set(windows.classNames).subtracting(manifest.classNames)
-        guard unknown.isEmpty else {
-            throw CommandFailure(
-                "\(data): classes \(unknown.sorted()) are not among the model's \(manifest.classNames)")
-        }
-        windows = windows.relabeled(to: manifest.classNames)
+        var windows = try (split.test ?? split.train).fitted(to: manifest, data: data)
         manifest.input.normalize(&windows.windows)
 
         let clock = ContinuousClock()
@@ -135,12 +124,7 @@ extension Eval {
         let split = try DataSource.load(
             path: data, window: e.input.window, hop: e.input.hop,
             lengthPolicy: try lengthPolicy.policy(fallbackLength: e.input.window))
-        let raw = (split.test ?? split.train)
-        let unknown = Set(raw.classNames).subtracting(e.classNames)
-        guard unknown.isEmpty else {
-            throw CommandFailure("\(data): classes \(unknown.sorted()) are not among the models' \(e.classNames)")
-        }
-        let windows = raw.relabeled(to: e.classNames)
+        let windows = try (split.test ?? split.train).fitted(to: e, data: data, role: "the edge model")
         let edgeProbabilities = try edgeModel.probabilities(for: windows.windows)
         let fullPredictions = try fullModel.probabilities(for: windows.windows).argmaxRows()
         let classes = e.classNames.count
