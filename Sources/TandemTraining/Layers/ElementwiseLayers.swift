@@ -18,10 +18,28 @@ public final class ReLULayer: TrainableLayer {
         var dx = dy
         dx.scalars.withUnsafeMutableBufferPointer { dx in
             output.scalars.withUnsafeBufferPointer { y in
-                for i in 0..<dx.count { dx[i] = y[i] > 0 ? dx[i] : 0 }
+                Self.maskNonPositive(dx.baseAddress!, where: y.baseAddress!, count: dx.count)
             }
         }
         return dx
+    }
+
+    /// `dx[i] = y[i] > 0 ? dx[i] : 0`, sixteen lanes at a time.
+    static func maskNonPositive(_ dx: UnsafeMutablePointer<Float>, where y: UnsafePointer<Float>, count: Int) {
+        let lanes = 16
+        let rawDX = UnsafeMutableRawPointer(dx)
+        let rawY = UnsafeRawPointer(y)
+        var i = 0
+        while i + lanes <= count {
+            let g = rawDX.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            let v = rawY.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            rawDX.storeBytes(of: g.replacing(with: 0, where: v .<= 0), toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += lanes
+        }
+        while i < count {
+            if y[i] <= 0 { dx[i] = 0 }
+            i += 1
+        }
     }
 }
 
