@@ -127,15 +127,22 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 
     /// Creates and starts a broker; call ``shutdown()`` when done.
+    ///
+    /// The free port is found by binding port 0 and closing it, so another process can take it before
+    /// mosquitto binds it; a broker that fails to start is therefore retried on a new port, twice.
     public static func start(_ options: Options = Options()) async throws -> MosquittoBroker {
-        let broker = try MosquittoBroker(options: options)
-        do {
-            try await broker.start()
-        } catch {
-            broker.shutdown()
-            throw error
+        var attempt = 0
+        while true {
+            attempt += 1
+            let broker = try MosquittoBroker(options: options)
+            do {
+                try await broker.start()
+                return broker
+            } catch {
+                broker.shutdown()
+                if attempt == 3 { throw error }
+            }
         }
-        return broker
     }
 
     /// Starts (or restarts) the broker process and waits until it accepts connections.

@@ -101,6 +101,10 @@ struct ClientState: Sendable {
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
     var publishWaiters: [Int32: PublishCompletion] = [:]
     var earlyPublishResults: [Int32: Int32] = [:]
+    /// Publishes with a completion that are between `mosquitto_publish_v5` and registering their waiter.
+    var registeringPublishes = 0
+    /// Set once, when the client closes.
+    var isClosed = false
     var subscribeWaiters: [Int32: CheckedContinuation<[Int32], any Error>] = [:]
     var earlySubscribeResults: [Int32: [Int32]] = [:]
     var subscriptions: [UInt64: SubscriptionEntry] = [:] {
@@ -120,6 +124,14 @@ struct ClientState: Sendable {
         var subscriptions: [SubscriptionEntry]
         var stateObservers: [AsyncStream<MQTTConnectionState>.Continuation]
         var exitWaiters: [CheckedContinuation<Void, Never>]
+    }
+
+    /// Ends one registration; with none left, unclaimed early results belong to nobody.
+    mutating func finishRegistration() {
+        registeringPublishes -= 1
+        if registeringPublishes == 0 && !earlyPublishResults.isEmpty {
+            earlyPublishResults.removeAll(keepingCapacity: true)
+        }
     }
 
     mutating func drain() -> Drained {

@@ -294,6 +294,7 @@ public final class MQTTClient: Sendable {
         let taken = state.withLock { state -> ClientState.Drained in
             state.threadExited = true
             state.connection = .closed(error)
+            state.isClosed = true
             return state.drain()
         }
         for waiter in taken.connectWaiters { waiter.resume(throwing: closed) }
@@ -346,30 +347,56 @@ public final class MQTTClient: Sendable {
 
     @discardableResult
     func publish(_ message: MQTTMessage, completion: PublishCompletion) throws -> Int32 {
-        if case .closed = state.withLock({ $0.connection }) {
+        let tracked: Bool
+        if case .ignore = completion { tracked = false } else { tracked = true }
+        let closed = state.withLock { state -> Bool in
+            if state.isClosed { return true }
+            if tracked { state.registeringPublishes += 1 }
+            return false
+        }
+        if closed {
             throw MQTTError(.shutDown, "client \(configuration.clientID) is closed; cannot publish to \(message.topic)")
         }
-        var properties = LibraryPropertyList()
-        if configuration.protocolVersion == .v5 && !message.properties.isEmpty {
-            properties = try LibraryPropertyList(publish: message.properties)
-        }
-        defer { properties.free() }
         var messageID: Int32 = 0
-        let rc = message.payload.withUnsafeBytes { bytes in
-            mosquitto_publish_v5(
-                handle.pointer, &messageID, message.topic, Int32(bytes.count), bytes.baseAddress,
-                message.qos.rawValue, message.retain, properties.pointer)
+        let rc: Int32
+        do {
+            var properties = LibraryPropertyList()
+            if configuration.protocolVersion == .v5 && !message.properties.isEmpty {
+                properties = try LibraryPropertyList(publish: message.properties)
+            }
+            defer { properties.free() }
+            rc = message.payload.withUnsafeBytes { bytes in
+                mosquitto_publish_v5(
+                    handle.pointer, &messageID, message.topic, Int32(bytes.count), bytes.baseAddress,
+                    message.qos.rawValue, message.retain, properties.pointer)
+            }
+        } catch {
+            if tracked { state.withLock { $0.finishRegistration() } }
+            throw error
+        }
+        guard tracked else {
+            if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
+            return messageID
+        }
+        // The acknowledgement may already have arrived on the network thread; while a registration is in
+        // progress it waits in `earlyPublishResults` for us.
+        let (early, closedMeanwhile) = state.withLock { state -> (Int32?, Bool) in
+            defer { state.finishRegistration() }
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
+            if let reason = state.earlyPublishResults.removeValue(forKey: messageID) { return (reason, false) }
+            // A client that closed after the call above has already failed its waiters; do not add one.
+            if state.isClosed { return (nil, true) }
+            state.publishWaiters[messageID] = completion
+            return (nil, false)
         }
         if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
-        // The acknowledgement may already have arrived on the network thread; it then waits in
-        // `earlyPublishResults` for us.
-        let early = state.withLock { state -> Int32? in
-            if let reason = state.earlyPublishResults.removeValue(forKey: messageID) { return reason }
-            state.publishWaiters[messageID] = completion
-            return nil
-        }
         if let early {
             completion.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: early)))
+        } else if closedMeanwhile {
+            completion.complete(
+                .failure(
+                    MQTTError(
+                        .shutDown, "client \(configuration.clientID) closed before \(message.topic) was acknowledged")))
         }
         return messageID
     }
@@ -445,12 +472,19 @@ public final class MQTTClient: Sendable {
                 continuation.resume(throwing: error)
                 return
             }
-            let early = state.withLock { state -> [Int32]? in
+            let early = state.withLock { state -> [Int32]?? in
                 if let codes = state.earlySubscribeResults.removeValue(forKey: messageID) { return codes }
+                // A client that closed meanwhile has already failed its waiters; do not add one.
+                if state.isClosed { return .some(nil) }
                 state.subscribeWaiters[messageID] = continuation
                 return nil
             }
-            if let early { continuation.resume(returning: early) }
+            switch early {
+            case .some(.some(let codes)): continuation.resume(returning: codes)
+            case .some(.none):
+                continuation.resume(throwing: MQTTError(.shutDown, "client closed before SUBACK for \(filter)"))
+            case .none: break
+            }
         }
     }
 
@@ -497,7 +531,9 @@ public final class MQTTClient: Sendable {
     func handlePublished(messageID: Int32, reason: Int32) {
         let completion = state.withLock { state -> PublishCompletion? in
             if let completion = state.publishWaiters.removeValue(forKey: messageID) { return completion }
-            state.earlyPublishResults[messageID] = reason
+            // Nobody registered: either a publish without completion (drop it) or one whose registration is
+            // still in progress (keep it for that caller).
+            if state.registeringPublishes > 0 { state.earlyPublishResults[messageID] = reason }
             return nil
         }
         completion?.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: reason)))
@@ -519,21 +555,22 @@ public final class MQTTClient: Sendable {
     func handleMessage(_ raw: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let topic = String(cString: raw.pointee.topic)
         let routing = state.withLock { $0.routing }
-        let targets = routing.filter { $0.matches(topic) }
-        guard !targets.isEmpty else { return }
-        let payload: [UInt8]
-        if let bytes = raw.pointee.payload, raw.pointee.payloadlen > 0 {
-            payload = Array(UnsafeRawBufferPointer(start: bytes, count: Int(raw.pointee.payloadlen)))
-        } else {
-            payload = []
-        }
-        let message = MQTTMessage(
-            topic: topic, payload: payload, qos: MQTTQoS(rawValue: raw.pointee.qos) ?? .atMostOnce,
-            retain: raw.pointee.retain,
-            properties: properties == nil
-                ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
-        for target in targets {
-            if case .dropped = target.continuation.yield(message) {
+        var message: MQTTMessage?
+        for target in routing where target.matches(topic) {
+            if message == nil {
+                let payload: [UInt8]
+                if let bytes = raw.pointee.payload, raw.pointee.payloadlen > 0 {
+                    payload = Array(UnsafeRawBufferPointer(start: bytes, count: Int(raw.pointee.payloadlen)))
+                } else {
+                    payload = []
+                }
+                message = MQTTMessage(
+                    topic: topic, payload: payload, qos: MQTTQoS(rawValue: raw.pointee.qos) ?? .atMostOnce,
+                    retain: raw.pointee.retain,
+                    properties: properties == nil
+                        ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
+            }
+            if let message, case .dropped = target.continuation.yield(message) {
                 target.counter.dropped.add(1, ordering: .relaxed)
             }
         }

@@ -33,6 +33,9 @@ struct BenchMQTT: AsyncParsableCommand {
     @Option(help: "Throughput runs per case; the best is reported.")
     var repeats = 3
 
+    @Option(help: "TandemMQTT publisher: most unacknowledged QoS 1 publishes in the application (0 = no limit).")
+    var publishWindow = 0
+
     @Flag(help: "Disable Nagle's algorithm in every client (stock clients get --nodelay).")
     var tcpNoDelay = false
 
@@ -94,8 +97,17 @@ struct BenchMQTT: AsyncParsableCommand {
         }
         let message = MQTTMessage(topic: topic, payload: [UInt8](repeating: 0x78, count: payloadBytes), qos: qos)
         let start = monotonicNanoseconds()
-        for _ in 0..<count {
-            try publisher.publish(message, onComplete: nil)
+        if publishWindow > 0 && qos != .atMostOnce {
+            // Flow control as an application (or the outbox) does it: wait for room before publishing more.
+            let room = DispatchSemaphore(value: publishWindow)
+            for _ in 0..<count {
+                room.wait()
+                try publisher.publish(message) { _ in room.signal() }
+            }
+        } else {
+            for _ in 0..<count {
+                try publisher.publish(message, onComplete: nil)
+            }
         }
         let outcome = try await firstOf(seconds: 60) { await receiver.value } ?? (0, 0)
         receiver.cancel()
