@@ -1,0 +1,133 @@
+import Foundation
+import TandemCore
+
+/// One stream's path through the agent: parse each line, window the samples, classify each window,
+/// decide on escalation, emit the record. Its buffers are allocated once, up front.
+struct StreamPipeline {
+    let agent: EdgeAgent
+    let index: Int
+    let name: String
+    let sourceDescription: String
+    var parser: SampleLineParser
+    var windower: StreamWindower
+    var probabilities: [Float]
+    var samples = 0
+
+    init(agent: EdgeAgent, index: Int) throws {
+        self.agent = agent
+        self.index = index
+        let stream = agent.configuration.streams[index]
+        name = stream.name
+        sourceDescription = agent.sources[index].description
+        parser = SampleLineParser(channels: stream.channels, streamName: stream.name, maximumLineBytes: stream.source.maxLineBytes)
+        windower = try StreamWindower(spec: agent.classifier.input, gapFactor: stream.gapFactor)
+        probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
+    }
+
+    mutating func process(_ batch: LineBatch) {
+        if batch.overlongLines > 0 {
+            agent.inputErrors.record(.lineTooLong, stream: index, count: batch.overlongLines)
+            agent.reportRejection(.lineTooLong, stream: name, line: batch.firstLineNumber, source: sourceDescription)
+        }
+        batch.forEachLine { number, line in
+            switch parser.parse(line) {
+            case .skipped: return
+            case .rejected(let reason): reject(reason, line: number)
+            case .sample(let timestamp):
+                let outcome = parser.values.withUnsafeBufferPointer { windower.append(timestamp: timestamp, values: $0) }
+                switch outcome {
+                case .accepted: samples += 1
+                case .windowReady:
+                    samples += 1
+                    classifyCurrentWindow()
+                case .rejected(let reason): reject(reason, line: number)
+                }
+            }
+        }
+        publishCounts()
+    }
+
+    private mutating func publishCounts() {
+        let (samples, gaps, name) = (self.samples, windower.gapResets, self.name)
+        agent.statistics.withLock {
+            $0.samples += samples
+            $0.gapResetsByStream[name] = gaps
+        }
+        self.samples = 0
+    }
+
+    mutating func finish() { publishCounts() }
+
+    private func reject(_ reason: InputRejection, line: Int) {
+        agent.inputErrors.record(reason, stream: index)
+        agent.reportRejection(reason, stream: name, line: line, source: sourceDescription)
+    }
+
+    private mutating func classifyCurrentWindow() {
+        let completed = ContinuousClock.now
+        let classifier = agent.classifier
+        var failed = false
+        var span = (start: 0.0, end: 0.0)
+        _ = probabilities.withUnsafeMutableBufferPointer { p in
+            windower.withCurrentWindow { window in
+                span = (window.start, window.end)
+                do { try classifier.classify(window.values, into: p) } catch {
+                    agent.log("stream \(name): classification failed: \(error)")
+                    failed = true
+                }
+            }
+        }
+        if failed {
+            agent.statistics.withLock { $0.classificationFailures += 1 }
+            return
+        }
+        var best = 0
+        for i in probabilities.indices where probabilities[i] > probabilities[best] { best = i }
+        let now = agent.now
+        let (decision, confidence) = probabilities.withUnsafeBufferPointer { p in
+            agent.policy.withLock { policy in
+                let confidence = policy.measure.confidence(p)
+                return (policy.decide(confidence: confidence, now: now), confidence)
+            }
+        }
+        var escalationId: UUID?
+        if decision.escalate { escalationId = escalate(span: span, confidence: confidence) }
+        let elapsed = ContinuousClock.now - completed
+        let record = PredictionRecord(
+            stream: name, windowStart: span.start, windowEnd: span.end,
+            label: best < classifier.classNames.count ? classifier.classNames[best] : String(best), labelIndex: best,
+            probability: probabilities[best], confidence: confidence, origin: .edge,
+            provisional: decision.escalate, escalated: decision.escalate, escalationId: escalationId,
+            modelVersion: classifier.modelVersion,
+            latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1000)
+        for sink in agent.sinks { sink.write(record) }
+        let streamName = name
+        agent.statistics.withLock {
+            $0.windows += 1
+            $0.windowsByStream[streamName, default: 0] += 1
+            $0.confidenceSum += confidence
+            if decision.escalate { $0.escalations += 1 }
+            if decision.wanted && !decision.escalate { $0.cappedEscalations += 1 }
+        }
+    }
+
+    /// Builds and submits the escalation payload; returns its id.
+    private func escalate(span: (start: Double, end: Double), confidence: Double) -> UUID? {
+        let classifier = agent.classifier
+        let id = UUID()
+        let window = windower.withCurrentWindow { Array($0.values) } ?? []
+        let topK = probabilities.withUnsafeBufferPointer { EscalationPayload.topK($0, k: agent.configuration.policy.topK) }
+        let payload = EscalationPayload(
+            id: id, device: agent.configuration.device.id, stream: name, modelVersion: classifier.modelVersion,
+            windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,
+            channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
+            confidence: Float(confidence))
+        do {
+            agent.escalations.submit(payload, encoded: try payload.encoded())
+            return id
+        } catch {
+            agent.log("stream \(name): escalation not encoded: \(error)")
+            return nil
+        }
+    }
+}
