@@ -107,7 +107,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        EdgeAgent.standardError("tandem-edge: stopped; status \(agent.statusJSON())")
+        EdgeAgent.standardError("tandem-edge: stopped; status \(agent.statusJSON(state: "offline"))")
     }
 }
 

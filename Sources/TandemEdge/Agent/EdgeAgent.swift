@@ -182,7 +182,9 @@ public final class EdgeAgent: Sendable {
     }
 
     /// The status message: model, counters, escalation rate, mean confidence, input errors, uptime, RSS.
-    public func statusJSON() -> String {
+    ///
+    /// - Parameter state: `online` while running, `offline` once stopped (the MQTT last will says the same).
+    public func statusJSON(state: String = "online") -> String {
         let s = currentStatistics()
         var errors = [String: [String: Int]]()
         for (stream, reasons) in s.inputErrors.byStream {
@@ -192,7 +194,7 @@ public final class EdgeAgent: Sendable {
             "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
             "escalations": s.escalations, "cappedEscalations": s.cappedEscalations, "escalationRate": s.escalationRate,
             "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
-            "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": "online",
+            "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
         ]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
