@@ -36,10 +36,12 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Trusted public key file; repeat for several (model.trustedKeys).", valueName: "path"))
     var trustedKey: [String] = []
     @Option(help: ArgumentHelp("Fixed confidence threshold (policy.threshold).", valueName: "x")) var threshold: Double?
-    @Option(help: ArgumentHelp("Target escalation share, e.g. 0.1 (policy.budget).", valueName: "share")) var budget: Double?
+    @Option(help: ArgumentHelp("Target escalation share, e.g. 0.1 (policy.budget).", valueName: "share")) var budget:
+        Double?
     @Option(help: ArgumentHelp("Escalation cap per second (policy.maxEscalationsPerSecond).", valueName: "n"))
     var maxEscalationsPerSecond: Double?
-    @Option(help: ArgumentHelp("Set any scalar key, e.g. --set verdictDeadlineMs=300; repeatable.", valueName: "key=value"))
+    @Option(
+        help: ArgumentHelp("Set any scalar key, e.g. --set verdictDeadlineMs=300; repeatable.", valueName: "key=value"))
     var set: [String] = []
 
     /// Defaults, then the file, then the environment, then these flags.
@@ -53,7 +55,9 @@ struct ConfigurationOptions: ParsableArguments {
         if !trustedKey.isEmpty { overrides.append(("model.trustedKeys", trustedKey.joined(separator: ","))) }
         if let threshold { overrides.append(("policy.threshold", String(threshold))) }
         if let budget { overrides.append(("policy.budget", String(budget))) }
-        if let maxEscalationsPerSecond { overrides.append(("policy.maxEscalationsPerSecond", String(maxEscalationsPerSecond))) }
+        if let maxEscalationsPerSecond {
+            overrides.append(("policy.maxEscalationsPerSecond", String(maxEscalationsPerSecond)))
+        }
         for item in set {
             guard let equals = item.firstIndex(of: "=") else {
                 throw ValidationError("--set \(item): expected key=value")

@@ -60,7 +60,8 @@ struct ConfigurationTests {
     func unknownKeys() {
         var config = AgentConfiguration()
         #expect {
-            try config.apply(yaml: "policy:\n  treshold: 0.3\nstreams:\n  - {name: a, chanels: 2, source: {kind: pipe}}\n")
+            try config.apply(
+                yaml: "policy:\n  treshold: 0.3\nstreams:\n  - {name: a, chanels: 2, source: {kind: pipe}}\n")
         } throws: { error in
             let keys = (error as? ConfigurationError)?.issues.map(\.key) ?? []
             return keys == ["policy.treshold", "streams[0].chanels", "streams[0].source.kind"]
@@ -104,8 +105,16 @@ struct ConfigurationTests {
         var config = AgentConfiguration()
         config.device.id = "box"
         config.streams = [
-            .init(name: "a", channels: 2, source: { var s = AgentConfiguration.Source(); s.kind = .file; s.path = "/tmp/x y.csv"; return s }()),
-            .init(name: "b", channels: 2, source: { var s = AgentConfiguration.Source(); s.kind = .udp; s.port = 9100; return s }()),
+            .init(
+                name: "a", channels: 2,
+                source: {
+                    var s = AgentConfiguration.Source(); s.kind = .file; s.path = "/tmp/x y.csv"; return s
+                }()),
+            .init(
+                name: "b", channels: 2,
+                source: {
+                    var s = AgentConfiguration.Source(); s.kind = .udp; s.port = 9100; return s
+                }()),
         ]
         config.policy.budget = 0.1
         config.model.trustedKeys = ["/k/a.pub"]

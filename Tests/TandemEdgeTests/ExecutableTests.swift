@@ -4,7 +4,7 @@ import TandemTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `tandem-edge` executable, run as a user would.
@@ -24,20 +24,21 @@ struct ExecutableTests {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let dir = scratch.url.path
-        try TestModel.artifact(window: 8, hop: 4, channels: 3).write(to: scratch.url.appendingPathComponent("model.tandem"))
+        try TestModel.artifact(window: 8, hop: 4, channels: 3).write(
+            to: scratch.url.appendingPathComponent("model.tandem"))
         try csv(from: 0, count: 100).write(toFile: "\(dir)/samples.csv", atomically: true, encoding: .utf8)
         try """
-            device: {id: test-box}
-            model: {path: \(dir)/model.tandem}
-            streams:
-              - name: vib
-                channels: 3
-                source: {kind: file, path: \(dir)/samples.csv, startAtEnd: false, pollIntervalMs: 50}
-            policy: {threshold: 0.6, maxEscalationsPerSecond: 1000}
-            sinks:
-              - {kind: file, path: \(dir)/records.jsonl, flushIntervalMs: 100}
-            statusIntervalSeconds: 3600
-            """.write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
+        device: {id: test-box}
+        model: {path: \(dir)/model.tandem}
+        streams:
+          - name: vib
+            channels: 3
+            source: {kind: file, path: \(dir)/samples.csv, startAtEnd: false, pollIntervalMs: 50}
+        policy: {threshold: 0.6, maxEscalationsPerSecond: 1000}
+        sinks:
+          - {kind: file, path: \(dir)/records.jsonl, flushIntervalMs: 100}
+        statusIntervalSeconds: 3600
+        """.write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = edge
         process.arguments = ["run", "--config", "\(dir)/agent.yaml"]
@@ -48,7 +49,8 @@ struct ExecutableTests {
         try process.run()
         func stderr() -> String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
         func records() -> [String] {
-            ((try? String(contentsOfFile: "\(dir)/records.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            ((try? String(contentsOfFile: "\(dir)/records.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").map(
+                String.init)
         }
         let deadline = Date().addingTimeInterval(20)
         while records().count < (100 - 8) / 4 + 1 && Date() < deadline && process.isRunning {
@@ -82,7 +84,10 @@ struct ExecutableTests {
         try "streams: [{name: s, channels: 3}]\n".write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
         let result = try runCommand(
             URL(fileURLWithPath: "/bin/sh"),
-            ["-c", "'\(edge.path)' --config '\(dir)/agent.yaml' --model '\(dir)/model.tandem' --device-id box < '\(dir)/in.csv'"])
+            [
+                "-c",
+                "'\(edge.path)' --config '\(dir)/agent.yaml' --model '\(dir)/model.tandem' --device-id box < '\(dir)/in.csv'",
+            ])
         #expect(result.status == 0, "\(result.standardError)")
         let lines = result.standardOutput.split(separator: "\n")
         let expected = (40 - 8) / 4 + 1
@@ -98,16 +103,21 @@ struct ExecutableTests {
         let path = scratch.url.appendingPathComponent("agent.yaml").path
         try "device: {id: box}\nstreams: [{name: s, channels: 3, source: {kind: udp, port: 9999}}]\n".write(
             toFile: path, atomically: true, encoding: .utf8)
-        let good = try runCommand(edge, ["check-config", "--config", path, "--threshold", "0.7"], environment: ["TANDEM_BROKER_URL": "mqtts://b:8883"])
+        let good = try runCommand(
+            edge, ["check-config", "--config", path, "--threshold", "0.7"],
+            environment: ["TANDEM_BROKER_URL": "mqtts://b:8883"])
         #expect(good.status == 0, "\(good.standardError)")
         #expect(good.standardOutput.contains("threshold: 0.7") && good.standardOutput.contains("url: mqtts://b:8883"))
         #expect(good.standardOutput.contains("port: 9999"))
-        try "streams: [{name: s, channels: 0}]\npolicy: {budget: 3}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "streams: [{name: s, channels: 0}]\npolicy: {budget: 3}\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         let bad = try runCommand(edge, ["check-config", "--config", path])
         #expect(bad.status != 0)
         #expect(bad.standardError.contains("streams[0].channels: must be positive"), "\(bad.standardError)")
         #expect(bad.standardError.contains("policy.budget"))
         let help = try runCommand(edge, ["--help"])
-        #expect(help.status == 0 && help.standardOutput.contains("TANDEM_BROKER_URL") && help.standardOutput.contains("check-config"))
+        #expect(
+            help.status == 0 && help.standardOutput.contains("TANDEM_BROKER_URL")
+                && help.standardOutput.contains("check-config"))
     }
 }

@@ -43,21 +43,39 @@ struct GarbageTests {
             }
             garbageLeft -= 1
             switch Int.random(in: 0..<10, using: &generator) {
-            case 0: inject(.nonNumeric, ["\(timestamp),abc,1,2", "x\(timestamp),1,2,3", "1,2,3,--4", "1, ,2,3"].randomElement(using: &generator)!)
-            case 1: inject(.wrongChannelCount, ["\(timestamp),1,2", "\(timestamp),1,2,3,4", "\(timestamp)", "{\"ts\":1,\"values\":[1]}"].randomElement(using: &generator)!)
-            case 2: inject(.nonFinite, ["\(timestamp),nan,1,2", "\(timestamp),1,inf,2", "1,2,3,1e99", "-Infinity,1,2,3"].randomElement(using: &generator)!)
+            case 0:
+                inject(
+                    .nonNumeric,
+                    ["\(timestamp),abc,1,2", "x\(timestamp),1,2,3", "1,2,3,--4", "1, ,2,3"].randomElement(
+                        using: &generator)!)
+            case 1:
+                inject(
+                    .wrongChannelCount,
+                    ["\(timestamp),1,2", "\(timestamp),1,2,3,4", "\(timestamp)", "{\"ts\":1,\"values\":[1]}"]
+                        .randomElement(using: &generator)!)
+            case 2:
+                inject(
+                    .nonFinite,
+                    ["\(timestamp),nan,1,2", "\(timestamp),1,inf,2", "1,2,3,1e99", "-Infinity,1,2,3"].randomElement(
+                        using: &generator)!)
             case 3: inject(.outOfOrder, "\(timestamp - Double.random(in: 0.001...50, using: &generator)),1,2,3")
             case 4: inject(.duplicateTimestamp, "\(timestamp),1,2,3")
             case 5: inject(.lineTooLong, "\(timestamp)," + String(repeating: "1,", count: maxLine) + "1")
             case 6:
                 // Random bytes with at least one control byte and no newline.
-                var bytes = (0..<Int.random(in: 1...120, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                var bytes = (0..<Int.random(in: 1...120, using: &generator)).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
                 bytes = bytes.map { $0 == 0x0A ? 0x0B : $0 }
                 bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...8, using: &generator)
                 text += bytes
                 text.append(0x0A)
                 injected[.binaryGarbage, default: 0] += 1
-            case 7: inject(.malformedJSON, ["{\"ts\":1,\"values\":[1,2,3]", "{\"ts\" 1}", "{]", "{\"values\":[1,2,3],}"].randomElement(using: &generator)!)
+            case 7:
+                inject(
+                    .malformedJSON,
+                    ["{\"ts\":1,\"values\":[1,2,3]", "{\"ts\" 1}", "{]", "{\"values\":[1,2,3],}"].randomElement(
+                        using: &generator)!)
             case 8: inject(.unknownStream, "{\"ts\":\(timestamp),\"values\":[1,2,3],\"stream\":\"other\"}")
             default:
                 // Lines that are nothing, not errors: blank, comments, headers.
@@ -75,7 +93,8 @@ struct GarbageTests {
         let sink = CollectingSink()
         let escalations = OfflineEscalations()
         let agent = try EdgeAgent(
-            configuration: configuration, classifier: classifier, sources: [TextSource(text, maximumLineBytes: maxLine)],
+            configuration: configuration, classifier: classifier,
+            sources: [TextSource(text, maximumLineBytes: maxLine)],
             sinks: [sink], escalations: escalations, log: { m in messages.withLock { $0.append(m) } })
         try await agent.run()
 
@@ -85,7 +104,8 @@ struct GarbageTests {
         #expect(statistics.windows == expectedWindows)
         #expect(sink.snapshot.count == expectedWindows)
         #expect(statistics.gapResetsByStream["s"] == 0)
-        #expect(statistics.inputErrors.byStream["s"] ?? [:] == injected, "counters equal the garbage injected, per reason")
+        #expect(
+            statistics.inputErrors.byStream["s"] ?? [:] == injected, "counters equal the garbage injected, per reason")
         #expect(injected.values.reduce(0, +) > 85_000, "most picks were garbage, the rest blank/comment lines")
         #expect(Set(injected.keys) == Set(InputRejection.allCases), "every reason was exercised")
         #expect(escalations.count == statistics.escalations)

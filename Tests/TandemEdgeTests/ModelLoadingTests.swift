@@ -29,21 +29,32 @@ struct ModelLoadingTests {
             do { try body() } catch let error as ModelLoadError { return error.code } catch { return nil }
             return nil
         }
-        #expect(code { _ = try FloatWindowClassifier.load(path: unsignedURL.path, trustedKeyPaths: [publicURL.path]) } == .untrusted)
-        #expect(code { _ = try FloatWindowClassifier.load(path: unsignedURL.path, requireSignature: true) } == .untrusted)
-        #expect(code { _ = try FloatWindowClassifier.load(path: signedURL.path, trustedKeyPaths: [otherPublicURL.path]) } == .untrusted)
-        #expect(code { _ = try FloatWindowClassifier.load(path: signedURL.path, trustedKeyPaths: [keyURL.path]) } == .badKey)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: unsignedURL.path, trustedKeyPaths: [publicURL.path]) }
+                == .untrusted)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: unsignedURL.path, requireSignature: true) } == .untrusted)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: signedURL.path, trustedKeyPaths: [otherPublicURL.path]) }
+                == .untrusted)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: signedURL.path, trustedKeyPaths: [keyURL.path]) } == .badKey
+        )
         var bytes = try Data(contentsOf: signedURL)
         bytes[bytes.count / 2] ^= 0x40
         let tamperedURL = dir.appendingPathComponent("tampered.tandem")
         try bytes.write(to: tamperedURL)
-        #expect(code { _ = try FloatWindowClassifier.load(path: tamperedURL.path, trustedKeyPaths: [publicURL.path]) } != nil)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: tamperedURL.path, trustedKeyPaths: [publicURL.path]) }
+                != nil)
         var wrongGolden = artifact
         wrongGolden.goldenOutputs.scalars[0] += 5
         let goldenURL = dir.appendingPathComponent("golden.tandem")
         try wrongGolden.write(to: goldenURL)
         #expect(code { _ = try FloatWindowClassifier.load(path: goldenURL.path) } == .selfTestFailed)
-        #expect(code { _ = try FloatWindowClassifier.load(path: dir.appendingPathComponent("missing.tandem").path) } == .unreadable)
+        #expect(
+            code { _ = try FloatWindowClassifier.load(path: dir.appendingPathComponent("missing.tandem").path) }
+                == .unreadable)
     }
 
     @Test("a stream whose channels differ from the model's is refused, naming the key")
@@ -62,7 +73,10 @@ struct ModelLoadingTests {
     @Test("budget mode starts from the model's calibration quantiles when the manifest has them")
     func calibrationFromManifest() throws {
         var artifact = try TestModel.artifact()
-        artifact.manifest.metrics = ["confidence.maxProbability.p5": 0.4, "confidence.maxProbability.p10": 0.5, "confidence.maxProbability.p50": 0.8, "test_accuracy": 0.9]
+        artifact.manifest.metrics = [
+            "confidence.maxProbability.p5": 0.4, "confidence.maxProbability.p10": 0.5,
+            "confidence.maxProbability.p50": 0.8, "test_accuracy": 0.9,
+        ]
         let classifier = FloatWindowClassifier(model: try FloatModel(artifact: artifact), manifest: artifact.manifest)
         let table = try #require(classifier.calibration(for: .maxProbability))
         #expect(abs(table.value(at: 0.1) - 0.5) < 1e-9)
@@ -71,7 +85,8 @@ struct ModelLoadingTests {
         configuration.streams = [.init(name: "a", channels: 3)]
         configuration.policy.budget = 0.1
         let agent = try EdgeAgent(
-            configuration: configuration, classifier: classifier, sources: [TextSource([], maximumLineBytes: 64)], sinks: [])
+            configuration: configuration, classifier: classifier, sources: [TextSource([], maximumLineBytes: 64)],
+            sinks: [])
         #expect(abs(agent.currentStatistics().threshold - 0.5) < 1e-9)
     }
 }

@@ -8,7 +8,8 @@ struct OutputTests {
     static let record = PredictionRecord(
         stream: "pump \"1\"", windowStart: 12.5, windowEnd: 14.25, label: "bearing", labelIndex: 2, probability: 0.75,
         confidence: 0.75, provisional: true, escalated: true,
-        escalationId: UUID(uuidString: "00000000-0000-0000-0000-0000000000AB"), modelVersion: "edge-7", latencyMilliseconds: 0.4219)
+        escalationId: UUID(uuidString: "00000000-0000-0000-0000-0000000000AB"), modelVersion: "edge-7",
+        latencyMilliseconds: 0.4219)
 
     @Test("a record is one JSON line with every field")
     func json() throws {
@@ -37,6 +38,8 @@ struct OutputTests {
         try sink.flush()
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.split(separator: "\n").count == 3)
-        #expect(throws: SinkError.self) { try JSONLinesSink.file(path: scratch.url.appendingPathComponent("no/such/dir").path) }
+        #expect(throws: SinkError.self) {
+            try JSONLinesSink.file(path: scratch.url.appendingPathComponent("no/such/dir").path)
+        }
     }
 }

@@ -50,11 +50,15 @@ struct PayloadTests {
         for _ in 0..<3000 {
             var copy = bytes
             let flips = Int.random(in: 1...4, using: &generator)
-            for _ in 0..<flips { copy[Int.random(in: 0..<copy.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator) }
+            for _ in 0..<flips {
+                copy[Int.random(in: 0..<copy.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator)
+            }
             #expect(throws: PayloadError.self) { try EscalationPayload(decoding: copy) }
         }
         for _ in 0..<1000 {
-            let junk = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let junk = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
             #expect(throws: PayloadError.self) { try EscalationPayload(decoding: junk) }
         }
     }

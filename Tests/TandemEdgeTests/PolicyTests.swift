@@ -33,7 +33,8 @@ struct PolicyTests {
 
     @Test("the rate cap holds escalations per second; capped windows still count as wanted")
     func cap() throws {
-        var policy = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.9), maxEscalationsPerSecond: 2, burst: 2)
+        var policy = try EscalationPolicy(
+            measure: .maxProbability, mode: .threshold(0.9), maxEscalationsPerSecond: 2, burst: 2)
         for i in 0..<100 { _ = policy.decide(confidence: 0.1, now: Double(i) * 0.01) }  // 1 s
         #expect(policy.escalations >= 2 && policy.escalations <= 5)
         #expect(policy.capped == 100 - policy.escalations)
@@ -51,10 +52,13 @@ struct PolicyTests {
         var stream = Stream()
         let calibration = try CalibrationQuantiles(confidences: (0..<2000).map { _ in stream.next(0.3, 1.0) })
         #expect(abs(calibration.value(at: 0.1) - 0.37) < 0.02)
-        var policy = try EscalationPolicy(measure: .maxProbability, mode: .budget(0.10, calibration: calibration), rateWindow: 5000)
+        var policy = try EscalationPolicy(
+            measure: .maxProbability, mode: .budget(0.10, calibration: calibration), rateWindow: 5000)
         func phase(_ lo: Double, _ hi: Double, count: Int) -> Double {
             var wanted = 0
-            for i in 0..<count where policy.decide(confidence: stream.next(lo, hi), now: Double(i)).wanted { wanted += 1 }
+            for i in 0..<count where policy.decide(confidence: stream.next(lo, hi), now: Double(i)).wanted {
+                wanted += 1
+            }
             return Double(wanted) / Double(count)
         }
         #expect(abs(phase(0.3, 1.0, count: 5000) - 0.10) < 0.02, "calibrated distribution")

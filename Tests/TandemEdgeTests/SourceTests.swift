@@ -6,7 +6,7 @@ import Testing
 @testable import TandemEdge
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Collects every line a source delivers, on a task of its own.
@@ -25,7 +25,9 @@ final class LineCollector: Sendable {
         task = Task {
             for try await batch in batches {
                 store.overlong.withLock { $0 += batch.overlongLines }
-                batch.forEachLine { _, bytes in store.lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
+                batch.forEachLine { _, bytes in
+                    store.lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
+                }
             }
         }
     }

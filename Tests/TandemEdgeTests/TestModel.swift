@@ -7,12 +7,14 @@ import TandemCore
 /// A small float model with seeded random weights (flatten → dense), packaged as a verified artifact.
 enum TestModel {
     static func artifact(
-        window: Int = 8, hop: Int = 4, channels: Int = 3, classes: Int = 3, sampleRateHz: Double? = nil, seed: UInt64 = 1,
+        window: Int = 8, hop: Int = 4, channels: Int = 3, classes: Int = 3, sampleRateHz: Double? = nil,
+        seed: UInt64 = 1,
         version: String = "test-1"
     ) throws -> ModelArtifact {
         var generator = SeededGenerator(seed: seed)
         let inputs = window * channels
-        let weight = Tensor(shape: [classes, inputs], scalars: (0..<(classes * inputs)).map { _ in generator.nextGaussian() * 0.3 })
+        let weight = Tensor(
+            shape: [classes, inputs], scalars: (0..<(classes * inputs)).map { _ in generator.nextGaussian() * 0.3 })
         let bias = Tensor(shape: [classes], scalars: (0..<classes).map { _ in generator.nextGaussian() * 0.1 })
         let architecture = [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: classes)]
         let model = try FloatModel(
@@ -22,9 +24,11 @@ enum TestModel {
             channels: channels, window: window, hop: hop, sampleRateHz: sampleRateHz,
             mean: [Float](repeating: 0.5, count: channels), std: [Float](repeating: 2, count: channels))
         let manifest = ModelManifest(
-            name: "edge-test", version: version, createdAt: "2026-11-23T00:00:00Z", architecture: architecture, input: input,
+            name: "edge-test", version: version, createdAt: "2026-11-23T00:00:00Z", architecture: architecture,
+            input: input,
             classNames: (0..<classes).map { "class\($0)" })
-        let golden = Tensor(shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
+        let golden = Tensor(
+            shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
         return try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
     }
 

@@ -4,13 +4,17 @@ import Testing
 @testable import TandemEdge
 
 struct WindowerTests {
-    func spec(window: Int = 4, hop: Int = 2, channels: Int = 2, rate: Double? = nil, mean: [Float] = [], std: [Float] = [])
+    func spec(
+        window: Int = 4, hop: Int = 2, channels: Int = 2, rate: Double? = nil, mean: [Float] = [], std: [Float] = []
+    )
         -> InputSpec
     {
         InputSpec(channels: channels, window: window, hop: hop, sampleRateHz: rate, mean: mean, std: std)
     }
 
-    @Test("windows start every hop samples and hold the newest window in order", arguments: [(4, 2), (4, 4), (5, 1), (3, 7)])
+    @Test(
+        "windows start every hop samples and hold the newest window in order",
+        arguments: [(4, 2), (4, 4), (5, 1), (3, 7)])
     func countsAndHop(window: Int, hop: Int) throws {
         var w = try StreamWindower(spec: spec(window: window, hop: hop, channels: 2))
         var starts = [Double]()
@@ -47,7 +51,8 @@ struct WindowerTests {
         #expect(w.gapResets == 1)
         var outcomes = [StreamWindower.Outcome]()
         for i in 1...4 { outcomes.append(w.append(timestamp: 2.0 + Double(i) * 0.1, values: [1])) }
-        #expect(outcomes == [.accepted, .accepted, .windowReady, .accepted], "the window after a gap starts at the gap")
+        #expect(
+            outcomes == [.accepted, .accepted, .windowReady, .accepted], "the window after a gap starts at the gap")
         let start = w.withCurrentWindow { $0.start }
         #expect(start.map { abs($0 - 2.1) < 1e-9 } == true, "the newest window: 2.1 … 2.4")
     }

@@ -40,7 +40,8 @@ public final class EdgeAgent: Sendable {
         log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
     ) throws(ConfigurationError) {
         guard sources.count == configuration.streams.count else {
-            throw ConfigurationError(.invalidValue, key: "streams", "\(configuration.streams.count) streams but \(sources.count) sources")
+            throw ConfigurationError(
+                .invalidValue, key: "streams", "\(configuration.streams.count) streams but \(sources.count) sources")
         }
         for (i, stream) in configuration.streams.enumerated() where stream.channels != classifier.input.channels {
             throw ConfigurationError(
@@ -50,9 +51,12 @@ public final class EdgeAgent: Sendable {
         let p = configuration.policy
         let mode: EscalationPolicy.Mode
         if let budget = p.budget {
-            let calibration = classifier.calibration(for: p.measure)
+            let calibration =
+                classifier.calibration(for: p.measure)
                 ?? (try? CalibrationQuantiles(levels: [0, 1], values: [p.threshold, p.threshold]))
-            guard let calibration else { throw ConfigurationError(.invalidValue, key: "policy.threshold", "unusable starting threshold") }
+            guard let calibration else {
+                throw ConfigurationError(.invalidValue, key: "policy.threshold", "unusable starting threshold")
+            }
             mode = .budget(budget, calibration: calibration)
         } else {
             mode = .threshold(p.threshold)
@@ -73,7 +77,8 @@ public final class EdgeAgent: Sendable {
         self.log = log
         inputErrors = InputErrorCounters(streams: configuration.streams.map(\.name))
         statistics = Mutex(AgentStatistics())
-        logLimiter = Mutex(RateLimitedLog(limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds))
+        logLimiter = Mutex(
+            RateLimitedLog(limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds))
     }
 
     /// Writes a line to standard error.
@@ -106,7 +111,8 @@ public final class EdgeAgent: Sendable {
                 sources.append(try UDPSource(host: s.host, port: s.port, maximumLineBytes: s.maxLineBytes))
             case .mqtt:
                 throw ConfigurationError(
-                    .invalidValue, key: "streams[\(i)].source.kind", "mqtt sources need the MQTT client, which this build lacks")
+                    .invalidValue, key: "streams[\(i)].source.kind",
+                    "mqtt sources need the MQTT client, which this build lacks")
             }
         }
         var sinks = [any PredictionSink]()
@@ -116,10 +122,12 @@ public final class EdgeAgent: Sendable {
             case .stdout: sinks.append(JSONLinesSink.standardOutput(flushIntervalSeconds: interval))
             case .file: sinks.append(try JSONLinesSink.file(path: sink.path, flushIntervalSeconds: interval))
             case .mqtt:
-                throw ConfigurationError(.invalidValue, key: "sinks[\(i)].kind", "mqtt sinks need the MQTT client, which this build lacks")
+                throw ConfigurationError(
+                    .invalidValue, key: "sinks[\(i)].kind", "mqtt sinks need the MQTT client, which this build lacks")
             }
         }
-        return try EdgeAgent(configuration: configuration, classifier: classifier, sources: sources, sinks: sinks, log: log)
+        return try EdgeAgent(
+            configuration: configuration, classifier: classifier, sources: sources, sinks: sinks, log: log)
     }
 
     /// Seconds since the agent was created.
@@ -196,7 +204,9 @@ public final class EdgeAgent: Sendable {
             "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
             "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
         ]
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}" }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return "{}"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -19,7 +19,8 @@ struct StreamPipeline {
         let stream = agent.configuration.streams[index]
         name = stream.name
         sourceDescription = agent.sources[index].description
-        parser = SampleLineParser(channels: stream.channels, streamName: stream.name, maximumLineBytes: stream.source.maxLineBytes)
+        parser = SampleLineParser(
+            channels: stream.channels, streamName: stream.name, maximumLineBytes: stream.source.maxLineBytes)
         windower = try StreamWindower(spec: agent.classifier.input, gapFactor: stream.gapFactor)
         probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
     }
@@ -34,7 +35,9 @@ struct StreamPipeline {
             case .skipped: return
             case .rejected(let reason): reject(reason, line: number)
             case .sample(let timestamp):
-                let outcome = parser.values.withUnsafeBufferPointer { windower.append(timestamp: timestamp, values: $0) }
+                let outcome = parser.values.withUnsafeBufferPointer {
+                    windower.append(timestamp: timestamp, values: $0)
+                }
                 switch outcome {
                 case .accepted: samples += 1
                 case .windowReady:
@@ -99,7 +102,8 @@ struct StreamPipeline {
             probability: probabilities[best], confidence: confidence, origin: .edge,
             provisional: decision.escalate, escalated: decision.escalate, escalationId: escalationId,
             modelVersion: classifier.modelVersion,
-            latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1000)
+            latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds)
+                * 1000)
         for sink in agent.sinks { sink.write(record) }
         let streamName = name
         agent.statistics.withLock {
@@ -116,7 +120,9 @@ struct StreamPipeline {
         let classifier = agent.classifier
         let id = UUID()
         let window = windower.withCurrentWindow { Array($0.values) } ?? []
-        let topK = probabilities.withUnsafeBufferPointer { EscalationPayload.topK($0, k: agent.configuration.policy.topK) }
+        let topK = probabilities.withUnsafeBufferPointer {
+            EscalationPayload.topK($0, k: agent.configuration.policy.topK)
+        }
         let payload = EscalationPayload(
             id: id, device: agent.configuration.device.id, stream: name, modelVersion: classifier.modelVersion,
             windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,

@@ -79,7 +79,8 @@ public struct FloatWindowClassifier: WindowClassifier {
     /// golden-input self-test.
     ///
     /// - Throws: ``ModelLoadError`` naming the file and what failed.
-    public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false) throws(ModelLoadError)
+    public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)
+        throws(ModelLoadError)
         -> FloatWindowClassifier
     {
         let artifact: ModelArtifact
@@ -112,14 +113,18 @@ public struct FloatWindowClassifier: WindowClassifier {
     }
 
     /// Writes the class probabilities of one standardized window.
-    public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) throws {
+    public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
+        throws
+    {
         let size = model.window * model.channels
         guard window.count == size, probabilities.count >= model.classes else {
             throw ModelLoadError(
                 .incompatible,
-                "window of \(window.count) values for a model taking \(size), room for \(probabilities.count) of \(model.classes) classes")
+                "window of \(window.count) values for a model taking \(size), room for \(probabilities.count) of \(model.classes) classes"
+            )
         }
-        let output = try model.probabilities(for: Tensor(shape: [1, model.window, model.channels], scalars: Array(window)))
+        let output = try model.probabilities(
+            for: Tensor(shape: [1, model.window, model.channels], scalars: Array(window)))
         for i in 0..<model.classes { probabilities[i] = output.scalars[i] }
     }
 }

@@ -56,12 +56,15 @@ extension AgentConfiguration {
             }, get: { format($0[keyPath: path]) })
     }
 
-    static func optionalNumber(_ key: String, _ path: WritableKeyPath<AgentConfiguration, Double?> & Sendable) -> Setting {
+    static func optionalNumber(_ key: String, _ path: WritableKeyPath<AgentConfiguration, Double?> & Sendable)
+        -> Setting
+    {
         Setting(
             key: key,
             set: { config, value throws(ConfigurationError) in
                 let trimmed = value.trimmingCharacters(in: .whitespaces)
-                config[keyPath: path] = trimmed.isEmpty || trimmed == "null" || trimmed == "~" ? nil : try parseNumber(trimmed, key: key)
+                config[keyPath: path] =
+                    trimmed.isEmpty || trimmed == "null" || trimmed == "~" ? nil : try parseNumber(trimmed, key: key)
             }, get: { $0[keyPath: path].map(format) ?? "null" })
     }
 
@@ -113,7 +116,8 @@ extension AgentConfiguration {
                 guard let measure = ConfidenceMeasure(rawValue: value.trimmingCharacters(in: .whitespaces)) else {
                     throw ConfigurationError(
                         .invalidValue, key: "policy.measure",
-                        "'\(value)' is not one of \(ConfidenceMeasure.allCases.map(\.rawValue).joined(separator: ", "))")
+                        "'\(value)' is not one of \(ConfidenceMeasure.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 config.policy.measure = measure
             }, get: { $0.policy.measure.rawValue }),
@@ -158,7 +162,8 @@ extension AgentConfiguration {
                 try setting.set(&self, value)
             } catch {
                 throw ConfigurationError(
-                    issues: error.issues.map { .init(code: $0.code, key: setting.environmentName, message: $0.message) })
+                    issues: error.issues.map { .init(code: $0.code, key: setting.environmentName, message: $0.message) }
+                )
             }
         }
     }
@@ -169,7 +174,9 @@ extension AgentConfiguration {
     ///
     /// An empty `device.id` becomes the host name. Does not validate; call ``validate()``.
     /// - Throws: ``ConfigurationError`` naming the file and key.
-    public static func load(path: String?, environment: [String: String] = [:]) throws(ConfigurationError) -> AgentConfiguration {
+    public static func load(path: String?, environment: [String: String] = [:]) throws(ConfigurationError)
+        -> AgentConfiguration
+    {
         var config = AgentConfiguration()
         if let path {
             let text: String
@@ -185,7 +192,9 @@ extension AgentConfiguration {
             }
         }
         try config.applyEnvironment(environment)
-        if config.device.id.isEmpty { config.device.id = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "" }
+        if config.device.id.isEmpty {
+            config.device.id = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        }
         return config
     }
 
@@ -200,7 +209,9 @@ extension AgentConfiguration {
             throw ConfigurationError(.syntax, key: "", "not valid YAML: \(error)")
         }
         guard let root else { return }
-        guard let mapping = root.mapping else { throw ConfigurationError(.syntax, key: "", "the top level must be a mapping of keys") }
+        guard let mapping = root.mapping else {
+            throw ConfigurationError(.syntax, key: "", "the top level must be a mapping of keys")
+        }
         var issues = [ConfigurationError.Issue]()
         func attempt(_ body: () throws(ConfigurationError) -> Void) {
             do { try body() } catch { issues += error.issues }
@@ -248,7 +259,9 @@ extension AgentConfiguration {
     }
 
     private static func readStreams(_ node: Node) throws(ConfigurationError) -> [Stream] {
-        guard let list = node.sequence else { throw ConfigurationError(.syntax, key: "streams", "must be a list of streams") }
+        guard let list = node.sequence else {
+            throw ConfigurationError(.syntax, key: "streams", "must be a list of streams")
+        }
         var streams = [Stream]()
         var issues = [ConfigurationError.Issue]()
         for (i, item) in list.enumerated() {
@@ -264,7 +277,9 @@ extension AgentConfiguration {
                     switch key {
                     case "name": stream.name = try scalar(value, "\(prefix).name")
                     case "channels": stream.channels = try integer(value, "\(prefix).channels")
-                    case "gapFactor": stream.gapFactor = try parseNumber(try scalar(value, "\(prefix).gapFactor"), key: "\(prefix).gapFactor")
+                    case "gapFactor":
+                        stream.gapFactor = try parseNumber(
+                            try scalar(value, "\(prefix).gapFactor"), key: "\(prefix).gapFactor")
                     case "source":
                         guard let source = value.mapping else {
                             throw ConfigurationError(.syntax, key: "\(prefix).source", "must be a mapping (kind, …)")
@@ -279,7 +294,8 @@ extension AgentConfiguration {
                                     guard let kind = SourceKind(rawValue: text) else {
                                         throw ConfigurationError(
                                             .invalidValue, key: path,
-                                            "'\(text)' is not one of \(SourceKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                                            "'\(text)' is not one of \(SourceKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                                        )
                                     }
                                     stream.source.kind = kind
                                 case "path": stream.source.path = try scalar(sourceValue, path)
@@ -308,7 +324,9 @@ extension AgentConfiguration {
     }
 
     private static func readSinks(_ node: Node) throws(ConfigurationError) -> [Sink] {
-        guard let list = node.sequence else { throw ConfigurationError(.syntax, key: "sinks", "must be a list of sinks") }
+        guard let list = node.sequence else {
+            throw ConfigurationError(.syntax, key: "sinks", "must be a list of sinks")
+        }
         var sinks = [Sink]()
         var issues = [ConfigurationError.Issue]()
         for (i, item) in list.enumerated() {
@@ -352,7 +370,9 @@ extension AgentConfiguration {
 
     private static func integer(_ node: Node, _ key: String) throws(ConfigurationError) -> Int {
         let text = try scalar(node, key)
-        guard let value = Int(text) else { throw ConfigurationError(.invalidValue, key: key, "'\(text)' is not an integer") }
+        guard let value = Int(text) else {
+            throw ConfigurationError(.invalidValue, key: key, "'\(text)' is not an integer")
+        }
         return value
     }
 

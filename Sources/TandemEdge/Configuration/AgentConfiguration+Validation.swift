@@ -13,23 +13,32 @@ extension AgentConfiguration {
         func topicSafe(_ text: String) -> Bool { !text.isEmpty && !text.contains(where: { "/+#".contains($0) }) }
 
         check(topicSafe(device.id), "device.id", "must be non-empty without '/', '+' or '#', got '\(device.id)'")
-        check(topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")
+        check(
+            topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")
         let url = URLComponents(string: broker.url)
         check(
             url.map { ["mqtt", "mqtts", "tcp", "ssl"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty } ?? false,
             "broker.url", "must be mqtt://host[:port] or mqtts://host[:port], got '\(broker.url)'")
-        check(broker.keepAliveSeconds > 0, "broker.keepAliveSeconds", "must be positive, got \(broker.keepAliveSeconds)")
+        check(
+            broker.keepAliveSeconds > 0, "broker.keepAliveSeconds", "must be positive, got \(broker.keepAliveSeconds)")
         check(!model.path.isEmpty, "model.path", "must name the model artifact")
-        for (i, key) in model.trustedKeys.enumerated() { check(!key.isEmpty, "model.trustedKeys[\(i)]", "must be a path") }
+        for (i, key) in model.trustedKeys.enumerated() {
+            check(!key.isEmpty, "model.trustedKeys[\(i)]", "must be a path")
+        }
 
         check(!streams.isEmpty, "streams", "at least one stream is needed")
         var names = Set<String>(), ports = Set<Int>(), stdinStreams = 0
         for (i, stream) in streams.enumerated() {
             let p = "streams[\(i)]"
-            check(topicSafe(stream.name), "\(p).name", "must be non-empty without '/', '+' or '#', got '\(stream.name)'")
-            check(names.insert(stream.name).inserted || stream.name.isEmpty, "\(p).name", "'\(stream.name)' is used by an earlier stream")
+            check(
+                topicSafe(stream.name), "\(p).name", "must be non-empty without '/', '+' or '#', got '\(stream.name)'")
+            check(
+                names.insert(stream.name).inserted || stream.name.isEmpty, "\(p).name",
+                "'\(stream.name)' is used by an earlier stream")
             check(stream.channels > 0, "\(p).channels", "must be positive, got \(stream.channels)")
-            check(stream.gapFactor > 1 && stream.gapFactor.isFinite, "\(p).gapFactor", "must be a finite number above 1, got \(stream.gapFactor)")
+            check(
+                stream.gapFactor > 1 && stream.gapFactor.isFinite, "\(p).gapFactor",
+                "must be a finite number above 1, got \(stream.gapFactor)")
             let s = stream.source
             check(s.maxLineBytes >= 16, "\(p).source.maxLineBytes", "must be at least 16, got \(s.maxLineBytes)")
             switch s.kind {
@@ -41,17 +50,27 @@ extension AgentConfiguration {
                 check(s.pollIntervalMs > 0, "\(p).source.pollIntervalMs", "must be positive, got \(s.pollIntervalMs)")
             case .udp:
                 check((1...65535).contains(s.port), "\(p).source.port", "must be within 1…65535, got \(s.port)")
-                check(ports.insert(s.port).inserted || !(1...65535).contains(s.port), "\(p).source.port", "port \(s.port) is used by an earlier stream")
+                check(
+                    ports.insert(s.port).inserted || !(1...65535).contains(s.port), "\(p).source.port",
+                    "port \(s.port) is used by an earlier stream")
                 var address = in_addr()
-                check(inet_pton(AF_INET, s.host, &address) == 1, "\(p).source.host", "must be an IPv4 address, got '\(s.host)'")
+                check(
+                    inet_pton(AF_INET, s.host, &address) == 1, "\(p).source.host",
+                    "must be an IPv4 address, got '\(s.host)'")
             case .mqtt:
                 check(!s.topic.isEmpty, "\(p).source.topic", "an mqtt source needs a topic")
             }
         }
 
-        check(policy.threshold >= 0 && policy.threshold <= 1, "policy.threshold", "must be within [0, 1], got \(policy.threshold)")
-        if let budget = policy.budget { check(budget > 0 && budget < 1, "policy.budget", "must be within (0, 1), got \(budget)") }
-        check(policy.maxEscalationsPerSecond >= 0, "policy.maxEscalationsPerSecond", "must not be negative, got \(policy.maxEscalationsPerSecond)")
+        check(
+            policy.threshold >= 0 && policy.threshold <= 1, "policy.threshold",
+            "must be within [0, 1], got \(policy.threshold)")
+        if let budget = policy.budget {
+            check(budget > 0 && budget < 1, "policy.budget", "must be within (0, 1), got \(budget)")
+        }
+        check(
+            policy.maxEscalationsPerSecond >= 0, "policy.maxEscalationsPerSecond",
+            "must not be negative, got \(policy.maxEscalationsPerSecond)")
         if let burst = policy.burst { check(burst >= 1, "policy.burst", "must be at least 1, got \(burst)") }
         check(policy.gain >= 0, "policy.gain", "must not be negative, got \(policy.gain)")
         check((1...255).contains(policy.topK), "policy.topK", "must be within 1…255, got \(policy.topK)")
@@ -61,7 +80,9 @@ extension AgentConfiguration {
         check(!sinks.isEmpty, "sinks", "at least one sink is needed")
         for (i, sink) in sinks.enumerated() {
             if sink.kind == .file { check(!sink.path.isEmpty, "sinks[\(i)].path", "a file sink needs a path") }
-            check(sink.flushIntervalMs > 0, "sinks[\(i)].flushIntervalMs", "must be positive, got \(sink.flushIntervalMs)")
+            check(
+                sink.flushIntervalMs > 0, "sinks[\(i)].flushIntervalMs", "must be positive, got \(sink.flushIntervalMs)"
+            )
         }
         check(!outbox.directory.isEmpty, "outbox.directory", "must name a directory")
         check(outbox.maxBytes > 0, "outbox.maxBytes", "must be positive, got \(outbox.maxBytes)")
@@ -131,9 +152,11 @@ extension AgentConfiguration {
     }
 
     private func quoted(_ text: String) -> String {
-        let plain = !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_./:@".contains($0) }
+        let plain =
+            !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_./:@".contains($0) }
             && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(text.lowercased())
         if plain { return text }
-        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            + "\""
     }
 }

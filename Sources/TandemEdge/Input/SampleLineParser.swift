@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Parses one sensor sample per line: CSV `timestamp,ch1,…,chN` or JSON `{"ts":…,"values":[…],"stream":"…"}`.
@@ -142,7 +142,8 @@ public struct SampleLineParser: Sendable {
         }
         if letters > 0 {
             let lower = (start..<end).map { line[$0] | 0x20 }
-            let body = lower.first == UInt8(ascii: "-") || lower.first == UInt8(ascii: "+") ? Array(lower.dropFirst()) : lower
+            let body =
+                lower.first == UInt8(ascii: "-") || lower.first == UInt8(ascii: "+") ? Array(lower.dropFirst()) : lower
             if body == Array("nan".utf8) || body == Array("inf".utf8) || body == Array("infinity".utf8) {
                 return .nonFinite
             }
@@ -171,7 +172,9 @@ public struct SampleLineParser: Sendable {
         guard reader.consume(UInt8(ascii: "{")) else { return .rejected(.malformedJSON) }
         if !reader.consume(UInt8(ascii: "}")) {
             while true {
-                guard let key = reader.string(), reader.consume(UInt8(ascii: ":")) else { return .rejected(.malformedJSON) }
+                guard let key = reader.string(), reader.consume(UInt8(ascii: ":")) else {
+                    return .rejected(.malformedJSON)
+                }
                 if reader.equals(key, "ts") || reader.equals(key, "timestamp") {
                     if let range = reader.numberToken() {
                         switch number(line, range) {

@@ -54,8 +54,10 @@ public struct PredictionRecord: Sendable, Equatable {
 
     /// Creates a record.
     public init(
-        kind: Kind = .prediction, stream: String, windowStart: Double, windowEnd: Double, label: String, labelIndex: Int,
-        probability: Float, confidence: Double, origin: Origin = .edge, provisional: Bool = false, escalated: Bool = false,
+        kind: Kind = .prediction, stream: String, windowStart: Double, windowEnd: Double, label: String,
+        labelIndex: Int,
+        probability: Float, confidence: Double, origin: Origin = .edge, provisional: Bool = false,
+        escalated: Bool = false,
         escalationId: UUID? = nil, modelVersion: String, latencyMilliseconds: Double
     ) {
         self.kind = kind
@@ -90,7 +92,9 @@ public struct PredictionRecord: Sendable, Equatable {
                 case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
                 case 0..<0x20:
                     let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+                    out.append(contentsOf: [
+                        0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)],
+                    ])
                 default: out.append(byte)
                 }
             }

@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where prediction records go. Writes may be buffered; ``flush()`` pushes them out.
@@ -69,7 +69,8 @@ public final class JSONLinesSink: PredictionSink {
     public static func file(path: String, flushIntervalSeconds: Double = 1) throws(SinkError) -> JSONLinesSink {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SinkError(.io, "file \(path): \(String(cString: strerror(errno)))") }
-        return JSONLinesSink(fileDescriptor: fd, owns: true, description: "file \(path)", flushIntervalSeconds: flushIntervalSeconds)
+        return JSONLinesSink(
+            fileDescriptor: fd, owns: true, description: "file \(path)", flushIntervalSeconds: flushIntervalSeconds)
     }
 
     private init(fileDescriptor: Int32, owns: Bool, description: String, flushIntervalSeconds: Double) {

@@ -107,7 +107,8 @@ public struct EscalationPayload: Sendable, Equatable {
             throw PayloadError(.malformed, "channels \(channels) × length \(length) is outside the layout's limits")
         }
         guard window.count == channels * length else {
-            throw PayloadError(.malformed, "window has \(window.count) values, channels × length is \(channels * length)")
+            throw PayloadError(
+                .malformed, "window has \(window.count) values, channels × length is \(channels * length)")
         }
         guard topK.count <= 255, topK.allSatisfy({ $0.label >= 0 && $0.label <= Int(UInt16.max) }) else {
             throw PayloadError(.malformed, "top-k has \(topK.count) entries (≤ 255) or a label outside 0…65535")
@@ -146,7 +147,9 @@ public struct EscalationPayload: Sendable, Equatable {
     ///   not fit), `checksumMismatch`, or `malformed`. Never traps, whatever the bytes.
     public init(decoding bytes: [UInt8]) throws(PayloadError) {
         var reader = ByteReader(bytes)
-        guard bytes.count >= 2 else { throw PayloadError(.truncated, "\(bytes.count) bytes, not even the magic", offset: 0) }
+        guard bytes.count >= 2 else {
+            throw PayloadError(.truncated, "\(bytes.count) bytes, not even the magic", offset: 0)
+        }
         guard bytes[0] == Self.magic[0], bytes[1] == Self.magic[1] else {
             throw PayloadError(.badMagic, "does not start with the escalation magic `TE`", offset: 0)
         }
@@ -159,18 +162,27 @@ public struct EscalationPayload: Sendable, Equatable {
         guard flags == 0 else { throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3) }
         // The checksum is checked before any length is trusted: a corrupted length must not decide what is read.
         guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + 3 + 4 else {
-            throw PayloadError(.truncated, "\(bytes.count) bytes, shorter than the fixed header and checksum", offset: bytes.count)
+            throw PayloadError(
+                .truncated, "\(bytes.count) bytes, shorter than the fixed header and checksum", offset: bytes.count)
         }
-        let stored = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
+        let stored =
+            UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
             | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
-        let computed = bytes.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
+        let computed = bytes.withUnsafeBytes {
+            CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)]))
+        }
         guard stored == computed else {
-            throw PayloadError(.checksumMismatch, "CRC-32 is \(stored), the bytes give \(computed) (truncated or corrupted)", offset: bytes.count - 4)
+            throw PayloadError(
+                .checksumMismatch, "CRC-32 is \(stored), the bytes give \(computed) (truncated or corrupted)",
+                offset: bytes.count - 4)
         }
         reader.end = bytes.count - 4
         let idBytes = Array(try reader.bytes(16, "escalation id"))
-        id = UUID(uuid: (idBytes[0], idBytes[1], idBytes[2], idBytes[3], idBytes[4], idBytes[5], idBytes[6], idBytes[7],
-                         idBytes[8], idBytes[9], idBytes[10], idBytes[11], idBytes[12], idBytes[13], idBytes[14], idBytes[15]))
+        id = UUID(
+            uuid: (
+                idBytes[0], idBytes[1], idBytes[2], idBytes[3], idBytes[4], idBytes[5], idBytes[6], idBytes[7],
+                idBytes[8], idBytes[9], idBytes[10], idBytes[11], idBytes[12], idBytes[13], idBytes[14], idBytes[15]
+            ))
         windowStart = Double(bitPattern: try reader.u64("window start"))
         windowEnd = Double(bitPattern: try reader.u64("window end"))
         let rate = Float(bitPattern: try reader.u32("sample rate"))
@@ -180,14 +192,16 @@ public struct EscalationPayload: Sendable, Equatable {
         let k = Int(try reader.u8("top-k count"))
         confidence = Float(bitPattern: try reader.u32("confidence"))
         guard channels > 0, length > 0, channels * length <= Self.maximumValues else {
-            throw PayloadError(.malformed, "channels \(channels) × length \(length) is outside the layout's limits", offset: 40)
+            throw PayloadError(
+                .malformed, "channels \(channels) × length \(length) is outside the layout's limits", offset: 40)
         }
         device = try reader.text("device")
         stream = try reader.text("stream")
         modelVersion = try reader.text("model version")
         let count = channels * length
         guard reader.remaining >= 2 * count else {
-            throw PayloadError(.truncated, "window needs \(2 * count) bytes, \(reader.remaining) left", offset: reader.position)
+            throw PayloadError(
+                .truncated, "window needs \(2 * count) bytes, \(reader.remaining) left", offset: reader.position)
         }
         var window = [Float](repeating: 0, count: count)
         for i in 0..<count { window[i] = Float16Bits.decode(try reader.u16("window")) }

@@ -51,10 +51,14 @@ public struct Verdict: Sendable, Equatable, Codable {
             throw PayloadError(.malformed, "verdict is not valid JSON for a verdict: \(error)")
         }
         guard decoded.formatVersion == Self.formatVersion else {
-            throw PayloadError(.unsupportedVersion, "verdict version \(decoded.formatVersion), this build reads \(Self.formatVersion)")
+            throw PayloadError(
+                .unsupportedVersion, "verdict version \(decoded.formatVersion), this build reads \(Self.formatVersion)")
         }
         guard decoded.probabilities.indices.contains(decoded.label), decoded.probabilities.allSatisfy(\.isFinite) else {
-            throw PayloadError(.malformed, "verdict label \(decoded.label) is not an index into its \(decoded.probabilities.count) finite probabilities")
+            throw PayloadError(
+                .malformed,
+                "verdict label \(decoded.label) is not an index into its \(decoded.probabilities.count) finite probabilities"
+            )
         }
         self = decoded
     }

@@ -32,13 +32,16 @@ public struct CalibrationQuantiles: Sendable, Equatable, Codable {
     ///   both the same length (at least 2) and finite.
     public init(levels: [Double], values: [Double]) throws(PolicyError) {
         guard levels.count == values.count, levels.count >= 2 else {
-            throw PolicyError(.invalidCalibration, "quantile table needs ≥ 2 levels and as many values, got \(levels.count) and \(values.count)")
+            throw PolicyError(
+                .invalidCalibration,
+                "quantile table needs ≥ 2 levels and as many values, got \(levels.count) and \(values.count)")
         }
         guard levels.allSatisfy({ $0 >= 0 && $0 <= 1 }), values.allSatisfy(\.isFinite),
             zip(levels, levels.dropFirst()).allSatisfy({ $0 < $1 }),
             zip(values, values.dropFirst()).allSatisfy({ $0 <= $1 })
         else {
-            throw PolicyError(.invalidCalibration, "quantile levels must increase within [0, 1] and values must not decrease")
+            throw PolicyError(
+                .invalidCalibration, "quantile levels must increase within [0, 1] and values must not decrease")
         }
         self.levels = levels
         self.values = values

@@ -73,7 +73,9 @@ public struct EscalationPolicy: Sendable {
             }
             threshold = t
         case .budget(let b, let calibration):
-            guard b.isFinite, b >= 0, b <= 1 else { throw PolicyError(.invalidParameter, "budget \(b) must be within [0, 1]") }
+            guard b.isFinite, b >= 0, b <= 1 else {
+                throw PolicyError(.invalidParameter, "budget \(b) must be within [0, 1]")
+            }
             threshold = calibration.value(at: b)
         }
         guard maxEscalationsPerSecond >= 0, !maxEscalationsPerSecond.isNaN else {

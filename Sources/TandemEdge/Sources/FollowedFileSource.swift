@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lines appended to a file, followed like `tail -F`.
@@ -26,7 +26,9 @@ public final class FollowedFileSource: LineSource {
     private let channel = SourceChannel()
 
     /// Creates a source following `path`.
-    public init(path: String, pollIntervalSeconds: Double = 0.25, startAtEnd: Bool = false, maximumLineBytes: Int = 4096) {
+    public init(
+        path: String, pollIntervalSeconds: Double = 0.25, startAtEnd: Bool = false, maximumLineBytes: Int = 4096
+    ) {
         self.path = path
         self.description = "file \(path)"
         self.pollIntervalSeconds = max(pollIntervalSeconds, 0.001)

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lines from a file descriptor read to its end: standard input by default, or a pipe.
@@ -51,7 +51,8 @@ public final class StandardInputSource: LineSource {
                 lineNumber += batch.lines.count + batch.overlongLines
                 channel.deliver(batch)
                 if n < 0 {
-                    channel.finish(throwing: SourceError(.io, "\(description): read failed: \(String(cString: strerror(errno)))"))
+                    channel.finish(
+                        throwing: SourceError(.io, "\(description): read failed: \(String(cString: strerror(errno)))"))
                 } else {
                     channel.finish()
                 }

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lines from UDP datagrams on a port: one sample line per datagram (a trailing newline is allowed;
@@ -24,7 +24,9 @@ public final class UDPSource: LineSource {
     ///
     /// - Throws: ``SourceError`` naming the address if the socket cannot be created or bound.
     public init(host: String = "0.0.0.0", port: Int, maximumLineBytes: Int = 4096) throws(SourceError) {
-        guard (0...65535).contains(port) else { throw SourceError(.invalidParameter, "udp port \(port) is not within 0…65535") }
+        guard (0...65535).contains(port) else {
+            throw SourceError(.invalidParameter, "udp port \(port) is not within 0…65535")
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -32,17 +34,21 @@ public final class UDPSource: LineSource {
             throw SourceError(.invalidParameter, "udp host '\(host)' is not an IPv4 address")
         }
         #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         #else
-        let fd = socket(AF_INET, SOCK_DGRAM, 0)
+            let fd = socket(AF_INET, SOCK_DGRAM, 0)
         #endif
-        guard fd >= 0 else { throw SourceError(.io, "udp \(host):\(port): socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw SourceError(.io, "udp \(host):\(port): socket: \(String(cString: strerror(errno)))")
+        }
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var receiveBuffer: Int32 = 1 << 20
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else {
             let reason = String(cString: strerror(errno))
@@ -104,7 +110,9 @@ public final class UDPSource: LineSource {
         }
         // Drain what the kernel already holds, then stop.
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let n = buffer.withUnsafeMutableBytes {
+                recv(socketDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            }
             guard n >= 0 else { break }
             buffer.withUnsafeBytes { splitter.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), into: &batch) }
             splitter.finish(into: &batch)

@@ -167,7 +167,8 @@ public struct StreamWindower: Sendable {
     ///
     /// - Returns: The window's start and end timestamps, or nil if no full window is held or
     ///   `destination` is too small.
-    public func copyCurrentWindow(into destination: UnsafeMutableBufferPointer<Float>) -> (start: Double, end: Double)? {
+    public func copyCurrentWindow(into destination: UnsafeMutableBufferPointer<Float>) -> (start: Double, end: Double)?
+    {
         guard destination.count >= window * channels, let base = destination.baseAddress else { return nil }
         return withCurrentWindow { w in
             if let source = w.values.baseAddress { base.update(from: source, count: w.values.count) }
