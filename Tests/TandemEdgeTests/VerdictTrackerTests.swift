@@ -28,7 +28,8 @@ struct VerdictTrackerTests {
         #expect(final?.origin == .cloud && final?.provisional == false && final?.label == "bearing")
         #expect(final?.kind == .prediction && final?.modelVersion == "full-3")
         #expect(tracker.expire(now: 11).isEmpty, "nothing left to release")
-        #expect(tracker.received(verdict(id, 1), classNames: classes, now: 10.5) == nil, "a duplicate verdict is ignored")
+        #expect(
+            tracker.received(verdict(id, 1), classNames: classes, now: 10.5) == nil, "a duplicate verdict is ignored")
         #expect(tracker.ignoredVerdicts == 1)
     }
 

@@ -62,7 +62,8 @@ public struct VerdictTracker: Sendable {
     /// - Parameter classNames: The class names the verdict's label indexes (the cloud model's).
     public mutating func received(_ verdict: Verdict, classNames: [String], now: Double) -> PredictionRecord? {
         let label = verdict.label < classNames.count ? classNames[verdict.label] : String(verdict.label)
-        let probability = verdict.probabilities.indices.contains(verdict.label) ? verdict.probabilities[verdict.label] : 0
+        let probability =
+            verdict.probabilities.indices.contains(verdict.label) ? verdict.probabilities[verdict.label] : 0
         if let entry = pending.removeValue(forKey: verdict.escalationId) {
             answeredInTime += 1
             var record = entry.record
