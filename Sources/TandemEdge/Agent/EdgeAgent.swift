@@ -22,6 +22,7 @@ public final class EdgeAgent: Sendable {
     let logLimiter: Mutex<RateLimitedLog>
     let log: @Sendable (String) -> Void
     let started = ContinuousClock.now
+    let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
 
     /// Assembles an agent from parts.
     ///
@@ -173,6 +174,10 @@ public final class EdgeAgent: Sendable {
         }
         flusher.cancel()
         flushSinks()
+        metricsEndpoint.withLock { endpoint in
+            endpoint?.stop()
+            endpoint = nil
+        }
         if let firstError { throw firstError }
     }
 
@@ -208,6 +213,67 @@ public final class EdgeAgent: Sendable {
             return "{}"
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Serves ``prometheusText()`` on `http://host:port/metrics` until ``run()`` returns.
+    ///
+    /// - Returns: The port (useful when `port` is 0).
+    /// - Throws: ``MetricsEndpointError`` if the address cannot be bound.
+    @discardableResult
+    public func serveMetrics(host: String, port: Int) throws(MetricsEndpointError) -> Int {
+        let endpoint = try MetricsEndpoint(host: host, port: port) { [weak self] in self?.prometheusText() ?? "" }
+        metricsEndpoint.withLock { $0 = endpoint }
+        return endpoint.boundPort
+    }
+
+    /// The agent's counters in the Prometheus text format.
+    public func prometheusText() -> String {
+        let s = currentStatistics()
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
+            out += "# HELP tandem_edge_\(name) \(help)\n# TYPE tandem_edge_\(name) \(type)\n"
+            for sample in samples {
+                let value =
+                    sample.value == sample.value.rounded() && abs(sample.value) < 1e15
+                    ? String(Int(sample.value)) : String(sample.value)
+                out += "tandem_edge_\(name)\(sample.labels.isEmpty ? "" : "{\(sample.labels)}") \(value)\n"
+            }
+        }
+        func quoted(_ text: String) -> String {
+            "\""
+                + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n") + "\""
+        }
+        let streams = configuration.streams.map(\.name)
+        metric(
+            "model_info", "gauge", "The model running, by version.", [("version=\(quoted(classifier.modelVersion))", 1)]
+        )
+        metric(
+            "windows_total", "counter", "Windows classified.",
+            streams.map { ("stream=\(quoted($0))", Double(s.windowsByStream[$0] ?? 0)) })
+        metric("samples_total", "counter", "Samples accepted into windows.", [("", Double(s.samples))])
+        metric("escalations_total", "counter", "Windows escalated.", [("", Double(s.escalations))])
+        metric(
+            "escalations_capped_total", "counter", "Windows below the threshold held back by the rate cap.",
+            [("", Double(s.cappedEscalations))])
+        var errors = [(labels: String, value: Double)]()
+        for stream in streams {
+            for reason in InputRejection.allCases {
+                errors.append(
+                    (
+                        "stream=\(quoted(stream)),reason=\"\(reason.rawValue)\"",
+                        Double(s.inputErrors.byStream[stream]?[reason] ?? 0)
+                    ))
+            }
+        }
+        metric("input_errors_total", "counter", "Rejected input lines by stream and reason.", errors)
+        metric("threshold", "gauge", "The escalation policy's confidence threshold.", [("", s.threshold)])
+        metric("mean_confidence", "gauge", "Mean confidence over all windows.", [("", s.meanConfidence)])
+        metric("uptime_seconds", "gauge", "Seconds since the agent started.", [("", (now * 1000).rounded() / 1000)])
+        if let rss = Self.residentBytes() {
+            metric("resident_memory_bytes", "gauge", "Resident set size of the process.", [("", Double(rss))])
+        }
+        return out
     }
 
     /// The process's resident set size from `/proc/self/statm`, if readable.
