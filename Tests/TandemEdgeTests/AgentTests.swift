@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TandemCore
 import TandemTestSupport
 import Testing
@@ -60,5 +61,79 @@ struct AgentTests {
         #expect(escalations.count == statistics.windows)
         #expect(sink.snapshot.allSatisfy { $0.provisional && $0.escalationId != nil }, "no verdicts offline")
         #expect(agent.statusJSON().contains("\"windows\":\(statistics.windows)"))
+    }
+}
+
+/// Stands in for the cloud: decodes each escalation and answers a third in time with another class,
+/// a third never, and a third too late (after the deadline), with another class.
+final class RespondingTransport: EscalationTransport {
+    let stream: AsyncStream<Verdict>
+    let continuation: AsyncStream<Verdict>.Continuation
+    let submitted = Mutex(0)
+    let decodeFailures = Mutex(0)
+
+    init() { (stream, continuation) = AsyncStream.makeStream(of: Verdict.self) }
+
+    func verdicts() -> AsyncStream<Verdict>? { stream }
+
+    func submit(_ payload: EscalationPayload, encoded: [UInt8]) {
+        let n = submitted.withLock {
+            $0 += 1
+            return $0
+        }
+        guard let decoded = try? EscalationPayload(decoding: encoded), let top = decoded.topK.first else {
+            decodeFailures.withLock { $0 += 1 }
+            return
+        }
+        var probabilities: [Float] = [0.1, 0.1, 0.1]
+        let label = (top.label + 1) % 3
+        probabilities[label] = 0.8
+        let verdict = Verdict(
+            escalationId: decoded.id, label: label, probabilities: probabilities, modelVersion: "full-1")
+        let continuation = self.continuation
+        switch n % 3 {
+        case 0: continuation.yield(verdict)
+        case 1: break
+        default: DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { continuation.yield(verdict) }
+        }
+    }
+}
+
+extension AgentTests {
+    @Test("verdicts in time replace edge predictions; none → provisional; a late different one → correction")
+    func verdicts() async throws {
+        var configuration = AgentConfiguration()
+        configuration.streams = [.init(name: "s", channels: 3)]
+        configuration.policy.threshold = 1
+        configuration.policy.maxEscalationsPerSecond = 1e9
+        configuration.verdictDeadlineMs = 100
+        var fds: [Int32] = [0, 0]
+        #expect(Glibc.pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let sink = CollectingSink()
+        let transport = RespondingTransport()
+        let agent = try EdgeAgent(
+            configuration: configuration, classifier: try TestModel.classifier(),
+            sources: [StandardInputSource(fileDescriptor: fds[0], description: "pipe")], sinks: [sink],
+            escalations: transport, log: { _ in })
+        let running = Task { try await agent.run() }
+        let text = (0..<40).map { "\($0),\(Double($0) * 0.1),2,-1" }.joined(separator: "\n") + "\n"
+        _ = Array(text.utf8).withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        try await Task.sleep(for: .milliseconds(700))  // past every deadline and every late verdict
+        close(fds[1])
+        try await running.value
+
+        let records = sink.snapshot
+        let statistics = agent.currentStatistics()
+        #expect(statistics.windows == 9 && statistics.escalations == 9)
+        #expect(transport.decodeFailures.withLock { $0 } == 0, "every escalation decodes")
+        let predictions = records.filter { $0.kind == .prediction }
+        #expect(predictions.count == 9, "one prediction record per window")
+        #expect(predictions.filter { $0.origin == .cloud && !$0.provisional }.count == 3)
+        #expect(predictions.filter { $0.origin == .edge && $0.provisional }.count == 6)
+        let corrections = records.filter { $0.kind == .correction }
+        #expect(corrections.count == 3 && corrections.allSatisfy { $0.origin == .cloud && $0.modelVersion == "full-1" })
+        #expect(statistics.verdictsInTime == 3 && statistics.corrections == 3)
+        #expect(Set(corrections.compactMap(\.escalationId)).isSubset(of: Set(predictions.compactMap(\.escalationId))))
     }
 }

@@ -10,6 +10,10 @@ public struct AgentStatistics: Sendable, Equatable {
     public var cappedEscalations = 0
     /// Sum of the windows' confidences (for the mean).
     public var confidenceSum = 0.0
+    /// Escalated windows whose verdict arrived before the deadline (their record is the cloud's).
+    public var verdictsInTime = 0
+    /// Correction records emitted for late verdicts that differed from the provisional prediction.
+    public var corrections = 0
     /// Windows whose classification failed.
     public var classificationFailures = 0
     /// Windows classified per stream.

@@ -23,6 +23,9 @@ public final class EdgeAgent: Sendable {
     let log: @Sendable (String) -> Void
     let started = ContinuousClock.now
     let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
+    let verdictTracker: Mutex<VerdictTracker>
+    /// Set by ``run()`` when the transport delivers verdicts.
+    let verdictsEnabled = Atomic<Bool>(false)
 
     /// Assembles an agent from parts.
     ///
@@ -77,6 +80,7 @@ public final class EdgeAgent: Sendable {
         self.escalations = escalations
         self.log = log
         inputErrors = InputErrorCounters(streams: configuration.streams.map(\.name))
+        verdictTracker = Mutex(VerdictTracker(deadlineSeconds: Double(configuration.verdictDeadlineMs) / 1000))
         statistics = Mutex(AgentStatistics())
         logLimiter = Mutex(
             RateLimitedLog(limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds))
@@ -155,6 +159,31 @@ public final class EdgeAgent: Sendable {
                 }
             }
         }
+        let verdictTask: Task<Void, Never>?
+        let expiryTask: Task<Void, Never>?
+        if let verdicts = escalations.verdicts() {
+            verdictsEnabled.store(true, ordering: .relaxed)
+            let classNames = classifier.classNames
+            verdictTask = Task {
+                for await verdict in verdicts {
+                    let now = self.now
+                    if let record = verdictTracker.withLock({ $0.received(verdict, classNames: classNames, now: now) })
+                    {
+                        emit([record])
+                    }
+                }
+            }
+            let step = min(0.05, Double(configuration.verdictDeadlineMs) / 5000)
+            expiryTask = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(max(1, Int(step * 1000))))
+                    releaseExpired()
+                }
+            }
+        } else {
+            verdictTask = nil
+            expiryTask = nil
+        }
         var firstError: (any Error)?
         await withTaskGroup(of: (any Error)?.self) { group in
             for (index, source) in sources.enumerated() {
@@ -171,6 +200,17 @@ public final class EdgeAgent: Sendable {
                 }
             }
             for await error in group where firstError == nil { firstError = error }
+        }
+        if verdictTask != nil {
+            // Windows in flight include those waiting for a verdict: give each its deadline, no more.
+            let limit = now + Double(configuration.verdictDeadlineMs) / 1000
+            while verdictTracker.withLock({ $0.pendingCount }) > 0 && now < limit {
+                try? await Task.sleep(for: .milliseconds(10))
+                releaseExpired()
+            }
+            expiryTask?.cancel()
+            verdictTask?.cancel()
+            emit(verdictTracker.withLock { $0.expire(now: .infinity) })
         }
         flusher.cancel()
         flushSinks()
@@ -205,7 +245,8 @@ public final class EdgeAgent: Sendable {
         }
         let object: [String: Any] = [
             "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
-            "escalations": s.escalations, "cappedEscalations": s.cappedEscalations, "escalationRate": s.escalationRate,
+            "escalations": s.escalations, "cappedEscalations": s.cappedEscalations,
+            "verdictsInTime": s.verdictsInTime, "corrections": s.corrections, "escalationRate": s.escalationRate,
             "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
             "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
         ]
@@ -282,6 +323,26 @@ public final class EdgeAgent: Sendable {
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Whether escalated windows wait for a verdict (the transport delivers them).
+    var awaitsVerdicts: Bool { verdictsEnabled.load(ordering: .relaxed) }
+
+    /// Writes records to every sink.
+    func emit(_ records: [PredictionRecord]) {
+        for record in records { emit(record) }
+    }
+
+    /// Writes one record to every sink.
+    func emit(_ record: PredictionRecord) {
+        for sink in sinks { sink.write(record) }
+        if record.kind == .correction { statistics.withLock { $0.corrections += 1 } }
+        if record.origin == .cloud && record.kind == .prediction { statistics.withLock { $0.verdictsInTime += 1 } }
+    }
+
+    private func releaseExpired() {
+        let now = self.now
+        emit(verdictTracker.withLock { $0.expire(now: now) })
     }
 
     func flushSinks() {

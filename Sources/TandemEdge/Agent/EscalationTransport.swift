@@ -4,11 +4,19 @@ import Synchronization
 ///
 /// The agent builds an ``EscalationPayload`` for every window the policy escalates and hands it here.
 /// The MQTT implementation (with TandemMQTT) journals it in the durable outbox, publishes it with QoS 1
-/// and a correlation id, and reports verdicts; until then ``OfflineEscalations`` counts them, and the
-/// edge's prediction for an escalated window is emitted `provisional`.
+/// and a correlation id, and delivers verdicts through ``verdicts()``; the agent then holds each
+/// escalated window's record in a ``VerdictTracker`` until its verdict or the deadline. A transport
+/// without verdicts (``OfflineEscalations``) makes the agent emit escalated windows `provisional` at once.
 public protocol EscalationTransport: Sendable {
     /// Accepts one escalation for delivery.
     func submit(_ payload: EscalationPayload, encoded: [UInt8])
+    /// The verdicts as they arrive, or nil if this transport never delivers any. Called once per run.
+    func verdicts() -> AsyncStream<Verdict>?
+}
+
+extension EscalationTransport {
+    /// No verdicts.
+    public func verdicts() -> AsyncStream<Verdict>? { nil }
 }
 
 /// Counts escalations instead of sending them (no broker configured or available yet).

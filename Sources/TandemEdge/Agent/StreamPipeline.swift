@@ -93,8 +93,8 @@ struct StreamPipeline {
                 return (policy.decide(confidence: confidence, now: now), confidence)
             }
         }
-        var escalationId: UUID?
-        if decision.escalate { escalationId = escalate(span: span, confidence: confidence) }
+        let escalation = decision.escalate ? makeEscalation(span: span, confidence: confidence) : nil
+        let escalationId = escalation?.payload.id
         let elapsed = ContinuousClock.now - completed
         let record = PredictionRecord(
             stream: name, windowStart: span.start, windowEnd: span.end,
@@ -104,7 +104,15 @@ struct StreamPipeline {
             modelVersion: classifier.modelVersion,
             latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds)
                 * 1000)
-        for sink in agent.sinks { sink.write(record) }
+        if let escalation, agent.awaitsVerdicts {
+            // Registered before it is sent: a verdict can come back faster than this thread continues.
+            let now = agent.now
+            agent.emit(agent.verdictTracker.withLock { $0.escalated(record, id: escalation.payload.id, now: now) })
+            agent.escalations.submit(escalation.payload, encoded: escalation.bytes)
+        } else {
+            if let escalation { agent.escalations.submit(escalation.payload, encoded: escalation.bytes) }
+            agent.emit(record)
+        }
         let streamName = name
         agent.statistics.withLock {
             $0.windows += 1
@@ -115,8 +123,10 @@ struct StreamPipeline {
         }
     }
 
-    /// Builds and submits the escalation payload; returns its id.
-    private func escalate(span: (start: Double, end: Double), confidence: Double) -> UUID? {
+    /// Builds and encodes the escalation payload of the current window.
+    private func makeEscalation(
+        span: (start: Double, end: Double), confidence: Double
+    ) -> (payload: EscalationPayload, bytes: [UInt8])? {
         let classifier = agent.classifier
         let id = UUID()
         let window = windower.withCurrentWindow { Array($0.values) } ?? []
@@ -129,8 +139,7 @@ struct StreamPipeline {
             channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
             confidence: Float(confidence))
         do {
-            agent.escalations.submit(payload, encoded: try payload.encoded())
-            return id
+            return (payload, try payload.encoded())
         } catch {
             agent.log("stream \(name): escalation not encoded: \(error)")
             return nil
