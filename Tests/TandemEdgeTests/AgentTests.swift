@@ -137,3 +137,29 @@ extension AgentTests {
         #expect(Set(corrections.compactMap(\.escalationId)).isSubset(of: Set(predictions.compactMap(\.escalationId))))
     }
 }
+
+extension AgentTests {
+    @Test("a stream whose sample rate differs from the model's is reported once; a matching one is not")
+    func sampleRateCheck() async throws {
+        let artifact = try TestModel.artifact(sampleRateHz: 50)
+        let classifier = FloatWindowClassifier(model: try FloatModel(artifact: artifact), manifest: artifact.manifest)
+        var configuration = AgentConfiguration()
+        configuration.streams = [.init(name: "slow", channels: 3), .init(name: "right", channels: 3)]
+        let slow = (0..<100).map { "\(Double($0) * 0.1),1,2,3" }.joined(separator: "\n") + "\n"
+        let right = (0..<100).map { "\(Double($0) * 0.02),1,2,3" }.joined(separator: "\n") + "\n"
+        let messages = Mutex<[String]>([])
+        let agent = try EdgeAgent(
+            configuration: configuration, classifier: classifier,
+            sources: [
+                TextSource(Array(slow.utf8), maximumLineBytes: 256),
+                TextSource(Array(right.utf8), maximumLineBytes: 256),
+            ], sinks: [CollectingSink()], log: { m in messages.withLock { $0.append(m) } })
+        try await agent.run()
+        let statistics = agent.currentStatistics()
+        #expect(statistics.sampleRateMismatchByStream.keys.sorted() == ["slow"])
+        #expect(abs((statistics.sampleRateMismatchByStream["slow"] ?? 0) - 10) < 0.01)
+        #expect(messages.withLock { $0 }.filter { $0.contains("10 Hz") && $0.contains("50 Hz") }.count == 1)
+        #expect(statistics.windowsByStream["slow"] ?? 0 == 0, "every 0.1 s step is a gap at 50 Hz: no windows")
+        #expect(statistics.windowsByStream["right"] == (100 - 8) / 4 + 1)
+    }
+}

@@ -246,7 +246,8 @@ public final class EdgeAgent: Sendable {
         let object: [String: Any] = [
             "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
             "escalations": s.escalations, "cappedEscalations": s.cappedEscalations,
-            "verdictsInTime": s.verdictsInTime, "corrections": s.corrections, "escalationRate": s.escalationRate,
+            "verdictsInTime": s.verdictsInTime, "corrections": s.corrections,
+            "sampleRateMismatchHz": s.sampleRateMismatchByStream, "escalationRate": s.escalationRate,
             "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
             "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
         ]

@@ -12,6 +12,7 @@ struct StreamPipeline {
     var windower: StreamWindower
     var probabilities: [Float]
     var samples = 0
+    var rateChecked = false
 
     init(agent: EdgeAgent, index: Int) throws {
         self.agent = agent
@@ -47,7 +48,24 @@ struct StreamPipeline {
                 }
             }
         }
+        checkSampleRate()
         publishCounts()
+    }
+
+    /// Compares the observed sample interval with the model's nominal rate once enough samples arrived;
+    /// a mismatch over 10 % is reported once per stream (windows then span another duration than the
+    /// model was trained on).
+    private mutating func checkSampleRate() {
+        guard !rateChecked, let nominal = windower.nominalStep, windower.acceptedSamples >= 64,
+            let observed = windower.observedMedianStep(), observed > 0
+        else { return }
+        rateChecked = true
+        guard abs(observed - nominal) > 0.1 * nominal else { return }
+        let observedHz = 1 / observed, name = self.name
+        agent.statistics.withLock { $0.sampleRateMismatchByStream[name] = observedHz }
+        agent.log(
+            "stream \(name): samples arrive at \(String(format: "%.3g", observedHz)) Hz, the model expects "
+                + "\(String(format: "%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
     }
 
     private mutating func publishCounts() {

@@ -107,10 +107,11 @@ public struct StreamWindower: Sendable {
             if let expected = computeExpectedStep(), step > gapFactor * expected {
                 gapResets += 1
                 reset()
-            } else {
-                steps[stepCount % Self.stepHistory] = step
-                stepCount += 1
             }
+            // Gaps enter the history too: the median shrugs off the odd one, and a stream whose every
+            // step is a "gap" against the nominal rate still shows its real rate.
+            steps[stepCount % Self.stepHistory] = step
+            stepCount += 1
         }
         lastTimestamp = timestamp
         let w = window, c = channels
@@ -183,8 +184,18 @@ public struct StreamWindower: Sendable {
         return copy.computeExpectedStep()
     }
 
+    /// The median of the last ``stepHistory`` steps between accepted samples (gaps included), after at
+    /// least three; independent of the nominal rate, so callers can compare the two.
+    public mutating func observedMedianStep() -> Double? {
+        medianOfRecentSteps()
+    }
+
     private mutating func computeExpectedStep() -> Double? {
         if let nominalStep { return nominalStep }
+        return medianOfRecentSteps()
+    }
+
+    private mutating func medianOfRecentSteps() -> Double? {
         let n = min(stepCount, Self.stepHistory)
         guard n >= 3 else { return nil }
         // Insertion sort of at most `stepHistory` values in a buffer owned by this windower: no allocation.
