@@ -22,7 +22,14 @@ struct AgentTests {
         let udp = try UDPSource(host: "127.0.0.1", port: 0)
         var configuration = AgentConfiguration()
         configuration.device.id = "box"
-        configuration.streams = [.init(name: "file", channels: 3), .init(name: "udp", channels: 3)]
+        var fileSource = AgentConfiguration.Source(), udpSource = AgentConfiguration.Source()
+        fileSource.kind = .file
+        fileSource.path = path
+        udpSource.kind = .udp
+        udpSource.port = udp.boundPort
+        configuration.streams = [
+            .init(name: "file", channels: 3, source: fileSource), .init(name: "udp", channels: 3, source: udpSource),
+        ]
         configuration.policy.threshold = 1
         configuration.policy.maxEscalationsPerSecond = 1e9
         let sink = CollectingSink()
@@ -144,7 +151,13 @@ extension AgentTests {
         let artifact = try TestModel.artifact(sampleRateHz: 50)
         let classifier = FloatWindowClassifier(model: try FloatModel(artifact: artifact), manifest: artifact.manifest)
         var configuration = AgentConfiguration()
-        configuration.streams = [.init(name: "slow", channels: 3), .init(name: "right", channels: 3)]
+        var slowSource = AgentConfiguration.Source(), rightSource = AgentConfiguration.Source()
+        (slowSource.kind, slowSource.path) = (.file, "/slow.csv")
+        (rightSource.kind, rightSource.path) = (.file, "/right.csv")
+        configuration.streams = [
+            .init(name: "slow", channels: 3, source: slowSource),
+            .init(name: "right", channels: 3, source: rightSource),
+        ]
         let slow = (0..<100).map { "\(Double($0) * 0.1),1,2,3" }.joined(separator: "\n") + "\n"
         let right = (0..<100).map { "\(Double($0) * 0.02),1,2,3" }.joined(separator: "\n") + "\n"
         let messages = Mutex<[String]>([])
@@ -161,5 +174,36 @@ extension AgentTests {
         #expect(messages.withLock { $0 }.filter { $0.contains("10 Hz") && $0.contains("50 Hz") }.count == 1)
         #expect(statistics.windowsByStream["slow"] ?? 0 == 0, "every 0.1 s step is a gap at 50 Hz: no windows")
         #expect(statistics.windowsByStream["right"] == (100 - 8) / 4 + 1)
+    }
+}
+
+extension AgentTests {
+    @Test("streams sharing one source: JSON lines go to the stream they name, CSV lines to the first")
+    func sharedSource() async throws {
+        var configuration = AgentConfiguration()
+        configuration.device.id = "box"
+        configuration.streams = ["a", "b", "c"].map { .init(name: $0, channels: 3) }  // all on stdin: one reader
+        #expect(configuration.sourceGroups == [[0, 1, 2]])
+        try configuration.validate()
+        var lines = [String]()
+        for i in 0..<40 {
+            lines.append("{\"stream\":\"b\",\"ts\":\(i),\"values\":[1,2,3]}")
+            lines.append("\(i),1,2,3")  // no stream field: the first stream, a
+            if i < 20 { lines.append("{\"ts\":\(i),\"values\":[1,2,3],\"stream\":\"c\"}") }
+        }
+        lines.append("{\"ts\":99,\"values\":[1,2,3],\"stream\":\"zzz\"}")
+        let text = lines.joined(separator: "\n") + "\n"
+        let agent = try EdgeAgent(
+            configuration: configuration, classifier: try TestModel.classifier(),
+            sources: [TextSource(Array(text.utf8), maximumLineBytes: 256)], sinks: [CollectingSink()], log: { _ in })
+        try await agent.run()
+        let statistics = agent.currentStatistics()
+        #expect(statistics.windowsByStream == ["a": 9, "b": 9, "c": 4])
+        #expect(statistics.inputErrors.byStream == ["a": [.unknownStream: 1]])
+        #expect(throws: ConfigurationError.self) {
+            try EdgeAgent(
+                configuration: configuration, classifier: try TestModel.classifier(),
+                sources: [TextSource([], maximumLineBytes: 64), TextSource([], maximumLineBytes: 64)], sinks: [])
+        }
     }
 }

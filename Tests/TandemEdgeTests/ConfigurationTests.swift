@@ -35,7 +35,7 @@ struct ConfigurationTests {
                 streams:
                   - {name: one, channels: 3, source: {kind: udp, port: 9000}}
                   - {name: one, channels: 0, source: {kind: file}}
-                  - {name: three, channels: 2, source: {kind: udp, port: 9000}}
+                  - {name: three, channels: 2, source: {kind: udp, port: 9000, maxLineBytes: 100}}
                 policy: {threshold: 1.5, budget: 2, topK: 0}
                 sinks: [{kind: file}]
                 metrics: {listen: "nope"}
@@ -47,7 +47,7 @@ struct ConfigurationTests {
             let keys = Set(error.issues.map(\.key))
             for key in [
                 "device.id", "broker.url", "streams[1].name", "streams[1].channels", "streams[1].source.path",
-                "streams[2].source.port", "policy.threshold", "policy.budget", "policy.topK", "sinks[0].path",
+                "streams[2].source", "policy.threshold", "policy.budget", "policy.topK", "sinks[0].path",
                 "metrics.listen",
             ] {
                 #expect(keys.contains(key), "\(key) in \(error)")

@@ -60,7 +60,10 @@ struct ModelLoadingTests {
     @Test("a stream whose channels differ from the model's is refused, naming the key")
     func channelMismatch() throws {
         var configuration = AgentConfiguration()
-        configuration.streams = [.init(name: "a", channels: 3), .init(name: "b", channels: 4)]
+        var file = AgentConfiguration.Source()
+        file.kind = .file
+        file.path = "/nonexistent/b.csv"
+        configuration.streams = [.init(name: "a", channels: 3), .init(name: "b", channels: 4, source: file)]
         #expect {
             try EdgeAgent(
                 configuration: configuration, classifier: try TestModel.classifier(),

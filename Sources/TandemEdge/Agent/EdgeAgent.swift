@@ -30,7 +30,8 @@ public final class EdgeAgent: Sendable {
     /// Assembles an agent from parts.
     ///
     /// - Parameters:
-    ///   - configuration: A validated configuration; `sources[i]` feeds `configuration.streams[i]`.
+    ///   - configuration: A validated configuration; `sources[i]` feeds the streams of
+    ///     `configuration.sourceGroups[i]` (one per stream unless streams share a source).
     ///   - classifier: The model.
     ///   - sources: One source per configured stream.
     ///   - sinks: Where records go.
@@ -43,9 +44,10 @@ public final class EdgeAgent: Sendable {
         sinks: [any PredictionSink], escalations: any EscalationTransport = OfflineEscalations(),
         log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
     ) throws(ConfigurationError) {
-        guard sources.count == configuration.streams.count else {
+        let groups = configuration.sourceGroups
+        guard sources.count == groups.count else {
             throw ConfigurationError(
-                .invalidValue, key: "streams", "\(configuration.streams.count) streams but \(sources.count) sources")
+                .invalidValue, key: "streams", "\(groups.count) distinct sources configured but \(sources.count) given")
         }
         for (i, stream) in configuration.streams.enumerated() where stream.channels != classifier.input.channels {
             throw ConfigurationError(
@@ -102,8 +104,9 @@ public final class EdgeAgent: Sendable {
             path: configuration.model.path, trustedKeyPaths: configuration.model.trustedKeys,
             requireSignature: configuration.model.requireSignature)
         var sources = [any LineSource]()
-        for (i, stream) in configuration.streams.enumerated() {
-            let s = stream.source
+        for group in configuration.sourceGroups {
+            let i = group[0]
+            let s = configuration.streams[i].source
             switch s.kind {
             case .stdin:
                 sources.append(StandardInputSource(maximumLineBytes: s.maxLineBytes))
@@ -185,16 +188,19 @@ public final class EdgeAgent: Sendable {
             expiryTask = nil
         }
         var firstError: (any Error)?
+        let groups = configuration.sourceGroups
         await withTaskGroup(of: (any Error)?.self) { group in
             for (index, source) in sources.enumerated() {
                 group.addTask { [self] in
                     do {
-                        var pipeline = try StreamPipeline(agent: self, index: index)
+                        var pipeline = try SourcePipeline(
+                            agent: self, group: groups[index], sourceDescription: source.description)
                         for try await batch in source.batches() { pipeline.process(batch) }
                         pipeline.finish()
                         return nil
                     } catch {
-                        log("stream \(configuration.streams[index].name): \(source.description): \(error)")
+                        let names = groups[index].map { configuration.streams[$0].name }.joined(separator: ", ")
+                        log("stream \(names): \(source.description): \(error)")
                         return error
                     }
                 }

@@ -1,53 +1,79 @@
 import Foundation
 import TandemCore
 
-/// One stream's path through the agent: parse each line, window the samples, classify each window,
-/// decide on escalation, emit the record. Its buffers are allocated once, up front.
+/// One source's lines through the agent: parse each line and hand its sample to the stream it
+/// belongs to. Lines the parser rejects (and over-long lines) count against the group's first stream:
+/// a bad line cannot be trusted to name its stream.
+struct SourcePipeline {
+    let sourceDescription: String
+    var parser: SampleLineParser
+    var streams: [StreamPipeline]
+
+    init(agent: EdgeAgent, group: [Int], sourceDescription: String) throws {
+        self.sourceDescription = sourceDescription
+        let configured = group.map { agent.configuration.streams[$0] }
+        let first = configured[0]
+        parser = SampleLineParser(
+            channels: first.channels, streamNames: configured.map(\.name), maximumLineBytes: first.source.maxLineBytes)
+        streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
+    }
+
+    mutating func process(_ batch: LineBatch) {
+        if batch.overlongLines > 0 {
+            streams[0].reject(.lineTooLong, line: batch.firstLineNumber, count: batch.overlongLines)
+        }
+        batch.forEachLine { number, line in
+            switch parser.parse(line) {
+            case .skipped: return
+            case .rejected(let reason): streams[0].reject(reason, line: number)
+            case .sample(let timestamp):
+                let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
+                parser.values.withUnsafeBufferPointer {
+                    streams[k].accept(timestamp: timestamp, values: $0, line: number)
+                }
+            }
+        }
+        for k in streams.indices { streams[k].batchDone() }
+    }
+
+    mutating func finish() {
+        for k in streams.indices { streams[k].batchDone() }
+    }
+}
+
+/// One stream's path after parsing: window the samples, classify each window, decide on escalation,
+/// emit the record. Its buffers are allocated once, up front.
 struct StreamPipeline {
     let agent: EdgeAgent
     let index: Int
     let name: String
     let sourceDescription: String
-    var parser: SampleLineParser
     var windower: StreamWindower
     var probabilities: [Float]
     var samples = 0
     var rateChecked = false
 
-    init(agent: EdgeAgent, index: Int) throws {
+    init(agent: EdgeAgent, index: Int, sourceDescription: String) throws {
         self.agent = agent
         self.index = index
         let stream = agent.configuration.streams[index]
         name = stream.name
-        sourceDescription = agent.sources[index].description
-        parser = SampleLineParser(
-            channels: stream.channels, streamName: stream.name, maximumLineBytes: stream.source.maxLineBytes)
+        self.sourceDescription = sourceDescription
         windower = try StreamWindower(spec: agent.classifier.input, gapFactor: stream.gapFactor)
         probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
     }
 
-    mutating func process(_ batch: LineBatch) {
-        if batch.overlongLines > 0 {
-            agent.inputErrors.record(.lineTooLong, stream: index, count: batch.overlongLines)
-            agent.reportRejection(.lineTooLong, stream: name, line: batch.firstLineNumber, source: sourceDescription)
+    mutating func accept(timestamp: Double, values: UnsafeBufferPointer<Float>, line: Int) {
+        switch windower.append(timestamp: timestamp, values: values) {
+        case .accepted: samples += 1
+        case .windowReady:
+            samples += 1
+            classifyCurrentWindow()
+        case .rejected(let reason): reject(reason, line: line)
         }
-        batch.forEachLine { number, line in
-            switch parser.parse(line) {
-            case .skipped: return
-            case .rejected(let reason): reject(reason, line: number)
-            case .sample(let timestamp):
-                let outcome = parser.values.withUnsafeBufferPointer {
-                    windower.append(timestamp: timestamp, values: $0)
-                }
-                switch outcome {
-                case .accepted: samples += 1
-                case .windowReady:
-                    samples += 1
-                    classifyCurrentWindow()
-                case .rejected(let reason): reject(reason, line: number)
-                }
-            }
-        }
+    }
+
+    mutating func batchDone() {
         checkSampleRate()
         publishCounts()
     }
@@ -77,10 +103,8 @@ struct StreamPipeline {
         self.samples = 0
     }
 
-    mutating func finish() { publishCounts() }
-
-    private func reject(_ reason: InputRejection, line: Int) {
-        agent.inputErrors.record(reason, stream: index)
+    func reject(_ reason: InputRejection, line: Int, count: Int = 1) {
+        agent.inputErrors.record(reason, stream: index, count: count)
         agent.reportRejection(reason, stream: name, line: line, source: sourceDescription)
     }
 

@@ -27,7 +27,7 @@ extension AgentConfiguration {
         }
 
         check(!streams.isEmpty, "streams", "at least one stream is needed")
-        var names = Set<String>(), ports = Set<Int>(), stdinStreams = 0
+        var names = Set<String>()
         for (i, stream) in streams.enumerated() {
             let p = "streams[\(i)]"
             check(
@@ -42,23 +42,26 @@ extension AgentConfiguration {
             let s = stream.source
             check(s.maxLineBytes >= 16, "\(p).source.maxLineBytes", "must be at least 16, got \(s.maxLineBytes)")
             switch s.kind {
-            case .stdin:
-                stdinStreams += 1
-                check(stdinStreams == 1, "\(p).source.kind", "only one stream can read stdin")
+            case .stdin: break
             case .file:
                 check(!s.path.isEmpty, "\(p).source.path", "a file source needs a path")
                 check(s.pollIntervalMs > 0, "\(p).source.pollIntervalMs", "must be positive, got \(s.pollIntervalMs)")
             case .udp:
                 check((1...65535).contains(s.port), "\(p).source.port", "must be within 1…65535, got \(s.port)")
-                check(
-                    ports.insert(s.port).inserted || !(1...65535).contains(s.port), "\(p).source.port",
-                    "port \(s.port) is used by an earlier stream")
                 var address = in_addr()
                 check(
                     inet_pton(AF_INET, s.host, &address) == 1, "\(p).source.host",
                     "must be an IPv4 address, got '\(s.host)'")
             case .mqtt:
                 check(!s.topic.isEmpty, "\(p).source.topic", "an mqtt source needs a topic")
+            }
+            // Streams may share a source (JSON lines then name their stream), but only with identical settings.
+            if let j = streams[..<i].firstIndex(where: { Self.sourceKey($0.source) == Self.sourceKey(s) }),
+                streams[j].source != s
+            {
+                check(
+                    false, "\(p).source",
+                    "reads the same \(s.kind.rawValue) source as streams[\(j)] with other settings")
             }
         }
 
@@ -96,6 +99,35 @@ extension AgentConfiguration {
         check(log.maxMessages >= 0, "log.maxMessages", "must not be negative, got \(log.maxMessages)")
         check(log.intervalSeconds > 0, "log.intervalSeconds", "must be positive, got \(log.intervalSeconds)")
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
+    }
+
+    /// What identifies a source: streams whose sources have the same key share one reader.
+    static func sourceKey(_ source: Source) -> String {
+        switch source.kind {
+        case .stdin: "stdin"
+        case .file: "file \(source.path)"
+        case .udp: "udp \(source.port)"
+        case .mqtt: "mqtt \(source.topic)"
+        }
+    }
+
+    /// The streams grouped by the source they read, in order of first appearance: one reader per group.
+    ///
+    /// A JSON line on a shared source goes to the stream its `stream` field names; a line without one
+    /// (every CSV line) goes to the group's first stream.
+    public var sourceGroups: [[Int]] {
+        var groups = [[Int]]()
+        var byKey = [String: Int]()
+        for (i, stream) in streams.enumerated() {
+            let key = Self.sourceKey(stream.source)
+            if let g = byKey[key] {
+                groups[g].append(i)
+            } else {
+                byKey[key] = groups.count
+                groups.append([i])
+            }
+        }
+        return groups
     }
 
     /// The configuration as YAML, every key with its effective value (what `check-config` prints).

@@ -11,18 +11,22 @@
 /// yields a sample or an ``InputRejection``. Parsed values land in ``values``, a buffer the parser
 /// reuses: parsing allocates nothing.
 ///
-/// JSON keys may come in any order; unknown keys are skipped. `stream`, if present, must equal the
-/// stream name given at construction, else the line is rejected as `unknownStream`.
+/// JSON keys may come in any order; unknown keys are skipped. `stream`, if present, must be one of the
+/// stream names given at construction (``streamIndex`` then says which), else the line is rejected as
+/// `unknownStream`; a line without one (and every CSV line) belongs to the first stream.
 public struct SampleLineParser: Sendable {
     /// Channel values per sample.
     public let channels: Int
     /// Lines longer than this many bytes are rejected as `lineTooLong`.
     public let maximumLineBytes: Int
-    /// The stream this parser's lines belong to (JSON `stream` fields are checked against it).
-    public let streamName: String
+    /// The streams this parser's lines may belong to (JSON `stream` fields are checked against them;
+    /// none: any name is accepted).
+    public let streamNames: [String]
+    /// The index in ``streamNames`` of the last accepted sample's stream (0 without a `stream` field).
+    public private(set) var streamIndex = 0
     /// The values of the last accepted sample; the first ``channels`` entries are valid.
     public private(set) var values: [Float]
-    private let streamNameBytes: [UInt8]
+    private let streamNameBytes: [[UInt8]]
     private var scratch: [CChar]
 
     /// The result of parsing one line.
@@ -38,13 +42,19 @@ public struct SampleLineParser: Sendable {
     /// The longest numeric field accepted (longer fields are `nonNumeric`).
     static let maximumFieldBytes = 63
 
-    /// Creates a parser for samples of `channels` values.
+    /// Creates a parser for samples of `channels` values belonging to one stream (`""`: any).
     public init(channels: Int, streamName: String = "", maximumLineBytes: Int = 4096) {
+        self.init(
+            channels: channels, streamNames: streamName.isEmpty ? [] : [streamName], maximumLineBytes: maximumLineBytes)
+    }
+
+    /// Creates a parser for samples of `channels` values belonging to one of `streamNames` (empty: any).
+    public init(channels: Int, streamNames: [String], maximumLineBytes: Int = 4096) {
         self.channels = max(channels, 1)
-        self.streamName = streamName
+        self.streamNames = streamNames
         self.maximumLineBytes = max(maximumLineBytes, 16)
         values = [Float](repeating: 0, count: self.channels)
-        streamNameBytes = Array(streamName.utf8)
+        streamNameBytes = streamNames.map { Array($0.utf8) }
         scratch = [CChar](repeating: 0, count: Self.maximumFieldBytes + 1)
     }
 
@@ -107,6 +117,7 @@ public struct SampleLineParser: Sendable {
         // The channel count is checked first: a line with the wrong shape is that, whatever its fields hold.
         if field - 1 != channels { return .rejected(.wrongChannelCount) }
         if let failure { return .rejected(failure) }
+        streamIndex = 0
         return .sample(timestamp: timestamp)
     }
 
@@ -169,6 +180,7 @@ public struct SampleLineParser: Sendable {
         var sawValues = false
         var failure: InputRejection?
         var wrongStream = false
+        var namedStream = 0
         guard reader.consume(UInt8(ascii: "{")) else { return .rejected(.malformedJSON) }
         if !reader.consume(UInt8(ascii: "}")) {
             while true {
@@ -218,7 +230,13 @@ public struct SampleLineParser: Sendable {
                     }
                 } else if reader.equals(key, "stream") {
                     if let name = reader.string() {
-                        if !streamNameBytes.isEmpty && !reader.equals(name, streamNameBytes) { wrongStream = true }
+                        if !streamNameBytes.isEmpty {
+                            if let i = streamNameBytes.firstIndex(where: { reader.equals(name, $0) }) {
+                                namedStream = i
+                            } else {
+                                wrongStream = true
+                            }
+                        }
                     } else {
                         guard reader.skipValue() else { return .rejected(.malformedJSON) }
                         wrongStream = true
@@ -238,6 +256,7 @@ public struct SampleLineParser: Sendable {
         if valueCount != channels { return .rejected(.wrongChannelCount) }
         if let failure { return .rejected(failure) }
         guard let timestamp else { return .rejected(.malformedJSON) }
+        streamIndex = namedStream
         return .sample(timestamp: timestamp)
     }
 }
