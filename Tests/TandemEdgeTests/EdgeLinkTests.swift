@@ -1,5 +1,5 @@
-import Testing
 import TandemEdge
+import Testing
 
 struct EdgeLinkTests {
     @Test("the edge library links")

@@ -1,0 +1,390 @@
+import Foundation
+import Synchronization
+import TandemCore
+
+/// The edge agent: sources → parser → windower → classifier → escalation policy → sinks, one task per stream.
+///
+/// Build one with ``make(configuration:log:)`` (what `tandem-edge run` does) or with explicit parts
+/// for tests. ``run()`` returns once every source has finished — after ``stop()``, at end of input,
+/// or on a source error — having classified every window read and flushed every sink.
+public final class EdgeAgent: Sendable {
+    /// The configuration it runs.
+    public let configuration: AgentConfiguration
+    /// The model.
+    public let classifier: any WindowClassifier
+    /// Rejected-input counters per stream and reason.
+    public let inputErrors: InputErrorCounters
+    let sources: [any LineSource]
+    let sinks: [any PredictionSink]
+    let escalations: any EscalationTransport
+    let policy: Mutex<EscalationPolicy>
+    let statistics: Mutex<AgentStatistics>
+    let logLimiter: Mutex<RateLimitedLog>
+    let log: @Sendable (String) -> Void
+    let started = ContinuousClock.now
+    let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
+    let verdictTracker: Mutex<VerdictTracker>
+    /// Set by ``run()`` when the transport delivers verdicts.
+    let verdictsEnabled = Atomic<Bool>(false)
+
+    /// Assembles an agent from parts.
+    ///
+    /// - Parameters:
+    ///   - configuration: A validated configuration; `sources[i]` feeds the streams of
+    ///     `configuration.sourceGroups[i]` (one per stream unless streams share a source).
+    ///   - classifier: The model.
+    ///   - sources: One source per configured stream.
+    ///   - sinks: Where records go.
+    ///   - escalations: Where escalated windows go.
+    ///   - log: Where messages go (standard error by default).
+    /// - Throws: ``ConfigurationError`` if a stream's channels differ from the model's or the policy is
+    ///   invalid, naming the key.
+    public init(
+        configuration: AgentConfiguration, classifier: any WindowClassifier, sources: [any LineSource],
+        sinks: [any PredictionSink], escalations: any EscalationTransport = OfflineEscalations(),
+        log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
+    ) throws(ConfigurationError) {
+        let groups = configuration.sourceGroups
+        guard sources.count == groups.count else {
+            throw ConfigurationError(
+                .invalidValue, key: "streams", "\(groups.count) distinct sources configured but \(sources.count) given")
+        }
+        for (i, stream) in configuration.streams.enumerated() where stream.channels != classifier.input.channels {
+            throw ConfigurationError(
+                .invalidValue, key: "streams[\(i)].channels",
+                "\(stream.channels), but model \(classifier.modelVersion) takes \(classifier.input.channels) channels")
+        }
+        let p = configuration.policy
+        let mode: EscalationPolicy.Mode
+        if let budget = p.budget {
+            let calibration =
+                classifier.calibration(for: p.measure)
+                ?? (try? CalibrationQuantiles(levels: [0, 1], values: [p.threshold, p.threshold]))
+            guard let calibration else {
+                throw ConfigurationError(.invalidValue, key: "policy.threshold", "unusable starting threshold")
+            }
+            mode = .budget(budget, calibration: calibration)
+        } else {
+            mode = .threshold(p.threshold)
+        }
+        do {
+            policy = Mutex(
+                try EscalationPolicy(
+                    measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
+                    gain: p.gain))
+        } catch {
+            throw ConfigurationError(.invalidValue, key: "policy", error.message)
+        }
+        self.configuration = configuration
+        self.classifier = classifier
+        self.sources = sources
+        self.sinks = sinks
+        self.escalations = escalations
+        self.log = log
+        inputErrors = InputErrorCounters(streams: configuration.streams.map(\.name))
+        verdictTracker = Mutex(VerdictTracker(deadlineSeconds: Double(configuration.verdictDeadlineMs) / 1000))
+        statistics = Mutex(AgentStatistics())
+        logLimiter = Mutex(
+            RateLimitedLog(limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds))
+    }
+
+    /// Writes a line to standard error.
+    public static let standardError: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Builds the agent a configuration describes: loads and verifies the model, opens sources and sinks.
+    ///
+    /// - Throws: ``ConfigurationError``, ``ModelLoadError``, ``SourceError`` or ``SinkError`` naming what failed.
+    public static func make(
+        configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
+    ) throws -> EdgeAgent {
+        try configuration.validate()
+        let classifier = try FloatWindowClassifier.load(
+            path: configuration.model.path, trustedKeyPaths: configuration.model.trustedKeys,
+            requireSignature: configuration.model.requireSignature)
+        var sources = [any LineSource]()
+        for group in configuration.sourceGroups {
+            let i = group[0]
+            let s = configuration.streams[i].source
+            switch s.kind {
+            case .stdin:
+                sources.append(StandardInputSource(maximumLineBytes: s.maxLineBytes))
+            case .file:
+                sources.append(
+                    FollowedFileSource(
+                        path: s.path, pollIntervalSeconds: Double(s.pollIntervalMs) / 1000, startAtEnd: s.startAtEnd,
+                        maximumLineBytes: s.maxLineBytes))
+            case .udp:
+                sources.append(try UDPSource(host: s.host, port: s.port, maximumLineBytes: s.maxLineBytes))
+            case .mqtt:
+                throw ConfigurationError(
+                    .invalidValue, key: "streams[\(i)].source.kind",
+                    "mqtt sources need the MQTT client, which this build lacks")
+            }
+        }
+        var sinks = [any PredictionSink]()
+        for (i, sink) in configuration.sinks.enumerated() {
+            let interval = Double(sink.flushIntervalMs) / 1000
+            switch sink.kind {
+            case .stdout: sinks.append(JSONLinesSink.standardOutput(flushIntervalSeconds: interval))
+            case .file: sinks.append(try JSONLinesSink.file(path: sink.path, flushIntervalSeconds: interval))
+            case .mqtt:
+                throw ConfigurationError(
+                    .invalidValue, key: "sinks[\(i)].kind", "mqtt sinks need the MQTT client, which this build lacks")
+            }
+        }
+        return try EdgeAgent(
+            configuration: configuration, classifier: classifier, sources: sources, sinks: sinks, log: log)
+    }
+
+    /// Seconds since the agent was created.
+    var now: Double {
+        let elapsed = ContinuousClock.now - started
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// Runs every stream until its source finishes, then flushes the sinks.
+    ///
+    /// - Throws: The first source error, after the other streams have finished.
+    public func run() async throws {
+        let flushInterval = sinks.map(\.flushIntervalSeconds).min() ?? 1
+        let statusInterval = configuration.statusIntervalSeconds
+        let flusher = Task {
+            var sinceStatus = 0.0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(flushInterval * 1000)))
+                flushSinks()
+                sinceStatus += flushInterval
+                if sinceStatus >= statusInterval {
+                    sinceStatus = 0
+                    log("status \(statusJSON())")
+                }
+            }
+        }
+        let verdictTask: Task<Void, Never>?
+        let expiryTask: Task<Void, Never>?
+        if let verdicts = escalations.verdicts() {
+            verdictsEnabled.store(true, ordering: .relaxed)
+            let classNames = classifier.classNames
+            verdictTask = Task {
+                for await verdict in verdicts {
+                    let now = self.now
+                    if let record = verdictTracker.withLock({ $0.received(verdict, classNames: classNames, now: now) })
+                    {
+                        emit([record])
+                    }
+                }
+            }
+            let step = min(0.05, Double(configuration.verdictDeadlineMs) / 5000)
+            expiryTask = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(max(1, Int(step * 1000))))
+                    releaseExpired()
+                }
+            }
+        } else {
+            verdictTask = nil
+            expiryTask = nil
+        }
+        var firstError: (any Error)?
+        let groups = configuration.sourceGroups
+        await withTaskGroup(of: (any Error)?.self) { group in
+            for (index, source) in sources.enumerated() {
+                group.addTask { [self] in
+                    do {
+                        var pipeline = try SourcePipeline(
+                            agent: self, group: groups[index], sourceDescription: source.description)
+                        for try await batch in source.batches() { pipeline.process(batch) }
+                        pipeline.finish()
+                        return nil
+                    } catch {
+                        let names = groups[index].map { configuration.streams[$0].name }.joined(separator: ", ")
+                        log("stream \(names): \(source.description): \(error)")
+                        return error
+                    }
+                }
+            }
+            for await error in group where firstError == nil { firstError = error }
+        }
+        if verdictTask != nil {
+            // Windows in flight include those waiting for a verdict: give each its deadline, no more.
+            let limit = now + Double(configuration.verdictDeadlineMs) / 1000
+            while verdictTracker.withLock({ $0.pendingCount }) > 0 && now < limit {
+                try? await Task.sleep(for: .milliseconds(10))
+                releaseExpired()
+            }
+            expiryTask?.cancel()
+            verdictTask?.cancel()
+            emit(verdictTracker.withLock { $0.expire(now: .infinity) })
+        }
+        flusher.cancel()
+        flushSinks()
+        metricsEndpoint.withLock { endpoint in
+            endpoint?.stop()
+            endpoint = nil
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Asks every source to finish; ``run()`` then drains what was read and returns.
+    public func stop() {
+        for source in sources { source.stop() }
+    }
+
+    /// What the agent has done so far.
+    public func currentStatistics() -> AgentStatistics {
+        var s = statistics.withLock { $0 }
+        s.inputErrors = inputErrors.snapshot()
+        s.threshold = policy.withLock { $0.threshold }
+        return s
+    }
+
+    /// The status message: model, counters, escalation rate, mean confidence, input errors, uptime, RSS.
+    ///
+    /// - Parameter state: `online` while running, `offline` once stopped (the MQTT last will says the same).
+    public func statusJSON(state: String = "online") -> String {
+        let s = currentStatistics()
+        var errors = [String: [String: Int]]()
+        for (stream, reasons) in s.inputErrors.byStream {
+            errors[stream] = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.rawValue, $0.value) })
+        }
+        let object: [String: Any] = [
+            "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
+            "escalations": s.escalations, "cappedEscalations": s.cappedEscalations,
+            "verdictsInTime": s.verdictsInTime, "corrections": s.corrections,
+            "sampleRateMismatchHz": s.sampleRateMismatchByStream, "escalationRate": s.escalationRate,
+            "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
+            "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
+        ]
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return "{}"
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Serves ``prometheusText()`` on `http://host:port/metrics` until ``run()`` returns.
+    ///
+    /// - Returns: The port (useful when `port` is 0).
+    /// - Throws: ``MetricsEndpointError`` if the address cannot be bound.
+    @discardableResult
+    public func serveMetrics(host: String, port: Int) throws(MetricsEndpointError) -> Int {
+        let endpoint = try MetricsEndpoint(host: host, port: port) { [weak self] in self?.prometheusText() ?? "" }
+        metricsEndpoint.withLock { $0 = endpoint }
+        return endpoint.boundPort
+    }
+
+    /// The agent's counters in the Prometheus text format.
+    public func prometheusText() -> String {
+        let s = currentStatistics()
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
+            out += "# HELP tandem_edge_\(name) \(help)\n# TYPE tandem_edge_\(name) \(type)\n"
+            for sample in samples {
+                let value =
+                    sample.value == sample.value.rounded() && abs(sample.value) < 1e15
+                    ? String(Int(sample.value)) : String(sample.value)
+                out += "tandem_edge_\(name)\(sample.labels.isEmpty ? "" : "{\(sample.labels)}") \(value)\n"
+            }
+        }
+        func quoted(_ text: String) -> String {
+            "\""
+                + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n") + "\""
+        }
+        let streams = configuration.streams.map(\.name)
+        metric(
+            "model_info", "gauge", "The model running, by version.", [("version=\(quoted(classifier.modelVersion))", 1)]
+        )
+        metric(
+            "windows_total", "counter", "Windows classified.",
+            streams.map { ("stream=\(quoted($0))", Double(s.windowsByStream[$0] ?? 0)) })
+        metric("samples_total", "counter", "Samples accepted into windows.", [("", Double(s.samples))])
+        metric("escalations_total", "counter", "Windows escalated.", [("", Double(s.escalations))])
+        metric(
+            "escalations_capped_total", "counter", "Windows below the threshold held back by the rate cap.",
+            [("", Double(s.cappedEscalations))])
+        var errors = [(labels: String, value: Double)]()
+        for stream in streams {
+            for reason in InputRejection.allCases {
+                errors.append(
+                    (
+                        "stream=\(quoted(stream)),reason=\"\(reason.rawValue)\"",
+                        Double(s.inputErrors.byStream[stream]?[reason] ?? 0)
+                    ))
+            }
+        }
+        metric("input_errors_total", "counter", "Rejected input lines by stream and reason.", errors)
+        metric("threshold", "gauge", "The escalation policy's confidence threshold.", [("", s.threshold)])
+        metric("mean_confidence", "gauge", "Mean confidence over all windows.", [("", s.meanConfidence)])
+        metric("uptime_seconds", "gauge", "Seconds since the agent started.", [("", (now * 1000).rounded() / 1000)])
+        if let rss = Self.residentBytes() {
+            metric("resident_memory_bytes", "gauge", "Resident set size of the process.", [("", Double(rss))])
+        }
+        return out
+    }
+
+    /// The process's resident set size from `/proc/self/statm`, if readable.
+    public static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Whether escalated windows wait for a verdict (the transport delivers them).
+    var awaitsVerdicts: Bool { verdictsEnabled.load(ordering: .relaxed) }
+
+    /// Writes records to every sink.
+    func emit(_ records: [PredictionRecord]) {
+        for record in records { emit(record) }
+    }
+
+    /// Writes one record to every sink.
+    func emit(_ record: PredictionRecord) {
+        for sink in sinks { sink.write(record) }
+        if record.kind == .correction { statistics.withLock { $0.corrections += 1 } }
+        if record.origin == .cloud && record.kind == .prediction { statistics.withLock { $0.verdictsInTime += 1 } }
+    }
+
+    private func releaseExpired() {
+        let now = self.now
+        emit(verdictTracker.withLock { $0.expire(now: now) })
+    }
+
+    func flushSinks() {
+        for sink in sinks {
+            do { try sink.flush() } catch { log("sink: \(error)") }
+        }
+    }
+
+    /// Logs a rejected line, rate-limited.
+    func reportRejection(_ reason: InputRejection, stream: String, line: Int, source: String) {
+        let decision = logLimiter.withLock { $0.decide(now: now) }
+        switch decision {
+        case .write: log("stream \(stream): \(source) line \(line): skipped (\(reason.rawValue))")
+        case .writeAfterSuppressed(let k):
+            log("stream \(stream): suppressed \(k) messages about bad input")
+            log("stream \(stream): \(source) line \(line): skipped (\(reason.rawValue))")
+        case .suppress: break
+        }
+    }
+}
+
+extension WindowClassifier {
+    /// Calibration quantiles of `measure` recorded in the model, if any (none by default).
+    public func calibration(for measure: ConfidenceMeasure) -> CalibrationQuantiles? { nil }
+}
+
+extension FloatWindowClassifier {
+    /// Calibration quantiles from the manifest's metrics `confidence.<measure>.p<percent>`
+    /// (e.g. `confidence.maxProbability.p10`), if the trainer recorded at least two.
+    public func calibration(for measure: ConfidenceMeasure) -> CalibrationQuantiles? {
+        let prefix = "confidence.\(measure.rawValue).p"
+        let points = manifest.metrics.compactMap { key, value -> (Double, Double)? in
+            guard key.hasPrefix(prefix), let percent = Double(key.dropFirst(prefix.count)) else { return nil }
+            return (percent / 100, value)
+        }.sorted { $0.0 < $1.0 }
+        return try? CalibrationQuantiles(levels: points.map(\.0), values: points.map(\.1))
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import TandemCore
+
+/// One source's lines through the agent: parse each line and hand its sample to the stream it
+/// belongs to. Lines the parser rejects (and over-long lines) count against the group's first stream:
+/// a bad line cannot be trusted to name its stream.
+struct SourcePipeline {
+    let sourceDescription: String
+    var parser: SampleLineParser
+    var streams: [StreamPipeline]
+
+    init(agent: EdgeAgent, group: [Int], sourceDescription: String) throws {
+        self.sourceDescription = sourceDescription
+        let configured = group.map { agent.configuration.streams[$0] }
+        let first = configured[0]
+        parser = SampleLineParser(
+            channels: first.channels, streamNames: configured.map(\.name), maximumLineBytes: first.source.maxLineBytes)
+        streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
+    }
+
+    mutating func process(_ batch: LineBatch) {
+        if batch.overlongLines > 0 {
+            streams[0].reject(.lineTooLong, line: batch.firstLineNumber, count: batch.overlongLines)
+        }
+        batch.forEachLine { number, line in
+            switch parser.parse(line) {
+            case .skipped: return
+            case .rejected(let reason): streams[0].reject(reason, line: number)
+            case .sample(let timestamp):
+                let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
+                parser.values.withUnsafeBufferPointer {
+                    streams[k].accept(timestamp: timestamp, values: $0, line: number)
+                }
+            }
+        }
+        for k in streams.indices { streams[k].batchDone() }
+    }
+
+    mutating func finish() {
+        for k in streams.indices { streams[k].batchDone() }
+    }
+}
+
+/// One stream's path after parsing: window the samples, classify each window, decide on escalation,
+/// emit the record. Its buffers are allocated once, up front.
+struct StreamPipeline {
+    let agent: EdgeAgent
+    let index: Int
+    let name: String
+    let sourceDescription: String
+    var windower: StreamWindower
+    var probabilities: [Float]
+    var samples = 0
+    var rateChecked = false
+
+    init(agent: EdgeAgent, index: Int, sourceDescription: String) throws {
+        self.agent = agent
+        self.index = index
+        let stream = agent.configuration.streams[index]
+        name = stream.name
+        self.sourceDescription = sourceDescription
+        windower = try StreamWindower(spec: agent.classifier.input, gapFactor: stream.gapFactor)
+        probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
+    }
+
+    mutating func accept(timestamp: Double, values: UnsafeBufferPointer<Float>, line: Int) {
+        switch windower.append(timestamp: timestamp, values: values) {
+        case .accepted: samples += 1
+        case .windowReady:
+            samples += 1
+            classifyCurrentWindow()
+        case .rejected(let reason): reject(reason, line: line)
+        }
+    }
+
+    mutating func batchDone() {
+        checkSampleRate()
+        publishCounts()
+    }
+
+    /// Compares the observed sample interval with the model's nominal rate once enough samples arrived;
+    /// a mismatch over 10 % is reported once per stream (windows then span another duration than the
+    /// model was trained on).
+    private mutating func checkSampleRate() {
+        guard !rateChecked, let nominal = windower.nominalStep, windower.acceptedSamples >= 64,
+            let observed = windower.observedMedianStep(), observed > 0
+        else { return }
+        rateChecked = true
+        guard abs(observed - nominal) > 0.1 * nominal else { return }
+        let observedHz = 1 / observed, name = self.name
+        agent.statistics.withLock { $0.sampleRateMismatchByStream[name] = observedHz }
+        agent.log(
+            "stream \(name): samples arrive at \(String(format: "%.3g", observedHz)) Hz, the model expects "
+                + "\(String(format: "%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
+    }
+
+    private mutating func publishCounts() {
+        let (samples, gaps, name) = (self.samples, windower.gapResets, self.name)
+        agent.statistics.withLock {
+            $0.samples += samples
+            $0.gapResetsByStream[name] = gaps
+        }
+        self.samples = 0
+    }
+
+    func reject(_ reason: InputRejection, line: Int, count: Int = 1) {
+        agent.inputErrors.record(reason, stream: index, count: count)
+        agent.reportRejection(reason, stream: name, line: line, source: sourceDescription)
+    }
+
+    private mutating func classifyCurrentWindow() {
+        let completed = ContinuousClock.now
+        let classifier = agent.classifier
+        var failed = false
+        var span = (start: 0.0, end: 0.0)
+        _ = probabilities.withUnsafeMutableBufferPointer { p in
+            windower.withCurrentWindow { window in
+                span = (window.start, window.end)
+                do { try classifier.classify(window.values, into: p) } catch {
+                    agent.log("stream \(name): classification failed: \(error)")
+                    failed = true
+                }
+            }
+        }
+        if failed {
+            agent.statistics.withLock { $0.classificationFailures += 1 }
+            return
+        }
+        var best = 0
+        for i in probabilities.indices where probabilities[i] > probabilities[best] { best = i }
+        let now = agent.now
+        let (decision, confidence) = probabilities.withUnsafeBufferPointer { p in
+            agent.policy.withLock { policy in
+                let confidence = policy.measure.confidence(p)
+                return (policy.decide(confidence: confidence, now: now), confidence)
+            }
+        }
+        let escalation = decision.escalate ? makeEscalation(span: span, confidence: confidence) : nil
+        let escalationId = escalation?.payload.id
+        let elapsed = ContinuousClock.now - completed
+        let record = PredictionRecord(
+            stream: name, windowStart: span.start, windowEnd: span.end,
+            label: best < classifier.classNames.count ? classifier.classNames[best] : String(best), labelIndex: best,
+            probability: probabilities[best], confidence: confidence, origin: .edge,
+            provisional: decision.escalate, escalated: decision.escalate, escalationId: escalationId,
+            modelVersion: classifier.modelVersion,
+            latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds)
+                * 1000)
+        if let escalation, agent.awaitsVerdicts {
+            // Registered before it is sent: a verdict can come back faster than this thread continues.
+            let now = agent.now
+            agent.emit(agent.verdictTracker.withLock { $0.escalated(record, id: escalation.payload.id, now: now) })
+            agent.escalations.submit(escalation.payload, encoded: escalation.bytes)
+        } else {
+            if let escalation { agent.escalations.submit(escalation.payload, encoded: escalation.bytes) }
+            agent.emit(record)
+        }
+        let streamName = name
+        agent.statistics.withLock {
+            $0.windows += 1
+            $0.windowsByStream[streamName, default: 0] += 1
+            $0.confidenceSum += confidence
+            if decision.escalate { $0.escalations += 1 }
+            if decision.wanted && !decision.escalate { $0.cappedEscalations += 1 }
+        }
+    }
+
+    /// Builds and encodes the escalation payload of the current window.
+    private func makeEscalation(
+        span: (start: Double, end: Double), confidence: Double
+    ) -> (payload: EscalationPayload, bytes: [UInt8])? {
+        let classifier = agent.classifier
+        let id = UUID()
+        let window = windower.withCurrentWindow { Array($0.values) } ?? []
+        let topK = probabilities.withUnsafeBufferPointer {
+            EscalationPayload.topK($0, k: agent.configuration.policy.topK)
+        }
+        let payload = EscalationPayload(
+            id: id, device: agent.configuration.device.id, stream: name, modelVersion: classifier.modelVersion,
+            windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,
+            channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
+            confidence: Float(confidence))
+        do {
+            return (payload, try payload.encoded())
+        } catch {
+            agent.log("stream \(name): escalation not encoded: \(error)")
+            return nil
+        }
+    }
+}

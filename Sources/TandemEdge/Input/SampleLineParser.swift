@@ -1,0 +1,376 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Parses one sensor sample per line: CSV `timestamp,ch1,…,chN` or JSON `{"ts":…,"values":[…],"stream":"…"}`.
+///
+/// A line starting with `{` is JSON, anything else CSV. Blank lines, `#` comments and a CSV header
+/// (first field `timestamp`, `ts` or `time`) are skipped without counting. Everything else either
+/// yields a sample or an ``InputRejection``. Parsed values land in ``values``, a buffer the parser
+/// reuses: parsing allocates nothing.
+///
+/// JSON keys may come in any order; unknown keys are skipped. `stream`, if present, must be one of the
+/// stream names given at construction (``streamIndex`` then says which), else the line is rejected as
+/// `unknownStream`; a line without one (and every CSV line) belongs to the first stream.
+public struct SampleLineParser: Sendable {
+    /// Channel values per sample.
+    public let channels: Int
+    /// Lines longer than this many bytes are rejected as `lineTooLong`.
+    public let maximumLineBytes: Int
+    /// The streams this parser's lines may belong to (JSON `stream` fields are checked against them;
+    /// none: any name is accepted).
+    public let streamNames: [String]
+    /// The index in ``streamNames`` of the last accepted sample's stream (0 without a `stream` field).
+    public private(set) var streamIndex = 0
+    /// The values of the last accepted sample; the first ``channels`` entries are valid.
+    public private(set) var values: [Float]
+    private let streamNameBytes: [[UInt8]]
+    private var scratch: [CChar]
+
+    /// The result of parsing one line.
+    public enum Outcome: Sendable, Equatable {
+        /// A sample: its timestamp; the channel values are in ``SampleLineParser/values``.
+        case sample(timestamp: Double)
+        /// A blank line, comment or CSV header: nothing to do and nothing to count.
+        case skipped
+        /// A rejected line and why.
+        case rejected(InputRejection)
+    }
+
+    /// The longest numeric field accepted (longer fields are `nonNumeric`).
+    static let maximumFieldBytes = 63
+
+    /// Creates a parser for samples of `channels` values belonging to one stream (`""`: any).
+    public init(channels: Int, streamName: String = "", maximumLineBytes: Int = 4096) {
+        self.init(
+            channels: channels, streamNames: streamName.isEmpty ? [] : [streamName], maximumLineBytes: maximumLineBytes)
+    }
+
+    /// Creates a parser for samples of `channels` values belonging to one of `streamNames` (empty: any).
+    public init(channels: Int, streamNames: [String], maximumLineBytes: Int = 4096) {
+        self.channels = max(channels, 1)
+        self.streamNames = streamNames
+        self.maximumLineBytes = max(maximumLineBytes, 16)
+        values = [Float](repeating: 0, count: self.channels)
+        streamNameBytes = streamNames.map { Array($0.utf8) }
+        scratch = [CChar](repeating: 0, count: Self.maximumFieldBytes + 1)
+    }
+
+    /// Parses the line in `bytes` (without its newline).
+    public mutating func parse(_ bytes: [UInt8]) -> Outcome {
+        bytes.withUnsafeBufferPointer { parse($0) }
+    }
+
+    /// Parses the line in `line` (without its newline).
+    public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> Outcome {
+        guard line.count <= maximumLineBytes else { return .rejected(.lineTooLong) }
+        var start = 0, end = line.count
+        for byte in line where byte < 0x20 && byte != 0x09 && byte != 0x0D || byte == 0x7F {
+            return .rejected(.binaryGarbage)
+        }
+        while start < end && Self.isSpace(line[start]) { start += 1 }
+        while end > start && Self.isSpace(line[end - 1]) { end -= 1 }
+        if start == end || line[start] == UInt8(ascii: "#") { return .skipped }
+        if line[start] == UInt8(ascii: "{") {
+            return parseJSON(UnsafeBufferPointer(rebasing: line[start..<end]))
+        }
+        return parseCSV(UnsafeBufferPointer(rebasing: line[start..<end]))
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+
+    // MARK: CSV
+
+    private mutating func parseCSV(_ line: UnsafeBufferPointer<UInt8>) -> Outcome {
+        var field = 0
+        var fieldStart = 0
+        var timestamp = 0.0
+        var failure: InputRejection?
+        var index = 0
+        while index <= line.count {
+            if index == line.count || line[index] == UInt8(ascii: ",") {
+                let range = fieldStart..<index
+                if field == 0 {
+                    switch number(line, range) {
+                    case .value(let v): timestamp = v
+                    case .notANumber:
+                        if Self.isHeader(line, range) { return .skipped }
+                        failure = failure ?? .nonNumeric
+                    case .nonFinite: failure = failure ?? .nonFinite
+                    }
+                } else if field <= channels {
+                    switch number(line, range) {
+                    case .value(let v):
+                        let f = Float(v)
+                        if f.isFinite { values[field - 1] = f } else { failure = failure ?? .nonFinite }
+                    case .notANumber: failure = failure ?? .nonNumeric
+                    case .nonFinite: failure = failure ?? .nonFinite
+                    }
+                }
+                field += 1
+                fieldStart = index + 1
+            }
+            index += 1
+        }
+        // The channel count is checked first: a line with the wrong shape is that, whatever its fields hold.
+        if field - 1 != channels { return .rejected(.wrongChannelCount) }
+        if let failure { return .rejected(failure) }
+        streamIndex = 0
+        return .sample(timestamp: timestamp)
+    }
+
+    private static func isHeader(_ line: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        var start = range.lowerBound, end = range.upperBound
+        while start < end && isSpace(line[start]) { start += 1 }
+        while end > start && isSpace(line[end - 1]) { end -= 1 }
+        let words: [[UInt8]] = [Array("timestamp".utf8), Array("ts".utf8), Array("time".utf8)]
+        return words.contains { word in
+            word.count == end - start && zip(word, line[start..<end]).allSatisfy { $0 == ($1 | 0x20) }
+        }
+    }
+
+    enum Number { case value(Double), notANumber, nonFinite }
+
+    /// Parses `line[range]` (surrounding spaces allowed) as a whole decimal number.
+    private mutating func number(_ line: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Number {
+        var start = range.lowerBound, end = range.upperBound
+        while start < end && Self.isSpace(line[start]) { start += 1 }
+        while end > start && Self.isSpace(line[end - 1]) { end -= 1 }
+        let count = end - start
+        guard count > 0, count <= Self.maximumFieldBytes else { return .notANumber }
+        // strtod also takes hex floats and words such as "infinity"; only digits, sign, point and
+        // exponent reach it, plus the NaN/Inf spellings that are reported as non-finite.
+        var letters = 0
+        for i in start..<end {
+            let b = line[i]
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."): break
+            case UInt8(ascii: "e"), UInt8(ascii: "E"): break
+            default: letters += 1
+            }
+        }
+        if letters > 0 {
+            let lower = (start..<end).map { line[$0] | 0x20 }
+            let body =
+                lower.first == UInt8(ascii: "-") || lower.first == UInt8(ascii: "+") ? Array(lower.dropFirst()) : lower
+            if body == Array("nan".utf8) || body == Array("inf".utf8) || body == Array("infinity".utf8) {
+                return .nonFinite
+            }
+            return .notANumber
+        }
+        return scratch.withUnsafeMutableBufferPointer { s -> Number in
+            guard let base = s.baseAddress else { return .notANumber }
+            for i in 0..<count { base[i] = CChar(bitPattern: line[start + i]) }
+            base[count] = 0
+            var endPointer: UnsafeMutablePointer<CChar>?
+            let value = strtod(base, &endPointer)
+            guard let endPointer, endPointer - base == count else { return .notANumber }
+            return value.isFinite ? .value(value) : .nonFinite
+        }
+    }
+
+    // MARK: JSON
+
+    private mutating func parseJSON(_ line: UnsafeBufferPointer<UInt8>) -> Outcome {
+        var reader = JSONReader(line)
+        var timestamp: Double?
+        var valueCount = 0
+        var sawValues = false
+        var failure: InputRejection?
+        var wrongStream = false
+        var namedStream = 0
+        guard reader.consume(UInt8(ascii: "{")) else { return .rejected(.malformedJSON) }
+        if !reader.consume(UInt8(ascii: "}")) {
+            while true {
+                guard let key = reader.string(), reader.consume(UInt8(ascii: ":")) else {
+                    return .rejected(.malformedJSON)
+                }
+                if reader.equals(key, "ts") || reader.equals(key, "timestamp") {
+                    if let range = reader.numberToken() {
+                        switch number(line, range) {
+                        case .value(let v): timestamp = v
+                        case .notANumber: failure = failure ?? .nonNumeric
+                        case .nonFinite: failure = failure ?? .nonFinite
+                        }
+                    } else {
+                        guard reader.skipValue() else { return .rejected(.malformedJSON) }
+                        failure = failure ?? .nonNumeric
+                    }
+                } else if reader.equals(key, "values") {
+                    sawValues = true
+                    valueCount = 0
+                    if !reader.consume(UInt8(ascii: "[")) {
+                        guard reader.skipValue() else { return .rejected(.malformedJSON) }
+                        failure = failure ?? .nonNumeric
+                    } else if !reader.consume(UInt8(ascii: "]")) {
+                        while true {
+                            if let range = reader.numberToken() {
+                                switch number(line, range) {
+                                case .value(let v):
+                                    let f = Float(v)
+                                    if !f.isFinite {
+                                        failure = failure ?? .nonFinite
+                                    } else if valueCount < channels {
+                                        values[valueCount] = f
+                                    }
+                                case .notANumber: failure = failure ?? .nonNumeric
+                                case .nonFinite: failure = failure ?? .nonFinite
+                                }
+                            } else {
+                                // JSON has no NaN: writers that emit null or a string for a missing value get nonNumeric.
+                                guard reader.skipValue() else { return .rejected(.malformedJSON) }
+                                failure = failure ?? .nonNumeric
+                            }
+                            valueCount += 1
+                            if reader.consume(UInt8(ascii: "]")) { break }
+                            guard reader.consume(UInt8(ascii: ",")) else { return .rejected(.malformedJSON) }
+                        }
+                    }
+                } else if reader.equals(key, "stream") {
+                    if let name = reader.string() {
+                        if !streamNameBytes.isEmpty {
+                            if let i = streamNameBytes.firstIndex(where: { reader.equals(name, $0) }) {
+                                namedStream = i
+                            } else {
+                                wrongStream = true
+                            }
+                        }
+                    } else {
+                        guard reader.skipValue() else { return .rejected(.malformedJSON) }
+                        wrongStream = true
+                    }
+                } else {
+                    guard reader.skipValue() else { return .rejected(.malformedJSON) }
+                }
+                if reader.consume(UInt8(ascii: "}")) { break }
+                guard reader.consume(UInt8(ascii: ",")) else { return .rejected(.malformedJSON) }
+            }
+        }
+        reader.skipSpace()
+        guard reader.atEnd else { return .rejected(.malformedJSON) }
+        // Precedence: whose sample it is, then whether it is one at all, then its shape, then its contents.
+        if wrongStream { return .rejected(.unknownStream) }
+        guard sawValues, timestamp != nil || failure != nil else { return .rejected(.malformedJSON) }
+        if valueCount != channels { return .rejected(.wrongChannelCount) }
+        if let failure { return .rejected(failure) }
+        guard let timestamp else { return .rejected(.malformedJSON) }
+        streamIndex = namedStream
+        return .sample(timestamp: timestamp)
+    }
+}
+
+/// A forward-only scanner over one JSON line; every method returns nil/false instead of reading past the end.
+struct JSONReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position = 0
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    var atEnd: Bool { position >= bytes.count }
+
+    mutating func skipSpace() {
+        while position < bytes.count,
+            bytes[position] == 0x20 || bytes[position] == 0x09 || bytes[position] == 0x0D || bytes[position] == 0x0A
+        {
+            position += 1
+        }
+    }
+
+    /// Consumes `byte` after optional space.
+    mutating func consume(_ byte: UInt8) -> Bool {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// A string's raw contents (escapes left as written), after optional space.
+    mutating func string() -> Range<Int>? {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+        let start = position + 1
+        var i = start
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\") {
+                i += 2
+                continue
+            }
+            if bytes[i] == UInt8(ascii: "\"") {
+                position = i + 1
+                return start..<i
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// A run of number characters, if the next value is a number.
+    mutating func numberToken() -> Range<Int>? {
+        skipSpace()
+        let start = position
+        var i = start
+        while i < bytes.count {
+            switch bytes[i] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "e"), UInt8(ascii: "E"):
+                i += 1
+                continue
+            default: break
+            }
+            break
+        }
+        guard i > start else { return nil }
+        position = i
+        return start..<i
+    }
+
+    /// Skips any one value (string, number, literal, array or object); false if it is not valid JSON.
+    mutating func skipValue(depth: Int = 0) -> Bool {
+        guard depth < 32 else { return false }
+        skipSpace()
+        guard position < bytes.count else { return false }
+        switch bytes[position] {
+        case UInt8(ascii: "\""): return string() != nil
+        case UInt8(ascii: "{"):
+            position += 1
+            if consume(UInt8(ascii: "}")) { return true }
+            while true {
+                guard string() != nil, consume(UInt8(ascii: ":")), skipValue(depth: depth + 1) else { return false }
+                if consume(UInt8(ascii: "}")) { return true }
+                guard consume(UInt8(ascii: ",")) else { return false }
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            if consume(UInt8(ascii: "]")) { return true }
+            while true {
+                guard skipValue(depth: depth + 1) else { return false }
+                if consume(UInt8(ascii: "]")) { return true }
+                guard consume(UInt8(ascii: ",")) else { return false }
+            }
+        case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            for word in ["true", "false", "null"] {
+                let w = Array(word.utf8)
+                if position + w.count <= bytes.count, zip(w, bytes[position..<(position + w.count)]).allSatisfy(==) {
+                    position += w.count
+                    return true
+                }
+            }
+            return false
+        default:
+            return numberToken() != nil
+        }
+    }
+
+    func equals(_ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let p = text.utf8Start
+        for (k, i) in range.enumerated() where bytes[i] != p[k] { return false }
+        return true
+    }
+
+    func equals(_ range: Range<Int>, _ other: [UInt8]) -> Bool {
+        range.count == other.count && zip(range, other).allSatisfy { bytes[$0] == $1 }
+    }
+}

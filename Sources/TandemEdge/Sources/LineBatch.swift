@@ -1,0 +1,109 @@
+/// Lines read from a source in one go: one byte buffer and the range of each line in it.
+///
+/// Sources hand lines over in batches so the per-line cost is a range, not an allocation.
+public struct LineBatch: Sendable {
+    /// The bytes of every line, back to back (newlines removed).
+    public var bytes: [UInt8] = []
+    /// Each line's range in ``bytes``.
+    public var lines: [Range<Int>] = []
+    /// Lines the source discarded because they exceeded its line limit (each counts as `lineTooLong`).
+    public var overlongLines = 0
+    /// The source's number (1-based) of the first line in this batch, for messages.
+    public var firstLineNumber = 1
+
+    /// Creates an empty batch.
+    public init() {}
+
+    /// Appends one line.
+    public mutating func append(_ line: UnsafeRawBufferPointer) {
+        let start = bytes.count
+        bytes.append(contentsOf: line)
+        lines.append(start..<bytes.count)
+    }
+
+    /// Appends one line given as text (tests and slow paths).
+    public mutating func append(_ line: String) {
+        var copy = line
+        copy.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether the batch holds no lines and no overlong-line count.
+    public var isEmpty: Bool { lines.isEmpty && overlongLines == 0 }
+
+    /// Calls `body` with each line's number and bytes.
+    public func forEachLine(_ body: (Int, UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
+        try bytes.withUnsafeBufferPointer { all in
+            for (i, range) in lines.enumerated() {
+                try body(firstLineNumber + i, UnsafeBufferPointer(rebasing: all[range]))
+            }
+        }
+    }
+}
+
+/// Splits a byte stream into lines, discarding (and counting) lines longer than a limit without
+/// holding them in memory.
+public struct LineSplitter: Sendable {
+    /// Lines longer than this many bytes are discarded and counted.
+    public let maximumLineBytes: Int
+    private var partial: [UInt8] = []
+    private var discarding = false
+
+    /// Creates a splitter.
+    public init(maximumLineBytes: Int) {
+        self.maximumLineBytes = max(maximumLineBytes, 1)
+        partial.reserveCapacity(min(self.maximumLineBytes, 1 << 16))
+    }
+
+    /// Whether part of a line is waiting for its newline.
+    public var hasPartialLine: Bool { !partial.isEmpty }
+
+    /// Splits `chunk` into complete lines appended to `batch`; an unfinished last line waits for the next chunk.
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer, into batch: inout LineBatch) {
+        var start = 0
+        let count = chunk.count
+        while start < count {
+            var end = start
+            while end < count && chunk[end] != 0x0A { end += 1 }
+            let segment = UnsafeRawBufferPointer(rebasing: chunk[start..<end])
+            if end < count {
+                if discarding {
+                    discarding = false
+                } else if partial.count + segment.count > maximumLineBytes {
+                    batch.overlongLines += 1
+                    partial.removeAll(keepingCapacity: true)
+                } else if partial.isEmpty {
+                    batch.append(segment)
+                } else {
+                    partial.append(contentsOf: segment)
+                    partial.withUnsafeBytes { batch.append($0) }
+                    partial.removeAll(keepingCapacity: true)
+                }
+                start = end + 1
+            } else {
+                if !discarding {
+                    if partial.count + segment.count > maximumLineBytes {
+                        batch.overlongLines += 1
+                        discarding = true
+                        partial.removeAll(keepingCapacity: true)
+                    } else {
+                        partial.append(contentsOf: segment)
+                    }
+                }
+                start = end
+            }
+        }
+    }
+
+    /// Ends the stream: an unfinished last line becomes a line of its own.
+    public mutating func finish(into batch: inout LineBatch) {
+        if !discarding && !partial.isEmpty { partial.withUnsafeBytes { batch.append($0) } }
+        partial.removeAll(keepingCapacity: true)
+        discarding = false
+    }
+
+    /// Drops any unfinished line (after a file was truncated under it).
+    public mutating func discardPartialLine() {
+        partial.removeAll(keepingCapacity: true)
+        discarding = false
+    }
+}

@@ -1,0 +1,218 @@
+import TandemCore
+
+/// Cuts one stream of samples into overlapping windows, incrementally, as samples arrive.
+///
+/// Window length and hop come from the model's ``InputSpec``; samples are standardized with the spec's
+/// mean and std as they are stored, so an emitted window is ready for the model. Windows start every
+/// `hop` samples from the first sample after a (re)start.
+///
+/// Storage is one contiguous buffer of `2 × window` samples: each sample is written twice, `window`
+/// apart, so the newest `window` samples are always contiguous and a window is handed out without
+/// copying. Appending a sample allocates nothing.
+///
+/// A timestamp step longer than `gapFactor` × the expected step (from `sampleRateHz` if the spec has
+/// one, else the median of the last accepted steps) starts a new window sequence at that sample.
+/// A timestamp equal to or earlier than the previous accepted sample is rejected.
+public struct StreamWindower: Sendable {
+    /// A window ready for classification, valid only inside the closure it is passed to.
+    public struct Window {
+        /// Timestamp of the first sample.
+        public var start: Double
+        /// Timestamp of the last sample.
+        public var end: Double
+        /// `[window × channels]` standardized values, sample-major.
+        public var values: UnsafeBufferPointer<Float>
+    }
+
+    /// What happened to an appended sample.
+    public enum Outcome: Sendable, Equatable {
+        /// Stored; no window completed.
+        case accepted
+        /// Stored, and it completed a window (read it with ``withCurrentWindow(_:)``).
+        case windowReady
+        /// Not stored.
+        case rejected(InputRejection)
+    }
+
+    /// Samples per window.
+    public let window: Int
+    /// Samples between window starts.
+    public let hop: Int
+    /// Channels per sample.
+    public let channels: Int
+    /// A step longer than this many expected steps is a gap.
+    public let gapFactor: Double
+    /// The nominal step in seconds, from the spec's sample rate, if it has one.
+    public let nominalStep: Double?
+
+    private var buffer: [Float]
+    private var timestamps: [Double]
+    private let mean: [Float]
+    private let scale: [Float]
+    private var position = 0
+    private var filled = 0
+    private var untilNextWindow: Int
+    private var lastTimestamp = -Double.infinity
+    private var steps: [Double]
+    private var stepCount = 0
+    private var sortScratch: [Double]
+
+    /// Samples accepted since creation.
+    public private(set) var acceptedSamples = 0
+    /// Windows completed since creation.
+    public private(set) var emittedWindows = 0
+    /// Times a gap restarted the window sequence.
+    public private(set) var gapResets = 0
+
+    /// How many recent steps the observed median is taken over.
+    public static let stepHistory = 15
+
+    /// Creates a windower for the model input `spec`.
+    ///
+    /// - Throws: `ModelError.badInput` if the spec is not valid.
+    public init(spec: InputSpec, gapFactor: Double = 1.5) throws {
+        try spec.validate()
+        window = spec.window
+        hop = spec.hop
+        channels = spec.channels
+        self.gapFactor = gapFactor
+        if let rate = spec.sampleRateHz, rate > 0, rate.isFinite { nominalStep = 1 / rate } else { nominalStep = nil }
+        buffer = [Float](repeating: 0, count: 2 * spec.window * spec.channels)
+        timestamps = [Double](repeating: 0, count: 2 * spec.window)
+        mean = spec.mean.isEmpty ? [Float](repeating: 0, count: spec.channels) : spec.mean
+        scale = spec.std.isEmpty ? [Float](repeating: 1, count: spec.channels) : spec.std.map { 1 / $0 }
+        untilNextWindow = spec.window
+        steps = [Double](repeating: 0, count: Self.stepHistory)
+        sortScratch = steps
+    }
+
+    /// Forgets the samples held (the next sample starts a new window sequence); the step history stays.
+    public mutating func reset() {
+        filled = 0
+        untilNextWindow = window
+    }
+
+    /// Appends one sample of raw (not yet standardized) values.
+    ///
+    /// - Parameters:
+    ///   - timestamp: Seconds, any origin; must increase from sample to sample.
+    ///   - values: Exactly ``channels`` values.
+    public mutating func append(timestamp: Double, values: UnsafeBufferPointer<Float>) -> Outcome {
+        guard values.count == channels else { return .rejected(.wrongChannelCount) }
+        guard timestamp.isFinite else { return .rejected(.nonFinite) }
+        if timestamp == lastTimestamp { return .rejected(.duplicateTimestamp) }
+        if timestamp < lastTimestamp { return .rejected(.outOfOrder) }
+        if filled > 0 {
+            let step = timestamp - lastTimestamp
+            if let expected = computeExpectedStep(), step > gapFactor * expected {
+                gapResets += 1
+                reset()
+            }
+            // Gaps enter the history too: the median shrugs off the odd one, and a stream whose every
+            // step is a "gap" against the nominal rate still shows its real rate.
+            steps[stepCount % Self.stepHistory] = step
+            stepCount += 1
+        }
+        lastTimestamp = timestamp
+        let w = window, c = channels
+        buffer.withUnsafeMutableBufferPointer { b in
+            mean.withUnsafeBufferPointer { m in
+                scale.withUnsafeBufferPointer { s in
+                    let first = position * c, second = (position + w) * c
+                    for k in 0..<c {
+                        let v = (values[k] - m[k]) * s[k]
+                        b[first + k] = v
+                        b[second + k] = v
+                    }
+                }
+            }
+        }
+        timestamps[position] = timestamp
+        timestamps[position + w] = timestamp
+        position = position + 1 == w ? 0 : position + 1
+        filled = min(filled + 1, w)
+        acceptedSamples += 1
+        untilNextWindow -= 1
+        if untilNextWindow == 0 {
+            untilNextWindow = hop
+            emittedWindows += 1
+            return .windowReady
+        }
+        return .accepted
+    }
+
+    /// Appends one sample from an array (convenience for tests and slow paths).
+    public mutating func append(timestamp: Double, values: [Float]) -> Outcome {
+        values.withUnsafeBufferPointer { append(timestamp: timestamp, values: $0) }
+    }
+
+    /// Calls `body` with the newest `window` samples; call it right after ``append(timestamp:values:)``
+    /// returned ``Outcome/windowReady``.
+    ///
+    /// - Returns: `body`'s result, or nil if fewer than `window` samples are held.
+    public func withCurrentWindow<R>(_ body: (Window) throws -> R) rethrows -> R? {
+        guard filled == window else { return nil }
+        // The oldest held sample sits at `position` (the next slot to overwrite); its copy run of
+        // `window` samples is contiguous.
+        let start = timestamps[position]
+        let end = timestamps[position + window - 1]
+        return try buffer.withUnsafeBufferPointer { b in
+            try body(
+                Window(
+                    start: start, end: end,
+                    values: UnsafeBufferPointer(rebasing: b[(position * channels)..<((position + window) * channels)])))
+        }
+    }
+
+    /// Copies the current window into `destination` (`window × channels` floats).
+    ///
+    /// - Returns: The window's start and end timestamps, or nil if no full window is held or
+    ///   `destination` is too small.
+    public func copyCurrentWindow(into destination: UnsafeMutableBufferPointer<Float>) -> (start: Double, end: Double)?
+    {
+        guard destination.count >= window * channels, let base = destination.baseAddress else { return nil }
+        return withCurrentWindow { w in
+            if let source = w.values.baseAddress { base.update(from: source, count: w.values.count) }
+            return (w.start, w.end)
+        }
+    }
+
+    /// The step a gap is measured against: nominal if known, else the median of recent steps
+    /// (none until three steps were seen).
+    public var expectedStep: Double? {
+        var copy = self
+        return copy.computeExpectedStep()
+    }
+
+    /// The median of the last ``stepHistory`` steps between accepted samples (gaps included), after at
+    /// least three; independent of the nominal rate, so callers can compare the two.
+    public mutating func observedMedianStep() -> Double? {
+        medianOfRecentSteps()
+    }
+
+    private mutating func computeExpectedStep() -> Double? {
+        if let nominalStep { return nominalStep }
+        return medianOfRecentSteps()
+    }
+
+    private mutating func medianOfRecentSteps() -> Double? {
+        let n = min(stepCount, Self.stepHistory)
+        guard n >= 3 else { return nil }
+        // Insertion sort of at most `stepHistory` values in a buffer owned by this windower: no allocation.
+        return steps.withUnsafeBufferPointer { steps in
+            sortScratch.withUnsafeMutableBufferPointer { scratch in
+                for i in 0..<n { scratch[i] = steps[i] }
+                for i in 1..<n {
+                    let x = scratch[i]
+                    var j = i - 1
+                    while j >= 0 && scratch[j] > x {
+                        scratch[j + 1] = scratch[j]
+                        j -= 1
+                    }
+                    scratch[j + 1] = x
+                }
+                return n % 2 == 1 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import TandemCore
+import Testing
+
+@testable import TandemEdge
+
+struct PayloadTests {
+    static func sample(values: [Float]? = nil) -> EscalationPayload {
+        let window = values ?? (0..<24).map { Float($0) * 0.25 - 3 }
+        return EscalationPayload(
+            id: UUID(uuidString: "8A1C6F3E-2B4D-4E5F-9A7B-0C1D2E3F4A5B") ?? UUID(), device: "edge-07", stream: "pump-ä",
+            modelVersion: "edge-2026.11.23", windowStart: 1_700_000_000.125, windowEnd: 1_700_000_000.625,
+            sampleRateHz: 16, channels: 3, length: 8, window: window,
+            topK: [.init(label: 2, probability: 0.5), .init(label: 0, probability: 0.3)], confidence: 0.5)
+    }
+
+    @Test("encode → decode gives the same payload (values representable in float16)")
+    func roundTrip() throws {
+        let payload = Self.sample()
+        let bytes = try payload.encoded()
+        #expect(bytes.count == 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + (1 + 7) + (1 + 7) + (1 + 15) + 48 + 12 + 4)
+        #expect(try EscalationPayload(decoding: bytes) == payload)
+    }
+
+    @Test("float16 conversion rounds to nearest, keeps signs, saturates to infinity")
+    func float16() {
+        for v: Float in [0, -0.0, 1, -2.5, 65504, 0x1p-24, 0x1p-14, 0.333251953125] {
+            #expect(Float16Bits.decode(Float16Bits.encode(v)) == v, "\(v)")
+        }
+        #expect(Float16Bits.decode(Float16Bits.encode(1e6)) == .infinity)
+        #expect(Float16Bits.decode(Float16Bits.encode(.nan)).isNaN)
+        #expect(abs(Float16Bits.decode(Float16Bits.encode(0.1)) - 0.1) < 0.0001)
+        // 1 + 2^-11 is exactly halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1).
+        #expect(Float16Bits.decode(Float16Bits.encode(1 + 0x1p-11)) == 1)
+        #expect(Float16Bits.decode(Float16Bits.encode(1 + 0x1p-11 + 0x1p-20)) == 1 + 0x1p-10)
+    }
+
+    @Test("every truncation is rejected with an error, never a crash")
+    func truncations() throws {
+        let bytes = try Self.sample().encoded()
+        for n in 0..<bytes.count {
+            #expect(throws: PayloadError.self) { try EscalationPayload(decoding: Array(bytes[0..<n])) }
+        }
+    }
+
+    @Test("random corruption and random bytes are rejected, never a crash")
+    func corruption() throws {
+        let bytes = try Self.sample().encoded()
+        var generator = SeededGenerator(seed: 5)
+        for _ in 0..<3000 {
+            var copy = bytes
+            let flips = Int.random(in: 1...4, using: &generator)
+            for _ in 0..<flips {
+                copy[Int.random(in: 0..<copy.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator)
+            }
+            #expect(throws: PayloadError.self) { try EscalationPayload(decoding: copy) }
+        }
+        for _ in 0..<1000 {
+            let junk = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
+            #expect(throws: PayloadError.self) { try EscalationPayload(decoding: junk) }
+        }
+    }
+
+    @Test("a wrong magic or version is named as such")
+    func versioning() throws {
+        var bytes = try Self.sample().encoded()
+        bytes[2] = 9
+        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1", offset: 2)) {
+            try EscalationPayload(decoding: bytes)
+        }
+        bytes[0] = 0
+        #expect((try? EscalationPayload(decoding: bytes)) == nil)
+        do {
+            _ = try EscalationPayload(decoding: bytes)
+        } catch {
+            #expect(error.code == .badMagic)
+        }
+    }
+
+    @Test("top-k picks the most probable classes in order")
+    func topK() {
+        let p: [Float] = [0.1, 0.4, 0.05, 0.4, 0.05]
+        let top = p.withUnsafeBufferPointer { EscalationPayload.topK($0, k: 3) }
+        #expect(top.map(\.label) == [1, 3, 0])
+    }
+
+    @Test("verdicts round-trip as JSON; bad verdicts are rejected")
+    func verdicts() throws {
+        let verdict = Verdict(escalationId: UUID(), label: 1, probabilities: [0.2, 0.8], modelVersion: "full-3")
+        #expect(try Verdict(decoding: verdict.encoded()) == verdict)
+        #expect(throws: PayloadError.self) { try Verdict(decoding: Array("{\"v\":1}".utf8)) }
+        var bad = verdict
+        bad.label = 2
+        #expect(throws: PayloadError.self) { try Verdict(decoding: bad.encoded()) }
+        bad = verdict
+        bad.formatVersion = 2
+        #expect(throws: PayloadError.self) { try Verdict(decoding: bad.encoded()) }
+        #expect(throws: PayloadError.self) { try Verdict(decoding: [0xFF, 0x00]) }
+    }
+}

@@ -1,0 +1,91 @@
+import TandemCore
+import Testing
+
+@testable import TandemEdge
+
+struct WindowerTests {
+    func spec(
+        window: Int = 4, hop: Int = 2, channels: Int = 2, rate: Double? = nil, mean: [Float] = [], std: [Float] = []
+    )
+        -> InputSpec
+    {
+        InputSpec(channels: channels, window: window, hop: hop, sampleRateHz: rate, mean: mean, std: std)
+    }
+
+    @Test(
+        "windows start every hop samples and hold the newest window in order",
+        arguments: [(4, 2), (4, 4), (5, 1), (3, 7)])
+    func countsAndHop(window: Int, hop: Int) throws {
+        var w = try StreamWindower(spec: spec(window: window, hop: hop, channels: 2))
+        var starts = [Double]()
+        let n = 40
+        for i in 0..<n {
+            let outcome = w.append(timestamp: Double(i), values: [Float(i), Float(-i)])
+            if outcome == .windowReady {
+                let ok = w.withCurrentWindow { win -> Bool in
+                    starts.append(win.start)
+                    #expect(win.end - win.start == Double(window - 1))
+                    for t in 0..<window {
+                        let expected = Float(Int(win.start) + t)
+                        if win.values[t * 2] != expected || win.values[t * 2 + 1] != -expected { return false }
+                    }
+                    return true
+                }
+                #expect(ok == true)
+            }
+        }
+        let expectedCount = n >= window ? (n - window) / hop + 1 : 0
+        #expect(starts.count == expectedCount)
+        #expect(starts == (0..<expectedCount).map { Double($0 * hop) })
+    }
+
+    @Test("a gap longer than 1.5 observed steps restarts the window sequence")
+    func gapResetObserved() throws {
+        var w = try StreamWindower(spec: spec(window: 4, hop: 4, channels: 1))
+        var windows = 0
+        for i in 0..<10 where w.append(timestamp: Double(i) * 0.1, values: [1]) == .windowReady { windows += 1 }
+        #expect(windows == 2)  // samples 0-3, 4-7; 8, 9 held
+        // 0.16 s is within 1.5 × 0.1 of the previous sample: no gap. Then a 1 s gap.
+        #expect(w.append(timestamp: 0.9 + 0.14, values: [1]) == .accepted)
+        #expect(w.append(timestamp: 2.0, values: [1]) == .accepted)
+        #expect(w.gapResets == 1)
+        var outcomes = [StreamWindower.Outcome]()
+        for i in 1...4 { outcomes.append(w.append(timestamp: 2.0 + Double(i) * 0.1, values: [1])) }
+        #expect(
+            outcomes == [.accepted, .accepted, .windowReady, .accepted], "the window after a gap starts at the gap")
+        let start = w.withCurrentWindow { $0.start }
+        #expect(start.map { abs($0 - 2.1) < 1e-9 } == true, "the newest window: 2.1 … 2.4")
+    }
+
+    @Test("with a nominal sample rate a gap is measured against 1 / rate")
+    func gapResetNominal() throws {
+        var w = try StreamWindower(spec: spec(window: 3, hop: 1, channels: 1, rate: 10))
+        #expect(w.append(timestamp: 0, values: [0]) == .accepted)
+        #expect(w.append(timestamp: 0.1, values: [0]) == .accepted)
+        #expect(w.append(timestamp: 0.26, values: [0]) == .accepted)
+        #expect(w.gapResets == 1, "0.16 s is more than 1.5 × 0.1 s")
+    }
+
+    @Test("out-of-order and duplicate timestamps are rejected and leave the window alone")
+    func ordering() throws {
+        var w = try StreamWindower(spec: spec(window: 2, hop: 1, channels: 1))
+        #expect(w.append(timestamp: 1, values: [1]) == .accepted)
+        #expect(w.append(timestamp: 1, values: [2]) == .rejected(.duplicateTimestamp))
+        #expect(w.append(timestamp: 0.5, values: [3]) == .rejected(.outOfOrder))
+        #expect(w.append(timestamp: 2, values: [4]) == .windowReady)
+        #expect(w.withCurrentWindow { Array($0.values) } == [1, 4])
+        #expect(w.append(timestamp: 3, values: [1, 2]) == .rejected(.wrongChannelCount))
+        #expect(w.acceptedSamples == 2)
+    }
+
+    @Test("samples are standardized with the spec's mean and std")
+    func normalization() throws {
+        var w = try StreamWindower(spec: spec(window: 2, hop: 2, channels: 2, mean: [10, -1], std: [2, 0.5]))
+        _ = w.append(timestamp: 0, values: [12, 0])
+        #expect(w.append(timestamp: 1, values: [8, -2]) == .windowReady)
+        var out = [Float](repeating: 0, count: 4)
+        let span = out.withUnsafeMutableBufferPointer { w.copyCurrentWindow(into: $0) }
+        #expect(span?.start == 0 && span?.end == 1)
+        for (a, b) in zip(out, [1, 2, -1, -2] as [Float]) { #expect(abs(a - b) < 1e-6) }
+    }
+}
