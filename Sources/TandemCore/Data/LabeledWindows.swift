@@ -16,7 +16,8 @@ public struct LabeledWindows: Sendable, Equatable {
     public init(windows: Tensor, labels: [Int], classNames: [String]) {
         precondition(windows.rank == 3, "windows must be [count, length, channels], got \(windows.shape)")
         precondition(windows.shape[0] == labels.count, "\(windows.shape[0]) windows but \(labels.count) labels")
-        precondition(labels.allSatisfy { $0 >= 0 && $0 < classNames.count }, "label outside \(classNames.count) classes")
+        precondition(
+            labels.allSatisfy { $0 >= 0 && $0 < classNames.count }, "label outside \(classNames.count) classes")
         self.windows = windows
         self.labels = labels
         self.classNames = classNames

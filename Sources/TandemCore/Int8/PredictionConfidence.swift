@@ -53,7 +53,9 @@ public struct PredictionConfidence: Sendable, Equatable, Codable {
     }
 
     /// Softmax of `logits` into `probabilities` (same count), numerically stable.
-    public static func softmax(_ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) {
+    public static func softmax(
+        _ logits: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) {
         guard let source = logits.baseAddress, let target = probabilities.baseAddress, !logits.isEmpty else { return }
         target.update(from: source, count: logits.count)
         Kernels.softmax(target, rows: 1, width: logits.count)

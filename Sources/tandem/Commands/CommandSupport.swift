@@ -86,7 +86,8 @@ extension LabeledWindows {
     func fitted(to manifest: ModelManifest, data: String, role: String = "the model") throws -> LabeledWindows {
         let input = manifest.input
         guard channels == input.channels, length == input.window else {
-            throw CommandFailure("\(data): windows are \(length)×\(channels), \(role) takes \(input.window)×\(input.channels)")
+            throw CommandFailure(
+                "\(data): windows are \(length)×\(channels), \(role) takes \(input.window)×\(input.channels)")
         }
         let unknown = Set(classNames).subtracting(manifest.classNames)
         guard unknown.isEmpty else {

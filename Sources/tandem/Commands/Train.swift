@@ -23,7 +23,8 @@ struct Train: ParsableCommand {
     @Option(help: "Model spec YAML (see docs/MODEL-SPEC.md).") var spec: String
     @Option(help: "Where to write the model artifact.") var out: String
     @Option(
-        help: "Exact upper bound on epochs (default: the spec's, else 100, raised on small data sets to about 3,000 steps)."
+        help:
+            "Exact upper bound on epochs (default: the spec's, else 100, raised on small data sets to about 3,000 steps)."
     ) var epochs: Int?
     @Option(help: "Random seed (default: the spec's, else 42).") var seed: UInt64?
     @Option(help: "Window length for CSV streams (default: the spec's input.window, else 128).") var window: Int?
