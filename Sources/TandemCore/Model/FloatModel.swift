@@ -101,7 +101,7 @@ public struct FloatModel: Sendable {
         }
         let count = windows.shape[0]
         var output = Tensor(shape: [count, classes])
-        let chunk = max(1, min(64, count))
+        let chunk = max(1, min(4, count))
         var a = [Float](repeating: 0, count: chunk * largestActivation)
         var b = [Float](repeating: 0, count: chunk * largestActivation)
         var col = [Float](repeating: 0, count: chunk * max(largestColumns, 1))
