@@ -29,6 +29,7 @@ struct ExecutableTests {
         try csv(from: 0, count: 100).write(toFile: "\(dir)/samples.csv", atomically: true, encoding: .utf8)
         try """
         device: {id: test-box}
+        broker: {url: ""}
         model: {path: \(dir)/model.tandem}
         streams:
           - name: vib
@@ -81,7 +82,7 @@ struct ExecutableTests {
         try TestModel.artifact().write(to: scratch.url.appendingPathComponent("model.tandem"))
         try ("timestamp,a,b,c\n" + csv(from: 0, count: 40) + "oops,1,2,3\n1,2\n").write(
             toFile: "\(dir)/in.csv", atomically: true, encoding: .utf8)
-        try "streams: [{name: s, channels: 3}]\n".write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
+        try "broker: {url: \"\"}\nstreams: [{name: s, channels: 3}]\n".write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
         let result = try runCommand(
             URL(fileURLWithPath: "/bin/sh"),
             [

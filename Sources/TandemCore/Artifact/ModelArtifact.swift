@@ -172,4 +172,9 @@ public struct ModelArtifact: Sendable, Equatable {
     static func digest(of bytes: some DataProtocol) -> [UInt8] {
         Array(SHA256.hash(data: bytes))
     }
+
+    /// The SHA-256 of a whole artifact file, lower-case hex: what a model assignment names.
+    public static func fileDigestHex(_ bytes: some DataProtocol) -> String {
+        digest(of: bytes).map { String(format: "%02x", $0) }.joined()
+    }
 }

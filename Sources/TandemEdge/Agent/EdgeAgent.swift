@@ -10,13 +10,18 @@ import TandemCore
 public final class EdgeAgent: Sendable {
     /// The configuration it runs.
     public let configuration: AgentConfiguration
-    /// The model.
-    public let classifier: any WindowClassifier
+    /// The model serving now (see ``install(_:)``).
+    public var classifier: any WindowClassifier { model.withLock { $0.classifier } }
     /// Rejected-input counters per stream and reason.
     public let inputErrors: InputErrorCounters
     let sources: [any LineSource]
     let sinks: [any PredictionSink]
     let escalations: any EscalationTransport
+    /// The broker connection, when a broker is configured.
+    public let link: EdgeLink?
+    /// Where the serving model's file lives (model updates replace it).
+    let modelFiles: EdgeModelFiles
+    let modelUpdate = Mutex(ModelUpdateState.idle)
     let policy: Mutex<EscalationPolicy>
     let statistics: Mutex<AgentStatistics>
     let logLimiter: Mutex<RateLimitedLog>
@@ -24,6 +29,8 @@ public final class EdgeAgent: Sendable {
     let started = ContinuousClock.now
     let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
     let verdictTracker: Mutex<VerdictTracker>
+    /// The serving model and how many times it has been replaced.
+    let model: Mutex<(classifier: any WindowClassifier, generation: Int)>
     /// Set by ``run()`` when the transport delivers verdicts.
     let verdictsEnabled = Atomic<Bool>(false)
 
@@ -42,7 +49,7 @@ public final class EdgeAgent: Sendable {
     public init(
         configuration: AgentConfiguration, classifier: any WindowClassifier, sources: [any LineSource],
         sinks: [any PredictionSink], escalations: any EscalationTransport = OfflineEscalations(),
-        log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
+        link: EdgeLink? = nil, log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
     ) throws(ConfigurationError) {
         let groups = configuration.sourceGroups
         guard sources.count == groups.count else {
@@ -76,10 +83,12 @@ public final class EdgeAgent: Sendable {
             throw ConfigurationError(.invalidValue, key: "policy", error.message)
         }
         self.configuration = configuration
-        self.classifier = classifier
+        model = Mutex((classifier, 0))
         self.sources = sources
         self.sinks = sinks
-        self.escalations = escalations
+        self.escalations = link ?? escalations
+        self.link = link
+        modelFiles = EdgeModelFiles(path: configuration.model.path)
         self.log = log
         inputErrors = InputErrorCounters(streams: configuration.streams.map(\.name))
         verdictTracker = Mutex(VerdictTracker(deadlineSeconds: Double(configuration.verdictDeadlineMs) / 1000))
@@ -100,9 +109,7 @@ public final class EdgeAgent: Sendable {
         configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = EdgeAgent.standardError
     ) throws -> EdgeAgent {
         try configuration.validate()
-        let classifier = try FloatWindowClassifier.load(
-            path: configuration.model.path, trustedKeyPaths: configuration.model.trustedKeys,
-            requireSignature: configuration.model.requireSignature)
+        let classifier = try EdgeModelFiles(path: configuration.model.path).open(configuration.model, log: log)
         var sources = [any LineSource]()
         for group in configuration.sourceGroups {
             let i = group[0]
@@ -118,11 +125,14 @@ public final class EdgeAgent: Sendable {
             case .udp:
                 sources.append(try UDPSource(host: s.host, port: s.port, maximumLineBytes: s.maxLineBytes))
             case .mqtt:
-                throw ConfigurationError(
-                    .invalidValue, key: "streams[\(i)].source.kind",
-                    "mqtt sources need the MQTT client, which this build lacks")
+                sources.append(
+                    try MQTTTopicSource(
+                        url: s.url, topic: s.topic,
+                        clientID: "\(configuration.device.fleet)-\(configuration.device.id)-source\(i)",
+                        maximumLineBytes: s.maxLineBytes))
             }
         }
+        let link = configuration.broker.url.isEmpty ? nil : try EdgeLink(configuration: configuration, log: log)
         var sinks = [any PredictionSink]()
         for (i, sink) in configuration.sinks.enumerated() {
             let interval = Double(sink.flushIntervalMs) / 1000
@@ -130,12 +140,17 @@ public final class EdgeAgent: Sendable {
             case .stdout: sinks.append(JSONLinesSink.standardOutput(flushIntervalSeconds: interval))
             case .file: sinks.append(try JSONLinesSink.file(path: sink.path, flushIntervalSeconds: interval))
             case .mqtt:
-                throw ConfigurationError(
-                    .invalidValue, key: "sinks[\(i)].kind", "mqtt sinks need the MQTT client, which this build lacks")
+                guard let link else {
+                    throw ConfigurationError(
+                        .invalidValue, key: "sinks[\(i)].kind", "an mqtt sink needs broker.url (it is empty)")
+                }
+                sinks.append(
+                    MQTTPredictionSink(
+                        client: link.client, topic: link.topics.predictions, flushIntervalSeconds: interval))
             }
         }
         return try EdgeAgent(
-            configuration: configuration, classifier: classifier, sources: sources, sinks: sinks, log: log)
+            configuration: configuration, classifier: classifier, sources: sources, sinks: sinks, link: link, log: log)
     }
 
     /// Seconds since the agent was created.
@@ -158,9 +173,23 @@ public final class EdgeAgent: Sendable {
                 sinceStatus += flushInterval
                 if sinceStatus >= statusInterval {
                     sinceStatus = 0
-                    log("status \(statusJSON())")
+                    let status = statusJSON()
+                    log("status \(status)")
+                    link?.publishStatus(status)
                 }
             }
+        }
+        var updater: Task<Void, Never>?
+        if let link {
+            link.start()
+            link.publishStatus(statusJSON())
+            let modelUpdater = ModelUpdater(agent: self, link: link, files: modelFiles) { [weak self] state in
+                guard let self else { return }
+                modelUpdate.withLock { $0 = state }
+                link.publishStatus(statusJSON())
+            }
+            let assignments = link.assignments()
+            updater = Task { await modelUpdater.run(assignments) }
         }
         let verdictTask: Task<Void, Never>?
         let expiryTask: Task<Void, Never>?
@@ -220,11 +249,49 @@ public final class EdgeAgent: Sendable {
         }
         flusher.cancel()
         flushSinks()
+        updater?.cancel()
+        await link?.close(finalStatus: statusJSON(state: "offline"), timeout: .seconds(5))
         metricsEndpoint.withLock { endpoint in
             endpoint?.stop()
             endpoint = nil
         }
         if let firstError { throw firstError }
+    }
+
+    /// Replaces the serving model without stopping: windows classified after this call use `classifier`.
+    ///
+    /// The new model must take the same input (window, hop, channels, sample rate) and name the same
+    /// classes; its standardization may differ — each stream re-standardizes the samples it holds.
+    ///
+    /// - Throws: ``ModelLoadError`` (`incompatible`) naming what differs; the old model keeps serving.
+    public func install(_ classifier: any WindowClassifier) throws(ModelLoadError) {
+        try model.withLock { current throws(ModelLoadError) in
+            try Self.checkCompatible(classifier, replacing: current.classifier)
+            current = (classifier, current.generation + 1)
+        }
+    }
+
+    /// Why `new` cannot replace `old`, if it cannot.
+    static func checkCompatible(_ new: any WindowClassifier, replacing old: any WindowClassifier)
+        throws(ModelLoadError)
+    {
+        let (a, b) = (new.input, old.input)
+        var differences = [String]()
+        if a.channels != b.channels { differences.append("channels \(a.channels) instead of \(b.channels)") }
+        if a.window != b.window { differences.append("window \(a.window) instead of \(b.window)") }
+        if a.hop != b.hop { differences.append("hop \(a.hop) instead of \(b.hop)") }
+        if a.sampleRateHz != b.sampleRateHz {
+            differences.append(
+                "sample rate \(a.sampleRateHz.map { "\($0) Hz" } ?? "none") instead of \(b.sampleRateHz.map { "\($0) Hz" } ?? "none")")
+        }
+        if new.classNames != old.classNames {
+            differences.append("classes \(new.classNames) instead of \(old.classNames)")
+        }
+        guard differences.isEmpty else {
+            throw ModelLoadError(
+                .incompatible,
+                "model \(new.modelVersion) cannot replace \(old.modelVersion): \(differences.joined(separator: ", "))")
+        }
     }
 
     /// Asks every source to finish; ``run()`` then drains what was read and returns.
@@ -249,14 +316,25 @@ public final class EdgeAgent: Sendable {
         for (stream, reasons) in s.inputErrors.byStream {
             errors[stream] = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.rawValue, $0.value) })
         }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
             "escalations": s.escalations, "cappedEscalations": s.cappedEscalations,
             "verdictsInTime": s.verdictsInTime, "corrections": s.corrections,
             "sampleRateMismatchHz": s.sampleRateMismatchByStream, "escalationRate": s.escalationRate,
             "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
             "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
+            "modelUpdate": modelUpdate.withLock { $0.description },
         ]
+        if let link {
+            let outbox = link.outbox.statistics
+            let errors = link.errorCounts
+            object["outbox"] = [
+                "pending": outbox.pending, "delivered": outbox.delivered, "dropped": outbox.droppedOnOverflow,
+                "refused": errors.refusedEscalations, "journalBytes": outbox.journalBytes,
+            ]
+            object["badVerdicts"] = errors.badVerdicts
+            object["connected"] = link.client.connectionState.isConnected
+        }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
             return "{}"
         }
@@ -368,23 +446,5 @@ public final class EdgeAgent: Sendable {
             log("stream \(stream): \(source) line \(line): skipped (\(reason.rawValue))")
         case .suppress: break
         }
-    }
-}
-
-extension WindowClassifier {
-    /// Calibration quantiles of `measure` recorded in the model, if any (none by default).
-    public func calibration(for measure: ConfidenceMeasure) -> CalibrationQuantiles? { nil }
-}
-
-extension FloatWindowClassifier {
-    /// Calibration quantiles from the manifest's metrics `confidence.<measure>.p<percent>`
-    /// (e.g. `confidence.maxProbability.p10`), if the trainer recorded at least two.
-    public func calibration(for measure: ConfidenceMeasure) -> CalibrationQuantiles? {
-        let prefix = "confidence.\(measure.rawValue).p"
-        let points = manifest.metrics.compactMap { key, value -> (Double, Double)? in
-            guard key.hasPrefix(prefix), let percent = Double(key.dropFirst(prefix.count)) else { return nil }
-            return (percent / 100, value)
-        }.sorted { $0.0 < $1.0 }
-        return try? CalibrationQuantiles(levels: points.map(\.0), values: points.map(\.1))
     }
 }

@@ -52,6 +52,8 @@ struct StreamPipeline {
     var probabilities: [Float]
     var samples = 0
     var rateChecked = false
+    /// The model generation the windower's standardization belongs to.
+    var generation: Int
 
     init(agent: EdgeAgent, index: Int, sourceDescription: String) throws {
         self.agent = agent
@@ -59,7 +61,9 @@ struct StreamPipeline {
         let stream = agent.configuration.streams[index]
         name = stream.name
         self.sourceDescription = sourceDescription
-        windower = try StreamWindower(spec: agent.classifier.input, gapFactor: stream.gapFactor)
+        let (classifier, generation) = agent.model.withLock { ($0.classifier, $0.generation) }
+        self.generation = generation
+        windower = try StreamWindower(spec: classifier.input, gapFactor: stream.gapFactor)
         probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
     }
 
@@ -110,7 +114,12 @@ struct StreamPipeline {
 
     private mutating func classifyCurrentWindow() {
         let completed = ContinuousClock.now
-        let classifier = agent.classifier
+        let (classifier, generation) = agent.model.withLock { ($0.classifier, $0.generation) }
+        if generation != self.generation {
+            // A new model: the samples held were standardized with the old one's statistics.
+            windower.restandardize(mean: classifier.input.mean, std: classifier.input.std)
+            self.generation = generation
+        }
         var failed = false
         var span = (start: 0.0, end: 0.0)
         _ = probabilities.withUnsafeMutableBufferPointer { p in
@@ -135,7 +144,8 @@ struct StreamPipeline {
                 return (policy.decide(confidence: confidence, now: now), confidence)
             }
         }
-        let escalation = decision.escalate ? makeEscalation(span: span, confidence: confidence) : nil
+        let escalation =
+            decision.escalate ? makeEscalation(classifier: classifier, span: span, confidence: confidence) : nil
         let escalationId = escalation?.payload.id
         let elapsed = ContinuousClock.now - completed
         let record = PredictionRecord(
@@ -167,9 +177,8 @@ struct StreamPipeline {
 
     /// Builds and encodes the escalation payload of the current window.
     private func makeEscalation(
-        span: (start: Double, end: Double), confidence: Double
+        classifier: any WindowClassifier, span: (start: Double, end: Double), confidence: Double
     ) -> (payload: EscalationPayload, bytes: [UInt8])? {
-        let classifier = agent.classifier
         let id = UUID()
         let window = windower.withCurrentWindow { Array($0.values) } ?? []
         let topK = probabilities.withUnsafeBufferPointer {

@@ -3,14 +3,11 @@ import TandemCore
 
 /// Classifies standardized windows: the seam between the agent and an inference engine.
 ///
-/// The float engine (``FloatWindowClassifier``) implements it today; the int8 engine plugs in the same way.
+/// ``FloatWindowClassifier`` runs float32 artifacts, ``Int8WindowClassifier`` int8 ones;
+/// ``EdgeModelLoader`` picks by the artifact's `numerics`.
 public protocol WindowClassifier: Sendable {
-    /// The model's version string.
-    var modelVersion: String { get }
-    /// The class names, in output order.
-    var classNames: [String] { get }
-    /// The input the model expects (window, hop, channels, sample rate, standardization).
-    var input: InputSpec { get }
+    /// The verified model's manifest: version, class names, input spec, metrics.
+    var manifest: ModelManifest { get }
     /// Writes the class probabilities of one standardized window.
     ///
     /// - Parameters:
@@ -18,6 +15,32 @@ public protocol WindowClassifier: Sendable {
     ///   - probabilities: Room for `classNames.count` probabilities.
     /// - Throws: ``ModelLoadError`` (code `incompatible`) if the sizes do not match.
     func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) throws
+}
+
+extension WindowClassifier {
+    /// The model's version string.
+    public var modelVersion: String { manifest.version }
+    /// The class names, in output order.
+    public var classNames: [String] { manifest.classNames }
+    /// The input the model expects (window, hop, channels, sample rate, standardization).
+    public var input: InputSpec { manifest.input }
+
+    /// Calibration quantiles of `measure` from the manifest's metrics `confidence.<measure>.p<percent>`, as
+    /// `tandem compress` records them (`confidence.max_probability.p10`; the camel-case spelling
+    /// `confidence.maxProbability.p10` is read too), if there are at least two.
+    public func calibration(for measure: ConfidenceMeasure) -> CalibrationQuantiles? {
+        let prefixes = ["confidence.\(measure.manifestName).p", "confidence.\(measure.rawValue).p"]
+        for prefix in prefixes {
+            let points = manifest.metrics.compactMap { key, value -> (Double, Double)? in
+                guard key.hasPrefix(prefix), let percent = Double(key.dropFirst(prefix.count)) else { return nil }
+                return (percent / 100, value)
+            }.sorted { $0.0 < $1.0 }
+            if let quantiles = try? CalibrationQuantiles(levels: points.map(\.0), values: points.map(\.1)) {
+                return quantiles
+            }
+        }
+        return nil
+    }
 }
 
 /// A model was refused at load: unreadable, untrusted, incompatible or failing its self-test.
@@ -53,20 +76,13 @@ public struct ModelLoadError: Error, CustomStringConvertible, Sendable, Equatabl
 
 /// The float32 engine behind ``WindowClassifier``: a ``FloatModel`` from a verified `.tandem` artifact.
 ///
-/// Until the int8 engine lands this is what the agent runs. Each call builds a one-window input
-/// tensor, so it allocates per window (not per sample).
+/// Each call builds a one-window input tensor, so it allocates per window (not per sample); edge models
+/// are normally int8 (``Int8WindowClassifier``), which allocates nothing.
 public struct FloatWindowClassifier: WindowClassifier {
     /// The model.
     public let model: FloatModel
     /// The model's manifest.
     public let manifest: ModelManifest
-
-    /// The model's version string.
-    public var modelVersion: String { manifest.version }
-    /// The class names.
-    public var classNames: [String] { manifest.classNames }
-    /// The model's input spec.
-    public var input: InputSpec { manifest.input }
 
     /// Wraps a model and its manifest.
     public init(model: FloatModel, manifest: ModelManifest) {
@@ -74,42 +90,19 @@ public struct FloatWindowClassifier: WindowClassifier {
         self.manifest = manifest
     }
 
-    /// Loads and verifies the artifact at `path`: SHA-256 checksum, the Ed25519 signature against
-    /// `trustedKeyPaths` (when any are given, or when `requireSignature`), the input spec, and the
-    /// golden-input self-test.
+    /// Loads and verifies a float32 artifact (see ``EdgeModelLoader/load(path:trustedKeyPaths:requireSignature:)``).
     ///
-    /// - Throws: ``ModelLoadError`` naming the file and what failed.
+    /// - Throws: ``ModelLoadError`` naming the file and what failed; `incompatible` for an int8 artifact.
     public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)
         throws(ModelLoadError)
         -> FloatWindowClassifier
     {
-        let artifact: ModelArtifact
-        do throws(ArtifactError) {
-            let keys = try trustedKeyPaths.map { (keyPath: String) throws(ArtifactError) in
-                try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: keyPath))
-            }
-            let mustSign = requireSignature || !keys.isEmpty
-            artifact = try ModelArtifact.read(
-                from: URL(fileURLWithPath: path), trustedKeys: mustSign ? keys : nil, requireSignature: mustSign)
-        } catch {
-            switch error.code {
-            case .badKeyFile: throw ModelLoadError(.badKey, error.description)
-            case .badSignature, .untrustedKey, .missingSignature: throw ModelLoadError(.untrusted, error.description)
-            default: throw ModelLoadError(.unreadable, error.description)
-            }
+        let loaded = try EdgeModelLoader.load(
+            path: path, trustedKeyPaths: trustedKeyPaths, requireSignature: requireSignature)
+        guard let float = loaded as? FloatWindowClassifier else {
+            throw ModelLoadError(.incompatible, "\(path): \(loaded.manifest.numerics) model, float32 expected")
         }
-        let model: FloatModel
-        do {
-            model = try FloatModel(artifact: artifact)
-        } catch {
-            throw ModelLoadError(.incompatible, "\(path): \(error)")
-        }
-        do {
-            try artifact.verifyGoldenOutputs(try model.logits(for: artifact.goldenInputs))
-        } catch {
-            throw ModelLoadError(.selfTestFailed, "\(path): \(error)")
-        }
-        return FloatWindowClassifier(model: model, manifest: artifact.manifest)
+        return float
     }
 
     /// Writes the class probabilities of one standardized window.

@@ -131,7 +131,6 @@ extension AgentConfiguration {
         number("statusIntervalSeconds", \.statusIntervalSeconds),
         text("outbox.directory", \.outbox.directory),
         integer("outbox.maxBytes", \.outbox.maxBytes),
-        integer("outbox.maxMessages", \.outbox.maxMessages),
         text("metrics.listen", \.metricsListen),
         integer("log.maxMessages", \.log.maxMessages),
         number("log.intervalSeconds", \.log.intervalSeconds),
@@ -304,6 +303,7 @@ extension AgentConfiguration {
                                 case "host": stream.source.host = try scalar(sourceValue, path)
                                 case "port": stream.source.port = try integer(sourceValue, path)
                                 case "topic": stream.source.topic = try scalar(sourceValue, path)
+                                case "url": stream.source.url = try scalar(sourceValue, path)
                                 case "maxLineBytes": stream.source.maxLineBytes = try integer(sourceValue, path)
                                 default: throw ConfigurationError(.unknownKey, key: path, "unknown key")
                                 }

@@ -17,8 +17,10 @@ extension AgentConfiguration {
             topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")
         let url = URLComponents(string: broker.url)
         check(
-            url.map { ["mqtt", "mqtts", "tcp", "ssl"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty } ?? false,
-            "broker.url", "must be mqtt://host[:port] or mqtts://host[:port], got '\(broker.url)'")
+            broker.url.isEmpty
+                || url.map { ["mqtt", "mqtts", "tcp", "ssl"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty }
+                    ?? false,
+            "broker.url", "must be mqtt://host[:port], mqtts://host[:port] or empty (no broker), got '\(broker.url)'")
         check(
             broker.keepAliveSeconds > 0, "broker.keepAliveSeconds", "must be positive, got \(broker.keepAliveSeconds)")
         check(!model.path.isEmpty, "model.path", "must name the model artifact")
@@ -54,6 +56,10 @@ extension AgentConfiguration {
                     "must be an IPv4 address, got '\(s.host)'")
             case .mqtt:
                 check(!s.topic.isEmpty, "\(p).source.topic", "an mqtt source needs a topic")
+                let url = URLComponents(string: s.url)
+                check(
+                    url.map { ["mqtt", "tcp"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty } ?? false,
+                    "\(p).source.url", "must be mqtt://host[:port], got '\(s.url)'")
             }
             // Streams may share a source (JSON lines then name their stream), but only with identical settings.
             if let j = streams[..<i].firstIndex(where: { Self.sourceKey($0.source) == Self.sourceKey(s) }),
@@ -89,7 +95,6 @@ extension AgentConfiguration {
         }
         check(!outbox.directory.isEmpty, "outbox.directory", "must name a directory")
         check(outbox.maxBytes > 0, "outbox.maxBytes", "must be positive, got \(outbox.maxBytes)")
-        check(outbox.maxMessages > 0, "outbox.maxMessages", "must be positive, got \(outbox.maxMessages)")
         if !metricsListen.isEmpty {
             let parts = metricsListen.split(separator: ":", omittingEmptySubsequences: false)
             check(
@@ -107,7 +112,7 @@ extension AgentConfiguration {
         case .stdin: "stdin"
         case .file: "file \(source.path)"
         case .udp: "udp \(source.port)"
-        case .mqtt: "mqtt \(source.topic)"
+        case .mqtt: "mqtt \(source.url) \(source.topic)"
         }
     }
 
@@ -171,6 +176,7 @@ extension AgentConfiguration {
                 lines.append("      port: \(s.port)")
             case .mqtt:
                 lines.append("      topic: \(quoted(s.topic))")
+                lines.append("      url: \(quoted(s.url))")
             }
             lines.append("      maxLineBytes: \(s.maxLineBytes)")
         }

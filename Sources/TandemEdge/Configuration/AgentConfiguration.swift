@@ -56,7 +56,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         case file
         /// UDP datagrams on a port.
         case udp
-        /// A topic on a local MQTT broker (needs TandemMQTT; not available in this build).
+        /// A topic on an MQTT broker (often one a gateway runs on the box).
         case mqtt
     }
 
@@ -79,6 +79,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var port = 0
         /// `mqtt`: the topic to subscribe to.
         public var topic = ""
+        /// `mqtt`: the broker holding the topic.
+        public var url = "mqtt://localhost:1883"
         /// Lines longer than this many bytes are rejected as `lineTooLong`.
         public var maxLineBytes = 4096
     }
@@ -132,7 +134,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             case stdout
             /// JSON lines appended to a file.
             case file
-            /// `…/predictions` on the broker (needs TandemMQTT; not available in this build).
+            /// `…/predictions` on the broker (QoS 0).
             case mqtt
         }
 
@@ -160,8 +162,6 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var directory = "/var/lib/tandem/outbox"
         /// The most bytes it may hold.
         public var maxBytes = 64 * 1024 * 1024
-        /// The most messages it may hold.
-        public var maxMessages = 100_000
     }
 
     /// Rate limits for messages about bad input.

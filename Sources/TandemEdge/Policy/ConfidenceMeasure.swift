@@ -13,6 +13,15 @@ public enum ConfidenceMeasure: String, Sendable, Codable, CaseIterable {
     /// `1 − H(p) / log C`: 1 for a one-hot vector, 0 for the uniform one.
     case entropy
 
+    /// How `tandem compress` names the measure in manifest metrics (`confidence.<name>.pNN`).
+    public var manifestName: String {
+        switch self {
+        case .maxProbability: "max_probability"
+        case .margin: "margin"
+        case .entropy: "entropy"
+        }
+    }
+
     /// The confidence of `probabilities` (a softmax output; a single class is always fully confident).
     public func confidence(_ probabilities: UnsafeBufferPointer<Float>) -> Double {
         let count = probabilities.count

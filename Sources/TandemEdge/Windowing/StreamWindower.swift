@@ -47,8 +47,8 @@ public struct StreamWindower: Sendable {
 
     private var buffer: [Float]
     private var timestamps: [Double]
-    private let mean: [Float]
-    private let scale: [Float]
+    private var mean: [Float]
+    private var scale: [Float]
     private var position = 0
     private var filled = 0
     private var untilNextWindow: Int
@@ -84,6 +84,24 @@ public struct StreamWindower: Sendable {
         untilNextWindow = spec.window
         steps = [Double](repeating: 0, count: Self.stepHistory)
         sortScratch = steps
+    }
+
+    /// Switches to another standardization (a new model with the same input shape), converting the
+    /// samples held so the next window is standardized throughout with the new statistics.
+    ///
+    /// Empty `mean`/`std` mean 0 and 1; arrays of another length than ``channels`` are ignored.
+    public mutating func restandardize(mean newMean: [Float], std newStd: [Float]) {
+        let c = channels
+        let m = newMean.isEmpty ? [Float](repeating: 0, count: c) : newMean
+        let s = newStd.isEmpty ? [Float](repeating: 1, count: c) : newStd.map { 1 / $0 }
+        guard m.count == c, s.count == c else { return }
+        for i in 0..<buffer.count {
+            let k = i % c
+            let raw = buffer[i] / scale[k] + mean[k]
+            buffer[i] = (raw - m[k]) * s[k]
+        }
+        mean = m
+        scale = s
     }
 
     /// Forgets the samples held (the next sample starts a new window sequence); the step history stays.

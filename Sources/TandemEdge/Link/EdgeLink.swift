@@ -1,0 +1,190 @@
+import Foundation
+import Synchronization
+import TandemMQTT
+
+/// The agent's connection to the broker: escalations through the durable outbox, verdicts back, the
+/// retained status with its last will, prediction records, and the model assignment.
+///
+/// The connection is made in the background and retried with backoff, so the agent runs (and journals
+/// escalations) while the broker is away; everything journaled goes out, in order, once it is back.
+public final class EdgeLink: EscalationTransport {
+    /// The device's topics.
+    public let topics: EdgeTopics
+    /// The MQTT client.
+    public let client: MQTTClient
+    /// The escalation journal.
+    public let outbox: DurableOutbox
+    let log: @Sendable (String) -> Void
+    private let counters = Mutex(Counters())
+    private let verdictStream: (stream: AsyncStream<Verdict>, continuation: AsyncStream<Verdict>.Continuation)
+    private let assignmentStream:
+        (stream: AsyncStream<MQTTMessage>, continuation: AsyncStream<MQTTMessage>.Continuation)
+    private let subscriber = Mutex<Task<Void, Never>?>(nil)
+
+    struct Counters {
+        var refused = 0
+        var badVerdicts = 0
+    }
+
+    /// Connects to the broker `configuration.broker` names and opens the outbox in `configuration.outbox`.
+    ///
+    /// - Throws: ``ConfigurationError`` for an unusable URL or password file, `MQTTError` for TLS files or an
+    ///   outbox directory that cannot be used.
+    public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void) throws {
+        topics = EdgeTopics(fleet: configuration.device.fleet, device: configuration.device.id)
+        self.log = log
+        let offline = Self.offlineStatus(device: configuration.device.id)
+        var clientConfiguration = try Self.clientConfiguration(
+            configuration.broker, clientID: "\(configuration.device.fleet)-\(configuration.device.id)")
+        clientConfiguration.lastWill = .init(
+            MQTTMessage(topic: topics.status, payload: Array(offline.utf8), qos: .atLeastOnce, retain: true))
+        client = try MQTTClient(configuration: clientConfiguration)
+        outbox = try DurableOutbox(
+            configuration: .init(
+                directory: configuration.outbox.directory,
+                segmentBytes: min(4 * 1024 * 1024, max(4096, configuration.outbox.maxBytes / 4)),
+                maximumBytes: configuration.outbox.maxBytes, sync: .interval(milliseconds: 100),
+                overflow: .dropOldest),
+            warn: { log("outbox: \($0)") })
+        verdictStream = AsyncStream<Verdict>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        assignmentStream = AsyncStream<MQTTMessage>.makeStream(bufferingPolicy: .bufferingNewest(4))
+    }
+
+    /// The status message of a device that is gone (the last will, and the last word of a clean stop).
+    static func offlineStatus(device: String) -> String {
+        #"{"device":"\#(device)","state":"offline"}"#
+    }
+
+    /// The MQTT client settings for `broker`.
+    static func clientConfiguration(_ broker: AgentConfiguration.Broker, clientID: String) throws
+        -> MQTTClientConfiguration
+    {
+        guard let url = URLComponents(string: broker.url), let host = url.host, !host.isEmpty else {
+            throw ConfigurationError(.invalidValue, key: "broker.url", "'\(broker.url)' is not mqtt://host[:port]")
+        }
+        let secure = url.scheme == "mqtts" || url.scheme == "ssl"
+        var password: String?
+        if !broker.passwordFile.isEmpty {
+            guard let text = try? String(contentsOfFile: broker.passwordFile, encoding: .utf8) else {
+                throw ConfigurationError(
+                    .invalidValue, key: "broker.passwordFile", "cannot read '\(broker.passwordFile)'")
+            }
+            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        var tls: MQTTClientConfiguration.TLS?
+        if secure {
+            tls = .init(
+                caFile: broker.caFile.isEmpty ? "/etc/ssl/certs/ca-certificates.crt" : broker.caFile,
+                certificateFile: broker.certFile.isEmpty ? nil : broker.certFile,
+                keyFile: broker.keyFile.isEmpty ? nil : broker.keyFile)
+        }
+        return MQTTClientConfiguration(
+            host: host, port: url.port ?? (secure ? 8883 : 1883), clientID: clientID,
+            username: broker.username.isEmpty ? nil : broker.username, password: password, tls: tls,
+            keepAliveSeconds: broker.keepAliveSeconds)
+    }
+
+    /// Starts connecting (in the background, retried until it works) and sending what the outbox holds;
+    /// subscribes to verdicts and the model assignment on every connection the broker did not keep a
+    /// session for.
+    public func start() {
+        client.start()
+        outbox.attach(to: client)
+        let states = client.connectionStates()
+        let task = Task { [weak self] in
+            var subscribed = false
+            for await state in states {
+                guard let self else { return }
+                if case .closed = state { break }
+                guard state.isConnected, !subscribed else { continue }
+                subscribed = await self.subscribeAll()
+            }
+        }
+        subscriber.withLock { $0 = task }
+    }
+
+    /// Subscribes to the verdicts and the model assignment; the client renews both after reconnects.
+    private func subscribeAll() async -> Bool {
+        do {
+            let verdicts = try await client.subscribe(to: topics.verdicts, qos: .atLeastOnce)
+            let assignments = try await client.subscribe(to: topics.modelAssignment, qos: .atLeastOnce)
+            Task { [weak self] in
+                for await message in verdicts { self?.receiveVerdict(message) }
+            }
+            Task { [weak self] in
+                for await message in assignments { self?.assignmentStream.continuation.yield(message) }
+            }
+            log("link: connected to \(client.configuration.host):\(client.configuration.port), subscribed")
+            return true
+        } catch {
+            log("link: subscribing failed, retrying on the next connection: \(error)")
+            return false
+        }
+    }
+
+    private func receiveVerdict(_ message: MQTTMessage) {
+        do {
+            verdictStream.continuation.yield(try Verdict(decoding: message.payload))
+        } catch {
+            let count = counters.withLock {
+                $0.badVerdicts += 1
+                return $0.badVerdicts
+            }
+            if count <= 10 || count.isMultiple(of: 1000) {
+                log("link: verdict on \(message.topic) skipped (\(count) so far): \(error)")
+            }
+        }
+    }
+
+    /// Journals the escalation and sends it when the connection allows (QoS 1, response topic, correlation id).
+    public func submit(_ payload: EscalationPayload, encoded: [UInt8]) {
+        let id = payload.id.uuid
+        let correlation = withUnsafeBytes(of: id) { Array($0) }
+        let message = MQTTMessage(
+            topic: topics.escalations, payload: encoded, qos: .atLeastOnce, retain: false,
+            properties: MQTTPublishProperties(responseTopic: topics.verdicts, correlationData: correlation))
+        do {
+            try outbox.append(message)
+        } catch {
+            counters.withLock { $0.refused += 1 }
+            log("link: escalation \(payload.id) not journaled: \(error)")
+        }
+    }
+
+    /// Verdicts as they arrive.
+    public func verdicts() -> AsyncStream<Verdict>? { verdictStream.stream }
+
+    /// Model assignment messages as they arrive (the retained one first).
+    public func assignments() -> AsyncStream<MQTTMessage> { assignmentStream.stream }
+
+    /// Publishes the retained status (QoS 1); dropped if the broker is away — the next one replaces it.
+    public func publishStatus(_ json: String) {
+        try? client.publish(
+            MQTTMessage(topic: topics.status, payload: Array(json.utf8), qos: .atLeastOnce, retain: true))
+    }
+
+    /// Escalations the outbox refused, and verdict messages that could not be read.
+    public var errorCounts: (refusedEscalations: Int, badVerdicts: Int) {
+        counters.withLock { ($0.refused, $0.badVerdicts) }
+    }
+
+    /// Waits (at most `timeout`) for the outbox to drain, publishes the final status retained, disconnects
+    /// cleanly (the broker then drops the last will) and closes the outbox; what is still journaled stays on
+    /// disk for the next start.
+    public func close(finalStatus: String, timeout: Duration) async {
+        if client.connectionState.isConnected {
+            if !(await outbox.waitUntilDrained(timeout: timeout)) {
+                log("link: \(outbox.statistics.pending) escalation(s) stay journaled for the next start")
+            }
+            // Queued ahead of DISCONNECT on the same socket.
+            publishStatus(finalStatus)
+        } else if outbox.statistics.pending > 0 {
+            log("link: broker unreachable; \(outbox.statistics.pending) escalation(s) stay journaled for the next start")
+        }
+        subscriber.withLock { $0?.cancel() }
+        outbox.close()
+        await client.disconnect()
+        verdictStream.continuation.finish()
+        assignmentStream.continuation.finish()
+    }
+}
