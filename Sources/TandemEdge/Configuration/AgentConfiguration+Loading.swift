@@ -102,6 +102,7 @@ extension AgentConfiguration {
         text("broker.certFile", \.broker.certFile),
         text("broker.keyFile", \.broker.keyFile),
         integer("broker.keepAliveSeconds", \.broker.keepAliveSeconds),
+        number("broker.reconnectMaxSeconds", \.broker.reconnectMaxSeconds),
         text("model.path", \.model.path),
         Setting(
             key: "model.trustedKeys",

@@ -23,6 +23,9 @@ extension AgentConfiguration {
             "broker.url", "must be mqtt://host[:port], mqtts://host[:port] or empty (no broker), got '\(broker.url)'")
         check(
             broker.keepAliveSeconds > 0, "broker.keepAliveSeconds", "must be positive, got \(broker.keepAliveSeconds)")
+        check(
+            broker.reconnectMaxSeconds >= 0.1 && broker.reconnectMaxSeconds <= 3600, "broker.reconnectMaxSeconds",
+            "must be within 0.1…3600, got \(broker.reconnectMaxSeconds)")
         check(!model.path.isEmpty, "model.path", "must name the model artifact")
         for (i, key) in model.trustedKeys.enumerated() {
             check(!key.isEmpty, "model.trustedKeys[\(i)]", "must be a path")

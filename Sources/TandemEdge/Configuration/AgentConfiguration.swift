@@ -33,6 +33,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var keyFile = ""
         /// Keep-alive interval in seconds.
         public var keepAliveSeconds = 30
+        /// The longest wait between reconnection attempts (the wait doubles from 0.1 s, with jitter).
+        public var reconnectMaxSeconds = 10.0
     }
 
     /// The model the agent runs.

@@ -81,7 +81,8 @@ public final class EdgeLink: EscalationTransport {
         return MQTTClientConfiguration(
             host: host, port: url.port ?? (secure ? 8883 : 1883), clientID: clientID,
             username: broker.username.isEmpty ? nil : broker.username, password: password, tls: tls,
-            keepAliveSeconds: broker.keepAliveSeconds)
+            keepAliveSeconds: broker.keepAliveSeconds,
+            reconnect: .init(maximumDelayMilliseconds: Int(broker.reconnectMaxSeconds * 1000)))
     }
 
     /// Starts connecting (in the background, retried until it works) and sending what the outbox holds;
