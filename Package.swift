@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
-        .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTestSupport"]),
+        .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTraining", "TandemTestSupport"]),
     ]
 )
