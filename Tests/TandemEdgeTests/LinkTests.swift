@@ -194,6 +194,58 @@ struct LinkTests {
     }
 }
 
+extension LinkTests {
+    @Test("an mqtt source feeds a stream from a topic; the mqtt sink publishes every record on …/predictions")
+    func mqttSourceAndSink() async throws {
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let dir = scratch.url.path
+            let modelPath = "\(dir)/model.tandem"
+            try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
+            var configuration = linkedConfiguration(port: broker.port, directory: dir, modelPath: modelPath)
+            configuration.streams[0].source.kind = .mqtt
+            configuration.streams[0].source.url = "mqtt://localhost:\(broker.port)"
+            configuration.streams[0].source.topic = "gateway/vib"
+            configuration.sinks = [
+                .init(kind: .file, path: "\(dir)/records.jsonl", flushIntervalMs: 50), .init(kind: .mqtt),
+            ]
+            let gateway = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "gateway"))
+            try await gateway.connect()
+            let predictions = try await gateway.subscribe(to: "tandem/v1/test/box1/predictions")
+            let agent = try EdgeAgent.make(configuration: configuration, log: { _ in })
+            let run = Task { try await agent.run() }
+            let source = try #require(agent.sources.first as? MQTTTopicSource)
+            #expect(await waitUntil { source.isSubscribed })
+            // 400 samples in messages of 10 lines, one with a bad line in it.
+            for start in stride(from: 0, to: 400, by: 10) {
+                var text = sampleLines(from: start, count: 10)
+                if start == 200 { text += "1.0,not,a,number\n" }
+                try await gateway.publish(MQTTMessage(topic: "gateway/vib", payload: Array(text.utf8), qos: .atLeastOnce))
+            }
+            let expected = (400 - 8) / 4 + 1
+            var received = [MQTTMessage]()
+            let timeout = Task {
+                try? await Task.sleep(for: .seconds(20))
+                predictions.cancel()
+            }
+            defer { timeout.cancel() }
+            for await message in predictions {
+                received.append(message)
+                if received.count == expected { break }
+            }
+            agent.stop()
+            try await run.value
+            await gateway.disconnect()
+            let lines = try String(contentsOfFile: "\(dir)/records.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == expected)
+            #expect(received.count == expected)
+            #expect(received.allSatisfy { $0.payloadString.hasPrefix(#"{"type":"prediction""#) })
+            #expect(agent.inputErrors.snapshot().byStream["vib"]?[.nonNumeric] == 1)
+        }
+    }
+}
+
 /// The `tandem-edge` process against a real broker: killed during model swaps, stopped by SIGTERM.
 @Suite(.serialized)
 struct LinkProcessTests {

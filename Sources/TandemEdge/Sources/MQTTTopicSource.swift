@@ -16,6 +16,7 @@ public final class MQTTTopicSource: LineSource {
     let maximumLineBytes: Int
     let channel = SourceChannel()
     private let dropped = Atomic<Int>(0)
+    private let subscribed = Atomic<Bool>(false)
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
     /// Subscribes to `topic` on the broker at `url` (`mqtt://host[:port]`).
@@ -36,6 +37,9 @@ public final class MQTTTopicSource: LineSource {
         description = "mqtt \(url) \(topic)"
     }
 
+    /// Whether the broker has acknowledged the subscription (messages published before are not seen).
+    public var isSubscribed: Bool { subscribed.load(ordering: .relaxed) }
+
     /// Messages lost because the pipeline fell more than 10,000 messages behind.
     public var droppedMessages: Int { dropped.load(ordering: .relaxed) }
 
@@ -54,6 +58,7 @@ public final class MQTTTopicSource: LineSource {
                 } catch {
                     continue  // not connected after all, or refused: try again on the next connection
                 }
+                subscribed.store(true, ordering: .relaxed)
                 for await message in subscription {
                     var batch = LineBatch()
                     batch.firstLineNumber = lineNumber
