@@ -246,6 +246,40 @@ extension LinkTests {
     }
 }
 
+extension LinkTests {
+    @Test("with a 20 % budget the escalation rate settles at 20 %, and the responder sees exactly those")
+    func budgetPolicy() async throws {
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let modelPath = scratch.url.appendingPathComponent("model.tandem").path
+            try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
+            var configuration = linkedConfiguration(port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            configuration.policy.budget = 0.2
+            configuration.policy.gain = 0.01
+            let responder = try await TestResponder(port: broker.port, classes: 3)
+            let (agent, source, sink, run) = try startAgent(configuration)
+            #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
+            for start in stride(from: 0, to: 12_000, by: 400) {
+                source.push(sampleLines(from: start, count: 400))
+            }
+            source.stop()
+            try await run.value
+            // In window order (escalated windows' records come out when their verdict does).
+            let records = sink.snapshot.filter { $0.kind == .prediction }.sorted { $0.windowStart < $1.windowStart }
+            let windowCount = (12_000 - 8) / 4 + 1
+            #expect(records.count == windowCount)
+            // After the controller's first 500 windows, the share escalated stays near the budget.
+            let settled = records.dropFirst(500)
+            let rate = Double(settled.filter(\.escalated).count) / Double(settled.count)
+            #expect(abs(rate - 0.2) < 0.04, "escalation rate \(rate)")
+            let escalatedIDs = Set(records.filter(\.escalated).compactMap(\.escalationId))
+            #expect(await waitUntil { Set(responder.ids) == escalatedIDs })
+            await responder.close()
+        }
+    }
+}
+
 /// The `tandem-edge` process against a real broker: killed during model swaps, stopped by SIGTERM.
 @Suite(.serialized)
 struct LinkProcessTests {
