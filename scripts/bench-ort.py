@@ -9,8 +9,9 @@ Usage:
 Builds the exported layers in PyTorch with Tandem's folded float weights (channels-last input, permuted
 inside the graph as Tandem reads windows), checks the float outputs against Tandem's, exports ONNX,
 quantizes it statically with onnxruntime.quantization (QDQ, int8 weights per channel, int8 activations,
-calibrated on the exported calibration windows) and times ONNX Runtime with one thread: batch 1
-latency (p50/p99) and batch --batch throughput, for both the float and the int8 model.
+calibrated on the exported calibration windows) and times ONNX Runtime with one thread: batch 1 latency
+(p50/p99) and batch --batch throughput, for both the float and the int8 model. The network building and
+quantization live in scripts/tandem_onnx.py, shared with scripts/bench-edge.
 """
 import argparse
 import json
@@ -21,87 +22,8 @@ import time
 import numpy as np
 import onnxruntime as ort
 import torch
-import torch.nn as nn
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-
-class ChannelsLast(nn.Module):
-    """[N, L, C] -> [N, C, L], the layout torch's Conv1d wants."""
-
-    def forward(self, x):
-        return x.permute(0, 2, 1)
-
-
-def build(document):
-    length, channels = document["window"], document["channels"]
-    layers = [ChannelsLast()]
-    flat = False
-    for layer in document["layers"]:
-        kind = layer["type"]
-        if kind == "conv1d":
-            w = np.array(layer["weight"]["values"], dtype=np.float32).reshape(layer["weight"]["shape"])
-            filters, k, c = w.shape
-            s, d = layer.get("stride", 1), layer.get("dilation", 1)
-            if layer.get("padding", "valid") == "same":
-                out = -(-length // s)
-                total = max(0, (out - 1) * s + (k - 1) * d + 1 - length)
-                layers.append(nn.ConstantPad1d((total // 2, total - total // 2), 0.0))
-                length = out
-            else:
-                length = (length - (k - 1) * d - 1) // s + 1
-            conv = nn.Conv1d(c, filters, k, stride=s, dilation=d, bias="bias" in layer)
-            conv.weight.data = torch.from_numpy(w.transpose(0, 2, 1).copy())
-            if "bias" in layer:
-                conv.bias.data = torch.tensor(layer["bias"], dtype=torch.float32)
-            layers.append(conv)
-            channels = filters
-        elif kind == "relu":
-            layers.append(nn.ReLU())
-        elif kind == "globalavgpool1d":
-            layers.append(nn.AdaptiveAvgPool1d(1))
-            layers.append(nn.Flatten())
-            flat = True
-        elif kind == "dense":
-            w = np.array(layer["weight"]["values"], dtype=np.float32).reshape(layer["weight"]["shape"])
-            if not flat:
-                layers.append(nn.Flatten())
-                flat = True
-            dense = nn.Linear(w.shape[1], w.shape[0], bias="bias" in layer)
-            dense.weight.data = torch.from_numpy(w)
-            if "bias" in layer:
-                dense.bias.data = torch.tensor(layer["bias"], dtype=torch.float32)
-            layers.append(dense)
-        elif kind in ("maxpool1d", "avgpool1d"):
-            k = layer["kernel"]
-            s = layer.get("stride", k)
-            pool = nn.MaxPool1d if kind == "maxpool1d" else nn.AvgPool1d
-            layers.append(pool(k, stride=s))
-            length = (length - k) // s + 1
-        else:
-            raise SystemExit(f"layer type {kind} is not supported by this script")
-    return nn.Sequential(*layers).eval()
-
-
-def tensor(entry):
-    return np.array(entry["values"], dtype=np.float32).reshape(entry["shape"])
-
-
-class Reader(CalibrationDataReader):
-    def __init__(self, windows, batch=16):
-        self.batches = iter([windows[i : i + batch] for i in range(0, len(windows), batch)])
-
-    def get_next(self):
-        b = next(self.batches, None)
-        return None if b is None else {"x": b}
-
-
-def session(path, threads):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+from tandem_onnx import build, export_onnx, quantize_int8, session, tensor
 
 
 def measure(sess, inputs, batch, windows):
@@ -160,12 +82,8 @@ def main():
     directory = tempfile.mkdtemp(prefix="bench-ort-")
     fp32 = os.path.join(directory, "model.onnx")
     int8 = os.path.join(directory, "model-int8.onnx")
-    torch.onnx.export(
-        model, torch.from_numpy(inputs[:1]), fp32, input_names=["x"], output_names=["logits"],
-        dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
-    quantize_static(
-        fp32, int8, Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    export_onnx(model, inputs, fp32)
+    quantize_int8(fp32, int8, calibration)
 
     results = {"onnxruntime": ort.__version__, "threads": args.threads, "float_max_difference_to_tandem": difference}
     float_session, int8_session = session(fp32, args.threads), session(int8, args.threads)
