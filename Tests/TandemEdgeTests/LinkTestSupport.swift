@@ -15,12 +15,16 @@ final class PushSource: LineSource {
 
     func batches() -> LineBatches { LineBatches(channel: channel) }
 
-    /// Hands `text` (whole lines) to the agent.
-    func push(_ text: String) {
+    /// Hands `text` (whole lines) to the agent, waiting (without blocking a thread) while it is 8 batches behind.
+    func push(_ text: String) async {
         var batch = LineBatch()
         batch.firstLineNumber = lineNumber.withLock { $0 }
         splitter.withLock { s in Array(text.utf8).withUnsafeBytes { s.feed($0, into: &batch) } }
         lineNumber.withLock { $0 += batch.lines.count }
+        while channel.slots.wait(timeout: .now()) == .timedOut {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        channel.slots.signal()
         channel.deliver(batch)
     }
 

@@ -35,7 +35,7 @@ struct LinkTests {
             let responder = try await TestResponder(port: broker.port, classes: 3)
             let (agent, source, sink, run) = try startAgent(configuration)
             #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
-            source.push(sampleLines(from: 0, count: 800))
+            await source.push(sampleLines(from: 0, count: 800))
             source.stop()
             try await run.value
             await responder.close()
@@ -78,7 +78,7 @@ struct LinkTests {
             let responder = try await TestResponder(port: broker.port, classes: 3, persistentSession: true)
             let (agent, source, sink, run) = try startAgent(configuration)
             #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
-            source.push(sampleLines(from: 0, count: 200))
+            await source.push(sampleLines(from: 0, count: 200))
             #expect(await waitUntil { sink.snapshot.count >= (200 - 8) / 4 + 1 })
 
             broker.stop()
@@ -87,7 +87,7 @@ struct LinkTests {
             var next = 200
             // Ten seconds without a broker, samples keep coming.
             while ContinuousClock.now - downSince < .seconds(10) {
-                source.push(sampleLines(from: next, count: 40))
+                await source.push(sampleLines(from: next, count: 40))
                 next += 40
                 try await Task.sleep(for: .milliseconds(200))
             }
@@ -101,7 +101,7 @@ struct LinkTests {
             #expect((agent.link?.outbox.statistics.pending ?? 0) > 0)
 
             try await broker.start()
-            source.push(sampleLines(from: next, count: 40))
+            await source.push(sampleLines(from: next, count: 40))
             let escalatedIDs = Set(sink.snapshot.filter { $0.kind == .prediction && $0.escalated }.compactMap(\.escalationId))
             #expect(await waitUntil(.seconds(30)) { Set(responder.ids).isSuperset(of: escalatedIDs) })
             #expect(await waitUntil(.seconds(10)) { agent.link?.outbox.statistics.pending == 0 })
@@ -151,7 +151,7 @@ struct LinkTests {
             var sample = 0
             func stillServes(_ version: String) async -> Bool {
                 let count = sink.snapshot.count
-                source.push(sampleLines(from: sample, count: 40))
+                await source.push(sampleLines(from: sample, count: 40))
                 sample += 40
                 return await waitUntil { sink.snapshot.count >= count + 9 }
                     && sink.snapshot.suffix(9).allSatisfy { $0.modelVersion == version }
@@ -261,7 +261,7 @@ extension LinkTests {
             let (agent, source, sink, run) = try startAgent(configuration)
             #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
             for start in stride(from: 0, to: 12_000, by: 400) {
-                source.push(sampleLines(from: start, count: 400))
+                await source.push(sampleLines(from: start, count: 400))
             }
             source.stop()
             try await run.value

@@ -1,3 +1,5 @@
+import Foundation
+import TandemCore
 import Testing
 
 @testable import TandemEdge
@@ -85,5 +87,28 @@ struct ParserTests {
         let s = counters.snapshot()
         #expect(s.byStream == ["a": [.nonFinite: 2], "b": [.lineTooLong: 5]])
         #expect(s.total == 7)
+    }
+}
+
+struct NumberFastPathTests {
+    @Test("the plain-decimal fast path gives strtod's bits on 200,000 random decimals and leaves the rest to strtod")
+    func matchesStrtod() {
+        var generator = SeededGenerator(seed: 21)
+        for _ in 0..<200_000 {
+            let digits = Int.random(in: 1...15, using: &generator)
+            var text = (0..<digits).map { _ in String(Int.random(in: 0...9, using: &generator)) }.joined()
+            let point = Int.random(in: 0...digits, using: &generator)
+            if point < digits { text.insert(".", at: text.index(text.startIndex, offsetBy: point)) }
+            if Bool.random(using: &generator) { text = "-" + text }
+            let bytes = Array(text.utf8)
+            let fast = bytes.withUnsafeBufferPointer { SampleLineParser.plainDecimal($0, 0, $0.count) }
+            let reference = strtod(text, nil)
+            #expect(fast?.bitPattern == reference.bitPattern, "\(text)")
+            if fast?.bitPattern != reference.bitPattern { return }
+        }
+        for text in ["1e3", "1234567890123456", "0x10", "1.2.3", "", "-", "."] {
+            let bytes = Array(text.utf8)
+            #expect(bytes.withUnsafeBufferPointer { SampleLineParser.plainDecimal($0, 0, $0.count) } == nil, "\(text)")
+        }
     }
 }

@@ -199,10 +199,14 @@ public final class EdgeAgent: Sendable {
             verdictTask = Task {
                 for await verdict in verdicts {
                     let now = self.now
-                    if let record = verdictTracker.withLock({ $0.received(verdict, classNames: classNames, now: now) })
-                    {
-                        emit([record])
+                    // Release what is past its deadline first: a verdict that comes after the deadline is a
+                    // correction, even when the expiry task has not run yet (a busy machine).
+                    let records = verdictTracker.withLock { tracker -> [PredictionRecord] in
+                        var out = tracker.expire(now: now)
+                        if let record = tracker.received(verdict, classNames: classNames, now: now) { out.append(record) }
+                        return out
                     }
+                    emit(records)
                 }
             }
             let step = min(0.05, Double(configuration.verdictDeadlineMs) / 5000)

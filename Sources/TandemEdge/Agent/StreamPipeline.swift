@@ -8,6 +8,10 @@ struct SourcePipeline {
     let sourceDescription: String
     var parser: SampleLineParser
     var streams: [StreamPipeline]
+    /// Streams that received a sample in the current batch, each once: the per-batch bookkeeping
+    /// visits only these (a source may feed a thousand streams).
+    var touched: [Int] = []
+    var isTouched: [Bool]
 
     init(agent: EdgeAgent, group: [Int], sourceDescription: String) throws {
         self.sourceDescription = sourceDescription
@@ -16,6 +20,8 @@ struct SourcePipeline {
         parser = SampleLineParser(
             channels: first.channels, streamNames: configured.map(\.name), maximumLineBytes: first.source.maxLineBytes)
         streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
+        isTouched = [Bool](repeating: false, count: streams.count)
+        touched.reserveCapacity(streams.count)
     }
 
     mutating func process(_ batch: LineBatch) {
@@ -28,12 +34,20 @@ struct SourcePipeline {
             case .rejected(let reason): streams[0].reject(reason, line: number)
             case .sample(let timestamp):
                 let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
+                if !isTouched[k] {
+                    isTouched[k] = true
+                    touched.append(k)
+                }
                 parser.values.withUnsafeBufferPointer {
                     streams[k].accept(timestamp: timestamp, values: $0, line: number)
                 }
             }
         }
-        for k in streams.indices { streams[k].batchDone() }
+        for k in touched {
+            streams[k].batchDone()
+            isTouched[k] = false
+        }
+        touched.removeAll(keepingCapacity: true)
     }
 
     mutating func finish() {

@@ -27,6 +27,9 @@ public struct SampleLineParser: Sendable {
     /// The values of the last accepted sample; the first ``channels`` entries are valid.
     public private(set) var values: [Float]
     private let streamNameBytes: [[UInt8]]
+    /// Open-addressing table of stream indices by FNV-1a hash of the name (-1: empty): an agent may read
+    /// a thousand streams from one source, so a name is found without scanning them all.
+    private let nameTable: [Int32]
     private var scratch: [CChar]
 
     /// The result of parsing one line.
@@ -55,6 +58,15 @@ public struct SampleLineParser: Sendable {
         self.maximumLineBytes = max(maximumLineBytes, 16)
         values = [Float](repeating: 0, count: self.channels)
         streamNameBytes = streamNames.map { Array($0.utf8) }
+        var size = 4
+        while size < 2 * streamNames.count { size *= 2 }
+        var table = [Int32](repeating: -1, count: size)
+        for (k, name) in streamNameBytes.enumerated() {
+            var i = name.withUnsafeBufferPointer { Self.nameHash($0) } & (size - 1)
+            while table[i] >= 0 { i = (i + 1) & (size - 1) }
+            table[i] = Int32(k)
+        }
+        nameTable = table
         scratch = [CChar](repeating: 0, count: Self.maximumFieldBytes + 1)
     }
 
@@ -140,6 +152,7 @@ public struct SampleLineParser: Sendable {
         while end > start && Self.isSpace(line[end - 1]) { end -= 1 }
         let count = end - start
         guard count > 0, count <= Self.maximumFieldBytes else { return .notANumber }
+        if let value = Self.plainDecimal(line, start, end) { return .value(value) }
         // strtod also takes hex floats and words such as "infinity"; only digits, sign, point and
         // exponent reach it, plus the NaN/Inf spellings that are reported as non-finite.
         var letters = 0
@@ -169,6 +182,42 @@ public struct SampleLineParser: Sendable {
             guard let endPointer, endPointer - base == count else { return .notANumber }
             return value.isFinite ? .value(value) : .nonFinite
         }
+    }
+
+    /// Powers of ten a Double holds exactly.
+    private static let exactPowersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { r, _ in r * 10 } }
+
+    /// The fast path for what sensors send: `[-+]digits[.digits]` with at most 15 significant digits (so the
+    /// integer mantissa and the power of ten are both exact in a Double and the one division rounds
+    /// correctly, as strtod would). Anything else (exponents, long mantissas, stray characters) is nil and
+    /// goes to strtod.
+    static func plainDecimal(_ line: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+        guard start < end else { return nil }
+        var i = start
+        var negative = false
+        if line[i] == UInt8(ascii: "-") || line[i] == UInt8(ascii: "+") {
+            negative = line[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var mantissa: UInt64 = 0
+        var digits = 0, fractionDigits = 0
+        var seenPoint = false
+        while i < end {
+            let b = line[i]
+            if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+                mantissa = mantissa &* 10 &+ UInt64(b &- UInt8(ascii: "0"))
+                digits += 1
+                if seenPoint { fractionDigits += 1 }
+            } else if b == UInt8(ascii: ".") && !seenPoint {
+                seenPoint = true
+            } else {
+                return nil
+            }
+            i += 1
+        }
+        guard digits > 0, digits <= 15 else { return nil }
+        let magnitude = Double(mantissa) / exactPowersOfTen[fractionDigits]
+        return negative ? -magnitude : magnitude
     }
 
     // MARK: JSON
@@ -231,7 +280,7 @@ public struct SampleLineParser: Sendable {
                 } else if reader.equals(key, "stream") {
                     if let name = reader.string() {
                         if !streamNameBytes.isEmpty {
-                            if let i = streamNameBytes.firstIndex(where: { reader.equals(name, $0) }) {
+                            if let i = streamIndex(named: UnsafeBufferPointer(rebasing: reader.bytes[name])) {
                                 namedStream = i
                             } else {
                                 wrongStream = true
@@ -262,6 +311,33 @@ public struct SampleLineParser: Sendable {
 }
 
 /// A forward-only scanner over one JSON line; every method returns nil/false instead of reading past the end.
+extension SampleLineParser {
+    /// FNV-1a over `bytes`, as a non-negative Int.
+    static func nameHash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h & 0x7fff_ffff_ffff_ffff)
+    }
+
+    /// The index of the configured stream whose name is `name`, if any.
+    func streamIndex(named name: UnsafeBufferPointer<UInt8>) -> Int? {
+        let mask = nameTable.count - 1
+        var i = Self.nameHash(name) & mask
+        return nameTable.withUnsafeBufferPointer { table in
+            while table[i] >= 0 {
+                let k = Int(table[i])
+                let matches = streamNameBytes[k].withUnsafeBufferPointer { candidate in
+                    candidate.count == name.count
+                        && (name.isEmpty || memcmp(candidate.baseAddress!, name.baseAddress!, name.count) == 0)
+                }
+                if matches { return k }
+                i = (i + 1) & mask
+            }
+            return nil
+        }
+    }
+}
+
 struct JSONReader {
     let bytes: UnsafeBufferPointer<UInt8>
     var position = 0
@@ -368,9 +444,5 @@ struct JSONReader {
         let p = text.utf8Start
         for (k, i) in range.enumerated() where bytes[i] != p[k] { return false }
         return true
-    }
-
-    func equals(_ range: Range<Int>, _ other: [UInt8]) -> Bool {
-        range.count == other.count && zip(range, other).allSatisfy { bytes[$0] == $1 }
     }
 }
