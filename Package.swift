@@ -4,6 +4,7 @@ import PackageDescription
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 
 /// Release-grade code generation for the numeric kernels even in debug builds would hide bugs;
 /// instead hot loops are written so the optimizer can vectorize them and benchmarks run `-c release`.
@@ -17,11 +18,14 @@ let package = Package(
         .library(name: "TandemEdge", targets: ["TandemEdge"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
+        .library(name: "TandemCloud", targets: ["TandemCloud"]),
+        .executable(name: "tandem-cloud", targets: ["tandem-cloud"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -39,6 +43,8 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
+        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb]),
+        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
@@ -47,5 +53,7 @@ let package = Package(
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
         .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTraining", "TandemTestSupport"]),
+        .testTarget(
+            name: "TandemCloudTests", dependencies: ["TandemCloud", "TandemEdge", "TandemTestSupport", "tandem-cloud"]),
     ]
 )

@@ -67,12 +67,15 @@ struct SubscriptionEntry: Sendable {
     let options: Int32
     let continuation: AsyncStream<MQTTMessage>.Continuation
     let counter: SubscriptionCounter
+    /// Called on the network thread instead of buffering, when given.
+    let receiver: (@Sendable (MQTTMessage) -> Void)?
     var acknowledged = false
 
     init(
         filter: String, qos: MQTTQoS, options: Int32, continuation: AsyncStream<MQTTMessage>.Continuation,
-        counter: SubscriptionCounter
+        counter: SubscriptionCounter, receiver: (@Sendable (MQTTMessage) -> Void)? = nil
     ) {
+        self.receiver = receiver
         self.filter = filter
         matchingPart = MQTTTopicFilter.matchingPart(of: filter)
         hasWildcards = matchingPart.contains("+") || matchingPart.contains("#")
@@ -113,6 +116,9 @@ struct ClientState: Sendable {
     /// `subscriptions.values`, kept as an array so routing a message copies a reference, not a dictionary.
     private(set) var routing: [SubscriptionEntry] = []
     var nextSubscriptionID: UInt64 = 0
+    /// Gets messages no subscription of this process matches (a persistent session's backlog, delivered
+    /// right after reconnecting, before the subscriptions are renewed).
+    var sessionReceiver: (@Sendable (MQTTMessage) -> Void)?
     var stateObservers: [UInt64: AsyncStream<MQTTConnectionState>.Continuation] = [:]
     var nextObserverID: UInt64 = 0
 

@@ -415,6 +415,10 @@ public final class MQTTClient: Sendable {
     ///   - noLocal: MQTT v5: do not receive this client's own publishes.
     ///   - bufferCapacity: messages buffered for a slow consumer.
     ///   - whenFull: which message is lost when the buffer is full (counted in `droppedMessageCount`).
+    ///   - receiver: when given, each message is handed to it on the network thread instead of the sequence
+    ///     (which then only ends when the subscription does). libmosquitto acknowledges a QoS 1/2 message
+    ///     only after this returns, so a receiver that stores the message makes its receipt durable;
+    ///     it must be quick and must not wait on the client.
     /// - Throws: ``MQTTError`` with `.notAuthorized` or `.rejected` when the broker refuses the filter,
     ///   `.shutDown` when the client closes first.
     public func subscribe(
@@ -422,7 +426,8 @@ public final class MQTTClient: Sendable {
         qos: MQTTQoS = .atLeastOnce,
         noLocal: Bool = false,
         bufferCapacity: Int = 4096,
-        whenFull: MQTTSubscription.OverflowPolicy = .dropOldest
+        whenFull: MQTTSubscription.OverflowPolicy = .dropOldest,
+        receiver: (@Sendable (MQTTMessage) -> Void)? = nil
     ) async throws -> MQTTSubscription {
         let buffering: AsyncStream<MQTTMessage>.Continuation.BufferingPolicy =
             switch whenFull {
@@ -433,7 +438,7 @@ public final class MQTTClient: Sendable {
         let counter = SubscriptionCounter()
         let options = noLocal && configuration.protocolVersion == .v5 ? Int32(MQTT_SUB_OPT_NO_LOCAL.rawValue) : 0
         let entry = SubscriptionEntry(
-            filter: filter, qos: qos, options: options, continuation: continuation, counter: counter)
+            filter: filter, qos: qos, options: options, continuation: continuation, counter: counter, receiver: receiver)
         let identifier = try state.withLock { state -> UInt64 in
             if case .closed = state.connection {
                 throw MQTTError(.shutDown, "client \(configuration.clientID) is closed; cannot subscribe to \(filter)")
@@ -554,9 +559,11 @@ public final class MQTTClient: Sendable {
 
     func handleMessage(_ raw: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let topic = String(cString: raw.pointee.topic)
-        let routing = state.withLock { $0.routing }
+        let (routing, sessionReceiver) = state.withLock { ($0.routing, $0.sessionReceiver) }
         var message: MQTTMessage?
+        var routed = false
         for target in routing where target.matches(topic) {
+            routed = true
             if message == nil {
                 let payload: [UInt8]
                 if let bytes = raw.pointee.payload, raw.pointee.payloadlen > 0 {
@@ -570,10 +577,31 @@ public final class MQTTClient: Sendable {
                     properties: properties == nil
                         ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
             }
-            if let message, case .dropped = target.continuation.yield(message) {
+            if let message, let receiver = target.receiver {
+                receiver(message)
+            } else if let message, case .dropped = target.continuation.yield(message) {
                 target.counter.dropped.add(1, ordering: .relaxed)
             }
         }
+        if !routed, let sessionReceiver {
+            sessionReceiver(
+                MQTTMessage(
+                    topic: topic,
+                    payload: raw.pointee.payload.map {
+                        Array(UnsafeRawBufferPointer(start: $0, count: Int(raw.pointee.payloadlen)))
+                    } ?? [],
+                    qos: MQTTQoS(rawValue: raw.pointee.qos) ?? .atMostOnce, retain: raw.pointee.retain,
+                    properties: properties == nil
+                        ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties)))
+        }
+    }
+
+    /// Hands every message that matches none of this client's subscriptions to `receiver`, on the network
+    /// thread, before it is acknowledged. With a persistent session (`cleanStart: false`) the broker sends
+    /// the session's backlog right after the connection, before subscriptions made in this process exist:
+    /// set this before ``start()`` or ``connect()`` to receive it.
+    public func receiveSessionMessages(_ receiver: @escaping @Sendable (MQTTMessage) -> Void) {
+        state.withLock { $0.sessionReceiver = receiver }
     }
 }
 

@@ -1,0 +1,53 @@
+import Foundation
+
+/// Hands received messages to the batching thread: the first waiting message opens a batch, which closes
+/// when it is full or `maximumWait` after it opened (dynamic batching: a lone message waits at most that).
+final class BatchQueue<Element: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var closed = false
+
+    /// Adds one element.
+    func put(_ element: Element) {
+        condition.lock()
+        items.append(element)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Ends the queue: waiting takers get what is left, then an empty batch.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits up to `idle` for a first element, then up to `maximumWait` for the batch to fill to `maximum`.
+    ///
+    /// - Returns: the batch (empty when `idle` passed with nothing, or the queue is closed and drained).
+    func take(maximum: Int, maximumWait: TimeInterval, idle: TimeInterval) -> [Element] {
+        condition.lock()
+        defer { condition.unlock() }
+        let idleDeadline = Date(timeIntervalSinceNow: idle)
+        while items.isEmpty && !closed {
+            if !condition.wait(until: idleDeadline) { break }
+        }
+        if items.isEmpty { return [] }
+        let deadline = Date(timeIntervalSinceNow: maximumWait)
+        while items.count < maximum && !closed {
+            if !condition.wait(until: deadline) { break }
+        }
+        let count = min(maximum, items.count)
+        let batch = Array(items.prefix(count))
+        items.removeFirst(count)
+        return batch
+    }
+
+    /// Elements waiting.
+    var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return items.count
+    }
+}

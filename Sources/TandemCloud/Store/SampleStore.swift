@@ -1,0 +1,219 @@
+import Foundation
+import GRDB
+
+/// The cloud's record of escalations: each window the edge was unsure about, the edge's guess, the full
+/// model's verdict and, when it arrives, the ground truth. SQLite in the data directory (WAL, so several
+/// worker processes on one host share it); one row per escalation id, whoever receives it.
+public final class SampleStore: Sendable {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+
+    /// One stored escalation.
+    public struct Escalation: Sendable, Equatable {
+        /// The escalation id.
+        public var id: UUID
+        /// Device and stream it came from.
+        public var device: String
+        /// The stream.
+        public var stream: String
+        /// The MQTT payload as received (binary escalation, docs/PROTOCOL.md).
+        public var payload: [UInt8]
+        /// Where the verdict goes.
+        public var responseTopic: String
+        /// The edge's top class and confidence.
+        public var edgeLabel: Int
+        /// The edge's confidence.
+        public var edgeConfidence: Double
+        /// The edge model's version.
+        public var edgeModel: String
+        /// Seconds since 1970 when it was received.
+        public var receivedAt: Double
+
+        /// Creates a record.
+        public init(
+            id: UUID, device: String, stream: String, payload: [UInt8], responseTopic: String, edgeLabel: Int,
+            edgeConfidence: Double, edgeModel: String, receivedAt: Double
+        ) {
+            self.id = id
+            self.device = device
+            self.stream = stream
+            self.payload = payload
+            self.responseTopic = responseTopic
+            self.edgeLabel = edgeLabel
+            self.edgeConfidence = edgeConfidence
+            self.edgeModel = edgeModel
+            self.receivedAt = receivedAt
+        }
+    }
+
+    /// Opens (and migrates) the store at `path`.
+    ///
+    /// - Throws: GRDB's `DatabaseError` when the file cannot be opened or migrated.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        // WAL with synchronous=NORMAL: a committed row survives the process being killed (it is in the
+        // operating system's cache); only a power loss can take the last transactions.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1: escalations") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE escalation (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        device TEXT NOT NULL,
+                        stream TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        response_topic TEXT NOT NULL,
+                        edge_label INTEGER NOT NULL,
+                        edge_confidence REAL NOT NULL,
+                        edge_model TEXT NOT NULL,
+                        received_at REAL NOT NULL,
+                        claimed_by TEXT,
+                        claimed_at REAL,
+                        verdict_label INTEGER,
+                        verdict_probabilities TEXT,
+                        cloud_model TEXT,
+                        answered_at REAL,
+                        ground_truth INTEGER
+                    );
+                    CREATE INDEX escalation_unanswered ON escalation(answered_at, received_at);
+                    CREATE INDEX escalation_device ON escalation(device, received_at);
+                    """)
+        }
+        return migrator
+    }
+
+    /// Stores an escalation unless one with its id is stored already.
+    ///
+    /// - Returns: whether this call stored it (false: a duplicate delivery).
+    @discardableResult
+    public func insert(_ e: Escalation) throws -> Bool {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO escalation
+                    (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
+                    e.edgeConfidence, e.edgeModel, e.receivedAt,
+                ])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Stores many escalations in one transaction; returns which were new.
+    public func insert(_ escalations: [Escalation]) throws -> [Bool] {
+        try pool.write { db in
+            try escalations.map { e in
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO escalation
+                        (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
+                        e.edgeConfidence, e.edgeModel, e.receivedAt,
+                    ])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// A verdict as stored.
+    public struct StoredVerdict: Sendable, Equatable {
+        /// The class.
+        public var label: Int
+        /// The class probabilities.
+        public var probabilities: [Float]
+        /// The model that answered.
+        public var model: String
+    }
+
+    /// Records verdicts (the first one for an id wins; later ones for the same id are ignored).
+    public func answer(_ verdicts: [(id: UUID, verdict: StoredVerdict)], at time: Double) throws {
+        try pool.write { db in
+            for (id, v) in verdicts {
+                let probabilities = "[" + v.probabilities.map { String($0) }.joined(separator: ",") + "]"
+                try db.execute(
+                    sql: """
+                        UPDATE escalation SET verdict_label = ?, verdict_probabilities = ?, cloud_model = ?,
+                        answered_at = ? WHERE id = ? AND answered_at IS NULL
+                        """,
+                    arguments: [v.label, probabilities, v.model, time, id.uuidString])
+            }
+        }
+    }
+
+    /// The stored verdict of `id`, if it was answered.
+    public func verdict(for id: UUID) throws -> StoredVerdict? {
+        try pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT verdict_label, verdict_probabilities, cloud_model FROM escalation WHERE id = ?",
+                    arguments: [id.uuidString]),
+                let label: Int = row["verdict_label"], let text: String = row["verdict_probabilities"],
+                let model: String = row["cloud_model"]
+            else { return nil }
+            let probabilities = text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
+                .compactMap { Float($0) }
+            return StoredVerdict(label: label, probabilities: probabilities, model: model)
+        }
+    }
+
+    /// Claims up to `limit` escalations nobody answered that were received (or last claimed) more than
+    /// `staleSeconds` ago — a worker died holding them — for `worker`.
+    public func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws -> [Escalation] {
+        try pool.write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM escalation WHERE answered_at IS NULL AND received_at < ?
+                    AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY received_at LIMIT ?
+                    """,
+                arguments: [now - staleSeconds, now - staleSeconds, limit])
+            var claimed = [Escalation]()
+            for row in rows {
+                let id: String = row["id"]
+                try db.execute(
+                    sql: "UPDATE escalation SET claimed_by = ?, claimed_at = ? WHERE id = ?",
+                    arguments: [worker, now, id])
+                let payload: Data = row["payload"]
+                claimed.append(
+                    Escalation(
+                        id: UUID(uuidString: id) ?? UUID(), device: row["device"], stream: row["stream"],
+                        payload: Array(payload), responseTopic: row["response_topic"], edgeLabel: row["edge_label"],
+                        edgeConfidence: row["edge_confidence"], edgeModel: row["edge_model"],
+                        receivedAt: row["received_at"]))
+            }
+            return claimed
+        }
+    }
+
+    /// Counts: rows, answered rows, and the number of distinct ids (equal to rows by construction).
+    public func counts() throws -> (rows: Int, answered: Int) {
+        try pool.read { db in
+            let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation") ?? 0
+            let answered = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation WHERE answered_at IS NOT NULL") ?? 0
+            return (rows, answered)
+        }
+    }
+
+    /// Every stored escalation id.
+    public func ids() throws -> [UUID] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM escalation").compactMap(UUID.init(uuidString:))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import TandemCloud
+import TandemCore
+
+@main
+struct TandemCloudCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tandem-cloud",
+        abstract: "The cloud half of Tandem: answers the fleet's escalations with the full model.",
+        subcommands: [Serve.self], defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one escalation worker until SIGTERM/SIGINT.",
+        discussion: """
+            Joins the shared subscription $share/tandem-cloud/tandem/v1/+/+/escalations, stores every escalation \
+            once in the SQLite sample store in --data-dir (tandem.sqlite), answers in dynamic batches (up to \
+            --max-batch windows, the first waiting at most --max-wait-ms) with the full float model and publishes \
+            each verdict on the escalation's response topic with its correlation data. Start several workers \
+            (distinct --worker-id) on one or more hosts: the broker spreads the escalations, the store keeps one \
+            row per escalation id, and escalations a killed worker left unanswered are answered by another.
+            """)
+
+    @Option(help: "Broker: mqtt://host[:port].") var brokerURL = "mqtt://localhost:1883"
+    @Option(help: "Broker user name.") var username: String?
+    @Option(help: "File whose first line is the broker password.") var passwordFile: String?
+    @Option(help: "The full model (.tandem, float32).") var model: String
+    @Option(help: "Edge model artifacts whose windows this worker may receive (their standardization is undone).")
+    var edgeModel: [String] = []
+    @Option(help: "Public key files; when given, every model must be signed by one.") var trustedKey: [String] = []
+    @Option(help: "Directory of the sample store.") var dataDir = "/var/lib/tandem-cloud"
+    @Option(help: "This worker's id, unique among workers (its MQTT session).") var workerID = "1"
+    @Option(help: "Most windows per model call.") var maxBatch = 64
+    @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
+    @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
+
+    func run() async throws {
+        let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("tandem-cloud: " + $0 + "\n").utf8)) }
+        guard let url = URLComponents(string: brokerURL), let host = url.host, !host.isEmpty else {
+            throw ValidationError("--broker-url: '\(brokerURL)' is not mqtt://host[:port]")
+        }
+        guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
+        let keys = try trustedKey.map { try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: $0)) }
+        func read(_ path: String) throws -> ModelArtifact {
+            try ModelArtifact.read(
+                from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
+        }
+        let artifact = try read(model)
+        let full = try FloatModel(artifact: artifact)
+        try artifact.verifyGoldenOutputs(try full.logits(for: artifact.goldenInputs))
+        var edgeInputs = [String: InputSpec]()
+        for path in edgeModel {
+            let edge = try read(path)
+            edgeInputs[edge.manifest.version] = edge.manifest.input
+        }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let store = try SampleStore(path: dataDir + "/tandem.sqlite")
+        var configuration = EscalationServer.Configuration()
+        configuration.host = host
+        configuration.port = url.port ?? 1883
+        configuration.username = username
+        if let passwordFile {
+            configuration.password = try String(contentsOfFile: passwordFile, encoding: .utf8)
+                .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
+        }
+        configuration.workerID = workerID
+        configuration.maximumBatch = maxBatch
+        configuration.maximumWait = maxWaitMs / 1000
+        let server = try EscalationServer(
+            configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
+            store: store, log: log)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let handlers = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                log("signal \(number): stopping")
+                server.stop()
+            }
+            source.resume()
+            return source
+        }
+        defer { handlers.forEach { $0.cancel() } }
+        let reporter = Task {
+            guard statsInterval > 0 else { return }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(statsInterval))
+                log("worker \(workerID): \(server.statistics)")
+            }
+        }
+        try await server.run()
+        reporter.cancel()
+        log("worker \(workerID): stopped; \(server.statistics)")
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Synchronization
+import TandemCloud
+import TandemCore
+import TandemEdge
+import TandemMQTT
+import TandemTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A small full model (flatten → dense) with seeded weights, as a verified artifact.
+func fullModelArtifact(window: Int = 8, channels: Int = 3, classes: Int = 3) throws -> ModelArtifact {
+    var generator = SeededGenerator(seed: 3)
+    let inputs = window * channels
+    let architecture = [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: classes)]
+    let model = try FloatModel(
+        architecture: architecture, window: window, channels: channels, classes: classes,
+        weights: [
+            "1.weight": Tensor(
+                shape: [classes, inputs], scalars: (0..<(classes * inputs)).map { _ in generator.nextGaussian() * 0.3 }),
+            "1.bias": Tensor(shape: [classes], scalars: [Float](repeating: 0, count: classes)),
+        ])
+    let manifest = ModelManifest(
+        name: "full-test", version: "full-1", createdAt: "2026-11-23T00:00:00Z", architecture: architecture,
+        input: InputSpec(
+            channels: channels, window: window, hop: window / 2, sampleRateHz: nil,
+            mean: [Float](repeating: 0, count: channels), std: [Float](repeating: 1, count: channels)),
+        classNames: (0..<classes).map { "c\($0)" })
+    let golden = Tensor(shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
+    return try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
+}
+
+/// An escalation as an edge agent sends it.
+func escalation(id: UUID, device: String, generator: inout SeededGenerator) throws -> [UInt8] {
+    let window = (0..<24).map { _ in generator.nextGaussian() }
+    return try EscalationPayload(
+        id: id, device: device, stream: "vib", modelVersion: "edge-1", windowStart: 0, windowEnd: 0.07,
+        sampleRateHz: 100, channels: 3, length: 8, window: window,
+        topK: [.init(label: 0, probability: 0.5)], confidence: 0.5
+    ).encoded()
+}
+
+/// `tandem-cloud serve` processes against a real mosquitto and one SQLite store.
+@Suite(.serialized)
+struct EscalationServerTests {
+    let cloud = BuiltProducts.executable("tandem-cloud")
+
+    final class Worker {
+        let process = Process()
+        let errorURL: URL
+        init(_ executable: URL, arguments: [String], errorURL: URL) throws {
+            self.errorURL = errorURL
+            _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+            process.executableURL = executable
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: errorURL)
+            try process.run()
+        }
+        var log: String { (try? String(contentsOf: errorURL, encoding: .utf8)) ?? "" }
+    }
+
+    @Test("3 workers on one shared subscription answer every escalation, one stored row per id, one killed -9 mid-run")
+    func threeWorkers() async throws {
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let dir = scratch.url.path
+            try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
+            func start(_ id: Int, generation: Int = 0) throws -> Worker {
+                try Worker(
+                    cloud,
+                    arguments: [
+                        "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
+                        "--data-dir", "\(dir)/data", "--worker-id", "\(id)", "--stats-interval", "0",
+                    ], errorURL: URL(fileURLWithPath: "\(dir)/worker\(id)-\(generation).log"))
+            }
+            var workers = try (1...3).map { try start($0) }
+            defer { for w in workers where w.process.isRunning { kill(w.process.processIdentifier, SIGKILL) } }
+            for w in workers {
+                #expect(await waitFor { w.log.contains("serving") }, "\(w.log)")
+            }
+
+            let edge = try MQTTClient(
+                configuration: MQTTClientConfiguration(port: broker.port, clientID: "edge", maximumInflightMessages: 1000))
+            try await edge.connect()
+            let answered = Mutex(Set<UUID>())
+            let verdicts = try await edge.subscribe(to: "tandem/v1/f/+/verdicts", qos: .atLeastOnce) { message in
+                if let verdict = try? Verdict(decoding: message.payload) {
+                    _ = answered.withLock { $0.insert(verdict.escalationId) }
+                }
+            }
+            var generator = SeededGenerator(seed: 9)
+            var sent = [UUID]()
+            let total = 3000
+            for i in 0..<total {
+                let id = UUID()
+                let device = "dev\(i % 10)"
+                try edge.publish(
+                    MQTTMessage(
+                        topic: "tandem/v1/f/\(device)/escalations",
+                        payload: try escalation(id: id, device: device, generator: &generator), qos: .atLeastOnce,
+                        retain: false,
+                        properties: MQTTPublishProperties(
+                            responseTopic: "tandem/v1/f/\(device)/verdicts",
+                            correlationData: withUnsafeBytes(of: id.uuid) { Array($0) })), onComplete: nil)
+                sent.append(id)
+                if i % 50 == 49 { try await Task.sleep(for: .milliseconds(50)) }  // about 1,000/s
+                if i == total / 3 {
+                    // A worker dies mid-run; a supervisor restarts it a second later.
+                    kill(workers[1].process.processIdentifier, SIGKILL)
+                    workers[1].process.waitUntilExit()
+                    try await Task.sleep(for: .seconds(1))
+                    workers[1] = try start(2, generation: 1)
+                }
+            }
+            let everyone = Set(sent)
+            #expect(
+                await waitFor(.seconds(60)) { answered.withLock { $0 } == everyone },
+                "answered \(answered.withLock { $0.count }) of \(total)")
+            verdicts.cancel()
+            await edge.disconnect()
+            for w in workers { kill(w.process.processIdentifier, SIGTERM) }
+            for w in workers {
+                w.process.waitUntilExit()
+                #expect(w.process.terminationStatus == 0, "\(w.log)")
+            }
+            let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
+            let counts = try store.counts()
+            #expect(counts.rows == total && counts.answered == total, "\(counts)")
+            #expect(Set(try store.ids()) == everyone)
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes.
+func waitFor(_ limit: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
