@@ -38,7 +38,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
 
     func run() async throws {
-        let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("tandem-cloud: " + $0 + "\n").utf8)) }
+        let log: @Sendable (String) -> Void = {
+            FileHandle.standardError.write(Data(("tandem-cloud: " + $0 + "\n").utf8))
+        }
         guard let url = URLComponents(string: brokerURL), let host = url.host, !host.isEmpty else {
             throw ValidationError("--broker-url: '\(brokerURL)' is not mqtt://host[:port]")
         }
@@ -46,7 +48,8 @@ struct Serve: AsyncParsableCommand {
         let keys = try trustedKey.map { try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: $0)) }
         func read(_ path: String) throws -> ModelArtifact {
             try ModelArtifact.read(
-                from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys, requireSignature: !keys.isEmpty)
+                from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys,
+                requireSignature: !keys.isEmpty)
         }
         let artifact = try read(model)
         let full = try FloatModel(artifact: artifact)

@@ -29,7 +29,8 @@ func fullModelArtifact(window: Int = 8, channels: Int = 3, classes: Int = 3) thr
             channels: channels, window: window, hop: window / 2, sampleRateHz: nil,
             mean: [Float](repeating: 0, count: channels), std: [Float](repeating: 1, count: channels)),
         classNames: (0..<classes).map { "c\($0)" })
-    let golden = Tensor(shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
+    let golden = Tensor(
+        shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
     return try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
 }
 
@@ -85,7 +86,8 @@ struct EscalationServerTests {
             }
 
             let edge = try MQTTClient(
-                configuration: MQTTClientConfiguration(port: broker.port, clientID: "edge", maximumInflightMessages: 1000))
+                configuration: MQTTClientConfiguration(
+                    port: broker.port, clientID: "edge", maximumInflightMessages: 1000))
             try await edge.connect()
             let answered = Mutex(Set<UUID>())
             let verdicts = try await edge.subscribe(to: "tandem/v1/f/+/verdicts", qos: .atLeastOnce) { message in

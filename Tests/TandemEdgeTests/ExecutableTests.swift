@@ -82,7 +82,8 @@ struct ExecutableTests {
         try TestModel.artifact().write(to: scratch.url.appendingPathComponent("model.tandem"))
         try ("timestamp,a,b,c\n" + csv(from: 0, count: 40) + "oops,1,2,3\n1,2\n").write(
             toFile: "\(dir)/in.csv", atomically: true, encoding: .utf8)
-        try "broker: {url: \"\"}\nstreams: [{name: s, channels: 3}]\n".write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
+        try "broker: {url: \"\"}\nstreams: [{name: s, channels: 3}]\n".write(
+            toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
         let result = try runCommand(
             URL(fileURLWithPath: "/bin/sh"),
             [

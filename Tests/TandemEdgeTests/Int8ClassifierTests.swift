@@ -64,8 +64,10 @@ struct Int8ClassifierTests {
     @Test("the agent runs an int8 model: every window classified, labels agree with the float model")
     func agentRunsInt8() async throws {
         let (int8Artifact, floatArtifact) = try int8Artifact()
-        let int8 = Int8WindowClassifier(model: try QuantizedModel(artifact: int8Artifact), manifest: int8Artifact.manifest)
-        let float = FloatWindowClassifier(model: try FloatModel(artifact: floatArtifact), manifest: floatArtifact.manifest)
+        let int8 = Int8WindowClassifier(
+            model: try QuantizedModel(artifact: int8Artifact), manifest: int8Artifact.manifest)
+        let float = FloatWindowClassifier(
+            model: try FloatModel(artifact: floatArtifact), manifest: floatArtifact.manifest)
         var configuration = AgentConfiguration()
         configuration.device.id = "box"
         configuration.broker.url = ""

@@ -11,7 +11,9 @@ import Testing
 @Suite(.serialized)
 struct LinkTests {
     /// Starts an agent from `configuration` fed by a ``PushSource``, with records collected in memory.
-    func startAgent(_ configuration: AgentConfiguration) throws -> (EdgeAgent, PushSource, CollectingSink, Task<Void, any Error>) {
+    func startAgent(_ configuration: AgentConfiguration) throws -> (
+        EdgeAgent, PushSource, CollectingSink, Task<Void, any Error>
+    ) {
         let classifier = try EdgeModelFiles(path: configuration.model.path).open(configuration.model) { _ in }
         let source = PushSource()
         let sink = CollectingSink()
@@ -23,14 +25,17 @@ struct LinkTests {
         return (agent, source, sink, run)
     }
 
-    @Test("escalations follow the threshold policy, reach the responder with correlation data, and verdicts replace edge predictions")
+    @Test(
+        "escalations follow the threshold policy, reach the responder with correlation data, and verdicts replace edge predictions"
+    )
     func verdictsReplacePredictions() async throws {
         try await MosquittoBroker.with { broker in
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             let modelPath = scratch.url.appendingPathComponent("model.tandem").path
             try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linkedConfiguration(
+                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
             configuration.verdictDeadlineMs = 3000
             let responder = try await TestResponder(port: broker.port, classes: 3)
             let (agent, source, sink, run) = try startAgent(configuration)
@@ -73,7 +78,8 @@ struct LinkTests {
             defer { scratch.remove() }
             let modelPath = scratch.url.appendingPathComponent("model.tandem").path
             try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linkedConfiguration(
+                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
             configuration.verdictDeadlineMs = 200
             let responder = try await TestResponder(port: broker.port, classes: 3, persistentSession: true)
             let (agent, source, sink, run) = try startAgent(configuration)
@@ -102,7 +108,8 @@ struct LinkTests {
 
             try await broker.start()
             await source.push(sampleLines(from: next, count: 40))
-            let escalatedIDs = Set(sink.snapshot.filter { $0.kind == .prediction && $0.escalated }.compactMap(\.escalationId))
+            let escalatedIDs = Set(
+                sink.snapshot.filter { $0.kind == .prediction && $0.escalated }.compactMap(\.escalationId))
             #expect(await waitUntil(.seconds(30)) { Set(responder.ids).isSuperset(of: escalatedIDs) })
             #expect(await waitUntil(.seconds(10)) { agent.link?.outbox.statistics.pending == 0 })
             source.stop()
@@ -113,7 +120,9 @@ struct LinkTests {
         }
     }
 
-    @Test("tampered, unsigned, wrongly signed and incompatible models are rejected while the old one serves; a good one is swapped in")
+    @Test(
+        "tampered, unsigned, wrongly signed and incompatible models are rejected while the old one serves; a good one is swapped in"
+    )
     func modelUpdates() async throws {
         try await MosquittoBroker.with { broker in
             let scratch = try ScratchDirectory()
@@ -141,12 +150,14 @@ struct LinkTests {
 
             func assign(_ bytes: [UInt8], version: String) async throws {
                 try await publisher.publish(
-                    MQTTMessage(topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
+                    MQTTMessage(
+                        topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
                 let assignment = ModelAssignment(
                     version: version, sha256: ModelArtifact.fileDigestHex(bytes), size: bytes.count)
                 try await publisher.publish(
                     MQTTMessage(
-                        topic: "tandem/v1/test/box1/model", payload: assignment.encoded(), qos: .atLeastOnce, retain: true))
+                        topic: "tandem/v1/test/box1/model", payload: assignment.encoded(), qos: .atLeastOnce,
+                        retain: true))
             }
             var sample = 0
             func stillServes(_ version: String) async -> Bool {
@@ -163,7 +174,10 @@ struct LinkTests {
                 ("v2", tampered, "unreadable"),
                 ("v3", try TestModel.artifact(version: "v3").serialized(), "untrusted"),
                 ("v4", try TestModel.artifact(version: "v4").signed(with: otherKey).serialized(), "untrusted"),
-                ("v5", try TestModel.artifact(channels: 4, version: "v5").signed(with: key).serialized(), "incompatible"),
+                (
+                    "v5", try TestModel.artifact(channels: 4, version: "v5").signed(with: key).serialized(),
+                    "incompatible"
+                ),
             ]
             for (version, bytes, reason) in cases {
                 try await assign(bytes, version: version)
@@ -177,12 +191,15 @@ struct LinkTests {
             #expect(!FileManager.default.fileExists(atPath: modelPath + ".download"))
 
             // A good model, with other standardization statistics, is swapped in without stopping.
-            try await assign(try TestModel.artifact(seed: 7, version: "v6").signed(with: key).serialized(), version: "v6")
-            #expect(await waitUntil { lastStatus.withLock { $0.contains("active v6") } }, "\(lastStatus.withLock { $0 })")
+            try await assign(
+                try TestModel.artifact(seed: 7, version: "v6").signed(with: key).serialized(), version: "v6")
+            #expect(
+                await waitUntil { lastStatus.withLock { $0.contains("active v6") } }, "\(lastStatus.withLock { $0 })")
             #expect(agent.classifier.modelVersion == "v6")
             #expect(await stillServes("v6"))
             #expect(try ModelArtifact.read(from: URL(fileURLWithPath: modelPath)).manifest.version == "v6")
-            #expect(try ModelArtifact.read(from: URL(fileURLWithPath: modelPath + ".previous")).manifest.version == "v1")
+            #expect(
+                try ModelArtifact.read(from: URL(fileURLWithPath: modelPath + ".previous")).manifest.version == "v1")
 
             source.stop()
             try await run.value
@@ -221,7 +238,8 @@ extension LinkTests {
             for start in stride(from: 0, to: 400, by: 10) {
                 var text = sampleLines(from: start, count: 10)
                 if start == 200 { text += "1.0,not,a,number\n" }
-                try await gateway.publish(MQTTMessage(topic: "gateway/vib", payload: Array(text.utf8), qos: .atLeastOnce))
+                try await gateway.publish(
+                    MQTTMessage(topic: "gateway/vib", payload: Array(text.utf8), qos: .atLeastOnce))
             }
             let expected = (400 - 8) / 4 + 1
             var received = [MQTTMessage]()
@@ -254,7 +272,8 @@ extension LinkTests {
             defer { scratch.remove() }
             let modelPath = scratch.url.appendingPathComponent("model.tandem").path
             try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linkedConfiguration(
+                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
             configuration.policy.budget = 0.2
             configuration.policy.gain = 0.01
             let responder = try await TestResponder(port: broker.port, classes: 3)
@@ -285,7 +304,9 @@ extension LinkTests {
 struct LinkProcessTests {
     let edge = BuiltProducts.executable("tandem-edge")
 
-    @Test("kill -9 during model swaps: the last will says offline and the agent restarts with a valid model; SIGTERM ends cleanly")
+    @Test(
+        "kill -9 during model swaps: the last will says offline and the agent restarts with a valid model; SIGTERM ends cleanly"
+    )
     func killDuringSwap() async throws {
         try await MosquittoBroker.with { broker in
             let scratch = try ScratchDirectory()
@@ -325,7 +346,8 @@ struct LinkProcessTests {
                     .serialized()
                 artifacts[version] = bytes
                 try await cloud.publish(
-                    MQTTMessage(topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
+                    MQTTMessage(
+                        topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
             }
             func assign(_ version: String) throws {
                 let bytes = artifacts[version]!
@@ -350,7 +372,8 @@ struct LinkProcessTests {
             var versionsAfterKill = [String]()
             for round in 0..<8 {
                 let process = try launch()
-                #expect(await waitUntil { lastStatus.withLock { $0.contains("\"state\":\"online\"") } }, "round \(round)")
+                #expect(
+                    await waitUntil { lastStatus.withLock { $0.contains("\"state\":\"online\"") } }, "round \(round)")
                 try assign(round.isMultiple(of: 2) ? "a1" : "b1")
                 // Somewhere in the download, the verification or the swap.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...60, using: &generator)))
@@ -372,7 +395,9 @@ struct LinkProcessTests {
             // A clean run: starts with a valid model, takes the retained assignment, ends on SIGTERM.
             let process = try launch()
             let final = "b1"  // the retained assignment of the last round (7, odd)
-            #expect(await waitUntil { lastStatus.withLock { $0.contains("active \(final)") } }, "\(lastStatus.withLock { $0 })")
+            #expect(
+                await waitUntil { lastStatus.withLock { $0.contains("active \(final)") } },
+                "\(lastStatus.withLock { $0 })")
             kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
             #expect(process.terminationStatus == 0)

@@ -154,7 +154,9 @@ public final class EscalationServer: Sendable {
                 return $0.rejected
             }
             if count <= 10 || count.isMultiple(of: 1000) {
-                log("worker \(configuration.workerID): escalation on \(message.topic) skipped (\(count) so far): \(error)")
+                log(
+                    "worker \(configuration.workerID): escalation on \(message.topic) skipped (\(count) so far): \(error)"
+                )
             }
             return
         }

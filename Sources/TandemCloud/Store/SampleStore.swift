@@ -205,7 +205,8 @@ public final class SampleStore: Sendable {
     public func counts() throws -> (rows: Int, answered: Int) {
         try pool.read { db in
             let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation") ?? 0
-            let answered = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation WHERE answered_at IS NOT NULL") ?? 0
+            let answered =
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation WHERE answered_at IS NOT NULL") ?? 0
             return (rows, answered)
         }
     }

@@ -203,7 +203,9 @@ public final class EdgeAgent: Sendable {
                     // correction, even when the expiry task has not run yet (a busy machine).
                     let records = verdictTracker.withLock { tracker -> [PredictionRecord] in
                         var out = tracker.expire(now: now)
-                        if let record = tracker.received(verdict, classNames: classNames, now: now) { out.append(record) }
+                        if let record = tracker.received(verdict, classNames: classNames, now: now) {
+                            out.append(record)
+                        }
                         return out
                     }
                     emit(records)
@@ -286,7 +288,8 @@ public final class EdgeAgent: Sendable {
         if a.hop != b.hop { differences.append("hop \(a.hop) instead of \(b.hop)") }
         if a.sampleRateHz != b.sampleRateHz {
             differences.append(
-                "sample rate \(a.sampleRateHz.map { "\($0) Hz" } ?? "none") instead of \(b.sampleRateHz.map { "\($0) Hz" } ?? "none")")
+                "sample rate \(a.sampleRateHz.map { "\($0) Hz" } ?? "none") instead of \(b.sampleRateHz.map { "\($0) Hz" } ?? "none")"
+            )
         }
         if new.classNames != old.classNames {
             differences.append("classes \(new.classNames) instead of \(old.classNames)")

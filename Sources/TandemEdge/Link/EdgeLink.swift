@@ -180,7 +180,9 @@ public final class EdgeLink: EscalationTransport {
             // Queued ahead of DISCONNECT on the same socket.
             publishStatus(finalStatus)
         } else if outbox.statistics.pending > 0 {
-            log("link: broker unreachable; \(outbox.statistics.pending) escalation(s) stay journaled for the next start")
+            log(
+                "link: broker unreachable; \(outbox.statistics.pending) escalation(s) stay journaled for the next start"
+            )
         }
         subscriber.withLock { $0?.cancel() }
         outbox.close()

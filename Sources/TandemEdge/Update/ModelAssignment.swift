@@ -40,7 +40,8 @@ public struct ModelAssignment: Sendable, Equatable, Codable {
         do {
             decoded = try JSONDecoder().decode(ModelAssignment.self, from: Data(bytes))
         } catch {
-            throw PayloadError(.malformed, "model assignment is not {v, version, sha256, size[, topic]} JSON", offset: 0)
+            throw PayloadError(
+                .malformed, "model assignment is not {v, version, sha256, size[, topic]} JSON", offset: 0)
         }
         guard decoded.formatVersion == 1 else {
             throw PayloadError(

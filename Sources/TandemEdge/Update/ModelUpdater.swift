@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Synchronization
 import TandemCore
 import TandemMQTT
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where a model update stands, as the status message reports it.
 public enum ModelUpdateState: Sendable, Equatable, CustomStringConvertible {
@@ -173,11 +174,13 @@ public struct EdgeModelFiles: Sendable {
         accept: (any WindowClassifier) throws(ModelLoadError) -> Void
     ) throws(ModelLoadError) -> any WindowClassifier {
         guard bytes.count == assignment.size else {
-            throw ModelLoadError(.unreadable, "artifact has \(bytes.count) bytes, the assignment says \(assignment.size)")
+            throw ModelLoadError(
+                .unreadable, "artifact has \(bytes.count) bytes, the assignment says \(assignment.size)")
         }
         let digest = ModelArtifact.fileDigestHex(bytes)
         guard digest == assignment.sha256 else {
-            throw ModelLoadError(.unreadable, "artifact SHA-256 \(digest) differs from the assignment's \(assignment.sha256)")
+            throw ModelLoadError(
+                .unreadable, "artifact SHA-256 \(digest) differs from the assignment's \(assignment.sha256)")
         }
         do {
             try Self.writeSynced(bytes, to: downloadPath)

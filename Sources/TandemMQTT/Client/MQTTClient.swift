@@ -438,7 +438,8 @@ public final class MQTTClient: Sendable {
         let counter = SubscriptionCounter()
         let options = noLocal && configuration.protocolVersion == .v5 ? Int32(MQTT_SUB_OPT_NO_LOCAL.rawValue) : 0
         let entry = SubscriptionEntry(
-            filter: filter, qos: qos, options: options, continuation: continuation, counter: counter, receiver: receiver)
+            filter: filter, qos: qos, options: options, continuation: continuation, counter: counter, receiver: receiver
+        )
         let identifier = try state.withLock { state -> UInt64 in
             if case .closed = state.connection {
                 throw MQTTError(.shutDown, "client \(configuration.clientID) is closed; cannot subscribe to \(filter)")
