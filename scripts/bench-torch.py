@@ -12,6 +12,7 @@ import time
 import torch
 import torch.nn as nn
 import yaml
+from tandem_onnx import conv_padding
 
 
 def build(spec, window, channels, classes):
@@ -20,14 +21,9 @@ def build(spec, window, channels, classes):
         kind = layer["type"]
         if kind == "conv1d":
             k, s, d = layer["kernel"], layer.get("stride", 1), layer.get("dilation", 1)
-            pad = layer.get("padding", "valid")
-            if pad == "same":
-                out = -(-length // s)
-                total = max(0, (out - 1) * s + (k - 1) * d + 1 - length)
-                layers.append(nn.ConstantPad1d((total // 2, total - total // 2), 0.0))
-                length = out
-            else:
-                length = (length - (k - 1) * d - 1) // s + 1
+            pad, length = conv_padding(length, k, s, d, layer.get("padding", "valid"))
+            if pad is not None:
+                layers.append(pad)
             layers.append(nn.Conv1d(c, layer["filters"], k, stride=s, dilation=d, bias=layer.get("bias", True)))
             c = layer["filters"]
         elif kind == "batchnorm1d":

@@ -118,6 +118,16 @@ class ChannelsLast(nn.Module):
         return x.permute(0, 2, 1)
 
 
+def conv_padding(length, kernel, stride, dilation, padding):
+    """Tandem's conv1d padding: (the zero-padding module or None, the output length). `same` pads
+    ceil(length / stride) outputs' worth, the odd sample on the right, as the Swift kernels do."""
+    if padding == "same":
+        out = -(-length // stride)
+        total = max(0, (out - 1) * stride + (kernel - 1) * dilation + 1 - length)
+        return nn.ConstantPad1d((total // 2, total - total // 2), 0.0), out
+    return None, (length - (kernel - 1) * dilation - 1) // stride + 1
+
+
 def build(document):
     """The document's network as a PyTorch module taking `[N, window, channels]` windows, in eval mode."""
     length = document["window"]
@@ -129,13 +139,9 @@ def build(document):
             w = np.array(layer["weight"]["values"], dtype=np.float32).reshape(layer["weight"]["shape"])
             filters, k, c = w.shape
             s, d = layer.get("stride", 1), layer.get("dilation", 1)
-            if layer.get("padding", "valid") == "same":
-                out = -(-length // s)
-                total = max(0, (out - 1) * s + (k - 1) * d + 1 - length)
-                layers.append(nn.ConstantPad1d((total // 2, total - total // 2), 0.0))
-                length = out
-            else:
-                length = (length - (k - 1) * d - 1) // s + 1
+            pad, length = conv_padding(length, k, s, d, layer.get("padding", "valid"))
+            if pad is not None:
+                layers.append(pad)
             conv = nn.Conv1d(c, filters, k, stride=s, dilation=d, bias="bias" in layer)
             conv.weight.data = torch.from_numpy(w.transpose(0, 2, 1).copy())
             if "bias" in layer:

@@ -82,7 +82,7 @@ struct EscalationServerTests {
             var workers = try (1...3).map { try start($0) }
             defer { for w in workers where w.process.isRunning { kill(w.process.processIdentifier, SIGKILL) } }
             for w in workers {
-                #expect(await waitFor { w.log.contains("serving") }, "\(w.log)")
+                #expect(await waitUntil { w.log.contains("serving") }, "\(w.log)")
             }
 
             let edge = try MQTTClient(
@@ -121,7 +121,7 @@ struct EscalationServerTests {
             }
             let everyone = Set(sent)
             #expect(
-                await waitFor(.seconds(60)) { answered.withLock { $0 } == everyone },
+                await waitUntil(.seconds(60)) { answered.withLock { $0 } == everyone },
                 "answered \(answered.withLock { $0.count }) of \(total)")
             verdicts.cancel()
             await edge.disconnect()
@@ -136,14 +136,4 @@ struct EscalationServerTests {
             #expect(Set(try store.ids()) == everyone)
         }
     }
-}
-
-/// Polls `condition` every 20 ms until it holds or `limit` passes.
-func waitFor(_ limit: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
 }

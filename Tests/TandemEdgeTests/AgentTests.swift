@@ -101,7 +101,7 @@ final class RespondingTransport: EscalationTransport {
         switch n % 3 {
         case 0: continuation.yield(verdict)
         case 1: break
-        default: DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { continuation.yield(verdict) }
+        default: DispatchQueue.global().asyncAfter(deadline: .now() + 2.5) { continuation.yield(verdict) }
         }
     }
 }
@@ -113,7 +113,7 @@ extension AgentTests {
         configuration.streams = [.init(name: "s", channels: 3)]
         configuration.policy.threshold = 1
         configuration.policy.maxEscalationsPerSecond = 1e9
-        configuration.verdictDeadlineMs = 100
+        configuration.verdictDeadlineMs = 1000
         var fds: [Int32] = [0, 0]
         #expect(Glibc.pipe(&fds) == 0)
         defer { close(fds[0]) }
@@ -126,7 +126,7 @@ extension AgentTests {
         let running = Task { try await agent.run() }
         let text = (0..<40).map { "\($0),\(Double($0) * 0.1),2,-1" }.joined(separator: "\n") + "\n"
         _ = Array(text.utf8).withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
-        try await Task.sleep(for: .milliseconds(700))  // past every deadline and every late verdict
+        try await Task.sleep(for: .milliseconds(4000))  // past every deadline and every late verdict
         close(fds[1])
         try await running.value
 

@@ -112,12 +112,10 @@ func linkedConfiguration(port: Int, directory: String, modelPath: String, device
     return configuration
 }
 
-/// Polls `condition` every 20 ms until it holds or `limit` passes.
-func waitUntil(_ limit: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
+/// A scratch directory holding the test model, and a configuration linking an agent to `broker` with it.
+func linkedSetup(_ broker: MosquittoBroker) throws -> (scratch: ScratchDirectory, configuration: AgentConfiguration) {
+    let scratch = try ScratchDirectory()
+    let modelPath = scratch.url.appendingPathComponent("model.tandem").path
+    try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
+    return (scratch, linkedConfiguration(port: broker.port, directory: scratch.url.path, modelPath: modelPath))
 }

@@ -30,12 +30,9 @@ struct LinkTests {
     )
     func verdictsReplacePredictions() async throws {
         try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
+            let (scratch, linked) = try linkedSetup(broker)
             defer { scratch.remove() }
-            let modelPath = scratch.url.appendingPathComponent("model.tandem").path
-            try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(
-                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linked
             configuration.verdictDeadlineMs = 3000
             let responder = try await TestResponder(port: broker.port, classes: 3)
             let (agent, source, sink, run) = try startAgent(configuration)
@@ -74,12 +71,9 @@ struct LinkTests {
     @Test("broker down for 10 s: predictions go on, provisional; every escalation is delivered once it is back")
     func brokerOutage() async throws {
         try await MosquittoBroker.with(.init(persistence: true)) { broker in
-            let scratch = try ScratchDirectory()
+            let (scratch, linked) = try linkedSetup(broker)
             defer { scratch.remove() }
-            let modelPath = scratch.url.appendingPathComponent("model.tandem").path
-            try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(
-                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linked
             configuration.verdictDeadlineMs = 200
             let responder = try await TestResponder(port: broker.port, classes: 3, persistentSession: true)
             let (agent, source, sink, run) = try startAgent(configuration)
@@ -268,12 +262,9 @@ extension LinkTests {
     @Test("with a 20 % budget the escalation rate settles at 20 %, and the responder sees exactly those")
     func budgetPolicy() async throws {
         try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
+            let (scratch, linked) = try linkedSetup(broker)
             defer { scratch.remove() }
-            let modelPath = scratch.url.appendingPathComponent("model.tandem").path
-            try TestModel.artifact().write(to: URL(fileURLWithPath: modelPath))
-            var configuration = linkedConfiguration(
-                port: broker.port, directory: scratch.url.path, modelPath: modelPath)
+            var configuration = linked
             configuration.policy.budget = 0.2
             configuration.policy.gain = 0.01
             let responder = try await TestResponder(port: broker.port, classes: 3)

@@ -96,19 +96,7 @@ public final class SampleStore: Sendable {
     /// - Returns: whether this call stored it (false: a duplicate delivery).
     @discardableResult
     public func insert(_ e: Escalation) throws -> Bool {
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR IGNORE INTO escalation
-                    (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
-                    e.edgeConfidence, e.edgeModel, e.receivedAt,
-                ])
-            return db.changesCount == 1
-        }
+        try insert([e])[0]
     }
 
     /// Stores many escalations in one transaction; returns which were new.

@@ -91,13 +91,9 @@ public final class Int8WindowClassifier: WindowClassifier {
     public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
         throws
     {
-        let size = model.window * model.channels
-        guard window.count == size, probabilities.count >= model.classes else {
-            throw ModelLoadError(
-                .incompatible,
-                "window of \(window.count) values for a model taking \(size), room for \(probabilities.count) of \(model.classes) classes"
-            )
-        }
+        try ModelLoadError.checkSizes(
+            window: window.count, probabilities: probabilities.count, window: model.window,
+            channels: model.channels, classes: model.classes)
         let box = idle.withLock { $0.popLast() } ?? EngineBox(Int8Engine(model: model))
         defer { idle.withLock { $0.append(box) } }
         _ = try box.engine.classify(window, probabilities: probabilities)

@@ -72,6 +72,18 @@ public struct ModelLoadError: Error, CustomStringConvertible, Sendable, Equatabl
 
     /// `code: message`.
     public var description: String { "\(code.rawValue): \(message)" }
+
+    /// Throws `incompatible` unless a window of `given` values and room for `room` probabilities fit a model
+    /// of `window × channels` inputs and `classes` outputs.
+    static func checkSizes(window given: Int, probabilities room: Int, window: Int, channels: Int, classes: Int)
+        throws(ModelLoadError)
+    {
+        guard given == window * channels, room >= classes else {
+            throw ModelLoadError(
+                .incompatible,
+                "window of \(given) values for a model taking \(window * channels), room for \(room) of \(classes) classes")
+        }
+    }
 }
 
 /// The float32 engine behind ``WindowClassifier``: a ``FloatModel`` from a verified `.tandem` artifact.
@@ -109,13 +121,9 @@ public struct FloatWindowClassifier: WindowClassifier {
     public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
         throws
     {
-        let size = model.window * model.channels
-        guard window.count == size, probabilities.count >= model.classes else {
-            throw ModelLoadError(
-                .incompatible,
-                "window of \(window.count) values for a model taking \(size), room for \(probabilities.count) of \(model.classes) classes"
-            )
-        }
+        try ModelLoadError.checkSizes(
+            window: window.count, probabilities: probabilities.count, window: model.window,
+            channels: model.channels, classes: model.classes)
         let output = try model.probabilities(
             for: Tensor(shape: [1, model.window, model.channels], scalars: Array(window)))
         for i in 0..<model.classes { probabilities[i] = output.scalars[i] }
