@@ -63,6 +63,9 @@ public final class EscalationServer: Sendable {
     let queue = BatchQueue<Work>()
     let counters = Mutex(Statistics())
     let stopping = Atomic<Bool>(false)
+    let batchesDone = Atomic<Bool>(false)
+    /// Verdicts published and not yet acknowledged by the broker.
+    let unacknowledged = Atomic<Int>(0)
     let log: @Sendable (String) -> Void
 
     /// One escalation waiting for the model.
@@ -120,6 +123,13 @@ public final class EscalationServer: Sendable {
         }
         subscription.cancel()
         queue.close()
+        // Answer what was received, and let the broker acknowledge every verdict, before leaving.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline
+            && (!batchesDone.load(ordering: .relaxed) || unacknowledged.load(ordering: .relaxed) > 0)
+        {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         await client.disconnect()
     }
 
@@ -188,7 +198,10 @@ public final class EscalationServer: Sendable {
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2)
             if batch.isEmpty {
-                if stopping.load(ordering: .relaxed) && queue.count == 0 { break }
+                if stopping.load(ordering: .relaxed) && queue.count == 0 {
+                    batchesDone.store(true, ordering: .relaxed)
+                    break
+                }
             } else {
                 process(batch)
             }
@@ -231,7 +244,7 @@ public final class EscalationServer: Sendable {
                 publish(
                     Verdict(
                         escalationId: batch[i].payload.id, label: stored.label, probabilities: stored.probabilities,
-                        modelVersion: stored.model), to: batch[i])
+                        modelVersion: stored.model), to: batch[i], record: false)
             } else {
                 if !fresh[i] { counters.withLock { $0.duplicates += 1 } }
                 toClassify.append(i)
@@ -263,22 +276,15 @@ public final class EscalationServer: Sendable {
             return
         }
         let classes = model.classes
-        var answers = [(id: UUID, verdict: SampleStore.StoredVerdict)]()
         for (row, i) in usable.enumerated() {
             let p = Array(probabilities.scalars[(row * classes)..<((row + 1) * classes)])
             var best = 0
             for k in p.indices where p[k] > p[best] { best = k }
             let verdict = Verdict(
                 escalationId: batch[i].payload.id, label: best, probabilities: p, modelVersion: manifest.version)
-            publish(verdict, to: batch[i])
-            answers.append((batch[i].payload.id, .init(label: best, probabilities: p, model: manifest.version)))
+            publish(verdict, to: batch[i], record: true)
         }
         counters.withLock { $0.batches += 1 }
-        do {
-            try store.answer(answers, at: Date().timeIntervalSince1970)
-        } catch {
-            log("worker \(configuration.workerID): store: \(error)")
-        }
     }
 
     /// The window in the full model's standardization.
@@ -298,14 +304,31 @@ public final class EscalationServer: Sendable {
         }
     }
 
-    private func publish(_ verdict: Verdict, to work: Work) {
+    /// Publishes a verdict; once the broker has it (PUBACK), it counts as answered and, with `record`, is
+    /// stored — a verdict still in this process when it dies leaves its escalation unanswered, to be
+    /// answered again by a live worker.
+    private func publish(_ verdict: Verdict, to work: Work, record: Bool) {
         let message = MQTTMessage(
             topic: work.responseTopic, payload: verdict.encoded(), qos: .atLeastOnce, retain: false,
             properties: MQTTPublishProperties(correlationData: work.correlation))
+        let stored = SampleStore.StoredVerdict(
+            label: verdict.label, probabilities: verdict.probabilities, model: verdict.modelVersion)
+        unacknowledged.add(1, ordering: .relaxed)
         do {
-            try client.publish(message, onComplete: nil)
-            counters.withLock { $0.answered += 1 }
+            try client.publish(message) { [weak self] result in
+                guard let self else { return }
+                unacknowledged.subtract(1, ordering: .relaxed)
+                guard case .success(let ack) = result, ack.isAccepted else { return }
+                counters.withLock { $0.answered += 1 }
+                guard record else { return }
+                do {
+                    try store.answer([(verdict.escalationId, stored)], at: Date().timeIntervalSince1970)
+                } catch {
+                    log("worker \(configuration.workerID): store: \(error)")
+                }
+            }
         } catch {
+            unacknowledged.subtract(1, ordering: .relaxed)
             log("worker \(configuration.workerID): verdict for \(verdict.escalationId) not sent: \(error)")
         }
     }
