@@ -45,7 +45,8 @@ let package = Package(
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
         .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb]),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
-        .executableTarget(name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", argumentParser]),
+        .executableTarget(
+            name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),

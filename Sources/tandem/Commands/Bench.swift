@@ -5,6 +5,6 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput and latency of Tandem's parts (see BENCHMARKS.md).",
-        subcommands: [BenchModel.self, BenchInt8.self, BenchMQTT.self]
+        subcommands: [BenchModel.self, BenchInt8.self, BenchMQTT.self, BenchCloud.self]
     )
 }

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import TandemCore
+import TandemEdge
+import TandemMQTT
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `tandem bench cloud`: escalations answered end to end through mosquitto by `tandem-cloud` workers.
+struct BenchCloud: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cloud",
+        abstract: "Escalations/s answered by 1…N tandem-cloud workers, and round-trip latency at a fixed rate.",
+        discussion: """
+            Starts mosquitto (or uses --port), then for each worker count starts that many `tandem-cloud serve` \
+            processes (the binary next to this one) with --model, and from one client publishes escalations \
+            shaped for the model (QoS 1, response topic, correlation data) from 100 simulated devices: first \
+            --count as fast as the verdicts come back (at most --window unanswered), then at --latency-rate \
+            for --latency-seconds, timing each verdict's round trip.
+            """)
+
+    @Option(help: "The full model the workers run (.tandem, float32).") var model: String
+    @Option(help: "Worker counts to measure, comma-separated.") var workers = "1,2"
+    @Option(help: "Escalations per throughput run.") var count = 20_000
+    @Option(help: "Most escalations waiting for their verdict in the throughput run.") var window = 2_000
+    @Option(help: "Escalations per second in the latency run.") var latencyRate = 1_000
+    @Option(help: "Length of the latency run in seconds.") var latencySeconds = 5
+    @Option(help: "Use a running broker on 127.0.0.1 at this port instead of starting mosquitto.") var port: Int?
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func run() async throws {
+        let artifact = try ModelArtifact.read(from: URL(fileURLWithPath: model))
+        let input = artifact.manifest.input
+        let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--workers: e.g. 1,2") }
+        let broker = try port.map { BenchBroker(existingPort: $0) } ?? BenchBroker.start()
+        defer { broker.stop() }
+        let cloud = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("tandem-cloud")
+        var generator = SeededGenerator(seed: 1)
+        // One payload shape for every message: a window of the model's size, re-stamped with a new id.
+        let values = (0..<(input.window * input.channels)).map { _ in generator.nextGaussian() }
+        var results = [String: Double]()
+        var rows = [String]()
+        for n in counts {
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-cloud-\(UUID())")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let processes = try (1...n).map { id -> Process in
+                let process = Process()
+                process.executableURL = cloud
+                process.arguments = [
+                    "serve", "--broker-url", "mqtt://127.0.0.1:\(broker.port)", "--model", model, "--data-dir",
+                    scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0",
+                ]
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                return process
+            }
+            defer {
+                for p in processes where p.isRunning {
+                    kill(p.processIdentifier, SIGTERM)
+                    p.waitUntilExit()
+                }
+            }
+            try await Task.sleep(for: .seconds(2))  // workers load the model and subscribe
+            let client = try MQTTClient(
+                configuration: MQTTClientConfiguration(
+                    port: broker.port, clientID: "bench-edge-\(n)", maximumInflightMessages: 1000, tcpNoDelay: true))
+            try await client.connect()
+            let sent = Mutex([UUID: UInt64]())
+            let roundTrips = Mutex([Double]())
+            let answered = Atomic<Int>(0)
+            let subscription = try await client.subscribe(to: "tandem/v1/bench/+/verdicts", qos: .atLeastOnce) {
+                message in
+                guard let verdict = try? Verdict(decoding: message.payload) else { return }
+                let now = monotonicNanoseconds()
+                if let start = sent.withLock({ $0.removeValue(forKey: verdict.escalationId) }) {
+                    answered.add(1, ordering: .relaxed)
+                    roundTrips.withLock { $0.append(Double(now - start) / 1e6) }
+                }
+            }
+            func send(_ i: Int) throws {
+                let id = UUID()
+                let device = "dev\(i % 100)"
+                let payload = try EscalationPayload(
+                    id: id, device: device, stream: "s", modelVersion: "edge-bench", windowStart: 0, windowEnd: 1,
+                    sampleRateHz: input.sampleRateHz, channels: input.channels, length: input.window, window: values,
+                    topK: [.init(label: 0, probability: 0.5)], confidence: 0.5
+                ).encoded()
+                sent.withLock { $0[id] = monotonicNanoseconds() }
+                try client.publish(
+                    MQTTMessage(
+                        topic: "tandem/v1/bench/\(device)/escalations", payload: payload, qos: .atLeastOnce,
+                        retain: false,
+                        properties: MQTTPublishProperties(
+                            responseTopic: "tandem/v1/bench/\(device)/verdicts",
+                            correlationData: withUnsafeBytes(of: id.uuid) { Array($0) })), onComplete: nil)
+            }
+            // Throughput: as fast as the verdicts return.
+            let start = monotonicNanoseconds()
+            var i = 0
+            while i < count {
+                if i - answered.load(ordering: .relaxed) >= window {
+                    try await Task.sleep(for: .microseconds(200))
+                    continue
+                }
+                try send(i)
+                i += 1
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while answered.load(ordering: .relaxed) < count && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+            let throughputAnswered = answered.load(ordering: .relaxed)
+            let perSecond = Double(throughputAnswered) / elapsed
+            // Latency at a fixed rate.
+            roundTrips.withLock { $0.removeAll() }
+            let total = latencyRate * latencySeconds
+            let period = 1e9 / Double(latencyRate)
+            let latencyStart = monotonicNanoseconds()
+            for k in 0..<total {
+                let due = latencyStart + UInt64(Double(k) * period)
+                let now = monotonicNanoseconds()
+                if due > now { try await Task.sleep(for: .nanoseconds(Int(due - now))) }
+                try send(count + k)
+            }
+            try await Task.sleep(for: .seconds(2))
+            let samples = roundTrips.withLock { $0 }.sorted()
+            func percentile(_ p: Double) -> Double {
+                samples.isEmpty ? .nan : samples[min(samples.count - 1, Int(Double(samples.count) * p))]
+            }
+            subscription.cancel()
+            await client.disconnect()
+            results["workers\(n)_escalations_per_second"] = perSecond
+            results["workers\(n)_answered"] = Double(throughputAnswered)
+            results["workers\(n)_p50_ms"] = percentile(0.5)
+            results["workers\(n)_p99_ms"] = percentile(0.99)
+            results["workers\(n)_latency_answered"] = Double(samples.count)
+            rows.append(
+                String(
+                    format:
+                        "%d worker(s): %8.0f escalations/s (%d of %d answered)   at %d/s: p50 %.2f ms  p99 %.2f ms  (%d of %d)",
+                    n, perSecond, throughputAnswered, count, latencyRate, percentile(0.5), percentile(0.99),
+                    samples.count, total))
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(
+                "model \(artifact.manifest.name) \(artifact.manifest.version) (\(input.window)×\(input.channels)); broker 127.0.0.1:\(broker.port)"
+            )
+            rows.forEach { print($0) }
+        }
+    }
+}
