@@ -134,10 +134,12 @@ struct Int8DispatchTests {
         Case(name: "awkward sizes", layers: awkwardLayers, window: 61, channels: 5, classes: 6),
     ]
 
-    @Test("the engine equals the exact integer reference element for element on 1,000 random inputs", arguments: cases)
-    func equalsIntegerReference(_ test: Case) throws {
+    @Test(
+        "every kernel version the machine runs equals the exact integer reference element for element on 1,000 random inputs",
+        arguments: cases, Int8InstructionSet.supported)
+    func equalsIntegerReference(_ test: Case, _ instructionSet: Int8InstructionSet) throws {
         let model = try test.model(seed: 20)
-        let engine = Int8Engine(model: model)
+        let engine = Int8Engine(model: model, instructionSet: instructionSet)
         var g = SeededGenerator(seed: 21)
         var compared = 0
         for _ in 0..<1000 {
@@ -151,5 +153,32 @@ struct Int8DispatchTests {
             compared += activations.reduce(0) { $0 + $1.count } + logits.scalars.count
         }
         #expect(compared > 100_000)
+    }
+
+    @Test("all kernel versions give bit-identical batch results", arguments: cases)
+    func versionsAgree(_ test: Case) throws {
+        let model = try test.model(seed: 22)
+        var g = SeededGenerator(seed: 23)
+        let n = 200
+        let windows = Tensor(
+            shape: [n, model.window, model.channels],
+            scalars: (0..<(n * model.window * model.channels)).map { _ in 2 * g.nextGaussian() })
+        let results = try Int8InstructionSet.supported.map {
+            try Int8Engine(model: model, instructionSet: $0).classify(windows: windows)
+        }
+        let first = try #require(results.first)
+        for result in results.dropFirst() {
+            #expect(result.logits.scalars.map(\.bitPattern) == first.logits.scalars.map(\.bitPattern))
+            #expect(result.probabilities.scalars.map(\.bitPattern) == first.probabilities.scalars.map(\.bitPattern))
+            #expect(result.confidences == first.confidences)
+        }
+    }
+
+    @Test("the fastest supported version is the default and the portable one is always there")
+    func dispatch() throws {
+        let supported = Int8InstructionSet.supported
+        #expect(supported.first == .portable)
+        #expect(Int8InstructionSet.best == supported.last)
+        #expect(Int8Engine(model: try randomQuantizedModel(seed: 24)).instructionSet == .best)
     }
 }

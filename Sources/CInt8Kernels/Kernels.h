@@ -1,0 +1,82 @@
+// Declarations shared by the kernel versions; not part of the module's interface.
+#ifndef C_INT8_KERNELS_INTERNAL_H
+#define C_INT8_KERNELS_INTERNAL_H
+
+#include "CInt8Kernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#define TANDEM_INT8_X86 1
+#endif
+
+/// Requantization parameters of `LANES` consecutive units, laid out for the 64-bit products of
+/// vpmuldq: `multiplier` serves the even units (vpmuldq reads the low half of each 64-bit lane), and
+/// the odd units' mantissas, the shifts and the rounding halves `2^(shift − 1)` are stored as int64
+/// lanes, even and odd units apart. Units past the end have multiplier 0, shift 1 and bias 0.
+#define TANDEM_INT8_PARAMETER_BLOCK(LANES)   \
+    struct {                                 \
+        int32_t bias[LANES];                 \
+        int32_t multiplier[LANES];           \
+        int64_t multiplierOdd[(LANES) / 2];  \
+        int64_t shiftEven[(LANES) / 2];      \
+        int64_t shiftOdd[(LANES) / 2];       \
+        int64_t halfEven[(LANES) / 2];       \
+        int64_t halfOdd[(LANES) / 2];        \
+    }
+
+typedef TANDEM_INT8_PARAMETER_BLOCK(16) TandemInt8Parameters16;
+typedef TANDEM_INT8_PARAMETER_BLOCK(8) TandemInt8Parameters8;
+
+/// `count` rounded up to a multiple of `step`.
+static inline size_t tandem_int8_round_up(size_t count, size_t step) { return (count + step - 1) / step * step; }
+
+/// The requantization of one accumulator, exactly as `FixedPointMultiplier.requantize` computes it, biased
+/// by 128: the product in 64 bits, rounded half away from zero by the shift, offset, clamped to
+/// [lowerBound, 255].
+static inline int32_t tandem_int8_requantize(
+    int32_t accumulator, int32_t multiplier, int32_t shift, int32_t outputOffset, int32_t lowerBound)
+{
+    int64_t product = (int64_t)accumulator * (int64_t)multiplier;
+    int64_t half = (int64_t)1 << (shift - 1);
+    // An arithmetic shift floors; one less nudge for negative products makes it round half away from zero.
+    int64_t value = ((product + (product < 0 ? half - 1 : half)) >> shift) + outputOffset;
+    if (value < lowerBound) value = lowerBound;
+    if (value > 255) value = 255;
+    return (int32_t)value;
+}
+
+/// Fills the parameter block of units `first ..< first + lanes` (units at or past `units` are padding).
+void tandem_int8_fill_parameters(
+    size_t lanes, size_t first, size_t units, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+    int32_t *blockBias, int32_t *blockMultiplier, int64_t *multiplierOdd, int64_t *shiftEven, int64_t *shiftOdd,
+    int64_t *halfEven, int64_t *halfOdd);
+
+size_t tandem_int8_portable_packed_size(size_t units, size_t depth);
+void tandem_int8_portable_pack(
+    const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
+    const int32_t *multiplier, const int32_t *shift, void *packed);
+void tandem_int8_portable_rows(
+    const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride, size_t rows,
+    int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators);
+
+#if TANDEM_INT8_X86
+size_t tandem_int8_avx2_packed_size(size_t units, size_t depth);
+size_t tandem_int8_avx2_scratch_size(size_t depth);
+void tandem_int8_avx2_pack(
+    const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
+    const int32_t *multiplier, const int32_t *shift, void *packed);
+void tandem_int8_avx2_rows(
+    const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride, size_t rows,
+    int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators, void *scratch);
+
+size_t tandem_int8_vnni_packed_size(size_t units, size_t depth);
+void tandem_int8_vnni_pack(
+    const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
+    const int32_t *multiplier, const int32_t *shift, void *packed);
+void tandem_int8_vnni_rows(
+    const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride, size_t rows,
+    int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators);
+#endif
+
+#endif
