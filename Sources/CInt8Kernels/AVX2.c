@@ -44,32 +44,30 @@ void tandem_int8_avx2_pack(
     }
 }
 
-/// `tandem_int8_requantize` on 8 accumulators (bias not yet added). AVX2 has no 64-bit arithmetic shift,
-/// minimum or maximum: the shift runs on the one's complement of negative values (¬(¬t >> s) = t >> s),
-/// and the clamps are compares and blends.
+/// `tandem_int8_requantize` on 8 accumulators (bias not yet added), on magnitudes as in the AVX-512
+/// version: `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)` needs only unsigned 64-bit products and
+/// logical shifts, which AVX2 has. Magnitudes are capped at 383 (larger ones saturate either way) so even
+/// and odd units recombine into 32-bit lanes, and vpsignd restores the sign.
 ALWAYS_INLINE AVX2 __m256i requantize(
     __m256i accumulators, const TandemInt8Parameters8 *p, __m256i offset, __m256i lower, __m256i upper)
 {
-    const __m256i zero = _mm256_setzero_si256();
+    const __m256i cap = _mm256_set1_epi64x(383);
     __m256i v = _mm256_add_epi32(accumulators, _mm256_loadu_si256((const __m256i *)p->bias));
-    __m256i even = _mm256_mul_epi32(v, _mm256_loadu_si256((const __m256i *)p->multiplier));
-    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_loadu_si256((const __m256i *)p->multiplierOdd));
-    __m256i halves[2] = {
-        _mm256_loadu_si256((const __m256i *)p->halfEven), _mm256_loadu_si256((const __m256i *)p->halfOdd)};
-    __m256i shifts[2] = {
-        _mm256_loadu_si256((const __m256i *)p->shiftEven), _mm256_loadu_si256((const __m256i *)p->shiftOdd)};
-    __m256i products[2] = {even, odd};
-    for (int i = 0; i < 2; i++) {
-        __m256i t = products[i];
-        // + 2^(shift − 1), less one for negative products (the compare gives −1).
-        t = _mm256_add_epi64(t, _mm256_add_epi64(halves[i], _mm256_cmpgt_epi64(zero, t)));
-        __m256i sign = _mm256_cmpgt_epi64(zero, t);
-        t = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(t, sign), shifts[i]), sign);
-        t = _mm256_add_epi64(t, offset);
-        t = _mm256_blendv_epi8(t, lower, _mm256_cmpgt_epi64(lower, t));
-        products[i] = _mm256_blendv_epi8(t, upper, _mm256_cmpgt_epi64(t, upper));
-    }
-    return _mm256_blend_epi32(products[0], _mm256_slli_epi64(products[1], 32), 0xAA);
+    // |INT32_MIN| = 2^31 is right as an unsigned 32-bit value, which is how vpmuludq reads it.
+    __m256i magnitude = _mm256_abs_epi32(v);
+    __m256i even = _mm256_mul_epu32(magnitude, _mm256_loadu_si256((const __m256i *)p->multiplier));
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(magnitude, 32), _mm256_loadu_si256((const __m256i *)p->multiplierOdd));
+    even = _mm256_srlv_epi64(
+        _mm256_add_epi64(even, _mm256_loadu_si256((const __m256i *)p->halfEven)),
+        _mm256_loadu_si256((const __m256i *)p->shiftEven));
+    odd = _mm256_srlv_epi64(
+        _mm256_add_epi64(odd, _mm256_loadu_si256((const __m256i *)p->halfOdd)),
+        _mm256_loadu_si256((const __m256i *)p->shiftOdd));
+    // Below 2^62, so the signed compare orders them.
+    even = _mm256_blendv_epi8(even, cap, _mm256_cmpgt_epi64(even, cap));
+    odd = _mm256_blendv_epi8(odd, cap, _mm256_cmpgt_epi64(odd, cap));
+    __m256i rounded = _mm256_sign_epi32(_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA), v);
+    return _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(rounded, offset), lower), upper);
 }
 
 /// `rows` rows (widened, in `x`) × `blocks` blocks of 8 units; constants once inlined.
@@ -138,8 +136,8 @@ AVX2 void tandem_int8_avx2_rows(
     const size_t totalBlocks = block_count(units);
     const TandemInt8Parameters8 *parameters =
         (const TandemInt8Parameters8 *)((const uint8_t *)packed + weight_bytes(units, depth));
-    const __m256i offset = _mm256_set1_epi64x(outputOffset), lower = _mm256_set1_epi64x(lowerBound);
-    const __m256i upper = _mm256_set1_epi64x(255);
+    const __m256i offset = _mm256_set1_epi32(outputOffset), lower = _mm256_set1_epi32(lowerBound);
+    const __m256i upper = _mm256_set1_epi32(255);
     int16_t *scratch = scratchMemory;
     size_t row = 0;
     while (row < rows) {
@@ -160,6 +158,40 @@ AVX2 void tandem_int8_avx2_rows(
         }
         row += tileRows;
     }
+}
+
+AVX2 bool tandem_int8_avx2_quantize_input(
+    const float *input, size_t count, float inverseScale, int32_t zeroPoint, uint8_t *output)
+{
+    const __m256 inverse = _mm256_set1_ps(inverseScale), low = _mm256_set1_ps(-512), high = _mm256_set1_ps(512);
+    const __m256i exponent = _mm256_set1_epi32(0x7f800000);
+    const __m256d sign = _mm256_set1_pd(-0.0), half = _mm256_set1_pd(0.5);
+    const __m256i offset = _mm256_set1_epi32(zeroPoint), minimum = _mm256_set1_epi32(-128);
+    const __m256i maximum = _mm256_set1_epi32(127), bias = _mm256_set1_epi32(128);
+    __m256i nonFinite = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 x = _mm256_loadu_ps(input + i);
+        __m256i bits = _mm256_castps_si256(x);
+        nonFinite = _mm256_or_si256(nonFinite, _mm256_cmpeq_epi32(_mm256_and_si256(bits, exponent), exponent));
+        // max/min return their second operand for NaN, like the scalar clamp's −512.
+        __m256 scaled = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(x, inverse), low), high);
+        __m256d wide[2] = {
+            _mm256_cvtps_pd(_mm256_castps256_ps128(scaled)), _mm256_cvtps_pd(_mm256_extractf128_ps(scaled, 1))};
+        __m128i truncated[2];
+        for (int h = 0; h < 2; h++) {
+            // ±½ with the value's sign, then truncation: rounding half away from zero (−0 gives −½ → 0).
+            __m256d signedHalf = _mm256_or_pd(_mm256_and_pd(wide[h], sign), half);
+            truncated[h] = _mm256_cvttpd_epi32(_mm256_add_pd(wide[h], signedHalf));
+        }
+        __m256i q = _mm256_set_m128i(truncated[1], truncated[0]);
+        q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, offset), minimum), maximum), bias);
+        __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(output + i), _mm_packus_epi16(words, words));
+    }
+    bool finite = _mm256_testz_si256(nonFinite, nonFinite);
+    for (; i < count; i++) output[i] = tandem_int8_quantize_sample(input[i], inverseScale, zeroPoint, &finite);
+    return finite;
 }
 
 #endif

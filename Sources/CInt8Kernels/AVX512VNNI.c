@@ -42,22 +42,27 @@ void tandem_int8_vnni_pack(
     }
 }
 
-/// `tandem_int8_requantize` on 16 accumulators (bias not yet added): the products of even and odd units in
-/// two vectors of 8 int64 lanes, recombined into 16 int32 lanes in [lower, upper].
+/// `tandem_int8_requantize` on 16 accumulators (bias not yet added), on magnitudes: rounding half away from
+/// zero is `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)`, which needs only unsigned 64-bit
+/// products and logical shifts. Magnitudes are capped at 383 (any larger value saturates either way, as
+/// offset and bounds lie in [0, 255]) so even and odd units recombine into 32-bit lanes.
 ALWAYS_INLINE VNNI __m512i requantize(
     __m512i accumulators, const TandemInt8Parameters16 *p, __m512i offset, __m512i lower, __m512i upper)
 {
+    const __m512i cap = _mm512_set1_epi64(383);
     __m512i v = _mm512_add_epi32(accumulators, _mm512_loadu_si512(p->bias));
-    __m512i even = _mm512_mul_epi32(v, _mm512_loadu_si512(p->multiplier));
-    __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_loadu_si512(p->multiplierOdd));
-    // + 2^(shift − 1), less one for negative products (their sign bit, shifted down, is −1).
-    even = _mm512_add_epi64(even, _mm512_add_epi64(_mm512_loadu_si512(p->halfEven), _mm512_srai_epi64(even, 63)));
-    odd = _mm512_add_epi64(odd, _mm512_add_epi64(_mm512_loadu_si512(p->halfOdd), _mm512_srai_epi64(odd, 63)));
-    even = _mm512_srav_epi64(even, _mm512_loadu_si512(p->shiftEven));
-    odd = _mm512_srav_epi64(odd, _mm512_loadu_si512(p->shiftOdd));
-    even = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(even, offset), lower), upper);
-    odd = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(odd, offset), lower), upper);
-    return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    __mmask16 negative = _mm512_cmplt_epi32_mask(v, _mm512_setzero_si512());
+    // |INT32_MIN| = 2^31 is right as an unsigned 32-bit value, which is how vpmuludq reads it.
+    __m512i magnitude = _mm512_abs_epi32(v);
+    __m512i even = _mm512_mul_epu32(magnitude, _mm512_loadu_si512(p->multiplier));
+    __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(magnitude, 32), _mm512_loadu_si512(p->multiplierOdd));
+    even = _mm512_srlv_epi64(_mm512_add_epi64(even, _mm512_loadu_si512(p->halfEven)), _mm512_loadu_si512(p->shiftEven));
+    odd = _mm512_srlv_epi64(_mm512_add_epi64(odd, _mm512_loadu_si512(p->halfOdd)), _mm512_loadu_si512(p->shiftOdd));
+    even = _mm512_min_epu64(even, cap);
+    odd = _mm512_min_epu64(odd, cap);
+    __m512i rounded = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    rounded = _mm512_mask_sub_epi32(rounded, negative, _mm512_setzero_si512(), rounded);
+    return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(rounded, offset), lower), upper);
 }
 
 /// `rows` rows × `blocks` blocks of 16 units; both are constants once inlined, so the accumulator arrays
@@ -90,8 +95,12 @@ ALWAYS_INLINE VNNI void tile(
                 __m512i sums = _mm512_add_epi32(acc[r][b], _mm512_loadu_si512(p[b].bias));
                 _mm512_mask_storeu_epi32(accumulators + r * units + unit, mask, sums);
             } else {
-                __m512i values = requantize(acc[r][b], p + b, offset, lower, upper);
-                _mm_mask_storeu_epi8(output + r * units + unit, mask, _mm512_cvtepi32_epi8(values));
+                __m128i bytes = _mm512_cvtepi32_epi8(requantize(acc[r][b], p + b, offset, lower, upper));
+                if (count == lanes) {
+                    _mm_storeu_si128((__m128i *)(output + r * units + unit), bytes);
+                } else {
+                    _mm_mask_storeu_epi8(output + r * units + unit, mask, bytes);
+                }
             }
         }
     }
@@ -113,8 +122,8 @@ VNNI void tandem_int8_vnni_rows(
     const size_t totalBlocks = block_count(units);
     const TandemInt8Parameters16 *parameters =
         (const TandemInt8Parameters16 *)((const uint8_t *)packed + weight_bytes(units, depth));
-    const __m512i offset = _mm512_set1_epi64(outputOffset), lower = _mm512_set1_epi64(lowerBound);
-    const __m512i upper = _mm512_set1_epi64(255);
+    const __m512i offset = _mm512_set1_epi32(outputOffset), lower = _mm512_set1_epi32(lowerBound);
+    const __m512i upper = _mm512_set1_epi32(255);
     size_t row = 0;
     while (row < rows) {
         size_t left = rows - row;
@@ -136,6 +145,38 @@ VNNI void tandem_int8_vnni_rows(
         }
         row += tileRows;
     }
+}
+
+VNNI bool tandem_int8_vnni_quantize_input(
+    const float *input, size_t count, float inverseScale, int32_t zeroPoint, uint8_t *output)
+{
+    const __m512 inverse = _mm512_set1_ps(inverseScale), low = _mm512_set1_ps(-512), high = _mm512_set1_ps(512);
+    const __m512i exponent = _mm512_set1_epi32(0x7f800000);
+    const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    const __m512i half = _mm512_set1_epi64(0x3fe0000000000000ll);  // 0.5
+    const __m512i offset = _mm512_set1_epi32(zeroPoint), minimum = _mm512_set1_epi32(-128);
+    const __m512i maximum = _mm512_set1_epi32(127), bias = _mm512_set1_epi32(128);
+    __mmask16 nonFinite = 0;
+    for (size_t i = 0; i < count; i += 16) {
+        __mmask16 mask = count - i >= 16 ? 0xffff : (__mmask16)((1u << (count - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(mask, input + i);
+        __m512i bits = _mm512_castps_si512(x);
+        nonFinite |= _mm512_mask_cmpeq_epi32_mask(mask, _mm512_and_si512(bits, exponent), exponent);
+        __m512 scaled = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x, inverse), low), high);
+        __m512d wide[2] = {
+            _mm512_cvtps_pd(_mm512_castps512_ps256(scaled)),
+            _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(scaled), 1)))};
+        __m256i truncated[2];
+        for (int h = 0; h < 2; h++) {
+            // ±½ with the value's sign, then truncation: rounding half away from zero (−0 gives −½ → 0).
+            __m512i signedHalf = _mm512_or_si512(_mm512_and_si512(_mm512_castpd_si512(wide[h]), sign), half);
+            truncated[h] = _mm512_cvttpd_epi32(_mm512_add_pd(wide[h], _mm512_castsi512_pd(signedHalf)));
+        }
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(truncated[0]), truncated[1], 1);
+        q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, offset), minimum), maximum);
+        _mm_mask_storeu_epi8(output + i, mask, _mm512_cvtepi32_epi8(_mm512_add_epi32(q, bias)));
+    }
+    return nonFinite == 0;
 }
 
 #endif

@@ -39,12 +39,16 @@ size_t tandem_int8_packed_size(TandemInt8InstructionSet isa, size_t units, size_
 
 size_t tandem_int8_scratch_size(TandemInt8InstructionSet isa, size_t depth)
 {
+    switch (isa) {
 #if TANDEM_INT8_X86
-    if (isa == TandemInt8InstructionSetAVX2) return tandem_int8_avx2_scratch_size(depth);
+    case TandemInt8InstructionSetAVX2:
+        return tandem_int8_avx2_scratch_size(depth);
+    case TandemInt8InstructionSetAVX512VNNI:
+        return 0;
 #endif
-    (void)isa;
-    (void)depth;
-    return 0;
+    default:
+        return tandem_int8_portable_scratch_size(depth);
+    }
 }
 
 void tandem_int8_pack(
@@ -81,9 +85,8 @@ static void rows(
         return;
 #endif
     default:
-        (void)scratch;
         tandem_int8_portable_rows(
-            packed, units, depth, input, inputStride, rows, outputOffset, lowerBound, output, accumulators);
+            packed, units, depth, input, inputStride, rows, outputOffset, lowerBound, output, accumulators, scratch);
     }
 }
 
@@ -99,6 +102,22 @@ void tandem_int8_accumulator_rows(
     size_t count, int32_t *output, void *scratch)
 {
     rows(isa, packed, units, depth, input, inputStride, count, 0, 0, NULL, output, scratch);
+}
+
+bool tandem_int8_quantize_input(
+    TandemInt8InstructionSet isa, const float *input, size_t count, float inverseScale, int32_t zeroPoint,
+    uint8_t *output)
+{
+    switch (isa) {
+#if TANDEM_INT8_X86
+    case TandemInt8InstructionSetAVX2:
+        return tandem_int8_avx2_quantize_input(input, count, inverseScale, zeroPoint, output);
+    case TandemInt8InstructionSetAVX512VNNI:
+        return tandem_int8_vnni_quantize_input(input, count, inverseScale, zeroPoint, output);
+#endif
+    default:
+        return tandem_int8_portable_quantize_input(input, count, inverseScale, zeroPoint, output);
+    }
 }
 
 void tandem_int8_fill_parameters(

@@ -46,6 +46,21 @@ static inline int32_t tandem_int8_requantize(
     return (int32_t)value;
 }
 
+/// One input sample quantized to a biased byte (see `tandem_int8_quantize_input`); `*finite` is cleared
+/// for a non-finite sample. The float product is its own statement so that it is never fused with the
+/// double addition.
+static inline uint8_t tandem_int8_quantize_sample(float x, float inverseScale, int32_t zeroPoint, bool *finite)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    if ((bits & 0x7f800000u) == 0x7f800000u) *finite = false;
+    float scaled = x * inverseScale;
+    // NaN fails the first test and becomes −512, so the conversion below is always defined.
+    double clamped = scaled >= -512.0f ? (scaled <= 512.0f ? scaled : 512.0f) : -512.0f;
+    int32_t q = (int32_t)(clamped + (clamped < 0 ? -0.5 : 0.5)) + zeroPoint;
+    return (uint8_t)((q < -128 ? -128 : q > 127 ? 127 : q) + 128);
+}
+
 /// Fills the parameter block of units `first ..< first + lanes` (units at or past `units` are padding).
 void tandem_int8_fill_parameters(
     size_t lanes, size_t first, size_t units, const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
@@ -56,11 +71,19 @@ size_t tandem_int8_portable_packed_size(size_t units, size_t depth);
 void tandem_int8_portable_pack(
     const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
     const int32_t *multiplier, const int32_t *shift, void *packed);
+size_t tandem_int8_portable_scratch_size(size_t depth);
 void tandem_int8_portable_rows(
     const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride, size_t rows,
-    int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators);
+    int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators, void *scratch);
+
+bool tandem_int8_portable_quantize_input(
+    const float *input, size_t count, float inverseScale, int32_t zeroPoint, uint8_t *output);
 
 #if TANDEM_INT8_X86
+bool tandem_int8_avx2_quantize_input(
+    const float *input, size_t count, float inverseScale, int32_t zeroPoint, uint8_t *output);
+bool tandem_int8_vnni_quantize_input(
+    const float *input, size_t count, float inverseScale, int32_t zeroPoint, uint8_t *output);
 size_t tandem_int8_avx2_packed_size(size_t units, size_t depth);
 size_t tandem_int8_avx2_scratch_size(size_t depth);
 void tandem_int8_avx2_pack(

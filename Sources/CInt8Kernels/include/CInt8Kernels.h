@@ -17,7 +17,8 @@
 
 /// The instruction sets the kernels are written for.
 typedef enum __attribute__((enum_extensibility(closed))) TandemInt8InstructionSet {
-    /// Plain C, any CPU.
+    /// C for any CPU: 16-bit pairwise multiply–adds (SSE2's pmaddwd on x86-64) on activations widened once
+    /// per row.
     TandemInt8InstructionSetPortable = 0,
     /// x86-64 AVX2: 16-bit multiply–adds (vpmaddwd) on activations widened once per row.
     TandemInt8InstructionSetAVX2 = 1,
@@ -62,5 +63,14 @@ void tandem_int8_requantized_rows(
 void tandem_int8_accumulator_rows(
     TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
     size_t rows, int32_t *output, void *scratch);
+
+/// Quantizes `count` input samples to biased bytes:
+/// `clamp(round(x · inverseScale) + zeroPoint, −128, 127) + 128`, the float product rounded half away from
+/// zero (exactly: it is clamped to ±512, widened to double and ±½ added before truncation).
+///
+/// - Returns: whether every sample was finite; the bytes of non-finite samples are unspecified.
+bool tandem_int8_quantize_input(
+    TandemInt8InstructionSet isa, const float *input, size_t count, float inverseScale, int32_t zeroPoint,
+    uint8_t *output);
 
 #endif

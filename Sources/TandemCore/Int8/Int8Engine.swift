@@ -328,19 +328,8 @@ public final class Int8Engine {
         }
         let first = steps[0]
         let target = arena + first.input + first.padLeft * first.inChannels
-        let inverse = inverseInputScale, zero = inputZeroPoint
-        var finite = true
-        for i in 0..<size {
-            let v = x[i]
-            finite = finite && v.isFinite
-            // Clamp first so the conversion cannot trap (NaN fails the first test and lands on −512; a
-            // non-finite sample is reported below). Adding ±½ in Double is exact for any float, so the
-            // truncating conversion rounds half away from zero, like `rounded()`, without a libm call.
-            let scaled = v * inverse
-            let clamped = Double(scaled >= -512 ? (scaled <= 512 ? scaled : 512) : -512)
-            let q = Int32(clamped + (clamped < 0 ? -0.5 : 0.5)) &+ zero
-            target[i] = UInt8(truncatingIfNeeded: Swift.min(Swift.max(q, -128), 127) &+ 128)
-        }
+        let finite = tandem_int8_quantize_input(
+            instructionSet.cValue, x, size, inverseInputScale, inputZeroPoint, target)
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
             throw QuantizationError(

@@ -5,7 +5,7 @@ import CInt8Kernels
 /// Every version computes the same integers, so an engine gives bit-identical results whichever one it
 /// runs; they differ only in speed. `Int8Engine` uses `best` unless told otherwise.
 public enum Int8InstructionSet: String, CaseIterable, Sendable, CustomStringConvertible {
-    /// Plain C, any CPU.
+    /// C for any CPU (16-bit pairwise multiply–adds; SSE2's `pmaddwd` on x86-64).
     case portable
     /// x86-64 AVX2: 16-bit multiply–adds (`vpmaddwd`) on activations widened to 16 bits.
     case avx2
