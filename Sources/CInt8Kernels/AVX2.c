@@ -33,7 +33,8 @@ void tandem_int8_avx2_pack(
     memset(packed, 0, tandem_int8_avx2_packed_size(units, depth));
     for (size_t o = 0; o < units; o++) {
         int16_t *block = w + (o / lanes) * depth * lanes;
-        for (size_t k = 0; k < rowLength; k++) block[(k / 2) * 2 * lanes + (o % lanes) * 2 + k % 2] = weights[o * rowLength + k];
+        for (size_t k = 0; k < rowLength; k++)
+            block[(k / 2) * 2 * lanes + (o % lanes) * 2 + k % 2] = weights[o * rowLength + k];
     }
     TandemInt8Parameters8 *parameters = (TandemInt8Parameters8 *)((uint8_t *)packed + weight_bytes(units, depth));
     for (size_t b = 0; b < block_count(units); b++) {
@@ -44,10 +45,10 @@ void tandem_int8_avx2_pack(
     }
 }
 
-/// `tandem_int8_requantize` on 8 accumulators (bias not yet added), on magnitudes as in the AVX-512
-/// version: `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)` needs only unsigned 64-bit products and
-/// logical shifts, which AVX2 has. Magnitudes are capped at 383 (larger ones saturate either way) so even
-/// and odd units recombine into 32-bit lanes, and vpsignd restores the sign.
+/// `FixedPointMultiplier.requantize` (biased by 128) on 8 accumulators (bias not yet added), on magnitudes
+/// as in the AVX-512 version: `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)` needs only unsigned
+/// 64-bit products and logical shifts, which AVX2 has. Magnitudes are capped at 383 (larger ones saturate
+/// either way) so even and odd units recombine into 32-bit lanes, and vpsignd restores the sign.
 ALWAYS_INLINE AVX2 __m256i requantize(
     __m256i accumulators, const TandemInt8Parameters8 *p, __m256i offset, __m256i lower, __m256i upper)
 {
@@ -56,7 +57,8 @@ ALWAYS_INLINE AVX2 __m256i requantize(
     // |INT32_MIN| = 2^31 is right as an unsigned 32-bit value, which is how vpmuludq reads it.
     __m256i magnitude = _mm256_abs_epi32(v);
     __m256i even = _mm256_mul_epu32(magnitude, _mm256_loadu_si256((const __m256i *)p->multiplier));
-    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(magnitude, 32), _mm256_loadu_si256((const __m256i *)p->multiplierOdd));
+    __m256i odd = _mm256_mul_epu32(
+        _mm256_srli_epi64(magnitude, 32), _mm256_loadu_si256((const __m256i *)p->multiplierOdd));
     even = _mm256_srlv_epi64(
         _mm256_add_epi64(even, _mm256_loadu_si256((const __m256i *)p->halfEven)),
         _mm256_loadu_si256((const __m256i *)p->shiftEven));

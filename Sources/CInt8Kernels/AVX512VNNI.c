@@ -31,7 +31,8 @@ void tandem_int8_vnni_pack(
     memset(packed, 0, tandem_int8_vnni_packed_size(units, depth));
     for (size_t o = 0; o < units; o++) {
         int8_t *block = w + (o / lanes) * depth * lanes;
-        for (size_t k = 0; k < rowLength; k++) block[(k / 4) * 4 * lanes + (o % lanes) * 4 + k % 4] = weights[o * rowLength + k];
+        for (size_t k = 0; k < rowLength; k++)
+            block[(k / 4) * 4 * lanes + (o % lanes) * 4 + k % 4] = weights[o * rowLength + k];
     }
     TandemInt8Parameters16 *parameters = (TandemInt8Parameters16 *)((uint8_t *)packed + weight_bytes(units, depth));
     for (size_t b = 0; b < block_count(units); b++) {
@@ -42,10 +43,11 @@ void tandem_int8_vnni_pack(
     }
 }
 
-/// `tandem_int8_requantize` on 16 accumulators (bias not yet added), on magnitudes: rounding half away from
-/// zero is `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)`, which needs only unsigned 64-bit
-/// products and logical shifts. Magnitudes are capped at 383 (any larger value saturates either way, as
-/// offset and bounds lie in [0, 255]) so even and odd units recombine into 32-bit lanes.
+/// `FixedPointMultiplier.requantize` (biased by 128) on 16 accumulators (bias not yet added), on
+/// magnitudes: rounding half away from zero is `sign(v) · ((|v| · multiplier + 2^(shift − 1)) >> shift)`,
+/// which needs only unsigned 64-bit products and logical shifts. Magnitudes are capped at 383 (any larger
+/// value saturates either way, as offset and bounds lie in [0, 255]) so even and odd units recombine into
+/// 32-bit lanes.
 ALWAYS_INLINE VNNI __m512i requantize(
     __m512i accumulators, const TandemInt8Parameters16 *p, __m512i offset, __m512i lower, __m512i upper)
 {

@@ -52,8 +52,8 @@ size_t tandem_int8_scratch_size(TandemInt8InstructionSet isa, size_t depth)
 }
 
 void tandem_int8_pack(
-    TandemInt8InstructionSet isa, const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
-    const int32_t *multiplier, const int32_t *shift, void *packed)
+    TandemInt8InstructionSet isa, const int8_t *weights, size_t units, size_t rowLength, size_t depth,
+    const int32_t *bias, const int32_t *multiplier, const int32_t *shift, void *packed)
 {
     switch (isa) {
 #if TANDEM_INT8_X86
@@ -70,8 +70,9 @@ void tandem_int8_pack(
 }
 
 static void rows(
-    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
-    size_t rows, int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators, void *scratch)
+    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input,
+    size_t inputStride, size_t rows, int32_t outputOffset, int32_t lowerBound, uint8_t *output, int32_t *accumulators,
+    void *scratch)
 {
     switch (isa) {
 #if TANDEM_INT8_X86
@@ -91,15 +92,15 @@ static void rows(
 }
 
 void tandem_int8_requantized_rows(
-    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
-    size_t count, int32_t outputOffset, int32_t lowerBound, uint8_t *output, void *scratch)
+    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input,
+    size_t inputStride, size_t count, int32_t outputOffset, int32_t lowerBound, uint8_t *output, void *scratch)
 {
     rows(isa, packed, units, depth, input, inputStride, count, outputOffset, lowerBound, output, NULL, scratch);
 }
 
 void tandem_int8_accumulator_rows(
-    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
-    size_t count, int32_t *output, void *scratch)
+    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input,
+    size_t inputStride, size_t count, int32_t *output, void *scratch)
 {
     rows(isa, packed, units, depth, input, inputStride, count, 0, 0, NULL, output, scratch);
 }

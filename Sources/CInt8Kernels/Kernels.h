@@ -31,21 +31,6 @@ typedef TANDEM_INT8_PARAMETER_BLOCK(8) TandemInt8Parameters8;
 /// `count` rounded up to a multiple of `step`.
 static inline size_t tandem_int8_round_up(size_t count, size_t step) { return (count + step - 1) / step * step; }
 
-/// The requantization of one accumulator, exactly as `FixedPointMultiplier.requantize` computes it, biased
-/// by 128: the product in 64 bits, rounded half away from zero by the shift, offset, clamped to
-/// [lowerBound, 255].
-static inline int32_t tandem_int8_requantize(
-    int32_t accumulator, int32_t multiplier, int32_t shift, int32_t outputOffset, int32_t lowerBound)
-{
-    int64_t product = (int64_t)accumulator * (int64_t)multiplier;
-    int64_t half = (int64_t)1 << (shift - 1);
-    // An arithmetic shift floors; one less nudge for negative products makes it round half away from zero.
-    int64_t value = ((product + (product < 0 ? half - 1 : half)) >> shift) + outputOffset;
-    if (value < lowerBound) value = lowerBound;
-    if (value > 255) value = 255;
-    return (int32_t)value;
-}
-
 /// One input sample quantized to a biased byte (see `tandem_int8_quantize_input`); `*finite` is cleared
 /// for a non-finite sample. The float product is its own statement so that it is never fused with the
 /// double addition.

@@ -44,8 +44,8 @@ size_t tandem_int8_scratch_size(TandemInt8InstructionSet isa, size_t depth);
 ///   the last layer, which keeps its accumulators.
 /// - packed: `tandem_int8_packed_size(isa, units, depth)` bytes, 64-byte aligned.
 void tandem_int8_pack(
-    TandemInt8InstructionSet isa, const int8_t *weights, size_t units, size_t rowLength, size_t depth, const int32_t *bias,
-    const int32_t *multiplier, const int32_t *shift, void *packed);
+    TandemInt8InstructionSet isa, const int8_t *weights, size_t units, size_t rowLength, size_t depth,
+    const int32_t *bias, const int32_t *multiplier, const int32_t *shift, void *packed);
 
 /// Requantized output rows: for each row r and unit o,
 /// `out[r · units + o] = clamp(round(acc · multiplier[o] / 2^shift[o]) + outputOffset, lowerBound, 255)`
@@ -56,13 +56,13 @@ void tandem_int8_pack(
 /// - lowerBound: 0, or the output zero point + 128 when a ReLU is fused.
 /// - scratch: `tandem_int8_scratch_size(isa, depth)` bytes, or NULL when that is 0.
 void tandem_int8_requantized_rows(
-    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
-    size_t rows, int32_t outputOffset, int32_t lowerBound, uint8_t *output, void *scratch);
+    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input,
+    size_t inputStride, size_t rows, int32_t outputOffset, int32_t lowerBound, uint8_t *output, void *scratch);
 
 /// Accumulator rows: `out[r · units + o] = acc` as above, for the last layer, which the caller dequantizes.
 void tandem_int8_accumulator_rows(
-    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input, size_t inputStride,
-    size_t rows, int32_t *output, void *scratch);
+    TandemInt8InstructionSet isa, const void *packed, size_t units, size_t depth, const uint8_t *input,
+    size_t inputStride, size_t rows, int32_t *output, void *scratch);
 
 /// Quantizes `count` input samples to biased bytes:
 /// `clamp(round(x · inverseScale) + zeroPoint, −128, 127) + 128`, the float product rounded half away from
