@@ -38,7 +38,10 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
-        .target(name: "TandemCore", dependencies: ["CBLAS", crypto, yams]),
+        // The int8 engine's integer kernels: portable C plus AVX2 and AVX-512 VNNI versions compiled with
+        // per-function target attributes and chosen at run time, so no -march flag is needed anywhere.
+        .target(name: "CInt8Kernels"),
+        .target(name: "TandemCore", dependencies: ["CBLAS", "CInt8Kernels", crypto, yams]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
@@ -49,7 +52,7 @@ let package = Package(
             name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
-        .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemTestSupport"]),
+        .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),

@@ -3,25 +3,30 @@ import Testing
 
 @testable import TandemCore
 
-/// A random but well-formed int8 model exercising every op: strided, padded and dilated convolutions
-/// with and without a fused ReLU, max and average pooling, standalone ReLU, global average pooling,
-/// a hidden dense layer with ReLU and the final dense layer.
-func randomQuantizedModel(seed: UInt64, window: Int = 40, channels: Int = 3, classes: Int = 4) throws -> QuantizedModel
-{
+/// Layers exercising every op: strided, padded and dilated convolutions with and without a fused ReLU,
+/// max and average pooling, standalone ReLU, global average pooling, a hidden dense layer with ReLU and
+/// the final dense layer (whose `units` `randomQuantizedModel` replaces with its `classes`).
+let everyOpLayers: [QuantizedLayer] = [
+    QuantizedLayer(kind: .conv1d, units: 8, kernel: 5, stride: 2, dilation: 1, padding: .same, fusedReLU: true),
+    QuantizedLayer(kind: .conv1d, units: 6, kernel: 3, stride: 1, dilation: 2, padding: .valid),
+    QuantizedLayer(kind: .maxpool1d, kernel: 2, stride: 2, padding: .valid),
+    QuantizedLayer(kind: .relu),
+    QuantizedLayer(kind: .conv1d, units: 7, kernel: 3, stride: 1, dilation: 2, padding: .same, fusedReLU: true),
+    QuantizedLayer(kind: .avgpool1d, kernel: 3, stride: 1, padding: .same),
+    QuantizedLayer(kind: .globalavgpool1d),
+    QuantizedLayer(kind: .dense, units: 9, fusedReLU: true),
+    QuantizedLayer(kind: .dense, units: 0),
+]
+
+/// A random but well-formed int8 model with the given layers (by default `everyOpLayers`).
+func randomQuantizedModel(
+    seed: UInt64, window: Int = 40, channels: Int = 3, classes: Int = 4, layers: [QuantizedLayer] = everyOpLayers
+) throws -> QuantizedModel {
     var g = SeededGenerator(seed: seed)
     func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * g.nextUnitFloat() }
     func zeroPoint() -> Int32 { Int32(Int(g.next() % 120) - 100) }
-    let specs: [QuantizedLayer] = [
-        QuantizedLayer(kind: .conv1d, units: 8, kernel: 5, stride: 2, dilation: 1, padding: .same, fusedReLU: true),
-        QuantizedLayer(kind: .conv1d, units: 6, kernel: 3, stride: 1, dilation: 2, padding: .valid),
-        QuantizedLayer(kind: .maxpool1d, kernel: 2, stride: 2, padding: .valid),
-        QuantizedLayer(kind: .relu),
-        QuantizedLayer(kind: .conv1d, units: 7, kernel: 3, stride: 1, dilation: 2, padding: .same, fusedReLU: true),
-        QuantizedLayer(kind: .avgpool1d, kernel: 3, stride: 1, padding: .same),
-        QuantizedLayer(kind: .globalavgpool1d),
-        QuantizedLayer(kind: .dense, units: 9, fusedReLU: true),
-        QuantizedLayer(kind: .dense, units: classes),
-    ]
+    var specs = layers
+    specs[specs.count - 1].units = classes
     let input = ActivationQuantization(scale: uniform(0.01, 0.05), zeroPoint: zeroPoint())
     let shapes = try ModelShapes.trace(specs.map(\.layerSpec), window: window, channels: channels, classes: classes)
     var layers = [QuantizedLayer]()

@@ -1,6 +1,41 @@
+import CInt8Kernels
 import Testing
 
 @testable import TandemCore
+
+/// One layer through the C kernels, packed and run on fresh buffers (allocates; for tests).
+enum KernelRun {
+    static func rows(
+        _ instructionSet: Int8InstructionSet, weights: [Int8], units: Int, rowLength: Int, bias: [Int32],
+        multipliers: [Int32], shifts: [Int32], input: [UInt8], stride: Int, rows: Int, zeroPoint: Int32, lower: Int32
+    ) -> (accumulators: [Int32], requantized: [UInt8]) {
+        let isa = instructionSet.cValue
+        let depth = Int8Kernels.depth(forRowLength: rowLength)
+        let size = tandem_int8_packed_size(isa, units, depth)
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let kept = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let scratchBytes = tandem_int8_scratch_size(isa, depth) + 1
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        defer {
+            packed.deallocate()
+            kept.deallocate()
+            scratch.deallocate()
+        }
+        tandem_int8_pack(isa, weights, units, rowLength, depth, bias, multipliers, shifts, packed)
+        tandem_int8_pack(isa, weights, units, rowLength, depth, bias, nil, nil, kept)
+        // One guard element past the end shows a kernel that writes too far.
+        var requantized = [UInt8](repeating: 0xA5, count: rows * units + 1)
+        var accumulators = [Int32](repeating: 0x5A5A, count: rows * units + 1)
+        input.withUnsafeBufferPointer { x in
+            tandem_int8_requantized_rows(
+                isa, packed, units, depth, x.baseAddress, stride, rows, zeroPoint + 128, lower + 128, &requantized,
+                scratch)
+            tandem_int8_accumulator_rows(isa, kept, units, depth, x.baseAddress, stride, rows, &accumulators, scratch)
+        }
+        guard requantized.removeLast() == 0xA5, accumulators.removeLast() == 0x5A5A else { return ([], []) }
+        return (accumulators, requantized)
+    }
+}
 
 /// The widened reference: exact magnitude arithmetic, then explicit comparisons instead of `Int8(clamping:)`.
 func referenceRequantize(_ acc: Int32, multiplier: Int32, shift: Int32, zeroPoint: Int32, lower: Int32) -> Int8 {
@@ -96,30 +131,80 @@ struct Int8RequantizationTests {
         }
     }
 
-    @Test("int8 dot products equal a widened sum, extremes included")
-    func dotProducts() {
+    @Test(
+        "each kernel version's accumulators and requantized rows equal a widened reference, extremes included",
+        arguments: Int8InstructionSet.supported)
+    func kernelRows(_ instructionSet: Int8InstructionSet) {
         var g = SeededGenerator(seed: 3)
-        for trial in 0..<400 {
-            let n = 16 * (1 + Int(g.next() % 44))
-            var a = (0..<n).map { _ in Int8(truncatingIfNeeded: g.next()) }
-            var b = (0..<(4 * n)).map { _ in Int8(Int(g.next() % 255) - 127) }
-            if trial == 0 {
-                a = [Int8](repeating: -128, count: n)
-                b = [Int8](repeating: -127, count: 4 * n)
+        for trial in 0..<300 {
+            var units = 1 + Int(g.next() % 70), rowLength = 1 + Int(g.next() % 300), rows = 1 + Int(g.next() % 20)
+            var x = (0..<(rows * (rowLength + 8))).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+            var w = (0..<(units * rowLength)).map { _ in Int8(Int(g.next() % 255) - 127) }
+            var bias = (0..<units).map { _ in Int32(Int(g.next() % 2_000_001) - 1_000_000) }
+            switch trial {
+            case 0, 1:
+                // Largest products of both signs.
+                x = x.map { _ in 255 }
+                w = w.map { _ in trial == 0 ? 127 : -127 }
+            case 2:
+                // The longest row a model may have, all at the largest magnitude: the unsigned sums leave
+                // int32 and wrap, and the folded bias (−128 · Σ w) brings them back to the exact result.
+                (units, rowLength, rows) = (17, QuantizedModel.maximumRowLength, 2)
+                x = [UInt8](repeating: 255, count: rows * (rowLength + 8))
+                w = [Int8](repeating: 127, count: units * rowLength)
+                bias = [Int32](repeating: -128 * 127 * Int32(rowLength), count: units)
+            case _ where trial % 4 == 3:
+                // Activations near the biased zero (128) and biases that cancel 128 · Σ w: small accumulators of
+                // both signs, so ties land inside the int8 range instead of saturating.
+                rowLength = 1 + Int(g.next() % 40)
+                x = (0..<(rows * (rowLength + 8))).map { _ in UInt8(127 + g.next() % 3) }
+                w = (0..<(units * rowLength)).map { _ in Int8(Int(g.next() % 255) - 127) }
+                bias = (0..<units).map { o in
+                    let sum = w[(o * rowLength)..<((o + 1) * rowLength)].reduce(Int32(0)) { $0 + Int32($1) }
+                    return -128 * sum + Int32(Int(g.next() % 401) - 200)
+                }
+            default: break
             }
-            var reference = [Int64](repeating: 0, count: 4)
-            for r in 0..<4 {
-                for i in 0..<n { reference[r] += Int64(a[i]) * Int64(b[r * n + i]) }
+            let depth = Int8Kernels.depth(forRowLength: rowLength)
+            let stride = trial % 3 == 0 ? 1 + Int(g.next() % 8) : depth + Int(g.next() % 9)
+            x += [UInt8](repeating: 0, count: Swift.max(0, (rows - 1) * stride + depth - x.count))
+            // A third of the units get multipliers of exactly 2^-(1 + j), which meet ties (rounded away from zero)
+            // on every other accumulator or more often; a few get the zero multiplier.
+            var multipliers = [Int32](), shifts = [Int32]()
+            for _ in 0..<units {
+                switch g.next() % 6 {
+                case 0, 1:
+                    multipliers.append(1 << 30)
+                    shifts.append(Int32(31 + g.next() % 4))
+                case 2:
+                    multipliers.append(0)
+                    shifts.append(Int32(1 + g.next() % 62))
+                default:
+                    multipliers.append(Int32((1 << 30) + Int(g.next() % (1 << 30))))
+                    shifts.append(Int32(1 + g.next() % 62))
+                }
             }
-            let a16 = a.map(Int16.init), b16 = b.map(Int16.init)
-            let single = a16.withUnsafeBufferPointer { ap in
-                b16.withUnsafeBufferPointer { bp in Int8Kernels.dot(ap.baseAddress!, bp.baseAddress!, count: n) }
+            let zeroPoint = Int32(Int(g.next() % 256) - 128)
+            let lower = g.next() % 2 == 0 ? Int32(-128) : zeroPoint
+
+            var expectedAccumulators = [Int32](), expectedRows = [UInt8]()
+            for r in 0..<rows {
+                for o in 0..<units {
+                    var acc = Int64(bias[o])
+                    for k in 0..<rowLength { acc += Int64(x[r * stride + k]) * Int64(w[o * rowLength + k]) }
+                    let acc32 = Int32(truncatingIfNeeded: acc)
+                    expectedAccumulators.append(acc32)
+                    let q = referenceRequantize(
+                        acc32, multiplier: multipliers[o], shift: shifts[o], zeroPoint: zeroPoint, lower: lower)
+                    expectedRows.append(Int8Kernels.biased(q))
+                }
             }
-            let four = a16.withUnsafeBufferPointer { ap in
-                b16.withUnsafeBufferPointer { bp in Int8Kernels.dot4(ap.baseAddress!, bp.baseAddress!, count: n) }
-            }
-            #expect(Int64(single) == reference[0])
-            #expect([four.0, four.1, four.2, four.3].map(Int64.init) == reference)
+            let (accumulators, requantized) = KernelRun.rows(
+                instructionSet, weights: w, units: units, rowLength: rowLength, bias: bias, multipliers: multipliers,
+                shifts: shifts, input: x, stride: stride, rows: rows, zeroPoint: zeroPoint, lower: lower)
+            #expect(accumulators == expectedAccumulators, "trial \(trial)")
+            #expect(requantized == expectedRows, "trial \(trial)")
+            if trial == 2 { #expect(accumulators.allSatisfy { $0 == 127 * 127 * Int32(rowLength) }) }
         }
     }
 

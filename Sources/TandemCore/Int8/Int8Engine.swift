@@ -1,19 +1,24 @@
+import CInt8Kernels
+
 /// Runs a `QuantizedModel` on float windows with integer arithmetic only between the input
 /// quantization and the output dequantization.
 ///
 /// The engine owns one arena, sized from the model when it is created: a buffer per activation (with the
-/// zero-point padding rows a following convolution needs, written once), the packed weights, folded
-/// biases and multipliers. Classifying a window allocates nothing. No BLAS; one thread.
+/// zero-point padding rows a following convolution needs, written once), and the convolution and dense
+/// layers packed for the C kernels (weights, folded biases, requantization parameters). Classifying a
+/// window allocates nothing. No BLAS; one thread.
 ///
-/// Activations and weights are int8 values; the engine keeps them in Int16 lanes so the inner products
-/// compile to packed 16-bit multiply–adds (see `Int8Kernels`). The arithmetic is unchanged: every
-/// activation is clamped to int8 when it is written.
+/// Activations are int8 codes stored biased by 128 as bytes (see `Int8Kernels`); convolution and dense
+/// layers run in the C kernels of `CInt8Kernels` with requantization fused, in the version for
+/// `instructionSet`. Every version gives bit-identical results.
 ///
 /// - Important: an engine is not thread-safe (its arena is reused by every call). Give each thread its
 ///   own engine; they may share one `QuantizedModel`.
 public final class Int8Engine {
     /// The model this engine runs.
     public let model: QuantizedModel
+    /// The kernel version this engine runs.
+    public let instructionSet: Int8InstructionSet
     /// Output classes.
     public var classes: Int { model.classes }
 
@@ -28,9 +33,12 @@ public final class Int8Engine {
         var outLength: Int
         var outChannels: Int
         var geometry: WindowGeometry?
-        var weights: Int = 0
-        var bias: Int = 0
-        var multipliers: Int = 0
+        /// Byte offset of the packed layer (conv1d, dense) in `packedLayers`.
+        var packed: Int = 0
+        /// Packed weight row length: the patch or input length rounded up to `Int8Kernels.depthAlignment`.
+        var depth: Int = 0
+        /// Global average pooling's requantization.
+        var multiplier = FixedPointMultiplier(multiplier: 0, shift: 1)
         var zeroPointIn: Int32
         var zeroPointOut: Int32
         var lower: Int32 = -128
@@ -38,27 +46,38 @@ public final class Int8Engine {
         var padLeft: Int = 0
         /// The final dense layer: int32 accumulators dequantized to float logits.
         var isFinal = false
-        /// Packed weight row length: the patch or input length rounded up to `Int8Kernels.lanes`.
-        var rowLength = 0
     }
 
     private let steps: [Step]
-    private let arena: UnsafeMutablePointer<Int16>
+    /// Activations, biased by 128.
+    private let arena: UnsafeMutablePointer<UInt8>
     private let arenaCount: Int
-    private let packedWeights: UnsafeMutablePointer<Int16>
-    private let foldedBiases: UnsafeMutablePointer<Int32>
-    private let multipliers: UnsafeMutablePointer<FixedPointMultiplier>
+    /// Convolution and dense layers packed for `instructionSet`, each at a 64-byte aligned offset.
+    private let packedLayers: UnsafeMutableRawPointer
+    /// Scratch memory of the kernels (the AVX2 version widens rows into it); nil when they need none.
+    private let kernelScratch: UnsafeMutableRawPointer?
     private let logitScales: UnsafeMutablePointer<Float>
     private let accumulators: UnsafeMutablePointer<Int32>
-    private let patch: UnsafeMutablePointer<Int16>
+    /// Gathered patches of a dilated convolution, one row of `depth` bytes per output position.
+    private let patches: UnsafeMutablePointer<UInt8>
     private let logitBuffer: UnsafeMutablePointer<Float>
     private let probabilityBuffer: UnsafeMutablePointer<Float>
     private let inverseInputScale: Float
     private let inputZeroPoint: Int32
 
-    /// Prepares the arena and packed parameters for `model`.
-    public init(model: QuantizedModel) {
+    /// Prepares the arena and packed layers for `model`, for the fastest kernels this machine runs.
+    public convenience init(model: QuantizedModel) {
+        self.init(model: model, instructionSet: .best)
+    }
+
+    /// Prepares the arena and packed layers for `model`, for the kernels of `instructionSet`.
+    ///
+    /// - Precondition: `instructionSet.isSupported`.
+    public init(model: QuantizedModel, instructionSet: Int8InstructionSet) {
+        precondition(instructionSet.isSupported, "this CPU cannot run the \(instructionSet) int8 kernels")
         self.model = model
+        self.instructionSet = instructionSet
+        let isa = instructionSet.cValue
         let p = model.parameters
         let layers = p.layers
         // Padding each buffer needs: decided by the layer that reads it.
@@ -90,38 +109,37 @@ public final class Int8Engine {
             total += (padLeft[i] + rows + padRight[i]) * rowWidth
             total = (total + 63) & ~63
         }
-        // Slack after the last buffer: a dot product may read up to `lanes` values past a patch.
-        arenaCount = total + Int8Kernels.lanes
+        arenaCount = total + Int8Kernels.slack
         arena = .allocate(capacity: arenaCount)
         arena.initialize(repeating: 0, count: arenaCount)
 
-        var weightCount = 0, unitCount = 0, multiplierCount = 0, largestPatch = 1
+        // Sizes of the packed layers, the kernels' scratch and the gathered patches of dilated convolutions.
+        var packedOffsets = [Int](repeating: 0, count: layers.count)
+        var packedBytes = 0, scratchBytes = 0, patchBytes = 0
         for (i, layer) in layers.enumerated() {
-            if let w = model.weights["\(i).weight"], let units = w.shape.first {
-                weightCount += units * Self.padded(w.values.count / Swift.max(units, 1))
-            }
-            if let b = model.biases["\(i).bias"] { unitCount += b.values.count }
-            multiplierCount += layer.multipliers?.count ?? 0
-            if let g = geometries[i], layer.kind == .conv1d {
-                largestPatch = Swift.max(largestPatch, g.kernel * model.shapes[i][1])
+            guard let bias = model.biases["\(i).bias"], let weight = model.weights["\(i).weight"] else { continue }
+            let units = bias.values.count
+            let depth = Int8Kernels.depth(forRowLength: weight.values.count / Swift.max(units, 1))
+            packedOffsets[i] = packedBytes
+            packedBytes += (tandem_int8_packed_size(isa, units, depth) + 63) & ~63
+            scratchBytes = Swift.max(scratchBytes, tandem_int8_scratch_size(isa, depth))
+            if let g = geometries[i], layer.kind == .conv1d, g.dilation > 1 {
+                patchBytes = Swift.max(patchBytes, g.outputLength * depth)
             }
         }
-        let packedWeightsStart = UnsafeMutablePointer<Int16>.allocate(capacity: Swift.max(weightCount, 1))
-        packedWeightsStart.initialize(repeating: 0, count: Swift.max(weightCount, 1))
-        packedWeights = packedWeightsStart
-        foldedBiases = .allocate(capacity: Swift.max(unitCount, 1))
-        multipliers = .allocate(capacity: Swift.max(multiplierCount, 1))
+        let packedStart = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(packedBytes, 64), alignment: 64)
+        packedLayers = packedStart
+        kernelScratch = scratchBytes > 0 ? .allocate(byteCount: scratchBytes, alignment: 64) : nil
+        patches = .allocate(capacity: patchBytes + Int8Kernels.slack)
+        patches.initialize(repeating: 0, count: patchBytes + Int8Kernels.slack)
         logitScales = .allocate(capacity: model.classes)
         accumulators = .allocate(capacity: Swift.max(model.classes, model.shapes.map { $0.last ?? 0 }.max() ?? 1))
-        patch = .allocate(capacity: Self.padded(largestPatch))
-        patch.initialize(repeating: 0, count: Self.padded(largestPatch))
         logitBuffer = .allocate(capacity: model.classes)
         probabilityBuffer = .allocate(capacity: model.classes)
         logitBuffer.initialize(repeating: 0, count: model.classes)
         probabilityBuffer.initialize(repeating: 0, count: model.classes)
 
         var steps = [Step]()
-        var w = 0, b = 0, m = 0
         for (i, layer) in layers.enumerated() {
             let input = model.shapes[i], output = model.shapes[i + 1]
             let zpIn = model.inputQuantizations[i].zeroPoint
@@ -136,39 +154,42 @@ public final class Int8Engine {
             step.lower = layer.fusedReLU ? Swift.max(zpOut, -128) : -128
             // Padding rows of this step's input stand for real zero: the input zero point.
             let rowWidth = step.inChannels
-            (arena + offsets[i]).update(repeating: Int16(zpIn), count: padLeft[i] * rowWidth)
+            let padding = Int8Kernels.biased(Int8(zpIn))
+            (arena + offsets[i]).update(repeating: padding, count: padLeft[i] * rowWidth)
             (arena + offsets[i] + (padLeft[i] + step.inLength) * rowWidth).update(
-                repeating: Int16(zpIn), count: padRight[i] * rowWidth)
+                repeating: padding, count: padRight[i] * rowWidth)
             if let weight = model.weights["\(i).weight"], let bias = model.biases["\(i).bias"] {
                 let units = bias.values.count
                 let rowLength = weight.values.count / Swift.max(units, 1)
-                let padded = Self.padded(rowLength)
-                step.rowLength = padded
-                step.weights = w
-                step.bias = b
-                step.multipliers = m
-                for o in 0..<units {
-                    for j in 0..<rowLength {
-                        packedWeightsStart[w + o * padded + j] = Int16(weight.values[o * rowLength + j])
+                step.depth = Int8Kernels.depth(forRowLength: rowLength)
+                step.packed = packedOffsets[i]
+                // Σ (u − 128 − zp)·w = Σ u·w − (zp + 128)·Σ w for biased inputs u: fold the constant into the bias.
+                let folded = (0..<units).map { o in
+                    let sum = weight.values[(o * rowLength)..<((o + 1) * rowLength)].reduce(Int32(0)) {
+                        $0 &+ Int32($1)
+                    }
+                    return bias.values[o] &- (zpIn &+ 128) &* sum
+                }
+                let multipliers = step.isFinal ? nil : layer.multipliers
+                let mantissas = multipliers?.map(\.multiplier), shifts = multipliers?.map(\.shift)
+                weight.values.withUnsafeBufferPointer { w in
+                    folded.withUnsafeBufferPointer { b in
+                        mantissas.withOptionalBuffer { m in
+                            shifts.withOptionalBuffer { sh in
+                                tandem_int8_pack(
+                                    isa, w.baseAddress, units, rowLength, step.depth, b.baseAddress, m, sh,
+                                    packedStart + step.packed)
+                            }
+                        }
                     }
                 }
-                for o in 0..<units {
-                    var sum: Int32 = 0
-                    for j in 0..<rowLength { sum += Int32(weight.values[o * rowLength + j]) }
-                    // Σ (x − zp)·w = Σ x·w − zp·Σ w: fold the zero-point term into the bias once.
-                    foldedBiases[b + o] = bias.values[o] &- zpIn &* sum
-                }
-                if i == layers.count - 1, let scales = layer.weightScales {
+                if step.isFinal, let scales = layer.weightScales {
                     let s = Double(model.inputQuantizations[i].scale)
                     for o in 0..<units { logitScales[o] = Float(s * Double(scales[o])) }
                 }
-                w += units * padded
-                b += units
             }
-            if let ms = layer.multipliers {
-                step.multipliers = m
-                for (k, mult) in ms.enumerated() { (multipliers + m + k).initialize(to: mult) }
-                m += ms.count
+            if layer.kind == .globalavgpool1d, let m = layer.multipliers?.first {
+                step.multiplier = m
             }
             steps.append(step)
         }
@@ -177,19 +198,13 @@ public final class Int8Engine {
         inputZeroPoint = p.input.zeroPoint
     }
 
-    /// `count` rounded up to a multiple of `Int8Kernels.lanes`.
-    private static func padded(_ count: Int) -> Int {
-        (count + Int8Kernels.lanes - 1) / Int8Kernels.lanes * Int8Kernels.lanes
-    }
-
     deinit {
         arena.deallocate()
-        packedWeights.deallocate()
-        foldedBiases.deallocate()
-        multipliers.deallocate()
+        packedLayers.deallocate()
+        kernelScratch?.deallocate()
         logitScales.deallocate()
         accumulators.deallocate()
-        patch.deallocate()
+        patches.deallocate()
         logitBuffer.deallocate()
         probabilityBuffer.deallocate()
     }
@@ -291,9 +306,7 @@ public final class Int8Engine {
             let step = steps[i]
             let start = step.input + step.padLeft * step.inChannels
             activations.append(
-                UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *)).map {
-                    Int8(truncatingIfNeeded: $0)
-                })
+                UnsafeBufferPointer(start: arena + start, count: shape.reduce(1, *)).map(Int8Kernels.unbiased))
         }
         return (activations, Array(UnsafeBufferPointer(start: accumulators, count: model.classes)))
     }
@@ -315,19 +328,8 @@ public final class Int8Engine {
         }
         let first = steps[0]
         let target = arena + first.input + first.padLeft * first.inChannels
-        let inverse = inverseInputScale, zero = inputZeroPoint
-        var finite = true
-        for i in 0..<size {
-            let v = x[i]
-            finite = finite && v.isFinite
-            // Clamp first so the conversion cannot trap (NaN fails the first test and lands on −512; a
-            // non-finite sample is reported below). Adding ±½ in Double is exact for any float, so the
-            // truncating conversion rounds half away from zero, like `rounded()`, without a libm call.
-            let scaled = v * inverse
-            let clamped = Double(scaled >= -512 ? (scaled <= 512 ? scaled : 512) : -512)
-            let q = Int32(clamped + (clamped < 0 ? -0.5 : 0.5)) &+ zero
-            target[i] = Int16(Swift.min(Swift.max(q, -128), 127))
-        }
+        let finite = tandem_int8_quantize_input(
+            instructionSet.cValue, x, size, inverseInputScale, inputZeroPoint, target)
         guard finite else {
             let bad = (0..<size).first { !x[$0].isFinite } ?? 0
             throw QuantizationError(
@@ -339,38 +341,40 @@ public final class Int8Engine {
     private func execute(_ s: Step) {
         let input = UnsafePointer(arena + s.input)
         let output = arena + s.output
+        let isa = instructionSet.cValue
+        let packed = UnsafeRawPointer(packedLayers + s.packed)
         switch s.kind {
         case .conv1d:
             guard let g = s.geometry else { return }
             let c = s.inChannels
-            for t in 0..<s.outLength {
-                let row: UnsafePointer<Int16>
-                if g.dilation == 1 {
-                    // Padded buffer: the patch of output t is one contiguous run.
-                    row = input + t * g.stride * c
-                } else {
+            let rows: UnsafePointer<UInt8>
+            let stride: Int
+            if g.dilation == 1 {
+                // Padded buffer: the patch of output t is one contiguous run, `stride · c` bytes after the last.
+                rows = input
+                stride = g.stride * c
+            } else {
+                for t in 0..<s.outLength {
                     for k in 0..<g.kernel {
-                        (patch + k * c).update(from: input + (t * g.stride + k * g.dilation) * c, count: c)
+                        (patches + t * s.depth + k * c).update(
+                            from: input + (t * g.stride + k * g.dilation) * c, count: c)
                     }
-                    row = UnsafePointer(patch)
                 }
-                Int8Kernels.requantizedRow(
-                    row, weights: packedWeights + s.weights, count: s.rowLength, units: s.outChannels,
-                    bias: foldedBiases + s.bias, multipliers: multipliers + s.multipliers, zeroPoint: s.zeroPointOut,
-                    lower: s.lower, into: output + t * s.outChannels)
+                rows = UnsafePointer(patches)
+                stride = s.depth
             }
+            tandem_int8_requantized_rows(
+                isa, packed, s.outChannels, s.depth, rows, stride, s.outLength, s.zeroPointOut + 128, s.lower + 128,
+                output, kernelScratch)
         case .dense:
-            let inputs = s.rowLength
             if s.isFinal {
-                Int8Kernels.accumulatorRow(
-                    input, weights: packedWeights + s.weights, count: inputs, units: s.outChannels,
-                    bias: foldedBiases + s.bias, into: accumulators)
+                tandem_int8_accumulator_rows(
+                    isa, packed, s.outChannels, s.depth, input, s.depth, 1, accumulators, kernelScratch)
                 for o in 0..<s.outChannels { logitBuffer[o] = Float(accumulators[o]) * logitScales[o] }
             } else {
-                Int8Kernels.requantizedRow(
-                    input, weights: packedWeights + s.weights, count: inputs, units: s.outChannels,
-                    bias: foldedBiases + s.bias, multipliers: multipliers + s.multipliers, zeroPoint: s.zeroPointOut,
-                    lower: s.lower, into: output)
+                tandem_int8_requantized_rows(
+                    isa, packed, s.outChannels, s.depth, input, s.depth, 1, s.zeroPointOut + 128, s.lower + 128,
+                    output, kernelScratch)
             }
         case .globalavgpool1d:
             let c = s.inChannels
@@ -379,10 +383,11 @@ public final class Int8Engine {
                 let row = input + t * c
                 for k in 0..<c { accumulators[k] &+= Int32(row[k]) }
             }
-            let bias = -Int32(s.inLength) &* s.zeroPointIn
-            let m = multipliers[s.multipliers]
+            // The sums are of biased bytes: Σ (u − 128 − zp) = Σ u − length · (zp + 128).
+            let bias = -Int32(s.inLength) &* (s.zeroPointIn &+ 128)
             for k in 0..<c {
-                output[k] = Int16(m.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128))
+                let q = s.multiplier.requantize(accumulators[k] &+ bias, zeroPoint: s.zeroPointOut, lower: -128)
+                output[k] = Int8Kernels.biased(q)
             }
         case .maxpool1d, .avgpool1d:
             guard let g = s.geometry else { return }
@@ -396,21 +401,33 @@ public final class Int8Engine {
                     for tap in 0..<g.kernel {
                         let i = g.inputIndex(output: t, tap: tap)
                         guard i >= 0 && i < s.inLength else { continue }
-                        let v = Int32(input[i * c + k])
+                        let v = Int32(Int8Kernels.unbiased(input[i * c + k]))
                         best = Swift.max(best, v)
                         sum &+= v
                         taps += 1
                     }
                     let value = s.kind == .maxpool1d ? best : Int8Kernels.roundedDivision(sum, Swift.max(taps, 1))
-                    out[k] = Int16(clamping: Swift.min(Swift.max(value, -128), 127))
+                    out[k] = Int8Kernels.biased(Int8(clamping: value))
                 }
             }
         case .relu:
             let n = s.inLength * s.inChannels
-            let zero = Int16(clamping: s.zeroPointIn)
+            let zero = Int8Kernels.biased(Int8(clamping: s.zeroPointIn))
             for i in 0..<n { output[i] = Swift.max(input[i], zero) }
         case .flatten:
             output.update(from: input, count: s.inLength * s.inChannels)
+        }
+    }
+}
+
+extension Optional {
+    /// Calls `body` with the array's base address, or with nil when there is no array.
+    fileprivate func withOptionalBuffer<Element, Result>(
+        _ body: (UnsafePointer<Element>?) -> Result
+    ) -> Result where Wrapped == [Element] {
+        switch self {
+        case .some(let array): array.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
         }
     }
 }

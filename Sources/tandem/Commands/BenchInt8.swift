@@ -12,7 +12,8 @@ struct BenchInt8: ParsableCommand {
             Builds the network of SPEC (random weights, batch norm folded), quantizes it with calibration
             windows of random data, then times batch 1 (one window per call: p50/p99 latency) and batch
             --batch (windows/s) for the int8 engine and the float model. The float path uses OpenBLAS:
-            run with OPENBLAS_NUM_THREADS=1 to compare one thread with one thread.
+            run with OPENBLAS_NUM_THREADS=1 to compare one thread with one thread. The int8 engine runs the
+            fastest kernels this CPU supports unless --instruction-set names one (portable, avx2, avx512-vnni).
             --export PATH writes the folded float weights and the benchmark inputs as JSON for
             scripts/bench-ort.py, which times ONNX Runtime (float and static int8 QDQ) on the same network.
             """
@@ -25,9 +26,22 @@ struct BenchInt8: ParsableCommand {
     @Option(help: "Windows per batch call.") var batch = 64
     @Option(help: "Timed windows per measurement.") var windows = 20_000
     @Option(help: "Calibration windows.") var calibration = 256
+    @Option(help: "Int8 kernels: portable, avx2 or avx512-vnni (default: the fastest this CPU supports).")
+    var instructionSet: String?
     @Option(help: "Write folded float weights and the inputs as JSON here (for scripts/bench-ort.py).") var export:
         String?
     @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        if let name = instructionSet {
+            guard let set = Int8InstructionSet(rawValue: name) else {
+                throw ValidationError(
+                    "--instruction-set must be one of \(Int8InstructionSet.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            guard set.isSupported else { throw ValidationError("this CPU cannot run the \(name) int8 kernels") }
+        }
+    }
 
     func run() throws {
         let file = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
@@ -43,7 +57,8 @@ struct BenchInt8: ParsableCommand {
         let float = try network.exportFloatModel()
         let quantized = try PostTrainingQuantizer(method: .percentile(99.99)).quantize(
             float, calibration: randomWindows(calibration))
-        let engine = Int8Engine(model: quantized)
+        let engine = Int8Engine(
+            model: quantized, instructionSet: instructionSet.flatMap(Int8InstructionSet.init(rawValue:)) ?? .best)
         let inputs = randomWindows(batch)
         let single = inputs.slice(0..<1)
 
@@ -96,15 +111,18 @@ struct BenchInt8: ParsableCommand {
             try exportWeights(float, inputs: inputs, calibration: randomWindows(calibration), to: export)
         }
         if json {
+            var document: [String: Any] = results
+            document["int8_instruction_set"] = engine.instructionSet.rawValue
             print(
                 String(
-                    decoding: try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), as: UTF8.self
-                ))
+                    decoding: try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]),
+                    as: UTF8.self))
         } else {
             print(
                 "model \(file.name): \(float.parameterCount) parameters, \(float.macsPerWindow) MACs/window, input \(window)×\(channels)"
             )
             print("bytes: float \(4 * float.parameterCount), int8 \(quantized.storageBytes)")
+            print("int8 kernels: \(engine.instructionSet)")
             for path in ["int8", "float"] {
                 print(
                     String(
