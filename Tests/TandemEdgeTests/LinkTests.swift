@@ -33,7 +33,7 @@ struct LinkTests {
             let (scratch, linked) = try linkedSetup(broker)
             defer { scratch.remove() }
             var configuration = linked
-            configuration.verdictDeadlineMs = 3000
+            configuration.verdictDeadlineMs = 20_000
             let responder = try await TestResponder(port: broker.port, classes: 3)
             let (agent, source, sink, run) = try startAgent(configuration)
             #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
