@@ -160,8 +160,14 @@ public final class EdgeLink: EscalationTransport {
 
     /// Publishes the retained status (QoS 1); dropped if the broker is away — the next one replaces it.
     public func publishStatus(_ json: String) {
-        try? client.publish(
-            MQTTMessage(topic: topics.status, payload: Array(json.utf8), qos: .atLeastOnce, retain: true))
+        publishStatus(json, onComplete: nil)
+    }
+
+    private func publishStatus(_ json: String, onComplete: (@Sendable (Result<MQTTPublishResult, MQTTError>) -> Void)?)
+    {
+        _ = try? client.publish(
+            MQTTMessage(topic: topics.status, payload: Array(json.utf8), qos: .atLeastOnce, retain: true),
+            onComplete: onComplete)
     }
 
     /// Escalations the outbox refused, and verdict messages that could not be read.
@@ -177,8 +183,14 @@ public final class EdgeLink: EscalationTransport {
             if !(await outbox.waitUntilDrained(timeout: timeout)) {
                 log("link: \(outbox.statistics.pending) escalation(s) stay journaled for the next start")
             }
-            // Queued ahead of DISCONNECT on the same socket.
-            publishStatus(finalStatus)
+            // The final status replaces the retained one before the clean DISCONNECT (which drops the last
+            // will): wait for its acknowledgement, two seconds at most.
+            let box = AcknowledgementFlag()
+            publishStatus(finalStatus) { _ in box.flag.store(true, ordering: .relaxed) }
+            let deadline = ContinuousClock.now + .seconds(2)
+            while !box.flag.load(ordering: .relaxed) && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
         } else if outbox.statistics.pending > 0 {
             log(
                 "link: broker unreachable; \(outbox.statistics.pending) escalation(s) stay journaled for the next start"
@@ -190,4 +202,9 @@ public final class EdgeLink: EscalationTransport {
         verdictStream.continuation.finish()
         assignmentStream.continuation.finish()
     }
+}
+
+/// Set from the network thread when a publish is acknowledged.
+private final class AcknowledgementFlag: Sendable {
+    let flag = Atomic<Bool>(false)
 }
