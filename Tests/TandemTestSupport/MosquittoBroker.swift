@@ -163,6 +163,11 @@ public final class MosquittoBroker: @unchecked Sendable {
         throw BrokerError("mosquitto on port \(port) did not start; log:\n\(log)")
     }
 
+    /// What the broker logged so far (errors and warnings; everything with `TANDEM_MOSQUITTO_LOG_ALL` set).
+    public var logText: String {
+        (try? String(contentsOfFile: "\(directory.url.path)/mosquitto.log", encoding: .utf8)) ?? ""
+    }
+
     /// Stops the broker gracefully (SIGTERM), so it saves persisted sessions, and waits for it to exit.
     public func stop() {
         signalAndWait(SIGTERM)

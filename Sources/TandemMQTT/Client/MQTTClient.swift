@@ -36,6 +36,8 @@ public final class MQTTClient: Sendable {
     }
 
     deinit {
+        // The log callback may run on any thread; none may reach a client being torn down.
+        mosquitto_log_callback_set(handle.pointer, nil)
         mosquitto_destroy(handle.pointer)
     }
 
@@ -82,6 +84,9 @@ public final class MQTTClient: Sendable {
         mosquitto_publish_v5_callback_set(mosq, mqttOnPublish)
         mosquitto_message_v5_callback_set(mosq, mqttOnMessage)
         mosquitto_subscribe_v5_callback_set(mosq, mqttOnSubscribe)
+        if config.libraryLog != nil {
+            mosquitto_log_callback_set(mosq, mqttOnLog)
+        }
     }
 
     private func check(_ rc: Int32, _ what: String) throws {
@@ -582,7 +587,9 @@ public final class MQTTClient: Sendable {
 private func client(from context: UnsafeMutableRawPointer?) -> MQTTClient? {
     guard let context else { return nil }
     // The network thread holds a strong reference to the client while it runs, and libmosquitto calls back
-    // only from inside `mosquitto_loop` on that thread, so the unretained pointer is alive here.
+    // only from inside its packet loop on that thread, so the unretained pointer is alive here. The one
+    // exception, the log callback, also runs on threads that call into libmosquitto through a method of this
+    // client, which holds the client alive; `deinit` removes it before the handle goes.
     return Unmanaged<MQTTClient>.fromOpaque(context).takeUnretainedValue()
 }
 
@@ -612,6 +619,13 @@ private func mqttOnMessage(
 ) {
     guard let message else { return }
     client(from: context)?.handleMessage(message, properties: properties)
+}
+
+private func mqttOnLog(
+    _ mosq: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ level: Int32, _ text: UnsafePointer<CChar>?
+) {
+    guard let text, let client = client(from: context), let log = client.configuration.libraryLog else { return }
+    log(MQTTLogLevel(libraryLevel: level), String(cString: text))
 }
 
 private func mqttOnSubscribe(

@@ -90,6 +90,10 @@ public struct MQTTClientConfiguration: Sendable {
     public var maximumInflightMessages: Int
     /// Whether to disable Nagle's algorithm (lower latency, more packets).
     public var tcpNoDelay: Bool
+    /// Receives libmosquitto's own log lines (every packet sent and received at `.debug`); `nil` for none.
+    ///
+    /// - Important: It runs on whichever thread logged, often the network thread; it must not block.
+    public var libraryLog: (@Sendable (MQTTLogLevel, String) -> Void)?
 
     /// Creates a configuration with Tandem's defaults: MQTT v5, plain TCP, keepalive 30 s, clean start.
     public init(
@@ -106,7 +110,8 @@ public struct MQTTClientConfiguration: Sendable {
         lastWill: LastWill? = nil,
         reconnect: Reconnect = Reconnect(),
         maximumInflightMessages: Int = 100,
-        tcpNoDelay: Bool = false
+        tcpNoDelay: Bool = false,
+        libraryLog: (@Sendable (MQTTLogLevel, String) -> Void)? = nil
     ) {
         self.host = host
         self.port = port
@@ -122,6 +127,7 @@ public struct MQTTClientConfiguration: Sendable {
         self.reconnect = reconnect
         self.maximumInflightMessages = maximumInflightMessages
         self.tcpNoDelay = tcpNoDelay
+        self.libraryLog = libraryLog
     }
 
     /// `host:port`, for messages.
