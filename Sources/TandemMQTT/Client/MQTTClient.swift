@@ -50,6 +50,11 @@ public final class MQTTClient: Sendable {
         try check(
             mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: config.maximumInflightMessages)),
             "send maximum")
+        if config.protocolVersion == .v5 {
+            try check(
+                mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(min(65_535, max(1, config.receiveMaximum)))),
+                "receive maximum")
+        }
         if config.tcpNoDelay {
             try check(mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
         }
