@@ -8,8 +8,10 @@ import Foundation
 /// libmosquitto's own `mosquitto_loop_start` thread is not used because its reconnect delay is whole
 /// seconds without jitter: a fleet that loses its broker would come back in lock-step.
 ///
-/// QoS 1/2 publishes made while the connection is down are queued inside libmosquitto and sent after the
-/// reconnect; QoS 0 publishes fail with ``MQTTError/Code-swift.enum/notConnected``.
+/// QoS 1/2 publishes made while the connection is down are queued inside libmosquitto, sent after the
+/// reconnect and completed by their acknowledgement then; QoS 0 publishes fail with
+/// ``MQTTError/Code-swift.enum/notConnected``. Queued messages live as long as this client: when it closes,
+/// their completions fail with `.shutDown` (the outbox keeps them for the next client).
 ///
 /// - Important: Call ``disconnect()`` when done; the network thread keeps the client alive until then.
 public final class MQTTClient: Sendable {
@@ -384,22 +386,27 @@ public final class MQTTClient: Sendable {
             if tracked { state.withLock { $0.finishRegistration() } }
             throw error
         }
+        // A QoS 1/2 message that libmosquitto answers with MOSQ_ERR_NO_CONN is queued all the same and sent
+        // after the reconnect; only its first transmission failed. Reporting that as an error would make the
+        // caller publish it again, and the broker would get it twice.
+        let outcome =
+            rc == MOSQ_ERR_NO_CONN.rawValue && message.qos != .atMostOnce ? MOSQ_ERR_SUCCESS.rawValue : rc
         guard tracked else {
-            if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
+            if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
             return messageID
         }
         // The acknowledgement may already have arrived on the network thread; while a registration is in
         // progress it waits in `earlyPublishResults` for us.
         let (early, closedMeanwhile) = state.withLock { state -> (Int32?, Bool) in
             defer { state.finishRegistration() }
-            guard rc == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
+            guard outcome == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
             if let reason = state.earlyPublishResults.removeValue(forKey: messageID) { return (reason, false) }
             // A client that closed after the call above has already failed its waiters; do not add one.
             if state.isClosed { return (nil, true) }
             state.publishWaiters[messageID] = completion
             return (nil, false)
         }
-        if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
+        if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
         if let early {
             completion.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: early)))
         } else if closedMeanwhile {
