@@ -21,6 +21,7 @@ public final class MQTTClient: Sendable {
     let handle: MosquittoHandle
     let state: LockedState<ClientState>
     let wakeup: Wakeup
+    let deliveries = PendingDeliveries()
 
     /// Creates a client; nothing touches the network until ``connect()`` or ``start()``.
     ///
@@ -244,7 +245,21 @@ public final class MQTTClient: Sendable {
                 }
                 socketOpen = true
             }
-            let rc = mosquitto_loop(mosq, 1000, 1)
+            var rc = mosquitto_loop(mosq, 1000, 1)
+            // What reading queued (PUBACKs for received messages, publishes released by acknowledgements) goes
+            // out now. `mosquitto_loop` picked the descriptors to wait on before it read, so it would send
+            // these only after another trip through `pselect`, while the broker waits for them.
+            if rc == MOSQ_ERR_SUCCESS.rawValue && mosquitto_want_write(mosq) {
+                rc = mosquitto_loop_write(mosq, 1)
+            }
+            // Messages wait while more bytes are already on the socket, so a burst wakes each consumer once
+            // instead of once per message; the next `mosquitto_loop` does not block while they wait.
+            if !deliveries.isEmpty
+                && (deliveries.count >= PendingDeliveries.batchLimit || rc != MOSQ_ERR_SUCCESS.rawValue
+                    || !Self.hasBytesToRead(mosquitto_socket(mosq)))
+            {
+                deliveries.deliver()
+            }
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 socketOpen = false
                 if state.withLock({ $0.stopRequested }) { break }
@@ -264,7 +279,14 @@ public final class MQTTClient: Sendable {
                 attempt += 1
             }
         }
+        deliveries.deliver()
         finishClosed(error: closingError)
+    }
+
+    private static func hasBytesToRead(_ descriptor: Int32) -> Bool {
+        guard descriptor >= 0 else { return false }
+        var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&request, 1, 0) > 0
     }
 
     private func connectFirstTime() -> Int32 {
@@ -587,9 +609,7 @@ public final class MQTTClient: Sendable {
                     properties: properties == nil
                         ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
             }
-            if let message, case .dropped = target.continuation.yield(message) {
-                target.counter.dropped.add(1, ordering: .relaxed)
-            }
+            if let message { deliveries.append(message, to: target) }
         }
     }
 }
