@@ -70,6 +70,38 @@ struct ConnectionLifeTests {
         }
     }
 
+    @Test("a QoS 1 publish while the broker is down is queued, acknowledged after the reconnect and sent once")
+    func publishWhileDown() async throws {
+        try await MosquittoBroker.with(MosquittoBroker.Options(persistence: true)) { broker in
+            let subscriber = try await connectedClient(broker, "sub") {
+                $0.cleanStart = false
+                $0.sessionExpirySeconds = 3600
+                $0.clientID = "down-sub"
+            }
+            let subscription = try await subscriber.subscribe(to: "tandem/down")
+            let publisher = try await connectedClient(broker, "pub")
+            broker.stop()
+            try await eventually("publisher sees the broker gone") { !publisher.connectionState.isConnected }
+            let results = Shared<[Result<MQTTPublishResult, MQTTError>]>([])
+            for id in 0..<5 {
+                try publisher.publish(MQTTMessage(topic: "tandem/down", string: "\(id)")) { result in
+                    results.withLock { $0.append(result) }
+                }
+            }
+            #expect(results.withLock { $0.isEmpty }, "nothing is acknowledged while the broker is down")
+            try await broker.start()
+            try await eventually("5 acknowledgements") { results.withLock { $0.count } == 5 }
+            #expect(results.withLock { $0.allSatisfy { (try? $0.get().isAccepted) == true } })
+            let received = try await collect(5, from: subscription)
+            #expect(received.map(\.payloadString) == (0..<5).map(String.init))
+            await #expect(throws: TimedOut.self, "no second copy") {
+                _ = try await collect(1, from: subscription, within: .milliseconds(500))
+            }
+            await publisher.disconnect()
+            await subscriber.disconnect()
+        }
+    }
+
     @Test("reconnect backoff grows exponentially and is jittered below its ceiling")
     func backoffShape() {
         let reconnect = MQTTClientConfiguration.Reconnect(

@@ -6,13 +6,15 @@ struct TimedOut: Error, CustomStringConvertible {
     let description: String
 }
 
-/// A client for `broker` with a unique id, connected.
+/// A client for `broker` with a unique id, connected; with `log`, its libmosquitto trace goes there.
 func connectedClient(
-    _ broker: MosquittoBroker, _ name: String, configure: (inout MQTTClientConfiguration) -> Void = { _ in }
+    _ broker: MosquittoBroker, _ name: String, log: PacketLog? = nil,
+    configure: (inout MQTTClientConfiguration) -> Void = { _ in }
 ) async throws -> MQTTClient {
     var configuration = MQTTClientConfiguration(
         host: "127.0.0.1", port: broker.port, clientID: "\(name)-\(UUID().uuidString.prefix(8))",
         reconnect: .init(initialDelayMilliseconds: 20, maximumDelayMilliseconds: 300))
+    configuration.libraryLog = log?.recorder(for: name)
     configure(&configuration)
     let client = try MQTTClient(configuration: configuration)
     try await client.connect()
@@ -119,4 +121,31 @@ final class Shared<Value: Sendable>: @unchecked Sendable {
     func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
         lock.withLock { body(&value) }
     }
+}
+
+/// The libmosquitto packet trace of a test's clients, kept to explain a failure.
+final class PacketLog: Sendable {
+    private let lines = Shared<[String]>([])
+    private let start = ContinuousClock.now
+    private let capacity: Int
+
+    init(capacity: Int = 20_000) {
+        self.capacity = capacity
+    }
+
+    /// A `libraryLog` handler that records lines under `name` with the milliseconds since the log began.
+    func recorder(for name: String) -> @Sendable (MQTTLogLevel, String) -> Void {
+        { [self] _, text in
+            let elapsed = ContinuousClock.now - start
+            let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3
+            let line = String(format: "%9.1f ms  ", milliseconds) + "\(name): \(text)"
+            lines.withLock { lines in
+                if lines.count == capacity { lines.removeFirst(capacity / 2) }
+                lines.append(line)
+            }
+        }
+    }
+
+    /// The recorded lines, oldest first.
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }

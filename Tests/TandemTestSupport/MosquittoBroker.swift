@@ -151,7 +151,9 @@ public final class MosquittoBroker: @unchecked Sendable {
         lock.withLock { processIDStorage = child }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if Self.canConnect(port: port) { return }
+            // Another broker (from a parallel test, or another process on the machine) may have taken the
+            // port since it was found free; then ours fails to bind and exits while connecting still works.
+            if Self.canConnect(port: port) && Self.isListening(process: child, port: port) { return }
             var status: Int32 = 0
             if waitpid(child, &status, WNOHANG) == child {
                 lock.withLock { processIDStorage = nil }
@@ -161,6 +163,11 @@ public final class MosquittoBroker: @unchecked Sendable {
         }
         let log = (try? String(contentsOfFile: "\(directory.url.path)/mosquitto.log", encoding: .utf8)) ?? ""
         throw BrokerError("mosquitto on port \(port) did not start; log:\n\(log)")
+    }
+
+    /// What the broker logged so far (errors and warnings; everything with `TANDEM_MOSQUITTO_LOG_ALL` set).
+    public var logText: String {
+        (try? String(contentsOfFile: "\(directory.url.path)/mosquitto.log", encoding: .utf8)) ?? ""
     }
 
     /// Stops the broker gracefully (SIGTERM), so it saves persisted sessions, and waits for it to exit.
@@ -306,6 +313,29 @@ public final class MosquittoBroker: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
+        }
+    }
+
+    /// Whether `process` owns the socket listening on 127.0.0.1:`port`, from `/proc/net/tcp` and the
+    /// process's descriptors.
+    static func isListening(process: pid_t, port: Int) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        let local = "0100007F:" + String(format: "%04X", port)
+        var inodes = Set<Substring>()
+        for line in table.split(separator: "\n").dropFirst() {
+            // sl, local_address, rem_address, st, tx:rx queue, tr:when, retrnsmt, uid, timeout, inode
+            let fields = line.split(separator: " ")
+            if fields.count > 9 && fields[1] == local && fields[3] == "0A" { inodes.insert(fields[9]) }
+        }
+        let descriptors = "/proc/\(process)/fd"
+        guard !inodes.isEmpty, let names = try? FileManager.default.contentsOfDirectory(atPath: descriptors) else {
+            return false
+        }
+        return names.contains { name in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(descriptors)/\(name)"),
+                target.hasPrefix("socket:[")
+            else { return false }
+            return inodes.contains(target.dropFirst("socket:[".count).dropLast())
         }
     }
 

@@ -90,6 +90,34 @@ struct SubscriptionEntry: Sendable {
     }
 }
 
+/// Messages read on the network thread and not yet handed to their subscriptions' streams.
+///
+/// `@unchecked Sendable`: only the network thread touches it; libmosquitto calls `on_message` only from inside
+/// `mosquitto_loop`, which only that thread runs.
+final class PendingDeliveries: @unchecked Sendable {
+    /// The most messages held back before they are delivered anyway.
+    static let batchLimit = 64
+
+    private var messages: [(MQTTMessage, SubscriptionEntry)] = []
+
+    var isEmpty: Bool { messages.isEmpty }
+    var count: Int { messages.count }
+
+    func append(_ message: MQTTMessage, to subscription: SubscriptionEntry) {
+        messages.append((message, subscription))
+    }
+
+    /// Yields every held message, in arrival order, counting those a full buffer drops.
+    func deliver() {
+        for (message, subscription) in messages {
+            if case .dropped = subscription.continuation.yield(message) {
+                subscription.counter.dropped.add(1, ordering: .relaxed)
+            }
+        }
+        messages.removeAll(keepingCapacity: true)
+    }
+}
+
 /// Everything the client's lock protects.
 struct ClientState: Sendable {
     var connection: MQTTConnectionState = .idle

@@ -8,8 +8,10 @@ import Foundation
 /// libmosquitto's own `mosquitto_loop_start` thread is not used because its reconnect delay is whole
 /// seconds without jitter: a fleet that loses its broker would come back in lock-step.
 ///
-/// QoS 1/2 publishes made while the connection is down are queued inside libmosquitto and sent after the
-/// reconnect; QoS 0 publishes fail with ``MQTTError/Code-swift.enum/notConnected``.
+/// QoS 1/2 publishes made while the connection is down are queued inside libmosquitto, sent after the
+/// reconnect and completed by their acknowledgement then; QoS 0 publishes fail with
+/// ``MQTTError/Code-swift.enum/notConnected``. Queued messages live as long as this client: when it closes,
+/// their completions fail with `.shutDown` (the outbox keeps them for the next client).
 ///
 /// - Important: Call ``disconnect()`` when done; the network thread keeps the client alive until then.
 public final class MQTTClient: Sendable {
@@ -19,6 +21,7 @@ public final class MQTTClient: Sendable {
     let handle: MosquittoHandle
     let state: LockedState<ClientState>
     let wakeup: Wakeup
+    let deliveries = PendingDeliveries()
 
     /// Creates a client; nothing touches the network until ``connect()`` or ``start()``.
     ///
@@ -36,6 +39,8 @@ public final class MQTTClient: Sendable {
     }
 
     deinit {
+        // The log callback may run on any thread; none may reach a client being torn down.
+        mosquitto_log_callback_set(handle.pointer, nil)
         mosquitto_destroy(handle.pointer)
     }
 
@@ -48,6 +53,11 @@ public final class MQTTClient: Sendable {
         try check(
             mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: config.maximumInflightMessages)),
             "send maximum")
+        if config.protocolVersion == .v5 {
+            try check(
+                mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(min(65_535, max(1, config.receiveMaximum)))),
+                "receive maximum")
+        }
         if config.tcpNoDelay {
             try check(mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
         }
@@ -82,6 +92,9 @@ public final class MQTTClient: Sendable {
         mosquitto_publish_v5_callback_set(mosq, mqttOnPublish)
         mosquitto_message_v5_callback_set(mosq, mqttOnMessage)
         mosquitto_subscribe_v5_callback_set(mosq, mqttOnSubscribe)
+        if config.libraryLog != nil {
+            mosquitto_log_callback_set(mosq, mqttOnLog)
+        }
     }
 
     private func check(_ rc: Int32, _ what: String) throws {
@@ -232,7 +245,21 @@ public final class MQTTClient: Sendable {
                 }
                 socketOpen = true
             }
-            let rc = mosquitto_loop(mosq, 1000, 1)
+            var rc = mosquitto_loop(mosq, 1000, 1)
+            // What reading queued (PUBACKs for received messages, publishes released by acknowledgements) goes
+            // out now. `mosquitto_loop` picked the descriptors to wait on before it read, so it would send
+            // these only after another trip through `pselect`, while the broker waits for them.
+            if rc == MOSQ_ERR_SUCCESS.rawValue && mosquitto_want_write(mosq) {
+                rc = mosquitto_loop_write(mosq, 1)
+            }
+            // Messages wait while more bytes are already on the socket, so a burst wakes each consumer once
+            // instead of once per message; the next `mosquitto_loop` does not block while they wait.
+            if !deliveries.isEmpty
+                && (deliveries.count >= PendingDeliveries.batchLimit || rc != MOSQ_ERR_SUCCESS.rawValue
+                    || !Self.hasBytesToRead(mosquitto_socket(mosq)))
+            {
+                deliveries.deliver()
+            }
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 socketOpen = false
                 if state.withLock({ $0.stopRequested }) { break }
@@ -252,7 +279,14 @@ public final class MQTTClient: Sendable {
                 attempt += 1
             }
         }
+        deliveries.deliver()
         finishClosed(error: closingError)
+    }
+
+    private static func hasBytesToRead(_ descriptor: Int32) -> Bool {
+        guard descriptor >= 0 else { return false }
+        var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&request, 1, 0) > 0
     }
 
     private func connectFirstTime() -> Int32 {
@@ -374,22 +408,27 @@ public final class MQTTClient: Sendable {
             if tracked { state.withLock { $0.finishRegistration() } }
             throw error
         }
+        // A QoS 1/2 message that libmosquitto answers with MOSQ_ERR_NO_CONN is queued all the same and sent
+        // after the reconnect; only its first transmission failed. Reporting that as an error would make the
+        // caller publish it again, and the broker would get it twice.
+        let outcome =
+            rc == MOSQ_ERR_NO_CONN.rawValue && message.qos != .atMostOnce ? MOSQ_ERR_SUCCESS.rawValue : rc
         guard tracked else {
-            if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
+            if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
             return messageID
         }
         // The acknowledgement may already have arrived on the network thread; while a registration is in
         // progress it waits in `earlyPublishResults` for us.
         let (early, closedMeanwhile) = state.withLock { state -> (Int32?, Bool) in
             defer { state.finishRegistration() }
-            guard rc == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
+            guard outcome == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
             if let reason = state.earlyPublishResults.removeValue(forKey: messageID) { return (reason, false) }
             // A client that closed after the call above has already failed its waiters; do not add one.
             if state.isClosed { return (nil, true) }
             state.publishWaiters[messageID] = completion
             return (nil, false)
         }
-        if let error = MQTTError.library(rc, "publishing to \(message.topic)") { throw error }
+        if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
         if let early {
             completion.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: early)))
         } else if closedMeanwhile {
@@ -579,9 +618,9 @@ public final class MQTTClient: Sendable {
                         ? MQTTPublishProperties() : LibraryPropertyList.publishProperties(from: properties))
             }
             if let message, let receiver = target.receiver {
-                receiver(message)
-            } else if let message, case .dropped = target.continuation.yield(message) {
-                target.counter.dropped.add(1, ordering: .relaxed)
+                receiver(message)  // before libmosquitto acknowledges it: see `subscribe(…, receiver:)`
+            } else if let message {
+                deliveries.append(message, to: target)
             }
         }
         if !routed, let sessionReceiver {
@@ -611,7 +650,9 @@ public final class MQTTClient: Sendable {
 private func client(from context: UnsafeMutableRawPointer?) -> MQTTClient? {
     guard let context else { return nil }
     // The network thread holds a strong reference to the client while it runs, and libmosquitto calls back
-    // only from inside `mosquitto_loop` on that thread, so the unretained pointer is alive here.
+    // only from inside its packet loop on that thread, so the unretained pointer is alive here. The one
+    // exception, the log callback, also runs on threads that call into libmosquitto through a method of this
+    // client, which holds the client alive; `deinit` removes it before the handle goes.
     return Unmanaged<MQTTClient>.fromOpaque(context).takeUnretainedValue()
 }
 
@@ -641,6 +682,13 @@ private func mqttOnMessage(
 ) {
     guard let message else { return }
     client(from: context)?.handleMessage(message, properties: properties)
+}
+
+private func mqttOnLog(
+    _ mosq: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ level: Int32, _ text: UnsafePointer<CChar>?
+) {
+    guard let text, let client = client(from: context), let log = client.configuration.libraryLog else { return }
+    log(MQTTLogLevel(libraryLevel: level), String(cString: text))
 }
 
 private func mqttOnSubscribe(

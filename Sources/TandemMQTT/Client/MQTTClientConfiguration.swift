@@ -88,8 +88,23 @@ public struct MQTTClientConfiguration: Sendable {
     /// Largest number of unacknowledged QoS 1/2 publishes on the wire; the broker's receive maximum wins
     /// when it is smaller. More are queued inside the client.
     public var maximumInflightMessages: Int
+    /// MQTT v5 receive maximum: the most incoming QoS 1/2 messages the broker may have unacknowledged (QoS 1)
+    /// or unreleased (QoS 2) toward this client, 1...65535.
+    ///
+    /// The default, 65535, leaves the broker's own window (`max_inflight_messages`) as the only limit in
+    /// practice. A smaller value is enforced strictly by libmosquitto: one message beyond it ends the
+    /// connection with a protocol error, losing the QoS 2 messages in flight unless the session is kept.
+    /// mosquitto 2.0.11 (Debian 12's) miscounts its in-flight messages when an acknowledgement arrives and
+    /// then sends more than the client allowed (reported as eclipse-mosquitto/mosquitto#2301), so with a small
+    /// value a QoS 2 burst drops the connection. What the application has not consumed yet is bounded by each
+    /// subscription's buffer, not by this window.
+    public var receiveMaximum: Int
     /// Whether to disable Nagle's algorithm (lower latency, more packets).
     public var tcpNoDelay: Bool
+    /// Receives libmosquitto's own log lines (every packet sent and received at `.debug`); `nil` for none.
+    ///
+    /// - Important: It runs on whichever thread logged, often the network thread; it must not block.
+    public var libraryLog: (@Sendable (MQTTLogLevel, String) -> Void)?
 
     /// Creates a configuration with Tandem's defaults: MQTT v5, plain TCP, keepalive 30 s, clean start.
     public init(
@@ -106,7 +121,9 @@ public struct MQTTClientConfiguration: Sendable {
         lastWill: LastWill? = nil,
         reconnect: Reconnect = Reconnect(),
         maximumInflightMessages: Int = 100,
-        tcpNoDelay: Bool = false
+        receiveMaximum: Int = 65_535,
+        tcpNoDelay: Bool = false,
+        libraryLog: (@Sendable (MQTTLogLevel, String) -> Void)? = nil
     ) {
         self.host = host
         self.port = port
@@ -121,7 +138,9 @@ public struct MQTTClientConfiguration: Sendable {
         self.lastWill = lastWill
         self.reconnect = reconnect
         self.maximumInflightMessages = maximumInflightMessages
+        self.receiveMaximum = receiveMaximum
         self.tcpNoDelay = tcpNoDelay
+        self.libraryLog = libraryLog
     }
 
     /// `host:port`, for messages.

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A disk-backed queue in front of an ``MQTTClient``: a message accepted by ``append(_:)`` is in the
 /// journal before the call returns and leaves it only when the broker acknowledges it.
 ///
@@ -93,8 +97,9 @@ public final class DurableOutbox: Sendable {
         let recordBytes: Int
     }
 
+    /// What the outbox knows in memory. Its lock is never held across file I/O, because the network thread
+    /// takes it for every acknowledgement.
     struct State {
-        var journal: OutboxJournal
         var queue: [Entry] = []
         var queueHead = 0
         var inflight: [UInt64: Entry] = [:]
@@ -102,7 +107,8 @@ public final class DurableOutbox: Sendable {
         var pumping = false
         var closed = false
         var statistics: Statistics
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Acknowledged messages whose removal records the flusher has not written yet.
+        var acknowledged: [UInt64] = []
 
         var pendingCount: Int { queue.count - queueHead + inflight.count }
 
@@ -130,7 +136,9 @@ public final class DurableOutbox: Sendable {
 
     /// The configuration the outbox was opened with.
     public let configuration: Configuration
-    // The journal is a non-Sendable class; it is only touched inside this lock.
+    // The journal is a non-Sendable class; it is only touched inside its lock. Whoever needs both locks takes
+    // `journal` first. The network thread takes only `state`, so a slow disk never holds up the connection.
+    private let journal: LockedState<OutboxJournal>
     private let state: LockedState<State>
     private let warn: @Sendable (String) -> Void
     private let flusherWakeup = Wakeup()
@@ -158,19 +166,21 @@ public final class DurableOutbox: Sendable {
             pending: recovered.count, inflight: 0, journalBytes: journal.totalBytes, delivered: 0, rejected: 0,
             droppedOnOverflow: 0, refusedOnOverflow: 0, recoveredOnOpen: recovered.count,
             truncatedTails: journal.truncatedTails)
-        var initial = State(journal: journal, statistics: statistics)
+        var initial = State(statistics: statistics)
         initial.queue = recovered
         state = LockedState(initial)
+        self.journal = LockedState(journal)
         startFlusher()
     }
 
     /// Current counters.
     public var statistics: Statistics {
-        state.withLock { state in
+        let journalBytes = journal.withLock { $0.totalBytes }
+        return state.withLock { state in
             var statistics = state.statistics
             statistics.pending = state.pendingCount
             statistics.inflight = state.inflight.count
-            statistics.journalBytes = state.journal.totalBytes
+            statistics.journalBytes = journalBytes
             return statistics
         }
     }
@@ -190,11 +200,11 @@ public final class DurableOutbox: Sendable {
     @discardableResult
     public func append(contentsOf messages: [MQTTMessage]) throws -> Range<UInt64> {
         guard !messages.isEmpty else { return 0..<0 }
-        let range = try state.withLock { state -> Range<UInt64> in
-            guard !state.closed else {
+        let range = try journal.withLock { journal -> Range<UInt64> in
+            guard !state.withLock({ $0.closed }) else {
                 throw MQTTError(.shutDown, "outbox \(configuration.directory) is closed")
             }
-            let first = state.journal.nextSequence
+            let first = journal.nextSequence
             var records: [UInt8] = []
             var entries: [Entry] = []
             entries.reserveCapacity(messages.count)
@@ -203,35 +213,57 @@ public final class DurableOutbox: Sendable {
                 entries.append(Entry(sequence: first + UInt64(offset), message: message, recordBytes: record.count))
                 records.append(contentsOf: record)
             }
-            try makeRoom(for: records.count, in: &state)
-            try state.journal.appendMessages(records, count: messages.count)
+            try makeRoom(for: records.count, in: journal)
+            try journal.appendMessages(records, count: messages.count)
             if configuration.sync == .everyAppend {
-                try state.journal.sync()
+                try journal.sync()
             }
-            state.queue.append(contentsOf: entries)
+            // Queued while the journal lock is held, so concurrent appends reach the queue in sequence order.
+            state.withLock { $0.queue.append(contentsOf: entries) }
             return first..<(first + UInt64(messages.count))
         }
         pump()
         return range
     }
 
-    private func makeRoom(for bytes: Int, in state: inout State) throws {
+    private func makeRoom(for bytes: Int, in journal: OutboxJournal) throws {
         guard bytes <= configuration.maximumBytes - configuration.segmentBytes else {
             throw MQTTError(
                 .invalidArgument,
                 "\(bytes) bytes do not fit outbox \(configuration.directory) (bound \(configuration.maximumBytes))")
         }
-        while state.journal.totalBytes + bytes > configuration.maximumBytes {
-            guard configuration.overflow == .dropOldest, let oldest = state.popFront() else {
-                state.statistics.refusedOnOverflow += 1
+        if journal.totalBytes + bytes > configuration.maximumBytes {
+            // Acknowledged messages the flusher has not retired yet free room too.
+            try retireAcknowledged(in: journal)
+        }
+        while journal.totalBytes + bytes > configuration.maximumBytes {
+            let oldest = state.withLock { state -> Entry? in
+                guard configuration.overflow == .dropOldest, let oldest = state.popFront() else {
+                    state.statistics.refusedOnOverflow += 1
+                    return nil
+                }
+                state.statistics.droppedOnOverflow += 1
+                return oldest
+            }
+            guard let oldest else {
                 throw MQTTError(
                     .outboxFull,
-                    "outbox \(configuration.directory) holds \(state.journal.totalBytes) of "
+                    "outbox \(configuration.directory) holds \(journal.totalBytes) of "
                         + "\(configuration.maximumBytes) bytes; refusing a new message")
             }
-            try state.journal.remove(sequence: oldest.sequence)
-            try state.journal.flushRemovals()
-            state.statistics.droppedOnOverflow += 1
+            try journal.remove(sequence: oldest.sequence)
+            try journal.flushRemovals()
+        }
+    }
+
+    /// Writes removal records for the messages acknowledged since the last call. Called under the journal lock.
+    private func retireAcknowledged(in journal: OutboxJournal) throws {
+        let acknowledged = state.withLock { state -> [UInt64] in
+            defer { state.acknowledged.removeAll(keepingCapacity: true) }
+            return state.acknowledged
+        }
+        for sequence in acknowledged {
+            try journal.remove(sequence: sequence)
         }
     }
 
@@ -256,6 +288,9 @@ public final class DurableOutbox: Sendable {
 
     /// Waits until every journaled message has been acknowledged (or the timeout passes).
     ///
+    /// The flusher retires acknowledged messages from the journal files shortly after; ``close()`` does it
+    /// at once.
+    ///
     /// - Returns: whether the outbox is empty.
     public func waitUntilDrained(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
@@ -268,10 +303,17 @@ public final class DurableOutbox: Sendable {
 
     /// Writes buffered removals, syncs the journal and stops sending. Unacknowledged messages stay on disk.
     public func close() {
-        state.withLock { state in
-            state.closed = true
-            state.client = nil
-            try? state.journal.sync()
+        journal.withLock { journal in
+            state.withLock { state in
+                state.closed = true
+                state.client = nil
+            }
+            do {
+                try retireAcknowledged(in: journal)
+                try journal.sync()
+            } catch {
+                warn("outbox \(configuration.directory): \(error)")
+            }
         }
         flusherWakeup.signal()
     }
@@ -316,14 +358,15 @@ public final class DurableOutbox: Sendable {
         }
     }
 
+    /// Runs on the client's network thread: bookkeeping in memory only; the flusher writes the removal record.
     private func completed(sequence: UInt64, result: Result<MQTTPublishResult, MQTTError>) {
-        let (rejection, waiters) = state.withLock { state -> (String?, [CheckedContinuation<Void, Never>]) in
+        let (rejection, wakeFlusher) = state.withLock { state -> (String?, Bool) in
             guard case .success(let answer) = result else {
                 // The client closed before the broker answered: the message stays journaled and in flight,
                 // and `attach(to:)` requeues it for the next client.
-                return (nil, [])
+                return (nil, false)
             }
-            guard let entry = state.inflight.removeValue(forKey: sequence) else { return (nil, []) }
+            guard let entry = state.inflight.removeValue(forKey: sequence) else { return (nil, false) }
             var rejection: String?
             if answer.isAccepted {
                 state.statistics.delivered += 1
@@ -333,24 +376,19 @@ public final class DurableOutbox: Sendable {
                     "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.message.topic) "
                     + "with reason code \(answer.reasonCode); dropping it"
             }
-            do {
-                try state.journal.remove(sequence: sequence)
-            } catch {
-                rejection = "outbox \(configuration.directory): \(error)"
-            }
-            var waiters: [CheckedContinuation<Void, Never>] = []
-            if state.pendingCount == 0 {
-                waiters = state.drainWaiters
-                state.drainWaiters = []
-            }
-            return (rejection, waiters)
+            state.acknowledged.append(sequence)
+            // One wakeup per batch: the flusher takes every acknowledgement queued by the time it runs.
+            return (rejection, state.acknowledged.count == 1)
         }
         if let rejection { warn(rejection) }
-        for waiter in waiters { waiter.resume() }
+        if wakeFlusher { flusherWakeup.signal() }
         pump()
     }
 
-    /// Flushes removal records and applies the interval sync policy in the background.
+    /// Retires acknowledged messages from the journal and applies the sync policy, on its own thread.
+    ///
+    /// `fsync` runs on a duplicate of the segment's descriptor outside both locks: a disk busy with other
+    /// writers can take seconds to sync, and neither appends nor acknowledgements wait for it.
     private func startFlusher() {
         let period: Int
         switch configuration.sync {
@@ -359,14 +397,28 @@ public final class DurableOutbox: Sendable {
         }
         let syncs = configuration.sync != .never
         let thread = Thread { [weak self] in
+            var lastSync = ContinuousClock.now
             while let outbox = self {
-                let closed = outbox.state.withLock { state -> Bool in
-                    if syncs {
-                        try? state.journal.sync()
-                    } else {
-                        try? state.journal.flushRemovals()
+                let syncDue = syncs && ContinuousClock.now - lastSync >= .milliseconds(period)
+                let (closed, descriptor, failure) = outbox.journal.withLock { journal -> (Bool, Int32?, String?) in
+                    let closed = outbox.state.withLock { $0.closed }
+                    do {
+                        try outbox.retireAcknowledged(in: journal)
+                        if closed { return (true, nil, nil) }
+                        if syncDue { return (false, try journal.descriptorToSync(), nil) }
+                        try journal.flushRemovals()
+                        return (false, nil, nil)
+                    } catch {
+                        return (closed, nil, "outbox \(outbox.configuration.directory): \(error)")
                     }
-                    return state.closed
+                }
+                if let failure { outbox.warn(failure) }
+                if syncDue { lastSync = ContinuousClock.now }
+                if let descriptor {
+                    if fsync(descriptor) != 0 {
+                        outbox.warn("outbox \(outbox.configuration.directory): fsync failed: errno \(errno)")
+                    }
+                    Glibc.close(descriptor)
                 }
                 if closed { return }
                 let wakeup = outbox.flusherWakeup

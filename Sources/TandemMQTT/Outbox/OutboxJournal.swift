@@ -189,6 +189,19 @@ final class OutboxJournal {
         dirty = false
     }
 
+    /// Writes buffered removals and returns a duplicate of the active segment's descriptor for the caller to
+    /// `fsync` and close outside the outbox's locks, or `nil` when nothing was written since the last sync.
+    func descriptorToSync() throws -> Int32? {
+        try flushRemovals()
+        guard dirty else { return nil }
+        let duplicate = dup(activeDescriptor)
+        guard duplicate >= 0 else {
+            throw MQTTError(.journalIO, "dup of \(segments[segments.count - 1].path) failed: errno \(errno)")
+        }
+        dirty = false
+        return duplicate
+    }
+
     /// Deletes head segments whose messages have all been removed (never the active one), and rolls the
     /// active segment when it is full of removals only.
     func compact() {

@@ -36,6 +36,13 @@ struct BenchMQTT: AsyncParsableCommand {
     @Option(help: "TandemMQTT publisher: most unacknowledged QoS 1 publishes in the application (0 = no limit).")
     var publishWindow = 0
 
+    @Option(
+        help: """
+            TandemMQTT clients: MQTT v5 receive maximum (default: the client's default, 65535; the stock clients \
+            get the broker's 20).
+            """)
+    var receiveMaximum: Int?
+
     @Flag(help: "Disable Nagle's algorithm in every client (stock clients get --nodelay).")
     var tcpNoDelay = false
 
@@ -147,10 +154,11 @@ struct BenchMQTT: AsyncParsableCommand {
 
     private func connectPair(port: Int) async throws -> (MQTTClient, MQTTClient) {
         let id = UUID().uuidString.prefix(6)
-        let subscriber = try MQTTClient(
-            configuration: .init(port: port, clientID: "bench-sub-\(id)", tcpNoDelay: tcpNoDelay))
-        let publisher = try MQTTClient(
-            configuration: .init(port: port, clientID: "bench-pub-\(id)", tcpNoDelay: tcpNoDelay))
+        var configuration = MQTTClientConfiguration(port: port, clientID: "bench-sub-\(id)", tcpNoDelay: tcpNoDelay)
+        if let receiveMaximum { configuration.receiveMaximum = receiveMaximum }
+        let subscriber = try MQTTClient(configuration: configuration)
+        configuration.clientID = "bench-pub-\(id)"
+        let publisher = try MQTTClient(configuration: configuration)
         try await subscriber.connect()
         try await publisher.connect()
         return (subscriber, publisher)
