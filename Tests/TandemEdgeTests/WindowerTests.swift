@@ -88,4 +88,37 @@ struct WindowerTests {
         #expect(span?.start == 0 && span?.end == 1)
         for (a, b) in zip(out, [1, 2, -1, -2] as [Float]) { #expect(abs(a - b) < 1e-6) }
     }
+
+    @Test("the observed step follows a stream that speeds up: a gap is measured against the new rate")
+    func gapAfterRateChange() throws {
+        var w = try StreamWindower(spec: spec(window: 8, hop: 8, channels: 1))
+        var t = 0.0
+        for _ in 0..<40 {
+            t += 0.1
+            _ = w.append(timestamp: t, values: [1])
+        }
+        for _ in 0..<20 {
+            t += 0.01
+            _ = w.append(timestamp: t, values: [1])
+        }
+        #expect(w.gapResets == 0, "a rate change is not a gap")
+        #expect(w.observedMedianStep().map { abs($0 - 0.01) < 1e-9 } == true)
+        t += 0.05
+        _ = w.append(timestamp: t, values: [1])
+        #expect(w.gapResets == 1, "0.05 s is 5 steps at the new rate, though half a step at the old one")
+    }
+
+    @Test("copyCurrentWindow gives the window in order at every position of the ring")
+    func copyAtEveryRingPosition() throws {
+        var w = try StreamWindower(spec: spec(window: 5, hop: 1, channels: 3))
+        var out = [Float](repeating: .nan, count: 15)
+        for i in 0..<23 {
+            let outcome = w.append(timestamp: Double(i), values: [Float(i), Float(i) + 0.25, Float(i) + 0.5])
+            guard outcome == .windowReady else { continue }
+            let span = out.withUnsafeMutableBufferPointer { w.copyCurrentWindow(into: $0) }
+            #expect(span?.start == Double(i - 4) && span?.end == Double(i))
+            let expected = (i - 4...i).flatMap { [Float($0), Float($0) + 0.25, Float($0) + 0.5] }
+            #expect(out == expected, "window ending at sample \(i)")
+        }
+    }
 }

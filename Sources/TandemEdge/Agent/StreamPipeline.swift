@@ -12,6 +12,8 @@ struct SourcePipeline {
     /// visits only these (a source may feed a thousand streams).
     var touched: [Int] = []
     var isTouched: [Bool]
+    /// One window's values in order, shared by the streams (they run one at a time on this source's thread).
+    var windowScratch: [Float]
 
     init(agent: EdgeAgent, group: [Int], sourceDescription: String) throws {
         self.sourceDescription = sourceDescription
@@ -22,24 +24,29 @@ struct SourcePipeline {
         streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
         isTouched = [Bool](repeating: false, count: streams.count)
         touched.reserveCapacity(streams.count)
+        windowScratch = [Float](repeating: 0, count: streams.map(\.windowFloats).max() ?? 0)
     }
 
     mutating func process(_ batch: LineBatch) {
         if batch.overlongLines > 0 {
             streams[0].reject(.lineTooLong, line: batch.firstLineNumber, count: batch.overlongLines)
         }
-        batch.forEachLine { number, line in
-            switch parser.parse(line) {
-            case .skipped: return
-            case .rejected(let reason): streams[0].reject(reason, line: number)
-            case .sample(let timestamp):
-                let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
-                if !isTouched[k] {
-                    isTouched[k] = true
-                    touched.append(k)
-                }
-                parser.values.withUnsafeBufferPointer {
-                    streams[k].accept(timestamp: timestamp, values: $0, line: number)
+        var samples = 0
+        windowScratch.withUnsafeMutableBufferPointer { scratch in
+            batch.forEachLine { number, line in
+                switch parser.parse(line) {
+                case .skipped: return
+                case .rejected(let reason): streams[0].reject(reason, line: number)
+                case .sample(let timestamp):
+                    let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
+                    if !isTouched[k] {
+                        isTouched[k] = true
+                        touched.append(k)
+                    }
+                    let accepted = parser.values.withUnsafeBufferPointer {
+                        streams[k].accept(timestamp: timestamp, values: $0, line: number, scratch: scratch)
+                    }
+                    if accepted { samples += 1 }
                 }
             }
         }
@@ -48,6 +55,7 @@ struct SourcePipeline {
             isTouched[k] = false
         }
         touched.removeAll(keepingCapacity: true)
+        if samples > 0 { streams[0].agent.statistics.withLock { $0.samples += samples } }
     }
 
     mutating func finish() {
@@ -64,7 +72,10 @@ struct StreamPipeline {
     let sourceDescription: String
     var windower: StreamWindower
     var probabilities: [Float]
-    var samples = 0
+    /// Windows classified since the counts were last published.
+    var unpublishedWindows = 0
+    /// The gap count last published (-1: none yet).
+    var publishedGaps = -1
     var rateChecked = false
     /// The model generation the windower's standardization belongs to.
     var generation: Int
@@ -81,13 +92,22 @@ struct StreamPipeline {
         probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
     }
 
-    mutating func accept(timestamp: Double, values: UnsafeBufferPointer<Float>, line: Int) {
+    /// Floats in one window of this stream's model input.
+    var windowFloats: Int { windower.window * windower.channels }
+
+    /// Windows the sample; classifies the window it completes, using `scratch` (at least
+    /// ``windowFloats``) for the window's values. Returns whether the sample was accepted.
+    mutating func accept(
+        timestamp: Double, values: UnsafeBufferPointer<Float>, line: Int, scratch: UnsafeMutableBufferPointer<Float>
+    ) -> Bool {
         switch windower.append(timestamp: timestamp, values: values) {
-        case .accepted: samples += 1
+        case .accepted: return true
         case .windowReady:
-            samples += 1
-            classifyCurrentWindow()
-        case .rejected(let reason): reject(reason, line: line)
+            classifyCurrentWindow(scratch: scratch)
+            return true
+        case .rejected(let reason):
+            reject(reason, line: line)
+            return false
         }
     }
 
@@ -112,13 +132,17 @@ struct StreamPipeline {
                 + "\(String(format: "%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
     }
 
+    /// Per-stream counts reach the shared statistics only when they changed: with a thousand streams on
+    /// one source nearly every batch touches every stream.
     private mutating func publishCounts() {
-        let (samples, gaps, name) = (self.samples, windower.gapResets, self.name)
+        let (windows, gaps, name) = (unpublishedWindows, windower.gapResets, self.name)
+        guard windows > 0 || gaps != publishedGaps else { return }
         agent.statistics.withLock {
-            $0.samples += samples
-            $0.gapResetsByStream[name] = gaps
+            if windows > 0 { $0.windowsByStream[name, default: 0] += windows }
+            if gaps != publishedGaps { $0.gapResetsByStream[name] = gaps }
         }
-        self.samples = 0
+        unpublishedWindows = 0
+        publishedGaps = gaps
     }
 
     func reject(_ reason: InputRejection, line: Int, count: Int = 1) {
@@ -126,7 +150,7 @@ struct StreamPipeline {
         agent.reportRejection(reason, stream: name, line: line, source: sourceDescription)
     }
 
-    private mutating func classifyCurrentWindow() {
+    private mutating func classifyCurrentWindow(scratch: UnsafeMutableBufferPointer<Float>) {
         let completed = ContinuousClock.now
         let (classifier, generation) = agent.model.withLock { ($0.classifier, $0.generation) }
         if generation != self.generation {
@@ -134,15 +158,13 @@ struct StreamPipeline {
             windower.restandardize(mean: classifier.input.mean, std: classifier.input.std)
             self.generation = generation
         }
+        guard let span = windower.copyCurrentWindow(into: scratch) else { return }
+        let values = UnsafeBufferPointer(rebasing: scratch[0..<windowFloats])
         var failed = false
-        var span = (start: 0.0, end: 0.0)
-        _ = probabilities.withUnsafeMutableBufferPointer { p in
-            windower.withCurrentWindow { window in
-                span = (window.start, window.end)
-                do { try classifier.classify(window.values, into: p) } catch {
-                    agent.log("stream \(name): classification failed: \(error)")
-                    failed = true
-                }
+        probabilities.withUnsafeMutableBufferPointer { p in
+            do { try classifier.classify(values, into: p) } catch {
+                agent.log("stream \(name): classification failed: \(error)")
+                failed = true
             }
         }
         if failed {
@@ -159,7 +181,8 @@ struct StreamPipeline {
             }
         }
         let escalation =
-            decision.escalate ? makeEscalation(classifier: classifier, span: span, confidence: confidence) : nil
+            decision.escalate
+            ? makeEscalation(classifier: classifier, window: values, span: span, confidence: confidence) : nil
         let escalationId = escalation?.payload.id
         let elapsed = ContinuousClock.now - completed
         let record = PredictionRecord(
@@ -179,10 +202,9 @@ struct StreamPipeline {
             if let escalation { agent.escalations.submit(escalation.payload, encoded: escalation.bytes) }
             agent.emit(record)
         }
-        let streamName = name
+        unpublishedWindows += 1
         agent.statistics.withLock {
             $0.windows += 1
-            $0.windowsByStream[streamName, default: 0] += 1
             $0.confidenceSum += confidence
             if decision.escalate { $0.escalations += 1 }
             if decision.wanted && !decision.escalate { $0.cappedEscalations += 1 }
@@ -191,10 +213,11 @@ struct StreamPipeline {
 
     /// Builds and encodes the escalation payload of the current window.
     private func makeEscalation(
-        classifier: any WindowClassifier, span: (start: Double, end: Double), confidence: Double
+        classifier: any WindowClassifier, window values: UnsafeBufferPointer<Float>,
+        span: (start: Double, end: Double), confidence: Double
     ) -> (payload: EscalationPayload, bytes: [UInt8])? {
         let id = UUID()
-        let window = windower.withCurrentWindow { Array($0.values) } ?? []
+        let window = Array(values)
         let topK = probabilities.withUnsafeBufferPointer {
             EscalationPayload.topK($0, k: agent.configuration.policy.topK)
         }

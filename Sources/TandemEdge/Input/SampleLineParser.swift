@@ -184,8 +184,29 @@ public struct SampleLineParser: Sendable {
         }
     }
 
-    /// Powers of ten a Double holds exactly.
-    private static let exactPowersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { r, _ in r * 10 } }
+    /// 10^n for n in 0...15, each exact in a Double. A switch of literals rather than a table in a global:
+    /// this runs for every value of every line, and a global costs a once-check per access.
+    @inline(__always)
+    static func exactPowerOfTen(_ n: Int) -> Double {
+        switch n {
+        case 0: 1
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        default: 1e15
+        }
+    }
 
     /// The fast path for what sensors send: `[-+]digits[.digits]` with at most 15 significant digits (so the
     /// integer mantissa and the power of ten are both exact in a Double and the one division rounds
@@ -216,7 +237,7 @@ public struct SampleLineParser: Sendable {
             i += 1
         }
         guard digits > 0, digits <= 15 else { return nil }
-        let magnitude = Double(mantissa) / exactPowersOfTen[fractionDigits]
+        let magnitude = Double(mantissa) / exactPowerOfTen(fractionDigits)
         return negative ? -magnitude : magnitude
     }
 

@@ -6,9 +6,10 @@ import TandemCore
 /// mean and std as they are stored, so an emitted window is ready for the model. Windows start every
 /// `hop` samples from the first sample after a (re)start.
 ///
-/// Storage is one contiguous buffer of `2 × window` samples: each sample is written twice, `window`
-/// apart, so the newest `window` samples are always contiguous and a window is handed out without
-/// copying. Appending a sample allocates nothing.
+/// Storage is a ring of `window` samples and their timestamps, about `window × (4 × channels + 8)`
+/// bytes per stream: an agent may hold a thousand streams. A completed window is copied out in order
+/// (``copyCurrentWindow(into:)``, into a buffer the caller shares between its streams), once per `hop`
+/// samples. Appending a sample allocates nothing.
 ///
 /// A timestamp step longer than `gapFactor` × the expected step (from `sampleRateHz` if the spec has
 /// one, else the median of the last accepted steps) starts a new window sequence at that sample.
@@ -55,7 +56,10 @@ public struct StreamWindower: Sendable {
     private var lastTimestamp = -Double.infinity
     private var steps: [Double]
     private var stepCount = 0
-    private var sortScratch: [Double]
+    /// The median of recent steps as last computed, and the step count it was computed at: recomputed
+    /// every ``medianRefresh`` steps and before any step is called a gap against it.
+    private var cachedMedian: Double?
+    private var cachedMedianAt = -1
 
     /// Samples accepted since creation.
     public private(set) var acceptedSamples = 0
@@ -66,6 +70,8 @@ public struct StreamWindower: Sendable {
 
     /// How many recent steps the observed median is taken over.
     public static let stepHistory = 15
+    /// Steps between recomputations of the cached median.
+    static let medianRefresh = 8
 
     /// Creates a windower for the model input `spec`.
     ///
@@ -77,13 +83,12 @@ public struct StreamWindower: Sendable {
         channels = spec.channels
         self.gapFactor = gapFactor
         if let rate = spec.sampleRateHz, rate > 0, rate.isFinite { nominalStep = 1 / rate } else { nominalStep = nil }
-        buffer = [Float](repeating: 0, count: 2 * spec.window * spec.channels)
-        timestamps = [Double](repeating: 0, count: 2 * spec.window)
+        buffer = [Float](repeating: 0, count: spec.window * spec.channels)
+        timestamps = [Double](repeating: 0, count: spec.window)
         mean = spec.mean.isEmpty ? [Float](repeating: 0, count: spec.channels) : spec.mean
         scale = spec.std.isEmpty ? [Float](repeating: 1, count: spec.channels) : spec.std.map { 1 / $0 }
         untilNextWindow = spec.window
         steps = [Double](repeating: 0, count: Self.stepHistory)
-        sortScratch = steps
     }
 
     /// Switches to another standardization (a new model with the same input shape), converting the
@@ -122,7 +127,7 @@ public struct StreamWindower: Sendable {
         if timestamp < lastTimestamp { return .rejected(.outOfOrder) }
         if filled > 0 {
             let step = timestamp - lastTimestamp
-            if let expected = computeExpectedStep(), step > gapFactor * expected {
+            if isGap(step) {
                 gapResets += 1
                 reset()
             }
@@ -136,17 +141,12 @@ public struct StreamWindower: Sendable {
         buffer.withUnsafeMutableBufferPointer { b in
             mean.withUnsafeBufferPointer { m in
                 scale.withUnsafeBufferPointer { s in
-                    let first = position * c, second = (position + w) * c
-                    for k in 0..<c {
-                        let v = (values[k] - m[k]) * s[k]
-                        b[first + k] = v
-                        b[second + k] = v
-                    }
+                    let first = position * c
+                    for k in 0..<c { b[first + k] = (values[k] - m[k]) * s[k] }
                 }
             }
         }
         timestamps[position] = timestamp
-        timestamps[position + w] = timestamp
         position = position + 1 == w ? 0 : position + 1
         filled = min(filled + 1, w)
         acceptedSamples += 1
@@ -164,61 +164,88 @@ public struct StreamWindower: Sendable {
         values.withUnsafeBufferPointer { append(timestamp: timestamp, values: $0) }
     }
 
-    /// Calls `body` with the newest `window` samples; call it right after ``append(timestamp:values:)``
-    /// returned ``Outcome/windowReady``.
+    /// Calls `body` with the newest `window` samples in order; call it right after
+    /// ``append(timestamp:values:)`` returned ``Outcome/windowReady``. A convenience: unless the ring
+    /// happens to start at its first slot the window is assembled in a temporary buffer, so a hot path
+    /// uses ``copyCurrentWindow(into:)`` with a buffer of its own.
     ///
     /// - Returns: `body`'s result, or nil if fewer than `window` samples are held.
     public func withCurrentWindow<R>(_ body: (Window) throws -> R) rethrows -> R? {
         guard filled == window else { return nil }
-        // The oldest held sample sits at `position` (the next slot to overwrite); its copy run of
-        // `window` samples is contiguous.
-        let start = timestamps[position]
-        let end = timestamps[position + window - 1]
-        return try buffer.withUnsafeBufferPointer { b in
-            try body(
-                Window(
-                    start: start, end: end,
-                    values: UnsafeBufferPointer(rebasing: b[(position * channels)..<((position + window) * channels)])))
+        let (start, end) = span
+        if position == 0 {
+            return try buffer.withUnsafeBufferPointer { try body(Window(start: start, end: end, values: $0)) }
+        }
+        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: window * channels) { scratch in
+            copySamples(into: scratch)
+            return try body(Window(start: start, end: end, values: UnsafeBufferPointer(scratch)))
         }
     }
 
-    /// Copies the current window into `destination` (`window × channels` floats).
+    /// Copies the current window, oldest sample first, into `destination` (`window × channels` floats).
     ///
     /// - Returns: The window's start and end timestamps, or nil if no full window is held or
     ///   `destination` is too small.
     public func copyCurrentWindow(into destination: UnsafeMutableBufferPointer<Float>) -> (start: Double, end: Double)?
     {
-        guard destination.count >= window * channels, let base = destination.baseAddress else { return nil }
-        return withCurrentWindow { w in
-            if let source = w.values.baseAddress { base.update(from: source, count: w.values.count) }
-            return (w.start, w.end)
+        guard filled == window, destination.count >= window * channels else { return nil }
+        copySamples(into: destination)
+        return span
+    }
+
+    /// First and last timestamp of the held window: the oldest sample sits at `position`, the next slot
+    /// to overwrite.
+    private var span: (start: Double, end: Double) {
+        (timestamps[position], timestamps[position == 0 ? window - 1 : position - 1])
+    }
+
+    /// The ring from `position` to its end, then from its start to `position`.
+    private func copySamples(into destination: UnsafeMutableBufferPointer<Float>) {
+        guard let target = destination.baseAddress else { return }
+        buffer.withUnsafeBufferPointer { b in
+            guard let source = b.baseAddress else { return }
+            let older = (window - position) * channels, newer = position * channels
+            target.update(from: source + newer, count: older)
+            (target + older).update(from: source, count: newer)
         }
     }
 
     /// The step a gap is measured against: nominal if known, else the median of recent steps
     /// (none until three steps were seen).
     public var expectedStep: Double? {
-        var copy = self
-        return copy.computeExpectedStep()
+        nominalStep ?? medianOfRecentSteps()
     }
 
     /// The median of the last ``stepHistory`` steps between accepted samples (gaps included), after at
     /// least three; independent of the nominal rate, so callers can compare the two.
-    public mutating func observedMedianStep() -> Double? {
+    public func observedMedianStep() -> Double? {
         medianOfRecentSteps()
     }
 
-    private mutating func computeExpectedStep() -> Double? {
-        if let nominalStep { return nominalStep }
-        return medianOfRecentSteps()
+    /// Whether `step` is a gap. Against the observed median, the cached value answers the common case
+    /// (a step well inside it); a step it would call a gap is checked against a fresh median first.
+    private mutating func isGap(_ step: Double) -> Bool {
+        if let nominalStep { return step > gapFactor * nominalStep }
+        if cachedMedian == nil || stepCount - cachedMedianAt >= Self.medianRefresh {
+            refreshMedian()
+        }
+        guard let median = cachedMedian, step > gapFactor * median else { return false }
+        if cachedMedianAt != stepCount { refreshMedian() }
+        guard let fresh = cachedMedian else { return false }
+        return step > gapFactor * fresh
     }
 
-    private mutating func medianOfRecentSteps() -> Double? {
+    private mutating func refreshMedian() {
+        cachedMedian = medianOfRecentSteps()
+        cachedMedianAt = stepCount
+    }
+
+    private func medianOfRecentSteps() -> Double? {
         let n = min(stepCount, Self.stepHistory)
         guard n >= 3 else { return nil }
-        // Insertion sort of at most `stepHistory` values in a buffer owned by this windower: no allocation.
+        // Insertion sort of at most `stepHistory` values in a stack buffer: no allocation.
         return steps.withUnsafeBufferPointer { steps in
-            sortScratch.withUnsafeMutableBufferPointer { scratch in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: Self.stepHistory) { scratch in
                 for i in 0..<n { scratch[i] = steps[i] }
                 for i in 1..<n {
                     let x = scratch[i]
