@@ -46,10 +46,11 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
-        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb]),
+        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto]),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(
-            name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", argumentParser]),
+            name: "tandem",
+            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", "TandemCloud", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),

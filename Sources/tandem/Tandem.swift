@@ -9,7 +9,8 @@ struct Tandem: AsyncParsableCommand {
         commandName: "tandem",
         abstract: "Train, compress, evaluate, sign and inspect Tandem models; simulate sensor data.",
         subcommands: [
-            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Bench.self,
+            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Provision.self,
+            Bench.self,
         ]
     )
 }

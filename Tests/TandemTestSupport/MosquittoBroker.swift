@@ -22,12 +22,19 @@ public final class MosquittoBroker: @unchecked Sendable {
         public var requireClientCertificate: Bool
         /// Keep sessions and queued messages across ``MosquittoBroker/stop()``/``MosquittoBroker/start()``.
         public var persistence: Bool
+        /// An existing password file (and ACL file) to use as they are, instead of `users`/`acl`.
+        public var passwordFile: String?
+        /// With `passwordFile`: an existing ACL file.
+        public var aclFile: String?
 
         /// Creates options; the defaults give an anonymous plain-TCP broker.
         public init(
             users: [String: String] = [:], acl: String? = nil, tls: Bool = false,
-            requireClientCertificate: Bool = false, persistence: Bool = false
+            requireClientCertificate: Bool = false, persistence: Bool = false, passwordFile: String? = nil,
+            aclFile: String? = nil
         ) {
+            self.passwordFile = passwordFile
+            self.aclFile = aclFile
             self.users = users
             self.acl = acl
             self.tls = tls
@@ -75,7 +82,10 @@ public final class MosquittoBroker: @unchecked Sendable {
             // Started as root, mosquitto drops to the `mosquitto` user, which cannot read our 0600 files.
             lines.append("user root")
         }
-        if options.users.isEmpty {
+        if let passwordFile = options.passwordFile {
+            lines += ["allow_anonymous false", "password_file \(passwordFile)"]
+            if let aclFile = options.aclFile { lines.append("acl_file \(aclFile)") }
+        } else if options.users.isEmpty {
             lines.append("allow_anonymous true")
         } else {
             let passwordFile = "\(dir)/passwords"
