@@ -49,7 +49,8 @@ let package = Package(
         .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb]),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(
-            name: "tandem", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", argumentParser]),
+            name: "tandem",
+            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", "TandemCloud", argumentParser]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),

@@ -7,9 +7,10 @@ import TandemTraining
 struct Tandem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
-        abstract: "Train, compress, evaluate, sign and inspect Tandem models; simulate sensor data.",
+        abstract: "Train, compress, evaluate, sign, inspect, publish and roll out Tandem models; simulate sensor data.",
         subcommands: [
-            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Bench.self,
+            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Publish.self,
+            RolloutCommand.self, Bench.self,
         ]
     )
 }
