@@ -7,10 +7,11 @@ import TandemTraining
 struct Tandem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
-        abstract: "Train, compress, evaluate, sign and inspect Tandem models; simulate sensor data.",
+        abstract:
+            "Train, compress, evaluate, sign, inspect, publish and roll out Tandem models; provision devices; simulate sensor data.",
         subcommands: [
-            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Provision.self,
-            Bench.self,
+            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Publish.self,
+            RolloutCommand.self, Provision.self, Bench.self,
         ]
     )
 }

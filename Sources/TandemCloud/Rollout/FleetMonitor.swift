@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+import TandemMQTT
+
+/// The latest status of every device of a fleet, from the retained `tandem/v1/{fleet}/+/status` messages.
+///
+/// The device is taken from the topic (which the broker's ACL ties to the device's credentials), not the
+/// payload. A last will (`state: offline` only) keeps the device's last known model and counters.
+/// Payloads that are not status JSON are counted and skipped.
+public final class FleetMonitor: Sendable {
+    /// The fleet watched.
+    public let fleet: String
+    private let subscription: MQTTSubscription
+    private let board = Board()
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    private struct State {
+        var statuses: [String: DeviceStatus] = [:]
+        var unreadable = 0
+        var lastArrival = ContinuousClock.now
+    }
+
+    /// The state, shared with the task that reads the subscription.
+    private final class Board: Sendable {
+        let state = Mutex(State())
+    }
+
+    /// Subscribes to the fleet's statuses with `client` (connected) and keeps them up to date until ``stop()``.
+    ///
+    /// - Throws: ``MQTTError`` if the broker refuses the subscription.
+    public init(client: MQTTClient, fleet: String) async throws {
+        self.fleet = fleet
+        subscription = try await client.subscribe(to: "tandem/v1/\(fleet)/+/status", qos: .atLeastOnce)
+        let subscription = self.subscription
+        let board = self.board
+        task.withLock {
+            $0 = Task {
+                for await message in subscription {
+                    let levels = message.topic.split(separator: "/", omittingEmptySubsequences: false)
+                    board.state.withLock { state in
+                        state.lastArrival = .now
+                        guard levels.count == 5, var status = DeviceStatus(decoding: message.payload) else {
+                            if !message.payload.isEmpty { state.unreadable += 1 }
+                            return
+                        }
+                        let device = String(levels[3])
+                        status.device = device
+                        state.statuses[device] = state.statuses[device]?.updated(by: status) ?? status
+                    }
+                }
+            }
+        }
+    }
+
+    /// The latest status of each device seen, by device id.
+    public var statuses: [String: DeviceStatus] { board.state.withLock { $0.statuses } }
+
+    /// Status messages that were not status JSON.
+    public var unreadableMessages: Int { board.state.withLock { $0.unreadable } }
+
+    /// Waits until no status has arrived for `quiet` (the retained ones come in a burst after subscribing),
+    /// at most `limit`.
+    public func settle(quiet: Duration = .milliseconds(300), limit: Duration = .seconds(5)) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let last = board.state.withLock { $0.lastArrival }
+            if ContinuousClock.now - last >= quiet { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Ends the subscription.
+    public func stop() {
+        subscription.cancel()
+        task.withLock { $0?.cancel() }
+    }
+}

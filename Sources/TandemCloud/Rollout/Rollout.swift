@@ -1,0 +1,347 @@
+import Foundation
+
+/// The limits a rollout judges its canary by.
+public struct RolloutPolicy: Codable, Sendable, Equatable {
+    /// Share of the fleet in the canary cohort, 0…100 (see ``RolloutCohort``).
+    public var canaryPercent: Double
+    /// How long the canary runs before it may be promoted, in seconds.
+    public var soakSeconds: Double
+    /// The largest allowed excess of the canary's escalation rate over the baseline's, as a fraction of
+    /// windows (0.05: five more escalations per hundred windows).
+    public var maximumEscalationRateIncrease: Double
+    /// Windows the canary (and the baseline) must have classified before the escalation rates are compared
+    /// and before promotion.
+    public var minimumCanaryWindows: Int
+    /// The largest allowed drop of label accuracy, candidate against baseline, as a fraction (0.02).
+    public var maximumAccuracyDrop: Double
+
+    /// Creates a policy; the defaults are those of `tandem rollout start`.
+    public init(
+        canaryPercent: Double = 10, soakSeconds: Double = 3600, maximumEscalationRateIncrease: Double = 0.05,
+        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02
+    ) {
+        self.canaryPercent = canaryPercent
+        self.soakSeconds = soakSeconds
+        self.maximumEscalationRateIncrease = maximumEscalationRateIncrease
+        self.minimumCanaryWindows = minimumCanaryWindows
+        self.maximumAccuracyDrop = maximumAccuracyDrop
+    }
+}
+
+/// Label accuracy of the candidate and of the version it replaces on the same labelled windows.
+public struct AccuracyComparison: Sendable, Equatable {
+    /// Accuracy of the candidate, 0…1.
+    public var candidate: Double
+    /// Accuracy of the previous version, 0…1.
+    public var baseline: Double
+
+    /// Creates a comparison.
+    public init(candidate: Double, baseline: Double) {
+        self.candidate = candidate
+        self.baseline = baseline
+    }
+}
+
+/// Something the driver must do for a rollout: assign a version to devices (and, on promotion, make it
+/// production), then record it in the audit log.
+public struct RolloutAction: Sendable, Equatable {
+    /// Which transition caused it; the raw value is the audit log's action.
+    public enum Kind: String, Sendable {
+        /// planned → canary: the candidate goes to the cohort.
+        case start = "rollout-start"
+        /// canary → promoted: the candidate goes to the rest of the fleet and becomes production.
+        case promote = "rollout-promote"
+        /// canary → rolledBack: the previous version goes back to the cohort.
+        case rollBack = "rollout-rollback"
+    }
+
+    /// The transition.
+    public var kind: Kind
+    /// The version to assign.
+    public var version: String
+    /// The devices to assign it to.
+    public var devices: [String]
+    /// Why.
+    public var reason: String
+    /// Whether the rollout decided it by itself (rather than an operator).
+    public var automatic: Bool
+
+    /// Creates an action.
+    public init(kind: Kind, version: String, devices: [String], reason: String, automatic: Bool) {
+        self.kind = kind
+        self.version = version
+        self.devices = devices
+        self.reason = reason
+        self.automatic = automatic
+    }
+}
+
+/// A staged rollout of one model version to one fleet, as a pure state machine.
+///
+/// `planned` → ``start(now:)`` → `canary` → (``observe(_:accuracy:now:)`` after the soak, or
+/// ``promote(reason:devices:now:)``) → `promoted`; or from `canary`, automatically or by
+/// ``rollBack(reason:now:)``, → `rolledBack`. Transitions return the ``RolloutAction``s a driver
+/// carries out (``RolloutController``); nothing here touches the network, the clock or the disk, so every
+/// decision can be tested with made-up statuses and times.
+///
+/// While in `canary`, ``observe(_:accuracy:now:)`` rolls back when
+/// * a cohort device reports `rejected {version}: …`;
+/// * the cohort's escalation rate since each device took the candidate exceeds the baseline's by more than
+///   ``RolloutPolicy/maximumEscalationRateIncrease``, once both have ``RolloutPolicy/minimumCanaryWindows``
+///   windows. The baseline is the other devices still on the previous version (their rate since start);
+///   without enough of those, the cohort's own rate before the update;
+/// * given an accuracy comparison, accuracy drops by more than ``RolloutPolicy/maximumAccuracyDrop``;
+///
+/// and promotes once the soak time has passed, every cohort device serves the candidate and the cohort
+/// has classified ``RolloutPolicy/minimumCanaryWindows`` windows on it.
+public struct Rollout: Codable, Sendable, Equatable {
+    /// Where a rollout stands.
+    public enum Phase: String, Codable, Sendable {
+        /// Cohort chosen, nothing assigned yet.
+        case planned
+        /// The cohort runs the candidate; the rest runs the previous version.
+        case canary
+        /// The whole fleet was assigned the candidate; it is production.
+        case promoted
+        /// The cohort was assigned the previous version again.
+        case rolledBack
+    }
+
+    /// Window and escalation counters of a device at a moment.
+    public struct Counters: Codable, Sendable, Equatable {
+        /// Windows classified.
+        public var windows: Int
+        /// Windows escalated.
+        public var escalations: Int
+    }
+
+    /// What the last observation found, for status displays.
+    public struct Observation: Codable, Sendable, Equatable {
+        /// Cohort devices serving the candidate.
+        public var cohortOnCandidate: Int
+        /// Windows the cohort classified on the candidate.
+        public var canaryWindows: Int
+        /// The cohort's escalation rate on the candidate, if it classified any window.
+        public var canaryEscalationRate: Double?
+        /// Windows behind the baseline rate.
+        public var baselineWindows: Int
+        /// The baseline escalation rate, if there is one.
+        public var baselineEscalationRate: Double?
+        /// What promotion still waits for, if anything.
+        public var waitingFor: String?
+    }
+
+    /// The fleet.
+    public var fleet: String
+    /// The candidate version.
+    public var version: String
+    /// The version the candidate replaces (production when planned); rollback returns to it.
+    public var previousVersion: String
+    /// The limits.
+    public var policy: RolloutPolicy
+    /// Where it stands.
+    public private(set) var phase: Phase
+    /// The canary devices, sorted.
+    public private(set) var cohort: [String]
+    /// The other known devices, sorted; they get the candidate on promotion.
+    public private(set) var others: [String]
+    /// When it was planned.
+    public var plannedAt: Date
+    /// When the canary started.
+    public private(set) var canaryStartedAt: Date?
+    /// When it was promoted or rolled back.
+    public private(set) var endedAt: Date?
+    /// Why it was promoted or rolled back.
+    public private(set) var endReason: String?
+    /// Each cohort device's counters when it was first seen serving the candidate.
+    public private(set) var references: [String: Counters]
+    /// What the last observation found.
+    public private(set) var lastObservation: Observation?
+
+    /// Whether it is over (promoted or rolled back).
+    public var isFinished: Bool { phase == .promoted || phase == .rolledBack }
+
+    /// Plans a rollout: the cohort is every device of `devices` in ``RolloutCohort`` for the policy's percentage.
+    ///
+    /// - Throws: ``RegistryError`` (`rolloutState`) if the candidate is the previous version, the percentage
+    ///   is outside 0…100 or no known device falls in the cohort.
+    public static func plan(
+        fleet: String, version: String, previousVersion: String, devices: some Sequence<String>,
+        policy: RolloutPolicy, now: Date
+    ) throws(RegistryError) -> Rollout {
+        guard version != previousVersion else {
+            throw RegistryError(.rolloutState, "\(version) is already the production version")
+        }
+        guard (0...100).contains(policy.canaryPercent), policy.soakSeconds >= 0,
+            policy.maximumEscalationRateIncrease >= 0, policy.minimumCanaryWindows >= 0
+        else {
+            throw RegistryError(
+                .rolloutState,
+                "the canary percentage must be within 0…100 and the soak, bound and window count not negative")
+        }
+        let all = Set(devices)
+        let cohort = RolloutCohort.select(all, percent: policy.canaryPercent)
+        guard !cohort.isEmpty else {
+            throw RegistryError(
+                .rolloutState,
+                "none of the \(all.count) known devices of fleet \(fleet) falls in the \(policy.canaryPercent) % "
+                    + "canary cohort; raise the percentage")
+        }
+        return Rollout(
+            fleet: fleet, version: version, previousVersion: previousVersion, policy: policy, phase: .planned,
+            cohort: cohort, others: all.subtracting(cohort).sorted(), plannedAt: now, canaryStartedAt: nil,
+            endedAt: nil, endReason: nil, references: [:], lastObservation: nil)
+    }
+
+    /// planned → canary.
+    ///
+    /// - Returns: The assignment of the candidate to the cohort.
+    /// - Throws: ``RegistryError`` (`rolloutState`) unless planned.
+    public mutating func start(now: Date) throws(RegistryError) -> [RolloutAction] {
+        try expect(.planned, to: "start")
+        phase = .canary
+        canaryStartedAt = now
+        return [
+            RolloutAction(
+                kind: .start, version: version, devices: cohort,
+                reason: "canary \(policy.canaryPercent) % (\(cohort.count) of \(cohort.count + others.count) devices)",
+                automatic: false)
+        ]
+    }
+
+    /// Takes in the fleet's statuses (by device) and, while in canary, decides whether to roll back or promote.
+    ///
+    /// - Returns: The actions of the transition it made, if any.
+    public mutating func observe(
+        _ statuses: [String: DeviceStatus], accuracy: AccuracyComparison? = nil, now: Date
+    ) -> [RolloutAction] {
+        guard phase == .canary else { return [] }
+        let newcomers = Set(statuses.keys).subtracting(cohort).subtracting(others)
+        if !newcomers.isEmpty { others = (others + newcomers).sorted() }
+
+        for device in cohort {
+            if let reason = statuses[device]?.rejectionReason(for: version) {
+                return end(.rollBack, "device \(device) rejected \(version): \(reason)", automatic: true, now: now)
+            }
+        }
+
+        // The cohort's rate on the candidate: counters since each device was first seen serving it.
+        var canary = Counters(windows: 0, escalations: 0)
+        var before = Counters(windows: 0, escalations: 0)
+        var onCandidate = 0
+        for device in cohort {
+            guard let status = statuses[device], status.modelVersion == version,
+                let windows = status.windows, let escalations = status.escalations
+            else { continue }
+            onCandidate += 1
+            let current = Counters(windows: windows, escalations: escalations)
+            // An agent that restarted counts from zero again: measure from there.
+            if let reference = references[device], reference.windows <= windows, reference.escalations <= escalations {
+                canary.windows += windows - reference.windows
+                canary.escalations += escalations - reference.escalations
+                before.windows += reference.windows
+                before.escalations += reference.escalations
+            } else {
+                references[device] = current
+            }
+        }
+        var baseline = Counters(windows: 0, escalations: 0)
+        for device in others {
+            guard let status = statuses[device], status.modelVersion == previousVersion,
+                let windows = status.windows, let escalations = status.escalations
+            else { continue }
+            baseline.windows += windows
+            baseline.escalations += escalations
+        }
+        let minimum = max(1, policy.minimumCanaryWindows)
+        if baseline.windows < minimum { baseline = before }
+        func rate(_ c: Counters) -> Double? { c.windows == 0 ? nil : Double(c.escalations) / Double(c.windows) }
+
+        var observation = Observation(
+            cohortOnCandidate: onCandidate, canaryWindows: canary.windows, canaryEscalationRate: rate(canary),
+            baselineWindows: baseline.windows, baselineEscalationRate: rate(baseline), waitingFor: nil)
+        defer { lastObservation = observation }
+
+        if canary.windows >= minimum, baseline.windows >= minimum, let canaryRate = rate(canary),
+            let baselineRate = rate(baseline),
+            canaryRate - baselineRate > policy.maximumEscalationRateIncrease
+        {
+            return end(
+                .rollBack,
+                "escalation rate \(Self.percent(canaryRate)) on \(version) over \(canary.windows) windows exceeds "
+                    + "the baseline \(Self.percent(baselineRate)) by more than "
+                    + "\(Self.percent(policy.maximumEscalationRateIncrease))", automatic: true, now: now)
+        }
+        if let accuracy, accuracy.baseline - accuracy.candidate > policy.maximumAccuracyDrop {
+            return end(
+                .rollBack,
+                "label accuracy \(Self.percent(accuracy.candidate)) on \(version) is below the baseline "
+                    + "\(Self.percent(accuracy.baseline)) by more than \(Self.percent(policy.maximumAccuracyDrop))",
+                automatic: true, now: now)
+        }
+
+        let soaked = now.timeIntervalSince(canaryStartedAt ?? now)
+        if soaked < policy.soakSeconds {
+            observation.waitingFor = "soak: \(Int(soaked)) of \(Int(policy.soakSeconds)) s"
+        } else if onCandidate < cohort.count {
+            observation.waitingFor =
+                "\(cohort.count - onCandidate) of \(cohort.count) canary devices to serve \(version)"
+        } else if canary.windows < policy.minimumCanaryWindows {
+            observation.waitingFor = "canary windows: \(canary.windows) of \(policy.minimumCanaryWindows)"
+        } else {
+            let summary = rate(canary).map { "escalation rate \(Self.percent($0))" } ?? "no windows"
+            return end(
+                .promote, "soaked \(Int(soaked)) s on \(cohort.count) canary devices, \(summary)", automatic: true,
+                now: now)
+        }
+        return []
+    }
+
+    /// canary → promoted, by an operator.
+    ///
+    /// - Parameters:
+    ///   - reason: Why.
+    ///   - devices: Devices known now; those outside the cohort are assigned the candidate too.
+    /// - Throws: ``RegistryError`` (`rolloutState`) unless in canary.
+    public mutating func promote(reason: String, devices: some Sequence<String> = [], now: Date)
+        throws(RegistryError) -> [RolloutAction]
+    {
+        try expect(.canary, to: "promote")
+        others = Set(others).union(devices).subtracting(cohort).sorted()
+        return end(.promote, reason, automatic: false, now: now)
+    }
+
+    /// canary → rolledBack, by an operator.
+    ///
+    /// - Throws: ``RegistryError`` (`rolloutState`) unless in canary.
+    public mutating func rollBack(reason: String, now: Date) throws(RegistryError) -> [RolloutAction] {
+        try expect(.canary, to: "roll back")
+        return end(.rollBack, reason, automatic: false, now: now)
+    }
+
+    private mutating func end(_ kind: RolloutAction.Kind, _ reason: String, automatic: Bool, now: Date)
+        -> [RolloutAction]
+    {
+        phase = kind == .promote ? .promoted : .rolledBack
+        endedAt = now
+        endReason = reason
+        return [
+            kind == .promote
+                ? RolloutAction(kind: kind, version: version, devices: others, reason: reason, automatic: automatic)
+                : RolloutAction(
+                    kind: kind, version: previousVersion, devices: cohort, reason: reason, automatic: automatic)
+        ]
+    }
+
+    private func expect(_ wanted: Phase, to verb: String) throws(RegistryError) {
+        guard phase == wanted else {
+            throw RegistryError(
+                .rolloutState,
+                "cannot \(verb) the rollout of \(version): it is \(phase.rawValue), not \(wanted.rawValue)")
+        }
+    }
+
+    static func percent(_ fraction: Double) -> String {
+        String(format: "%.1f %%", fraction * 100)
+    }
+}

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Foundation
+import TandemCloud
+
+/// `tandem rollout start|status|promote|rollback|watch`: staged rollout of a published model version.
+struct RolloutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollout",
+        abstract: "Roll a published model version out to a fleet in stages: canary, soak, promote or roll back.",
+        discussion: """
+            The canary cohort is every device (known from its retained status) whose bucket — the first 8 bytes \
+            of SHA-256 over its id, modulo 10,000 — is below --canary-percent × 100: the same devices every time. \
+            The cohort is assigned the candidate; the rest keep the production version. The rollout rolls back \
+            by itself (re-assigning the production version to the cohort) when a canary device reports \
+            `rejected VERSION: …`, or the cohort's escalation rate on the candidate exceeds the baseline's \
+            by more than --max-escalation-increase; it promotes (assigning the candidate to every device and \
+            making it production) once --soak-seconds have passed, every canary device serves it and they \
+            classified --min-canary-windows windows on it. State: {data-dir}/rollout-{fleet}.json; every \
+            action is recorded in {data-dir}/audit.jsonl.
+            """,
+        subcommands: [Start.self, Status.self, Promote.self, Rollback.self, Watch.self])
+
+    /// Builds the controller over a connected client, runs `body`, and disconnects.
+    static func withController<T: Sendable>(
+        _ cloud: CloudOptions, _ body: (RolloutController) async throws -> T
+    ) async throws -> T {
+        let registry = try cloud.registry()
+        let client = try await cloud.connect()
+        let monitor: FleetMonitor
+        do {
+            monitor = try await FleetMonitor(client: client, fleet: cloud.fleet)
+        } catch {
+            await client.disconnect()
+            throw error
+        }
+        let controller = RolloutController(
+            registry: registry, distributor: ModelDistributor(client: client, fleet: cloud.fleet), monitor: monitor,
+            audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log)
+        let result: Result<T, any Error>
+        do {
+            await monitor.settle()
+            result = .success(try await body(controller))
+        } catch {
+            result = .failure(error)
+        }
+        monitor.stop()
+        await client.disconnect()
+        return try result.get()
+    }
+
+    static func report(_ rollout: Rollout?) {
+        guard let rollout else {
+            print("no rollout")
+            return
+        }
+        print(
+            "rollout of \(rollout.version) (replacing \(rollout.previousVersion)) in fleet \(rollout.fleet): \(rollout.phase.rawValue)"
+        )
+        print("canary (\(rollout.policy.canaryPercent) %): \(rollout.cohort.joined(separator: ", "))")
+        print("others: \(rollout.others.count) devices")
+        if let observation = rollout.lastObservation {
+            let canary = observation.canaryEscalationRate.map { Console.percent($0) } ?? "-"
+            let baseline = observation.baselineEscalationRate.map { Console.percent($0) } ?? "-"
+            print(
+                "on candidate: \(observation.cohortOnCandidate) of \(rollout.cohort.count); escalation rate \(canary) "
+                    + "over \(observation.canaryWindows) windows, baseline \(baseline) over \(observation.baselineWindows)"
+            )
+            if let waiting = observation.waitingFor { print("waiting for \(waiting)") }
+        }
+        if let reason = rollout.endReason { print("\(rollout.phase.rawValue): \(reason)") }
+    }
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Start a rollout of VERSION against the production version and, unless --detach, drive it to the end.",
+            discussion: """
+                Without --detach the command stays in the foreground, re-evaluating every --interval seconds, and \
+                exits when the rollout is promoted (0) or rolled back (1). With --detach it returns once the \
+                cohort is assigned; `tandem rollout watch` drives it later.
+                """)
+
+        @OptionGroup var cloud: CloudOptions
+
+        @Argument(help: ArgumentHelp("A version registered with `tandem publish`.", valueName: "version"))
+        var version: String
+
+        @Option(help: "Share of the fleet in the canary cohort, 0–100.") var canaryPercent = 10.0
+        @Option(help: "Seconds the canary runs before it may be promoted.") var soakSeconds = 3600.0
+        @Option(help: "Roll back when the canary's escalation rate exceeds the baseline's by more than this fraction.")
+        var maxEscalationIncrease = 0.05
+        @Option(help: "Windows the canary (and baseline) must classify before rates are compared and before promotion.")
+        var minCanaryWindows = 100
+        @Option(help: "Seconds between evaluations.") var interval = 5.0
+        @Flag(help: "Return once the cohort is assigned instead of driving the rollout.") var detach = false
+
+        func run() async throws {
+            let policy = RolloutPolicy(
+                canaryPercent: canaryPercent, soakSeconds: soakSeconds,
+                maximumEscalationRateIncrease: maxEscalationIncrease, minimumCanaryWindows: minCanaryWindows)
+            let interval = self.interval
+            let detach = self.detach
+            let rollout = try await RolloutCommand.withController(cloud) { controller in
+                let started = try await controller.start(version: version, policy: policy)
+                Console.log("canary: \(started.cohort.joined(separator: ", "))")
+                if detach { return Optional(started) }
+                return try await controller.run(interval: .milliseconds(Int(interval * 1000)))
+            }
+            RolloutCommand.report(rollout)
+            if rollout?.phase == .rolledBack { throw ExitCode(1) }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drive the fleet's rollout until it is promoted (exit 0) or rolled back (exit 1).")
+
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "Seconds between evaluations.") var interval = 5.0
+
+        func run() async throws {
+            let interval = self.interval
+            let rollout = try await RolloutCommand.withController(cloud) { controller in
+                try await controller.run(interval: .milliseconds(Int(interval * 1000)))
+            }
+            RolloutCommand.report(rollout)
+            if rollout?.phase == .rolledBack { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the fleet's rollout and, while in canary, what the devices report now (changes nothing).")
+
+        @OptionGroup var cloud: CloudOptions
+
+        func run() async throws {
+            let rollout = try await RolloutCommand.withController(cloud) { controller -> Rollout? in
+                guard var rollout = try await controller.current() else { return nil }
+                // A copy sees the live statuses; its decision is shown, not carried out.
+                let decided = rollout.observe(controller.monitor.statuses, now: Date())
+                for action in decided {
+                    print("would now \(action.kind.rawValue): \(action.reason)")
+                }
+                for device in rollout.cohort {
+                    let status = controller.monitor.statuses[device]
+                    print(
+                        "  \(device): \(status?.state ?? "no status"), model \(status?.modelVersion ?? "-"), "
+                            + "update \(status?.modelUpdate ?? "-")")
+                }
+                return rollout
+            }
+            RolloutCommand.report(rollout)
+        }
+    }
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Promote the rollout in canary now: every device gets the candidate, which becomes production.")
+
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "Why, for the audit log.") var reason = "promoted by hand"
+
+        func run() async throws {
+            let reason = self.reason
+            let rollout = try await RolloutCommand.withController(cloud) { try await $0.promote(reason: reason) }
+            RolloutCommand.report(rollout)
+        }
+    }
+
+    struct Rollback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rollback",
+            abstract: "Roll the rollout in canary back now: the cohort is assigned the production version again.")
+
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "Why, for the audit log.") var reason = "rolled back by hand"
+
+        func run() async throws {
+            let reason = self.reason
+            let rollout = try await RolloutCommand.withController(cloud) { try await $0.rollBack(reason: reason) }
+            RolloutCommand.report(rollout)
+        }
+    }
+}
