@@ -13,25 +13,9 @@ import Testing
 
 /// A small full model (flatten → dense) with seeded weights, as a verified artifact.
 func fullModelArtifact(window: Int = 8, channels: Int = 3, classes: Int = 3) throws -> ModelArtifact {
-    var generator = SeededGenerator(seed: 3)
-    let inputs = window * channels
-    let architecture = [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: classes)]
-    let model = try FloatModel(
-        architecture: architecture, window: window, channels: channels, classes: classes,
-        weights: [
-            "1.weight": Tensor(
-                shape: [classes, inputs], scalars: (0..<(classes * inputs)).map { _ in generator.nextGaussian() * 0.3 }),
-            "1.bias": Tensor(shape: [classes], scalars: [Float](repeating: 0, count: classes)),
-        ])
-    let manifest = ModelManifest(
-        name: "full-test", version: "full-1", createdAt: "2026-11-23T00:00:00Z", architecture: architecture,
-        input: InputSpec(
-            channels: channels, window: window, hop: window / 2, sampleRateHz: nil,
-            mean: [Float](repeating: 0, count: channels), std: [Float](repeating: 1, count: channels)),
-        classNames: (0..<classes).map { "c\($0)" })
-    let golden = Tensor(
-        shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
-    return try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
+    try flattenDenseArtifact(
+        name: "full-test", version: "full-1", seed: 3, window: window, channels: channels, classes: classes, mean: 0,
+        std: 1, classPrefix: "c")
 }
 
 /// An escalation as an edge agent sends it.

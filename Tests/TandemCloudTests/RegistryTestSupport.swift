@@ -12,9 +12,18 @@ import TandemTestSupport
 func edgeArtifact(
     version: String, seed: UInt64 = 1, scale: Float = 0.3, channels: Int = 3, parent: String? = nil
 ) throws -> ModelArtifact {
+    try flattenDenseArtifact(
+        name: "edge-test", version: version, parentVersion: parent, seed: seed, scale: scale, channels: channels,
+        mean: 0.5, std: 2, classPrefix: "class", metrics: ["test_accuracy": 0.9])
+}
+
+/// A flatten → dense model over windows of `window` samples (hop `window / 2`) with seeded Gaussian weights
+/// times `scale` and zero bias, as a verified artifact with two golden inputs.
+func flattenDenseArtifact(
+    name: String, version: String, parentVersion: String? = nil, seed: UInt64, scale: Float = 0.3, window: Int = 8,
+    channels: Int = 3, classes: Int = 3, mean: Float, std: Float, classPrefix: String, metrics: [String: Double] = [:]
+) throws -> ModelArtifact {
     var generator = SeededGenerator(seed: seed)
-    let window = 8
-    let classes = 3
     let inputs = window * channels
     let architecture = [LayerSpec(type: .flatten), LayerSpec(type: .dense, units: classes)]
     let model = try FloatModel(
@@ -26,12 +35,12 @@ func edgeArtifact(
             "1.bias": Tensor(shape: [classes], scalars: [Float](repeating: 0, count: classes)),
         ])
     let manifest = ModelManifest(
-        name: "edge-test", version: version, parentVersion: parent, createdAt: "2026-11-23T00:00:00Z",
+        name: name, version: version, parentVersion: parentVersion, createdAt: "2026-11-23T00:00:00Z",
         architecture: architecture,
         input: InputSpec(
-            channels: channels, window: window, hop: 4, mean: [Float](repeating: 0.5, count: channels),
-            std: [Float](repeating: 2, count: channels)),
-        classNames: (0..<classes).map { "class\($0)" }, metrics: ["test_accuracy": 0.9])
+            channels: channels, window: window, hop: window / 2, mean: [Float](repeating: mean, count: channels),
+            std: [Float](repeating: std, count: channels)),
+        classNames: (0..<classes).map { "\(classPrefix)\($0)" }, metrics: metrics)
     let golden = Tensor(
         shape: [2, window, channels], scalars: (0..<(2 * inputs)).map { _ in generator.nextGaussian() })
     return try ModelArtifact(model: model, manifest: manifest, goldenInputs: golden)
