@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
         .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTraining", "TandemTestSupport"]),
         .testTarget(
-            name: "TandemCloudTests", dependencies: ["TandemCloud", "TandemEdge", "TandemTestSupport", "tandem-cloud"]),
+            name: "TandemCloudTests",
+            dependencies: ["TandemCloud", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud"]),
     ]
 )
