@@ -60,6 +60,8 @@ let package = Package(
         .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTraining", "TandemTestSupport"]),
         .testTarget(
             name: "TandemCloudTests",
-            dependencies: ["TandemCloud", "TandemEdge", "TandemTestSupport", "tandem-cloud", "tandem"]),
+            dependencies: [
+                "TandemCloud", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud", "tandem",
+            ]),
     ]
 )

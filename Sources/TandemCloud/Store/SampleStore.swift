@@ -88,6 +88,33 @@ public final class SampleStore: Sendable {
                     CREATE INDEX escalation_device ON escalation(device, received_at);
                     """)
         }
+        migrator.registerMigration("2: labels, training lease and rounds") { db in
+            // Labels get their own table, keyed by escalation id: an operator's label may arrive before the
+            // escalation it names (different topics, different workers), and a later label corrects an earlier
+            // one. The escalation table's ground_truth column is left unused.
+            try db.execute(
+                sql: """
+                    CREATE TABLE label (
+                        escalation_id TEXT PRIMARY KEY NOT NULL,
+                        label INTEGER NOT NULL,
+                        recorded_at REAL NOT NULL
+                    );
+                    CREATE INDEX label_recorded ON label(recorded_at);
+                    CREATE TABLE training_lease (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        holder TEXT NOT NULL,
+                        expires_at REAL NOT NULL
+                    );
+                    CREATE TABLE retraining_round (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        started_at REAL NOT NULL,
+                        finished_at REAL NOT NULL,
+                        passed INTEGER NOT NULL,
+                        summary TEXT NOT NULL
+                    );
+                    CREATE INDEX escalation_received ON escalation(received_at);
+                    """)
+        }
         return migrator
     }
 
@@ -126,6 +153,13 @@ public final class SampleStore: Sendable {
         public var probabilities: [Float]
         /// The model that answered.
         public var model: String
+
+        /// Creates a verdict record.
+        public init(label: Int, probabilities: [Float], model: String) {
+            self.label = label
+            self.probabilities = probabilities
+            self.model = model
+        }
     }
 
     /// Records verdicts (the first one for an id wins; later ones for the same id are ignored).

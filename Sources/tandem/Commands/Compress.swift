@@ -94,134 +94,31 @@ struct Compress: ParsableCommand {
         input.normalize(&test.windows)
         Console.log("data: \(train.count) training and \(test.count) test windows of \(input.window)×\(input.channels)")
 
-        // Distil.
-        let classes = teacherManifest.classNames.count
-        let student = try Network(
-            layers: specFile.layers, window: input.window, channels: input.channels, classes: classes, seed: config.seed
-        )
+        var options = CompressionOptions(training: config, distillation: distillation)
+        options.pruning = prune.map { .sparsity($0) } ?? macBudget.map { .macBudget($0) }
+        options.pruningCriterion = criterion
+        options.fineTuneEpochs = fineTuneEpochs
+        options.calibrationWindows = calibration
+        options.calibrationMethod = method
+        let result = try CompressionPipeline.run(
+            teacher: teacherModel, teacherManifest: teacherManifest, spec: specFile,
+            data: CompressionData(train: train, test: test), options: options,
+            version: version ?? ModelManifest.defaultVersion(name: specFile.name), progress: Console.log)
+        let manifest = result.artifact.manifest
+        try result.artifact.write(to: URL(fileURLWithPath: out))
         Console.log(
-            "distilling \(specFile.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(temperature), α=\(alpha)"
-        )
-        _ = try Distiller(configuration: config, loss: distillation).distil(student, teacher: teacherModel, on: train) {
-            Console.log($0.line)
-        }
-        let studentModel = try student.exportFloatModel()
-
-        // Prune and fine-tune.
-        var prunedNetwork = student
-        var pruningReport: PruningReport?
-        let target: PruningTarget? = prune.map { .sparsity($0) } ?? macBudget.map { .macBudget($0) }
-        if let target {
-            let (network, report) = try StructuredPruner(criterion: criterion, target: target).prune(student)
-            Console.log(
-                "pruned: \(report.parametersBefore) → \(report.parametersAfter) parameters, \(report.macsBefore) → \(report.macsAfter) MACs; fine-tuning"
-            )
-            var fineTune = config
-            fineTune.epochs = fineTuneEpochs
-            fineTune.learningRate = config.learningRate / 3
-            _ = try Distiller(configuration: fineTune, loss: distillation).distil(
-                network, teacher: teacherModel, on: train
-            ) { Console.log($0.line) }
-            prunedNetwork = network
-            pruningReport = report
-        }
-        let prunedModel = try prunedNetwork.exportFloatModel()
-
-        // Quantize.
-        let calibrationCount = max(1, min(calibration, train.count))
-        let calibrationWindows = train.windows.gathering(
-            Array(stride(from: 0, to: train.count, by: max(1, train.count / calibrationCount)).prefix(calibrationCount))
-        )
-        let quantized = try PostTrainingQuantizer(method: method).quantize(prunedModel, calibration: calibrationWindows)
-        let engine = Int8Engine(model: quantized)
-
-        // Evaluate.
-        func accuracy(_ predictions: [Int]) -> Double {
-            Double(zip(predictions, test.labels).filter { $0 == $1 }.count) / Double(max(test.count, 1))
-        }
-        // Batch-1 latency: the mean over up to 500 windows after 50 untimed ones.
-        let timed = min(test.count, 500)
-        func floatLatency(_ model: FloatModel) throws -> Double {
-            let n = timed
-            for i in 0..<min(50, n) { _ = try model.probabilities(for: test.windows.slice(i..<(i + 1))) }
-            let start = ContinuousClock.now
-            for i in 0..<n { _ = try model.probabilities(for: test.windows.slice(i..<(i + 1))) }
-            return (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
-        }
-        var rows = [Row]()
-        var floatPredictions = [Int]()
-        for (name, model) in [
-            ("teacher float", teacherModel), ("student float", studentModel), ("pruned float", prunedModel),
-        ] {
-            if name == "pruned float" && target == nil { continue }
-            let predictions = try model.logits(for: test.windows).argmaxRows()
-            floatPredictions = predictions
-            rows.append(
-                Row(
-                    model: name, accuracy: accuracy(predictions), parameters: model.parameterCount,
-                    bytes: 4 * model.parameterCount,
-                    macs: model.macsPerWindow, latencyMicrosecondsBatch1: try floatLatency(model)))
-        }
-        let int8 = try engine.classify(windows: test.windows)
-        let int8Predictions = int8.confidences.map(\.label)
-        let n = timed
-        var logits = [Float](repeating: 0, count: classes)
-        var int8Latency = 0.0
-        try test.windows.scalars.withUnsafeBufferPointer { x in
-            try logits.withUnsafeMutableBufferPointer { l in
-                let size = input.window * input.channels
-                for i in 0..<min(50, n) {
-                    _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l)
-                }
-                let start = ContinuousClock.now
-                for i in 0..<n {
-                    _ = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)]), logits: l)
-                }
-                int8Latency = (ContinuousClock.now - start).seconds * 1e6 / Double(max(n, 1))
-            }
-        }
-        rows.append(
+            "wrote \(out): \(manifest.name) \(manifest.version) (int8, \(result.artifact.serialized().count) bytes)")
+        let rows = result.rows.map {
             Row(
-                model: "int8", accuracy: accuracy(int8Predictions), parameters: quantized.parameterCount,
-                bytes: quantized.storageBytes,
-                macs: quantized.macsPerWindow, latencyMicrosecondsBatch1: int8Latency))
-        let agreement =
-            Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
-
-        // Confidence distribution of the int8 model on held-out windows.
-        var confidence = [String: Double]()
-        let measures: [(String, KeyPath<PredictionConfidence, Float>)] = [
-            ("max_probability", \.maxProbability), ("margin", \.margin), ("entropy", \.entropyConfidence),
-        ]
-        for (name, path) in measures {
-            let sorted = int8.confidences.map { Double($0[keyPath: path]) }.sorted()
-            guard !sorted.isEmpty else { continue }
-            for q in [1, 5, 10, 25, 50, 75, 90, 95, 99] {
-                let index = min(sorted.count - 1, Int((Double(q) / 100 * Double(sorted.count - 1)).rounded()))
-                confidence["confidence.\(name).p\(String(format: "%02d", q))"] = sorted[index]
-            }
+                model: $0.model, accuracy: $0.accuracy, parameters: $0.parameters, bytes: $0.bytes, macs: $0.macs,
+                latencyMicrosecondsBatch1: $0.latencyMicrosecondsBatch1 ?? 0)
         }
-
-        var metrics = confidence
-        metrics["test_accuracy"] = rows.last?.accuracy
-        metrics["float_test_accuracy"] = rows[rows.count - 2].accuracy
-        metrics["int8_agreement_with_float"] = agreement
-        metrics["teacher_test_accuracy"] = rows.first?.accuracy
-        metrics["test_windows"] = Double(test.count)
-        let name = specFile.name
-        let manifest = ModelManifest(
-            name: name, version: version ?? ModelManifest.defaultVersion(name: name),
-            parentVersion: teacherManifest.version,
-            createdAt: ModelManifest.now(), architecture: [], input: input, classNames: teacherManifest.classNames,
-            trainingDataDigest: teacherManifest.trainingDataDigest, metrics: metrics)
-        let artifact = try ModelArtifact(
-            quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
-        try artifact.write(to: URL(fileURLWithPath: out))
-        Console.log("wrote \(out): \(manifest.name) \(manifest.version) (int8, \(artifact.serialized().count) bytes)")
+        let agreement = result.int8AgreementWithFloat
+        let confidence = result.confidence
 
         let output = Output(
             model: out, version: manifest.version, rows: rows, int8AgreementWithFloat: agreement,
-            pruning: pruningReport,
+            pruning: result.pruning,
             confidence: confidence, testWindows: test.count)
         if json {
             try Console.printJSON(output)

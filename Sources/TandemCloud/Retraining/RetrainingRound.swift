@@ -1,0 +1,411 @@
+import Foundation
+import TandemCore
+import TandemTraining
+
+/// A retraining round that cannot run: inputs that do not fit together.
+public struct RetrainingError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// One round of the retraining loop: fine-tune the full model on the original data plus the labeled hard
+/// examples, distil, prune and quantize a new edge model from it, and check the candidate against the
+/// current edge model on held-out windows.
+///
+/// The round neither signs nor publishes: its result is candidate artifacts and a gate report for the
+/// registry to act on. It runs on the calling thread and takes as long as the training does.
+public struct RetrainingRound {
+    /// Settings of a round. The defaults are meant for data nobody has tuned for: short fine-tuning at a
+    /// low learning rate with early stopping, the edge spec's own distillation settings, a one-point gate.
+    public struct Options: Sendable {
+        /// Upper bound on epochs fine-tuning the full model (early stopping usually ends sooner). Default 10.
+        public var fineTuneEpochs = 10
+        /// Learning rate of the full model's fine-tuning: a tenth of the usual Adam rate, so the model
+        /// moves towards the hard examples without forgetting the rest. Default 1e-4.
+        public var fineTuneLearningRate: Float = 1e-4
+        /// Epochs without validation improvement before fine-tuning stops. Default 3.
+        public var fineTunePatience = 3
+        /// Upper bound on distillation epochs for the edge model; nil uses the edge spec's. Default nil.
+        public var distillationEpochs: Int?
+        /// Distillation temperature T. Default 4.
+        public var temperature: Float = 4
+        /// Weight α of the hard-label loss in distillation (1 − α goes to the teacher's soft targets). Default 0.5.
+        public var alpha: Float = 0.5
+        /// Pruning of the new edge model, if any. Default none.
+        public var pruning: PruningTarget?
+        /// Upper bound on fine-tuning epochs after pruning. Default 10.
+        public var prunedFineTuneEpochs = 10
+        /// The gate accepts a candidate whose holdout accuracy is at most this much below the current edge
+        /// model's. Default 0.01.
+        public var epsilon = 0.01
+        /// Confidence threshold (max probability) the escalation rates are measured at; nil uses the current
+        /// edge model's calibration `confidence.max_probability.p10`. Default nil.
+        public var threshold: Double?
+        /// Share of the original training windows held out for the gate when the data set has no test part.
+        /// Default 0.2.
+        public var holdoutFraction: Float = 0.2
+        /// Seed for splits, initialization and shuffling. Default 42.
+        public var seed: UInt64 = 42
+        /// Version of the candidate edge model; nil makes `{spec name}-r{UTC time}`.
+        public var edgeVersion: String?
+        /// Version of the candidate full model; nil makes `{full name}-r{UTC time}`.
+        public var fullVersion: String?
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// How the candidate edge model compared with the current one on the holdout.
+    public struct GateReport: Sendable, Equatable, Codable {
+        /// Holdout windows scored.
+        public var holdoutWindows: Int
+        /// The current edge model's accuracy.
+        public var currentAccuracy: Double
+        /// The candidate edge model's accuracy.
+        public var candidateAccuracy: Double
+        /// The current full model's accuracy (not gated; for the record).
+        public var currentFullAccuracy: Double
+        /// The fine-tuned full model's accuracy (not gated; for the record).
+        public var candidateFullAccuracy: Double
+        /// The threshold both escalation rates are measured at.
+        public var threshold: Double
+        /// Share of holdout windows the current edge model would escalate.
+        public var currentEscalationRate: Double
+        /// Share of holdout windows the candidate would escalate.
+        public var candidateEscalationRate: Double
+        /// The accuracy tolerance.
+        public var epsilon: Double
+        /// Whether the candidate may be rolled out.
+        public var passed: Bool
+        /// Why it failed, one entry per failed condition; empty when it passed.
+        public var reasons: [String]
+
+        /// One line: the verdict with both accuracies and escalation rates.
+        public var summary: String {
+            let numbers =
+                "accuracy \(Self.percent(candidateAccuracy)) vs \(Self.percent(currentAccuracy)), escalation rate \(Self.percent(candidateEscalationRate)) vs \(Self.percent(currentEscalationRate)) at max-prob < \(String(format: "%.3f", threshold)) on \(holdoutWindows) holdout windows"
+            return passed ? "gate passed: \(numbers)" : "gate failed: \(reasons.joined(separator: "; ")) (\(numbers))"
+        }
+
+        static func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
+    }
+
+    /// How long one phase took.
+    public struct PhaseTiming: Sendable, Equatable {
+        /// `data`, `fine-tune`, `compress` or `gate`.
+        public var phase: String
+        /// Wall-clock seconds.
+        public var seconds: Double
+    }
+
+    /// What a round produced.
+    public struct Result: Sendable {
+        /// The fine-tuned full model (float, unsigned).
+        public var fullCandidate: ModelArtifact
+        /// The new int8 edge model (unsigned), with calibration metrics in its manifest.
+        public var edgeCandidate: ModelArtifact
+        /// The compression pipeline's comparison rows (on the holdout).
+        public var compression: CompressionResult
+        /// The gate's verdict.
+        public var gate: GateReport
+        /// Hard examples used: with ground truth, and with the verdict as teacher label.
+        public var hardExamplesWithGroundTruth: Int
+        /// Hard examples whose label is the cloud verdict.
+        public var hardExamplesWithVerdict: Int
+        /// Hard examples skipped (another window shape, a class the model does not have).
+        public var hardExamplesSkipped: Int
+        /// Phase timings, in order.
+        public var phases: [PhaseTiming]
+    }
+
+    /// The current full (float) model.
+    public var full: ModelArtifact
+    /// The current edge (int8) model.
+    public var edge: ModelArtifact
+    /// The edge model's spec (layers, name, distillation settings).
+    public var edgeSpec: ModelSpecFile
+    /// The settings.
+    public var options: Options
+
+    /// A round from the deployed models.
+    ///
+    /// - Throws: `RetrainingError` when the full model is not float, the edge model not int8, or their
+    ///   classes differ.
+    public init(full: ModelArtifact, edge: ModelArtifact, edgeSpec: ModelSpecFile, options: Options = Options())
+        throws
+    {
+        guard full.manifest.numerics == "float32" else {
+            throw RetrainingError("full model \(full.manifest.version) is \(full.manifest.numerics), not float32")
+        }
+        guard edge.manifest.numerics == QuantizedModel.numerics else {
+            throw RetrainingError("edge model \(edge.manifest.version) is \(edge.manifest.numerics), not int8")
+        }
+        guard full.manifest.classNames == edge.manifest.classNames else {
+            throw RetrainingError(
+                "classes differ: full model \(full.manifest.classNames), edge model \(edge.manifest.classNames)")
+        }
+        self.full = full
+        self.edge = edge
+        self.edgeSpec = edgeSpec
+        self.options = options
+    }
+
+    /// Runs the round.
+    ///
+    /// - Parameters:
+    ///   - data: the original training data (raw, as `DataSource.load` reads it); its test part, or a
+    ///     stratified share of its training part, is the gate's holdout and is never trained on.
+    ///   - hardExamples: the store's hard examples (`SampleStore.trainingExamples`).
+    ///   - progress: one line per phase with its timing.
+    /// - Throws: `RetrainingError` for data that does not fit the models; training and quantization errors.
+    public func run(
+        data: DataSplit, hardExamples: [SampleStore.TrainingExample], progress: (String) -> Void = { _ in }
+    ) throws -> Result {
+        let fullManifest = full.manifest
+        let input = fullManifest.input
+        var phases = [PhaseTiming]()
+        func phase<T>(_ name: String, _ body: () throws -> (T, String)) rethrows -> T {
+            let start = ContinuousClock.now
+            let (value, line) = try body()
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            phases.append(PhaseTiming(phase: name, seconds: seconds))
+            progress("\(name): \(line) (\(String(format: "%.1f", seconds)) s)")
+            return value
+        }
+
+        // Data: the original split in the full model's class order, the holdout kept raw so each model
+        // can standardize it its own way, and the hard examples brought into the full model's standardization.
+        let prepared = try phase("data") { () throws -> (PreparedData, String) in
+            let prepared = try prepare(data: data, hardExamples: hardExamples)
+            return (
+                prepared,
+                "\(prepared.train.count) original training windows, \(prepared.holdout.count) holdout windows, \(prepared.groundTruth.count) hard examples with ground truth, \(prepared.verdictLabeled.count) with the verdict as label, \(prepared.skipped) skipped"
+            )
+        }
+
+        // Fine-tune the full model on the original windows plus the hard examples with ground truth.
+        let currentFull = try FloatModel(artifact: full)
+        var holdoutForFull = prepared.holdout
+        input.normalize(&holdoutForFull.windows)
+        let (fullCandidate, fullModel) = try phase("fine-tune") { () throws -> ((ModelArtifact, FloatModel), String) in
+            let network = try Network(model: currentFull, seed: options.seed)
+            var config = TrainingConfiguration()
+            config.epochs = options.fineTuneEpochs
+            config.minimumSteps = 0
+            config.learningRate = options.fineTuneLearningRate
+            config.patience = options.fineTunePatience
+            config.seed = options.seed
+            let trainingSet = Self.concatenate(prepared.train, prepared.groundTruth)
+            let result = try Trainer(configuration: config).train(network, on: trainingSet)
+            let model = try network.exportFloatModel()
+            let accuracy = try Self.accuracy(model.logits(for: holdoutForFull.windows).argmaxRows(), holdoutForFull)
+            let version = options.fullVersion ?? Self.version(fullManifest.name)
+            var metrics = ["holdout_accuracy": accuracy]
+            if let v = result.validation { metrics["validation_accuracy"] = v.accuracy }
+            let manifest = ModelManifest(
+                name: fullManifest.name, version: version, parentVersion: fullManifest.version,
+                createdAt: ISO8601DateFormatter().string(from: Date()), architecture: model.architecture,
+                input: input, classNames: fullManifest.classNames,
+                trainingDataDigest: fullManifest.trainingDataDigest, metrics: metrics)
+            let artifact = try ModelArtifact(
+                model: model, manifest: manifest,
+                goldenInputs: holdoutForFull.windows.slice(0..<min(8, holdoutForFull.count)))
+            return (
+                (artifact, model),
+                "\(trainingSet.count) windows, kept epoch \(result.bestEpoch) of \(result.epochsRun)\(result.stoppedEarly ? " (stopped early)" : ""), holdout accuracy \(GateReport.percent(accuracy))"
+            )
+        }
+
+        // Distil, prune and quantize a new edge model from the fine-tuned full model.
+        let compression = try phase("compress") { () throws -> (CompressionResult, String) in
+            var config = edgeSpec.training ?? TrainingConfiguration()
+            if let epochs = options.distillationEpochs { config.epochs = epochs }
+            config.seed = options.seed
+            var compressionOptions = CompressionOptions(
+                training: config,
+                distillation: try DistillationLoss(temperature: options.temperature, alpha: options.alpha))
+            compressionOptions.pruning = options.pruning
+            compressionOptions.fineTuneEpochs = options.prunedFineTuneEpochs
+            compressionOptions.measuresLatency = false
+            let trainingSet = Self.concatenate(
+                Self.concatenate(prepared.train, prepared.groundTruth), prepared.verdictLabeled)
+            let result = try CompressionPipeline.run(
+                teacher: fullModel, teacherManifest: fullCandidate.manifest, spec: edgeSpec,
+                data: CompressionData(train: trainingSet, test: holdoutForFull), options: compressionOptions,
+                version: options.edgeVersion ?? Self.version(edgeSpec.name))
+            let line = result.rows.map { "\($0.model) \(GateReport.percent($0.accuracy))" }.joined(separator: ", ")
+            return (result, "\(trainingSet.count) windows; \(line)")
+        }
+
+        // Gate: candidate against the current edge model on the same holdout, each in its own standardization.
+        let gate = try phase("gate") { () throws -> (GateReport, String) in
+            let gate = try evaluateGate(
+                candidate: compression.quantized, holdout: prepared.holdout, currentFull: currentFull,
+                candidateFull: fullModel)
+            return (gate, gate.summary)
+        }
+        return Result(
+            fullCandidate: fullCandidate, edgeCandidate: compression.artifact, compression: compression, gate: gate,
+            hardExamplesWithGroundTruth: prepared.groundTruth.count,
+            hardExamplesWithVerdict: prepared.verdictLabeled.count, hardExamplesSkipped: prepared.skipped,
+            phases: phases)
+    }
+
+    struct PreparedData {
+        /// Original training windows, normalized for the full model.
+        var train: LabeledWindows
+        /// Holdout windows, raw.
+        var holdout: LabeledWindows
+        /// Hard examples with ground truth, normalized for the full model.
+        var groundTruth: LabeledWindows
+        /// Hard examples labeled by the verdict, normalized for the full model.
+        var verdictLabeled: LabeledWindows
+        var skipped: Int
+    }
+
+    func prepare(data: DataSplit, hardExamples: [SampleStore.TrainingExample]) throws -> PreparedData {
+        let manifest = full.manifest
+        let input = manifest.input
+        func fitted(_ set: LabeledWindows, _ role: String) throws -> LabeledWindows {
+            guard set.length == input.window, set.channels == input.channels else {
+                throw RetrainingError(
+                    "\(role) windows are \(set.length)×\(set.channels), the full model takes \(input.window)×\(input.channels)"
+                )
+            }
+            let unknown = Set(set.classNames).subtracting(manifest.classNames)
+            guard unknown.isEmpty else {
+                throw RetrainingError("\(role) classes \(unknown.sorted()) are not among \(manifest.classNames)")
+            }
+            return set.relabeled(to: manifest.classNames)
+        }
+        var train = try fitted(data.train, "training")
+        let holdout: LabeledWindows
+        if let test = data.test {
+            holdout = try fitted(test, "test")
+        } else {
+            let parts = Trainer.stratifiedSplit(
+                labels: train.labels, fraction: options.holdoutFraction, seed: options.seed)
+            holdout = train.subset(parts.validation)
+            train = train.subset(parts.train)
+        }
+        guard holdout.count > 0 else { throw RetrainingError("no holdout windows for the gate") }
+        input.normalize(&train.windows)
+
+        // Hard-example windows arrive in the standardization of the edge model that escalated them; the
+        // current edge model's is known, other versions are taken to share the full model's (as the
+        // escalation server does).
+        let size = input.window * input.channels
+        var truth = (scalars: [Float](), labels: [Int]())
+        var verdict = (scalars: [Float](), labels: [Int]())
+        var skipped = 0
+        let edgeInput = edge.manifest.input
+        for example in hardExamples {
+            guard example.channels == input.channels, example.length == input.window, example.window.count == size,
+                (0..<manifest.classNames.count).contains(example.label)
+            else {
+                skipped += 1
+                continue
+            }
+            var window = example.window
+            if example.edgeModel == edge.manifest.version, edgeInput.mean.count == input.channels,
+                edgeInput.std.count == input.channels, input.mean.count == input.channels,
+                input.std.count == input.channels
+            {
+                for k in window.indices {
+                    let c = k % input.channels
+                    window[k] = (window[k] * edgeInput.std[c] + edgeInput.mean[c] - input.mean[c]) / input.std[c]
+                }
+            }
+            if example.source == .groundTruth {
+                truth.scalars += window
+                truth.labels.append(example.label)
+            } else {
+                verdict.scalars += window
+                verdict.labels.append(example.label)
+            }
+        }
+        func windows(_ part: (scalars: [Float], labels: [Int])) -> LabeledWindows {
+            LabeledWindows(
+                windows: Tensor(shape: [part.labels.count, input.window, input.channels], scalars: part.scalars),
+                labels: part.labels, classNames: manifest.classNames)
+        }
+        return PreparedData(
+            train: train, holdout: holdout, groundTruth: windows(truth), verdictLabeled: windows(verdict),
+            skipped: skipped)
+    }
+
+    func evaluateGate(
+        candidate: QuantizedModel, holdout: LabeledWindows, currentFull: FloatModel, candidateFull: FloatModel
+    )
+        throws -> GateReport
+    {
+        guard
+            let threshold = options.threshold ?? edge.manifest.metrics["confidence.max_probability.p10"]
+        else {
+            throw RetrainingError(
+                "edge model \(edge.manifest.version) has no confidence.max_probability.p10 in its metrics; give a threshold"
+            )
+        }
+        var forCurrent = holdout.relabeled(to: edge.manifest.classNames)
+        edge.manifest.input.normalize(&forCurrent.windows)
+        var forCandidate = holdout
+        full.manifest.input.normalize(&forCandidate.windows)
+        let current = try Int8Engine(model: QuantizedModel(artifact: edge)).classify(windows: forCurrent.windows)
+        let new = try Int8Engine(model: candidate).classify(windows: forCandidate.windows)
+        func rate(_ confidences: [PredictionConfidence]) -> Double {
+            Double(confidences.filter { Double($0.maxProbability) < threshold }.count)
+                / Double(max(confidences.count, 1))
+        }
+        let currentAccuracy = Self.accuracy(current.confidences.map(\.label), forCurrent)
+        let candidateAccuracy = Self.accuracy(new.confidences.map(\.label), forCandidate)
+        let currentRate = rate(current.confidences)
+        let candidateRate = rate(new.confidences)
+        var reasons = [String]()
+        if candidateAccuracy < currentAccuracy - options.epsilon {
+            reasons.append(
+                "accuracy \(GateReport.percent(candidateAccuracy)) is below the current \(GateReport.percent(currentAccuracy)) − ε (\(options.epsilon))"
+            )
+        }
+        // Strictly lower, except that nothing left to escalate stays acceptable.
+        if !(candidateRate < currentRate || (candidateRate == 0 && currentRate == 0)) {
+            reasons.append(
+                "escalation rate \(GateReport.percent(candidateRate)) is not below the current \(GateReport.percent(currentRate))"
+            )
+        }
+        return GateReport(
+            holdoutWindows: holdout.count, currentAccuracy: currentAccuracy, candidateAccuracy: candidateAccuracy,
+            currentFullAccuracy: Self.accuracy(
+                try currentFull.logits(for: forCandidate.windows).argmaxRows(), forCandidate),
+            candidateFullAccuracy: Self.accuracy(
+                try candidateFull.logits(for: forCandidate.windows).argmaxRows(), forCandidate),
+            threshold: threshold, currentEscalationRate: currentRate, candidateEscalationRate: candidateRate,
+            epsilon: options.epsilon, passed: reasons.isEmpty, reasons: reasons)
+    }
+
+    static func accuracy(_ predictions: [Int], _ data: LabeledWindows) -> Double {
+        Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))
+    }
+
+    static func concatenate(_ a: LabeledWindows, _ b: LabeledWindows) -> LabeledWindows {
+        guard b.count > 0 else { return a }
+        return LabeledWindows(
+            windows: Tensor(
+                shape: [a.count + b.count, a.length, a.channels], scalars: a.windows.scalars + b.windows.scalars),
+            labels: a.labels + b.labels, classNames: a.classNames)
+    }
+
+    static func version(_ name: String, date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return "\(name)-r\(f.string(from: date))"
+    }
+}

@@ -1,0 +1,133 @@
+/// Decides when a retraining round is worth running: enough new hard examples, new ground truth, or a
+/// device whose escalation rate has moved away from its baseline.
+///
+/// Pure logic over counts the caller gathers (the sample store for examples and labels, device status
+/// messages for escalation rates), so every rule is testable without a store or a broker.
+public struct RetrainingTrigger: Sendable, Equatable {
+    /// New hard examples (escalations) since the last round that start one. Default 1,000.
+    public var minimumNewHardExamples = 1000
+    /// New ground-truth labels since the last round that start one. Default 100.
+    public var minimumNewLabels = 100
+    /// How far back the recent escalation rate of a device looks, in seconds. Default one hour.
+    public var driftWindowSeconds = 3600.0
+    /// Windows a device must have classified within the drift window before its rate counts; fewer
+    /// would make the rate noise. Default 1,000.
+    public var minimumDriftWindows = 1000
+    /// A recent rate further than this from the baseline is drift (absolute, in rate units). Default 0.05.
+    public var absoluteDriftBound = 0.05
+    /// …or further than this fraction of the baseline, whichever is larger. Default 0.5.
+    public var relativeDriftBound = 0.5
+
+    /// The defaults above.
+    public init() {}
+
+    /// Windows classified and escalated by one device over one interval (differences of its status counters).
+    public struct Interval: Sendable, Equatable {
+        /// Seconds since 1970 at the end of the interval.
+        public var endsAt: Double
+        /// Windows classified in the interval.
+        public var windows: Int
+        /// Windows escalated in the interval.
+        public var escalations: Int
+
+        /// Creates an interval.
+        public init(endsAt: Double, windows: Int, escalations: Int) {
+            self.endsAt = endsAt
+            self.windows = windows
+            self.escalations = escalations
+        }
+    }
+
+    /// One device's escalation history.
+    public struct Device: Sendable, Equatable {
+        /// The device id.
+        public var id: String
+        /// Its escalation rate when the current model was deployed (or its long-run rate).
+        public var baselineEscalationRate: Double
+        /// Recent intervals, any order.
+        public var intervals: [Interval]
+
+        /// Creates a device history.
+        public init(id: String, baselineEscalationRate: Double, intervals: [Interval]) {
+            self.id = id
+            self.baselineEscalationRate = baselineEscalationRate
+            self.intervals = intervals
+        }
+    }
+
+    /// What the trigger looks at.
+    public struct Snapshot: Sendable, Equatable {
+        /// Seconds since 1970 now.
+        public var now: Double
+        /// Escalations stored since the last round started.
+        public var newHardExamples: Int
+        /// Labels recorded since the last round started.
+        public var newLabels: Int
+        /// Devices with their escalation history.
+        public var devices: [Device]
+
+        /// Creates a snapshot.
+        public init(now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = []) {
+            self.now = now
+            self.newHardExamples = newHardExamples
+            self.newLabels = newLabels
+            self.devices = devices
+        }
+    }
+
+    /// Why a round should run.
+    public enum Reason: Sendable, Equatable, CustomStringConvertible {
+        /// Enough new hard examples.
+        case hardExamples(Int)
+        /// Enough new labels.
+        case labels(Int)
+        /// A device's recent escalation rate moved past the bound.
+        case drift(device: String, baseline: Double, recent: Double, windows: Int)
+
+        /// One line for logs.
+        public var description: String {
+            switch self {
+            case .hardExamples(let n): return "\(n) new hard examples"
+            case .labels(let n): return "\(n) new labels"
+            case .drift(let device, let baseline, let recent, let windows):
+                return
+                    "device \(device) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
+            }
+        }
+
+        static func percent(_ x: Double) -> String {
+            let tenths = Int((x * 1000).rounded())
+            return "\(tenths / 10).\(tenths % 10) %"
+        }
+    }
+
+    /// The device's escalation rate over the drift window ending at `now`, with the windows it rests on;
+    /// nil when fewer than `minimumDriftWindows` windows fall in it.
+    public func recentRate(of device: Device, now: Double) -> (rate: Double, windows: Int)? {
+        let recent = device.intervals.filter { $0.endsAt > now - driftWindowSeconds && $0.endsAt <= now }
+        let windows = recent.reduce(0) { $0 + max($1.windows, 0) }
+        guard windows >= max(minimumDriftWindows, 1) else { return nil }
+        let escalations = recent.reduce(0) { $0 + max($1.escalations, 0) }
+        return (Double(escalations) / Double(windows), windows)
+    }
+
+    /// The reasons to run a round now; empty means wait.
+    public func reasons(for snapshot: Snapshot) -> [Reason] {
+        var reasons = [Reason]()
+        if minimumNewHardExamples > 0 && snapshot.newHardExamples >= minimumNewHardExamples {
+            reasons.append(.hardExamples(snapshot.newHardExamples))
+        }
+        if minimumNewLabels > 0 && snapshot.newLabels >= minimumNewLabels {
+            reasons.append(.labels(snapshot.newLabels))
+        }
+        for device in snapshot.devices.sorted(by: { $0.id < $1.id }) {
+            guard let (rate, windows) = recentRate(of: device, now: snapshot.now) else { continue }
+            let baseline = device.baselineEscalationRate
+            let bound = max(absoluteDriftBound, relativeDriftBound * baseline)
+            if abs(rate - baseline) > bound {
+                reasons.append(.drift(device: device.id, baseline: baseline, recent: rate, windows: windows))
+            }
+        }
+        return reasons
+    }
+}

@@ -1,0 +1,89 @@
+import TandemCloud
+import Testing
+
+/// When a retraining round starts: counts since the last round, and escalation-rate drift per device.
+struct RetrainingTriggerTests {
+    var trigger: RetrainingTrigger {
+        var t = RetrainingTrigger()
+        t.minimumNewHardExamples = 500
+        t.minimumNewLabels = 50
+        t.driftWindowSeconds = 600
+        t.minimumDriftWindows = 1000
+        t.absoluteDriftBound = 0.05
+        t.relativeDriftBound = 0.5
+        return t
+    }
+
+    @Test("hard examples and labels start a round at their thresholds, not below")
+    func counts() {
+        #expect(trigger.reasons(for: .init(now: 0, newHardExamples: 499, newLabels: 49)).isEmpty)
+        #expect(trigger.reasons(for: .init(now: 0, newHardExamples: 500, newLabels: 0)) == [.hardExamples(500)])
+        #expect(trigger.reasons(for: .init(now: 0, newHardExamples: 10, newLabels: 50)) == [.labels(50)])
+        #expect(
+            trigger.reasons(for: .init(now: 0, newHardExamples: 900, newLabels: 70)) == [
+                .hardExamples(900), .labels(70),
+            ])
+        var off = trigger
+        off.minimumNewLabels = 0
+        #expect(off.reasons(for: .init(now: 0, newHardExamples: 0, newLabels: 10_000)).isEmpty, "0 turns a rule off")
+    }
+
+    /// A device that classified `windows` windows per minute over the last `minutes` minutes, escalating `rate`.
+    func device(_ id: String, baseline: Double, rate: Double, minutes: Int, windows: Int = 200, now: Double = 10_000)
+        -> RetrainingTrigger.Device
+    {
+        .init(
+            id: id, baselineEscalationRate: baseline,
+            intervals: (0..<minutes).map {
+                .init(
+                    endsAt: now - Double($0) * 60, windows: windows,
+                    escalations: Int((Double(windows) * rate).rounded()))
+            })
+    }
+
+    @Test("a device's escalation rate past the bound from its baseline is drift; within it, or on too few windows, not")
+    func drift() {
+        let now = 10_000.0
+        let steady = device("steady", baseline: 0.10, rate: 0.12, minutes: 10)
+        let up = device("up", baseline: 0.10, rate: 0.20, minutes: 10)
+        let down = device("down", baseline: 0.30, rate: 0.10, minutes: 10)
+        let quiet = device("quiet", baseline: 0.10, rate: 0.90, minutes: 4)  // 800 windows < 1,000
+        let reasons = trigger.reasons(
+            for: .init(now: now, newHardExamples: 0, newLabels: 0, devices: [up, steady, quiet, down]))
+        #expect(reasons.count == 2, "\(reasons)")
+        guard case .drift(let first, let baseline, let recent, let windows) = reasons.first else {
+            Issue.record("expected drift, got \(reasons)")
+            return
+        }
+        #expect(first == "down" && abs(baseline - 0.30) < 1e-12 && abs(recent - 0.10) < 1e-12 && windows == 2000)
+        guard case .drift(let second, _, let upRate, _) = reasons.last else { return }
+        #expect(second == "up" && abs(upRate - 0.20) < 1e-12)
+        #expect(reasons.last?.description.contains("20.0 %") == true, "\(reasons.last?.description ?? "")")
+    }
+
+    @Test("the relative bound widens the absolute one for devices with a high baseline")
+    func relativeBound() {
+        // Baseline 0.4: the bound is max(0.05, 0.5 × 0.4) = 0.2, so 0.55 is within it and 0.65 is not.
+        let within = device("a", baseline: 0.4, rate: 0.55, minutes: 10)
+        let past = device("b", baseline: 0.4, rate: 0.65, minutes: 10)
+        let reasons = trigger.reasons(
+            for: .init(now: 10_000, newHardExamples: 0, newLabels: 0, devices: [within, past]))
+        #expect(reasons.count == 1)
+        if case .drift(let id, _, _, _) = reasons.first { #expect(id == "b") }
+    }
+
+    @Test("only intervals inside the drift window count")
+    func window() {
+        let now = 10_000.0
+        // An hour of history at 0.5, then the last 10 minutes back at the 0.1 baseline.
+        var history = device("d", baseline: 0.1, rate: 0.5, minutes: 60, now: now - 600)
+        history.intervals += device("d", baseline: 0.1, rate: 0.1, minutes: 10, now: now).intervals
+        #expect(trigger.reasons(for: .init(now: now, newHardExamples: 0, newLabels: 0, devices: [history])).isEmpty)
+        let rate = trigger.recentRate(of: history, now: now)
+        #expect(rate?.windows == 2000 && abs((rate?.rate ?? -1) - 0.1) < 1e-12)
+        // Ten minutes earlier the window held only the drifted intervals.
+        #expect(
+            trigger.reasons(for: .init(now: now - 600, newHardExamples: 0, newLabels: 0, devices: [history])).count == 1
+        )
+    }
+}
