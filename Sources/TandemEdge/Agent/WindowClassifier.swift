@@ -81,7 +81,8 @@ public struct ModelLoadError: Error, CustomStringConvertible, Sendable, Equatabl
         guard given == window * channels, room >= classes else {
             throw ModelLoadError(
                 .incompatible,
-                "window of \(given) values for a model taking \(window * channels), room for \(room) of \(classes) classes")
+                "window of \(given) values for a model taking \(window * channels), room for \(room) of \(classes) classes"
+            )
         }
     }
 }
