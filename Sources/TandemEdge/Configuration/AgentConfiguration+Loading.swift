@@ -204,7 +204,7 @@ extension AgentConfiguration {
     public mutating func apply(yaml: String) throws(ConfigurationError) {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            root = try Yams.compose(yaml: yaml, .basic)
         } catch {
             throw ConfigurationError(.syntax, key: "", "not valid YAML: \(error)")
         }
