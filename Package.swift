@@ -5,6 +5,10 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 
 /// Release-grade code generation for the numeric kernels even in debug builds would hide bugs;
 /// instead hot loops are written so the optimizer can vectorize them and benchmarks run `-c release`.
@@ -26,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -46,7 +54,7 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
-        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto]),
+        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto, postgres, nioPosix, nioSSL, logging]),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(
             name: "tandem",

@@ -58,7 +58,7 @@ public final class EscalationServer: Sendable {
     let model: FloatModel
     let manifest: ModelManifest
     let edgeInputs: [String: InputSpec]
-    let store: SampleStore
+    let store: any EscalationStore
     let client: MQTTClient
     let queue = BatchQueue<Work>()
     let counters = Mutex(Statistics())
@@ -86,7 +86,7 @@ public final class EscalationServer: Sendable {
     ///     (both trained on the same data).
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        store: SampleStore, log: @escaping @Sendable (String) -> Void
+        store: any EscalationStore, log: @escaping @Sendable (String) -> Void
     ) throws {
         self.configuration = configuration
         self.model = model
