@@ -22,6 +22,13 @@ struct Serve: AsyncParsableCommand {
             each verdict on the escalation's response topic with its correlation data. Start several workers \
             (distinct --worker-id) on one or more hosts: the broker spreads the escalations, the store keeps one \
             row per escalation id, and escalations a killed worker left unanswered are answered by another.
+
+            With --trainer the worker also runs the retraining loop (docs/CLOUD.md): every --retrain-interval \
+            seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations or \
+            --retrain-labels 100 new labels since the last round); one worker at a time takes the lease, \
+            fine-tunes the full model, compresses a new edge model, gates it against the production edge model \
+            in the registry (--data-dir), and if it passes signs it with --signing-key, publishes it and rolls it \
+            out to --fleet (--canary-percent 10, --soak-seconds 600), promoting or rolling back by itself.
             """)
 
     @Option(help: "Broker: mqtt://host[:port].") var brokerURL = "mqtt://localhost:1883"
@@ -36,6 +43,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most windows per model call.") var maxBatch = 64
     @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
+    @OptionGroup(title: "Retraining") var trainer: TrainerOptions
 
     func run() async throws {
         let log: @Sendable (String) -> Void = {
@@ -61,6 +69,7 @@ struct Serve: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let store = try SampleStore(path: dataDir + "/tandem.sqlite")
+        let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDir))
         var configuration = EscalationServer.Configuration()
         configuration.host = host
         configuration.port = url.port ?? 1883
@@ -74,7 +83,11 @@ struct Serve: AsyncParsableCommand {
         configuration.maximumWait = maxWaitMs / 1000
         let server = try EscalationServer(
             configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
-            store: store, log: log)
+            registry: registry, store: store, log: log)
+        let service = try trainer.makeService(
+            full: artifact, workerID: workerID,
+            broker: (configuration.host, configuration.port, configuration.username, configuration.password),
+            store: store, registry: registry, catalog: server.edgeInputs, log: log)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let handlers = [SIGTERM, SIGINT].map { number in
@@ -82,6 +95,7 @@ struct Serve: AsyncParsableCommand {
             source.setEventHandler {
                 log("signal \(number): stopping")
                 server.stop()
+                service?.stop()
             }
             source.resume()
             return source
@@ -94,7 +108,11 @@ struct Serve: AsyncParsableCommand {
                 log("worker \(workerID): \(server.statistics)")
             }
         }
-        try await server.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            if let service { group.addTask { await service.run() } }
+            try await group.waitForAll()
+        }
         reporter.cancel()
         log("worker \(workerID): stopped; \(server.statistics)")
     }

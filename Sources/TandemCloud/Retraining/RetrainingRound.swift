@@ -14,13 +14,22 @@ public struct RetrainingError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
+/// A round given up between phases because its caller asked it to stop (shutdown, or a lost lease).
+public struct RetrainingStopped: Error, CustomStringConvertible, Sendable {
+    /// The phase that would have run next.
+    public var beforePhase: String
+
+    /// "stopped before {phase}".
+    public var description: String { "stopped before \(beforePhase)" }
+}
+
 /// One round of the retraining loop: fine-tune the full model on the original data plus the labeled hard
 /// examples, distil, prune and quantize a new edge model from it, and check the candidate against the
 /// current edge model on held-out windows.
 ///
 /// The round neither signs nor publishes: its result is candidate artifacts and a gate report for the
 /// registry to act on. It runs on the calling thread and takes as long as the training does.
-public struct RetrainingRound {
+public struct RetrainingRound: Sendable {
     /// Settings of a round. The defaults are meant for data nobody has tuned for: short fine-tuning at a
     /// low learning rate with early stopping, the edge spec's own distillation settings, a one-point gate.
     public struct Options: Sendable {
@@ -132,6 +141,10 @@ public struct RetrainingRound {
     public var edgeSpec: ModelSpecFile
     /// The settings.
     public var options: Options
+    /// Input specs of earlier edge model versions, so their hard examples are brought from their own
+    /// standardization to the full model's; versions not listed (other than `edge`) are taken to share the
+    /// full model's.
+    public var edgeInputs: [String: InputSpec] = [:]
 
     /// A round from the deployed models.
     ///
@@ -163,14 +176,18 @@ public struct RetrainingRound {
     ///     stratified share of its training part, is the gate's holdout and is never trained on.
     ///   - hardExamples: the store's hard examples (`SampleStore.trainingExamples`).
     ///   - progress: one line per phase with its timing.
-    /// - Throws: `RetrainingError` for data that does not fit the models; training and quantization errors.
+    ///   - shouldStop: asked before each phase; true ends the round with ``RetrainingStopped``.
+    /// - Throws: `RetrainingError` for data that does not fit the models; ``RetrainingStopped``; training and
+    ///   quantization errors.
     public func run(
-        data: DataSplit, hardExamples: [SampleStore.TrainingExample], progress: (String) -> Void = { _ in }
+        data: DataSplit, hardExamples: [SampleStore.TrainingExample], progress: (String) -> Void = { _ in },
+        shouldStop: () -> Bool = { false }
     ) throws -> Result {
         let fullManifest = full.manifest
         let input = fullManifest.input
         var phases = [PhaseTiming]()
-        func phase<T>(_ name: String, _ body: () throws -> (T, String)) rethrows -> T {
+        func phase<T>(_ name: String, _ body: () throws -> (T, String)) throws -> T {
+            if shouldStop() { throw RetrainingStopped(beforePhase: name) }
             let start = ContinuousClock.now
             let (value, line) = try body()
             let elapsed = ContinuousClock.now - start
@@ -299,8 +316,8 @@ public struct RetrainingRound {
         input.normalize(&train.windows)
 
         // Hard-example windows arrive in the standardization of the edge model that escalated them; the
-        // current edge model's is known, other versions are taken to share the full model's (as the
-        // escalation server does).
+        // current edge model's is known and earlier ones may be given (`edgeInputs`), other versions are taken
+        // to share the full model's (as the escalation server does).
         let size = input.window * input.channels
         var truth = (scalars: [Float](), labels: [Int]())
         var verdict = (scalars: [Float](), labels: [Int]())
@@ -314,7 +331,8 @@ public struct RetrainingRound {
                 continue
             }
             var window = example.window
-            if example.edgeModel == edge.manifest.version, edgeInput.mean.count == input.channels,
+            let edgeInput = example.edgeModel == edge.manifest.version ? edgeInput : edgeInputs[example.edgeModel]
+            if let edgeInput, edgeInput.mean.count == input.channels,
                 edgeInput.std.count == input.channels, input.mean.count == input.channels,
                 input.std.count == input.channels
             {

@@ -57,7 +57,8 @@ public final class EscalationServer: Sendable {
     public let configuration: Configuration
     let model: FloatModel
     let manifest: ModelManifest
-    let edgeInputs: [String: InputSpec]
+    /// The input specs of the edge model versions whose windows this worker maps to the full model's.
+    public let edgeInputs: EdgeInputCatalog
     let store: any EscalationStore
     let client: MQTTClient
     let queue = BatchQueue<Work>()
@@ -84,14 +85,16 @@ public final class EscalationServer: Sendable {
     ///   - edgeInputs: Input specs of edge model versions; a window from a known edge model is brought from
     ///     its standardization to the full model's. Unknown versions are assumed to share the full model's
     ///     (both trained on the same data).
+    ///   - registry: Where versions not in `edgeInputs` are looked up (``EdgeInputCatalog``), so windows of a
+    ///     model registered after the worker started (a retrained one) are mapped too.
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        store: any EscalationStore, log: @escaping @Sendable (String) -> Void
+        registry: ModelRegistry? = nil, store: any EscalationStore, log: @escaping @Sendable (String) -> Void
     ) throws {
         self.configuration = configuration
         self.model = model
         self.manifest = manifest
-        self.edgeInputs = edgeInputs
+        self.edgeInputs = EdgeInputCatalog(known: edgeInputs, registry: registry)
         self.store = store
         self.log = log
         client = try MQTTClient(
@@ -290,7 +293,7 @@ public final class EscalationServer: Sendable {
     /// The window in the full model's standardization.
     private func appendStandardized(_ p: EscalationPayload, to scalars: inout [Float]) {
         let c = p.channels
-        guard let edge = edgeInputs[p.modelVersion], edge.mean.count == c, edge.std.count == c,
+        guard let edge = edgeInputs.spec(for: p.modelVersion), edge.mean.count == c, edge.std.count == c,
             manifest.input.mean.count == c, manifest.input.std.count == c,
             edge.mean != manifest.input.mean || edge.std != manifest.input.std
         else {

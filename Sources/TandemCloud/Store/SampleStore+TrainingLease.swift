@@ -68,13 +68,25 @@ extension SampleStore {
         public var passed: Bool
         /// One line: the gate's verdict and reason.
         public var summary: String
+        /// The candidate edge model's version, if the round got that far.
+        public var version: String?
+        /// How the round ended (`gate-failed`, `promoted`, `rolled-back`, `rollout-failed`, …), if recorded.
+        public var outcome: String?
+        /// The gate report as JSON, if the round got that far.
+        public var report: String?
 
         /// Creates a record.
-        public init(startedAt: Double, finishedAt: Double, passed: Bool, summary: String) {
+        public init(
+            startedAt: Double, finishedAt: Double, passed: Bool, summary: String, version: String? = nil,
+            outcome: String? = nil, report: String? = nil
+        ) {
             self.startedAt = startedAt
             self.finishedAt = finishedAt
             self.passed = passed
             self.summary = summary
+            self.version = version
+            self.outcome = outcome
+            self.report = report
         }
     }
 
@@ -82,24 +94,36 @@ extension SampleStore {
     public func recordRound(_ round: RecordedRound) throws {
         try pool.write { db in
             try db.execute(
-                sql: "INSERT INTO retraining_round (started_at, finished_at, passed, summary) VALUES (?, ?, ?, ?)",
-                arguments: [round.startedAt, round.finishedAt, round.passed, round.summary])
+                sql: """
+                    INSERT INTO retraining_round (started_at, finished_at, passed, summary, version, outcome, report)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    round.startedAt, round.finishedAt, round.passed, round.summary, round.version, round.outcome,
+                    round.report,
+                ])
         }
     }
 
     /// The most recently started round, if any.
     public func lastRound() throws -> RecordedRound? {
+        try rounds(limit: 1).first
+    }
+
+    /// Recorded rounds, the most recently started first.
+    public func rounds(limit: Int? = nil) throws -> [RecordedRound] {
         try pool.read { db in
-            try Row.fetchOne(
+            try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT started_at, finished_at, passed, summary FROM retraining_round
-                    ORDER BY started_at DESC, id DESC LIMIT 1
-                    """
+                    SELECT started_at, finished_at, passed, summary, version, outcome, report FROM retraining_round
+                    ORDER BY started_at DESC, id DESC LIMIT ?
+                    """,
+                arguments: [limit ?? -1]
             ).map {
                 RecordedRound(
                     startedAt: $0["started_at"], finishedAt: $0["finished_at"], passed: $0["passed"],
-                    summary: $0["summary"])
+                    summary: $0["summary"], version: $0["version"], outcome: $0["outcome"], report: $0["report"])
             }
         }
     }

@@ -115,6 +115,16 @@ public final class SampleStore: Sendable {
                     CREATE INDEX escalation_received ON escalation(received_at);
                     """)
         }
+        migrator.registerMigration("3: round details") { db in
+            // What the retraining service records besides the gate's verdict: the candidate's version, how the
+            // round ended (gate-failed, promoted, rolled-back, …) and the gate report as JSON.
+            try db.execute(
+                sql: """
+                    ALTER TABLE retraining_round ADD COLUMN version TEXT;
+                    ALTER TABLE retraining_round ADD COLUMN outcome TEXT;
+                    ALTER TABLE retraining_round ADD COLUMN report TEXT;
+                    """)
+        }
         return migrator
     }
 

@@ -1,0 +1,408 @@
+import Crypto
+import Foundation
+import Synchronization
+import TandemCore
+import TandemMQTT
+import TandemTraining
+
+/// The retraining loop inside a cloud worker: checks the trigger, takes the training lease, runs a
+/// ``RetrainingRound``, and when the gate passes registers (signs), publishes and rolls out the new edge model.
+///
+/// Every `checkIntervalSeconds` the service counts the escalations and labels stored since the last round
+/// started and asks the ``RetrainingTrigger``. When a round is due it takes the store's training lease (so of
+/// all workers sharing the store exactly one trains) and renews it while it works. The round's current edge
+/// model is the registry's production version, so a promoted model is what the next round improves on.
+/// A candidate that passes the gate is registered (checked and signed with the fleet's key), its artifact
+/// published retained, and a staged rollout started and driven by a ``RolloutController`` until it is promoted
+/// or rolled back. The round is recorded in the store (outcome, version, gate report) and in the audit log.
+///
+/// ``stop()`` is honoured between phases: a round in training is given up before its next phase (and not
+/// recorded), a rollout in canary is left in canary for the next trainer (or `tandem rollout watch`) to drive;
+/// either way the lease is released.
+public final class RetrainingService: Sendable {
+    /// Settings of the loop; the defaults are those of `tandem-cloud serve --trainer`.
+    public struct Configuration: Sendable {
+        /// The fleet whose devices get the new models.
+        public var fleet = "default"
+        /// The lease holder's name (the worker id).
+        public var holder = "1"
+        /// Who automatic registrations and publications are attributed to in the audit log.
+        public var actor = "trainer"
+        /// Seconds between trigger checks. Default 30.
+        public var checkIntervalSeconds = 30.0
+        /// How long the lease lasts without renewal, in seconds; it is renewed every third of that. Default 120.
+        public var leaseSeconds = 120.0
+        /// When a round is due. Default: 1,000 new hard examples or 100 new labels.
+        public var trigger = RetrainingTrigger()
+        /// The round's settings (epochs, gate tolerance, seed).
+        public var round = RetrainingRound.Options()
+        /// The staged rollout of a candidate that passes. Default: 10 % canary, 10 minutes' soak.
+        public var policy = RolloutPolicy(canaryPercent: 10, soakSeconds: 600)
+        /// Seconds between rollout steps while a canary runs. Default 5.
+        public var rolloutStepSeconds = 5.0
+        /// A drill: the round trains on the original data with shuffled labels (and hard labels only), so its
+        /// candidate is deliberately worse and the gate (or the canary) must stop it. Default off.
+        public var trainOnShuffledLabels = false
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// How a round ended.
+    public enum Outcome: String, Sendable, Codable {
+        /// The candidate failed the gate; nothing was registered.
+        case gateFailed = "gate-failed"
+        /// The candidate was canaried and promoted: it is production.
+        case promoted
+        /// The canary regressed and the cohort was returned to the previous version.
+        case rolledBack = "rolled-back"
+        /// Registering, publishing or starting the rollout failed (the reason says why).
+        case rolloutFailed = "rollout-failed"
+        /// The service stopped while the canary ran; the rollout stays in canary.
+        case leftInCanary = "left-in-canary"
+    }
+
+    /// What one finished round did.
+    public struct RoundReport: Sendable {
+        /// Why it ran.
+        public var reasons: [String]
+        /// The candidate edge model's version.
+        public var version: String
+        /// The gate's report.
+        public var gate: RetrainingRound.GateReport
+        /// How it ended.
+        public var outcome: Outcome
+        /// One line for logs, the store and the audit log.
+        public var summary: String
+    }
+
+    /// The settings.
+    public let configuration: Configuration
+    let full: ModelArtifact
+    let data: DataSplit
+    let edgeSpec: ModelSpecFile
+    let signingKey: Curve25519.Signing.PrivateKey
+    let store: SampleStore
+    let registry: ModelRegistry
+    let audit: AuditLog
+    let client: MQTTClient
+    let catalog: EdgeInputCatalog?
+    let log: @Sendable (String) -> Void
+    let stopping = Atomic<Bool>(false)
+    let reports = Mutex<[RoundReport]>([])
+    let holdsLease = Atomic<Bool>(false)
+
+    /// A service for one worker.
+    ///
+    /// - Parameters:
+    ///   - configuration: The settings.
+    ///   - full: The full (float) model the worker serves; each round fine-tunes it afresh.
+    ///   - data: The original training data (as `DataSource.load` reads it, windowed like `full`'s input).
+    ///   - edgeSpec: The edge model's spec (layers, distillation settings).
+    ///   - signingKey: The Ed25519 key devices trust.
+    ///   - store: The sample store the workers share.
+    ///   - registry: The model registry (its directory also holds the rollout state and the audit log).
+    ///   - client: An MQTT client, not yet started, for publishing and for the fleet's statuses.
+    ///   - catalog: Told about each registered version, so this worker maps its windows at once.
+    ///   - log: Progress lines.
+    public init(
+        configuration: Configuration, full: ModelArtifact, data: DataSplit, edgeSpec: ModelSpecFile,
+        signingKey: Curve25519.Signing.PrivateKey, store: SampleStore, registry: ModelRegistry, client: MQTTClient,
+        catalog: EdgeInputCatalog? = nil, log: @escaping @Sendable (String) -> Void
+    ) {
+        self.configuration = configuration
+        self.full = full
+        self.data = data
+        self.edgeSpec = edgeSpec
+        self.signingKey = signingKey
+        self.store = store
+        self.registry = registry
+        self.audit = AuditLog(url: registry.directory.appendingPathComponent("audit.jsonl"))
+        self.client = client
+        self.catalog = catalog
+        self.log = log
+    }
+
+    /// The rounds this service finished, oldest first.
+    public var finishedRounds: [RoundReport] { reports.withLock { $0 } }
+
+    /// Asks the service to stop at the next phase boundary.
+    public func stop() { stopping.store(true, ordering: .relaxed) }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Checks the trigger every `checkIntervalSeconds` and runs rounds until ``stop()``.
+    public func run() async {
+        let c = configuration
+        log(
+            "trainer: checking every \(c.checkIntervalSeconds) s (round at \(c.trigger.minimumNewHardExamples) new hard examples or \(c.trigger.minimumNewLabels) new labels; canary \(c.policy.canaryPercent) %, soak \(c.policy.soakSeconds) s)"
+        )
+        client.start()
+        guard await connected(), let monitor = await monitor() else {
+            await client.disconnect()
+            return
+        }
+        let controller = RolloutController(
+            registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet), monitor: monitor,
+            audit: audit, actor: c.actor, log: { [log] in log("trainer: rollout: \($0)") })
+        while !isStopping && !Task.isCancelled {
+            do {
+                try await check(controller)
+            } catch {
+                log("trainer: \(error)")
+            }
+            await pause(seconds: c.checkIntervalSeconds)
+        }
+        releaseLease()
+        monitor.stop()
+        await client.disconnect()
+        log("trainer: stopped")
+    }
+
+    private func connected() async -> Bool {
+        for await state in client.connectionStates() {
+            if state.isConnected { return true }
+            if case .closed = state { return false }
+            if isStopping { return false }
+        }
+        return false
+    }
+
+    private func monitor() async -> FleetMonitor? {
+        while !isStopping {
+            do {
+                return try await FleetMonitor(client: client, fleet: configuration.fleet)
+            } catch {
+                log("trainer: cannot follow the fleet's statuses, retrying: \(error)")
+                await pause(seconds: 1)
+            }
+        }
+        return nil
+    }
+
+    /// Sleeps up to `seconds`, waking early on ``stop()``.
+    private func pause(seconds: Double) async {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while !isStopping && !Task.isCancelled && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// One check: resume a retrained candidate's canary, or run a round if one is due.
+    func check(_ controller: RolloutController) async throws {
+        if let rollout = try await controller.current(), rollout.phase == .canary {
+            // A rollout left in canary (by a trainer that stopped) is driven on; one an operator started is
+            // theirs to drive, and no round starts until it ends.
+            guard (try? registry.record(version: rollout.version).source) == "retrain", takeLease() else { return }
+            log("trainer: resuming the canary of \(rollout.version)")
+            let renewal = renewLease()
+            defer {
+                renewal.cancel()
+                releaseLease()
+            }
+            _ = try await drive(controller)
+            return
+        }
+        let since = try store.lastRound()?.startedAt ?? -Double.greatestFiniteMagnitude
+        let now = Date().timeIntervalSince1970
+        let reasons = configuration.trigger.reasons(
+            for: .init(
+                now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
+                newLabels: try store.labelCount(recordedAfter: since)))
+        guard !reasons.isEmpty, takeLease() else { return }
+        let renewal = renewLease()
+        defer {
+            renewal.cancel()
+            releaseLease()
+        }
+        if let report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller) {
+            reports.withLock { $0.append(report) }
+        }
+    }
+
+    private func takeLease() -> Bool {
+        let acquired =
+            (try? store.acquireTrainingLease(
+                holder: configuration.holder, durationSeconds: configuration.leaseSeconds,
+                now: Date().timeIntervalSince1970)) ?? false
+        holdsLease.store(acquired, ordering: .relaxed)
+        return acquired
+    }
+
+    /// Renews the lease every third of its duration; a renewal that fails (another holder took an expired
+    /// lease) makes the round stop at its next phase.
+    private func renewLease() -> Task<Void, Never> {
+        let interval = max(configuration.leaseSeconds / 3, 0.05)
+        return Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                guard !Task.isCancelled else { return }
+                if !takeLease() {
+                    log("trainer: lost the training lease; stopping the round")
+                    return
+                }
+            }
+        }
+    }
+
+    private func releaseLease() {
+        guard holdsLease.exchange(false, ordering: .relaxed) else { return }
+        do {
+            try store.releaseTrainingLease(holder: configuration.holder)
+        } catch {
+            log("trainer: cannot release the lease: \(error)")
+        }
+    }
+
+    /// Runs a round and acts on its gate; nil when it was given up (stop, lost lease) or could not start.
+    func runRound(reasons: [String], startedAt: Double, _ controller: RolloutController) async throws
+        -> RoundReport?
+    {
+        guard let production = try registry.productionVersion() else {
+            log(
+                "trainer: a round is due (\(reasons.joined(separator: ", "))) but the registry has no production edge model; publish one with `tandem publish --production`"
+            )
+            return nil
+        }
+        let edge = try registry.artifact(version: production)
+        log("trainer: round: starting from \(production) (\(reasons.joined(separator: ", ")))")
+        let (examples, undecodable) = try store.trainingExamples()
+        if undecodable > 0 { log("trainer: round: \(undecodable) stored payloads do not decode; skipped") }
+        var earlier = [String: InputSpec]()
+        for version in Set(examples.map(\.edgeModel)) where version != production {
+            if let spec = catalog?.spec(for: version) ?? (try? registry.artifact(version: version))?.manifest.input {
+                earlier[version] = spec
+            }
+        }
+        var options = configuration.round
+        var data = self.data
+        if configuration.trainOnShuffledLabels {
+            var generator = SeededGenerator(seed: options.seed &+ 1)
+            generator.shuffle(&data.train.labels)
+            options.alpha = 1
+            log("trainer: round: drill: training on shuffled labels")
+        }
+        var round = try RetrainingRound(full: full, edge: edge, edgeSpec: edgeSpec, options: options)
+        round.edgeInputs = earlier
+        let result: RetrainingRound.Result
+        do {
+            result = try await onThread { [self, round, data] in
+                try round.run(
+                    data: data, hardExamples: examples, progress: { self.log("trainer: round: \($0)") },
+                    shouldStop: { self.isStopping || !self.holdsLease.load(ordering: .relaxed) })
+            }
+        } catch let stopped as RetrainingStopped {
+            log("trainer: round: given up, \(stopped)")
+            return nil
+        }
+        let gate = result.gate
+        let version = result.edgeCandidate.manifest.version
+        guard gate.passed else {
+            log("trainer: round: \(version) stopped by the gate: \(gate.reasons.joined(separator: "; "))")
+            return try finish(
+                reasons: reasons, version: version, gate: gate, outcome: .gateFailed, detail: gate.summary,
+                startedAt: startedAt)
+        }
+        do {
+            try register(result, parent: production)
+            log("trainer: register: \(version) signed and registered")
+            try await controller.distributor.publish(
+                version: version, from: registry, audit: audit, actor: configuration.actor, assigningTo: [],
+                production: false)
+            let rollout = try await controller.start(version: version, policy: configuration.policy)
+            log("trainer: rollout: \(version) to the canary cohort \(rollout.cohort)")
+        } catch {
+            log("trainer: rollout of \(version) failed: \(error)")
+            return try finish(
+                reasons: reasons, version: version, gate: gate, outcome: .rolloutFailed, detail: "\(error)",
+                startedAt: startedAt)
+        }
+        let (outcome, detail) = try await drive(controller)
+        return try finish(
+            reasons: reasons, version: version, gate: gate, outcome: outcome, detail: detail, startedAt: startedAt)
+    }
+
+    /// Writes the candidates, registers the edge model (checked and signed) and tells the catalog about it.
+    private func register(_ result: RetrainingRound.Result, parent: String) throws {
+        let directory = registry.directory
+        let fullDirectory = directory.appendingPathComponent("full")
+        try FileManager.default.createDirectory(at: fullDirectory, withIntermediateDirectories: true)
+        // The fine-tuned full model is the edge model's teacher (its manifest's parent); kept for the record.
+        try result.fullCandidate.write(
+            to: fullDirectory.appendingPathComponent(
+                "\(result.fullCandidate.manifest.version).\(ModelArtifact.fileExtension)"))
+        let incoming = directory.appendingPathComponent(
+            ".incoming-\(result.edgeCandidate.manifest.version).\(ModelArtifact.fileExtension)")
+        try result.edgeCandidate.write(to: incoming)
+        defer { try? FileManager.default.removeItem(at: incoming) }
+        let gate = result.gate
+        try registry.register(
+            artifactAt: incoming, signingKey: signingKey,
+            lineage: ModelLineage(
+                source: "retrain", parentVersion: nil,
+                metrics: [
+                    "gate.candidate_accuracy": gate.candidateAccuracy, "gate.current_accuracy": gate.currentAccuracy,
+                    "gate.candidate_escalation_rate": gate.candidateEscalationRate,
+                    "gate.current_escalation_rate": gate.currentEscalationRate, "gate.threshold": gate.threshold,
+                ]))
+        try audit.append(
+            AuditRecord(
+                actor: configuration.actor, action: "register", version: result.edgeCandidate.manifest.version,
+                reason: "retrained from \(parent): \(gate.summary)"))
+        catalog?.learn(result.edgeCandidate.manifest.version, result.edgeCandidate.manifest.input)
+    }
+
+    /// Steps the rollout until it ends or the service stops.
+    private func drive(_ controller: RolloutController) async throws -> (Outcome, String) {
+        while true {
+            guard let rollout = try await controller.step() else {
+                return (.rolloutFailed, "the rollout state disappeared")
+            }
+            switch rollout.phase {
+            case .promoted:
+                log("trainer: rollout: \(rollout.version) promoted: \(rollout.endReason ?? "")")
+                return (.promoted, rollout.endReason ?? "promoted")
+            case .rolledBack:
+                log("trainer: rollout: \(rollout.version) rolled back: \(rollout.endReason ?? "")")
+                return (.rolledBack, rollout.endReason ?? "rolled back")
+            default:
+                break
+            }
+            if isStopping || !holdsLease.load(ordering: .relaxed) {
+                log("trainer: rollout: \(rollout.version) left in canary")
+                return (.leftInCanary, "the trainer stopped during the canary")
+            }
+            await pause(seconds: configuration.rolloutStepSeconds)
+        }
+    }
+
+    /// Records the round in the store and the audit log.
+    private func finish(
+        reasons: [String], version: String, gate: RetrainingRound.GateReport, outcome: Outcome, detail: String,
+        startedAt: Double
+    ) throws -> RoundReport {
+        let summary = "\(version) \(outcome.rawValue): \(detail)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let report = (try? encoder.encode(gate)).map { String(decoding: $0, as: UTF8.self) }
+        try store.recordRound(
+            .init(
+                startedAt: startedAt, finishedAt: Date().timeIntervalSince1970, passed: gate.passed,
+                summary: summary, version: version, outcome: outcome.rawValue, report: report))
+        try audit.append(
+            AuditRecord(
+                actor: configuration.actor, action: "retrain", version: version,
+                reason: "\(outcome.rawValue); \(gate.summary); started by \(reasons.joined(separator: ", "))"))
+        log("trainer: round: recorded: \(summary)")
+        return RoundReport(reasons: reasons, version: version, gate: gate, outcome: outcome, summary: summary)
+    }
+}
+
+/// Runs blocking work (training: seconds to minutes of BLAS) on a thread of its own, off the cooperative pool.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.name = "tandem-trainer"
+        thread.start()
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import TandemCloud
+import TandemCore
+import TandemMQTT
+import TandemTraining
+
+/// `serve`'s retraining options: with `--trainer` the worker also runs the retraining loop.
+struct TrainerOptions: ParsableArguments {
+    @Flag(help: "Also run the retraining loop (only one worker trains at a time: they share a lease in the store).")
+    var trainer = false
+    @Option(help: "The original training data (a directory from `tandem simulate`, UCR/UEA files, a .csv or .ts).")
+    var trainingData: String?
+    @Option(help: "The edge model's spec (YAML: layers, distillation settings).") var edgeSpec: String?
+    @Option(help: "The Ed25519 private key new models are signed with (`tandem keygen`).") var signingKey: String?
+    @Option(help: "The fleet new models are rolled out to.") var fleet = "default"
+    @Option(help: "Seconds between checks whether a round is due.") var retrainInterval = 30.0
+    @Option(help: "New hard examples (escalations) since the last round that start one (0: never).")
+    var retrainHardExamples = 1000
+    @Option(help: "New ground-truth labels since the last round that start one (0: never).")
+    var retrainLabels = 100
+    @Option(help: "Seconds the training lease lasts without renewal (renewed every third).") var leaseSeconds = 120.0
+    @Option(help: "Most epochs fine-tuning the full model.") var fineTuneEpochs = 10
+    @Option(help: "Most distillation epochs for the edge model (default: the edge spec's).") var distillationEpochs:
+        Int?
+    @Option(help: "Gate: largest accuracy drop of the candidate against the current edge model.") var gateEpsilon = 0.01
+    @Option(help: "Share of the fleet in the canary cohort, 0–100.") var canaryPercent = 10.0
+    @Option(help: "Seconds the canary runs before promotion.") var soakSeconds = 600.0
+    @Option(help: "Rollback when the canary's escalation rate exceeds the baseline's by more than this.")
+    var maxEscalationIncrease = 0.05
+    @Option(help: "Windows the canary must classify before rates are compared and before promotion.")
+    var minCanaryWindows = 100
+    @Option(help: "Seconds between rollout steps during a canary.") var rolloutInterval = 5.0
+    @Flag(help: "Drill: train on shuffled labels, so the candidate is worse and must be stopped.")
+    var drillShuffledLabels = false
+
+    func validate() throws {
+        guard trainer else { return }
+        guard trainingData != nil, edgeSpec != nil, signingKey != nil else {
+            throw ValidationError("--trainer needs --training-data, --edge-spec and --signing-key")
+        }
+        guard retrainInterval > 0, leaseSeconds > 0, rolloutInterval > 0, (0...100).contains(canaryPercent),
+            soakSeconds >= 0, minCanaryWindows >= 0, fineTuneEpochs >= 1
+        else {
+            throw ValidationError(
+                "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds and --min-canary-windows not negative, --fine-tune-epochs ≥ 1"
+            )
+        }
+    }
+
+    /// The service for a worker, or nil without `--trainer`.
+    func makeService(
+        full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
+        store: SampleStore, registry: ModelRegistry, catalog: EdgeInputCatalog?,
+        log: @escaping @Sendable (String) -> Void
+    ) throws -> RetrainingService? {
+        guard trainer, let trainingData, let edgeSpec, let signingKey else { return nil }
+        let input = full.manifest.input
+        let data = try DataSource.load(path: trainingData, window: input.window, hop: input.hop)
+        let spec = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: edgeSpec))
+        let key = try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: signingKey))
+        var configuration = RetrainingService.Configuration()
+        configuration.fleet = fleet
+        configuration.holder = workerID
+        configuration.checkIntervalSeconds = retrainInterval
+        configuration.leaseSeconds = leaseSeconds
+        configuration.trigger.minimumNewHardExamples = retrainHardExamples
+        configuration.trigger.minimumNewLabels = retrainLabels
+        configuration.round.fineTuneEpochs = fineTuneEpochs
+        configuration.round.distillationEpochs = distillationEpochs
+        configuration.round.epsilon = gateEpsilon
+        configuration.policy = RolloutPolicy(
+            canaryPercent: canaryPercent, soakSeconds: soakSeconds,
+            maximumEscalationRateIncrease: maxEscalationIncrease,
+            minimumCanaryWindows: minCanaryWindows)
+        configuration.rolloutStepSeconds = rolloutInterval
+        configuration.trainOnShuffledLabels = drillShuffledLabels
+        let client = try MQTTClient(
+            configuration: MQTTClientConfiguration(
+                host: broker.host, port: broker.port, clientID: "tandem-cloud-\(workerID)-trainer",
+                username: broker.username, password: broker.password,
+                reconnect: .init(maximumDelayMilliseconds: 5000)))
+        log("trainer: \(data.description); edge spec \(spec.name)")
+        return RetrainingService(
+            configuration: configuration, full: full, data: data, edgeSpec: spec, signingKey: key, store: store,
+            registry: registry, client: client, catalog: catalog, log: log)
+    }
+}
