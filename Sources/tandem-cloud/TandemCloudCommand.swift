@@ -38,7 +38,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Edge model artifacts whose windows this worker may receive (their standardization is undone).")
     var edgeModel: [String] = []
     @Option(help: "Public key files; when given, every model must be signed by one.") var trustedKey: [String] = []
-    @Option(help: "Directory of the sample store.") var dataDir = "/var/lib/tandem-cloud"
+    @Option(help: "Directory of the SQLite sample store (tandem.sqlite), the model registry and the audit log.")
+    var dataDir = "/var/lib/tandem-cloud"
+    @Option(
+        help: ArgumentHelp(
+            "The sample store on PostgreSQL, for workers on several hosts: "
+                + "postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]. "
+                + "Empty: SQLite in --data-dir.", valueName: "url"))
+    var storeURL = ""
     @Option(help: "This worker's id, unique among workers (its MQTT session).") var workerID = "1"
     @Option(help: "Most windows per model call.") var maxBatch = 64
     @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
@@ -68,7 +75,12 @@ struct Serve: AsyncParsableCommand {
             edgeInputs[edge.manifest.version] = edge.manifest.input
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let store = try SampleStore(path: dataDir + "/tandem.sqlite")
+        let sqlite = storeURL.isEmpty ? try SampleStore(path: dataDir + "/tandem.sqlite") : nil
+        if sqlite == nil && trainer.trainer {
+            throw ValidationError("--trainer needs the SQLite store for now: leave --store-url empty on the training worker")
+        }
+        let store: any EscalationStore = try sqlite ?? openEscalationStore(storeURL)
+        log("sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")")
         let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDir))
         var configuration = EscalationServer.Configuration()
         configuration.host = host
@@ -87,7 +99,7 @@ struct Serve: AsyncParsableCommand {
         let service = try trainer.makeService(
             full: artifact, workerID: workerID,
             broker: (configuration.host, configuration.port, configuration.username, configuration.password),
-            store: store, registry: registry, catalog: server.edgeInputs, log: log)
+            store: sqlite, registry: registry, catalog: server.edgeInputs, log: log)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let handlers = [SIGTERM, SIGINT].map { number in

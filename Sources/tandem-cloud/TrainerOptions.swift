@@ -51,10 +51,10 @@ struct TrainerOptions: ParsableArguments {
     /// The service for a worker, or nil without `--trainer`.
     func makeService(
         full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
-        store: SampleStore, registry: ModelRegistry, catalog: EdgeInputCatalog?,
+        store: SampleStore?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
         log: @escaping @Sendable (String) -> Void
     ) throws -> RetrainingService? {
-        guard trainer, let trainingData, let edgeSpec, let signingKey else { return nil }
+        guard trainer, let store, let trainingData, let edgeSpec, let signingKey else { return nil }
         let input = full.manifest.input
         let data = try DataSource.load(path: trainingData, window: input.window, hop: input.hop)
         let spec = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: edgeSpec))

@@ -50,6 +50,21 @@ struct EscalationServerTests {
 
     @Test("3 workers on one shared subscription answer every escalation, one stored row per id, one killed -9 mid-run")
     func threeWorkers() async throws {
+        try await threeWorkersAnswerEverything(storeURL: nil)
+    }
+
+    @Test(
+        "the same on PostgreSQL: 3 workers sharing one database, one killed -9 mid-run",
+        .enabled(if: PostgresCluster.isAvailable, "PostgreSQL server binaries are not installed"))
+    func threeWorkersOnPostgres() async throws {
+        try await PostgresCluster.with { cluster in
+            try await threeWorkersAnswerEverything(storeURL: cluster.url)
+        }
+    }
+
+    /// 3 worker processes (SQLite in a scratch directory, or the PostgreSQL store at `storeURL`), 3,000
+    /// escalations at about 1,000/s, the second worker killed -9 a third of the way in and restarted.
+    func threeWorkersAnswerEverything(storeURL: String?) async throws {
         try await MosquittoBroker.with { broker in
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
@@ -60,8 +75,13 @@ struct EscalationServerTests {
                     cloud,
                     arguments: [
                         "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
-                        "--data-dir", "\(dir)/data", "--worker-id", "\(id)", "--stats-interval", "0",
-                    ], errorURL: URL(fileURLWithPath: "\(dir)/worker\(id)-\(generation).log"))
+                        "--worker-id", "\(id)", "--stats-interval", "0",
+                    ]
+                        // SQLite: one file in a directory the workers share; PostgreSQL: one database, and a
+                        // directory of its own per worker for the registry.
+                        + (storeURL.map { ["--store-url", $0, "--data-dir", "\(dir)/data\(id)"] }
+                            ?? ["--data-dir", "\(dir)/data"]),
+                    errorURL: URL(fileURLWithPath: "\(dir)/worker\(id)-\(generation).log"))
             }
             var workers = try (1...3).map { try start($0) }
             defer { for w in workers where w.process.isRunning { kill(w.process.processIdentifier, SIGKILL) } }
@@ -111,7 +131,7 @@ struct EscalationServerTests {
             await edge.disconnect()
             // A verdict the killed worker sent but never saw acknowledged leaves its row unanswered; a live
             // worker takes such rows over after 5 s.
-            let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
+            let store = try openEscalationStore(storeURL ?? "\(dir)/data/tandem.sqlite")
             #expect(await waitUntil(.seconds(30)) { (try? store.counts().answered) == total })
             for w in workers { kill(w.process.processIdentifier, SIGTERM) }
             for w in workers {

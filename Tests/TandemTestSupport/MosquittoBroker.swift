@@ -209,13 +209,13 @@ public final class MosquittoBroker: @unchecked Sendable {
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     }
 
-    /// Starts `executable` with `arguments`, its output discarded.
-    static func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
+    /// Starts `executable` with `arguments`, its output discarded (or appended to the file `output`).
+    static func spawn(_ executable: String, _ arguments: [String], output: String = "/dev/null") throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         // The test process blocks signals on its threads; the child must not inherit that, or SIGTERM waits.

@@ -51,12 +51,8 @@ public final class PostgresSampleStore: Sendable {
         logger.logLevel = .critical
         self.logger = logger
         connection = Mutex(nil)
-        do {
-            try migrate()
-        } catch {
-            try? group.syncShutdownGracefully()
-            throw error
-        }
+        // On failure deinit closes what was opened.
+        try migrate()
     }
 
     deinit {
@@ -64,7 +60,8 @@ public final class PostgresSampleStore: Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    static func redacted(_ url: String) -> String {
+    /// `url` with its password (if any) replaced, for logs and messages.
+    public static func redacted(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "…"
         return components.string ?? url
@@ -126,7 +123,7 @@ public final class PostgresSampleStore: Sendable {
     private func migrate() throws {
         try transaction { c in
             // Workers starting together: one migrates, the others wait for its lock.
-            _ = try run(c, "SELECT pg_advisory_xact_lock(724_265_001)")
+            _ = try run(c, "SELECT pg_advisory_xact_lock(724265001)")
             _ = try run(
                 c,
                 """
