@@ -67,6 +67,8 @@ public final class EscalationServer: Sendable {
     /// Verdicts published and not yet acknowledged by the broker.
     let unacknowledged = Atomic<Int>(0)
     let log: @Sendable (String) -> Void
+    /// Where counts and latencies also go (`GET /metrics`), if anywhere.
+    let metrics: CloudMetrics?
 
     /// One escalation waiting for the model.
     struct Work: Sendable {
@@ -76,6 +78,8 @@ public final class EscalationServer: Sendable {
         var correlation: [UInt8]
         /// First delivery of this id (false: the store already had it).
         var fresh: Bool
+        /// When this worker received (or reclaimed) it.
+        var received = ContinuousClock.now
     }
 
     /// A worker answering with `model` (its artifact's manifest `manifest`).
@@ -84,10 +88,12 @@ public final class EscalationServer: Sendable {
     ///   - edgeInputs: Input specs of edge model versions; a window from a known edge model is brought from
     ///     its standardization to the full model's. Unknown versions are assumed to share the full model's
     ///     (both trained on the same data).
+    ///   - metrics: Instruments to count into as well as ``statistics``.
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        store: SampleStore, log: @escaping @Sendable (String) -> Void
+        store: SampleStore, metrics: CloudMetrics? = nil, log: @escaping @Sendable (String) -> Void
     ) throws {
+        self.metrics = metrics
         self.configuration = configuration
         self.model = model
         self.manifest = manifest
@@ -163,6 +169,7 @@ public final class EscalationServer: Sendable {
                 $0.rejected += 1
                 return $0.rejected
             }
+            metrics?.escalationsRejected.increment()
             if count <= 10 || count.isMultiple(of: 1000) {
                 log(
                     "worker \(configuration.workerID): escalation on \(message.topic) skipped (\(count) so far): \(error)"
@@ -171,6 +178,7 @@ public final class EscalationServer: Sendable {
             return
         }
         counters.withLock { $0.received += 1 }
+        metrics?.escalationsReceived.increment()
         let responseTopic =
             message.properties.responseTopic
             ?? String(message.topic.dropLast("escalations".count)) + "verdicts"
@@ -239,6 +247,7 @@ public final class EscalationServer: Sendable {
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.
         var toClassify = [Int]()
         for i in batch.indices {
+            if !fresh[i] { metrics?.escalationsDuplicate.increment() }
             if !fresh[i], let stored = try? store.verdict(for: batch[i].payload.id) {
                 counters.withLock { $0.duplicates += 1 }
                 publish(
@@ -259,6 +268,7 @@ public final class EscalationServer: Sendable {
             let p = batch[i].payload
             guard p.length == w, p.channels == c, p.window.count == w * c else {
                 counters.withLock { $0.rejected += 1 }
+                metrics?.escalationsRejected.increment()
                 log(
                     "worker \(configuration.workerID): escalation \(p.id) from \(p.device) is \(p.length)×\(p.channels), the model takes \(w)×\(c)"
                 )
@@ -285,6 +295,7 @@ public final class EscalationServer: Sendable {
             publish(verdict, to: batch[i], record: true)
         }
         counters.withLock { $0.batches += 1 }
+        metrics?.batchSize.record(usable.count)
     }
 
     /// The window in the full model's standardization.
@@ -320,6 +331,12 @@ public final class EscalationServer: Sendable {
                 unacknowledged.subtract(1, ordering: .relaxed)
                 guard case .success(let ack) = result, ack.isAccepted else { return }
                 counters.withLock { $0.answered += 1 }
+                if let metrics {
+                    metrics.verdictsAnswered.increment()
+                    let elapsed = (ContinuousClock.now - work.received).components
+                    metrics.verdictLatency.recordNanoseconds(
+                        elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+                }
                 guard record else { return }
                 do {
                     try store.answer([(verdict.escalationId, stored)], at: Date().timeIntervalSince1970)
