@@ -354,6 +354,33 @@ struct CloudHTTPTests {
         }
     }
 
+    @Test("SIGTERM while the broker cannot be reached stops the worker with exit 0, promptly")
+    func terminateWithoutBroker() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let dir = scratch.url.path
+        try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
+        let errorURL = URL(fileURLWithPath: "\(dir)/cloud.log")
+        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = BuiltProducts.executable("tandem-cloud")
+        // Nothing listens on port 1: every connection attempt is refused and retried.
+        process.arguments = [
+            "serve", "--broker-url", "mqtt://127.0.0.1:1", "--model", "\(dir)/full.tandem", "--data-dir",
+            "\(dir)/data", "--stats-interval", "0", "--http", "127.0.0.1:0",
+        ]
+        process.standardError = try FileHandle(forWritingTo: errorURL)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func log() -> String { (try? String(contentsOf: errorURL, encoding: .utf8)) ?? "" }
+        #expect(await waitUntil(.seconds(20)) { log().contains("http: listening on") }, "\(log())")
+        try await Task.sleep(for: .milliseconds(500))
+        kill(process.processIdentifier, SIGTERM)
+        #expect(await waitUntil(.seconds(10)) { !process.isRunning }, "still running 10 s after SIGTERM: \(log())")
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(log())")
+    }
+
     @Test("/metrics counts an escalation received and answered, its batch and verdict latency; SIGTERM exits 0")
     func metricsAndShutdown() async throws {
         try await MosquittoBroker.with { broker in

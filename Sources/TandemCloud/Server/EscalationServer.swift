@@ -119,7 +119,12 @@ public final class EscalationServer: Sendable {
         // What the broker kept for this worker's session arrives before the subscription is renewed.
         client.receiveSessionMessages { [weak self] message in self?.receive(message) }
         client.start()
-        let subscription = try await subscribeWhenConnected()
+        guard let subscription = try await subscribeWhenConnected() else {
+            // Stopped before the broker was ever reached: nothing was received, so nothing is owed.
+            queue.close()
+            await client.disconnect()
+            return
+        }
         log("worker \(configuration.workerID): serving \(filter) with \(manifest.name) \(manifest.version)")
         let thread = Thread { [self] in batchLoop() }
         thread.name = "tandem-cloud-batches"
@@ -142,8 +147,11 @@ public final class EscalationServer: Sendable {
     /// Stops serving: escalations received are answered first.
     public func stop() { stopping.store(true, ordering: .relaxed) }
 
-    private func subscribeWhenConnected() async throws -> MQTTSubscription {
+    /// The subscription once the broker is reached, or nil if ``stop()`` was called first (noticed at the next
+    /// connection attempt, within the reconnect delay).
+    private func subscribeWhenConnected() async throws -> MQTTSubscription? {
         for await state in client.connectionStates() {
+            if stopping.load(ordering: .relaxed) { return nil }
             if case .closed(let error) = state { throw error ?? MQTTError(.shutDown, "client closed") }
             guard state.isConnected else { continue }
             do {
