@@ -156,6 +156,10 @@ struct CloudHTTPTests {
                 ("{\"escalationId\":\"\(id.uuidString)\",\"label\":\"c9\"}", "not a class"),
                 ("[]", "no labels"),
                 ("[{\"escalationId\":\"\(UUID().uuidString)\",\"label\":\"c0\"}, 5]", "element 1"),
+                (
+                    "[{\"escalationId\":\"\(UUID().uuidString)\",\"label\":\"c0\"},"
+                        + "{\"escalationId\":\"\(UUID().uuidString)\",\"label\":\"c7\"}]", "element 1: label 'c7'"
+                ),
             ]
             for (text, expected) in garbage {
                 let answer = try await cloud.json("POST", "/v1/labels", body: text, authorization: auth)

@@ -44,14 +44,11 @@ public final class FleetMonitor: Sendable {
 
     /// Subscribes to the fleet's statuses with `client` (connected) and keeps them up to date until ``stop()``.
     ///
-    /// - Parameters:
-    ///   - fleet: The fleet, or `+` for every fleet.
-    ///   - qos: The subscription's QoS. A client with a persistent session subscribes at QoS 0, so the broker
-    ///     does not queue every status for it while it is away (the retained ones come on resubscribing).
+    /// - Parameter fleet: The fleet, or `+` for every fleet.
     /// - Throws: ``MQTTError`` if the broker refuses the subscription.
-    public init(client: MQTTClient, fleet: String, qos: MQTTQoS = .atLeastOnce) async throws {
+    public init(client: MQTTClient, fleet: String) async throws {
         self.fleet = fleet
-        subscription = try await client.subscribe(to: "tandem/v1/\(fleet)/+/status", qos: qos)
+        subscription = try await client.subscribe(to: "tandem/v1/\(fleet)/+/status", qos: .atLeastOnce)
         let subscription = self.subscription
         let board = self.board
         task.withLock {
