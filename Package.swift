@@ -5,6 +5,15 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+/// The cloud's HTTP API, metrics and service lifecycle; only `TandemCloud` takes them, so `tandem-edge` stays free
+/// of an HTTP server.
+let cloudServer: [Target.Dependency] = [
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "Metrics", package: "swift-metrics"),
+    .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "Logging", package: "swift-log"),
+]
 
 /// Release-grade code generation for the numeric kernels even in debug builds would hide bugs;
 /// instead hot loops are written so the optimizer can vectorize them and benchmarks run `-c release`.
@@ -26,6 +35,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -46,7 +60,9 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
-        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto]),
+        .target(
+            name: "TandemCloud",
+            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(
             name: "tandem",
@@ -62,6 +78,7 @@ let package = Package(
             name: "TandemCloudTests",
             dependencies: [
                 "TandemCloud", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud", "tandem",
+                "tandem-mqtt-probe",
             ]),
     ]
 )

@@ -61,6 +61,7 @@ struct EscalationServerTests {
                     arguments: [
                         "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
                         "--data-dir", "\(dir)/data", "--worker-id", "\(id)", "--stats-interval", "0",
+                        "--http", "",
                     ], errorURL: URL(fileURLWithPath: "\(dir)/worker\(id)-\(generation).log"))
             }
             var workers = try (1...3).map { try start($0) }
