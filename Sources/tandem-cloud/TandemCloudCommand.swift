@@ -85,7 +85,8 @@ struct Serve: AsyncParsableCommand {
         configuration.maximumWait = maxWaitMs / 1000
         let worker = try CloudWorker(
             configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
-            store: store, dataDirectory: URL(fileURLWithPath: dataDir), registry: registry, http: try httpConfiguration(),
+            store: store, dataDirectory: URL(fileURLWithPath: dataDir), registry: registry,
+            http: try httpConfiguration(),
             statisticsInterval: statsInterval, log: log)
         let service = try trainer.makeService(
             full: artifact, workerID: workerID,
