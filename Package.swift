@@ -5,10 +5,18 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
-let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
-let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
-let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
-let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+/// The cloud's HTTP API, metrics, service lifecycle and PostgreSQL store; only `TandemCloud` takes them, so
+/// `tandem-edge` stays free of an HTTP server and database drivers.
+let cloudServer: [Target.Dependency] = [
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "Metrics", package: "swift-metrics"),
+    .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "PostgresNIO", package: "postgres-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
+]
 
 /// Release-grade code generation for the numeric kernels even in debug builds would hide bugs;
 /// instead hot loops are written so the optimizer can vectorize them and benchmarks run `-c release`.
@@ -30,10 +38,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -54,7 +66,9 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
-        .target(name: "TandemCloud", dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto, postgres, nioPosix, nioSSL, logging]),
+        .target(
+            name: "TandemCloud",
+            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
         .executableTarget(
             name: "tandem",
@@ -70,6 +84,7 @@ let package = Package(
             name: "TandemCloudTests",
             dependencies: [
                 "TandemCloud", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud", "tandem",
+                "tandem-mqtt-probe",
             ]),
     ]
 )

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import TandemCloud
 import TandemCore
@@ -50,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most windows per model call.") var maxBatch = 64
     @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
+    @Option(help: "HTTP API address host:port (port 0: any free port); \"\" disables it.") var http = "127.0.0.1:8080"
+    @Option(help: "File whose first line is the bearer token of mutating HTTP routes (without it they are refused).")
+    var apiTokenFile: String?
     @OptionGroup(title: "Retraining") var trainer: TrainerOptions
 
     func run() async throws {
@@ -77,10 +79,13 @@ struct Serve: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let sqlite = storeURL.isEmpty ? try SampleStore(path: dataDir + "/tandem.sqlite") : nil
         if sqlite == nil && trainer.trainer {
-            throw ValidationError("--trainer needs the SQLite store for now: leave --store-url empty on the training worker")
+            throw ValidationError(
+                "--trainer needs the SQLite store for now: leave --store-url empty on the training worker")
         }
         let store: any EscalationStore = try sqlite ?? openEscalationStore(storeURL)
-        log("sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")")
+        log(
+            "sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")"
+        )
         let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDir))
         var configuration = EscalationServer.Configuration()
         configuration.host = host
@@ -93,39 +98,15 @@ struct Serve: AsyncParsableCommand {
         configuration.workerID = workerID
         configuration.maximumBatch = maxBatch
         configuration.maximumWait = maxWaitMs / 1000
-        let server = try EscalationServer(
+        let worker = try CloudWorker(
             configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
-            registry: registry, store: store, log: log)
+            store: store, dataDirectory: URL(fileURLWithPath: dataDir), registry: registry,
+            http: try httpConfiguration(),
+            statisticsInterval: statsInterval, log: log)
         let service = try trainer.makeService(
             full: artifact, workerID: workerID,
             broker: (configuration.host, configuration.port, configuration.username, configuration.password),
-            store: sqlite, registry: registry, catalog: server.edgeInputs, log: log)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let handlers = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                log("signal \(number): stopping")
-                server.stop()
-                service?.stop()
-            }
-            source.resume()
-            return source
-        }
-        defer { handlers.forEach { $0.cancel() } }
-        let reporter = Task {
-            guard statsInterval > 0 else { return }
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(statsInterval))
-                log("worker \(workerID): \(server.statistics)")
-            }
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            if let service { group.addTask { await service.run() } }
-            try await group.waitForAll()
-        }
-        reporter.cancel()
-        log("worker \(workerID): stopped; \(server.statistics)")
+            store: sqlite, registry: registry, catalog: worker.server.edgeInputs, log: log)
+        try await worker.run(additionalServices: service.map { [RetrainingLifecycle($0)] } ?? [])
     }
 }

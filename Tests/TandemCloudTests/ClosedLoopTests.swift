@@ -32,7 +32,8 @@ struct ClosedLoopTests {
     {
         [
             "serve", "--broker-url", "mqtt://localhost:\(port)", "--model", install.fullModel.path, "--data-dir",
-            install.dataDirectory.path, "--worker-id", "1", "--stats-interval", "0", "--trainer", "--training-data",
+            install.dataDirectory.path, "--worker-id", "1", "--stats-interval", "0", "--http", "", "--trainer",
+            "--training-data",
             install.trainingData.path, "--edge-spec", install.edgeSpec.path, "--signing-key", install.signingKey.path,
             "--fleet", Self.fleet, "--retrain-interval", "0.5", "--retrain-hard-examples", "\(hardExamples)",
             "--retrain-labels", "0", "--fine-tune-epochs", "3", "--lease-seconds", "30",
@@ -175,7 +176,7 @@ struct ClosedLoopTests {
             func escalatedIDs() -> Set<UUID> {
                 Set(
                     devices.flatMap { $0.readRecords() }.compactMap {
-                        ($0["escalationId"] as? String).flatMap(UUID.init)
+                        ($0["escalationId"] as? String).flatMap({ UUID(uuidString: $0) })
                     })
             }
             let settled = await waitUntil(.seconds(30)) {
@@ -217,7 +218,7 @@ struct ClosedLoopTests {
             var windows = [String: Int](), escalations = [String: Int]()
             for record in records {
                 let model: String?
-                if let id = (record["escalationId"] as? String).flatMap(UUID.init) {
+                if let id = (record["escalationId"] as? String).flatMap({ UUID(uuidString: $0) }) {
                     model = edgeModelOf[id]
                     if let model { escalations[model, default: 0] += 1 }
                 } else {

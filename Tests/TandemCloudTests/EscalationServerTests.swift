@@ -75,7 +75,7 @@ struct EscalationServerTests {
                     cloud,
                     arguments: [
                         "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
-                        "--worker-id", "\(id)", "--stats-interval", "0",
+                        "--worker-id", "\(id)", "--stats-interval", "0", "--http", "",
                     ]
                         // SQLite: one file in a directory the workers share; PostgreSQL: one database, and a
                         // directory of its own per worker for the registry.

@@ -7,7 +7,8 @@ import Testing
 struct PostgresStoreTests {
     func escalation(_ id: UUID = UUID(), receivedAt: Double, device: String = "d1") -> SampleStore.Escalation {
         SampleStore.Escalation(
-            id: id, device: device, stream: "s", payload: [1, 2, 3, UInt8(receivedAt.truncatingRemainder(dividingBy: 200))],
+            id: id, device: device, stream: "s",
+            payload: [1, 2, 3, UInt8(receivedAt.truncatingRemainder(dividingBy: 200))],
             responseTopic: "tandem/v1/f/\(device)/verdicts", edgeLabel: 2, edgeConfidence: 0.4, edgeModel: "e1",
             receivedAt: receivedAt)
     }

@@ -1,7 +1,8 @@
 // A publisher process for TandemMQTT's tests to kill with SIGKILL.
 //
-//   tandem-mqtt-probe will PORT CLIENT_ID TOPIC
-//       Connects with a last will on TOPIC, prints "connected", then waits to be killed.
+//   tandem-mqtt-probe will PORT CLIENT_ID TOPIC [PAYLOAD [retain]]
+//       Connects with a last will on TOPIC (payload "offline" unless given, retained with "retain"), prints
+//       "connected", then waits to be killed.
 //   tandem-mqtt-probe outbox PORT DIRECTORY TOPIC COUNT BATCH PAUSE_MS
 //       Accepts messages "0" … "COUNT-1" into a DurableOutbox in DIRECTORY, BATCH at a time with a pause,
 //       recording progress in DIRECTORY/next-id so a restarted process carries on; exits 0 when every
@@ -23,7 +24,11 @@ guard arguments.count >= 5, let port = Int(arguments[2]) else { fail("usage: see
 
 switch arguments[1] {
 case "will":
-    let will = MQTTClientConfiguration.LastWill(MQTTMessage(topic: arguments[4], string: "offline", qos: .atLeastOnce))
+    let payload = arguments.count > 5 ? arguments[5] : "offline"
+    let will = MQTTClientConfiguration.LastWill(
+        MQTTMessage(
+            topic: arguments[4], payload: Array(payload.utf8), qos: .atLeastOnce,
+            retain: arguments.count > 6 && arguments[6] == "retain"))
     let client = try MQTTClient(
         configuration: MQTTClientConfiguration(port: port, clientID: arguments[3], keepAliveSeconds: 5, lastWill: will))
     do {

@@ -34,7 +34,8 @@ public final class PostgresCluster: @unchecked Sendable {
     /// Creates and starts a cluster.
     public init() throws {
         guard let bin = Self.binDirectory else {
-            throw BrokerError("PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
+            throw BrokerError(
+                "PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
         }
         self.bin = bin
         port = try MosquittoBroker.freeLoopbackPort()
@@ -47,7 +48,10 @@ public final class PostgresCluster: @unchecked Sendable {
         do {
             try run(
                 "initdb",
-                ["-D", "\(directory)/data", "-A", "trust", "-U", "tandem", "-E", "UTF8", "--no-sync", "--no-instructions"])
+                [
+                    "-D", "\(directory)/data", "-A", "trust", "-U", "tandem", "-E", "UTF8", "--no-sync",
+                    "--no-instructions",
+                ])
             try run(
                 "pg_ctl",
                 [
@@ -93,7 +97,8 @@ public final class PostgresCluster: @unchecked Sendable {
         let output = "\(directory)/\(program).out"
         let child =
             getuid() == 0
-            ? try MosquittoBroker.spawn("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments, output: output)
+            ? try MosquittoBroker.spawn(
+                "/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments, output: output)
             : try MosquittoBroker.spawn(executable, arguments, output: output)
         var status: Int32 = 0
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}

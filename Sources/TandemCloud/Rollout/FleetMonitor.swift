@@ -4,18 +4,35 @@ import TandemMQTT
 
 /// The latest status of every device of a fleet, from the retained `tandem/v1/{fleet}/+/status` messages.
 ///
-/// The device is taken from the topic (which the broker's ACL ties to the device's credentials), not the
-/// payload. A last will (`state: offline` only) keeps the device's last known model and counters.
-/// Payloads that are not status JSON are counted and skipped.
+/// The device (and fleet) is taken from the topic (which the broker's ACL ties to the device's credentials),
+/// not the payload. A last will (`state: offline` only) keeps the device's last known model and counters.
+/// Payloads that are not status JSON are counted and skipped. The fleet `+` follows every fleet (the fleet
+/// view of `tandem-cloud serve`); ``statuses`` is then keyed by device id alone, ``devices`` by both.
 public final class FleetMonitor: Sendable {
-    /// The fleet watched.
+    /// The fleet watched, or `+` for every fleet.
     public let fleet: String
     private let subscription: MQTTSubscription
     private let board = Board()
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
+    /// One device as the monitor last heard of it.
+    public struct Device: Sendable, Equatable {
+        /// The fleet (second topic level).
+        public var fleet: String
+        /// The latest status, merged with earlier ones across a last will.
+        public var status: DeviceStatus
+        /// When a status or last will of this device last arrived live, not as the broker's retained copy
+        /// (whose age is unknown); nil if only the retained copy has been seen.
+        public var lastSeen: Date?
+    }
+
+    private struct Key: Hashable {
+        var fleet: String
+        var device: String
+    }
+
     private struct State {
-        var statuses: [String: DeviceStatus] = [:]
+        var devices: [Key: Device] = [:]
         var unreadable = 0
         var lastArrival = ContinuousClock.now
     }
@@ -27,6 +44,7 @@ public final class FleetMonitor: Sendable {
 
     /// Subscribes to the fleet's statuses with `client` (connected) and keeps them up to date until ``stop()``.
     ///
+    /// - Parameter fleet: The fleet, or `+` for every fleet.
     /// - Throws: ``MQTTError`` if the broker refuses the subscription.
     public init(client: MQTTClient, fleet: String) async throws {
         self.fleet = fleet
@@ -43,9 +61,15 @@ public final class FleetMonitor: Sendable {
                             if !message.payload.isEmpty { state.unreadable += 1 }
                             return
                         }
-                        let device = String(levels[3])
-                        status.device = device
-                        state.statuses[device] = state.statuses[device]?.updated(by: status) ?? status
+                        let key = Key(fleet: String(levels[2]), device: String(levels[3]))
+                        status.device = key.device
+                        var device =
+                            state.devices[key].map {
+                                Device(fleet: key.fleet, status: $0.status.updated(by: status), lastSeen: $0.lastSeen)
+                            }
+                            ?? Device(fleet: key.fleet, status: status, lastSeen: nil)
+                        if !message.retain { device.lastSeen = Date() }
+                        state.devices[key] = device
                     }
                 }
             }
@@ -53,7 +77,18 @@ public final class FleetMonitor: Sendable {
     }
 
     /// The latest status of each device seen, by device id.
-    public var statuses: [String: DeviceStatus] { board.state.withLock { $0.statuses } }
+    public var statuses: [String: DeviceStatus] {
+        board.state.withLock { state in
+            Dictionary(state.devices.map { ($0.key.device, $0.value.status) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// Every device seen, ordered by fleet and device id.
+    public var devices: [Device] {
+        board.state.withLock { state in
+            state.devices.sorted { ($0.key.fleet, $0.key.device) < ($1.key.fleet, $1.key.device) }.map(\.value)
+        }
+    }
 
     /// Status messages that were not status JSON.
     public var unreadableMessages: Int { board.state.withLock { $0.unreadable } }

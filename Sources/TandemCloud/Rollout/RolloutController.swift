@@ -56,13 +56,7 @@ public actor RolloutController {
     public func current() throws(RegistryError) -> Rollout? {
         let url = stateURL
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
-        do {
-            return try decoder.decode(Rollout.self, from: Data(contentsOf: url))
-        } catch {
-            throw RegistryError(.io, "not a rollout state file: \(error)", path: url.path)
-        }
+        return try Rollout.read(from: url)
     }
 
     /// Plans and starts a rollout of `version` against the production version: the cohort, chosen among the

@@ -68,6 +68,8 @@ public final class EscalationServer: Sendable {
     /// Verdicts published and not yet acknowledged by the broker.
     let unacknowledged = Atomic<Int>(0)
     let log: @Sendable (String) -> Void
+    /// Where counts and latencies also go (`GET /metrics`), if anywhere.
+    let metrics: CloudMetrics?
 
     /// One escalation waiting for the model.
     struct Work: Sendable {
@@ -77,6 +79,8 @@ public final class EscalationServer: Sendable {
         var correlation: [UInt8]
         /// First delivery of this id (false: the store already had it).
         var fresh: Bool
+        /// When this worker received (or reclaimed) it.
+        var received = ContinuousClock.now
     }
 
     /// A worker answering with `model` (its artifact's manifest `manifest`).
@@ -87,10 +91,13 @@ public final class EscalationServer: Sendable {
     ///     (both trained on the same data).
     ///   - registry: Where versions not in `edgeInputs` are looked up (``EdgeInputCatalog``), so windows of a
     ///     model registered after the worker started (a retrained one) are mapped too.
+    ///   - metrics: Instruments to count into as well as ``statistics``.
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        registry: ModelRegistry? = nil, store: any EscalationStore, log: @escaping @Sendable (String) -> Void
+        registry: ModelRegistry? = nil, store: any EscalationStore, metrics: CloudMetrics? = nil,
+        log: @escaping @Sendable (String) -> Void
     ) throws {
+        self.metrics = metrics
         self.configuration = configuration
         self.model = model
         self.manifest = manifest
@@ -116,7 +123,12 @@ public final class EscalationServer: Sendable {
         // What the broker kept for this worker's session arrives before the subscription is renewed.
         client.receiveSessionMessages { [weak self] message in self?.receive(message) }
         client.start()
-        let subscription = try await subscribeWhenConnected()
+        guard let subscription = try await subscribeWhenConnected() else {
+            // Stopped before the broker was ever reached: nothing was received, so nothing is owed.
+            queue.close()
+            await client.disconnect()
+            return
+        }
         log("worker \(configuration.workerID): serving \(filter) with \(manifest.name) \(manifest.version)")
         let thread = Thread { [self] in batchLoop() }
         thread.name = "tandem-cloud-batches"
@@ -139,8 +151,11 @@ public final class EscalationServer: Sendable {
     /// Stops serving: escalations received are answered first.
     public func stop() { stopping.store(true, ordering: .relaxed) }
 
-    private func subscribeWhenConnected() async throws -> MQTTSubscription {
+    /// The subscription once the broker is reached, or nil if ``stop()`` was called first (noticed at the next
+    /// connection attempt, within the reconnect delay).
+    private func subscribeWhenConnected() async throws -> MQTTSubscription? {
         for await state in client.connectionStates() {
+            if stopping.load(ordering: .relaxed) { return nil }
             if case .closed(let error) = state { throw error ?? MQTTError(.shutDown, "client closed") }
             guard state.isConnected else { continue }
             do {
@@ -166,6 +181,7 @@ public final class EscalationServer: Sendable {
                 $0.rejected += 1
                 return $0.rejected
             }
+            metrics?.escalationsRejected.increment()
             if count <= 10 || count.isMultiple(of: 1000) {
                 log(
                     "worker \(configuration.workerID): escalation on \(message.topic) skipped (\(count) so far): \(error)"
@@ -174,6 +190,7 @@ public final class EscalationServer: Sendable {
             return
         }
         counters.withLock { $0.received += 1 }
+        metrics?.escalationsReceived.increment()
         let responseTopic =
             message.properties.responseTopic
             ?? String(message.topic.dropLast("escalations".count)) + "verdicts"
@@ -242,6 +259,7 @@ public final class EscalationServer: Sendable {
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.
         var toClassify = [Int]()
         for i in batch.indices {
+            if !fresh[i] { metrics?.escalationsDuplicate.increment() }
             if !fresh[i], let stored = try? store.verdict(for: batch[i].payload.id) {
                 counters.withLock { $0.duplicates += 1 }
                 publish(
@@ -262,6 +280,7 @@ public final class EscalationServer: Sendable {
             let p = batch[i].payload
             guard p.length == w, p.channels == c, p.window.count == w * c else {
                 counters.withLock { $0.rejected += 1 }
+                metrics?.escalationsRejected.increment()
                 log(
                     "worker \(configuration.workerID): escalation \(p.id) from \(p.device) is \(p.length)×\(p.channels), the model takes \(w)×\(c)"
                 )
@@ -288,6 +307,7 @@ public final class EscalationServer: Sendable {
             publish(verdict, to: batch[i], record: true)
         }
         counters.withLock { $0.batches += 1 }
+        metrics?.batchSize.record(usable.count)
     }
 
     /// The window in the full model's standardization.
@@ -323,6 +343,12 @@ public final class EscalationServer: Sendable {
                 unacknowledged.subtract(1, ordering: .relaxed)
                 guard case .success(let ack) = result, ack.isAccepted else { return }
                 counters.withLock { $0.answered += 1 }
+                if let metrics {
+                    metrics.verdictsAnswered.increment()
+                    let elapsed = (ContinuousClock.now - work.received).components
+                    metrics.verdictLatency.recordNanoseconds(
+                        elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+                }
                 guard record else { return }
                 do {
                     try store.answer([(verdict.escalationId, stored)], at: Date().timeIntervalSince1970)

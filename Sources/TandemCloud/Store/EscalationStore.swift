@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the escalation workers need of a sample store: one row per escalation id, whoever receives it,
-/// the first verdict for an id, and a way to take over what a dead worker left unanswered.
+/// the first verdict for an id, a way to take over what a dead worker left unanswered, and ground truth.
 ///
 /// ``SampleStore`` (SQLite, one host) and ``PostgresSampleStore`` (PostgreSQL, workers on several hosts)
 /// implement it. Calls are synchronous: workers call them from the MQTT network thread, so an escalation
@@ -19,6 +19,11 @@ public protocol EscalationStore: Sendable {
     func counts() throws -> (rows: Int, answered: Int)
     /// Every stored escalation id.
     func ids() throws -> [UUID]
+    /// Records ground-truth labels (class indices) in one transaction; a later label for an id replaces an
+    /// earlier one, and the escalation need not be stored yet.
+    func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double) throws
+    /// Ground-truth labels stored.
+    func labelCount() throws -> Int
 }
 
 extension EscalationStore {

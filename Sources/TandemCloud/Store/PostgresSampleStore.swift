@@ -31,7 +31,8 @@ public final class PostgresSampleStore: Sendable {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
             let user = components.user, !user.isEmpty
         else {
-            throw StoreError("store.url '\(Self.redacted(url))': expected postgres://user[:password]@host[:port]/database")
+            throw StoreError(
+                "store.url '\(Self.redacted(url))': expected postgres://user[:password]@host[:port]/database")
         }
         let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
@@ -253,13 +254,25 @@ extension PostgresSampleStore {
     /// Records the ground truth for an escalation id (before or after the escalation itself arrives; a later
     /// label replaces an earlier one).
     public func recordLabel(id: UUID, label: Int, at time: Double = Date().timeIntervalSince1970) throws {
+        try recordLabels([(id, label)], at: time)
+    }
+
+    public func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double) throws {
+        try transaction { c in
+            for (id, label) in labels {
+                _ = try run(
+                    c,
+                    """
+                    INSERT INTO label (escalation_id, label, recorded_at) VALUES (\(id), \(label), \(time))
+                    ON CONFLICT (escalation_id) DO UPDATE SET label = EXCLUDED.label, recorded_at = EXCLUDED.recorded_at
+                    """)
+            }
+        }
+    }
+
+    public func labelCount() throws -> Int {
         try withConnection { c in
-            _ = try run(
-                c,
-                """
-                INSERT INTO label (escalation_id, label, recorded_at) VALUES (\(id), \(label), \(time))
-                ON CONFLICT (escalation_id) DO UPDATE SET label = EXCLUDED.label, recorded_at = EXCLUDED.recorded_at
-                """)
+            try run(c, "SELECT COUNT(*) FROM label").rows.first.map { try $0.decode(Int.self) } ?? 0
         }
     }
 

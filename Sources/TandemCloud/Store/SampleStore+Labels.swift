@@ -37,14 +37,7 @@ extension SampleStore {
     ///
     /// The escalation need not be stored yet: the label waits for it.
     public func recordLabel(id: UUID, label: Int, at time: Double = Date().timeIntervalSince1970) throws {
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO label (escalation_id, label, recorded_at) VALUES (?, ?, ?)
-                    ON CONFLICT(escalation_id) DO UPDATE SET label = excluded.label, recorded_at = excluded.recorded_at
-                    """,
-                arguments: [id.uuidString, label, time])
-        }
+        try recordLabels([(id, label)], at: time)
     }
 
     /// The ground-truth class of `id`, if one was recorded.

@@ -54,7 +54,7 @@ struct BenchCloud: AsyncParsableCommand {
                 process.executableURL = cloud
                 process.arguments = [
                     "serve", "--broker-url", "mqtt://127.0.0.1:\(broker.port)", "--model", model, "--data-dir",
-                    scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0",
+                    scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
                 ]
                 process.standardError = FileHandle.nullDevice
                 try process.run()

@@ -1,0 +1,93 @@
+import CoreMetrics
+import Foundation
+import Prometheus
+
+/// The worker's metrics: swift-metrics instruments backed by their own Prometheus registry, rendered by
+/// `GET /metrics`.
+///
+/// The instruments are made with an explicit factory, not the process-wide `MetricsSystem`, so several
+/// workers (tests run them in one process) keep separate counts.
+public final class CloudMetrics: Sendable {
+    /// The Prometheus registry the instruments write to.
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    /// Escalations received and stored (first deliveries and redeliveries).
+    let escalationsReceived: CoreMetrics.Counter
+    /// Redeliveries of an escalation id already stored.
+    let escalationsDuplicate: CoreMetrics.Counter
+    /// Payloads that were not escalations, or did not fit the model.
+    let escalationsRejected: CoreMetrics.Counter
+    /// Verdicts the broker acknowledged.
+    let verdictsAnswered: CoreMetrics.Counter
+    /// Escalations per model call.
+    let batchSize: CoreMetrics.Recorder
+    /// From receipt (or reclaim) of an escalation to the broker's acknowledgement of its verdict.
+    let verdictLatency: CoreMetrics.Timer
+    /// Escalation rows in the sample store, answered or not.
+    let storeEscalations: CoreMetrics.Gauge
+    /// Answered escalation rows.
+    let storeAnswered: CoreMetrics.Gauge
+    /// Ground-truth labels in the sample store.
+    let storeLabels: CoreMetrics.Gauge
+
+    /// Creates the instruments in a new registry.
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets["tandem_cloud_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        factory.durationHistogramBuckets["tandem_cloud_verdict_latency_seconds"] = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+        ]
+        self.factory = factory
+        escalationsReceived = CoreMetrics.Counter(label: "tandem_cloud_escalations_received_total", factory: factory)
+        escalationsDuplicate = CoreMetrics.Counter(label: "tandem_cloud_escalations_duplicate_total", factory: factory)
+        escalationsRejected = CoreMetrics.Counter(label: "tandem_cloud_escalations_rejected_total", factory: factory)
+        verdictsAnswered = CoreMetrics.Counter(label: "tandem_cloud_verdicts_answered_total", factory: factory)
+        batchSize = CoreMetrics.Recorder(label: "tandem_cloud_batch_size", factory: factory)
+        verdictLatency = CoreMetrics.Timer(label: "tandem_cloud_verdict_latency_seconds", factory: factory)
+        storeEscalations = CoreMetrics.Gauge(label: "tandem_cloud_store_escalations", factory: factory)
+        storeAnswered = CoreMetrics.Gauge(label: "tandem_cloud_store_answered", factory: factory)
+        storeLabels = CoreMetrics.Gauge(label: "tandem_cloud_store_labels", factory: factory)
+        for source in LabelSource.allCases {
+            // Present from the start, so a scrape shows 0 rather than nothing.
+            labelStored(source: source, count: 0)
+        }
+    }
+
+    /// Where a label came from.
+    public enum LabelSource: String, Sendable, CaseIterable {
+        /// `tandem/v1/{fleet}/{device}/labels`.
+        case mqtt
+        /// `POST /v1/labels`.
+        case http
+    }
+
+    /// Counts labels stored.
+    func labelStored(source: LabelSource, count: Int = 1) {
+        CoreMetrics.Counter(
+            label: "tandem_cloud_labels_stored_total", dimensions: [("source", source.rawValue)], factory: factory
+        )
+        .increment(by: count)
+    }
+
+    /// Counts a label refused, by reason.
+    func labelRejected(source: LabelSource, reason: LabelError.Code) {
+        CoreMetrics.Counter(
+            label: "tandem_cloud_labels_rejected_total",
+            dimensions: [("reason", reason.rawValue), ("source", source.rawValue)], factory: factory
+        ).increment()
+    }
+
+    /// Sets the fleet gauges: devices whose latest status says `online`, and the others.
+    func setDevices(online: Int, offline: Int) {
+        CoreMetrics.Gauge(label: "tandem_cloud_devices", dimensions: [("state", "online")], factory: factory).record(
+            online)
+        CoreMetrics.Gauge(label: "tandem_cloud_devices", dimensions: [("state", "offline")], factory: factory).record(
+            offline)
+    }
+
+    /// The Prometheus text exposition of every instrument.
+    public func render() -> String { registry.emitToString() }
+}
