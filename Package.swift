@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "TandemCloud",
             dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),
-        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser]),
+        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser, yams]),
         .executableTarget(
             name: "tandem",
             dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", "TandemCloud", argumentParser]),

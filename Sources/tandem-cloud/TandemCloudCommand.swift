@@ -9,6 +9,19 @@ struct TandemCloudCommand: AsyncParsableCommand {
         commandName: "tandem-cloud",
         abstract: "The cloud half of Tandem: answers the fleet's escalations with the full model.",
         subcommands: [Serve.self], defaultSubcommand: Serve.self)
+
+    /// Expands `--config` and the `TANDEM_CLOUD_…` variables into flags, then parses as usual.
+    static func main() async {
+        let arguments: [String]
+        do {
+            arguments = try CloudConfigFile.expand(
+                Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("tandem-cloud: \(error)\n".utf8))
+            Glibc.exit(64)
+        }
+        await main(arguments)
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -30,6 +43,11 @@ struct Serve: AsyncParsableCommand {
             out to --fleet (--canary-percent 10, --soak-seconds 600), promoting or rolling back by itself.
             """)
 
+    @Option(
+        help: ArgumentHelp(
+            "A YAML file of settings (cloud-config/cloud.yaml lists every key); TANDEM_CLOUD_SECTION_KEY variables "
+                + "override it and flags override both.", valueName: "file"))
+    var config: String?
     @Option(help: "Broker: mqtt://host[:port].") var brokerURL = "mqtt://localhost:1883"
     @Option(help: "Broker user name.") var username: String?
     @Option(help: "File whose first line is the broker password.") var passwordFile: String?

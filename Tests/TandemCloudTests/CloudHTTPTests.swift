@@ -29,9 +29,12 @@ final class RunningCloud {
     var base: String { "http://127.0.0.1:\(port)" }
 
     /// Starts the worker once `prepare` has set up the registry (the fixture's data directory is the worker's).
-    init(broker: MosquittoBroker, withToken: Bool = true, prepare: (RegistryFixture) throws -> Void = { _ in })
-        async throws
-    {
+    /// `arguments`, given the scratch directory (holding full.tandem and token), replaces the command line;
+    /// `environment` is added to this process's.
+    init(
+        broker: MosquittoBroker, withToken: Bool = true, prepare: (RegistryFixture) throws -> Void = { _ in },
+        arguments: ((String) throws -> [String])? = nil, environment: [String: String] = [:]
+    ) async throws {
         self.broker = broker
         fixture = try RegistryFixture()
         scratch = fixture.scratch
@@ -43,11 +46,13 @@ final class RunningCloud {
         _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
         process.executableURL = BuiltProducts.executable("tandem-cloud")
         process.arguments =
-            [
+            try arguments?(dir)
+            ?? [
                 "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
                 "--data-dir", "\(dir)/data", "--worker-id", "http-test", "--stats-interval", "0", "--http",
                 "127.0.0.1:0",
             ] + (withToken ? ["--api-token-file", "\(dir)/token"] : [])
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: errorURL)
         try process.run()
