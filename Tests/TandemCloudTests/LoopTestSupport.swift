@@ -44,32 +44,9 @@ struct LoopFixture: Sendable {
         guard var test = data.test else { throw RetrainingError("the simulation wrote no test split") }
         input.normalize(&test.windows)
 
-        let fullSpec = try ModelSpecFile.parse(
-            """
-            name: full
-            layers:
-              - {type: conv1d, filters: 16, kernel: 7, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: conv1d, filters: 24, kernel: 5, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: globalavgpool1d}
-              - {type: dense, units: classes}
-            """)
-        var config = TrainingConfiguration()
-        config.epochs = 12
-        config.minimumSteps = 0
-        config.learningRate = 3e-3
-        config.patience = 4
-        let network = try Network(
-            layers: fullSpec.layers, window: window, channels: train.channels, classes: train.classNames.count, seed: 5)
-        _ = try Trainer(configuration: config).train(network, on: train)
-        let fullModel = try network.exportFloatModel()
-        let fullManifest = ModelManifest(
-            name: "full", version: "full-1", createdAt: "2026-01-01T00:00:00Z", architecture: fullModel.architecture,
-            input: input, classNames: train.classNames)
-        let full = try ModelArtifact(model: fullModel, manifest: fullManifest, goldenInputs: train.windows.slice(0..<4))
+        let full = try smallFullModel(trainedOn: train, input: input)
+        let fullModel = try FloatModel(artifact: full)
+        let fullManifest = full.manifest
 
         let edgeSpec = """
             name: edge
@@ -233,4 +210,37 @@ final class ChildProcess: @unchecked Sendable {
             process.waitUntilExit()
         }
     }
+}
+
+/// The retraining tests' full model: a small stand-in for the FCN (two strided convolutions), trained with
+/// early stopping on `train` (windows already standardized with `input`), as an artifact with four golden
+/// inputs.
+func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec) throws -> ModelArtifact {
+        let fullSpec = try ModelSpecFile.parse(
+            """
+            name: full
+            layers:
+              - {type: conv1d, filters: 16, kernel: 7, stride: 2, padding: same}
+              - {type: batchnorm1d}
+              - {type: relu}
+              - {type: conv1d, filters: 24, kernel: 5, stride: 2, padding: same}
+              - {type: batchnorm1d}
+              - {type: relu}
+              - {type: globalavgpool1d}
+              - {type: dense, units: classes}
+            """)
+        var config = TrainingConfiguration()
+        config.epochs = 12
+        config.minimumSteps = 0
+        config.learningRate = 3e-3
+        config.patience = 4
+        let network = try Network(
+            layers: fullSpec.layers, window: input.window, channels: train.channels,
+            classes: train.classNames.count, seed: 5)
+        _ = try Trainer(configuration: config).train(network, on: train)
+        let model = try network.exportFloatModel()
+        let manifest = ModelManifest(
+            name: "full", version: "full-1", createdAt: "2026-01-01T00:00:00Z", architecture: model.architecture,
+            input: input, classNames: train.classNames)
+        return try ModelArtifact(model: model, manifest: manifest, goldenInputs: train.windows.slice(0..<4))
 }

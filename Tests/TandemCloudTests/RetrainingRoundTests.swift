@@ -31,34 +31,9 @@ struct RetrainingFixture: Sendable {
         var normalizedTrain = train
         input.normalize(&normalizedTrain.windows)
 
-        let fullSpec = try ModelSpecFile.parse(
-            """
-            name: full
-            layers:
-              - {type: conv1d, filters: 16, kernel: 7, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: conv1d, filters: 24, kernel: 5, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: globalavgpool1d}
-              - {type: dense, units: classes}
-            """)
-        var config = TrainingConfiguration()
-        config.epochs = 12
-        config.minimumSteps = 0
-        config.learningRate = 3e-3
-        config.patience = 4
-        let network = try Network(
-            layers: fullSpec.layers, window: window, channels: train.channels, classes: train.classNames.count,
-            seed: 5)
-        _ = try Trainer(configuration: config).train(network, on: normalizedTrain)
-        let fullModel = try network.exportFloatModel()
-        let fullManifest = ModelManifest(
-            name: "full", version: "full-1", createdAt: "2026-01-01T00:00:00Z", architecture: fullModel.architecture,
-            input: input, classNames: train.classNames)
-        let full = try ModelArtifact(
-            model: fullModel, manifest: fullManifest, goldenInputs: normalizedTrain.windows.slice(0..<4))
+        let full = try smallFullModel(trainedOn: normalizedTrain, input: input)
+        let fullModel = try FloatModel(artifact: full)
+        let fullManifest = full.manifest
 
         let edgeSpec = try ModelSpecFile.parse(
             """
