@@ -216,31 +216,31 @@ final class ChildProcess: @unchecked Sendable {
 /// early stopping on `train` (windows already standardized with `input`), as an artifact with four golden
 /// inputs.
 func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec) throws -> ModelArtifact {
-        let fullSpec = try ModelSpecFile.parse(
-            """
-            name: full
-            layers:
-              - {type: conv1d, filters: 16, kernel: 7, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: conv1d, filters: 24, kernel: 5, stride: 2, padding: same}
-              - {type: batchnorm1d}
-              - {type: relu}
-              - {type: globalavgpool1d}
-              - {type: dense, units: classes}
-            """)
-        var config = TrainingConfiguration()
-        config.epochs = 12
-        config.minimumSteps = 0
-        config.learningRate = 3e-3
-        config.patience = 4
-        let network = try Network(
-            layers: fullSpec.layers, window: input.window, channels: train.channels,
-            classes: train.classNames.count, seed: 5)
-        _ = try Trainer(configuration: config).train(network, on: train)
-        let model = try network.exportFloatModel()
-        let manifest = ModelManifest(
-            name: "full", version: "full-1", createdAt: "2026-01-01T00:00:00Z", architecture: model.architecture,
-            input: input, classNames: train.classNames)
-        return try ModelArtifact(model: model, manifest: manifest, goldenInputs: train.windows.slice(0..<4))
+    let fullSpec = try ModelSpecFile.parse(
+        """
+        name: full
+        layers:
+          - {type: conv1d, filters: 16, kernel: 7, stride: 2, padding: same}
+          - {type: batchnorm1d}
+          - {type: relu}
+          - {type: conv1d, filters: 24, kernel: 5, stride: 2, padding: same}
+          - {type: batchnorm1d}
+          - {type: relu}
+          - {type: globalavgpool1d}
+          - {type: dense, units: classes}
+        """)
+    var config = TrainingConfiguration()
+    config.epochs = 12
+    config.minimumSteps = 0
+    config.learningRate = 3e-3
+    config.patience = 4
+    let network = try Network(
+        layers: fullSpec.layers, window: input.window, channels: train.channels,
+        classes: train.classNames.count, seed: 5)
+    _ = try Trainer(configuration: config).train(network, on: train)
+    let model = try network.exportFloatModel()
+    let manifest = ModelManifest(
+        name: "full", version: "full-1", createdAt: "2026-01-01T00:00:00Z", architecture: model.architecture,
+        input: input, classNames: train.classNames)
+    return try ModelArtifact(model: model, manifest: manifest, goldenInputs: train.windows.slice(0..<4))
 }
