@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TandemCore
 
 /// mosquitto's password file: one `user:hash` line per user, the hash in mosquitto's PBKDF2 form
 /// `$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512(password, salt)>`, which mosquitto 2 reads.
@@ -67,33 +68,12 @@ func readLines(_ path: String) throws(ProvisioningError) -> [String] {
     }
 }
 
-/// Writes `text` to a temporary file next to `path`, fsyncs it, sets `mode` and renames it over `path`.
+/// Replaces the file at `path` with `text` atomically (temporary file, fsync, rename), with mode `mode`.
 func writeAtomically(_ text: String, to path: String, mode: mode_t) throws(ProvisioningError) {
-    let temporary = path + ".tmp-\(getpid())"
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
-    guard descriptor >= 0 else {
-        throw ProvisioningError(.io, "\(temporary): cannot create: \(String(cString: strerror(errno)))")
-    }
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let n = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, bytes.count - written) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            unlink(temporary)
-            throw ProvisioningError(.io, "\(temporary): write failed: \(reason)")
-        }
-        written += n
-    }
-    fchmod(descriptor, mode)
-    fsync(descriptor)
-    close(descriptor)
-    guard rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw ProvisioningError(.io, "\(path): rename failed: \(reason)")
+    do {
+        try AtomicFile.write(Array(text.utf8), to: URL(fileURLWithPath: path), permissions: mode)
+    } catch {
+        throw ProvisioningError(.io, error.description)
     }
 }
 
