@@ -132,23 +132,10 @@ extension SensorSimulator {
     /// Writes `stream` as long-format CSV with a header, formatting numbers by hand: building
     /// a String per value would dominate the time for long recordings.
     static func writeCSV(_ stream: SensorStream, to url: URL) throws {
-        let channels = stream.channelNames.count
         var out = [UInt8]()
-        out.reserveCapacity(stream.count * (channels * 9 + 24) + 64)
+        out.reserveCapacity(stream.count * (stream.channelNames.count * 9 + 24) + 64)
         out.append(contentsOf: Array(("timestamp," + stream.channelNames.joined(separator: ",") + ",label\n").utf8))
-        let labelBytes = stream.classNames.map { Array($0.utf8) }
-        stream.samples.scalars.withUnsafeBufferPointer { x in
-            for i in 0..<stream.count {
-                appendFixed(stream.timestamp(at: i), decimals: 6, to: &out)
-                for c in 0..<channels {
-                    out.append(UInt8(ascii: ","))
-                    appendFixed(Double(x[i * channels + c]), decimals: 4, to: &out)
-                }
-                out.append(UInt8(ascii: ","))
-                out.append(contentsOf: labelBytes[stream.labels[i]])
-                out.append(UInt8(ascii: "\n"))
-            }
-        }
+        stream.appendCSVRows(to: &out, labels: true)
         do {
             try Data(out).write(to: url, options: .atomic)
         } catch {
@@ -191,6 +178,29 @@ extension SensorSimulator {
             out[index] = UInt8(ascii: "0") + UInt8(v % 10)
             v /= 10
             index -= 1
+        }
+    }
+}
+
+extension SensorStream {
+    /// Appends one CSV row per sample, `timestamp,ch1,…,chN[,label]\n` (timestamps to 1 µs, values to 4
+    /// decimals), formatting numbers by hand: the form `tandem simulate` writes and `tandem-edge` reads.
+    public func appendCSVRows(to out: inout [UInt8], labels includeLabels: Bool) {
+        let channels = channelNames.count
+        let labelBytes = classNames.map { Array($0.utf8) }
+        samples.scalars.withUnsafeBufferPointer { x in
+            for i in 0..<count {
+                SensorSimulator.appendFixed(timestamp(at: i), decimals: 6, to: &out)
+                for c in 0..<channels {
+                    out.append(UInt8(ascii: ","))
+                    SensorSimulator.appendFixed(Double(x[i * channels + c]), decimals: 4, to: &out)
+                }
+                if includeLabels {
+                    out.append(UInt8(ascii: ","))
+                    out.append(contentsOf: labelBytes[labels[i]])
+                }
+                out.append(UInt8(ascii: "\n"))
+            }
         }
     }
 }
