@@ -10,8 +10,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
     public var minimumNewLabels = 100
     /// How far back the recent escalation rate of a device looks, in seconds. Default one hour.
     public var driftWindowSeconds = 3600.0
-    /// Windows a device must have classified within the drift window before its rate counts; fewer
-    /// would make the rate noise. Default 1,000.
+    /// Windows a device must have classified within the drift window before its rate counts (and, in
+    /// ``EscalationHistory``, behind its baseline); fewer would make the rate noise. Default 1,000; 0 turns the
+    /// drift rule off.
     public var minimumDriftWindows = 1000
     /// A recent rate further than this from the baseline is drift (absolute, in rate units). Default 0.05.
     public var absoluteDriftBound = 0.05
@@ -102,13 +103,36 @@ public struct RetrainingTrigger: Sendable, Equatable {
     }
 
     /// The device's escalation rate over the drift window ending at `now`, with the windows it rests on;
-    /// nil when fewer than `minimumDriftWindows` windows fall in it.
+    /// nil when fewer than `minimumDriftWindows` windows fall in it or the drift rule is off.
     public func recentRate(of device: Device, now: Double) -> (rate: Double, windows: Int)? {
         let recent = device.intervals.filter { $0.endsAt > now - driftWindowSeconds && $0.endsAt <= now }
         let windows = recent.reduce(0) { $0 + max($1.windows, 0) }
-        guard windows >= max(minimumDriftWindows, 1) else { return nil }
+        guard minimumDriftWindows > 0, windows >= minimumDriftWindows else { return nil }
         let escalations = recent.reduce(0) { $0 + max($1.escalations, 0) }
         return (Double(escalations) / Double(windows), windows)
+    }
+
+    /// The rules in one line for logs, e.g. `1000 new hard examples, 100 new labels or drift (…)`, or
+    /// `…; drift off`.
+    public var rules: String {
+        var rules = [String]()
+        if minimumNewHardExamples > 0 { rules.append("\(minimumNewHardExamples) new hard examples") }
+        if minimumNewLabels > 0 { rules.append("\(minimumNewLabels) new labels") }
+        if minimumDriftWindows > 0 {
+            rules.append(
+                "drift (a device's escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
+                    + "\(minimumDriftWindows) windows further than max(\(Self.number(absoluteDriftBound)), "
+                    + "\(Self.number(relativeDriftBound)) × baseline) from its baseline)")
+        }
+        let joined =
+            rules.isEmpty
+            ? "never"
+            : rules.count == 1 ? rules[0] : rules.dropLast().joined(separator: ", ") + " or " + rules[rules.count - 1]
+        return minimumDriftWindows > 0 ? joined : joined + "; drift off"
+    }
+
+    static func number(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
     }
 
     /// The reasons to run a round now; empty means wait.
