@@ -34,6 +34,7 @@ enum CloudConfigFile {
         ("trainer.retrainInterval", "--retrain-interval", .value),
         ("trainer.retrainHardExamples", "--retrain-hard-examples", .value),
         ("trainer.retrainLabels", "--retrain-labels", .value),
+        ("trainer.retrainEvery", "--retrain-every", .value),
         ("trainer.retrainDriftWindow", "--retrain-drift-window", .value),
         ("trainer.retrainDriftMinWindows", "--retrain-drift-min-windows", .value),
         ("trainer.retrainDriftBound", "--retrain-drift-bound", .value),

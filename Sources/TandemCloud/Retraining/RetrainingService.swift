@@ -34,7 +34,7 @@ public final class RetrainingService: Sendable {
         public var checkIntervalSeconds = 30.0
         /// How long the lease lasts without renewal, in seconds; it is renewed every third of that. Default 120.
         public var leaseSeconds = 120.0
-        /// When a round is due. Default: 1,000 new hard examples or 100 new labels.
+        /// When a round is due. Default: 1,000 new hard examples, 100 new labels or drift; no schedule.
         public var trigger = RetrainingTrigger()
         /// The round's settings (epochs, gate tolerance, seed).
         public var round = RetrainingRound.Options()
@@ -94,6 +94,8 @@ public final class RetrainingService: Sendable {
     let reports = Mutex<[RoundReport]>([])
     let holdsLease = Atomic<Bool>(false)
     let history: Mutex<EscalationHistory>
+    /// When the service was made: the schedule's start until a round is recorded.
+    let createdAt = Date().timeIntervalSince1970
 
     /// A service for one worker.
     ///
@@ -242,7 +244,8 @@ public final class RetrainingService: Sendable {
         let reasons = trigger.reasons(
             for: .init(
                 now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
-                newLabels: try store.labelCount(recordedAfter: since), devices: devices))
+                newLabels: try store.labelCount(recordedAfter: since), devices: devices,
+                lastRoundStartedAt: last?.startedAt ?? createdAt))
         guard !reasons.isEmpty, takeLease() else { return }
         let renewal = renewLease()
         defer {

@@ -1,5 +1,5 @@
-/// Decides when a retraining round is worth running: enough new hard examples, new ground truth, or a
-/// device whose escalation rate has moved away from its baseline.
+/// Decides when a retraining round is worth running: enough new hard examples, new ground truth, a device
+/// whose escalation rate has moved away from its baseline, or a schedule.
 ///
 /// Pure logic over counts the caller gathers (the sample store for examples and labels, device status
 /// messages for escalation rates), so every rule is testable without a store or a broker.
@@ -18,6 +18,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
     public var absoluteDriftBound = 0.05
     /// …or further than this fraction of the baseline, whichever is larger. Default 0.5.
     public var relativeDriftBound = 0.5
+    /// A round is due once this many seconds have passed since the last round started (or the service
+    /// started) if at least one new hard example or label arrived since. Default 0: no schedule.
+    public var scheduleSeconds = 0.0
 
     /// The defaults above.
     public init() {}
@@ -66,13 +69,20 @@ public struct RetrainingTrigger: Sendable, Equatable {
         public var newLabels: Int
         /// Devices with their escalation history.
         public var devices: [Device]
+        /// Seconds since 1970 when the last round started, or when the service started if none has; nil
+        /// leaves the schedule waiting.
+        public var lastRoundStartedAt: Double?
 
         /// Creates a snapshot.
-        public init(now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = []) {
+        public init(
+            now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = [],
+            lastRoundStartedAt: Double? = nil
+        ) {
             self.now = now
             self.newHardExamples = newHardExamples
             self.newLabels = newLabels
             self.devices = devices
+            self.lastRoundStartedAt = lastRoundStartedAt
         }
     }
 
@@ -84,6 +94,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case labels(Int)
         /// A device's recent escalation rate moved past the bound.
         case drift(device: String, baseline: Double, recent: Double, windows: Int)
+        /// The schedule: this many seconds since the last round started, with new examples or labels.
+        case schedule(seconds: Double, hardExamples: Int, labels: Int)
 
         /// One line for logs.
         public var description: String {
@@ -93,6 +105,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
             case .drift(let device, let baseline, let recent, let windows):
                 return
                     "device \(device) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
+            case .schedule(let seconds, let hardExamples, let labels):
+                return
+                    "scheduled: \(Int(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
             }
         }
 
@@ -118,6 +133,7 @@ public struct RetrainingTrigger: Sendable, Equatable {
         var rules = [String]()
         if minimumNewHardExamples > 0 { rules.append("\(minimumNewHardExamples) new hard examples") }
         if minimumNewLabels > 0 { rules.append("\(minimumNewLabels) new labels") }
+        if scheduleSeconds > 0 { rules.append("every \(Self.number(scheduleSeconds)) s with new data") }
         if minimumDriftWindows > 0 {
             rules.append(
                 "drift (a device's escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
@@ -151,6 +167,13 @@ public struct RetrainingTrigger: Sendable, Equatable {
             if abs(rate - baseline) > bound {
                 reasons.append(.drift(device: device.id, baseline: baseline, recent: rate, windows: windows))
             }
+        }
+        if scheduleSeconds > 0, let last = snapshot.lastRoundStartedAt, snapshot.now - last >= scheduleSeconds,
+            snapshot.newHardExamples + snapshot.newLabels > 0
+        {
+            reasons.append(
+                .schedule(
+                    seconds: snapshot.now - last, hardExamples: snapshot.newHardExamples, labels: snapshot.newLabels))
         }
         return reasons
     }

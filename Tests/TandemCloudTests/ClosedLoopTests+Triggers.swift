@@ -66,4 +66,37 @@ extension ClosedLoopTests {
             #expect(worker.log.contains("trainer: stopped"))
         }
     }
+
+    @Test("the schedule starts a round once --retrain-every has passed since the worker started, given new data")
+    func scheduleFromService() async throws {
+        let fixture = try LoopFixture.shared.get()
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let install = try fixture.install(in: scratch.url)
+            // One new hard example (its payload is not a window: the round skips it), far below any count rule.
+            try install.store.insert(
+                SampleStore.Escalation(
+                    id: UUID(), device: "press-1", stream: "vib", payload: [0], responseTopic: "t", edgeLabel: 0,
+                    edgeConfidence: 0.3, edgeModel: "edge-1", receivedAt: Date().timeIntervalSince1970))
+            let launched = ContinuousClock.now
+            let worker = try ChildProcess(
+                cloud,
+                trainerArguments(
+                    install, port: broker.port, hardExamples: 0,
+                    extra: ["--retrain-every", "4", "--retrain-drift-min-windows", "0", "--fine-tune-epochs", "1"]),
+                errorURL: scratch.url.appendingPathComponent("cloud.log"))
+            #expect(await waitUntil(.seconds(30)) { worker.log.contains("checking every") }, "\(worker.log)")
+            #expect(worker.log.contains("every 4 s with new data; drift off"), "\(worker.log)")
+            #expect(await waitUntil(.seconds(30)) { worker.log.contains("round: starting") }, "\(worker.log)")
+            let elapsed = ContinuousClock.now - launched
+            #expect(elapsed >= .seconds(4), "not before the schedule: \(elapsed)")
+            let line = worker.log.split(separator: "\n").first { $0.contains("round: starting") } ?? ""
+            #expect(
+                line.contains("(scheduled: ")
+                    && line.contains(" s since the last round, 1 new hard examples and 0 new labels)"),
+                "\(line)")
+            #expect(await worker.terminate() == 0, "\(worker.log)")
+        }
+    }
 }
