@@ -37,7 +37,10 @@ struct Serve: AsyncParsableCommand {
 
             With --trainer the worker also runs the retraining loop (docs/CLOUD.md): every --retrain-interval \
             seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations or \
-            --retrain-labels 100 new labels since the last round); one worker at a time takes the lease, \
+            --retrain-labels 100 new labels since the last round, or drift: a device of --fleet whose escalation \
+            rate over the last --retrain-drift-window seconds, from its status messages, left its baseline on \
+            its model, or --retrain-every seconds since the last round with any new data); one worker at a \
+            time takes the lease, \
             fine-tunes the full model, compresses a new edge model, gates it against the production edge model \
             in the registry (--data-dir), and if it passes signs it with --signing-key, publishes it and rolls it \
             out to --fleet (--canary-percent 10, --soak-seconds 600), promoting or rolling back by itself.

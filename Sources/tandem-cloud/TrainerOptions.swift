@@ -19,6 +19,19 @@ struct TrainerOptions: ParsableArguments {
     var retrainHardExamples = 1000
     @Option(help: "New ground-truth labels since the last round that start one (0: never).")
     var retrainLabels = 100
+    @Option(
+        help:
+            "Seconds after the last round started (or the worker) that start one if any example or label is new (0: never)."
+    )
+    var retrainEvery = 0.0
+    @Option(help: "Drift: seconds of a device's recent escalation rate compared with its baseline (older ones).")
+    var retrainDriftWindow = 3600.0
+    @Option(help: "Drift: windows both the recent rate and the baseline must rest on (0: no drift rule).")
+    var retrainDriftMinWindows = 1000
+    @Option(help: "Drift: a recent rate further than this from the baseline starts a round (absolute).")
+    var retrainDriftBound = 0.05
+    @Option(help: "Drift: …or further than this fraction of the baseline, whichever is larger.")
+    var retrainDriftRelative = 0.5
     @Option(help: "Seconds the training lease lasts without renewal (renewed every third).") var leaseSeconds = 120.0
     @Option(help: "Most epochs fine-tuning the full model.") var fineTuneEpochs = 10
     @Option(help: "Most distillation epochs for the edge model (default: the edge spec's).") var distillationEpochs:
@@ -46,6 +59,13 @@ struct TrainerOptions: ParsableArguments {
                 "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds and --min-canary-windows not negative, --fine-tune-epochs ≥ 1"
             )
         }
+        guard retrainDriftWindow > 0, retrainDriftMinWindows >= 0, retrainDriftBound >= 0, retrainDriftRelative >= 0,
+            retrainEvery >= 0
+        else {
+            throw ValidationError(
+                "--retrain-drift-window must be positive; --retrain-drift-min-windows, --retrain-drift-bound, --retrain-drift-relative and --retrain-every not negative"
+            )
+        }
     }
 
     /// The service for a worker, or nil without `--trainer`.
@@ -66,6 +86,11 @@ struct TrainerOptions: ParsableArguments {
         configuration.leaseSeconds = leaseSeconds
         configuration.trigger.minimumNewHardExamples = retrainHardExamples
         configuration.trigger.minimumNewLabels = retrainLabels
+        configuration.trigger.scheduleSeconds = retrainEvery
+        configuration.trigger.driftWindowSeconds = retrainDriftWindow
+        configuration.trigger.minimumDriftWindows = retrainDriftMinWindows
+        configuration.trigger.absoluteDriftBound = retrainDriftBound
+        configuration.trigger.relativeDriftBound = retrainDriftRelative
         configuration.round.fineTuneEpochs = fineTuneEpochs
         configuration.round.distillationEpochs = distillationEpochs
         configuration.round.epsilon = gateEpsilon

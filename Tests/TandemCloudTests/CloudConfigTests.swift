@@ -78,13 +78,78 @@ struct CloudConfigTests {
         #expect(shipped.errors.contains("--model"), "\(shipped.errors)")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, errors: String) {
+    @Test("every retraining flag is a trainer key of the shipped cloud.yaml, documented with the --help default")
+    func trainerKeysMatchHelp() throws {
+        let help = try run(["serve", "--help"], output: true).errors
+        let section = try #require(help.range(of: "RETRAINING:")).upperBound
+        let end = try #require(help.range(of: "\nOPTIONS:", range: section..<help.endIndex)).lowerBound
+        // Option blocks: a line starting with "  --flag", then its wrapped help lines.
+        var defaults = [String: String?]()
+        var flag: String?
+        var text = ""
+        func close() {
+            guard let flag else { return }
+            let joined = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            let value = joined.range(of: "(default: ").map { start in
+                String(joined[start.upperBound...].prefix { $0 != ")" })
+            }
+            defaults[flag] = value
+        }
+        for line in help[section..<end].split(separator: "\n") {
+            let trimmed = line.drop { $0 == " " }
+            if trimmed.hasPrefix("--") && line.hasPrefix("  --") {
+                close()
+                flag = String(trimmed.prefix { $0 != " " })
+                text = String(trimmed.drop { $0 != " " })
+            } else {
+                text += " " + trimmed
+            }
+        }
+        close()
+        #expect(defaults["--retrain-drift-window"] == "3600.0", "\(defaults)")
+
+        // The shipped file's trainer section: `  key: value` lines.
+        let yaml = try String(contentsOf: Self.shipped, encoding: .utf8)
+        let trainer = try #require(yaml.range(of: "\ntrainer:\n")).upperBound
+        var documented = [String: String]()
+        for line in yaml[trainer...].split(separator: "\n") where line.hasPrefix("  ") && !line.hasPrefix("  #") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if value == "\"\"" { value = "" }
+            // trainer.enabled is --trainer; the other keys are their flags' names in camel case.
+            let name =
+                key == "enabled"
+                ? "trainer"
+                : key.reduce(into: "") { name, c in
+                    name += c.isUppercase ? "-" + c.lowercased() : String(c)
+                }
+            documented["--" + name] = value
+        }
+        // A drill is a one-off run, not a setting, so it has no key.
+        #expect(Set(defaults.keys).subtracting(["--drill-shuffled-labels"]) == Set(documented.keys))
+        for (flag, value) in documented {
+            guard let help = defaults[flag] else { continue }
+            switch (help, Double(value)) {
+            case (let shown?, let number?):
+                #expect(Double(shown) == number, "\(flag): --help says \(shown), cloud.yaml \(value)")
+            case (let shown?, nil):
+                // An empty value means "not set": --help may only describe what happens then.
+                #expect(shown == value || (value.isEmpty && shown.contains(" ")), "\(flag): \(shown) vs \(value)")
+            case (nil, _):
+                #expect(
+                    value.isEmpty || value == "false", "\(flag) has no default in --help but \(value) in cloud.yaml")
+            }
+        }
+    }
+
+    func run(_ arguments: [String], output: Bool = false) throws -> (status: Int32, errors: String) {
         let process = Process()
         process.executableURL = BuiltProducts.executable("tandem-cloud")
         process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output ? errors : FileHandle.nullDevice
         try process.run()
         let data = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

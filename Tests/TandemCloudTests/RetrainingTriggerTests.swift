@@ -28,6 +28,41 @@ struct RetrainingTriggerTests {
         #expect(off.reasons(for: .init(now: 0, newHardExamples: 0, newLabels: 10_000)).isEmpty, "0 turns a rule off")
     }
 
+    @Test("the schedule starts a round once its time has passed since the last round, and only with new data")
+    func schedule() {
+        var scheduled = trigger
+        scheduled.minimumNewHardExamples = 0
+        scheduled.minimumNewLabels = 0
+        scheduled.scheduleSeconds = 3600
+        func reasons(now: Double, examples: Int, labels: Int, last: Double?) -> [RetrainingTrigger.Reason] {
+            scheduled.reasons(
+                for: .init(now: now, newHardExamples: examples, newLabels: labels, lastRoundStartedAt: last))
+        }
+        #expect(reasons(now: 4599, examples: 5, labels: 0, last: 1000).isEmpty, "not yet")
+        #expect(
+            reasons(now: 4600, examples: 5, labels: 0, last: 1000) == [
+                .schedule(seconds: 3600, hardExamples: 5, labels: 0)
+            ])
+        #expect(
+            reasons(now: 9000, examples: 0, labels: 1, last: 1000) == [
+                .schedule(seconds: 8000, hardExamples: 0, labels: 1)
+            ])
+        #expect(reasons(now: 9000, examples: 0, labels: 0, last: 1000).isEmpty, "nothing new: no round")
+        #expect(reasons(now: 9000, examples: 5, labels: 0, last: nil).isEmpty, "no start known: wait")
+        #expect(
+            reasons(now: 4600, examples: 5, labels: 0, last: 1000).first?.description
+                == "scheduled: 3600 s since the last round, 5 new hard examples and 0 new labels")
+        // Alongside the count rules, each reason is reported.
+        scheduled.minimumNewLabels = 1
+        #expect(reasons(now: 4600, examples: 0, labels: 2, last: 1000).count == 2)
+        scheduled.scheduleSeconds = 0
+        #expect(reasons(now: 1e9, examples: 0, labels: 2, last: 0) == [.labels(2)], "0 turns the schedule off")
+        #expect(scheduled.rules.hasPrefix("1 new labels or drift"), "\(scheduled.rules)")
+        scheduled.scheduleSeconds = 60
+        scheduled.minimumDriftWindows = 0
+        #expect(scheduled.rules == "1 new labels or every 60 s with new data; drift off", "\(scheduled.rules)")
+    }
+
     /// A device that classified `windows` windows per minute over the last `minutes` minutes, escalating `rate`.
     func device(_ id: String, baseline: Double, rate: Double, minutes: Int, windows: Int = 200, now: Double = 10_000)
         -> RetrainingTrigger.Device

@@ -9,9 +9,11 @@ import TandemTraining
 /// ``RetrainingRound``, and when the gate passes registers (signs), publishes and rolls out the new edge model.
 ///
 /// Every `checkIntervalSeconds` the service counts the escalations and labels stored since the last round
-/// started and asks the ``RetrainingTrigger``. When a round is due it takes the store's training lease (so of
-/// all workers sharing the store exactly one trains) and renews it while it works. The round's current edge
-/// model is the registry's production version, so a promoted model is what the next round improves on.
+/// started, takes each device's escalation history on its current model from the fleet's status messages
+/// (an ``EscalationHistory``, sampled every few seconds), and asks the ``RetrainingTrigger``. When a round is
+/// due it takes the store's training lease (so of all workers sharing the store exactly one trains) and renews
+/// it while it works. The round's current edge model is the registry's production version, so a promoted model
+/// is what the next round improves on.
 /// A candidate that passes the gate is registered (checked and signed with the fleet's key), its artifact
 /// published retained, and a staged rollout started and driven by a ``RolloutController`` until it is promoted
 /// or rolled back. The round is recorded in the store (outcome, version, gate report) and in the audit log.
@@ -32,7 +34,7 @@ public final class RetrainingService: Sendable {
         public var checkIntervalSeconds = 30.0
         /// How long the lease lasts without renewal, in seconds; it is renewed every third of that. Default 120.
         public var leaseSeconds = 120.0
-        /// When a round is due. Default: 1,000 new hard examples or 100 new labels.
+        /// When a round is due. Default: 1,000 new hard examples, 100 new labels or drift; no schedule.
         public var trigger = RetrainingTrigger()
         /// The round's settings (epochs, gate tolerance, seed).
         public var round = RetrainingRound.Options()
@@ -91,6 +93,9 @@ public final class RetrainingService: Sendable {
     let stopping = Atomic<Bool>(false)
     let reports = Mutex<[RoundReport]>([])
     let holdsLease = Atomic<Bool>(false)
+    let history: Mutex<EscalationHistory>
+    /// When the service was made: the schedule's start until a round is recorded.
+    let createdAt = Date().timeIntervalSince1970
 
     /// A service for one worker.
     ///
@@ -121,6 +126,7 @@ public final class RetrainingService: Sendable {
         self.client = client
         self.catalog = catalog
         self.log = log
+        self.history = Mutex(EscalationHistory(driftWindowSeconds: configuration.trigger.driftWindowSeconds))
     }
 
     /// The rounds this service finished, oldest first.
@@ -135,7 +141,7 @@ public final class RetrainingService: Sendable {
     public func run() async {
         let c = configuration
         log(
-            "trainer: checking every \(c.checkIntervalSeconds) s (round at \(c.trigger.minimumNewHardExamples) new hard examples or \(c.trigger.minimumNewLabels) new labels; canary \(c.policy.canaryPercent) %, soak \(c.policy.soakSeconds) s)"
+            "trainer: checking every \(c.checkIntervalSeconds) s (round at \(c.trigger.rules); canary \(c.policy.canaryPercent) %, soak \(c.policy.soakSeconds) s)"
         )
         client.start()
         guard await connected(), let monitor = await monitor() else {
@@ -145,6 +151,15 @@ public final class RetrainingService: Sendable {
         let controller = RolloutController(
             registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet), monitor: monitor,
             audit: audit, actor: c.actor, log: { [log] in log("trainer: rollout: \($0)") })
+        // Statuses are sampled more often than the trigger is checked (and while a round runs), so each
+        // interval ends close to when its status arrived.
+        let sampler = Task { [self] in
+            while !isStopping && !Task.isCancelled {
+                sample(monitor)
+                await pause(seconds: min(c.checkIntervalSeconds, 5))
+            }
+        }
+        defer { sampler.cancel() }
         while !isStopping && !Task.isCancelled {
             do {
                 try await check(controller)
@@ -188,6 +203,14 @@ public final class RetrainingService: Sendable {
         }
     }
 
+    /// Takes the fleet's latest statuses into the devices' escalation histories.
+    func sample(_ monitor: FleetMonitor) {
+        let devices = monitor.devices
+        history.withLock { history in
+            for device in devices { history.record(device.status, at: device.lastSeen?.timeIntervalSince1970) }
+        }
+    }
+
     /// One check: resume a retrained candidate's canary, or run a round if one is due.
     func check(_ controller: RolloutController) async throws {
         if let rollout = try await controller.current(), rollout.phase == .canary {
@@ -203,20 +226,38 @@ public final class RetrainingService: Sendable {
             _ = try await drive(controller)
             return
         }
-        let since = try store.lastRound()?.startedAt ?? -Double.greatestFiniteMagnitude
+        let last = try store.lastRound()
+        let since = last?.startedAt ?? -Double.greatestFiniteMagnitude
+        sample(controller.monitor)
         let now = Date().timeIntervalSince1970
-        let reasons = configuration.trigger.reasons(
+        let trigger = configuration.trigger
+        let devices = history.withLock { history in
+            // A round recorded by any worker: a promotion restarts the baselines, another outcome holds drift
+            // back for a drift window, so the drift that started the round does not start the next one at once.
+            if let last {
+                history.noteRound(
+                    startedAt: last.startedAt, finishedAt: last.finishedAt,
+                    promoted: last.outcome == Outcome.promoted.rawValue)
+            }
+            return history.devices(now: now, minimumWindows: trigger.minimumDriftWindows)
+        }
+        let reasons = trigger.reasons(
             for: .init(
                 now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
-                newLabels: try store.labelCount(recordedAfter: since)))
+                newLabels: try store.labelCount(recordedAfter: since), devices: devices,
+                lastRoundStartedAt: last?.startedAt ?? createdAt))
         guard !reasons.isEmpty, takeLease() else { return }
         let renewal = renewLease()
         defer {
             renewal.cancel()
             releaseLease()
         }
-        if let report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller) {
-            reports.withLock { $0.append(report) }
+        let report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller)
+        if let report { reports.withLock { $0.append(report) } }
+        // A round that did not get as far as a record (no production model, given up) holds drift back too;
+        // a recorded one is noted from the store at the next check.
+        if report == nil {
+            history.withLock { $0.holdDriftBack(until: Date().timeIntervalSince1970 + trigger.driftWindowSeconds) }
         }
     }
 

@@ -1,5 +1,5 @@
-/// Decides when a retraining round is worth running: enough new hard examples, new ground truth, or a
-/// device whose escalation rate has moved away from its baseline.
+/// Decides when a retraining round is worth running: enough new hard examples, new ground truth, a device
+/// whose escalation rate has moved away from its baseline, or a schedule.
 ///
 /// Pure logic over counts the caller gathers (the sample store for examples and labels, device status
 /// messages for escalation rates), so every rule is testable without a store or a broker.
@@ -10,13 +10,17 @@ public struct RetrainingTrigger: Sendable, Equatable {
     public var minimumNewLabels = 100
     /// How far back the recent escalation rate of a device looks, in seconds. Default one hour.
     public var driftWindowSeconds = 3600.0
-    /// Windows a device must have classified within the drift window before its rate counts; fewer
-    /// would make the rate noise. Default 1,000.
+    /// Windows a device must have classified within the drift window before its rate counts (and, in
+    /// ``EscalationHistory``, behind its baseline); fewer would make the rate noise. Default 1,000; 0 turns the
+    /// drift rule off.
     public var minimumDriftWindows = 1000
     /// A recent rate further than this from the baseline is drift (absolute, in rate units). Default 0.05.
     public var absoluteDriftBound = 0.05
     /// …or further than this fraction of the baseline, whichever is larger. Default 0.5.
     public var relativeDriftBound = 0.5
+    /// A round is due once this many seconds have passed since the last round started (or the service
+    /// started) if at least one new hard example or label arrived since. Default 0: no schedule.
+    public var scheduleSeconds = 0.0
 
     /// The defaults above.
     public init() {}
@@ -65,13 +69,20 @@ public struct RetrainingTrigger: Sendable, Equatable {
         public var newLabels: Int
         /// Devices with their escalation history.
         public var devices: [Device]
+        /// Seconds since 1970 when the last round started, or when the service started if none has; nil
+        /// leaves the schedule waiting.
+        public var lastRoundStartedAt: Double?
 
         /// Creates a snapshot.
-        public init(now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = []) {
+        public init(
+            now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = [],
+            lastRoundStartedAt: Double? = nil
+        ) {
             self.now = now
             self.newHardExamples = newHardExamples
             self.newLabels = newLabels
             self.devices = devices
+            self.lastRoundStartedAt = lastRoundStartedAt
         }
     }
 
@@ -83,6 +94,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case labels(Int)
         /// A device's recent escalation rate moved past the bound.
         case drift(device: String, baseline: Double, recent: Double, windows: Int)
+        /// The schedule: this many seconds since the last round started, with new examples or labels.
+        case schedule(seconds: Double, hardExamples: Int, labels: Int)
 
         /// One line for logs.
         public var description: String {
@@ -92,6 +105,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
             case .drift(let device, let baseline, let recent, let windows):
                 return
                     "device \(device) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
+            case .schedule(let seconds, let hardExamples, let labels):
+                return
+                    "scheduled: \(Int(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
             }
         }
 
@@ -102,13 +118,37 @@ public struct RetrainingTrigger: Sendable, Equatable {
     }
 
     /// The device's escalation rate over the drift window ending at `now`, with the windows it rests on;
-    /// nil when fewer than `minimumDriftWindows` windows fall in it.
+    /// nil when fewer than `minimumDriftWindows` windows fall in it or the drift rule is off.
     public func recentRate(of device: Device, now: Double) -> (rate: Double, windows: Int)? {
         let recent = device.intervals.filter { $0.endsAt > now - driftWindowSeconds && $0.endsAt <= now }
         let windows = recent.reduce(0) { $0 + max($1.windows, 0) }
-        guard windows >= max(minimumDriftWindows, 1) else { return nil }
+        guard minimumDriftWindows > 0, windows >= minimumDriftWindows else { return nil }
         let escalations = recent.reduce(0) { $0 + max($1.escalations, 0) }
         return (Double(escalations) / Double(windows), windows)
+    }
+
+    /// The rules in one line for logs, e.g. `1000 new hard examples, 100 new labels or drift (…)`, or
+    /// `…; drift off`.
+    public var rules: String {
+        var rules = [String]()
+        if minimumNewHardExamples > 0 { rules.append("\(minimumNewHardExamples) new hard examples") }
+        if minimumNewLabels > 0 { rules.append("\(minimumNewLabels) new labels") }
+        if scheduleSeconds > 0 { rules.append("every \(Self.number(scheduleSeconds)) s with new data") }
+        if minimumDriftWindows > 0 {
+            rules.append(
+                "drift (a device's escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
+                    + "\(minimumDriftWindows) windows further than max(\(Self.number(absoluteDriftBound)), "
+                    + "\(Self.number(relativeDriftBound)) × baseline) from its baseline)")
+        }
+        let joined =
+            rules.isEmpty
+            ? "never"
+            : rules.count == 1 ? rules[0] : rules.dropLast().joined(separator: ", ") + " or " + rules[rules.count - 1]
+        return minimumDriftWindows > 0 ? joined : joined + "; drift off"
+    }
+
+    static func number(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
     }
 
     /// The reasons to run a round now; empty means wait.
@@ -127,6 +167,13 @@ public struct RetrainingTrigger: Sendable, Equatable {
             if abs(rate - baseline) > bound {
                 reasons.append(.drift(device: device.id, baseline: baseline, recent: rate, windows: windows))
             }
+        }
+        if scheduleSeconds > 0, let last = snapshot.lastRoundStartedAt, snapshot.now - last >= scheduleSeconds,
+            snapshot.newHardExamples + snapshot.newLabels > 0
+        {
+            reasons.append(
+                .schedule(
+                    seconds: snapshot.now - last, hardExamples: snapshot.newHardExamples, labels: snapshot.newLabels))
         }
         return reasons
     }
