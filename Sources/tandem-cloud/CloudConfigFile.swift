@@ -39,6 +39,7 @@ enum CloudConfigFile {
         ("trainer.retrainDriftMinWindows", "--retrain-drift-min-windows", .value),
         ("trainer.retrainDriftBound", "--retrain-drift-bound", .value),
         ("trainer.retrainDriftRelative", "--retrain-drift-relative", .value),
+        ("trainer.retrainDriftScope", "--retrain-drift-scope", .value),
         ("trainer.leaseSeconds", "--lease-seconds", .value),
         ("trainer.fineTuneEpochs", "--fine-tune-epochs", .value),
         ("trainer.distillationEpochs", "--distillation-epochs", .value),

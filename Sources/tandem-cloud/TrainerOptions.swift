@@ -32,6 +32,11 @@ struct TrainerOptions: ParsableArguments {
     var retrainDriftBound = 0.05
     @Option(help: "Drift: …or further than this fraction of the baseline, whichever is larger.")
     var retrainDriftRelative = 0.5
+    @Option(
+        help:
+            "Drift: device (each device's rate against its own baseline) or fleet (all devices' windows together, for a change that reaches many at once)."
+    )
+    var retrainDriftScope = "device"
     @Option(help: "Seconds the training lease lasts without renewal (renewed every third).") var leaseSeconds = 120.0
     @Option(help: "Most epochs fine-tuning the full model.") var fineTuneEpochs = 10
     @Option(help: "Most distillation epochs for the edge model (default: the edge spec's).") var distillationEpochs:
@@ -58,6 +63,9 @@ struct TrainerOptions: ParsableArguments {
             throw ValidationError(
                 "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds and --min-canary-windows not negative, --fine-tune-epochs ≥ 1"
             )
+        }
+        guard RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) != nil else {
+            throw ValidationError("--retrain-drift-scope: '\(retrainDriftScope)' is not device or fleet")
         }
         guard retrainDriftWindow > 0, retrainDriftMinWindows >= 0, retrainDriftBound >= 0, retrainDriftRelative >= 0,
             retrainEvery >= 0
@@ -91,6 +99,7 @@ struct TrainerOptions: ParsableArguments {
         configuration.trigger.minimumDriftWindows = retrainDriftMinWindows
         configuration.trigger.absoluteDriftBound = retrainDriftBound
         configuration.trigger.relativeDriftBound = retrainDriftRelative
+        configuration.trigger.driftScope = RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) ?? .device
         configuration.round.fineTuneEpochs = fineTuneEpochs
         configuration.round.distillationEpochs = distillationEpochs
         configuration.round.epsilon = gateEpsilon

@@ -165,16 +165,24 @@ struct RetrainingRoundTests {
         #expect(gate.reasons.isEmpty)
         #expect(gate.candidateAccuracy >= gate.currentAccuracy - gate.epsilon)
         #expect(gate.candidateEscalationRate < gate.currentEscalationRate)
-        #expect(gate.holdoutWindows == fixture.data.test?.count)
-        #expect(result.hardExamplesWithGroundTruth == labeled)
+        // A stratified fifth of the labelled hard examples joins the holdout and is not trained on.
+        let recent = try #require(gate.recentHoldoutWindows)
+        #expect(labeled >= 20 && recent >= labeled / 10 && recent <= labeled * 3 / 10, "\(recent) of \(labeled)")
+        #expect(gate.holdoutWindows == (fixture.data.test?.count ?? -1) + recent)
+        #expect(result.hardExamplesWithGroundTruth == labeled - recent)
+        #expect(gate.currentRecentAccuracy != nil && gate.candidateRecentAccuracy != nil)
         #expect(result.hardExamplesWithVerdict == escalated - labeled)
         #expect(result.phases.map(\.phase) == ["data", "fine-tune", "compress", "gate"])
         #expect(result.phases.allSatisfy { $0.seconds >= 0 })
         #expect(lines.count == 4 && lines.allSatisfy { $0.hasSuffix(" s)") }, "\(lines)")
         #expect(lines.last?.contains("gate passed") == true)
 
-        // The report's numbers are the candidate's and the current model's, scored independently here.
-        let holdout = try #require(fixture.data.test)
+        // The report's numbers are the candidate's and the current model's, scored independently here on what
+        // the gate scored: the original test windows (unchanged, first) and the recent labelled ones.
+        let test = try #require(fixture.data.test)
+        let holdout = result.holdout
+        #expect(holdout.count == gate.holdoutWindows)
+        #expect(Array(holdout.windows.scalars.prefix(test.windows.scalars.count)) == test.windows.scalars)
         let threshold = try #require(fixture.edge.manifest.metrics["confidence.max_probability.p10"])
         #expect(abs(gate.threshold - threshold) < 1e-12)
         let file = scratch.url.appendingPathComponent("edge-2.tandem")

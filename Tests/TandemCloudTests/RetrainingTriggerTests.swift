@@ -121,4 +121,50 @@ struct RetrainingTriggerTests {
             trigger.reasons(for: .init(now: now - 600, newHardExamples: 0, newLabels: 0, devices: [history])).count == 1
         )
     }
+
+    @Test(
+        "fleet scope: devices' noisy minutes that cancel out are no drift; a change on every device is, with the weighted baseline"
+    )
+    func fleetScope() {
+        var fleet = trigger
+        fleet.minimumNewHardExamples = 0
+        fleet.minimumNewLabels = 0
+        fleet.minimumDriftWindows = 2000
+        fleet.driftScope = .fleet
+        // Ten devices at a 10 % baseline, 300 recent windows each: half escalate 2 %, half 18 % just now.
+        func device(_ k: Int, recent escalations: Int, windows: Int = 300) -> RetrainingTrigger.Device {
+            RetrainingTrigger.Device(
+                id: "d\(k)", baselineEscalationRate: 0.10,
+                intervals: [.init(endsAt: 990, windows: windows, escalations: escalations)])
+        }
+        let noisy = (0..<10).map { device($0, recent: $0 % 2 == 0 ? 6 : 54) }
+        #expect(fleet.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: noisy)).isEmpty)
+        var perDevice = fleet
+        perDevice.driftScope = .device
+        perDevice.minimumDriftWindows = 300
+        #expect(
+            perDevice.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: noisy)).count == 10,
+            "device by device, every easy (2 %) and every hard (18 %) minute looks like drift")
+
+        let drifted = (0..<10).map { device($0, recent: 90) }
+        let reasons = fleet.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: drifted))
+        guard reasons.count == 1, case .fleetDrift(let devices, let baseline, let recent, let windows) = reasons[0]
+        else {
+            Issue.record("expected one fleet drift, got \(reasons)")
+            return
+        }
+        #expect(devices == 10 && abs(baseline - 0.10) < 1e-9 && abs(recent - 0.30) < 1e-9 && windows == 3000)
+        // Below the fleet's minimum of windows: no verdict yet.
+        let few = (0..<6).map { device($0, recent: 90) }
+        #expect(fleet.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: few)).isEmpty)
+        // The baseline is weighted by each device's recent windows: 100 windows at 0 % and 1,900 at 20 % predict
+        // 19 %, so 19 % now is no drift.
+        let weighted = [
+            RetrainingTrigger.Device(
+                id: "a", baselineEscalationRate: 0, intervals: [.init(endsAt: 990, windows: 100, escalations: 0)]),
+            RetrainingTrigger.Device(
+                id: "b", baselineEscalationRate: 0.2, intervals: [.init(endsAt: 990, windows: 1900, escalations: 380)]),
+        ]
+        #expect(fleet.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: weighted)).isEmpty)
+    }
 }

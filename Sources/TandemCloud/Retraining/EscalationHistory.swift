@@ -133,6 +133,9 @@ public struct EscalationHistory: Sendable, Equatable {
         return (history.baselineWindows, history.baselineEscalations, history.intervals)
     }
 
+    /// Devices seen so far.
+    public var deviceCount: Int { histories.count }
+
     /// The model version a device was last seen serving.
     public func modelVersion(of device: String) -> String? { histories[device]?.modelVersion }
 

@@ -90,6 +90,13 @@ public struct RetrainingRound: Sendable {
         public var candidateEscalationRate: Double
         /// The accuracy tolerance.
         public var epsilon: Double
+        /// Of `holdoutWindows`, the labelled hard examples held out of training: the recent data the fleet
+        /// sees now, next to the original test windows. Nil in reports written before it was recorded.
+        public var recentHoldoutWindows: Int?
+        /// The current edge model's accuracy on those recent windows.
+        public var currentRecentAccuracy: Double?
+        /// The candidate's accuracy on those recent windows.
+        public var candidateRecentAccuracy: Double?
         /// Whether the candidate may be rolled out.
         public var passed: Bool
         /// Why it failed, one entry per failed condition; empty when it passed.
@@ -97,8 +104,14 @@ public struct RetrainingRound: Sendable {
 
         /// One line: the verdict with both accuracies and escalation rates.
         public var summary: String {
-            let numbers =
+            var numbers =
                 "accuracy \(Self.percent(candidateAccuracy)) vs \(Self.percent(currentAccuracy)), escalation rate \(Self.percent(candidateEscalationRate)) vs \(Self.percent(currentEscalationRate)) at max-prob < \(String(format: "%.3f", threshold)) on \(holdoutWindows) holdout windows"
+            if let recent = recentHoldoutWindows, recent > 0, let candidate = candidateRecentAccuracy,
+                let current = currentRecentAccuracy
+            {
+                numbers +=
+                    "; on the \(recent) recent labelled ones \(Self.percent(candidate)) vs \(Self.percent(current))"
+            }
             return passed ? "gate passed: \(numbers)" : "gate failed: \(reasons.joined(separator: "; ")) (\(numbers))"
         }
 
@@ -131,6 +144,8 @@ public struct RetrainingRound: Sendable {
         public var hardExamplesSkipped: Int
         /// Phase timings, in order.
         public var phases: [PhaseTiming]
+        /// The windows the gate scored, raw: the original test windows, then the held-out labelled hard examples.
+        public var holdout: LabeledWindows
     }
 
     /// The current full (float) model.
@@ -203,7 +218,7 @@ public struct RetrainingRound: Sendable {
             let prepared = try prepare(data: data, hardExamples: hardExamples)
             return (
                 prepared,
-                "\(prepared.train.count) original training windows, \(prepared.holdout.count) holdout windows, \(prepared.groundTruth.count) hard examples with ground truth, \(prepared.verdictLabeled.count) with the verdict as label, \(prepared.skipped) skipped"
+                "\(prepared.train.count) original training windows, \(prepared.holdout.count) holdout windows (\(prepared.recentHoldout) of them labelled hard examples), \(prepared.groundTruth.count) hard examples with ground truth, \(prepared.verdictLabeled.count) with the verdict as label, \(prepared.skipped) skipped"
             )
         }
 
@@ -264,22 +279,24 @@ public struct RetrainingRound: Sendable {
         // Gate: candidate against the current edge model on the same holdout, each in its own standardization.
         let gate = try phase("gate") { () throws -> (GateReport, String) in
             let gate = try evaluateGate(
-                candidate: compression.quantized, holdout: prepared.holdout, currentFull: currentFull,
-                candidateFull: fullModel)
+                candidate: compression.quantized, holdout: prepared.holdout, recent: prepared.recentHoldout,
+                currentFull: currentFull, candidateFull: fullModel)
             return (gate, gate.summary)
         }
         return Result(
             fullCandidate: fullCandidate, edgeCandidate: compression.artifact, compression: compression, gate: gate,
             hardExamplesWithGroundTruth: prepared.groundTruth.count,
             hardExamplesWithVerdict: prepared.verdictLabeled.count, hardExamplesSkipped: prepared.skipped,
-            phases: phases)
+            phases: phases, holdout: prepared.holdout)
     }
 
     struct PreparedData {
         /// Original training windows, normalized for the full model.
         var train: LabeledWindows
-        /// Holdout windows, raw.
+        /// Holdout windows, raw: the original test windows, then `recentHoldout` labelled hard examples.
         var holdout: LabeledWindows
+        /// How many of the holdout's windows (its last ones) are labelled hard examples.
+        var recentHoldout: Int
         /// Hard examples with ground truth, normalized for the full model.
         var groundTruth: LabeledWindows
         /// Hard examples labeled by the verdict, normalized for the full model.
@@ -303,7 +320,7 @@ public struct RetrainingRound: Sendable {
             return set.relabeled(to: manifest.classNames)
         }
         var train = try fitted(data.train, "training")
-        let holdout: LabeledWindows
+        var holdout: LabeledWindows
         if let test = data.test {
             holdout = try fitted(test, "test")
         } else {
@@ -354,13 +371,34 @@ public struct RetrainingRound: Sendable {
                 windows: Tensor(shape: [part.labels.count, input.window, input.channels], scalars: part.scalars),
                 labels: part.labels, classNames: manifest.classNames)
         }
+        // A share of the labelled hard examples joins the holdout (raw, like the rest of it), so the gate also
+        // judges the data the fleet sees now, not only the original test windows; the rest is trained on.
+        var groundTruth = windows(truth)
+        var recent = 0
+        if groundTruth.count >= Self.minimumLabelledForHoldout {
+            let parts = Trainer.stratifiedSplit(
+                labels: groundTruth.labels, fraction: options.holdoutFraction, seed: options.seed)
+            var held = groundTruth.subset(parts.validation)
+            groundTruth = groundTruth.subset(parts.train)
+            if input.mean.count == input.channels && input.std.count == input.channels {
+                held.windows.scalars.withUnsafeMutableBufferPointer { x in
+                    for k in x.indices {
+                        let c = k % input.channels
+                        x[k] = x[k] * input.std[c] + input.mean[c]
+                    }
+                }
+            }
+            recent = held.count
+            holdout = Self.concatenate(holdout, held)
+        }
         return PreparedData(
-            train: train, holdout: holdout, groundTruth: windows(truth), verdictLabeled: windows(verdict),
-            skipped: skipped)
+            train: train, holdout: holdout, recentHoldout: recent, groundTruth: groundTruth,
+            verdictLabeled: windows(verdict), skipped: skipped)
     }
 
     func evaluateGate(
-        candidate: QuantizedModel, holdout: LabeledWindows, currentFull: FloatModel, candidateFull: FloatModel
+        candidate: QuantizedModel, holdout: LabeledWindows, recent: Int = 0, currentFull: FloatModel,
+        candidateFull: FloatModel
     )
         throws -> GateReport
     {
@@ -397,6 +435,13 @@ public struct RetrainingRound: Sendable {
                 "escalation rate \(GateReport.percent(candidateRate)) is not below the current \(GateReport.percent(currentRate))"
             )
         }
+        // The recent part: the holdout's last `recent` windows.
+        let recentRange = (holdout.count - recent)..<holdout.count
+        func recentAccuracy(_ labels: [Int], _ data: LabeledWindows) -> Double? {
+            guard recent > 0 else { return nil }
+            let right = recentRange.filter { labels[$0] == data.labels[$0] }.count
+            return Double(right) / Double(recent)
+        }
         return GateReport(
             holdoutWindows: holdout.count, currentAccuracy: currentAccuracy, candidateAccuracy: candidateAccuracy,
             currentFullAccuracy: Self.accuracy(
@@ -404,8 +449,14 @@ public struct RetrainingRound: Sendable {
             candidateFullAccuracy: Self.accuracy(
                 try candidateFull.logits(for: forCandidate.windows).argmaxRows(), forCandidate),
             threshold: threshold, currentEscalationRate: currentRate, candidateEscalationRate: candidateRate,
-            epsilon: options.epsilon, passed: reasons.isEmpty, reasons: reasons)
+            epsilon: options.epsilon, recentHoldoutWindows: recent,
+            currentRecentAccuracy: recentAccuracy(current.confidences.map(\.label), forCurrent),
+            candidateRecentAccuracy: recentAccuracy(new.confidences.map(\.label), forCandidate),
+            passed: reasons.isEmpty, reasons: reasons)
     }
+
+    /// Labelled hard examples a round needs before it holds some of them out for the gate. 20.
+    static let minimumLabelledForHoldout = 20
 
     static func accuracy(_ predictions: [Int], _ data: LabeledWindows) -> Double {
         Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))

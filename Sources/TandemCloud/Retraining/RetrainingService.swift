@@ -239,7 +239,11 @@ public final class RetrainingService: Sendable {
                     startedAt: last.startedAt, finishedAt: last.finishedAt,
                     promoted: last.outcome == Outcome.promoted.rawValue)
             }
-            return history.devices(now: now, minimumWindows: trigger.minimumDriftWindows)
+            // Judged over the fleet, each device's baseline needs only its share of the windows.
+            let minimum =
+                trigger.driftScope == .fleet && trigger.minimumDriftWindows > 0
+                ? max(1, trigger.minimumDriftWindows / max(1, history.deviceCount)) : trigger.minimumDriftWindows
+            return history.devices(now: now, minimumWindows: minimum)
         }
         let reasons = trigger.reasons(
             for: .init(

@@ -18,12 +18,25 @@ public struct RetrainingTrigger: Sendable, Equatable {
     public var absoluteDriftBound = 0.05
     /// …or further than this fraction of the baseline, whichever is larger. Default 0.5.
     public var relativeDriftBound = 0.5
+    /// Whether drift is judged device by device or over the whole fleet. Default `device`.
+    public var driftScope = DriftScope.device
     /// A round is due once this many seconds have passed since the last round started (or the service
     /// started) if at least one new hard example or label arrived since. Default 0: no schedule.
     public var scheduleSeconds = 0.0
 
     /// The defaults above.
     public init() {}
+
+    /// What a drift verdict rests on.
+    public enum DriftScope: String, Sendable, Equatable, CaseIterable {
+        /// Each device's recent rate against its own baseline: finds one re-mounted sensor or one machine that
+        /// changed, but a device's rate must rest on `minimumDriftWindows` recent windows of its own.
+        case device
+        /// The fleet's recent rate (every device's windows together) against the rate its devices' baselines
+        /// predict for those windows: finds a change that reaches many devices at once long before any single
+        /// device has enough windows, and is not fooled by one device's easy or hard minutes.
+        case fleet
+    }
 
     /// Windows classified and escalated by one device over one interval (differences of its status counters).
     public struct Interval: Sendable, Equatable {
@@ -94,6 +107,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case labels(Int)
         /// A device's recent escalation rate moved past the bound.
         case drift(device: String, baseline: Double, recent: Double, windows: Int)
+        /// The fleet's recent rate moved past the bound (``DriftScope/fleet``).
+        case fleetDrift(devices: Int, baseline: Double, recent: Double, windows: Int)
         /// The schedule: this many seconds since the last round started, with new examples or labels.
         case schedule(seconds: Double, hardExamples: Int, labels: Int)
 
@@ -105,6 +120,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
             case .drift(let device, let baseline, let recent, let windows):
                 return
                     "device \(device) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
+            case .fleetDrift(let devices, let baseline, let recent, let windows):
+                return
+                    "the fleet (\(devices) devices) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
             case .schedule(let seconds, let hardExamples, let labels):
                 return
                     "scheduled: \(Int(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
@@ -127,6 +145,11 @@ public struct RetrainingTrigger: Sendable, Equatable {
         return (Double(escalations) / Double(windows), windows)
     }
 
+    /// Whether `rate` is further from `baseline` than the bounds allow.
+    func isDrift(_ rate: Double, from baseline: Double) -> Bool {
+        abs(rate - baseline) > max(absoluteDriftBound, relativeDriftBound * baseline)
+    }
+
     /// The rules in one line for logs, e.g. `1000 new hard examples, 100 new labels or drift (…)`, or
     /// `…; drift off`.
     public var rules: String {
@@ -136,7 +159,7 @@ public struct RetrainingTrigger: Sendable, Equatable {
         if scheduleSeconds > 0 { rules.append("every \(Self.number(scheduleSeconds)) s with new data") }
         if minimumDriftWindows > 0 {
             rules.append(
-                "drift (a device's escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
+                "drift (\(driftScope == .fleet ? "the fleet's" : "a device's") escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
                     + "\(minimumDriftWindows) windows further than max(\(Self.number(absoluteDriftBound)), "
                     + "\(Self.number(relativeDriftBound)) × baseline) from its baseline)")
         }
@@ -160,12 +183,34 @@ public struct RetrainingTrigger: Sendable, Equatable {
         if minimumNewLabels > 0 && snapshot.newLabels >= minimumNewLabels {
             reasons.append(.labels(snapshot.newLabels))
         }
-        for device in snapshot.devices.sorted(by: { $0.id < $1.id }) {
-            guard let (rate, windows) = recentRate(of: device, now: snapshot.now) else { continue }
-            let baseline = device.baselineEscalationRate
-            let bound = max(absoluteDriftBound, relativeDriftBound * baseline)
-            if abs(rate - baseline) > bound {
-                reasons.append(.drift(device: device.id, baseline: baseline, recent: rate, windows: windows))
+        switch driftScope {
+        case .device:
+            for device in snapshot.devices.sorted(by: { $0.id < $1.id }) {
+                guard let (rate, windows) = recentRate(of: device, now: snapshot.now) else { continue }
+                if isDrift(rate, from: device.baselineEscalationRate) {
+                    reasons.append(
+                        .drift(
+                            device: device.id, baseline: device.baselineEscalationRate, recent: rate, windows: windows))
+                }
+            }
+        case .fleet:
+            var windows = 0, escalations = 0, expected = 0.0
+            for device in snapshot.devices {
+                let recent = device.intervals.filter {
+                    $0.endsAt > snapshot.now - driftWindowSeconds && $0.endsAt <= snapshot.now
+                }
+                let n = recent.reduce(0) { $0 + max($1.windows, 0) }
+                windows += n
+                escalations += recent.reduce(0) { $0 + max($1.escalations, 0) }
+                expected += device.baselineEscalationRate * Double(n)
+            }
+            if minimumDriftWindows > 0, windows >= minimumDriftWindows {
+                let rate = Double(escalations) / Double(windows), baseline = expected / Double(windows)
+                if isDrift(rate, from: baseline) {
+                    reasons.append(
+                        .fleetDrift(
+                            devices: snapshot.devices.count, baseline: baseline, recent: rate, windows: windows))
+                }
             }
         }
         if scheduleSeconds > 0, let last = snapshot.lastRoundStartedAt, snapshot.now - last >= scheduleSeconds,

@@ -34,13 +34,16 @@ struct Demo: AsyncParsableCommand {
 
     @OptionGroup var cloud: CloudOptions
 
-    @Option(help: ArgumentHelp("Directory with one subdirectory per device (samples.fifo, records.jsonl).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory with one subdirectory per device (samples.fifo, records.jsonl).", valueName: "dir"))
     var agents: String
 
     @Option(help: "Seconds of stream to feed.")
     var seconds = 300.0
 
-    @Option(help: "Seconds into the stream at which every machine drifts to a new operating regime; negative: no drift.")
+    @Option(
+        help: "Seconds into the stream at which every machine drifts to a new operating regime; negative: no drift.")
     var driftAt = 150.0
 
     @Option(help: "Samples per second per channel (the models' input rate).")
@@ -134,7 +137,9 @@ struct Demo: AsyncParsableCommand {
         let out = URL(fileURLWithPath: report)
         try summary.write(to: out)
         show("\n" + summary.text)
-        show("report: \(out.appendingPathComponent("report.txt").path), \(out.appendingPathComponent("report.svg").path)\n")
+        show(
+            "report: \(out.appendingPathComponent("report.txt").path), \(out.appendingPathComponent("report.svg").path)\n"
+        )
     }
 }
 

@@ -90,7 +90,9 @@ struct DemoLedger {
             return
         }
         let index = Int(record.windowEnd / bucketSeconds)
-        if index >= buckets.count { buckets.append(contentsOf: repeatElement(Bucket(), count: index + 1 - buckets.count)) }
+        if index >= buckets.count {
+            buckets.append(contentsOf: repeatElement(Bucket(), count: index + 1 - buckets.count))
+        }
         buckets[index].windows += 1
         if right { buckets[index].correct += 1 }
         if record.escalated {

@@ -81,7 +81,8 @@ struct DemoLive {
                     events.append(
                         DemoEvent(
                             time: now, kind: .canary,
-                            text: "canary: \(rollout.version) on \(rollout.cohort.count) of \(rollout.cohort.count + rollout.others.count) devices"
+                            text:
+                                "canary: \(rollout.version) on \(rollout.cohort.count) of \(rollout.cohort.count + rollout.others.count) devices"
                         ))
                 case .promoted where !firstSight:
                     events.append(DemoEvent(time: now, kind: .promoted, text: "\(rollout.version) promoted"))
@@ -128,7 +129,9 @@ struct DemoLive {
     /// A worker log line without the program's and the service's names, at most 140 characters.
     static func shortened(_ line: Substring) -> String {
         var text = line
-        for prefix in ["tandem-cloud: ", "trainer: "] where text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
+        for prefix in ["tandem-cloud: ", "trainer: "] where text.hasPrefix(prefix) {
+            text = text.dropFirst(prefix.count)
+        }
         return text.count > 140 ? String(text.prefix(139)) + "…" : String(text)
     }
 
@@ -161,7 +164,9 @@ struct DemoLive {
         ]
         lines += cloudLines.isEmpty ? ["  waiting for the trainer"] : cloudLines.map { "  " + $0 }
         lines += ["", "events:"]
-        lines += events.isEmpty ? ["  none yet"] : events.suffix(6).map { "  \(pad("\(Int($0.time)) s", 6, right: true))  \($0.text)" }
+        lines +=
+            events.isEmpty
+            ? ["  none yet"] : events.suffix(6).map { "  \(pad("\(Int($0.time)) s", 6, right: true))  \($0.text)" }
         lines += ["", "timeline     windows  escalated  cascade accuracy  edge models"]
         let shown = max(0, ledger.buckets.count - 8)
         for (i, bucket) in ledger.buckets.enumerated().dropFirst(shown) {

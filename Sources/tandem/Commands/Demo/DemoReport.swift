@@ -23,21 +23,18 @@ struct DemoReport {
 
     /// The phases the summary compares: before the drift, after it, and after each model promoted since.
     var phases: [(name: String, from: Double, to: Double)] {
-        var cuts: [(String, Double)] = [("start", 0)]
-        if let driftAt, driftAt < seconds { cuts.append(("drift", driftAt)) }
-        for event in events where event.kind == .promoted { cuts.append((event.text, event.time)) }
-        cuts.sort { $0.1 < $1.1 }
+        var cuts: [(name: String, at: Double)] = [(driftAt == nil ? "whole run" : "before the drift", 0)]
+        if let driftAt, driftAt < seconds { cuts.append(("after the drift", driftAt)) }
+        for (n, event) in events.filter({ $0.kind == .promoted }).enumerated() {
+            cuts.append(("after update \(n + 1)", event.time))
+        }
+        cuts.sort { $0.at < $1.at }
         var phases: [(String, Double, Double)] = []
         for (i, cut) in cuts.enumerated() {
-            let end = i + 1 < cuts.count ? cuts[i + 1].1 : seconds
-            guard end > cut.1 else { continue }
-            let name: String
-            switch cut.0 {
-            case "start": name = driftAt == nil ? "whole run" : "before the drift"
-            case "drift": name = "after the drift"
-            default: name = "after \(cut.0)"
-            }
-            phases.append((name, cut.1, end))
+            let end = i + 1 < cuts.count ? cuts[i + 1].at : seconds
+            // A phase shorter than a bucket holds no windows of its own.
+            guard end - cut.at >= ledger.bucketSeconds else { continue }
+            phases.append((cut.name, cut.at, end))
         }
         return phases
     }
@@ -47,19 +44,20 @@ struct DemoReport {
         var lines = [
             "Tandem demo report: \(devices) devices, \(Int(seconds)) s of stream\(driftAt.map { ", drift at \(Int($0)) s" } ?? "")",
             "",
-            pad("phase", 34) + pad("windows", 10, right: true) + pad("escalated", 12, right: true)
+            pad("phase", 30) + pad("windows", 10, right: true) + pad("escalated", 12, right: true)
                 + pad("cascade accuracy", 19, right: true),
         ]
         for phase in phases {
             let total = ledger.total(from: phase.from, to: phase.to)
             lines.append(
-                pad("\(phase.name) (\(Int(phase.from))–\(Int(phase.to)) s)", 34) + pad("\(total.windows)", 10, right: true)
+                pad("\(phase.name) (\(Int(phase.from))–\(Int(phase.to)) s)", 30)
+                    + pad("\(total.windows)", 10, right: true)
                     + pad(percent(total.escalationRate), 12, right: true)
                     + pad(percent(total.accuracy), 19, right: true))
         }
         let all = ledger.total()
         lines.append(
-            pad("all", 34) + pad("\(all.windows)", 10, right: true) + pad(percent(all.escalationRate), 12, right: true)
+            pad("all", 30) + pad("\(all.windows)", 10, right: true) + pad(percent(all.escalationRate), 12, right: true)
                 + pad(percent(all.accuracy), 19, right: true))
         lines.append("")
         lines.append(
@@ -69,7 +67,15 @@ struct DemoReport {
         lines.append("devices at the end: \(versions.isEmpty ? "no status seen" : versions.joined(separator: ", "))")
         lines.append("")
         lines.append("events:")
-        for event in events { lines.append("  \(pad("\(Int(event.time)) s", 7, right: true))  \(event.text)") }
+        var update = 0
+        for event in events {
+            if event.kind == .promoted {
+                update += 1
+                lines.append("  \(pad("\(Int(event.time)) s", 7, right: true))  update \(update): \(event.text)")
+                continue
+            }
+            lines.append("  \(pad("\(Int(event.time)) s", 7, right: true))  \(event.text)")
+        }
         if events.isEmpty { lines.append("  none") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -103,13 +109,16 @@ struct DemoReport {
         ]
         for step in stride(from: 0.0, through: 1.0, by: 0.2) {
             svg.append(
-                "<line x1=\"\(f(left))\" y1=\"\(f(y(step)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(step)))\" stroke=\"#ddd\"/>")
+                "<line x1=\"\(f(left))\" y1=\"\(f(y(step)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(step)))\" stroke=\"#ddd\"/>"
+            )
             svg.append(
-                "<text x=\"\(f(left - 8))\" y=\"\(f(y(step) + 4))\" text-anchor=\"end\">\(Int((step * 100).rounded())) %</text>")
+                "<text x=\"\(f(left - 8))\" y=\"\(f(y(step) + 4))\" text-anchor=\"end\">\(Int((step * 100).rounded())) %</text>"
+            )
         }
         let tick = span > 600 ? 120.0 : span > 240 ? 60.0 : 30.0
         for t in stride(from: 0.0, through: span, by: tick) {
-            svg.append("<text x=\"\(f(x(t)))\" y=\"\(f(top + plotHeight + 18))\" text-anchor=\"middle\">\(Int(t)) s</text>")
+            svg.append(
+                "<text x=\"\(f(x(t)))\" y=\"\(f(top + plotHeight + 18))\" text-anchor=\"middle\">\(Int(t)) s</text>")
         }
         svg.append(
             "<line x1=\"\(f(left))\" y1=\"\(f(top + plotHeight))\" x2=\"\(f(width - right))\" y2=\"\(f(top + plotHeight))\" stroke=\"#333\"/>"
@@ -138,10 +147,16 @@ struct DemoReport {
         svg.append(polyline({ $0.escalationRate }, color: "#2c6fbb"))
         svg.append(polyline({ $0.accuracy }, color: "#1e8449"))
         let legendY = height - 22
-        svg.append("<line x1=\"\(f(left))\" y1=\"\(f(legendY))\" x2=\"\(f(left + 24))\" y2=\"\(f(legendY))\" stroke=\"#2c6fbb\" stroke-width=\"2\"/>")
+        svg.append(
+            "<line x1=\"\(f(left))\" y1=\"\(f(legendY))\" x2=\"\(f(left + 24))\" y2=\"\(f(legendY))\" stroke=\"#2c6fbb\" stroke-width=\"2\"/>"
+        )
         svg.append("<text x=\"\(f(left + 30))\" y=\"\(f(legendY + 4))\">escalation rate</text>")
-        svg.append("<line x1=\"\(f(left + 150))\" y1=\"\(f(legendY))\" x2=\"\(f(left + 174))\" y2=\"\(f(legendY))\" stroke=\"#1e8449\" stroke-width=\"2\"/>")
-        svg.append("<text x=\"\(f(left + 180))\" y=\"\(f(legendY + 4))\">cascade accuracy (against the simulator's truth)</text>")
+        svg.append(
+            "<line x1=\"\(f(left + 150))\" y1=\"\(f(legendY))\" x2=\"\(f(left + 174))\" y2=\"\(f(legendY))\" stroke=\"#1e8449\" stroke-width=\"2\"/>"
+        )
+        svg.append(
+            "<text x=\"\(f(left + 180))\" y=\"\(f(legendY + 4))\">cascade accuracy (against the simulator's truth)</text>"
+        )
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
     }
