@@ -393,10 +393,12 @@ public final class RetrainingService: Sendable {
         catalog?.learn(result.edgeCandidate.manifest.version, result.edgeCandidate.manifest.input)
     }
 
-    /// Steps the rollout until it ends or the service stops.
+    /// Steps the rollout until it ends or the service stops, with the label accuracies of the candidate and the
+    /// version it replaces on the labelled escalations since the canary started, once both have enough.
     private func drive(_ controller: RolloutController) async throws -> (Outcome, String) {
         while true {
-            guard let rollout = try await controller.step() else {
+            let accuracy = try await controller.current().flatMap { try store.accuracyComparison(for: $0) }
+            guard let rollout = try await controller.step(accuracy: accuracy) else {
                 return (.rolloutFailed, "the rollout state disappeared")
             }
             switch rollout.phase {
