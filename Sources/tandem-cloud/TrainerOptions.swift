@@ -75,7 +75,7 @@ struct TrainerOptions: ParsableArguments {
     /// The service for a worker, or nil without `--trainer`.
     func makeService(
         full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
-        store: SampleStore?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
+        store: (any TrainingStore)?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
         log: @escaping @Sendable (String) -> Void
     ) throws -> RetrainingService? {
         guard trainer, let store, let trainingData, let edgeSpec, let signingKey else { return nil }

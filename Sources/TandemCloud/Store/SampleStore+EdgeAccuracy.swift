@@ -30,21 +30,4 @@ extension SampleStore {
         }
         return tallies
     }
-
-    /// The label accuracy of a canary's candidate against the version it replaces, on the labelled escalations
-    /// each sent since the canary started, or nil unless both rest on the policy's `minimumLabelledWindows`.
-    ///
-    /// Only escalated windows carry the edge's prediction and can get a label, so this is accuracy on the
-    /// windows each model was unsure of, not the models' overall accuracy. A candidate that escalates fewer,
-    /// harder windows may score lower here while being better overall; the policy's `maximumAccuracyDrop` is
-    /// the slack for that.
-    public func accuracyComparison(for rollout: Rollout) throws -> AccuracyComparison? {
-        guard rollout.phase == .canary, let started = rollout.canaryStartedAt else { return nil }
-        let tallies = try edgeAccuracy(
-            of: [rollout.version, rollout.previousVersion], receivedSince: started.timeIntervalSince1970)
-        let none = AccuracyComparison.Tally(correct: 0, labelled: 0)
-        return AccuracyComparison(
-            candidate: tallies[rollout.version] ?? none, baseline: tallies[rollout.previousVersion] ?? none,
-            minimumWindows: rollout.policy.minimumLabelledWindows)
-    }
 }
