@@ -48,6 +48,8 @@ enum CloudConfigFile {
         ("trainer.soakSeconds", "--soak-seconds", .value),
         ("trainer.maxEscalationIncrease", "--max-escalation-increase", .value),
         ("trainer.minCanaryWindows", "--min-canary-windows", .value),
+        ("trainer.maxAccuracyDrop", "--max-accuracy-drop", .value),
+        ("trainer.minLabelledWindows", "--min-labelled-windows", .value),
         ("trainer.rolloutInterval", "--rollout-interval", .value),
     ]
 

@@ -99,11 +99,10 @@ struct Serve: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let sqlite = storeURL.isEmpty ? try SampleStore(path: dataDir + "/tandem.sqlite") : nil
-        if sqlite == nil && trainer.trainer {
-            throw ValidationError(
-                "--trainer needs the SQLite store for now: leave --store-url empty on the training worker")
-        }
         let store: any EscalationStore = try sqlite ?? openEscalationStore(storeURL)
+        // On PostgreSQL the trainer gets a connection of its own, so its long reads (every stored example)
+        // never hold up the escalations' inserts, which share the worker's connection.
+        let trainingStore: (any TrainingStore)? = trainer.trainer ? try sqlite ?? openEscalationStore(storeURL) : nil
         log(
             "sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")"
         )
@@ -127,7 +126,7 @@ struct Serve: AsyncParsableCommand {
         let service = try trainer.makeService(
             full: artifact, workerID: workerID,
             broker: (configuration.host, configuration.port, configuration.username, configuration.password),
-            store: sqlite, registry: registry, catalog: worker.server.edgeInputs, log: log)
+            store: trainingStore, registry: registry, catalog: worker.server.edgeInputs, log: log)
         try await worker.run(additionalServices: service.map { [RetrainingLifecycle($0)] } ?? [])
     }
 }

@@ -48,6 +48,10 @@ struct TrainerOptions: ParsableArguments {
     var maxEscalationIncrease = 0.05
     @Option(help: "Windows the canary must classify before rates are compared and before promotion.")
     var minCanaryWindows = 100
+    @Option(help: "Rollback when the canary's label accuracy is below the replaced version's by more than this.")
+    var maxAccuracyDrop = 0.02
+    @Option(help: "Labelled escalations each version needs since the canary started before accuracies are compared.")
+    var minLabelledWindows = 20
     @Option(help: "Seconds between rollout steps during a canary.") var rolloutInterval = 5.0
     @Flag(help: "Drill: train on shuffled labels, so the candidate is worse and must be stopped.")
     var drillShuffledLabels = false
@@ -58,10 +62,10 @@ struct TrainerOptions: ParsableArguments {
             throw ValidationError("--trainer needs --training-data, --edge-spec and --signing-key")
         }
         guard retrainInterval > 0, leaseSeconds > 0, rolloutInterval > 0, (0...100).contains(canaryPercent),
-            soakSeconds >= 0, minCanaryWindows >= 0, fineTuneEpochs >= 1
+            soakSeconds >= 0, minCanaryWindows >= 0, fineTuneEpochs >= 1, maxAccuracyDrop >= 0, minLabelledWindows >= 1
         else {
             throw ValidationError(
-                "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds and --min-canary-windows not negative, --fine-tune-epochs ≥ 1"
+                "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds, --min-canary-windows and --max-accuracy-drop not negative, --fine-tune-epochs and --min-labelled-windows ≥ 1"
             )
         }
         guard RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) != nil else {
@@ -79,7 +83,7 @@ struct TrainerOptions: ParsableArguments {
     /// The service for a worker, or nil without `--trainer`.
     func makeService(
         full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
-        store: SampleStore?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
+        store: (any TrainingStore)?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
         log: @escaping @Sendable (String) -> Void
     ) throws -> RetrainingService? {
         guard trainer, let store, let trainingData, let edgeSpec, let signingKey else { return nil }
@@ -106,7 +110,8 @@ struct TrainerOptions: ParsableArguments {
         configuration.policy = RolloutPolicy(
             canaryPercent: canaryPercent, soakSeconds: soakSeconds,
             maximumEscalationRateIncrease: maxEscalationIncrease,
-            minimumCanaryWindows: minCanaryWindows)
+            minimumCanaryWindows: minCanaryWindows, maximumAccuracyDrop: maxAccuracyDrop,
+            minimumLabelledWindows: minLabelledWindows)
         configuration.rolloutStepSeconds = rolloutInterval
         configuration.trainOnShuffledLabels = drillShuffledLabels
         let client = try MQTTClient(

@@ -84,7 +84,7 @@ public final class RetrainingService: Sendable {
     let data: DataSplit
     let edgeSpec: ModelSpecFile
     let signingKey: Curve25519.Signing.PrivateKey
-    let store: SampleStore
+    let store: any TrainingStore
     let registry: ModelRegistry
     let audit: AuditLog
     let client: MQTTClient
@@ -105,14 +105,15 @@ public final class RetrainingService: Sendable {
     ///   - data: The original training data (as `DataSource.load` reads it, windowed like `full`'s input).
     ///   - edgeSpec: The edge model's spec (layers, distillation settings).
     ///   - signingKey: The Ed25519 key devices trust.
-    ///   - store: The sample store the workers share.
+    ///   - store: The sample store the workers share (SQLite or PostgreSQL).
     ///   - registry: The model registry (its directory also holds the rollout state and the audit log).
     ///   - client: An MQTT client, not yet started, for publishing and for the fleet's statuses.
     ///   - catalog: Told about each registered version, so this worker maps its windows at once.
     ///   - log: Progress lines.
     public init(
         configuration: Configuration, full: ModelArtifact, data: DataSplit, edgeSpec: ModelSpecFile,
-        signingKey: Curve25519.Signing.PrivateKey, store: SampleStore, registry: ModelRegistry, client: MQTTClient,
+        signingKey: Curve25519.Signing.PrivateKey, store: any TrainingStore, registry: ModelRegistry,
+        client: MQTTClient,
         catalog: EdgeInputCatalog? = nil, log: @escaping @Sendable (String) -> Void
     ) {
         self.configuration = configuration
@@ -311,7 +312,7 @@ public final class RetrainingService: Sendable {
         }
         let edge = try registry.artifact(version: production)
         log("trainer: round: starting from \(production) (\(reasons.joined(separator: ", ")))")
-        let (examples, undecodable) = try store.trainingExamples()
+        let (examples, undecodable) = try store.trainingExamples(receivedAfter: nil, limit: nil)
         if undecodable > 0 { log("trainer: round: \(undecodable) stored payloads do not decode; skipped") }
         var earlier = [String: InputSpec]()
         for version in Set(examples.map(\.edgeModel)) where version != production {
@@ -397,10 +398,12 @@ public final class RetrainingService: Sendable {
         catalog?.learn(result.edgeCandidate.manifest.version, result.edgeCandidate.manifest.input)
     }
 
-    /// Steps the rollout until it ends or the service stops.
+    /// Steps the rollout until it ends or the service stops, with the label accuracies of the candidate and the
+    /// version it replaces on the labelled escalations since the canary started, once both have enough.
     private func drive(_ controller: RolloutController) async throws -> (Outcome, String) {
         while true {
-            guard let rollout = try await controller.step() else {
+            let accuracy = try await controller.current().flatMap { try store.accuracyComparison(for: $0) }
+            guard let rollout = try await controller.step(accuracy: accuracy) else {
                 return (.rolloutFailed, "the rollout state disappeared")
             }
             switch rollout.phase {

@@ -14,31 +14,83 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     public var minimumCanaryWindows: Int
     /// The largest allowed drop of label accuracy, candidate against baseline, as a fraction (0.02).
     public var maximumAccuracyDrop: Double
+    /// Labelled windows each side (candidate and baseline) needs before their label accuracies are compared
+    /// (``AccuracyComparison/init(candidate:baseline:minimumWindows:)``). Default 20.
+    public var minimumLabelledWindows: Int
 
     /// Creates a policy; the defaults are those of `tandem rollout start`.
     public init(
         canaryPercent: Double = 10, soakSeconds: Double = 3600, maximumEscalationRateIncrease: Double = 0.05,
-        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02
+        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02, minimumLabelledWindows: Int = 20
     ) {
         self.canaryPercent = canaryPercent
         self.soakSeconds = soakSeconds
         self.maximumEscalationRateIncrease = maximumEscalationRateIncrease
         self.minimumCanaryWindows = minimumCanaryWindows
         self.maximumAccuracyDrop = maximumAccuracyDrop
+        self.minimumLabelledWindows = minimumLabelledWindows
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case canaryPercent, soakSeconds, maximumEscalationRateIncrease, minimumCanaryWindows, maximumAccuracyDrop
+        case minimumLabelledWindows
+    }
+
+    /// Reads a policy; a state file written before `minimumLabelledWindows` existed gets its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            canaryPercent: try c.decode(Double.self, forKey: .canaryPercent),
+            soakSeconds: try c.decode(Double.self, forKey: .soakSeconds),
+            maximumEscalationRateIncrease: try c.decode(Double.self, forKey: .maximumEscalationRateIncrease),
+            minimumCanaryWindows: try c.decode(Int.self, forKey: .minimumCanaryWindows),
+            maximumAccuracyDrop: try c.decode(Double.self, forKey: .maximumAccuracyDrop),
+            minimumLabelledWindows: try c.decodeIfPresent(Int.self, forKey: .minimumLabelledWindows) ?? 20)
     }
 }
 
-/// Label accuracy of the candidate and of the version it replaces on the same labelled windows.
+/// Label accuracy of the candidate and of the version it replaces, each on the labelled windows it classified.
 public struct AccuracyComparison: Sendable, Equatable {
     /// Accuracy of the candidate, 0…1.
     public var candidate: Double
     /// Accuracy of the previous version, 0…1.
     public var baseline: Double
+    /// Labelled windows behind the candidate's accuracy (0: not said).
+    public var candidateWindows: Int
+    /// Labelled windows behind the baseline's accuracy (0: not said).
+    public var baselineWindows: Int
 
     /// Creates a comparison.
-    public init(candidate: Double, baseline: Double) {
+    public init(candidate: Double, baseline: Double, candidateWindows: Int = 0, baselineWindows: Int = 0) {
         self.candidate = candidate
         self.baseline = baseline
+        self.candidateWindows = candidateWindows
+        self.baselineWindows = baselineWindows
+    }
+
+    /// Correct and labelled windows of one model version.
+    public struct Tally: Sendable, Equatable {
+        /// Windows whose prediction was the label.
+        public var correct: Int
+        /// Windows with a label.
+        public var labelled: Int
+
+        /// Creates a tally.
+        public init(correct: Int, labelled: Int) {
+            self.correct = correct
+            self.labelled = labelled
+        }
+    }
+
+    /// The comparison of two tallies, or nil unless each rests on at least `minimumWindows` labelled windows
+    /// (and at least one): fewer would make an accuracy noise.
+    public init?(candidate: Tally, baseline: Tally, minimumWindows: Int) {
+        let minimum = max(minimumWindows, 1)
+        guard candidate.labelled >= minimum, baseline.labelled >= minimum else { return nil }
+        self.init(
+            candidate: Double(candidate.correct) / Double(candidate.labelled),
+            baseline: Double(baseline.correct) / Double(baseline.labelled), candidateWindows: candidate.labelled,
+            baselineWindows: baseline.labelled)
     }
 }
 
@@ -273,10 +325,12 @@ public struct Rollout: Codable, Sendable, Equatable {
                     + "\(Self.percent(policy.maximumEscalationRateIncrease))", automatic: true, now: now)
         }
         if let accuracy, accuracy.baseline - accuracy.candidate > policy.maximumAccuracyDrop {
+            func on(_ windows: Int) -> String { windows > 0 ? " on \(windows) labelled windows" : "" }
             return end(
                 .rollBack,
-                "label accuracy \(Self.percent(accuracy.candidate)) on \(version) is below the baseline "
-                    + "\(Self.percent(accuracy.baseline)) by more than \(Self.percent(policy.maximumAccuracyDrop))",
+                "label accuracy \(Self.percent(accuracy.candidate)) of \(version)\(on(accuracy.candidateWindows)) is "
+                    + "below the baseline \(Self.percent(accuracy.baseline))\(on(accuracy.baselineWindows)) by more "
+                    + "than \(Self.percent(policy.maximumAccuracyDrop))",
                 automatic: true, now: now)
         }
 

@@ -37,8 +37,8 @@ extension EscalationStore {
 extension SampleStore: EscalationStore {}
 
 /// Opens the store `url` names: a `postgres://` or `postgresql://` URL opens ``PostgresSampleStore``;
-/// anything else is a SQLite file path for ``SampleStore``.
-public func openEscalationStore(_ url: String) throws -> any EscalationStore {
+/// anything else is a SQLite file path for ``SampleStore``. Either is a ``TrainingStore`` too.
+public func openEscalationStore(_ url: String) throws -> any EscalationStore & TrainingStore {
     if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
         return try PostgresSampleStore(url: url)
     }

@@ -8,7 +8,9 @@ import Synchronization
 
 /// The sample store on PostgreSQL, for escalation workers on several hosts: the same rows and rules as
 /// ``SampleStore`` (one row per escalation id, the first verdict wins, stale claims taken over with
-/// `FOR UPDATE SKIP LOCKED` so two workers never take the same row).
+/// `FOR UPDATE SKIP LOCKED` so two workers never take the same row), and what the retraining loop needs
+/// (``TrainingStore``: the lease as one row taken with a conditional `INSERT … ON CONFLICT DO UPDATE … WHERE`,
+/// the record of rounds, training examples).
 ///
 /// One connection per store, used by one call at a time; a call that finds it broken (the server
 /// restarted) reconnects once and retries. Calls block the calling thread on the connection's event loop
@@ -70,7 +72,7 @@ public final class PostgresSampleStore: Sendable {
 
     /// Runs `body` with the connection (connecting first if there is none), reconnecting once when the
     /// connection turns out closed.
-    private func withConnection<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
+    func withConnection<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
         try connection.withLock { current in
             for attempt in 0..<2 {
                 if current == nil || current?.isClosed == true {
@@ -98,7 +100,7 @@ public final class PostgresSampleStore: Sendable {
         }
     }
 
-    private func run(_ connection: PostgresConnection, _ query: PostgresQuery) throws -> PostgresQueryResult {
+    func run(_ connection: PostgresConnection, _ query: PostgresQuery) throws -> PostgresQueryResult {
         do {
             return try connection.query(query, logger: logger).wait()
         } catch let error as PSQLError {
@@ -107,7 +109,7 @@ public final class PostgresSampleStore: Sendable {
     }
 
     /// Runs `body` inside BEGIN … COMMIT (ROLLBACK if it throws).
-    private func transaction<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
+    func transaction<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
         try withConnection { c in
             _ = try run(c, "BEGIN")
             do {
@@ -158,12 +160,39 @@ public final class PostgresSampleStore: Sendable {
                     recorded_at DOUBLE PRECISION NOT NULL
                 )
                 """)
+            _ = try run(c, "CREATE INDEX IF NOT EXISTS label_recorded ON label (recorded_at)")
+            _ = try run(c, "CREATE INDEX IF NOT EXISTS escalation_received ON escalation (received_at)")
+            _ = try run(
+                c,
+                """
+                CREATE TABLE IF NOT EXISTS training_lease (
+                    name TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    expires_at DOUBLE PRECISION NOT NULL
+                )
+                """)
+            _ = try run(
+                c,
+                """
+                CREATE TABLE IF NOT EXISTS retraining_round (
+                    id BIGSERIAL PRIMARY KEY,
+                    started_at DOUBLE PRECISION NOT NULL,
+                    finished_at DOUBLE PRECISION NOT NULL,
+                    passed BOOLEAN NOT NULL,
+                    summary TEXT NOT NULL,
+                    version TEXT,
+                    outcome TEXT,
+                    report TEXT
+                )
+                """)
         }
     }
 
     /// Drops every table (tests and tear-down of a throwaway database).
     public func dropAll() throws {
-        try withConnection { c in _ = try run(c, "DROP TABLE IF EXISTS escalation, label") }
+        try withConnection { c in
+            _ = try run(c, "DROP TABLE IF EXISTS escalation, label, training_lease, retraining_round")
+        }
     }
 }
 

@@ -72,19 +72,14 @@ extension SampleStore {
         for row in rows {
             let data: Data = row["payload"]
             guard let id = UUID(uuidString: row["id"]),
-                let payload = try? EscalationPayload(decoding: Array(data))
+                let example = TrainingExample(
+                    id: id, device: row["device"], edgeModel: row["edge_model"], receivedAt: row["received_at"],
+                    payload: Array(data), groundTruth: row["label"], verdict: row["verdict_label"])
             else {
                 undecodable += 1
                 continue
             }
-            let truth: Int? = row["label"]
-            let verdict: Int? = row["verdict_label"]
-            guard let label = truth ?? verdict else { continue }
-            examples.append(
-                TrainingExample(
-                    id: id, device: row["device"], edgeModel: row["edge_model"], receivedAt: row["received_at"],
-                    channels: payload.channels, length: payload.length, window: payload.window, label: label,
-                    source: truth != nil ? .groundTruth : .verdict))
+            examples.append(example)
         }
         return (examples, undecodable)
     }

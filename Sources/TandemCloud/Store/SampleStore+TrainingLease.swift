@@ -105,11 +105,6 @@ extension SampleStore {
         }
     }
 
-    /// The most recently started round, if any.
-    public func lastRound() throws -> RecordedRound? {
-        try rounds(limit: 1).first
-    }
-
     /// Recorded rounds, the most recently started first.
     public func rounds(limit: Int? = nil) throws -> [RecordedRound] {
         try pool.read { db in

@@ -1,0 +1,112 @@
+import Foundation
+import TandemCloud
+import TandemTestSupport
+import Testing
+
+/// Label accuracy fed to a canary: the edge predictions on labelled escalations in a real SQLite store, candidate
+/// against the version it replaces, since the canary started.
+struct CanaryLabelAccuracyTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    let devices = (1...20).map { "box-\($0)" }
+
+    /// A rollout of v2 over v1 in canary since `t0`.
+    func canary(minimumLabelledWindows: Int = 20) throws -> Rollout {
+        var rollout = try Rollout.plan(
+            fleet: "plant", version: "v2", previousVersion: "v1", devices: devices,
+            policy: RolloutPolicy(
+                canaryPercent: 50, soakSeconds: 3600, maximumAccuracyDrop: 0.05,
+                minimumLabelledWindows: minimumLabelledWindows), now: t0)
+        _ = try rollout.start(now: t0)
+        return rollout
+    }
+
+    /// Stores `count` escalations of `model` at `time`, the edge predicting class 1; the first `correct` are
+    /// labelled 1 and the rest of the first `labelled` labelled 2; the others get no label.
+    static func store(
+        _ store: SampleStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int
+    ) throws {
+        var labels = [(id: UUID, label: Int)]()
+        for k in 0..<count {
+            let id = UUID()
+            try store.insert(
+                SampleStore.Escalation(
+                    id: id, device: "box-1", stream: "vib", payload: [0], responseTopic: "t", edgeLabel: 1,
+                    edgeConfidence: 0.4, edgeModel: model, receivedAt: time.timeIntervalSince1970))
+            if k < labelled { labels.append((id, k < correct ? 1 : 2)) }
+        }
+        try store.recordLabels(labels)
+    }
+
+    @Test("a canary whose labelled accuracy drops beyond the bound is rolled back; the counts are the canary's")
+    func rollsBack() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
+        var rollout = try canary()
+        // Before the canary: v2 (say, from a test device) was always right; that must not count.
+        try Self.store(samples, model: "v2", at: t0 - 60, count: 100, labelled: 100, correct: 100)
+        // Since: v1 right on 27 of 30 labelled (90 %), v2 on 18 of 30 (60 %); unlabelled ones and another
+        // version do not count.
+        try Self.store(samples, model: "v1", at: t0 + 10, count: 40, labelled: 30, correct: 27)
+        try Self.store(samples, model: "v2", at: t0 + 10, count: 45, labelled: 30, correct: 18)
+        try Self.store(samples, model: "v0", at: t0 + 10, count: 30, labelled: 30, correct: 0)
+
+        let tallies = try samples.edgeAccuracy(of: ["v1", "v2", "v9"], receivedSince: t0.timeIntervalSince1970)
+        #expect(tallies == ["v1": .init(correct: 27, labelled: 30), "v2": .init(correct: 18, labelled: 30)])
+        let comparison = try #require(try samples.accuracyComparison(for: rollout))
+        #expect(abs(comparison.candidate - 0.6) < 1e-12 && abs(comparison.baseline - 0.9) < 1e-12)
+        #expect(comparison.candidateWindows == 30 && comparison.baselineWindows == 30)
+
+        let actions = rollout.observe([:], accuracy: comparison, now: t0 + 60)
+        #expect(rollout.phase == .rolledBack)
+        #expect(actions.first?.kind == .rollBack && actions.first?.version == "v1")
+        let reason = rollout.endReason ?? ""
+        #expect(reason.contains("label accuracy 60.0 % of v2 on 30 labelled windows"), "\(reason)")
+        #expect(reason.contains("baseline 90.0 % on 30 labelled windows"), "\(reason)")
+        #expect(try samples.accuracyComparison(for: rollout) == nil, "no comparison once the canary is over")
+    }
+
+    @Test("no comparison until both versions have the minimum of labelled windows; a small drop is kept")
+    func waitsForLabels() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
+        var rollout = try canary(minimumLabelledWindows: 20)
+        try Self.store(samples, model: "v1", at: t0 + 5, count: 20, labelled: 20, correct: 20)
+        try Self.store(samples, model: "v2", at: t0 + 5, count: 19, labelled: 19, correct: 0)
+        #expect(try samples.accuracyComparison(for: rollout) == nil, "19 labelled candidate windows are too few")
+        #expect(rollout.observe([:], accuracy: nil, now: t0 + 60).isEmpty && rollout.phase == .canary)
+        // The 20th candidate window is right: 1 of 20 (5 %) against 100 %.
+        try Self.store(samples, model: "v2", at: t0 + 6, count: 1, labelled: 1, correct: 1)
+        let low = try #require(try samples.accuracyComparison(for: rollout))
+        #expect(abs(low.candidate - 0.05) < 1e-12 && low.candidateWindows == 20)
+
+        // Within the bound (0.05): 96 % against 100 % keeps the canary going.
+        let scratch2 = try ScratchDirectory()
+        defer { scratch2.remove() }
+        let close = try SampleStore(path: scratch2.url.appendingPathComponent("tandem.sqlite").path)
+        try Self.store(close, model: "v1", at: t0 + 5, count: 25, labelled: 25, correct: 25)
+        try Self.store(close, model: "v2", at: t0 + 5, count: 25, labelled: 25, correct: 24)
+        let small = try #require(try close.accuracyComparison(for: rollout))
+        #expect(rollout.observe([:], accuracy: small, now: t0 + 60).isEmpty && rollout.phase == .canary)
+    }
+
+    @Test("a rollout state file written before the labelled-window minimum existed reads with its default")
+    func oldStateFile() throws {
+        let rollout = try canary(minimumLabelledWindows: 7)
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        var object = try #require(
+            try JSONSerialization.jsonObject(with: encoder.encode(rollout)) as? [String: Any])
+        var policy = try #require(object["policy"] as? [String: Any])
+        #expect(policy["minimumLabelledWindows"] as? Int == 7)
+        policy["minimumLabelledWindows"] = nil
+        object["policy"] = policy
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let url = scratch.url.appendingPathComponent("rollout-plant.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+        let read = try Rollout.read(from: url)
+        #expect(read.policy.minimumLabelledWindows == 20 && read.version == "v2" && read.phase == .canary)
+    }
+}
