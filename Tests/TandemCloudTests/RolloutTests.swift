@@ -41,7 +41,8 @@ struct RolloutTests {
         return rollout
     }
 
-    /// Statuses: cohort devices on `version` with `canary` counters, the others on v1 with 1000 windows, 5 % escalated.
+    /// Statuses: cohort devices on `version` with `canary` counters, the others on v1 classifying alongside them
+    /// (1000 + `windows` windows, 5 % escalated).
     func statuses(_ rollout: Rollout, version: String = "v2", windows: Int, escalations: Int, update: String? = nil)
         -> [String: DeviceStatus]
     {
@@ -53,7 +54,8 @@ struct RolloutTests {
         }
         for device in rollout.others {
             out[device] = DeviceStatus(
-                device: device, modelVersion: "v1", modelUpdate: "active v1", windows: 1000, escalations: 50)
+                device: device, modelVersion: "v1", modelUpdate: "active v1", windows: 1000 + windows,
+                escalations: 50 + windows / 20)
         }
         return out
     }
@@ -117,6 +119,30 @@ struct RolloutTests {
         // Five more windows each: 100 windows, every one escalated since the swap, is judged.
         #expect(rollout.observe(statuses(rollout, windows: 30, escalations: 20), now: t0 + 3).count == 1)
         #expect(rollout.phase == .rolledBack)
+    }
+
+    @Test("the baseline is the others over the canary's time: a change reaching the whole fleet is no regression")
+    func baselineOverTheSameTime() throws {
+        var rollout = try started()
+        func fleet(canary: (Int, Int), others: (Int, Int)) -> [String: DeviceStatus] {
+            var out = statuses(rollout, windows: canary.0, escalations: canary.1)
+            for device in rollout.others {
+                out[device] = DeviceStatus(
+                    device: device, modelVersion: "v1", modelUpdate: "active v1", windows: others.0,
+                    escalations: others.1)
+            }
+            return out
+        }
+        // Before: every device escalated 5 % of 1000 windows. Then the whole fleet drifts: the others escalate
+        // 30 % of their next 200 windows, the canary 28 % of its.
+        #expect(rollout.observe(fleet(canary: (1000, 50), others: (1000, 50)), now: t0 + 1).isEmpty)
+        #expect(rollout.observe(fleet(canary: (1200, 106), others: (1200, 110)), now: t0 + 2).isEmpty)
+        #expect(rollout.phase == .canary, "\(rollout.endReason ?? "")")
+        let observation = try #require(rollout.lastObservation)
+        #expect(observation.baselineWindows == 200 * rollout.others.count)
+        #expect(observation.baselineEscalationRate.map { abs($0 - 0.30) < 1e-9 } == true)
+        // The others' lifetime (1200 windows, 9 %) would have made 28 % look like a regression.
+        #expect(observation.canaryEscalationRate.map { abs($0 - 0.28) < 1e-9 } == true)
     }
 
     @Test("a canary device reporting `rejected v2: …` rolls back at once")

@@ -205,7 +205,8 @@ public struct Rollout: Codable, Sendable, Equatable {
     public private(set) var endedAt: Date?
     /// Why it was promoted or rolled back.
     public private(set) var endReason: String?
-    /// Each cohort device's counters when it was first seen serving the candidate.
+    /// Each cohort device's counters when it was first seen serving the candidate, and each other device's
+    /// when it was first seen during the canary.
     public private(set) var references: [String: Counters]
     /// What the last observation found.
     public private(set) var lastObservation: Observation?
@@ -297,13 +298,19 @@ public struct Rollout: Codable, Sendable, Equatable {
                 references[device] = current
             }
         }
+        // The others' rate over the same time: counters since each was first seen during the canary, so a change
+        // that reaches the whole fleet meanwhile (drift, a shift in the work) moves both sides alike.
         var baseline = Counters(windows: 0, escalations: 0)
         for device in others {
             guard let status = statuses[device], status.modelVersion == previousVersion,
                 let windows = status.windows, let escalations = status.escalations
             else { continue }
-            baseline.windows += windows
-            baseline.escalations += escalations
+            if let reference = references[device], reference.windows <= windows, reference.escalations <= escalations {
+                baseline.windows += windows - reference.windows
+                baseline.escalations += escalations - reference.escalations
+            } else {
+                references[device] = Counters(windows: windows, escalations: escalations)
+            }
         }
         let minimum = max(1, policy.minimumCanaryWindows)
         if baseline.windows < minimum { baseline = before }
