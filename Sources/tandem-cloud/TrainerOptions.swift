@@ -51,7 +51,7 @@ struct TrainerOptions: ParsableArguments {
     @Option(help: "Rollback when the canary's label accuracy is below the replaced version's by more than this.")
     var maxAccuracyDrop = 0.02
     @Option(help: "Labelled escalations each version needs since the canary started before accuracies are compared.")
-    var minLabelledWindows = 20
+    var minLabelledWindows = 200
     @Option(help: "Seconds between rollout steps during a canary.") var rolloutInterval = 5.0
     @Flag(help: "Drill: train on shuffled labels, so the candidate is worse and must be stopped.")
     var drillShuffledLabels = false

@@ -107,6 +107,6 @@ struct CanaryLabelAccuracyTests {
         let url = scratch.url.appendingPathComponent("rollout-plant.json")
         try JSONSerialization.data(withJSONObject: object).write(to: url)
         let read = try Rollout.read(from: url)
-        #expect(read.policy.minimumLabelledWindows == 20 && read.version == "v2" && read.phase == .canary)
+        #expect(read.policy.minimumLabelledWindows == 200 && read.version == "v2" && read.phase == .canary)
     }
 }

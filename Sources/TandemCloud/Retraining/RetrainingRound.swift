@@ -84,14 +84,15 @@ public struct RetrainingRound: Sendable {
         public var candidateFullAccuracy: Double
         /// The threshold both escalation rates are measured at.
         public var threshold: Double
-        /// Share of holdout windows the current edge model would escalate.
+        /// Share of the original test windows of the holdout the current edge model would escalate.
         public var currentEscalationRate: Double
-        /// Share of holdout windows the candidate would escalate.
+        /// Share of the original test windows of the holdout the candidate would escalate.
         public var candidateEscalationRate: Double
         /// The accuracy tolerance.
         public var epsilon: Double
-        /// Of `holdoutWindows`, the labelled hard examples held out of training: the recent data the fleet
-        /// sees now, next to the original test windows. Nil in reports written before it was recorded.
+        /// Of `holdoutWindows`, the newest labelled hard examples, held out of training: what the fleet saw last,
+        /// next to the original test windows (accuracy counts both; escalation rates only the original ones).
+        /// Nil in reports written before it was recorded.
         public var recentHoldoutWindows: Int?
         /// The current edge model's accuracy on those recent windows.
         public var currentRecentAccuracy: Double?
@@ -371,15 +372,15 @@ public struct RetrainingRound: Sendable {
                 windows: Tensor(shape: [part.labels.count, input.window, input.channels], scalars: part.scalars),
                 labels: part.labels, classNames: manifest.classNames)
         }
-        // A share of the labelled hard examples joins the holdout (raw, like the rest of it), so the gate also
-        // judges the data the fleet sees now, not only the original test windows; the rest is trained on.
+        // The newest share of the labelled hard examples (they come oldest first) joins the holdout, raw like the
+        // rest of it, and is not trained on: the gate's accuracy then also covers what the fleet saw last, not
+        // only the original test windows. Split by time, so overlapping neighbours of a held-out window are few.
         var groundTruth = windows(truth)
         var recent = 0
         if groundTruth.count >= Self.minimumLabelledForHoldout {
-            let parts = Trainer.stratifiedSplit(
-                labels: groundTruth.labels, fraction: options.holdoutFraction, seed: options.seed)
-            var held = groundTruth.subset(parts.validation)
-            groundTruth = groundTruth.subset(parts.train)
+            let count = max(1, Int((Float(groundTruth.count) * options.holdoutFraction).rounded()))
+            var held = groundTruth.subset(Array((groundTruth.count - count)..<groundTruth.count))
+            groundTruth = groundTruth.subset(Array(0..<(groundTruth.count - count)))
             if input.mean.count == input.channels && input.std.count == input.channels {
                 held.windows.scalars.withUnsafeMutableBufferPointer { x in
                     for k in x.indices {
@@ -415,9 +416,12 @@ public struct RetrainingRound: Sendable {
         full.manifest.input.normalize(&forCandidate.windows)
         let current = try Int8Engine(model: QuantizedModel(artifact: edge)).classify(windows: forCurrent.windows)
         let new = try Int8Engine(model: candidate).classify(windows: forCandidate.windows)
+        // Escalation rates on the original test windows only: the current model escalated every recent labelled
+        // window (that is how they reached the cloud), so counting them would favour any candidate.
+        let original = holdout.count - recent
         func rate(_ confidences: [PredictionConfidence]) -> Double {
-            Double(confidences.filter { Double($0.maxProbability) < threshold }.count)
-                / Double(max(confidences.count, 1))
+            Double(confidences.prefix(original).filter { Double($0.maxProbability) < threshold }.count)
+                / Double(max(original, 1))
         }
         let currentAccuracy = Self.accuracy(current.confidences.map(\.label), forCurrent)
         let candidateAccuracy = Self.accuracy(new.confidences.map(\.label), forCandidate)
@@ -436,7 +440,7 @@ public struct RetrainingRound: Sendable {
             )
         }
         // The recent part: the holdout's last `recent` windows.
-        let recentRange = (holdout.count - recent)..<holdout.count
+        let recentRange = original..<holdout.count
         func recentAccuracy(_ labels: [Int], _ data: LabeledWindows) -> Double? {
             guard recent > 0 else { return nil }
             let right = recentRange.filter { labels[$0] == data.labels[$0] }.count

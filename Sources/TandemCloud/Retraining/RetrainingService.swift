@@ -93,6 +93,9 @@ public final class RetrainingService: Sendable {
     let stopping = Atomic<Bool>(false)
     let reports = Mutex<[RoundReport]>([])
     let holdsLease = Atomic<Bool>(false)
+    /// Seconds since 1970 before which no round starts: set after a round that failed with an error, so the
+    /// reason that started it does not start another every check.
+    let noRoundBefore = Atomic<Double>(0)
     let history: Mutex<EscalationHistory>
     /// When the service was made: the schedule's start until a round is recorded.
     let createdAt = Date().timeIntervalSince1970
@@ -251,13 +254,22 @@ public final class RetrainingService: Sendable {
                 now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
                 newLabels: try store.labelCount(recordedAfter: since), devices: devices,
                 lastRoundStartedAt: last?.startedAt ?? createdAt))
-        guard !reasons.isEmpty, takeLease() else { return }
+        guard !reasons.isEmpty, now >= noRoundBefore.load(ordering: .relaxed), takeLease() else { return }
         let renewal = renewLease()
         defer {
             renewal.cancel()
             releaseLease()
         }
-        let report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller)
+        let report: RoundReport?
+        do {
+            report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller)
+        } catch {
+            // Whatever failed (the data, the store) is likely to fail again at once: wait before the next round.
+            let backoff = max(60, 10 * configuration.checkIntervalSeconds)
+            noRoundBefore.store(Date().timeIntervalSince1970 + backoff, ordering: .relaxed)
+            history.withLock { $0.holdDriftBack(until: Date().timeIntervalSince1970 + trigger.driftWindowSeconds) }
+            throw RetrainingError("round failed, next round in \(Int(backoff)) s at the earliest: \(error)")
+        }
         if let report { reports.withLock { $0.append(report) } }
         // A round that did not get as far as a record (no production model, given up) holds drift back too;
         // a recorded one is noted from the store at the next check.

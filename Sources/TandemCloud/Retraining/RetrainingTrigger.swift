@@ -138,11 +138,19 @@ public struct RetrainingTrigger: Sendable, Equatable {
     /// The device's escalation rate over the drift window ending at `now`, with the windows it rests on;
     /// nil when fewer than `minimumDriftWindows` windows fall in it or the drift rule is off.
     public func recentRate(of device: Device, now: Double) -> (rate: Double, windows: Int)? {
-        let recent = device.intervals.filter { $0.endsAt > now - driftWindowSeconds && $0.endsAt <= now }
-        let windows = recent.reduce(0) { $0 + max($1.windows, 0) }
-        guard minimumDriftWindows > 0, windows >= minimumDriftWindows else { return nil }
-        let escalations = recent.reduce(0) { $0 + max($1.escalations, 0) }
-        return (Double(escalations) / Double(windows), windows)
+        let recent = recentTotals(of: device, now: now)
+        guard minimumDriftWindows > 0, recent.windows >= minimumDriftWindows else { return nil }
+        return (Double(recent.escalations) / Double(recent.windows), recent.windows)
+    }
+
+    /// The device's windows and escalations over the drift window ending at `now`.
+    func recentTotals(of device: Device, now: Double) -> (windows: Int, escalations: Int) {
+        var windows = 0, escalations = 0
+        for interval in device.intervals where interval.endsAt > now - driftWindowSeconds && interval.endsAt <= now {
+            windows += max(interval.windows, 0)
+            escalations += max(interval.escalations, 0)
+        }
+        return (windows, escalations)
     }
 
     /// Whether `rate` is further from `baseline` than the bounds allow.
@@ -196,13 +204,10 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case .fleet:
             var windows = 0, escalations = 0, expected = 0.0
             for device in snapshot.devices {
-                let recent = device.intervals.filter {
-                    $0.endsAt > snapshot.now - driftWindowSeconds && $0.endsAt <= snapshot.now
-                }
-                let n = recent.reduce(0) { $0 + max($1.windows, 0) }
-                windows += n
-                escalations += recent.reduce(0) { $0 + max($1.escalations, 0) }
-                expected += device.baselineEscalationRate * Double(n)
+                let recent = recentTotals(of: device, now: snapshot.now)
+                windows += recent.windows
+                escalations += recent.escalations
+                expected += device.baselineEscalationRate * Double(recent.windows)
             }
             if minimumDriftWindows > 0, windows >= minimumDriftWindows {
                 let rate = Double(escalations) / Double(windows), baseline = expected / Double(windows)

@@ -21,7 +21,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     /// Creates a policy; the defaults are those of `tandem rollout start`.
     public init(
         canaryPercent: Double = 10, soakSeconds: Double = 3600, maximumEscalationRateIncrease: Double = 0.05,
-        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02, minimumLabelledWindows: Int = 20
+        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02, minimumLabelledWindows: Int = 200
     ) {
         self.canaryPercent = canaryPercent
         self.soakSeconds = soakSeconds
@@ -45,7 +45,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
             maximumEscalationRateIncrease: try c.decode(Double.self, forKey: .maximumEscalationRateIncrease),
             minimumCanaryWindows: try c.decode(Int.self, forKey: .minimumCanaryWindows),
             maximumAccuracyDrop: try c.decode(Double.self, forKey: .maximumAccuracyDrop),
-            minimumLabelledWindows: try c.decodeIfPresent(Int.self, forKey: .minimumLabelledWindows) ?? 20)
+            minimumLabelledWindows: try c.decodeIfPresent(Int.self, forKey: .minimumLabelledWindows) ?? 200)
     }
 }
 

@@ -120,9 +120,18 @@ struct Demo: AsyncParsableCommand {
                 let screen = live.screen(now: now, monitor: monitor)
                 show(interactive ? "\u{1B}[H\u{1B}[2J" + screen : screen + "\n")
             }
-            // The stream's end, plus a moment for the last windows' records (verdicts can take the deadline).
-            if elapsed >= seconds + 3 { break }
+            if elapsed >= seconds { break }
             try? await Task.sleep(for: .milliseconds(100))
+        }
+        // The end of the stream: each agent reads its pipe to the end, classifies what is left, waits for the
+        // verdicts in flight and exits (reporting itself offline). Its last records arrive meanwhile.
+        for machine in machines { machine.finish() }
+        let ending = ContinuousClock.now
+        while ContinuousClock.now - ending < .seconds(30) {
+            try? await Task.sleep(for: .milliseconds(250))
+            live.collect(publishingWith: client)
+            let statuses = monitor.statuses
+            if names.allSatisfy({ statuses[$0]?.state == "offline" }) { break }
         }
         live.collect(publishingWith: client)
         live.watchCloud(now: min((ContinuousClock.now - start).seconds, seconds))

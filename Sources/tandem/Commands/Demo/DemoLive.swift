@@ -111,6 +111,8 @@ struct DemoLive {
     private mutating func readCloudLog(now: Double) {
         guard let cloudLog, let handle = try? FileHandle(forReadingFrom: cloudLog) else { return }
         defer { try? handle.close() }
+        // A log that was truncated or replaced is read again from its start.
+        if let size = try? handle.seekToEnd(), size < cloudLogOffset { cloudLogOffset = 0 }
         guard (try? handle.seek(toOffset: cloudLogOffset)) != nil, let data = try? handle.readToEnd() else { return }
         guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
         cloudLogOffset += UInt64(end - data.startIndex + 1)

@@ -14,7 +14,7 @@ final class DemoMachine {
     private var generator: SensorSimulator.Generator
     /// The condition of every sample produced so far (index into `SensorSimulator.classNames`).
     private var truth: [UInt8] = []
-    private let pipe: Int32
+    private var pipe: Int32
     private var unwritten: [UInt8] = []
     private var rows: [UInt8] = []
     private let records: Int32
@@ -70,8 +70,15 @@ final class DemoMachine {
     }
 
     deinit {
-        close(pipe)
+        finish()
         close(records)
+    }
+
+    /// Ends the stream: closes the pipe, so the agent reads to its end, classifies what is left and exits.
+    func finish() {
+        guard pipe >= 0 else { return }
+        close(pipe)
+        pipe = -1
     }
 
     /// The true class name at stream time `seconds`, if that sample was produced.
@@ -83,6 +90,7 @@ final class DemoMachine {
 
     /// Produces the samples due by `seconds` of stream time and writes as much as the pipe takes now.
     func feed(until seconds: Double) {
+        guard pipe >= 0 else { return }
         let due = Int(seconds * generator.configuration.sampleRateHz) - truth.count
         if due > 0 {
             var chunk = generator.next(due)
