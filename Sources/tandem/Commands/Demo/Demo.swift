@@ -109,9 +109,11 @@ struct Demo: AsyncParsableCommand {
         let interactive = isatty(STDOUT_FILENO) != 0
         let start = ContinuousClock.now
         var lastScreen = -1.0
+        var fed = 0.0
         while !demoStopRequested.load(ordering: .relaxed) {
             let elapsed = (ContinuousClock.now - start).seconds
             let now = min(elapsed, seconds)
+            fed = now
             for machine in machines { machine.feed(until: now) }
             live.collect(publishingWith: client)
             if elapsed - lastScreen >= (interactive ? 1 : 15) {
@@ -134,14 +136,13 @@ struct Demo: AsyncParsableCommand {
             if names.allSatisfy({ statuses[$0]?.state == "offline" }) { break }
         }
         live.collect(publishingWith: client)
-        live.watchCloud(now: min((ContinuousClock.now - start).seconds, seconds))
-        let fed = (ContinuousClock.now - start).seconds
+        live.watchCloud(now: fed)
         var versions: [String: Int] = [:]
         for status in monitor.statuses.values { versions[status.modelVersion ?? "?", default: 0] += 1 }
         monitor.stop()
         await client.disconnect()
         let summary = DemoReport(
-            ledger: live.ledger, events: live.events, seconds: min(fed, seconds), driftAt: live.driftAt,
+            ledger: live.ledger, events: live.events, seconds: fed, driftAt: live.driftAt,
             devices: machines.count, labelsSent: live.labelsSent, finalVersions: versions)
         let out = URL(fileURLWithPath: report)
         try summary.write(to: out)

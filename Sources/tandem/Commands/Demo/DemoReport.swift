@@ -42,7 +42,7 @@ struct DemoReport {
     /// The summary table and the events, as printed at the end and written to report.txt.
     var text: String {
         var lines = [
-            "Tandem demo report: \(devices) devices, \(Int(seconds)) s of stream\(driftAt.map { ", drift at \(Int($0)) s" } ?? "")",
+            "Tandem demo report: \(devices) devices, \(Int(seconds)) s of stream\(driftAt.flatMap { $0 < seconds ? ", drift at \(Int($0)) s" : nil } ?? "")",
             "",
             pad("phase", 30) + pad("windows", 10, right: true) + pad("escalated", 12, right: true)
                 + pad("cascade accuracy", 19, right: true),
