@@ -118,15 +118,19 @@ struct Serve: AsyncParsableCommand {
         configuration.workerID = workerID
         configuration.maximumBatch = maxBatch
         configuration.maximumWait = maxWaitMs / 1000
+        let progress = RoundProgress()
+        let rounds = trainingStore ?? (store as? any TrainingStore)
+        let trains = trainer.trainer
         let worker = try CloudWorker(
             configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
             store: store, dataDirectory: URL(fileURLWithPath: dataDir), registry: registry,
             http: try httpConfiguration(),
+            training: { try CloudHTTPAPI.TrainingView(trainer: trains, progress: progress, store: rounds) },
             statisticsInterval: statsInterval, log: log)
         let service = try trainer.makeService(
             full: artifact, workerID: workerID,
             broker: (configuration.host, configuration.port, configuration.username, configuration.password),
-            store: trainingStore, registry: registry, catalog: worker.server.edgeInputs, log: log)
+            store: trainingStore, registry: registry, catalog: worker.server.edgeInputs, progress: progress, log: log)
         try await worker.run(additionalServices: service.map { [RetrainingLifecycle($0)] } ?? [])
     }
 }

@@ -84,7 +84,7 @@ struct TrainerOptions: ParsableArguments {
     func makeService(
         full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
         store: (any TrainingStore)?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
-        log: @escaping @Sendable (String) -> Void
+        progress: RoundProgress = RoundProgress(), log: @escaping @Sendable (String) -> Void
     ) throws -> RetrainingService? {
         guard trainer, let store, let trainingData, let edgeSpec, let signingKey else { return nil }
         let input = full.manifest.input
@@ -122,6 +122,6 @@ struct TrainerOptions: ParsableArguments {
         log("trainer: \(data.description); edge spec \(spec.name)")
         return RetrainingService(
             configuration: configuration, full: full, data: data, edgeSpec: spec, signingKey: key, store: store,
-            registry: registry, client: client, catalog: catalog, log: log)
+            registry: registry, client: client, catalog: catalog, progress: progress, log: log)
     }
 }

@@ -316,7 +316,9 @@ struct CloudHTTPTests {
         }
     }
 
-    @Test("/v1/models lists versions and production, /v1/models/{v} returns the artifact, /v1/rollouts the state")
+    @Test(
+        "/v1/models lists versions and production, /v1/models/{v} returns the artifact, /v1/rollouts the state, /v1/training the rounds"
+    )
     func modelsAndRollouts() async throws {
         try await MosquittoBroker.with { broker in
             var records: [ModelVersionRecord] = []
@@ -332,6 +334,12 @@ struct CloudHTTPTests {
                 encoder.dateEncodingStrategy = .secondsSince1970
                 try encoder.encode(rollout).write(
                     to: fixture.registry.directory.appendingPathComponent("rollout-plant.json"))
+                // Two rounds and a lease, as another (training) worker sharing the store left them.
+                let store = try SampleStore(
+                    path: fixture.registry.directory.appendingPathComponent("tandem.sqlite").path)
+                try store.recordRound(.init(startedAt: 100, finishedAt: 200, passed: false, summary: "gate failed: x"))
+                try store.recordRound(.init(startedAt: 300, finishedAt: 400, passed: true, summary: "gate passed: y"))
+                #expect(try store.acquireTrainingLease(holder: "w7", durationSeconds: 3600, now: 500))
             }
             let listing = try await cloud.json("GET", "/v1/models")
             #expect(listing.status == 200)
@@ -359,6 +367,15 @@ struct CloudHTTPTests {
             #expect(states.first?["fleet"] as? String == "plant" && states.first?["phase"] as? String == "canary")
             #expect(states.first?["version"] as? String == "edge-2")
             #expect(rollouts.object["active"] as? [String] == ["plant"])
+
+            let training = try await cloud.json("GET", "/v1/training")
+            #expect(training.status == 200)
+            #expect(training.object["trainer"] as? Bool == false && training.object["current"] == nil)
+            let lease = training.object["lease"] as? [String: Any]
+            #expect(lease?["holder"] as? String == "w7" && lease?["expiresAt"] as? Double == 4100)
+            let rounds = training.object["rounds"] as? [[String: Any]] ?? []
+            #expect(rounds.compactMap { $0["summary"] as? String } == ["gate passed: y", "gate failed: x"])
+            #expect(rounds.first?["passed"] as? Bool == true && rounds.first?["startedAt"] as? Double == 300)
             #expect(cloud.terminate() == 0, "\(cloud.log)")
         }
     }

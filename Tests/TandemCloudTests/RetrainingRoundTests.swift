@@ -165,9 +165,12 @@ struct RetrainingRoundTests {
         #expect(gate.reasons.isEmpty)
         #expect(gate.candidateAccuracy >= gate.currentAccuracy - gate.epsilon)
         #expect(gate.candidateEscalationRate < gate.currentEscalationRate)
-        // The newest fifth of the labelled hard examples joins the holdout and is not trained on.
+        // About a fifth of the labelled hard examples (every fifth block of a device's consecutive ones) joins the
+        // holdout and is not trained on.
         let recent = try #require(gate.recentHoldoutWindows)
-        #expect(labeled >= 20 && recent == Int((Double(labeled) * 0.2).rounded()), "\(recent) of \(labeled)")
+        #expect(
+            labeled >= 20 && recent > 0 && recent >= labeled / 10 && recent <= labeled * 3 / 10,
+            "\(recent) of \(labeled)")
         #expect(gate.holdoutWindows == (fixture.data.test?.count ?? -1) + recent)
         #expect(result.hardExamplesWithGroundTruth == labeled - recent)
         #expect(gate.currentRecentAccuracy != nil && gate.candidateRecentAccuracy != nil)

@@ -168,3 +168,34 @@ struct RetrainingTriggerTests {
         #expect(fleet.reasons(for: .init(now: 1000, newHardExamples: 0, newLabels: 0, devices: weighted)).isEmpty)
     }
 }
+
+/// The running round's step and lines for `GET /v1/training`.
+struct RoundProgressTests {
+    @Test("a round's logged lines move its step on and are kept (the last 20); other lines and idle times are ignored")
+    func steps() {
+        let progress = RoundProgress()
+        progress.note("trainer: round: data: 10 windows (0.1 s)")
+        #expect(progress.current == nil, "no round runs: nothing is kept")
+        progress.start(at: 100, reasons: ["the fleet escalates 30 %"])
+        #expect(progress.current?.step == "data" && progress.current?.reasons == ["the fleet escalates 30 %"])
+        var steps: [String] = []
+        for line in [
+            "trainer: round: starting from edge-1 (drift)", "trainer: round: data: 10 windows (0.1 s)",
+            "trainer: round: fine-tune: 10 windows (2.0 s)", "trainer: round: compress: 10 windows (1.0 s)",
+            "trainer: round: gate: gate passed: … (0.5 s)", "trainer: register: edge-2 signed and registered",
+            "trainer: rollout: edge-2 to the canary cohort",
+        ] {
+            progress.note(line)
+            steps.append(progress.current?.step ?? "-")
+        }
+        #expect(steps == ["data", "fine-tune", "compress", "gate", "register", "rollout", "rollout"])
+        progress.note("worker 1: Statistics(received: 5)")
+        #expect(
+            progress.current?.lines.count == 7 && progress.current?.lines.first == "round: starting from edge-1 (drift)"
+        )
+        for k in 0..<30 { progress.note("trainer: rollout: step \(k)") }
+        #expect(progress.current?.lines.count == 20 && progress.current?.lines.last == "rollout: step 29")
+        progress.finish()
+        #expect(progress.current == nil)
+    }
+}

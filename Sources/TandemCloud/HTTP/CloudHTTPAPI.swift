@@ -60,7 +60,46 @@ public struct CloudHTTPAPI: Sendable {
     let metrics: CloudMetrics
     let devices: @Sendable () -> [FleetMonitor.Device]
     let health: @Sendable () -> [String: String]
+    let training: @Sendable () throws -> TrainingView
     let log: @Sendable (String) -> Void
+
+    /// `GET /v1/training`: whether this worker trains, its running round, the lease, the recorded rounds.
+    public struct TrainingView: Sendable, Encodable {
+        /// The training lease as stored (it may have expired).
+        public struct Lease: Sendable, Encodable {
+            public var holder: String
+            public var expiresAt: Double
+        }
+        /// A recorded round.
+        public struct Round: Sendable, Encodable {
+            public var startedAt: Double
+            public var finishedAt: Double
+            public var passed: Bool
+            public var outcome: String?
+            public var version: String?
+            public var summary: String
+        }
+        /// Whether this worker runs the retraining loop.
+        public var trainer: Bool
+        /// This worker's running round, if any.
+        public var current: RoundProgress.Snapshot?
+        /// The lease.
+        public var lease: Lease?
+        /// The latest recorded rounds (by any worker sharing the store), the most recent first.
+        public var rounds: [Round]
+
+        /// A view read from `store` (nil: no store that keeps rounds) and this worker's `progress`.
+        public init(trainer: Bool, progress: RoundProgress?, store: (any TrainingStore)?, limit: Int = 20) throws {
+            self.trainer = trainer
+            current = progress?.current
+            lease = try store?.trainingLease().map { Lease(holder: $0.holder, expiresAt: $0.expiresAt) }
+            rounds = try (store?.rounds(limit: limit) ?? []).map {
+                Round(
+                    startedAt: $0.startedAt, finishedAt: $0.finishedAt, passed: $0.passed, outcome: $0.outcome,
+                    version: $0.version, summary: $0.summary)
+            }
+        }
+    }
 
     /// Creates the API over a worker's parts.
     ///
@@ -71,11 +110,13 @@ public struct CloudHTTPAPI: Sendable {
     ///   - metrics: What `/metrics` renders.
     ///   - devices: The fleet view now.
     ///   - health: Extra fields of `/healthz` (`broker`, `worker`, …).
+    ///   - training: What `/v1/training` shows (default: no trainer, rounds from `store` if it keeps them).
     ///   - log: Lines for standard error.
     public init(
         configuration: Configuration, registry: ModelRegistry, store: any EscalationStore, labels: LabelIntake,
         metrics: CloudMetrics, devices: @escaping @Sendable () -> [FleetMonitor.Device],
-        health: @escaping @Sendable () -> [String: String] = { [:] }, log: @escaping @Sendable (String) -> Void
+        health: @escaping @Sendable () -> [String: String] = { [:] },
+        training: (@Sendable () throws -> TrainingView)? = nil, log: @escaping @Sendable (String) -> Void
     ) {
         self.configuration = configuration
         self.registry = registry
@@ -84,6 +125,9 @@ public struct CloudHTTPAPI: Sendable {
         self.metrics = metrics
         self.devices = devices
         self.health = health
+        self.training =
+            training ?? { [store] in try TrainingView(trainer: false, progress: nil, store: store as? any TrainingStore)
+            }
         self.log = log
     }
 
@@ -108,6 +152,7 @@ public struct CloudHTTPAPI: Sendable {
             try artifact(version: try context.parameters.require("version"))
         }
         router.get("v1/rollouts") { _, _ in try listRollouts() }
+        router.get("v1/training") { _, _ in try JSONBody.response(encoding: try training()) }
         router.post("v1/labels") { request, _ in try await postLabels(request) }
         return router
     }

@@ -90,8 +90,9 @@ public struct RetrainingRound: Sendable {
         public var candidateEscalationRate: Double
         /// The accuracy tolerance.
         public var epsilon: Double
-        /// Of `holdoutWindows`, the newest labelled hard examples, held out of training: what the fleet saw last,
-        /// next to the original test windows (accuracy counts both; escalation rates only the original ones).
+        /// Of `holdoutWindows`, the labelled hard examples held out of training (blocks spread over the whole time):
+        /// what the fleet sees now, next to the original test windows (accuracy counts both; escalation rates only
+        /// the original ones).
         /// Nil in reports written before it was recorded.
         public var recentHoldoutWindows: Int?
         /// The current edge model's accuracy on those recent windows.
@@ -338,6 +339,7 @@ public struct RetrainingRound: Sendable {
         // to share the full model's (as the escalation server does).
         let size = input.window * input.channels
         var truth = (scalars: [Float](), labels: [Int]())
+        var truthDevices: [String] = []
         var verdict = (scalars: [Float](), labels: [Int]())
         var skipped = 0
         let edgeInput = edge.manifest.input
@@ -362,6 +364,7 @@ public struct RetrainingRound: Sendable {
             if example.source == .groundTruth {
                 truth.scalars += window
                 truth.labels.append(example.label)
+                truthDevices.append(example.device)
             } else {
                 verdict.scalars += window
                 verdict.labels.append(example.label)
@@ -372,15 +375,37 @@ public struct RetrainingRound: Sendable {
                 windows: Tensor(shape: [part.labels.count, input.window, input.channels], scalars: part.scalars),
                 labels: part.labels, classNames: manifest.classNames)
         }
-        // The newest share of the labelled hard examples (they come oldest first) joins the holdout, raw like the
-        // rest of it, and is not trained on: the gate's accuracy then also covers what the fleet saw last, not
-        // only the original test windows. Split by time, so overlapping neighbours of a held-out window are few.
+        // A share of the labelled hard examples joins the holdout, raw like the rest of it, and is not trained on:
+        // the gate's accuracy then also covers what the fleet sees now, not only the original test windows. Each
+        // device's examples, in arrival order, are cut into blocks of `holdoutBlock`; numbering the blocks of all
+        // devices as they start, every fifth (for the default fraction) is held out. Spread over the whole time,
+        // the newest regime is both trained on and judged, and a held-out window's overlapping neighbours (a
+        // device escalates runs of windows) mostly stay in the holdout with it.
         var groundTruth = windows(truth)
         var recent = 0
-        if groundTruth.count >= Self.minimumLabelledForHoldout {
-            let count = max(1, Int((Float(groundTruth.count) * options.holdoutFraction).rounded()))
-            var held = groundTruth.subset(Array((groundTruth.count - count)..<groundTruth.count))
-            groundTruth = groundTruth.subset(Array(0..<(groundTruth.count - count)))
+        let period = options.holdoutFraction > 0 ? max(2, Int((1 / options.holdoutFraction).rounded())) : 0
+        // Each device's current block (its number among all blocks, as they start) and how full it is.
+        var blocks: [String: (number: Int, filled: Int)] = [:]
+        var started = 0
+        var heldIndices: [Int] = []
+        var keptIndices: [Int] = []
+        for (i, device) in truthDevices.enumerated() {
+            var block = blocks[device] ?? (number: -1, filled: Self.holdoutBlock)
+            if block.filled == Self.holdoutBlock {
+                block = (started, 0)
+                started += 1
+            }
+            block.filled += 1
+            blocks[device] = block
+            if period > 0 && block.number % period == period - 1 {
+                heldIndices.append(i)
+            } else {
+                keptIndices.append(i)
+            }
+        }
+        if groundTruth.count >= Self.minimumLabelledForHoldout && !heldIndices.isEmpty {
+            var held = groundTruth.subset(heldIndices)
+            groundTruth = groundTruth.subset(keptIndices)
             if input.mean.count == input.channels && input.std.count == input.channels {
                 held.windows.scalars.withUnsafeMutableBufferPointer { x in
                     for k in x.indices {
@@ -461,6 +486,8 @@ public struct RetrainingRound: Sendable {
 
     /// Labelled hard examples a round needs before it holds some of them out for the gate. 20.
     static let minimumLabelledForHoldout = 20
+    /// Consecutive labelled hard examples of one device that go to the holdout, or to training, together. 5.
+    static let holdoutBlock = 5
 
     static func accuracy(_ predictions: [Int], _ data: LabeledWindows) -> Double {
         Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))

@@ -93,6 +93,8 @@ public final class RetrainingService: Sendable {
     let stopping = Atomic<Bool>(false)
     let reports = Mutex<[RoundReport]>([])
     let holdsLease = Atomic<Bool>(false)
+    /// The running round's step and progress lines (`GET /v1/training`).
+    public let progress: RoundProgress
     /// Seconds since 1970 before which no round starts: set after a round that failed with an error, so the
     /// reason that started it does not start another every check.
     let noRoundBefore = Atomic<Double>(0)
@@ -112,12 +114,14 @@ public final class RetrainingService: Sendable {
     ///   - registry: The model registry (its directory also holds the rollout state and the audit log).
     ///   - client: An MQTT client, not yet started, for publishing and for the fleet's statuses.
     ///   - catalog: Told about each registered version, so this worker maps its windows at once.
+    ///   - progress: Where the running round's step and lines are kept for `GET /v1/training`.
     ///   - log: Progress lines.
     public init(
         configuration: Configuration, full: ModelArtifact, data: DataSplit, edgeSpec: ModelSpecFile,
         signingKey: Curve25519.Signing.PrivateKey, store: any TrainingStore, registry: ModelRegistry,
         client: MQTTClient,
-        catalog: EdgeInputCatalog? = nil, log: @escaping @Sendable (String) -> Void
+        catalog: EdgeInputCatalog? = nil, progress: RoundProgress = RoundProgress(),
+        log: @escaping @Sendable (String) -> Void
     ) {
         self.configuration = configuration
         self.full = full
@@ -129,7 +133,11 @@ public final class RetrainingService: Sendable {
         self.audit = AuditLog(url: registry.directory.appendingPathComponent("audit.jsonl"))
         self.client = client
         self.catalog = catalog
-        self.log = log
+        self.progress = progress
+        self.log = { line in
+            progress.note(line)
+            log(line)
+        }
         self.history = Mutex(EscalationHistory(driftWindowSeconds: configuration.trigger.driftWindowSeconds))
     }
 
@@ -323,6 +331,8 @@ public final class RetrainingService: Sendable {
             return nil
         }
         let edge = try registry.artifact(version: production)
+        progress.start(at: startedAt, reasons: reasons)
+        defer { progress.finish() }
         log("trainer: round: starting from \(production) (\(reasons.joined(separator: ", ")))")
         let (examples, undecodable) = try store.trainingExamples(receivedAfter: nil, limit: nil)
         if undecodable > 0 { log("trainer: round: \(undecodable) stored payloads do not decode; skipped") }

@@ -34,6 +34,7 @@ public final class CloudWorker: Sendable {
     ///   - registry: The registry in `dataDirectory`, if the caller opened it already; the escalation server
     ///     looks up edge versions it does not know there (a retrained model's windows).
     ///   - http: The HTTP API's settings, or nil for none.
+    ///   - training: What the API's `/v1/training` shows (default: no trainer, the store's recorded rounds).
     ///   - statisticsInterval: Seconds between statistics lines (0: only the last one).
     ///   - log: Lines for standard error.
     /// - Throws: ``RegistryError`` if the registry directory cannot be used, ``MQTTError`` if a client cannot
@@ -42,7 +43,8 @@ public final class CloudWorker: Sendable {
         configuration: EscalationServer.Configuration, model: FloatModel, manifest: ModelManifest,
         edgeInputs: [String: InputSpec] = [:], store: any EscalationStore, dataDirectory: URL,
         registry: ModelRegistry? = nil,
-        http: CloudHTTPAPI.Configuration?, statisticsInterval: Double, log: @escaping @Sendable (String) -> Void
+        http: CloudHTTPAPI.Configuration?, training: (@Sendable () throws -> CloudHTTPAPI.TrainingView)? = nil,
+        statisticsInterval: Double, log: @escaping @Sendable (String) -> Void
     ) throws {
         let metrics = CloudMetrics()
         self.metrics = metrics
@@ -65,7 +67,7 @@ public final class CloudWorker: Sendable {
                         "broker": server.client.connectionState.isConnected && listener.isConnected
                             ? "connected" : "disconnected",
                     ]
-                }, log: log)
+                }, training: training, log: log)
         } else {
             api = nil
         }
