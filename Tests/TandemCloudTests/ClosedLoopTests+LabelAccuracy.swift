@@ -8,10 +8,7 @@ extension ClosedLoopTests {
     @Test("a trainer driving a canary feeds it the stored label accuracy and rolls back a candidate that is worse")
     func canaryRolledBackOnLabelAccuracy() async throws {
         let fixture = try LoopFixture.shared.get()
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             // A retrained candidate (the same weights under another version) in canary on both devices, as a
             // trainer that stopped leaves it.
             var candidate = fixture.edge

@@ -8,10 +8,7 @@ extension ClosedLoopTests {
     @Test("status messages showing a device's escalation rate jumping start a round for drift; steady ones do not")
     func driftFromStatuses() async throws {
         let fixture = try LoopFixture.shared.get()
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             // Counts alone never start a round here: only drift can.
             let worker = try ChildProcess(
                 cloud,
@@ -70,10 +67,7 @@ extension ClosedLoopTests {
     @Test("the schedule starts a round once --retrain-every has passed since the worker started, given new data")
     func scheduleFromService() async throws {
         let fixture = try LoopFixture.shared.get()
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             // One new hard example (its payload is not a window: the round skips it), far below any count rule.
             try install.store.insert(
                 SampleStore.Escalation(

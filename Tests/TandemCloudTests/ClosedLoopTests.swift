@@ -112,10 +112,7 @@ struct ClosedLoopTests {
         // The round starts once about half of what the weak model escalates before the update has arrived.
         let trigger = max(10, expectedEscalations / 2)
 
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             let worker = try ChildProcess(
                 cloud,
                 trainerArguments(
@@ -266,10 +263,7 @@ struct ClosedLoopTests {
     @Test("a drill candidate trained on shuffled labels is stopped by the gate: nothing registered or assigned")
     func drillStoppedByGate() async throws {
         let fixture = try LoopFixture.shared.get()
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             // Hard examples as workers store them: the weak model's windows with the full model's verdicts.
             let range = fixture.samples(0..<4)
             let full = try FloatModel(artifact: fixture.full)

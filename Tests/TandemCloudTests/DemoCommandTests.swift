@@ -23,10 +23,7 @@ struct DemoCommandTests {
     func demoScoresLabelsAndReports() async throws {
         let fixture = try LoopFixture.shared.get()
         let threshold = try fixture.threshold
-        try await MosquittoBroker.with { broker in
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            let install = try fixture.install(in: scratch.url)
+        try await fixture.withBroker { broker, install, scratch in
             let worker = try ChildProcess(
                 cloud,
                 [

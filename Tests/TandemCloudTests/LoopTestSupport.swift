@@ -142,6 +142,15 @@ struct LoopFixture: Sendable {
         var signedEdge: URL { registry.artifactURL(version: "edge-1") }
     }
 
+    /// Runs `body` with a fresh mosquitto and this fixture installed in a scratch directory (removed afterwards).
+    func withBroker(_ body: (MosquittoBroker, Installation, ScratchDirectory) async throws -> Void) async throws {
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            try await body(broker, try install(in: scratch.url), scratch)
+        }
+    }
+
     func install(in directory: URL) throws -> Installation {
         let training = directory.appendingPathComponent("training")
         try SensorSimulator(Self.simulation).write(to: training, durationSeconds: Self.trainingSeconds)
