@@ -228,6 +228,9 @@ extension LinkTests {
             let run = Task { try await agent.run() }
             let source = try #require(agent.sources.first as? MQTTTopicSource)
             #expect(await waitUntil { source.isSubscribed })
+            // The sink publishes at QoS 0 through the agent's own link: records made before it is connected are
+            // dropped (by design), so the samples start once it is.
+            #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
             // 400 samples in messages of 10 lines, one with a bad line in it.
             for start in stride(from: 0, to: 400, by: 10) {
                 var text = sampleLines(from: start, count: 10)
