@@ -406,14 +406,7 @@ public struct RetrainingRound: Sendable {
         if groundTruth.count >= Self.minimumLabelledForHoldout && !heldIndices.isEmpty {
             var held = groundTruth.subset(heldIndices)
             groundTruth = groundTruth.subset(keptIndices)
-            if input.mean.count == input.channels && input.std.count == input.channels {
-                held.windows.scalars.withUnsafeMutableBufferPointer { x in
-                    for k in x.indices {
-                        let c = k % input.channels
-                        x[k] = x[k] * input.std[c] + input.mean[c]
-                    }
-                }
-            }
+            input.standardization?.invert(&held.windows)
             recent = held.count
             holdout = Self.concatenate(holdout, held)
         }

@@ -137,8 +137,7 @@ struct Demo: AsyncParsableCommand {
         }
         live.collect(publishingWith: client)
         live.watchCloud(now: fed)
-        var versions: [String: Int] = [:]
-        for status in monitor.statuses.values { versions[status.modelVersion ?? "?", default: 0] += 1 }
+        let versions = DemoLive.versions(monitor)
         monitor.stop()
         await client.disconnect()
         let summary = DemoReport(

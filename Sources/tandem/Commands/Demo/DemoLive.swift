@@ -14,7 +14,6 @@ struct DemoLive {
     let cloudLog: URL?
     private(set) var events: [DemoEvent] = []
     private(set) var labelsSent = 0
-    private(set) var labelsRefused = 0
     private var windowsSeen = 0
     private var throughputSamples: [(time: ContinuousClock.Instant, windows: Int)] = []
     private var cloudLines: [String] = []
@@ -49,7 +48,7 @@ struct DemoLive {
                 let label = GroundTruthLabel(escalationId: id, label: truth)
                 let message = MQTTMessage(
                     topic: "tandem/v1/\(fleet)/\(machine.device)/labels", payload: label.encoded(), qos: .atLeastOnce)
-                if (try? client.publish(message)) != nil { labelsSent += 1 } else { labelsRefused += 1 }
+                if (try? client.publish(message)) != nil { labelsSent += 1 }
             }
         }
         let now = ContinuousClock.now
@@ -137,13 +136,19 @@ struct DemoLive {
         return text.count > 140 ? String(text.prefix(139)) + "…" : String(text)
     }
 
+    /// How many devices report each edge model version.
+    static func versions(_ monitor: FleetMonitor) -> [String: Int] {
+        var versions: [String: Int] = [:]
+        for status in monitor.statuses.values { versions[status.modelVersion ?? "?", default: 0] += 1 }
+        return versions
+    }
+
     /// The one-screen summary.
     func screen(now: Double, monitor: FleetMonitor) -> String {
         let statuses = monitor.statuses.values
         let online = statuses.filter { $0.state == "online" }.count
-        var versions: [String: Int] = [:]
-        for status in statuses { versions[status.modelVersion ?? "?", default: 0] += 1 }
-        let versionText = versions.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        let versionText = Self.versions(monitor).sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
+            separator: ", ")
         var rate = 0.0
         if let first = throughputSamples.first, let last = throughputSamples.last, last.time > first.time {
             rate = Double(last.windows - first.windows) / (last.time - first.time).seconds
