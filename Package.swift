@@ -61,11 +61,13 @@ let package = Package(
         // The int8 engine's integer kernels: portable C plus AVX2 and AVX-512 VNNI versions compiled with
         // per-function target attributes and chosen at run time, so no -march flag is needed anywhere.
         .target(name: "CInt8Kernels"),
-        .target(name: "TandemCore", dependencies: ["CBLAS", "CInt8Kernels", crypto, yams]),
+        // TandemCore finds OpenBLAS at run time (Kernels/OpenBLAS.swift) so that `tandem-edge` does not load it
+        // for int8 models; the programs that train and serve float models link it through TandemTraining.
+        .target(name: "TandemCore", dependencies: ["CInt8Kernels", crypto]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
-        .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
+        .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser]),
         .target(
             name: "TandemCloud",
             dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),

@@ -1,7 +1,15 @@
 import ArgumentParser
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import TandemEdge
+import TandemMQTT
 
 /// The `tandem-edge` agent.
 @main
@@ -71,7 +79,7 @@ struct ConfigurationOptions: ParsableArguments {
 
 /// Prints an error the way the agent reports it and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
-    FileHandle.standardError.write(Data("tandem-edge: \(error)\n".utf8))
+    StandardError.write("tandem-edge: \(error)\n")
     return ExitCode.failure
 }
 

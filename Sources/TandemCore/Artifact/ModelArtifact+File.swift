@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension ModelArtifact {
     /// Atomically writes the artifact to `url` (temporary file, fsync, rename, directory fsync).
@@ -25,7 +32,7 @@ extension ModelArtifact {
         do {
             bytes = Array(try Data(contentsOf: url))
         } catch {
-            throw ArtifactError(.io, "cannot read: \(error.localizedDescription)", path: url.path)
+            throw ArtifactError(.io, "cannot read: \(describe(error))", path: url.path)
         }
         do {
             return try ModelArtifact(bytes: bytes, trustedKeys: trustedKeys, requireSignature: requireSignature)

@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A trained model as one self-describing, checksummed and optionally signed `.tandem` file.
 ///
@@ -175,6 +182,6 @@ public struct ModelArtifact: Sendable, Equatable {
 
     /// The SHA-256 of a whole artifact file, lower-case hex: what a model assignment names.
     public static func fileDigestHex(_ bytes: some DataProtocol) -> String {
-        digest(of: bytes).map { String(format: "%02x", $0) }.joined()
+        digest(of: bytes).hexString()
     }
 }

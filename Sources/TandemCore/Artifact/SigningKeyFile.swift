@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
@@ -118,7 +122,7 @@ public enum SigningKeyFile {
         do {
             contents = try Data(contentsOf: url)
         } catch {
-            throw ArtifactError(.io, "cannot read key file: \(error.localizedDescription)", path: url.path)
+            throw ArtifactError(.io, "cannot read key file: \(describe(error))", path: url.path)
         }
         guard contents.count <= 4096, let text = String(data: contents, encoding: .utf8) else {
             throw ArtifactError(.badKeyFile, "not a Tandem key file (expected one line of text)", path: url.path)

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reader of long-format CSV sensor streams: `timestamp,ch1,…,chN[,label]`, one sample a line.
 ///
@@ -71,7 +78,7 @@ public enum CSVStream {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw DataError(.unreadable, "cannot read: \(error.localizedDescription)", file: url.path)
+            throw DataError(.unreadable, "cannot read: \(describe(error))", file: url.path)
         }
         return try parse(
             [UInt8](data), fileName: url.path, window: window, hop: hop, labelRule: labelRule,
@@ -170,7 +177,7 @@ public enum CSVStream {
             let text = String(
                 decoding: UnsafeBufferPointer(start: base + range.lowerBound, count: range.count), as: UTF8.self)
             let names = text.split(separator: ",", omittingEmptySubsequences: false)
-                .map { Self.unquoted($0.trimmingCharacters(in: .whitespaces)) }
+                .map { Self.unquoted($0.trimmingWhitespace()) }
             let labels = names.indices.filter { names[$0].lowercased() == "label" }
             guard labels.count <= 1 else {
                 throw DataError(

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Loads a dataset from a path, whatever its layout.
 ///
@@ -32,13 +39,13 @@ public enum DataSource {
         labelRule: WindowLabelRule = .lastSample
     ) throws -> DataSplit {
         let url = URL(fileURLWithPath: path)
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DataError(.unreadable, "no such file or directory", file: path)
         }
         let window = window ?? defaultWindow
         let hop = hop ?? max(1, window / 2)
-        if isDirectory.boolValue {
+        if isDirectory {
             return try loadDirectory(url, window: window, hop: hop, lengthPolicy: lengthPolicy, labelRule: labelRule)
         }
         switch url.pathExtension.lowercased() {
@@ -66,7 +73,7 @@ public enum DataSource {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         } catch {
-            throw DataError(.unreadable, "cannot list directory: \(error.localizedDescription)", file: directory.path)
+            throw DataError(.unreadable, "cannot list directory: \(describe(error))", file: directory.path)
         }
         let trainTS = names.filter { $0.uppercased().hasSuffix("_TRAIN.TS") }
         if !trainTS.isEmpty {

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reader and writer of the UCR/UEA `.ts` time-series archive format.
 ///
@@ -39,7 +46,7 @@ public enum TSArchive {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw DataError(.unreadable, "cannot read: \(error.localizedDescription)", file: url.path)
+            throw DataError(.unreadable, "cannot read: \(describe(error))", file: url.path)
         }
         return try parse(bytes: [UInt8](data), fileName: url.path, lengthPolicy: lengthPolicy)
     }
@@ -87,7 +94,7 @@ public enum TSArchive {
         do {
             try Data(text.utf8).write(to: url, options: .atomic)
         } catch {
-            throw DataError(.unreadable, "cannot write: \(error.localizedDescription)", file: url.path)
+            throw DataError(.unreadable, "cannot write: \(describe(error))", file: url.path)
         }
     }
 

@@ -1,5 +1,11 @@
-import CBLAS
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Float32 kernels shared by inference and training.
 ///
@@ -7,8 +13,16 @@ import Foundation
 /// time step are contiguous and a convolution becomes one matrix product over an im2col buffer.
 /// Every kernel works on caller-owned buffers and allocates nothing.
 public enum Kernels {
+    /// Whether OpenBLAS, which the float32 kernels run on, is linked or can be loaded.
+    public static var isFloatAvailable: Bool { OpenBLAS.sgemm != nil }
+
+    /// Why the float32 kernels are unavailable (the loader's messages), or empty.
+    public static var floatUnavailableReason: String { OpenBLAS.failure }
+
     /// `C = alpha · op(A) · op(B) + beta · C` in row-major order through OpenBLAS.
     ///
+    /// - Important: Check ``isFloatAvailable`` first where OpenBLAS may be missing (the edge agent);
+    ///   ``FloatModel/init(artifact:)`` does.
     /// - Parameters:
     ///   - transposeA: use Aᵀ; A is stored `[k, m]` then, else `[m, k]`.
     ///   - transposeB: use Bᵀ; B is stored `[n, k]` then, else `[k, n]`.
@@ -17,8 +31,12 @@ public enum Kernels {
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float, c: UnsafeMutablePointer<Float>
     ) {
-        cblas_sgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+        guard let sgemm = OpenBLAS.sgemm else {
+            preconditionFailure("float32 kernels need OpenBLAS: \(OpenBLAS.failure)")
+        }
+        sgemm(
+            OpenBLAS.rowMajor, transposeA ? OpenBLAS.transpose : OpenBLAS.noTranspose,
+            transposeB ? OpenBLAS.transpose : OpenBLAS.noTranspose,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
             beta, c, Int32(n)
         )

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension FloatModel {
     /// The weights as artifact tensors, in layer order.
@@ -20,6 +27,11 @@ extension FloatModel {
                 "model \(manifest.name) \(manifest.version) holds \(manifest.numerics) weights, not float32")
         }
         try manifest.input.validate()
+        guard Kernels.isFloatAvailable else {
+            throw ModelError(
+                .unavailable,
+                "float32 model \(manifest.name) needs OpenBLAS (libopenblas0): \(Kernels.floatUnavailableReason)")
+        }
         var weights = [String: Tensor]()
         for tensor in artifact.tensors {
             guard case .float32(let value) = tensor.storage else {

@@ -10,6 +10,8 @@ public struct ModelError: Error, CustomStringConvertible, Sendable, Equatable {
         case badWeights
         /// Input data does not match the model's input spec.
         case badInput
+        /// A library the model needs is not installed (OpenBLAS for float32 models).
+        case unavailable
     }
 
     /// The kind of problem.

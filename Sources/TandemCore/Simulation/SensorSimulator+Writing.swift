@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension SensorSimulator {
     /// The file format ``write(to:format:durationSeconds:trainFraction:window:hop:problemName:)`` writes.
@@ -76,7 +83,7 @@ extension SensorSimulator {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw DataError(.unreadable, "cannot create directory: \(error.localizedDescription)", file: directory.path)
+            throw DataError(.unreadable, "cannot create directory: \(describe(error))", file: directory.path)
         }
         var whole = stream(durationSeconds: durationSeconds)
         whole.samples.scalars.withUnsafeMutableBufferPointer { x in
@@ -118,7 +125,7 @@ extension SensorSimulator {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: metadataURL, options: .atomic)
         } catch {
-            throw DataError(.unreadable, "cannot write: \(error.localizedDescription)", file: metadataURL.path)
+            throw DataError(.unreadable, "cannot write: \(describe(error))", file: metadataURL.path)
         }
         return report
     }
@@ -139,7 +146,7 @@ extension SensorSimulator {
         do {
             try Data(out).write(to: url, options: .atomic)
         } catch {
-            throw DataError(.unreadable, "cannot write: \(error.localizedDescription)", file: url.path)
+            throw DataError(.unreadable, "cannot write: \(describe(error))", file: url.path)
         }
     }
 

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Double-precision sampling helpers, written out so a seed gives the same values on every platform and
 /// toolchain: the standard library's `random(in:using:)` and `shuffle(using:)` make no promise about how

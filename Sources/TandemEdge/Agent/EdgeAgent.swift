@@ -1,6 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import TandemCore
+import TandemMQTT
 
 /// The edge agent: sources → parser → windower → classifier → escalation policy → sinks, one task per stream.
 ///
@@ -99,7 +107,7 @@ public final class EdgeAgent: Sendable {
 
     /// Writes a line to standard error.
     public static let standardError: @Sendable (String) -> Void = { message in
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        StandardError.write(message + "\n")
     }
 
     /// Builds the agent a configuration describes: loads and verifies the model, opens sources and sinks.
@@ -323,28 +331,25 @@ public final class EdgeAgent: Sendable {
         for (stream, reasons) in s.inputErrors.byStream {
             errors[stream] = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.rawValue, $0.value) })
         }
-        var object: [String: Any] = [
-            "device": configuration.device.id, "modelVersion": classifier.modelVersion, "windows": s.windows,
-            "escalations": s.escalations, "cappedEscalations": s.cappedEscalations,
-            "verdictsInTime": s.verdictsInTime, "corrections": s.corrections,
-            "sampleRateMismatchHz": s.sampleRateMismatchByStream, "escalationRate": s.escalationRate,
-            "meanConfidence": s.meanConfidence, "threshold": s.threshold, "inputErrors": errors,
-            "uptimeSeconds": (now * 10).rounded() / 10, "rssBytes": Self.residentBytes() ?? -1, "state": state,
-            "modelUpdate": modelUpdate.withLock { $0.description },
-        ]
+        var message = StatusMessage(
+            device: configuration.device.id, modelVersion: classifier.modelVersion, windows: s.windows,
+            escalations: s.escalations, cappedEscalations: s.cappedEscalations, verdictsInTime: s.verdictsInTime,
+            corrections: s.corrections, sampleRateMismatchHz: s.sampleRateMismatchByStream,
+            escalationRate: s.escalationRate, meanConfidence: s.meanConfidence, threshold: s.threshold,
+            inputErrors: errors, uptimeSeconds: (now * 10).rounded() / 10, rssBytes: Self.residentBytes() ?? -1,
+            state: state, modelUpdate: modelUpdate.withLock { $0.description })
         if let link {
             let outbox = link.outbox.statistics
             let errors = link.errorCounts
-            object["outbox"] = [
-                "pending": outbox.pending, "delivered": outbox.delivered, "dropped": outbox.droppedOnOverflow,
-                "refused": errors.refusedEscalations, "journalBytes": outbox.journalBytes,
-            ]
-            object["badVerdicts"] = errors.badVerdicts
-            object["connected"] = link.client.connectionState.isConnected
+            message.outbox = .init(
+                pending: outbox.pending, delivered: outbox.delivered, dropped: outbox.droppedOnOverflow,
+                refused: errors.refusedEscalations, journalBytes: outbox.journalBytes)
+            message.badVerdicts = errors.badVerdicts
+            message.connected = link.client.connectionState.isConnected
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            return "{}"
-        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(message) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
 

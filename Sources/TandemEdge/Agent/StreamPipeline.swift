@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import TandemCore
 
 /// One source's lines through the agent: parse each line and hand its sample to the stream it
@@ -128,8 +135,8 @@ struct StreamPipeline {
         let observedHz = 1 / observed, name = self.name
         agent.statistics.withLock { $0.sampleRateMismatchByStream[name] = observedHz }
         agent.log(
-            "stream \(name): samples arrive at \(String(format: "%.3g", observedHz)) Hz, the model expects "
-                + "\(String(format: "%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
+            "stream \(name): samples arrive at \(formatted("%.3g", observedHz)) Hz, the model expects "
+                + "\(formatted("%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
     }
 
     /// Per-stream counts reach the shared statistics only when they changed: with a thousand streams on

@@ -1,5 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Yams
+import TandemCore
 
 extension AgentConfiguration {
     /// A setting addressed by key path, set from text: how YAML scalars, `TANDEM_…` variables and
@@ -19,7 +27,7 @@ extension AgentConfiguration {
         for scalar in key.unicodeScalars {
             if scalar == "." {
                 name += "_"
-            } else if CharacterSet.uppercaseLetters.contains(scalar) {
+            } else if scalar.properties.isUppercase {
                 name += "_" + String(scalar)
             } else {
                 name += String(scalar).uppercased()
@@ -41,7 +49,7 @@ extension AgentConfiguration {
         Setting(
             key: key,
             set: { config, value throws(ConfigurationError) in
-                guard let v = Int(value.trimmingCharacters(in: .whitespaces)) else {
+                guard let v = Int(value.trimmingWhitespace()) else {
                     throw ConfigurationError(.invalidValue, key: key, "'\(value)' is not an integer")
                 }
                 config[keyPath: path] = v
@@ -62,7 +70,7 @@ extension AgentConfiguration {
         Setting(
             key: key,
             set: { config, value throws(ConfigurationError) in
-                let trimmed = value.trimmingCharacters(in: .whitespaces)
+                let trimmed = value.trimmingWhitespace()
                 config[keyPath: path] =
                     trimmed.isEmpty || trimmed == "null" || trimmed == "~" ? nil : try parseNumber(trimmed, key: key)
             }, get: { $0[keyPath: path].map(format) ?? "null" })
@@ -72,7 +80,7 @@ extension AgentConfiguration {
         Setting(
             key: key,
             set: { config, value throws(ConfigurationError) in
-                switch value.trimmingCharacters(in: .whitespaces).lowercased() {
+                switch value.trimmingWhitespace().lowercased() {
                 case "true", "yes", "on", "1": config[keyPath: path] = true
                 case "false", "no", "off", "0": config[keyPath: path] = false
                 default: throw ConfigurationError(.invalidValue, key: key, "'\(value)' is not true or false")
@@ -81,7 +89,7 @@ extension AgentConfiguration {
     }
 
     static func parseNumber(_ value: String, key: String) throws(ConfigurationError) -> Double {
-        guard let v = Double(value.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+        guard let v = Double(value.trimmingWhitespace()), v.isFinite else {
             throw ConfigurationError(.invalidValue, key: key, "'\(value)' is not a finite number")
         }
         return v
@@ -107,14 +115,14 @@ extension AgentConfiguration {
         Setting(
             key: "model.trustedKeys",
             set: { config, value in
-                config.model.trustedKeys = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                config.model.trustedKeys = value.split(separator: ",").map { $0.trimmingWhitespace() }
                     .filter { !$0.isEmpty }
             }, get: { $0.model.trustedKeys.joined(separator: ",") }),
         flag("model.requireSignature", \.model.requireSignature),
         Setting(
             key: "policy.measure",
             set: { config, value throws(ConfigurationError) in
-                guard let measure = ConfidenceMeasure(rawValue: value.trimmingCharacters(in: .whitespaces)) else {
+                guard let measure = ConfidenceMeasure(rawValue: value.trimmingWhitespace()) else {
                     throw ConfigurationError(
                         .invalidValue, key: "policy.measure",
                         "'\(value)' is not one of \(ConfidenceMeasure.allCases.map(\.rawValue).joined(separator: ", "))"
@@ -183,7 +191,7 @@ extension AgentConfiguration {
             do {
                 text = try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw ConfigurationError(.unreadable, key: "", "cannot read: \(error.localizedDescription)", file: path)
+                throw ConfigurationError(.unreadable, key: "", "cannot read: \(describe(error))", file: path)
             }
             do throws(ConfigurationError) {
                 try config.apply(yaml: text)

@@ -1,4 +1,9 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 
 #if canImport(Glibc)
@@ -6,6 +11,7 @@ import Synchronization
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import TandemMQTT
 
 /// A minimal HTTP/1.0 endpoint serving Prometheus text on `GET /metrics` (404 for anything else).
 ///
@@ -57,7 +63,7 @@ public final class MetricsEndpoint: Sendable {
         socketDescriptor = fd
         boundPort = Int(UInt16(bigEndian: actual.sin_port))
         self.render = render
-        Thread.detachNewThread { [self] in serve() }
+        BackgroundThread.start(name: "metrics") { [self] in serve() }
     }
 
     /// Stops answering and closes the socket.

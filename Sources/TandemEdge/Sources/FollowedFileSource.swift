@@ -1,10 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import TandemMQTT
 
 /// Lines appended to a file, followed like `tail -F`.
 ///
@@ -38,7 +43,7 @@ public final class FollowedFileSource: LineSource {
 
     /// Starts the reader thread and returns its batches.
     public func batches() -> LineBatches {
-        Thread.detachNewThread { [self] in followLoop() }
+        BackgroundThread.start(name: "file-source") { [self] in followLoop() }
         return LineBatches(channel: channel)
     }
 

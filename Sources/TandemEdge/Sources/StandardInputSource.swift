@@ -1,10 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import TandemMQTT
 
 /// Lines from a file descriptor read to its end: standard input by default, or a pipe.
 ///
@@ -26,7 +31,7 @@ public final class StandardInputSource: LineSource {
 
     /// Starts the reader thread and returns its batches.
     public func batches() -> LineBatches {
-        Thread.detachNewThread { [self] in readLoop() }
+        BackgroundThread.start(name: "stdin-source") { [self] in readLoop() }
         return LineBatches(channel: channel)
     }
 

@@ -1,10 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import TandemMQTT
 
 /// Lines from UDP datagrams on a port: one sample line per datagram (a trailing newline is allowed;
 /// a datagram holding several newline-separated lines yields each).
@@ -70,7 +75,7 @@ public final class UDPSource: LineSource {
 
     /// Starts the reader thread and returns its batches.
     public func batches() -> LineBatches {
-        Thread.detachNewThread { [self] in receiveLoop() }
+        BackgroundThread.start(name: "udp-source") { [self] in receiveLoop() }
         return LineBatches(channel: channel)
     }
 

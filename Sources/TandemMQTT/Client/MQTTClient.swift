@@ -1,5 +1,12 @@
 import CMosquitto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An MQTT client over libmosquitto with a Swift concurrency API.
 ///
@@ -177,11 +184,9 @@ public final class MQTTClient: Sendable {
         }
         guard launch else { return }
         notifyObservers()
-        let thread = Thread { [self] in
+        BackgroundThread.start(name: "mqtt-\(configuration.clientID)") { [self] in
             runNetworkLoop()
         }
-        thread.name = "mqtt-\(configuration.clientID)"
-        thread.start()
     }
 
     /// Sends DISCONNECT (so the broker discards the last will), stops the network thread and fails whatever

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
@@ -152,7 +156,7 @@ public final class DurableOutbox: Sendable {
     public init(
         configuration: Configuration,
         warn: @escaping @Sendable (String) -> Void = {
-            FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8))
+            StandardError.write("warning: " + $0 + "\n")
         }
     ) throws {
         self.configuration = configuration
@@ -396,7 +400,7 @@ public final class DurableOutbox: Sendable {
         case .everyAppend, .never: period = 200
         }
         let syncs = configuration.sync != .never
-        let thread = Thread { [weak self] in
+        BackgroundThread.start(name: "outbox-flusher") { [weak self] in
             var lastSync = ContinuousClock.now
             while let outbox = self {
                 let syncDue = syncs && ContinuousClock.now - lastSync >= .milliseconds(period)
@@ -426,7 +430,5 @@ public final class DurableOutbox: Sendable {
                 wakeup.wait(milliseconds: period)
             }
         }
-        thread.name = "outbox-flusher"
-        thread.start()
     }
 }
