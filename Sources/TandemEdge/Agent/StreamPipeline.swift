@@ -39,21 +39,26 @@ struct SourcePipeline {
             streams[0].reject(.lineTooLong, line: batch.firstLineNumber, count: batch.overlongLines)
         }
         var samples = 0
-        windowScratch.withUnsafeMutableBufferPointer { scratch in
-            batch.forEachLine { number, line in
-                switch parser.parse(line) {
-                case .skipped: return
-                case .rejected(let reason): streams[0].reject(reason, line: number)
-                case .sample(let timestamp):
-                    let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
-                    if !isTouched[k] {
-                        isTouched[k] = true
-                        touched.append(k)
+        // Through buffer pointers: indexing the arrays themselves re-checks their uniqueness on every line.
+        streams.withUnsafeMutableBufferPointer { streams in
+            windowScratch.withUnsafeMutableBufferPointer { scratch in
+                isTouched.withUnsafeMutableBufferPointer { isTouched in
+                    batch.forEachLine { number, line in
+                        switch parser.parse(line) {
+                        case .skipped: return
+                        case .rejected(let reason): streams[0].reject(reason, line: number)
+                        case .sample(let timestamp):
+                            let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
+                            if !isTouched[k] {
+                                isTouched[k] = true
+                                touched.append(k)
+                            }
+                            let accepted = parser.values.withUnsafeBufferPointer {
+                                streams[k].accept(timestamp: timestamp, values: $0, line: number, scratch: scratch)
+                            }
+                            if accepted { samples += 1 }
+                        }
                     }
-                    let accepted = parser.values.withUnsafeBufferPointer {
-                        streams[k].accept(timestamp: timestamp, values: $0, line: number, scratch: scratch)
-                    }
-                    if accepted { samples += 1 }
                 }
             }
         }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Lines read from a source in one go: one byte buffer and the range of each line in it.
 ///
 /// Sources hand lines over in batches so the per-line cost is a range, not an allocation.
@@ -61,9 +67,10 @@ public struct LineSplitter: Sendable {
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, into batch: inout LineBatch) {
         var start = 0
         let count = chunk.count
+        guard let base = chunk.baseAddress else { return }
         while start < count {
-            var end = start
-            while end < count && chunk[end] != 0x0A { end += 1 }
+            // memchr scans a word or a vector at a time.
+            let end = memchr(base + start, 0x0A, count - start).map { UnsafeRawPointer($0) - base } ?? count
             let segment = UnsafeRawBufferPointer(rebasing: chunk[start..<end])
             if end < count {
                 if discarding {
