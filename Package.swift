@@ -67,7 +67,17 @@ let package = Package(
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
-        .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser]),
+        .executableTarget(
+            name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser],
+            exclude: ["link-order.txt"],
+            linkerSettings: [
+                .unsafeFlags(
+                    [
+                        "-Xclang-linker", "-no-pie", "-use-ld=lld",
+                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tandem-edge/link-order.txt",
+                        "-Xlinker", "--no-warn-symbol-ordering",
+                    ], .when(platforms: [.linux], configuration: .release))
+            ]),
         .target(
             name: "TandemCloud",
             dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),

@@ -50,11 +50,15 @@ struct WindowerTests {
         #expect(w.append(timestamp: 2.0, values: [1]) == .accepted)
         #expect(w.gapResets == 1)
         var outcomes = [StreamWindower.Outcome]()
-        for i in 1...4 { outcomes.append(w.append(timestamp: 2.0 + Double(i) * 0.1, values: [1])) }
+        var start: Double?
+        for i in 1...4 {
+            outcomes.append(w.append(timestamp: 2.0 + Double(i) * 0.1, values: [1]))
+            if outcomes.last == .windowReady { start = w.withCurrentWindow { $0.start } }
+        }
         #expect(
             outcomes == [.accepted, .accepted, .windowReady, .accepted], "the window after a gap starts at the gap")
-        let start = w.withCurrentWindow { $0.start }
-        #expect(start.map { abs($0 - 2.1) < 1e-9 } == true, "the newest window: 2.1 … 2.4")
+        #expect(start.map { abs($0 - 2.0) < 1e-9 } == true, "the window after the gap: 2.0 … 2.3")
+        #expect(w.withCurrentWindow { $0.start } == nil, "a window is served only right after it completes")
     }
 
     @Test("with a nominal sample rate a gap is measured against 1 / rate")

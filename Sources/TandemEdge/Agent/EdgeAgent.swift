@@ -379,8 +379,8 @@ public final class EdgeAgent: Sendable {
         }
         func quoted(_ text: String) -> String {
             "\""
-                + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                .replacingOccurrences(of: "\n", with: "\\n") + "\""
+                + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+                .replacing("\n", with: "\\n") + "\""
         }
         let streams = configuration.streams.map(\.name)
         metric(

@@ -28,7 +28,7 @@ public struct VerdictTracker: Sendable {
     private var pending: [UUID: (record: PredictionRecord, deadline: Double)] = [:]
     private var pendingOrder: [UUID] = []
     private var pendingHead = 0
-    private var provisional: [UUID: (record: PredictionRecord, until: Double)] = [:]
+    private var provisional: [UUID: Provisional] = [:]
     private var provisionalOrder: [UUID] = []
     private var provisionalHead = 0
 
@@ -84,17 +84,13 @@ public struct VerdictTracker: Sendable {
             return record
         }
         if let entry = provisional.removeValue(forKey: verdict.escalationId), now <= entry.until {
-            guard entry.record.labelIndex != verdict.label else { return nil }
+            guard entry.labelIndex != verdict.label else { return nil }
             corrections += 1
-            var record = entry.record
-            record.kind = .correction
-            record.origin = .cloud
-            record.provisional = false
-            record.label = label
-            record.labelIndex = verdict.label
-            record.probability = probability
-            record.modelVersion = verdict.modelVersion
-            return record
+            return PredictionRecord(
+                kind: .correction, stream: entry.stream, windowStart: entry.windowStart, windowEnd: entry.windowEnd,
+                label: label, labelIndex: verdict.label, probability: probability, confidence: entry.confidence,
+                origin: .cloud, provisional: false, escalated: true, escalationId: verdict.escalationId,
+                modelVersion: verdict.modelVersion, latencyMilliseconds: entry.latencyMilliseconds)
         }
         ignoredVerdicts += 1
         return nil
@@ -120,7 +116,7 @@ public struct VerdictTracker: Sendable {
             var record = entry.record
             record.provisional = true
             released.append(record)
-            provisional[id] = (record, entry.deadline + correctionWindowSeconds)
+            provisional[id] = Provisional(record, until: entry.deadline + correctionWindowSeconds)
             provisionalOrder.append(id)
         }
         compact(now: now)
@@ -143,5 +139,27 @@ public struct VerdictTracker: Sendable {
             provisionalOrder.removeFirst(provisionalHead)
             provisionalHead = 0
         }
+    }
+}
+
+/// What a provisional record keeps for a possible correction: the fields a correction repeats, about half
+/// a full record (an agent escalating 100 windows a second holds 6,000 of them for the correction window).
+private struct Provisional {
+    let stream: String
+    let windowStart: Double
+    let windowEnd: Double
+    let labelIndex: Int
+    let confidence: Double
+    let latencyMilliseconds: Double
+    let until: Double
+
+    init(_ record: PredictionRecord, until: Double) {
+        stream = record.stream
+        windowStart = record.windowStart
+        windowEnd = record.windowEnd
+        labelIndex = record.labelIndex
+        confidence = record.confidence
+        latencyMilliseconds = record.latencyMilliseconds
+        self.until = until
     }
 }

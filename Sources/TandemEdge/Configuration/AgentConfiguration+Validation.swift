@@ -204,7 +204,7 @@ extension AgentConfiguration {
             !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_./:@".contains($0) }
             && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(text.lowercased())
         if plain { return text }
-        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
             + "\""
     }
 }

@@ -51,7 +51,9 @@ public final class EdgeLink: EscalationTransport {
                 directory: configuration.outbox.directory,
                 segmentBytes: min(4 * 1024 * 1024, max(4096, configuration.outbox.maxBytes / 4)),
                 maximumBytes: configuration.outbox.maxBytes, sync: .interval(milliseconds: 100),
-                overflow: .dropOldest),
+                // A few more than the client's window on the wire (100): enough to keep it full, while the
+                // backlog stays in the journal rather than in the client's memory.
+                overflow: .dropOldest, maximumInflight: 128),
             warn: { log("outbox: \($0)") })
         verdictStream = AsyncStream<Verdict>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         assignmentStream = AsyncStream<MQTTMessage>.makeStream(bufferingPolicy: .bufferingNewest(4))

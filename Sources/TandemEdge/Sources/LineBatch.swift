@@ -68,6 +68,8 @@ public struct LineSplitter: Sendable {
         var start = 0
         let count = chunk.count
         guard let base = chunk.baseAddress else { return }
+        // One allocation of the right size instead of doubling through it (batches are made per read).
+        batch.bytes.reserveCapacity(batch.bytes.count + partial.count + count)
         while start < count {
             // memchr scans a word or a vector at a time.
             let end = memchr(base + start, 0x0A, count - start).map { UnsafeRawPointer($0) - base } ?? count

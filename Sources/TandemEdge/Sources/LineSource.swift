@@ -42,8 +42,9 @@ public struct SourceError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String { "\(code.rawValue): \(message)" }
 }
 
-/// How many batches a source may have read ahead of its consumer.
-let pendingBatches = 8
+/// How many batches a source may have read ahead of its consumer: enough to ride out a slow window, few
+/// enough that read-ahead stays a few hundred KiB.
+let pendingBatches = 4
 
 /// The plumbing every source shares: a stop flag and a bounded hand-over to the consumer.
 final class SourceChannel: Sendable {

@@ -6,8 +6,8 @@ import TandemCore
 /// mean and std as they are stored, so an emitted window is ready for the model. Windows start every
 /// `hop` samples from the first sample after a (re)start.
 ///
-/// Storage is a ring of `window` samples and their timestamps, about `window × (4 × channels + 8)`
-/// bytes per stream: an agent may hold a thousand streams. A completed window is copied out in order
+/// Storage is a ring of `window` samples plus the timestamps that start windows, about
+/// `4 × window × channels` bytes per stream: an agent may hold a thousand streams. A completed window is copied out in order
 /// (``copyCurrentWindow(into:)``, into a buffer the caller shares between its streams), once per `hop`
 /// samples. Appending a sample allocates nothing.
 ///
@@ -47,7 +47,12 @@ public struct StreamWindower: Sendable {
     public let nominalStep: Double?
 
     private var buffer: [Float]
-    private var timestamps: [Double]
+    /// Timestamps of the samples that start a window: since the last reset, windows start every `hop`
+    /// samples, so a ring of `ceil(window / hop) + 1` of them is enough (a thousand streams need not keep
+    /// a timestamp per sample).
+    private var windowStarts: [Double]
+    /// Samples appended since the last reset.
+    private var sinceReset = 0
     private var mean: [Float]
     private var scale: [Float]
     private var position = 0
@@ -84,7 +89,7 @@ public struct StreamWindower: Sendable {
         self.gapFactor = gapFactor
         if let rate = spec.sampleRateHz, rate > 0, rate.isFinite { nominalStep = 1 / rate } else { nominalStep = nil }
         buffer = [Float](repeating: 0, count: spec.window * spec.channels)
-        timestamps = [Double](repeating: 0, count: spec.window)
+        windowStarts = [Double](repeating: 0, count: (spec.window + spec.hop - 1) / spec.hop + 1)
         mean = spec.mean.isEmpty ? [Float](repeating: 0, count: spec.channels) : spec.mean
         scale = spec.std.isEmpty ? [Float](repeating: 1, count: spec.channels) : spec.std.map { 1 / $0 }
         untilNextWindow = spec.window
@@ -112,6 +117,7 @@ public struct StreamWindower: Sendable {
     /// Forgets the samples held (the next sample starts a new window sequence); the step history stays.
     public mutating func reset() {
         filled = 0
+        sinceReset = 0
         untilNextWindow = window
     }
 
@@ -146,7 +152,8 @@ public struct StreamWindower: Sendable {
                 }
             }
         }
-        timestamps[position] = timestamp
+        if sinceReset % hop == 0 { windowStarts[(sinceReset / hop) % windowStarts.count] = timestamp }
+        sinceReset += 1
         position = position + 1 == w ? 0 : position + 1
         filled = min(filled + 1, w)
         acceptedSamples += 1
@@ -164,14 +171,15 @@ public struct StreamWindower: Sendable {
         values.withUnsafeBufferPointer { append(timestamp: timestamp, values: $0) }
     }
 
-    /// Calls `body` with the newest `window` samples in order; call it right after
+    /// Calls `body` with the window the last sample completed, oldest sample first: call it right after
     /// ``append(timestamp:values:)`` returned ``Outcome/windowReady``. A convenience: unless the ring
     /// happens to start at its first slot the window is assembled in a temporary buffer, so a hot path
     /// uses ``copyCurrentWindow(into:)`` with a buffer of its own.
     ///
-    /// - Returns: `body`'s result, or nil if fewer than `window` samples are held.
+    /// - Returns: `body`'s result, or nil unless the last sample completed a window (only the timestamps
+    ///   that start windows are kept).
     public func withCurrentWindow<R>(_ body: (Window) throws -> R) rethrows -> R? {
-        guard filled == window else { return nil }
+        guard justCompletedWindow else { return nil }
         let (start, end) = span
         if position == 0 {
             return try buffer.withUnsafeBufferPointer { try body(Window(start: start, end: end, values: $0)) }
@@ -182,21 +190,26 @@ public struct StreamWindower: Sendable {
         }
     }
 
-    /// Copies the current window, oldest sample first, into `destination` (`window × channels` floats).
+    /// Copies the window the last sample completed, oldest sample first, into `destination`
+    /// (`window × channels` floats).
     ///
-    /// - Returns: The window's start and end timestamps, or nil if no full window is held or
-    ///   `destination` is too small.
+    /// - Returns: The window's start and end timestamps, or nil unless the last sample completed a window
+    ///   or if `destination` is too small.
     public func copyCurrentWindow(into destination: UnsafeMutableBufferPointer<Float>) -> (start: Double, end: Double)?
     {
-        guard filled == window, destination.count >= window * channels else { return nil }
+        guard justCompletedWindow, destination.count >= window * channels else { return nil }
         copySamples(into: destination)
         return span
     }
 
-    /// First and last timestamp of the held window: the oldest sample sits at `position`, the next slot
-    /// to overwrite.
+    /// Whether the last sample appended completed a window (the countdown to the next one just restarted).
+    private var justCompletedWindow: Bool { filled == window && untilNextWindow == hop && sinceReset >= window }
+
+    /// First and last timestamp of the window that the last sample completed: window `k` since the reset
+    /// spans samples `k·hop ..< k·hop + window`.
     private var span: (start: Double, end: Double) {
-        (timestamps[position], timestamps[position == 0 ? window - 1 : position - 1])
+        let k = (sinceReset - window) / hop
+        return (windowStarts[k % windowStarts.count], lastTimestamp)
     }
 
     /// The ring from `position` to its end, then from its start to `position`.

@@ -104,7 +104,9 @@ public final class DurableOutbox: Sendable {
     /// What the outbox knows in memory. Its lock is never held across file I/O, because the network thread
     /// takes it for every acknowledgement.
     struct State {
-        var queue: [Entry] = []
+        /// Messages waiting to be handed to the client from ``queueHead`` on; slots before it are nil, so a
+        /// message's payload is freed as soon as it leaves the queue, not when the slots are compacted.
+        var queue: [Entry?] = []
         var queueHead = 0
         var inflight: [UInt64: Entry] = [:]
         var client: MQTTClient?
@@ -118,14 +120,16 @@ public final class DurableOutbox: Sendable {
 
         mutating func popFront() -> Entry? {
             guard queueHead < queue.count else { return nil }
-            defer {
-                queueHead += 1
-                if queueHead > 4096 && queueHead * 2 > queue.count {
-                    queue.removeFirst(queueHead)
-                    queueHead = 0
-                }
+            let entry = queue[queueHead].take()
+            queueHead += 1
+            if queueHead == queue.count {
+                queue.removeAll(keepingCapacity: queue.count <= 4096)
+                queueHead = 0
+            } else if queueHead > 4096 && queueHead * 2 > queue.count {
+                queue.removeFirst(queueHead)
+                queueHead = 0
             }
-            return queue[queueHead]
+            return entry
         }
 
         mutating func pushFront(_ entry: Entry) {
