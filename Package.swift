@@ -61,10 +61,10 @@ let package = Package(
         // The int8 engine's integer kernels: portable C plus AVX2 and AVX-512 VNNI versions compiled with
         // per-function target attributes and chosen at run time, so no -march flag is needed anywhere.
         .target(name: "CInt8Kernels"),
-        .target(name: "TandemCore", dependencies: ["CBLAS", "CInt8Kernels", crypto, yams]),
-        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
+        .target(name: "TandemCore", dependencies: ["CBLAS", "CInt8Kernels", crypto]),
+        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS", yams]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
-        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
+        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT"]),
         .executableTarget(name: "tandem-edge", dependencies: ["TandemEdge", argumentParser]),
         .target(
             name: "TandemCloud",
