@@ -64,9 +64,9 @@ let package = Package(
         // TandemCore finds OpenBLAS at run time (Kernels/OpenBLAS.swift) so that `tandem-edge` does not load it
         // for int8 models; the programs that train and serve float models link it through TandemTraining.
         .target(name: "TandemCore", dependencies: ["CInt8Kernels", crypto]),
-        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS"]),
+        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS", yams]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
-        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT", yams]),
+        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT"]),
         .executableTarget(
             name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser],
             exclude: ["link-order.txt"],

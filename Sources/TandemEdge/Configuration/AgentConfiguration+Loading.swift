@@ -6,7 +6,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Yams
 import TandemCore
 
 extension AgentConfiguration {
@@ -208,11 +207,13 @@ extension AgentConfiguration {
 
     /// Applies YAML text over this configuration; keys not in it keep their values.
     ///
-    /// - Throws: ``ConfigurationError`` listing every unknown key and unparsable value.
+    /// The text is read by ``YAMLReader``, which takes the part of YAML a configuration needs.
+    /// - Throws: ``ConfigurationError`` listing every unknown key and unparsable value, or one `.syntax` problem
+    ///   naming the line if the text is not YAML the reader accepts.
     public mutating func apply(yaml: String) throws(ConfigurationError) {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml, .basic)
+        let root: YAMLNode?
+        do throws(YAMLError) {
+            root = try YAMLReader.read(yaml)
         } catch {
             throw ConfigurationError(.syntax, key: "", "not valid YAML: \(error)")
         }
@@ -224,8 +225,7 @@ extension AgentConfiguration {
         func attempt(_ body: () throws(ConfigurationError) -> Void) {
             do { try body() } catch { issues += error.issues }
         }
-        for (keyNode, value) in mapping {
-            let key = keyNode.string ?? ""
+        for (key, value) in mapping {
             switch key {
             case "streams":
                 attempt { () throws(ConfigurationError) in streams = try Self.readStreams(value) }
@@ -234,7 +234,7 @@ extension AgentConfiguration {
             default:
                 if let section = value.mapping, Self.settings.contains(where: { $0.key.hasPrefix(key + ".") }) {
                     for (childKey, childValue) in section {
-                        let path = "\(key).\(childKey.string ?? "")"
+                        let path = "\(key).\(childKey)"
                         attempt { () throws(ConfigurationError) in try setScalar(path, childValue) }
                     }
                 } else {
@@ -245,14 +245,14 @@ extension AgentConfiguration {
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
     }
 
-    private mutating func setScalar(_ key: String, _ node: Node) throws(ConfigurationError) {
+    private mutating func setScalar(_ key: String, _ node: YAMLNode) throws(ConfigurationError) {
         guard Self.settings.contains(where: { $0.key == key }) else {
             throw ConfigurationError(.unknownKey, key: key, "unknown key")
         }
         if key == "model.trustedKeys", let list = node.sequence {
             var paths = [String]()
             for (i, item) in list.enumerated() {
-                guard let text = item.scalar?.string else {
+                guard let text = item.scalar else {
                     throw ConfigurationError(.syntax, key: "model.trustedKeys[\(i)]", "must be a path")
                 }
                 paths.append(text)
@@ -263,10 +263,10 @@ extension AgentConfiguration {
         guard let scalar = node.scalar else {
             throw ConfigurationError(.syntax, key: key, "must be a single value, not a list or mapping")
         }
-        try set(key, to: scalar.string)
+        try set(key, to: scalar)
     }
 
-    private static func readStreams(_ node: Node) throws(ConfigurationError) -> [Stream] {
+    private static func readStreams(_ node: YAMLNode) throws(ConfigurationError) -> [Stream] {
         guard let list = node.sequence else {
             throw ConfigurationError(.syntax, key: "streams", "must be a list of streams")
         }
@@ -279,8 +279,7 @@ extension AgentConfiguration {
                 continue
             }
             var stream = Stream()
-            for (keyNode, value) in mapping {
-                let key = keyNode.string ?? ""
+            for (key, value) in mapping {
                 do throws(ConfigurationError) {
                     switch key {
                     case "name": stream.name = try scalar(value, "\(prefix).name")
@@ -292,8 +291,7 @@ extension AgentConfiguration {
                         guard let source = value.mapping else {
                             throw ConfigurationError(.syntax, key: "\(prefix).source", "must be a mapping (kind, …)")
                         }
-                        for (sourceKeyNode, sourceValue) in source {
-                            let sourceKey = sourceKeyNode.string ?? ""
+                        for (sourceKey, sourceValue) in source {
                             let path = "\(prefix).source.\(sourceKey)"
                             do throws(ConfigurationError) {
                                 switch sourceKey {
@@ -332,7 +330,7 @@ extension AgentConfiguration {
         return streams
     }
 
-    private static func readSinks(_ node: Node) throws(ConfigurationError) -> [Sink] {
+    private static func readSinks(_ node: YAMLNode) throws(ConfigurationError) -> [Sink] {
         guard let list = node.sequence else {
             throw ConfigurationError(.syntax, key: "sinks", "must be a list of sinks")
         }
@@ -345,8 +343,7 @@ extension AgentConfiguration {
                 continue
             }
             var sink = Sink()
-            for (keyNode, value) in mapping {
-                let key = keyNode.string ?? ""
+            for (key, value) in mapping {
                 let path = "\(prefix).\(key)"
                 do throws(ConfigurationError) {
                     switch key {
@@ -372,12 +369,12 @@ extension AgentConfiguration {
         return sinks
     }
 
-    private static func scalar(_ node: Node, _ key: String) throws(ConfigurationError) -> String {
+    private static func scalar(_ node: YAMLNode, _ key: String) throws(ConfigurationError) -> String {
         guard let scalar = node.scalar else { throw ConfigurationError(.syntax, key: key, "must be a single value") }
-        return scalar.string
+        return scalar
     }
 
-    private static func integer(_ node: Node, _ key: String) throws(ConfigurationError) -> Int {
+    private static func integer(_ node: YAMLNode, _ key: String) throws(ConfigurationError) -> Int {
         let text = try scalar(node, key)
         guard let value = Int(text) else {
             throw ConfigurationError(.invalidValue, key: key, "'\(text)' is not an integer")
@@ -385,7 +382,7 @@ extension AgentConfiguration {
         return value
     }
 
-    private static func boolean(_ node: Node, _ key: String) throws(ConfigurationError) -> Bool {
+    private static func boolean(_ node: YAMLNode, _ key: String) throws(ConfigurationError) -> Bool {
         let text = try scalar(node, key).lowercased()
         switch text {
         case "true", "yes", "on": return true
