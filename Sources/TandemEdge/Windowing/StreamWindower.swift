@@ -6,8 +6,10 @@ import TandemCore
 /// mean and std as they are stored, so an emitted window is ready for the model. Windows start every
 /// `hop` samples from the first sample after a (re)start.
 ///
-/// Storage is a ring of `window` samples plus the timestamps that start windows, about
-/// `4 × window × channels` bytes per stream: an agent may hold a thousand streams. A completed window is copied out in order
+/// Storage is a ring of `window` samples, each value standardized and kept as IEEE binary16 (the precision
+/// the escalation payload carries, so the cloud sees exactly the window the edge classified), plus the
+/// timestamps that start windows: about `2 × window × channels` bytes per stream, since an agent may hold
+/// a thousand streams. Standardized values beyond ±65504 (binary16's largest) are clipped to it. A completed window is copied out in order
 /// (``copyCurrentWindow(into:)``, into a buffer the caller shares between its streams), once per `hop`
 /// samples. Appending a sample allocates nothing.
 ///
@@ -46,7 +48,8 @@ public struct StreamWindower: Sendable {
     /// The nominal step in seconds, from the spec's sample rate, if it has one.
     public let nominalStep: Double?
 
-    private var buffer: [Float]
+    /// The ring: binary16 bit patterns of standardized values, sample-major.
+    private var buffer: [UInt16]
     /// Timestamps of the samples that start a window: since the last reset, windows start every `hop`
     /// samples, so a ring of `ceil(window / hop) + 1` of them is enough (a thousand streams need not keep
     /// a timestamp per sample).
@@ -88,7 +91,7 @@ public struct StreamWindower: Sendable {
         channels = spec.channels
         self.gapFactor = gapFactor
         if let rate = spec.sampleRateHz, rate > 0, rate.isFinite { nominalStep = 1 / rate } else { nominalStep = nil }
-        buffer = [Float](repeating: 0, count: spec.window * spec.channels)
+        buffer = [UInt16](repeating: 0, count: spec.window * spec.channels)
         windowStarts = [Double](repeating: 0, count: (spec.window + spec.hop - 1) / spec.hop + 1)
         mean = spec.mean.isEmpty ? [Float](repeating: 0, count: spec.channels) : spec.mean
         scale = spec.std.isEmpty ? [Float](repeating: 1, count: spec.channels) : spec.std.map { 1 / $0 }
@@ -107,8 +110,8 @@ public struct StreamWindower: Sendable {
         guard m.count == c, s.count == c else { return }
         for i in 0..<buffer.count {
             let k = i % c
-            let raw = buffer[i] / scale[k] + mean[k]
-            buffer[i] = (raw - m[k]) * s[k]
+            let raw = Float16Bits.decode(buffer[i]) / scale[k] + mean[k]
+            buffer[i] = Self.half((raw - m[k]) * s[k])
         }
         mean = m
         scale = s
@@ -148,7 +151,7 @@ public struct StreamWindower: Sendable {
             mean.withUnsafeBufferPointer { m in
                 scale.withUnsafeBufferPointer { s in
                     let first = position * c
-                    for k in 0..<c { b[first + k] = (values[k] - m[k]) * s[k] }
+                    for k in 0..<c { b[first + k] = Self.half((values[k] - m[k]) * s[k]) }
                 }
             }
         }
@@ -172,18 +175,15 @@ public struct StreamWindower: Sendable {
     }
 
     /// Calls `body` with the window the last sample completed, oldest sample first: call it right after
-    /// ``append(timestamp:values:)`` returned ``Outcome/windowReady``. A convenience: unless the ring
-    /// happens to start at its first slot the window is assembled in a temporary buffer, so a hot path
-    /// uses ``copyCurrentWindow(into:)`` with a buffer of its own.
+    /// ``append(timestamp:values:)`` returned ``Outcome/windowReady``. A convenience:
+    /// the window is decoded into a temporary buffer, so a hot path uses ``copyCurrentWindow(into:)``
+    /// with a buffer of its own.
     ///
     /// - Returns: `body`'s result, or nil unless the last sample completed a window (only the timestamps
     ///   that start windows are kept).
     public func withCurrentWindow<R>(_ body: (Window) throws -> R) rethrows -> R? {
         guard justCompletedWindow else { return nil }
         let (start, end) = span
-        if position == 0 {
-            return try buffer.withUnsafeBufferPointer { try body(Window(start: start, end: end, values: $0)) }
-        }
         return try withUnsafeTemporaryAllocation(of: Float.self, capacity: window * channels) { scratch in
             copySamples(into: scratch)
             return try body(Window(start: start, end: end, values: UnsafeBufferPointer(scratch)))
@@ -212,15 +212,21 @@ public struct StreamWindower: Sendable {
         return (windowStarts[k % windowStarts.count], lastTimestamp)
     }
 
-    /// The ring from `position` to its end, then from its start to `position`.
+    /// The ring from `position` to its end, then from its start to `position`, decoded to `Float`.
     private func copySamples(into destination: UnsafeMutableBufferPointer<Float>) {
         guard let target = destination.baseAddress else { return }
         buffer.withUnsafeBufferPointer { b in
             guard let source = b.baseAddress else { return }
             let older = (window - position) * channels, newer = position * channels
-            target.update(from: source + newer, count: older)
-            (target + older).update(from: source, count: newer)
+            for i in 0..<older { target[i] = Float16Bits.decode(source[newer + i]) }
+            for i in 0..<newer { target[older + i] = Float16Bits.decode(source[i]) }
         }
+    }
+
+    /// `value` as binary16, clipped to its finite range (±65504).
+    @inline(__always)
+    private static func half(_ value: Float) -> UInt16 {
+        Float16Bits.encode(Swift.min(Swift.max(value, -65504), 65504))
     }
 
     /// The step a gap is measured against: nominal if known, else the median of recent steps
