@@ -58,6 +58,55 @@ struct ParserTests {
         #expect(parser.values == [4, 5, 6])
     }
 
+    @Test("JSON numbers read in one pass equal strtod's, and the general forms still parse")
+    func jsonNumberForms() {
+        var parser = SampleLineParser(channels: 4)
+        let forms = ["0.1", "-12.625", "+3", "7.", "123456789012345", "1234567890.12345", "1e3", "-2.5E-1",
+            "1234567890123456789", "0.30000000000000004"]
+        for form in forms {
+            let line = "{\"ts\":\(form),\"values\":[\(form), \(form) ,\(form),\(form)]}"
+            let expected = strtod(form, nil)
+            #expect(parser.parse(Array(line.utf8)) == .sample(timestamp: expected), "\(line)")
+            #expect(parser.values == [Float](repeating: Float(expected), count: 4), "\(line)")
+        }
+        for bad in ["1.2.3", "1-2", "--1", "."] {
+            let line = "{\"ts\":1,\"values\":[\(bad),1,2,3]}"
+            #expect(parser.parse(Array(line.utf8)) == .rejected(.nonNumeric), "\(line)")
+        }
+        // Not a number token at all: the line is not JSON.
+        #expect(parser.parse(Array("{\"ts\":1,\"values\":[12a,1,2,3]}".utf8)) == .rejected(.malformedJSON))
+    }
+
+    @Test("a copy of a parser keeps its values while the original parses on")
+    func copiesKeepTheirValues() {
+        var parser = SampleLineParser(channels: 2)
+        #expect(parser.parse(Array("1,2,3".utf8)) == .sample(timestamp: 1))
+        let copy = parser
+        var batch = LineBatch()
+        batch.append("4,5,6")
+        var seen = [[Float]]()
+        parser.parseLines(of: batch) { _, _, _, values in seen.append(Array(values)) }
+        #expect(seen == [[5, 6]] && parser.values == [5, 6])
+        #expect(copy.values == [2, 3])
+    }
+
+    @Test("the word-at-a-time control-byte screen never misses one")
+    func controlByteScreen() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...40, using: &generator)
+            var bytes = (0..<length).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }
+            if length > 0 && Bool.random(using: &generator) {
+                bytes[Int.random(in: 0..<length, using: &generator)] = [0x00, 0x01, 0x09, 0x0D, 0x1F, 0x7F, 0xC3]
+                    .randomElement(using: &generator)!
+            }
+            let exact = bytes.contains { $0 < 0x20 || $0 == 0x7F }
+            let screened = bytes.withUnsafeBufferPointer { SampleLineParser.mayHoldControlBytes($0) }
+            if exact { #expect(screened, "\(bytes)") }
+            if !bytes.contains(where: { $0 >= 0x80 }) && !exact { #expect(!screened, "\(bytes)") }
+        }
+    }
+
     @Test("blank lines, comments and a header are skipped, an over-long line is rejected")
     func skipped() {
         var parser = SampleLineParser(channels: 1, maximumLineBytes: 32)

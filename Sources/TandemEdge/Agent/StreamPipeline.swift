@@ -1,12 +1,13 @@
+import TandemCore
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import TandemCore
 
 /// One source's lines through the agent: parse each line and hand its sample to the stream it
 /// belongs to. Lines the parser rejects (and over-long lines) count against the group's first stream:
@@ -15,9 +16,9 @@ struct SourcePipeline {
     let sourceDescription: String
     var parser: SampleLineParser
     var streams: [StreamPipeline]
-    /// Streams that received a sample in the current batch, each once: the per-batch bookkeeping
-    /// visits only these (a source may feed a thousand streams).
-    var touched: [Int] = []
+    /// Streams that received a sample in the current batch, each once (a prefix, written through a buffer
+    /// pointer): the per-batch bookkeeping visits only these (a source may feed a thousand streams).
+    var touched: [Int]
     var isTouched: [Bool]
     /// One window's values in order, shared by the streams (they run one at a time on this source's thread).
     var windowScratch: [Float]
@@ -30,7 +31,7 @@ struct SourcePipeline {
             channels: first.channels, streamNames: configured.map(\.name), maximumLineBytes: first.source.maxLineBytes)
         streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
         isTouched = [Bool](repeating: false, count: streams.count)
-        touched.reserveCapacity(streams.count)
+        touched = [Int](repeating: 0, count: streams.count)
         windowScratch = [Float](repeating: 0, count: streams.map(\.windowFloats).max() ?? 0)
     }
 
@@ -40,33 +41,37 @@ struct SourcePipeline {
         }
         var samples = 0
         // Through buffer pointers: indexing the arrays themselves re-checks their uniqueness on every line.
+        var touchedCount = 0
         streams.withUnsafeMutableBufferPointer { streams in
             windowScratch.withUnsafeMutableBufferPointer { scratch in
                 isTouched.withUnsafeMutableBufferPointer { isTouched in
-                    batch.forEachLine { number, line in
-                        switch parser.parse(line) {
-                        case .skipped: return
-                        case .rejected(let reason): streams[0].reject(reason, line: number)
-                        case .sample(let timestamp):
-                            let k = parser.streamIndex < streams.count ? parser.streamIndex : 0
-                            if !isTouched[k] {
-                                isTouched[k] = true
-                                touched.append(k)
+                    touched.withUnsafeMutableBufferPointer { touched in
+                        parser.parseLines(of: batch) { number, outcome, streamIndex, values in
+                            switch outcome {
+                            case .skipped: return
+                            case .rejected(let reason): streams[0].reject(reason, line: number)
+                            case .sample(let timestamp):
+                                let k = streamIndex < streams.count ? streamIndex : 0
+                                if !isTouched[k] {
+                                    isTouched[k] = true
+                                    touched[touchedCount] = k
+                                    touchedCount += 1
+                                }
+                                if streams[k].accept(
+                                    timestamp: timestamp, values: values, line: number, scratch: scratch)
+                                {
+                                    samples += 1
+                                }
                             }
-                            let accepted = parser.values.withUnsafeBufferPointer {
-                                streams[k].accept(timestamp: timestamp, values: $0, line: number, scratch: scratch)
-                            }
-                            if accepted { samples += 1 }
                         }
                     }
                 }
             }
         }
-        for k in touched {
+        for k in touched[..<touchedCount] {
             streams[k].batchDone()
             isTouched[k] = false
         }
-        touched.removeAll(keepingCapacity: true)
         if samples > 0 { streams[0].agent.statistics.withLock { $0.samples += samples } }
     }
 

@@ -24,8 +24,11 @@ public struct SampleLineParser: Sendable {
     public let streamNames: [String]
     /// The index in ``streamNames`` of the last accepted sample's stream (0 without a `stream` field).
     public private(set) var streamIndex = 0
-    /// The values of the last accepted sample; the first ``channels`` entries are valid.
-    public private(set) var values: [Float]
+    /// The values of the last accepted sample (a copy; the hot path reads them with ``withValues(_:)``).
+    public var values: [Float] { Array(valueStorage.buffer) }
+    /// ``channels`` floats written in place for every value of every line: an array would re-check its
+    /// uniqueness on each write, so the parser checks its storage once per line instead (``parse(_:)``).
+    private var valueStorage: ValueStorage
     private let streamNameBytes: [[UInt8]]
     /// Open-addressing table of stream indices by FNV-1a hash of the name (-1: empty): an agent may read
     /// a thousand streams from one source, so a name is found without scanning them all.
@@ -56,7 +59,7 @@ public struct SampleLineParser: Sendable {
         self.channels = max(channels, 1)
         self.streamNames = streamNames
         self.maximumLineBytes = max(maximumLineBytes, 16)
-        values = [Float](repeating: 0, count: self.channels)
+        valueStorage = ValueStorage(count: self.channels)
         streamNameBytes = streamNames.map { Array($0.utf8) }
         var size = 4
         while size < 2 * streamNames.count { size *= 2 }
@@ -75,12 +78,41 @@ public struct SampleLineParser: Sendable {
         bytes.withUnsafeBufferPointer { parse($0) }
     }
 
+    /// Parses every line of `batch`, calling `body` with the line's number, the outcome, the sample's
+    /// ``streamIndex`` and its values (both valid for a `.sample`, the values until the next line): the hot
+    /// path, which checks the value storage once per batch rather than once per line.
+    public mutating func parseLines(
+        of batch: LineBatch, _ body: (Int, Outcome, Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) rethrows {
+        makeValueStorageUnique()
+        let storage = valueStorage
+        let values = UnsafeBufferPointer(storage.buffer)
+        try withExtendedLifetime(storage) {
+            try batch.forEachLine { number, line in
+                let outcome = parseLine(line)
+                try body(number, outcome, streamIndex, values)
+            }
+        }
+    }
+
     /// Parses the line in `line` (without its newline).
     public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> Outcome {
+        makeValueStorageUnique()
+        return parseLine(line)
+    }
+
+    /// Copy on write: a copy of this parser must not see this one's values change.
+    private mutating func makeValueStorageUnique() {
+        if !isKnownUniquelyReferenced(&valueStorage) { valueStorage = valueStorage.copy() }
+    }
+
+    private mutating func parseLine(_ line: UnsafeBufferPointer<UInt8>) -> Outcome {
         guard line.count <= maximumLineBytes else { return .rejected(.lineTooLong) }
         var start = 0, end = line.count
-        for byte in line where byte < 0x20 && byte != 0x09 && byte != 0x0D || byte == 0x7F {
-            return .rejected(.binaryGarbage)
+        if Self.mayHoldControlBytes(line) {
+            for byte in line where byte < 0x20 && byte != 0x09 && byte != 0x0D || byte == 0x7F {
+                return .rejected(.binaryGarbage)
+            }
         }
         while start < end && Self.isSpace(line[start]) { start += 1 }
         while end > start && Self.isSpace(line[end - 1]) { end -= 1 }
@@ -92,6 +124,32 @@ public struct SampleLineParser: Sendable {
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+
+    /// Whether `line` may hold a byte below 0x20 or equal to 0x7F, eight bytes at a time: false proves
+    /// there is none (the usual case), true sends the line to the exact byte-by-byte check.
+    @inline(__always)
+    static func mayHoldControlBytes(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = line.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        let count = line.count
+        while i + 8 <= count {
+            let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            // A byte below 0x20 (or at 0x80 and above, which UTF-8 text may hold: a false alarm only), or
+            // a byte equal to 0x7F, sets its high bit here.
+            let below = (word &- ones &* 0x20) & ~word & highs
+            let delete = word ^ (ones &* 0x7F)
+            let equal = (delete &- ones) & ~delete & highs
+            if below | equal != 0 { return true }
+            i += 8
+        }
+        while i < count {
+            if base[i] < 0x20 || base[i] == 0x7F { return true }
+            i += 1
+        }
+        return false
+    }
 
     // MARK: CSV
 
@@ -116,7 +174,7 @@ public struct SampleLineParser: Sendable {
                     switch number(line, range) {
                     case .value(let v):
                         let f = Float(v)
-                        if f.isFinite { values[field - 1] = f } else { failure = failure ?? .nonFinite }
+                        if f.isFinite { valueStorage.buffer[field - 1] = f } else { failure = failure ?? .nonFinite }
                     case .notANumber: failure = failure ?? .nonNumeric
                     case .nonFinite: failure = failure ?? .nonFinite
                     }
@@ -258,7 +316,9 @@ public struct SampleLineParser: Sendable {
                     return .rejected(.malformedJSON)
                 }
                 if reader.equals(key, "ts") || reader.equals(key, "timestamp") {
-                    if let range = reader.numberToken() {
+                    if let v = reader.plainDecimal() {
+                        timestamp = v
+                    } else if let range = reader.numberToken() {
                         switch number(line, range) {
                         case .value(let v): timestamp = v
                         case .notANumber: failure = failure ?? .nonNumeric
@@ -276,14 +336,17 @@ public struct SampleLineParser: Sendable {
                         failure = failure ?? .nonNumeric
                     } else if !reader.consume(UInt8(ascii: "]")) {
                         while true {
-                            if let range = reader.numberToken() {
+                            if let v = reader.plainDecimal() {
+                                // The common case in one pass; anything else takes the general path below.
+                                if valueCount < channels { valueStorage.buffer[valueCount] = Float(v) }
+                            } else if let range = reader.numberToken() {
                                 switch number(line, range) {
                                 case .value(let v):
                                     let f = Float(v)
                                     if !f.isFinite {
                                         failure = failure ?? .nonFinite
                                     } else if valueCount < channels {
-                                        values[valueCount] = f
+                                        valueStorage.buffer[valueCount] = f
                                     }
                                 case .notANumber: failure = failure ?? .nonNumeric
                                 case .nonFinite: failure = failure ?? .nonFinite
@@ -403,6 +466,47 @@ struct JSONReader {
         return nil
     }
 
+    /// The next value if it is a plain decimal (`[-+]digits[.digits]`, at most 15 significant digits, as
+    /// ``SampleLineParser/plainDecimal(_:_:_:)`` takes) ending at a delimiter, read in one pass; else nil
+    /// and nothing consumed (exponents, long mantissas, words go through ``numberToken()``).
+    mutating func plainDecimal() -> Double? {
+        skipSpace()
+        var i = position
+        let end = bytes.count
+        guard i < end else { return nil }
+        var negative = false
+        if bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+") {
+            negative = bytes[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var mantissa: UInt64 = 0
+        var digits = 0, fractionDigits = 0
+        var seenPoint = false
+        while i < end {
+            let b = bytes[i]
+            if b &- UInt8(ascii: "0") < 10 {
+                mantissa = mantissa &* 10 &+ UInt64(b &- UInt8(ascii: "0"))
+                digits += 1
+                if seenPoint { fractionDigits += 1 }
+            } else if b == UInt8(ascii: ".") && !seenPoint {
+                seenPoint = true
+            } else {
+                break
+            }
+            i += 1
+        }
+        guard digits > 0, digits <= 15 else { return nil }
+        if i < end {
+            switch bytes[i] {
+            case UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"), 0x20, 0x09, 0x0D, 0x0A: break
+            default: return nil
+            }
+        }
+        position = i
+        let magnitude = Double(mantissa) / SampleLineParser.exactPowerOfTen(fractionDigits)
+        return negative ? -magnitude : magnitude
+    }
+
     /// A run of number characters, if the next value is a number.
     mutating func numberToken() -> Range<Int>? {
         skipSpace()
@@ -466,4 +570,23 @@ struct JSONReader {
         for (k, i) in range.enumerated() where bytes[i] != p[k] { return false }
         return true
     }
+}
+
+/// The parser's value buffer: a class so that writing a value is a store, not an array's uniqueness check.
+private final class ValueStorage: @unchecked Sendable {
+    // Written only by the parser that holds the sole reference (it copies before writing otherwise).
+    let buffer: UnsafeMutableBufferPointer<Float>
+
+    init(count: Int) {
+        buffer = .allocate(capacity: count)
+        buffer.initialize(repeating: 0)
+    }
+
+    func copy() -> ValueStorage {
+        let copy = ValueStorage(count: buffer.count)
+        _ = copy.buffer.update(fromContentsOf: buffer)
+        return copy
+    }
+
+    deinit { buffer.deallocate() }
 }
