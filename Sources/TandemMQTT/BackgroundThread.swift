@@ -1,13 +1,13 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 #if os(Linux)
-// A GNU extension the Glibc module does not export.
-@_silgen_name("pthread_setname_np")
-private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
+    // A GNU extension the Glibc module does not export.
+    @_silgen_name("pthread_setname_np")
+    private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
 #endif
 
 /// A detached operating-system thread running one closure: the network loop, the outbox's sync loop,
@@ -36,7 +36,7 @@ public enum BackgroundThread {
                 guard let raw else { return nil }
                 let body = Unmanaged<Body>.fromOpaque(raw).takeRetainedValue()
                 #if os(Linux)
-                _ = setThreadName(pthread_self(), String(body.name.utf8.prefix(15)) ?? "tandem")
+                    _ = setThreadName(pthread_self(), String(body.name.utf8.prefix(15)) ?? "tandem")
                 #endif
                 body.run()
                 return nil
@@ -50,9 +50,9 @@ public enum BackgroundThread {
 }
 
 #if canImport(Glibc)
-private let systemWrite = Glibc.write
+    private let systemWrite = Glibc.write
 #else
-private let systemWrite = Darwin.write
+    private let systemWrite = Darwin.write
 #endif
 
 /// Writes to standard error without buffering (log lines, warnings), as `FileHandle.standardError` did.

@@ -61,8 +61,10 @@ struct ParserTests {
     @Test("JSON numbers read in one pass equal strtod's, and the general forms still parse")
     func jsonNumberForms() {
         var parser = SampleLineParser(channels: 4)
-        let forms = ["0.1", "-12.625", "+3", "7.", "123456789012345", "1234567890.12345", "1e3", "-2.5E-1",
-            "1234567890123456789", "0.30000000000000004"]
+        let forms = [
+            "0.1", "-12.625", "+3", "7.", "123456789012345", "1234567890.12345", "1e3", "-2.5E-1",
+            "1234567890123456789", "0.30000000000000004",
+        ]
         for form in forms {
             let line = "{\"ts\":\(form),\"values\":[\(form), \(form) ,\(form),\(form)]}"
             let expected = strtod(form, nil)

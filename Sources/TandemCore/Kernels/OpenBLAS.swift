@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// OpenBLAS's `cblas_sgemm`, found when a float32 model first needs it.
@@ -11,10 +11,11 @@ import Darwin
 /// costs an agent about 2 MiB of resident memory (the library, libgfortran and their relocations). The
 /// agent loads `libopenblas.so.0` only when it is given a float32 model.
 enum OpenBLAS {
-    typealias SGEMM = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?,
-        Int32, Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
+    typealias SGEMM =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?,
+            Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
 
     // CBLAS's enumerations (cblas.h): CblasRowMajor, CblasNoTrans, CblasTrans.
     static let rowMajor: Int32 = 101

@@ -1,12 +1,13 @@
+import TandemCore
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import TandemCore
 
 /// Classifies standardized windows: the seam between the agent and an inference engine.
 ///

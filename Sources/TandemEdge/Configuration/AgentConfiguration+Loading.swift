@@ -1,12 +1,13 @@
+import TandemCore
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import TandemCore
 
 extension AgentConfiguration {
     /// A setting addressed by key path, set from text: how YAML scalars, `TANDEM_…` variables and

@@ -1,17 +1,18 @@
 import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Synchronization
+import TandemMQTT
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import TandemMQTT
 
 /// A minimal HTTP/1.0 endpoint serving Prometheus text on `GET /metrics` (404 for anything else).
 ///

@@ -1,7 +1,9 @@
+import TandemMQTT
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 #if canImport(Glibc)
@@ -9,7 +11,6 @@ import Foundation
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import TandemMQTT
 
 /// Lines from UDP datagrams on a port: one sample line per datagram (a trailing newline is allowed;
 /// a datagram holding several newline-separated lines yields each).

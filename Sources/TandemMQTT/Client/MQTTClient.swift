@@ -1,11 +1,12 @@
 import CMosquitto
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An MQTT client over libmosquitto with a Swift concurrency API.
