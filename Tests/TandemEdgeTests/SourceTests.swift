@@ -67,6 +67,42 @@ struct SourceTests {
         #expect(batch.overlongLines == 1)
     }
 
+    @Test("random lines cut into random chunks come out whole, in order, over-long ones counted")
+    func splitterAgainstReference() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let limit = Int.random(in: 1...12, using: &generator)
+            let lines = (0..<Int.random(in: 0...40, using: &generator)).map { _ in
+                String((0..<Int.random(in: 0...(2 * limit), using: &generator)).map { _ in "abc,1.5".randomElement()! })
+            }
+            let text = Array(lines.joined(separator: "\n").utf8)
+            var splitter = LineSplitter(maximumLineBytes: limit)
+            var batches = [LineBatch]()
+            var offset = 0
+            while offset < text.count {
+                // Several chunks per batch, several batches, as a reader that hands batches over does.
+                var batch = LineBatch()
+                for _ in 0..<Int.random(in: 1...3, using: &generator) where offset < text.count {
+                    let size = min(Int.random(in: 1...(3 * limit + 2), using: &generator), text.count - offset)
+                    text[offset..<(offset + size)].withUnsafeBytes { splitter.feed($0, into: &batch) }
+                    offset += size
+                }
+                batches.append(batch)
+            }
+            var last = LineBatch()
+            splitter.finish(into: &last)
+            batches.append(last)
+            var seen = [String]()
+            for batch in batches { batch.forEachLine { _, b in seen.append(String(decoding: b, as: UTF8.self)) } }
+            // The text's last line has no newline: finish delivers it (unless empty, which is no line at all).
+            let kept = lines.enumerated().filter { $0.element.utf8.count <= limit }
+                .filter { !($0.offset == lines.count - 1 && $0.element.isEmpty) }.map(\.element)
+            let overlong = lines.filter { $0.utf8.count > limit }.count
+            #expect(seen == kept, "limit \(limit): \(lines)")
+            #expect(batches.map(\.overlongLines).reduce(0, +) == overlong, "limit \(limit): \(lines)")
+        }
+    }
+
     @Test("a followed file survives rotation by rename and truncation")
     func followedFile() async throws {
         let scratch = try ScratchDirectory()

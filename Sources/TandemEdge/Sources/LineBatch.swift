@@ -8,7 +8,7 @@
 ///
 /// Sources hand lines over in batches so the per-line cost is a range, not an allocation.
 public struct LineBatch: Sendable {
-    /// The bytes of every line, back to back (newlines removed).
+    /// The bytes of the lines (with or without the newlines between them: ``lines`` says where each is).
     public var bytes: [UInt8] = []
     /// Each line's range in ``bytes``.
     public var lines: [Range<Int>] = []
@@ -64,42 +64,69 @@ public struct LineSplitter: Sendable {
     public var hasPartialLine: Bool { !partial.isEmpty }
 
     /// Splits `chunk` into complete lines appended to `batch`; an unfinished last line waits for the next chunk.
+    ///
+    /// The chunk's complete lines are copied into the batch in one piece (their newlines stay between the
+    /// line ranges), so a line costs a range, not a copy of its own.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, into batch: inout LineBatch) {
-        var start = 0
         let count = chunk.count
-        guard let base = chunk.baseAddress else { return }
-        // One allocation of the right size instead of doubling through it (batches are made per read).
-        batch.bytes.reserveCapacity(batch.bytes.count + partial.count + count)
-        while start < count {
-            // memchr scans a word or a vector at a time.
-            let end = memchr(base + start, 0x0A, count - start).map { UnsafeRawPointer($0) - base } ?? count
-            let segment = UnsafeRawBufferPointer(rebasing: chunk[start..<end])
-            if end < count {
-                if discarding {
-                    discarding = false
-                } else if partial.count + segment.count > maximumLineBytes {
-                    batch.overlongLines += 1
-                    partial.removeAll(keepingCapacity: true)
-                } else if partial.isEmpty {
-                    batch.append(segment)
-                } else {
-                    partial.append(contentsOf: segment)
-                    partial.withUnsafeBytes { batch.append($0) }
-                    partial.removeAll(keepingCapacity: true)
-                }
-                start = end + 1
-            } else {
-                if !discarding {
-                    if partial.count + segment.count > maximumLineBytes {
-                        batch.overlongLines += 1
-                        discarding = true
-                        partial.removeAll(keepingCapacity: true)
-                    } else {
-                        partial.append(contentsOf: segment)
-                    }
-                }
-                start = end
+        guard let base = chunk.baseAddress, count > 0 else { return }
+        var start = 0
+        if discarding || !partial.isEmpty {
+            // The rest of a line begun in an earlier chunk.
+            guard let newline = memchr(base, 0x0A, count) else {
+                continueLine(chunk, into: &batch)
+                return
             }
+            let end = UnsafeRawPointer(newline) - base
+            endLine(UnsafeRawBufferPointer(rebasing: chunk[0..<end]), into: &batch)
+            start = end + 1
+        }
+        var last = count - 1
+        while last >= start && chunk[last] != 0x0A { last -= 1 }
+        if last >= start {
+            let offset = batch.bytes.count - start
+            batch.bytes.reserveCapacity(batch.bytes.count + (last + 1 - start))
+            batch.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...last]))
+            var lineStart = start
+            while lineStart <= last {
+                // memchr scans a word or a vector at a time; a newline at `last` ends the search.
+                let end = memchr(base + lineStart, 0x0A, last + 1 - lineStart).map { UnsafeRawPointer($0) - base } ?? last
+                if end - lineStart > maximumLineBytes {
+                    batch.overlongLines += 1
+                } else {
+                    batch.lines.append((lineStart + offset)..<(end + offset))
+                }
+                lineStart = end + 1
+            }
+            start = last + 1
+        }
+        if start < count { continueLine(UnsafeRawBufferPointer(rebasing: chunk[start..<count]), into: &batch) }
+    }
+
+    /// The end of a line whose start is in `partial` (or is being discarded): the line joins the batch,
+    /// or counts as over-long.
+    private mutating func endLine(_ segment: UnsafeRawBufferPointer, into batch: inout LineBatch) {
+        if discarding {
+            discarding = false
+        } else if partial.count + segment.count > maximumLineBytes {
+            batch.overlongLines += 1
+        } else {
+            partial.append(contentsOf: segment)
+            partial.withUnsafeBytes { batch.append($0) }
+        }
+        partial.removeAll(keepingCapacity: true)
+    }
+
+    /// More of an unfinished line: kept in `partial` until its newline, or dropped (and counted once) as
+    /// soon as it is over-long.
+    private mutating func continueLine(_ segment: UnsafeRawBufferPointer, into batch: inout LineBatch) {
+        guard !discarding else { return }
+        if partial.count + segment.count > maximumLineBytes {
+            batch.overlongLines += 1
+            discarding = true
+            partial.removeAll(keepingCapacity: true)
+        } else {
+            partial.append(contentsOf: segment)
         }
     }
 
