@@ -90,7 +90,8 @@ public struct LineSplitter: Sendable {
             var lineStart = start
             while lineStart <= last {
                 // memchr scans a word or a vector at a time; a newline at `last` ends the search.
-                let end = memchr(base + lineStart, 0x0A, last + 1 - lineStart).map { UnsafeRawPointer($0) - base } ?? last
+                let end =
+                    memchr(base + lineStart, 0x0A, last + 1 - lineStart).map { UnsafeRawPointer($0) - base } ?? last
                 if end - lineStart > maximumLineBytes {
                     batch.overlongLines += 1
                 } else {
