@@ -4,40 +4,27 @@
     import Darwin
 #endif
 
-#if os(Linux)
-    // A GNU extension the Glibc module does not export.
-    @_silgen_name("pthread_setname_np")
-    private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
-#endif
-
 /// A detached operating-system thread running one closure: the network loop, the outbox's sync loop,
 /// the edge agent's blocking readers.
 ///
 /// Foundation's `Thread` is not part of FoundationEssentials, which is all the edge agent links.
 public enum BackgroundThread {
     private final class Body {
-        let name: String
         let run: @Sendable () -> Void
-        init(name: String, run: @escaping @Sendable () -> Void) {
-            self.name = name
-            self.run = run
-        }
+        init(run: @escaping @Sendable () -> Void) { self.run = run }
     }
 
-    /// Starts `body` on a new detached thread named `name` (the first 15 bytes show in `ps -T` and `top -H`).
+    /// Starts `body` on a new detached thread; `name` says which in the error if it cannot start.
     ///
     /// - Important: Thread creation failing means the process is out of resources; that is fatal.
     public static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let context = Unmanaged.passRetained(Body(name: name, run: body)).toOpaque()
+        let context = Unmanaged.passRetained(Body(run: body)).toOpaque()
         var thread = pthread_t()
         let status = pthread_create(
             &thread, nil,
             { raw in
                 guard let raw else { return nil }
                 let body = Unmanaged<Body>.fromOpaque(raw).takeRetainedValue()
-                #if os(Linux)
-                    _ = setThreadName(pthread_self(), String(body.name.utf8.prefix(15)) ?? "tandem")
-                #endif
                 body.run()
                 return nil
             }, context)

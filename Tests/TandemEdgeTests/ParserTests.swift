@@ -94,7 +94,7 @@ struct ParserTests {
 
     @Test("the word-at-a-time control-byte screen never misses one")
     func controlByteScreen() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(seed: 20_261_123)
         for _ in 0..<20_000 {
             let length = Int.random(in: 0...40, using: &generator)
             var bytes = (0..<length).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }

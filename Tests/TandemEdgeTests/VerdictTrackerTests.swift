@@ -61,4 +61,18 @@ struct VerdictTrackerTests {
         #expect(released.map(\.labelIndex) == [0])
         #expect(tracker.pendingCount == 2)
     }
+
+    @Test("beyond its bound the tracker forgets the oldest provisional records; the newest can still be corrected")
+    func provisionalBounded() {
+        var tracker = VerdictTracker(deadlineSeconds: 0.5, correctionWindowSeconds: 60, maximumProvisional: 3)
+        let ids = (0..<5).map { _ in UUID() }
+        for (i, id) in ids.enumerated() { _ = tracker.escalated(record(0), id: id, now: Double(i) * 0.01) }
+        #expect(tracker.expire(now: 1).count == 5)
+        #expect(tracker.forgottenProvisional == 2)
+        #expect(tracker.received(verdict(ids[0], 1), classNames: classes, now: 2) == nil, "forgotten")
+        #expect(tracker.received(verdict(ids[1], 1), classNames: classes, now: 2) == nil, "forgotten")
+        #expect(tracker.received(verdict(ids[2], 1), classNames: classes, now: 2)?.kind == .correction)
+        #expect(tracker.received(verdict(ids[4], 1), classNames: classes, now: 2)?.kind == .correction)
+        #expect(tracker.corrections == 2 && tracker.ignoredVerdicts == 2)
+    }
 }

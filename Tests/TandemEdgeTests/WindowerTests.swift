@@ -125,4 +125,18 @@ struct WindowerTests {
             #expect(out == expected, "window ending at sample \(i)")
         }
     }
+
+    @Test("values are kept as binary16: rounded as the payload rounds them, clipped at ±65504")
+    func binary16Storage() throws {
+        var w = try StreamWindower(spec: spec(window: 2, hop: 2, channels: 3))
+        #expect(w.append(timestamp: 0, values: [0.1, 1e6, -1e9]) == .accepted)
+        #expect(w.append(timestamp: 1, values: [1, 2049, 3.3]) == .windowReady)
+        let values = w.withCurrentWindow { Array($0.values) }
+        let expected: [Float] = [
+            Float16Bits.decode(Float16Bits.encode(0.1)), 65504, -65504,
+            1, 2048, Float16Bits.decode(Float16Bits.encode(3.3)),
+        ]
+        #expect(values == expected, "2049 has no binary16: ties to even give 2048")
+        #expect(values.map { $0.allSatisfy(\.isFinite) } == true)
+    }
 }

@@ -183,6 +183,6 @@ public struct ModelArtifact: Sendable, Equatable {
 
     /// The SHA-256 of a whole artifact file, lower-case hex: what a model assignment names.
     public static func fileDigestHex(_ bytes: some DataProtocol) -> String {
-        digest(of: bytes).hexString()
+        ArtifactSignature.hex(digest(of: bytes))
     }
 }

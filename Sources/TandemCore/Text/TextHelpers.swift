@@ -20,20 +20,6 @@ extension StringProtocol {
     }
 }
 
-extension Sequence<UInt8> {
-    /// The bytes as lower-case hexadecimal, two digits each.
-    public func hexString() -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(underestimatedCount * 2)
-        for byte in self {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-}
-
 /// A short human description of `error`: for file-system errors the system's text for the underlying
 /// errno ("No such file or directory"), as full Foundation's `localizedDescription` gives.
 public func describe(_ error: any Error) -> String {

@@ -24,6 +24,11 @@ public struct VerdictTracker: Sendable {
     public let correctionWindowSeconds: Double
     /// The most windows waiting for a verdict; beyond it the oldest is released provisional at once.
     public let maximumPending: Int
+    /// The most provisional records kept for a late correction; beyond it the oldest is forgotten (a
+    /// verdict for it is then ignored), so memory stays bounded when escalations come faster than usual
+    /// (a replay, a storm while the cloud is away). 8,192 covers 60 s of 1,000 streams at 50 Hz with a
+    /// 10 % escalation budget more than twice over.
+    public let maximumProvisional: Int
 
     private var pending: [UUID: (record: PredictionRecord, deadline: Double)] = [:]
     private var pendingOrder: [UUID] = []
@@ -40,12 +45,18 @@ public struct VerdictTracker: Sendable {
     public private(set) var corrections = 0
     /// Verdicts for unknown, already answered or too-old escalations.
     public private(set) var ignoredVerdicts = 0
+    /// Provisional records forgotten before their correction window ended (``maximumProvisional``).
+    public private(set) var forgottenProvisional = 0
 
     /// Creates a tracker.
-    public init(deadlineSeconds: Double, correctionWindowSeconds: Double = 60, maximumPending: Int = 10_000) {
+    public init(
+        deadlineSeconds: Double, correctionWindowSeconds: Double = 60, maximumPending: Int = 10_000,
+        maximumProvisional: Int = 8192
+    ) {
         self.deadlineSeconds = max(deadlineSeconds, 0)
         self.correctionWindowSeconds = max(correctionWindowSeconds, 0)
         self.maximumPending = max(maximumPending, 1)
+        self.maximumProvisional = max(maximumProvisional, 0)
     }
 
     /// Windows waiting for a verdict.
@@ -123,8 +134,13 @@ public struct VerdictTracker: Sendable {
         return released
     }
 
-    /// Forgets provisional records too old to correct, and trims the order queues.
+    /// Forgets provisional records too old to correct or beyond ``maximumProvisional``, and trims the
+    /// order queues.
     private mutating func compact(now: Double) {
+        while provisional.count > maximumProvisional && provisionalHead < provisionalOrder.count {
+            if provisional.removeValue(forKey: provisionalOrder[provisionalHead]) != nil { forgottenProvisional += 1 }
+            provisionalHead += 1
+        }
         while provisionalHead < provisionalOrder.count {
             let id = provisionalOrder[provisionalHead]
             if let entry = provisional[id], entry.until >= now, now.isFinite { break }

@@ -24,7 +24,7 @@ public struct SampleLineParser: Sendable {
     public let streamNames: [String]
     /// The index in ``streamNames`` of the last accepted sample's stream (0 without a `stream` field).
     public private(set) var streamIndex = 0
-    /// The values of the last accepted sample (a copy; the hot path reads them with ``withValues(_:)``).
+    /// The values of the last accepted sample (a copy; the hot path gets them from ``parseLines(of:_:)``).
     public var values: [Float] { Array(valueStorage.buffer) }
     /// ``channels`` floats written in place for every value of every line: an array would re-check its
     /// uniqueness on each write, so the parser checks its storage once per line instead (``parse(_:)``).
@@ -271,6 +271,15 @@ public struct SampleLineParser: Sendable {
     /// correctly, as strtod would). Anything else (exponents, long mantissas, stray characters) is nil and
     /// goes to strtod.
     static func plainDecimal(_ line: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+        guard let (value, stop) = scanDecimal(line, start, end), stop == end else { return nil }
+        return value
+    }
+
+    /// Reads `[-+]digits[.digits]` from `start`, stopping at the first other byte or `end`: the value (if
+    /// it has 1 to 15 digits) and where it stopped. One loop serves CSV fields (which must end there) and
+    /// JSON values (which must end at a delimiter).
+    @inline(__always)
+    static func scanDecimal(_ line: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Double, Int)? {
         guard start < end else { return nil }
         var i = start
         var negative = false
@@ -283,20 +292,20 @@ public struct SampleLineParser: Sendable {
         var seenPoint = false
         while i < end {
             let b = line[i]
-            if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+            if b &- UInt8(ascii: "0") < 10 {
                 mantissa = mantissa &* 10 &+ UInt64(b &- UInt8(ascii: "0"))
                 digits += 1
                 if seenPoint { fractionDigits += 1 }
             } else if b == UInt8(ascii: ".") && !seenPoint {
                 seenPoint = true
             } else {
-                return nil
+                break
             }
             i += 1
         }
         guard digits > 0, digits <= 15 else { return nil }
         let magnitude = Double(mantissa) / exactPowerOfTen(fractionDigits)
-        return negative ? -magnitude : magnitude
+        return (negative ? -magnitude : magnitude, i)
     }
 
     // MARK: JSON
@@ -471,40 +480,15 @@ struct JSONReader {
     /// and nothing consumed (exponents, long mantissas, words go through ``numberToken()``).
     mutating func plainDecimal() -> Double? {
         skipSpace()
-        var i = position
-        let end = bytes.count
-        guard i < end else { return nil }
-        var negative = false
-        if bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+") {
-            negative = bytes[i] == UInt8(ascii: "-")
-            i += 1
-        }
-        var mantissa: UInt64 = 0
-        var digits = 0, fractionDigits = 0
-        var seenPoint = false
-        while i < end {
-            let b = bytes[i]
-            if b &- UInt8(ascii: "0") < 10 {
-                mantissa = mantissa &* 10 &+ UInt64(b &- UInt8(ascii: "0"))
-                digits += 1
-                if seenPoint { fractionDigits += 1 }
-            } else if b == UInt8(ascii: ".") && !seenPoint {
-                seenPoint = true
-            } else {
-                break
-            }
-            i += 1
-        }
-        guard digits > 0, digits <= 15 else { return nil }
-        if i < end {
-            switch bytes[i] {
+        guard let (value, stop) = SampleLineParser.scanDecimal(bytes, position, bytes.count) else { return nil }
+        if stop < bytes.count {
+            switch bytes[stop] {
             case UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"), 0x20, 0x09, 0x0D, 0x0A: break
             default: return nil
             }
         }
-        position = i
-        let magnitude = Double(mantissa) / SampleLineParser.exactPowerOfTen(fractionDigits)
-        return negative ? -magnitude : magnitude
+        position = stop
+        return value
     }
 
     /// A run of number characters, if the next value is a number.

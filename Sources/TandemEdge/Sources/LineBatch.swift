@@ -85,7 +85,6 @@ public struct LineSplitter: Sendable {
         while last >= start && chunk[last] != 0x0A { last -= 1 }
         if last >= start {
             let offset = batch.bytes.count - start
-            batch.bytes.reserveCapacity(batch.bytes.count + (last + 1 - start))
             batch.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...last]))
             var lineStart = start
             while lineStart <= last {

@@ -8,8 +8,8 @@ import TandemCore
 ///
 /// Storage is a ring of `window` samples, each value standardized and kept as IEEE binary16 (the precision
 /// the escalation payload carries, so the cloud sees exactly the window the edge classified), plus the
-/// timestamps that start windows: about `2 × window × channels` bytes per stream, since an agent may hold
-/// a thousand streams. Standardized values beyond ±65504 (binary16's largest) are clipped to it. A completed window is copied out in order
+/// timestamps that start windows: `2 × window × channels + 8 × ⌈window / hop⌉` bytes per stream, since an
+/// agent may hold a thousand streams. Standardized values beyond ±65504 (binary16's largest) are clipped to it. A completed window is copied out in order
 /// (``copyCurrentWindow(into:)``, into a buffer the caller shares between its streams), once per `hop`
 /// samples. Appending a sample allocates nothing.
 ///
@@ -51,8 +51,8 @@ public struct StreamWindower: Sendable {
     /// The ring: binary16 bit patterns of standardized values, sample-major.
     private var buffer: [UInt16]
     /// Timestamps of the samples that start a window: since the last reset, windows start every `hop`
-    /// samples, so a ring of `ceil(window / hop) + 1` of them is enough (a thousand streams need not keep
-    /// a timestamp per sample).
+    /// samples, and window `k` is served before the start of window `k + ⌈window / hop⌉` is recorded, so a
+    /// ring of `⌈window / hop⌉` of them is enough (a thousand streams need not keep a timestamp per sample).
     private var windowStarts: [Double]
     /// Samples appended since the last reset.
     private var sinceReset = 0
@@ -92,7 +92,7 @@ public struct StreamWindower: Sendable {
         self.gapFactor = gapFactor
         if let rate = spec.sampleRateHz, rate > 0, rate.isFinite { nominalStep = 1 / rate } else { nominalStep = nil }
         buffer = [UInt16](repeating: 0, count: spec.window * spec.channels)
-        windowStarts = [Double](repeating: 0, count: (spec.window + spec.hop - 1) / spec.hop + 1)
+        windowStarts = [Double](repeating: 0, count: (spec.window + spec.hop - 1) / spec.hop)
         mean = spec.mean.isEmpty ? [Float](repeating: 0, count: spec.channels) : spec.mean
         scale = spec.std.isEmpty ? [Float](repeating: 1, count: spec.channels) : spec.std.map { 1 / $0 }
         untilNextWindow = spec.window
