@@ -26,8 +26,8 @@ public struct VerdictTracker: Sendable {
     public let maximumPending: Int
     /// The most provisional records kept for a late correction; beyond it the oldest is forgotten (a
     /// verdict for it is then ignored), so memory stays bounded when escalations come faster than usual
-    /// (a replay, a storm while the cloud is away). 8,192 covers 60 s of 1,000 streams at 50 Hz with a
-    /// 10 % escalation budget more than twice over.
+    /// (a replay, a storm while the cloud is away). 4,096 (about 330 KiB) cover the 60 s correction window
+    /// of 1,000 streams at 50 Hz escalating 8 % of their windows (780 windows/s).
     public let maximumProvisional: Int
 
     private var pending: [UUID: (record: PredictionRecord, deadline: Double)] = [:]
@@ -51,7 +51,7 @@ public struct VerdictTracker: Sendable {
     /// Creates a tracker.
     public init(
         deadlineSeconds: Double, correctionWindowSeconds: Double = 60, maximumPending: Int = 10_000,
-        maximumProvisional: Int = 8192
+        maximumProvisional: Int = 4096
     ) {
         self.deadlineSeconds = max(deadlineSeconds, 0)
         self.correctionWindowSeconds = max(correctionWindowSeconds, 0)
