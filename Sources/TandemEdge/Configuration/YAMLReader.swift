@@ -490,17 +490,24 @@ struct YAMLReader {
                 item = .mapping([(key, value)])
             }
             items.append(item)
-            switch bytes[position] {
-            case .comma:
-                position += 1
-            case .closeBracket:
-                position += 1
-                return .sequence(items)
-            default:
-                throw YAMLError(
-                    .syntax, line: lines[current].number, column: column(position, lines[current]),
-                    "expected ',' or ']' after a list item")
-            }
+            if try endOfFlowItem(&position, closing: .closeBracket, after: "a list item") { return .sequence(items) }
+        }
+    }
+
+    /// Past the item of a flow collection at `position`: a `,` (more follow: false) or the collection's
+    /// closing byte (true); anything else is an error saying what was expected.
+    private func endOfFlowItem(_ position: inout Int, closing: UInt8, after item: String) throws(YAMLError) -> Bool {
+        switch bytes[position] {
+        case .comma:
+            position += 1
+            return false
+        case closing:
+            position += 1
+            return true
+        default:
+            throw YAMLError(
+                .syntax, line: lines[current].number, column: column(position, lines[current]),
+                "expected ',' or '\(Character(Unicode.Scalar(closing)))' after \(item)")
         }
     }
 
@@ -551,17 +558,7 @@ struct YAMLReader {
                 }
             }
             entries.append((key, value))
-            switch bytes[position] {
-            case .comma:
-                position += 1
-            case .closeBrace:
-                position += 1
-                return .mapping(entries)
-            default:
-                throw YAMLError(
-                    .syntax, line: lines[current].number, column: column(position, lines[current]),
-                    "expected ',' or '}' after a value")
-            }
+            if try endOfFlowItem(&position, closing: .closeBrace, after: "a value") { return .mapping(entries) }
         }
     }
 
