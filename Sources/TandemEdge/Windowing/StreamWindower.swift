@@ -9,9 +9,9 @@ import TandemCore
 /// Storage is a ring of `window` samples, each value standardized and kept as IEEE binary16 (the precision
 /// the escalation payload carries, so the cloud sees exactly the window the edge classified), plus the
 /// timestamps that start windows: `2 × window × channels + 8 × ⌈window / hop⌉` bytes per stream, since an
-/// agent may hold a thousand streams. Standardized values beyond ±65504 (binary16's largest) are clipped to it. A completed window is copied out in order
-/// (``copyCurrentWindow(into:)``, into a buffer the caller shares between its streams), once per `hop`
-/// samples. Appending a sample allocates nothing.
+/// agent may hold a thousand streams. Standardized values beyond ±65504 (binary16's largest) are clipped
+/// to it. A completed window is copied out in order (``copyCurrentWindow(into:)``, into a buffer the
+/// caller shares between its streams), once per `hop` samples. Appending a sample allocates nothing.
 ///
 /// A timestamp step longer than `gapFactor` × the expected step (from `sampleRateHz` if the spec has
 /// one, else the median of the last accepted steps) starts a new window sequence at that sample.
