@@ -11,10 +11,10 @@
 // conveniences of full Foundation; these stand in for them in every module that must stay edge-sized.
 
 extension StringProtocol {
-    /// The text without leading and trailing spaces, tabs, carriage returns and line feeds.
+    /// The text without leading and trailing white space (spaces, tabs, line breaks — `\r\n` is one
+    /// `Character` — and Unicode spaces).
     public func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) })
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace })
         else { return "" }
         return String(self[first...last])
     }
