@@ -203,6 +203,62 @@ struct DurableOutboxDeliveryTests {
         }
     }
 
+    @Test("a backlog is sent from the journal, not from memory: a record damaged on disk meanwhile is dropped")
+    func backlogReadBackFromJournal() async throws {
+        try await MosquittoBroker.with(MosquittoBroker.Options(persistence: true)) { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let log = PacketLog()
+            let subscriber = try await connectedClient(broker, "sub", log: log) {
+                $0.cleanStart = false
+                $0.sessionExpirySeconds = 3600
+                $0.clientID = "journal-sub"
+            }
+            let subscription = try await subscriber.subscribe(to: "tandem/journal")
+            let client = try await connectedClient(broker, "edge", log: log)
+            let warnings = Shared<[String]>([])
+            // Five in flight: the client takes five at once, the other fifteen wait in the outbox's queue.
+            let outbox = try DurableOutbox(
+                configuration: .init(directory: scratch.url.path, maximumInflight: 5)
+            ) { text in warnings.withLock { $0.append(text) } }
+            broker.stop()
+            try await eventually("the client sees the broker gone") { !client.connectionState.isConnected }
+            outbox.attach(to: client)
+            for id in 0..<20 {
+                try outbox.append(MQTTMessage(topic: "tandem/journal", string: "payload-\(id)-end"))
+            }
+            // Damage message 12's payload on disk while it waits.
+            let segment = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).first { $0.hasSuffix(".journal") }
+            )
+            let path = "\(scratch.url.path)/\(segment)"
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            let marker = Array("payload-12-end".utf8)
+            let at = try #require(
+                (0...(bytes.count - marker.count)).first { Array(bytes[$0..<($0 + marker.count)]) == marker })
+            // In place, as a bad sector would: the outbox keeps appending to the same file.
+            let descriptor = open(path, O_WRONLY)
+            var flipped = bytes[at + 8] ^ 0x01
+            #expect(pwrite(descriptor, &flipped, 1, off_t(at + 8)) == 1)
+            close(descriptor)
+            try await broker.start()
+            #expect(await outbox.waitUntilDrained(timeout: .seconds(10)), "\(outbox.statistics)\n\(log.text)")
+            var received = Set<String>()
+            for await message in subscription {
+                received.insert(message.payloadString)
+                if received.count == 19 { break }
+            }
+            #expect(received == Set((0..<20).filter { $0 != 12 }.map { "payload-\($0)-end" }))
+            #expect(outbox.statistics.rejected == 1)
+            #expect(
+                warnings.withLock { $0 }.contains { $0.contains("message 13 cannot be read back") },
+                "\(warnings.withLock { $0 })")
+            outbox.close()
+            await client.disconnect()
+            await subscriber.disconnect()
+        }
+    }
+
     @Test("a message the ACL rejects leaves the outbox as rejected instead of blocking it")
     func rejectedMessageLeaves() async throws {
         let options = MosquittoBroker.Options(

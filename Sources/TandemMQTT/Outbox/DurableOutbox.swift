@@ -19,6 +19,10 @@
 ///
 /// A PUBACK with a failure reason code (for example 135, not authorized) is final: the message leaves the
 /// journal, ``Statistics-swift.struct/rejected`` counts it and the warning handler names its topic.
+///
+/// Memory does not grow with the backlog: the queue keeps where each record is in the journal, and a
+/// message is read back from disk when it is handed to the client (a record damaged meanwhile is dropped
+/// with a warning and counted as rejected).
 public final class DurableOutbox: Sendable {
     /// When the journal is forced to stable storage. Every policy writes each message to the kernel before
     /// ``DurableOutbox/append(_:)`` returns, so a killed process never loses an accepted message; the policy
@@ -97,8 +101,11 @@ public final class DurableOutbox: Sendable {
 
     struct Entry: Sendable {
         let sequence: UInt64
-        let message: MQTTMessage
-        let recordBytes: Int
+        /// Where the message's record is in the journal: its payload is read back only to send it, so a
+        /// backlog (a broker away for an hour) costs memory per message, not per payload byte.
+        let location: OutboxJournal.RecordLocation
+        /// For messages about the message (a broker's rejection).
+        let topic: String
     }
 
     /// What the outbox knows in memory. Its lock is never held across file I/O, because the network thread
@@ -168,7 +175,7 @@ public final class DurableOutbox: Sendable {
         let journal = try OutboxJournal(
             directory: configuration.directory, segmentBytes: configuration.segmentBytes, warn: warn)
         let recovered = journal.recovered.map {
-            Entry(sequence: $0.sequence, message: $0.message, recordBytes: $0.recordBytes)
+            Entry(sequence: $0.sequence, location: $0.location, topic: $0.topic)
         }
         let statistics = Statistics(
             pending: recovered.count, inflight: 0, journalBytes: journal.totalBytes, delivered: 0, rejected: 0,
@@ -214,17 +221,20 @@ public final class DurableOutbox: Sendable {
             }
             let first = journal.nextSequence
             var records: [UInt8] = []
-            var entries: [Entry] = []
-            entries.reserveCapacity(messages.count)
+            var sizes: [Int] = []
+            sizes.reserveCapacity(messages.count)
             for (offset, message) in messages.enumerated() {
                 let record = try OutboxRecord.encodeMessage(message, sequence: first + UInt64(offset))
-                entries.append(Entry(sequence: first + UInt64(offset), message: message, recordBytes: record.count))
+                sizes.append(record.count)
                 records.append(contentsOf: record)
             }
             try makeRoom(for: records.count, in: journal)
-            try journal.appendMessages(records, count: messages.count)
+            let locations = try journal.appendMessages(records, sizes: sizes)
             if configuration.sync == .everyAppend {
                 try journal.sync()
+            }
+            let entries = zip(messages, locations).enumerated().map { offset, pair in
+                Entry(sequence: first + UInt64(offset), location: pair.1, topic: pair.0.topic)
             }
             // Queued while the journal lock is held, so concurrent appends reach the queue in sequence order.
             state.withLock { $0.queue.append(contentsOf: entries) }
@@ -351,8 +361,25 @@ public final class DurableOutbox: Sendable {
             }
             guard let (entry, client) = next else { return }
             let sequence = entry.sequence
+            let message: MQTTMessage
             do {
-                try client.publish(entry.message) { [weak self] result in
+                message = try OutboxJournal.readMessage(at: entry.location)
+            } catch {
+                // The journal lost it (a damaged or deleted file): sending it is impossible, retrying futile.
+                warn(
+                    "outbox \(configuration.directory): message \(sequence) cannot be read back (\(error)); dropping it"
+                )
+                state.withLock { state in
+                    if state.inflight.removeValue(forKey: sequence) != nil {
+                        state.statistics.rejected += 1
+                        state.acknowledged.append(sequence)
+                    }
+                }
+                flusherWakeup.signal()
+                continue
+            }
+            do {
+                try client.publish(message) { [weak self] result in
                     self?.completed(sequence: sequence, result: result)
                 }
             } catch {
@@ -381,7 +408,7 @@ public final class DurableOutbox: Sendable {
             } else {
                 state.statistics.rejected += 1
                 rejection =
-                    "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.message.topic) "
+                    "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.topic) "
                     + "with reason code \(answer.reasonCode); dropping it"
             }
             state.acknowledged.append(sequence)

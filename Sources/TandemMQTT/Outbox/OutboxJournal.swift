@@ -23,11 +23,19 @@ final class OutboxJournal {
         var liveMessages: Int
     }
 
-    /// A message recovered from disk that was never removed.
+    /// Where a message record sits: its segment file, offset and size.
+    struct RecordLocation: Sendable {
+        let path: String
+        let offset: Int
+        let size: Int
+    }
+
+    /// A message recovered from disk that was never removed: where it is and its topic (for messages),
+    /// not its payload, which stays on disk until it is sent.
     struct PendingMessage {
         let sequence: UInt64
-        let message: MQTTMessage
-        let recordBytes: Int
+        let location: RecordLocation
+        let topic: String
     }
 
     static let fileExtension = "journal"
@@ -92,7 +100,7 @@ final class OutboxJournal {
             return (number, name)
         }.sorted { $0.0 < $1.0 }
 
-        var messages: [UInt64: (MQTTMessage, Int, Int)] = [:]
+        var messages: [UInt64: (location: RecordLocation, topic: String, segment: Int)] = [:]
         var removed = Set<UInt64>()
         var highest: UInt64 = 0
         for (first, name) in numbered {
@@ -112,7 +120,8 @@ final class OutboxJournal {
                         let (record, size) = try OutboxRecord.read(bytes, at: validLength)
                         switch record {
                         case .message(let sequence, let message):
-                            messages[sequence] = (message, size, segmentIndex)
+                            let location = RecordLocation(path: path, offset: validLength, size: size)
+                            messages[sequence] = (location, message.topic, segmentIndex)
                             highest = max(highest, sequence)
                         case .removal(let sequence):
                             removed.insert(sequence)
@@ -136,9 +145,9 @@ final class OutboxJournal {
             segments.append(Segment(firstSequence: first, path: path, bytes: validLength, liveMessages: 0))
             highest = max(highest, first > 0 ? first - 1 : 0)
         }
-        for (sequence, (message, size, segmentIndex)) in messages where !removed.contains(sequence) {
-            recovered.append(PendingMessage(sequence: sequence, message: message, recordBytes: size))
-            segments[segmentIndex].liveMessages += 1
+        for (sequence, entry) in messages where !removed.contains(sequence) {
+            recovered.append(PendingMessage(sequence: sequence, location: entry.location, topic: entry.topic))
+            segments[entry.segment].liveMessages += 1
         }
         recovered.sort { $0.sequence < $1.sequence }
         nextSequence = highest + 1
@@ -146,21 +155,71 @@ final class OutboxJournal {
 
     // MARK: Writing
 
-    /// Appends framed message records, already numbered from ``nextSequence``, in one write.
+    /// Appends framed message records (of `sizes` bytes each, back to back in `records`), already numbered
+    /// from ``nextSequence``, in one write.
     ///
     /// The bytes reach the kernel before this returns, so a killed process loses nothing; `sync()` makes
     /// them survive a power loss.
-    func appendMessages(_ records: [UInt8], count: Int) throws {
+    /// - Returns: Where each record now is, for ``readMessage(at:)``.
+    func appendMessages(_ records: [UInt8], sizes: [Int]) throws -> [RecordLocation] {
         if segments[segments.count - 1].bytes >= segmentBytes {
             try flushRemovals()
             try startSegment(firstSequence: nextSequence)
             compact()
         }
         try flushRemovals()
+        let segment = segments[segments.count - 1]
         try writeAll(records)
+        var offset = segment.bytes
+        let locations = sizes.map { size in
+            defer { offset += size }
+            return RecordLocation(path: segment.path, offset: offset, size: size)
+        }
         segments[segments.count - 1].bytes += records.count
-        segments[segments.count - 1].liveMessages += count
-        nextSequence += UInt64(count)
+        segments[segments.count - 1].liveMessages += sizes.count
+        nextSequence += UInt64(sizes.count)
+        return locations
+    }
+
+    /// Reads back the message record at `location` (appended and not yet removed, so its segment exists).
+    ///
+    /// Needs no lock: records are never rewritten, and a segment is deleted only once all its messages
+    /// have been removed.
+    /// - Throws: ``MQTTError`` with `.journalIO` if the file cannot be read or the record is damaged.
+    static func readMessage(at location: RecordLocation) throws -> MQTTMessage {
+        let descriptor = open(location.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw MQTTError(.journalIO, "cannot open outbox segment \(location.path): errno \(errno)")
+        }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: location.size)
+        var done = 0
+        while done < location.size {
+            let n = bytes.withUnsafeMutableBytes {
+                pread(descriptor, $0.baseAddress! + done, location.size - done, off_t(location.offset + done))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw MQTTError(
+                    .journalIO, "cannot read \(location.size) bytes at \(location.offset) of \(location.path)")
+            }
+            done += n
+        }
+        let decoded = bytes.withUnsafeBytes { raw -> Result<OutboxRecord.Decoded, OutboxRecord.ReadFailure> in
+            do throws(OutboxRecord.ReadFailure) {
+                return .success(try OutboxRecord.read(raw, at: 0).0)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch decoded {
+        case .success(.message(_, let message)):
+            return message
+        case .success(.removal):
+            throw MQTTError(.journalIO, "no message record at \(location.offset) of \(location.path)")
+        case .failure(let failure):
+            throw MQTTError(.journalIO, "\(failure) record at \(location.offset) of \(location.path)")
+        }
     }
 
     /// Records that message `sequence` left the outbox. Buffered: losing it in a crash only means a
