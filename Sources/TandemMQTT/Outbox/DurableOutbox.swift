@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -154,6 +156,8 @@ public final class DurableOutbox: Sendable {
     // The journal is a non-Sendable class; it is only touched inside its lock. Whoever needs both locks takes
     // `journal` first. The network thread takes only `state`, so a slow disk never holds up the connection.
     private let journal: LockedState<OutboxJournal>
+    /// Used only by the one active pumper (see ``pump()``), so its lock is never contended.
+    private let segmentReader = Mutex(SegmentReader())
     private let state: LockedState<State>
     private let warn: @Sendable (String) -> Void
     private let flusherWakeup = Wakeup()
@@ -363,7 +367,9 @@ public final class DurableOutbox: Sendable {
             let sequence = entry.sequence
             let message: MQTTMessage
             do {
-                message = try OutboxJournal.readMessage(at: entry.location)
+                message = try segmentReader.withLock { reader in
+                    try OutboxJournal.readMessage(at: entry.location, reader: &reader)
+                }
             } catch {
                 // The journal lost it (a damaged or deleted file): sending it is impossible, retrying futile.
                 warn(

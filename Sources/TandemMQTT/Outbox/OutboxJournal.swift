@@ -181,17 +181,14 @@ final class OutboxJournal {
         return locations
     }
 
-    /// Reads back the message record at `location` (appended and not yet removed, so its segment exists).
+    /// Reads back the message record at `location` (appended and not yet removed, so its segment exists),
+    /// through `reader`, which keeps the last segment open between calls.
     ///
-    /// Needs no lock: records are never rewritten, and a segment is deleted only once all its messages
-    /// have been removed.
+    /// Needs no journal lock: records are never rewritten, and a segment is deleted only once all its
+    /// messages have been removed (a descriptor kept on a deleted segment is closed at the next call).
     /// - Throws: ``MQTTError`` with `.journalIO` if the file cannot be read or the record is damaged.
-    static func readMessage(at location: RecordLocation) throws -> MQTTMessage {
-        let descriptor = open(location.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw MQTTError(.journalIO, "cannot open outbox segment \(location.path): errno \(errno)")
-        }
-        defer { close(descriptor) }
+    static func readMessage(at location: RecordLocation, reader: inout SegmentReader) throws -> MQTTMessage {
+        let descriptor = try reader.descriptor(for: location.path)
         var bytes = [UInt8](repeating: 0, count: location.size)
         var done = 0
         while done < location.size {
@@ -338,4 +335,31 @@ final class OutboxJournal {
         }
         dirty = true
     }
+}
+
+/// A read-only descriptor on the segment the outbox last read a message from: consecutive messages mostly
+/// share a segment, so sending one costs a `pread`, not an `open` and a `close` as well.
+struct SegmentReader: ~Copyable {
+    private var path = ""
+    private var openDescriptor: Int32 = -1
+
+    init() {}
+
+    mutating func descriptor(for segment: String) throws -> Int32 {
+        if openDescriptor >= 0 && path == segment { return openDescriptor }
+        close()
+        let descriptor = open(segment, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw MQTTError(.journalIO, "cannot open outbox segment \(segment): errno \(errno)")
+        }
+        (path, openDescriptor) = (segment, descriptor)
+        return descriptor
+    }
+
+    mutating func close() {
+        if openDescriptor >= 0 { Glibc.close(openDescriptor) }
+        openDescriptor = -1
+    }
+
+    deinit { if openDescriptor >= 0 { Glibc.close(openDescriptor) } }
 }
