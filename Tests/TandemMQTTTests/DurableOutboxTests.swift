@@ -150,18 +150,26 @@ struct DurableOutboxJournalTests {
 
 @Suite("Durable outbox against a real broker", .serialized, .timeLimit(.minutes(3)))
 struct DurableOutboxDeliveryTests {
+    /// A subscriber whose session (and so its subscription) outlives a restart of the broker.
+    private func persistentSubscriber(
+        _ broker: MosquittoBroker, clientID: String, topic: String, log: PacketLog
+    ) async throws -> (MQTTClient, MQTTSubscription) {
+        let subscriber = try await connectedClient(broker, "sub", log: log) {
+            $0.cleanStart = false
+            $0.sessionExpirySeconds = 3600
+            $0.clientID = clientID
+        }
+        return (subscriber, try await subscriber.subscribe(to: topic))
+    }
+
     @Test("messages appended while the broker is down are delivered after it returns, and leave the journal")
     func deliversAfterBrokerReturns() async throws {
         try await MosquittoBroker.with(MosquittoBroker.Options(persistence: true)) { broker in
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             let log = PacketLog()
-            let subscriber = try await connectedClient(broker, "sub", log: log) {
-                $0.cleanStart = false
-                $0.sessionExpirySeconds = 3600
-                $0.clientID = "outbox-sub"
-            }
-            let subscription = try await subscriber.subscribe(to: "tandem/outbox")
+            let (subscriber, subscription) = try await persistentSubscriber(
+                broker, clientID: "outbox-sub", topic: "tandem/outbox", log: log)
             let client = try await connectedClient(broker, "edge", log: log)
             let states = client.connectionStates()
             let watcher = Task {
@@ -209,12 +217,8 @@ struct DurableOutboxDeliveryTests {
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             let log = PacketLog()
-            let subscriber = try await connectedClient(broker, "sub", log: log) {
-                $0.cleanStart = false
-                $0.sessionExpirySeconds = 3600
-                $0.clientID = "journal-sub"
-            }
-            let subscription = try await subscriber.subscribe(to: "tandem/journal")
+            let (subscriber, subscription) = try await persistentSubscriber(
+                broker, clientID: "journal-sub", topic: "tandem/journal", log: log)
             let client = try await connectedClient(broker, "edge", log: log)
             let warnings = Shared<[String]>([])
             // Five in flight: the client takes five at once, the other fifteen wait in the outbox's queue.

@@ -139,15 +139,22 @@ struct YAMLReader {
                     .syntax, line: line.number, column: line.indent + 1,
                     "expected 'key: value' like the other keys of the mapping on line \(mappingLine)")
             }
-            if let first = firstLines[key] {
-                throw YAMLError(
-                    .duplicateKey, line: line.number, column: line.indent + 1,
-                    "duplicate key '\(key)' (first on line \(first))")
-            }
-            firstLines[key] = line.number
+            try Self.remember(key, line: line.number, column: line.indent + 1, in: &firstLines)
             entries.append((key, try readValue(after: afterColon, indent: indent, ofKey: true)))
         }
         return .mapping(entries)
+    }
+
+    /// Notes that `key` starts on `line` of a mapping whose keys so far are in `firstLines`; a key the
+    /// mapping already has is an error naming both lines.
+    private static func remember(
+        _ key: String, line: Int, column: Int, in firstLines: inout [String: Int]
+    ) throws(YAMLError) {
+        if let first = firstLines[key] {
+            throw YAMLError(
+                .duplicateKey, line: line, column: column, "duplicate key '\(key)' (first on line \(first))")
+        }
+        firstLines[key] = line
     }
 
     /// Reads `- item` lines at `indent` until a line indented less, or for a `compact` list (one at its key's
@@ -541,12 +548,7 @@ struct YAMLReader {
                 }
                 key = text
             }
-            if let first = firstLines[key] {
-                throw YAMLError(
-                    .duplicateKey, line: keyLine.number, column: keyColumn,
-                    "duplicate key '\(key)' (first on line \(first))")
-            }
-            firstLines[key] = keyLine.number
+            try Self.remember(key, line: keyLine.number, column: keyColumn, in: &firstLines)
             guard skipFlowSpace(&position) else { throw unclosed() }
             var value = YAMLNode.scalar("")
             if bytes[position] == .colon {

@@ -54,12 +54,11 @@ public struct StreamWindower: Sendable {
     /// samples, and window `k` is served before the start of window `k + ⌈window / hop⌉` is recorded, so a
     /// ring of `⌈window / hop⌉` of them is enough (a thousand streams need not keep a timestamp per sample).
     private var windowStarts: [Double]
-    /// Samples appended since the last reset.
+    /// Samples appended since the last reset (the ring holds `min(sinceReset, window)` of them).
     private var sinceReset = 0
     private var mean: [Float]
     private var scale: [Float]
     private var position = 0
-    private var filled = 0
     private var untilNextWindow: Int
     private var lastTimestamp = -Double.infinity
     private var steps: [Double]
@@ -119,7 +118,6 @@ public struct StreamWindower: Sendable {
 
     /// Forgets the samples held (the next sample starts a new window sequence); the step history stays.
     public mutating func reset() {
-        filled = 0
         sinceReset = 0
         untilNextWindow = window
     }
@@ -134,7 +132,7 @@ public struct StreamWindower: Sendable {
         guard timestamp.isFinite else { return .rejected(.nonFinite) }
         if timestamp == lastTimestamp { return .rejected(.duplicateTimestamp) }
         if timestamp < lastTimestamp { return .rejected(.outOfOrder) }
-        if filled > 0 {
+        if sinceReset > 0 {
             let step = timestamp - lastTimestamp
             if isGap(step) {
                 gapResets += 1
@@ -158,7 +156,6 @@ public struct StreamWindower: Sendable {
         if sinceReset % hop == 0 { windowStarts[(sinceReset / hop) % windowStarts.count] = timestamp }
         sinceReset += 1
         position = position + 1 == w ? 0 : position + 1
-        filled = min(filled + 1, w)
         acceptedSamples += 1
         untilNextWindow -= 1
         if untilNextWindow == 0 {
@@ -203,7 +200,7 @@ public struct StreamWindower: Sendable {
     }
 
     /// Whether the last sample appended completed a window (the countdown to the next one just restarted).
-    private var justCompletedWindow: Bool { filled == window && untilNextWindow == hop && sinceReset >= window }
+    private var justCompletedWindow: Bool { sinceReset >= window && untilNextWindow == hop }
 
     /// First and last timestamp of the window that the last sample completed: window `k` since the reset
     /// spans samples `k·hop ..< k·hop + window`.

@@ -141,6 +141,16 @@ public final class DurableOutbox: Sendable {
             return entry
         }
 
+        /// Takes in-flight message `sequence` out for good — the broker answered, or it cannot be sent —
+        /// counting it and queueing its removal record. `wakesFlusher`: it is the first removal of a batch
+        /// (one wakeup per batch: the flusher takes every removal queued by the time it runs).
+        mutating func retire(_ sequence: UInt64, delivered: Bool) -> (entry: Entry, wakesFlusher: Bool)? {
+            guard let entry = inflight.removeValue(forKey: sequence) else { return nil }
+            if delivered { statistics.delivered += 1 } else { statistics.rejected += 1 }
+            acknowledged.append(sequence)
+            return (entry, acknowledged.count == 1)
+        }
+
         mutating func pushFront(_ entry: Entry) {
             if queueHead > 0 {
                 queueHead -= 1
@@ -375,13 +385,9 @@ public final class DurableOutbox: Sendable {
                 warn(
                     "outbox \(configuration.directory): message \(sequence) cannot be read back (\(error)); dropping it"
                 )
-                state.withLock { state in
-                    if state.inflight.removeValue(forKey: sequence) != nil {
-                        state.statistics.rejected += 1
-                        state.acknowledged.append(sequence)
-                    }
+                if state.withLock({ $0.retire(sequence, delivered: false) })?.wakesFlusher == true {
+                    flusherWakeup.signal()
                 }
-                flusherWakeup.signal()
                 continue
             }
             do {
@@ -407,19 +413,15 @@ public final class DurableOutbox: Sendable {
                 // and `attach(to:)` requeues it for the next client.
                 return (nil, false)
             }
-            guard let entry = state.inflight.removeValue(forKey: sequence) else { return (nil, false) }
-            var rejection: String?
-            if answer.isAccepted {
-                state.statistics.delivered += 1
-            } else {
-                state.statistics.rejected += 1
-                rejection =
-                    "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.topic) "
-                    + "with reason code \(answer.reasonCode); dropping it"
+            guard let (entry, wakesFlusher) = state.retire(sequence, delivered: answer.isAccepted) else {
+                return (nil, false)
             }
-            state.acknowledged.append(sequence)
-            // One wakeup per batch: the flusher takes every acknowledgement queued by the time it runs.
-            return (rejection, state.acknowledged.count == 1)
+            let rejection =
+                answer.isAccepted
+                ? nil
+                : "outbox \(configuration.directory): broker rejected message \(sequence) on \(entry.topic) "
+                    + "with reason code \(answer.reasonCode); dropping it"
+            return (rejection, wakesFlusher)
         }
         if let rejection { warn(rejection) }
         if wakeFlusher { flusherWakeup.signal() }
