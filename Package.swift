@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "TandemCore", targets: ["TandemCore"]),
         .library(name: "TandemTraining", targets: ["TandemTraining"]),
         .library(name: "TandemMQTT", targets: ["TandemMQTT"]),
+        .library(name: "TandemProtocol", targets: ["TandemProtocol"]),
         .library(name: "TandemEdge", targets: ["TandemEdge"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
@@ -66,7 +67,10 @@ let package = Package(
         .target(name: "TandemCore", dependencies: ["CInt8Kernels", crypto]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS", yams]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
-        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemMQTT"]),
+        // The MQTT contract both sides speak (topics, payloads, status, labels, assignments); FoundationEssentials
+        // only, so the edge binary does not grow.
+        .target(name: "TandemProtocol", dependencies: ["TandemCore", "TandemMQTT"]),
+        .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemProtocol", "TandemMQTT"]),
         .executableTarget(
             name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser],
             exclude: ["link-order.txt"],
@@ -74,28 +78,36 @@ let package = Package(
                 .unsafeFlags(
                     [
                         "-Xclang-linker", "-no-pie", "-use-ld=lld",
-                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tandem-edge/link-order.txt",
+                        "-Xlinker",
+                        "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tandem-edge/link-order.txt",
                         "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
                     ], .when(platforms: [.linux], configuration: .release))
             ]),
         .target(
             name: "TandemCloud",
-            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", grdb, crypto] + cloudServer),
+            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", grdb, crypto] + cloudServer),
         .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser, yams]),
         .executableTarget(
             name: "tandem",
-            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemEdge", "TandemCloud", argumentParser]),
+            dependencies: [
+                "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemCloud",
+                argumentParser,
+            ]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
-        .testTarget(name: "TandemEdgeTests", dependencies: ["TandemEdge", "TandemTraining", "TandemTestSupport"]),
+        .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCore", "TandemMQTT"]),
+        .testTarget(
+            name: "TandemEdgeTests",
+            dependencies: ["TandemEdge", "TandemProtocol", "TandemTraining", "TandemTestSupport"]),
         .testTarget(
             name: "TandemCloudTests",
             dependencies: [
-                "TandemCloud", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud", "tandem",
+                "TandemCloud", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud",
+                "tandem",
                 "tandem-mqtt-probe",
             ]),
     ]

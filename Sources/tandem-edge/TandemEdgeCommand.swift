@@ -120,7 +120,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        EdgeAgent.standardError("tandem-edge: stopped; status \(agent.statusJSON(state: "offline"))")
+        EdgeAgent.standardError("tandem-edge: stopped; status \(agent.statusJSON(state: .offline))")
     }
 }
 

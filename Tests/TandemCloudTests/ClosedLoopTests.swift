@@ -4,6 +4,7 @@ import TandemCloud
 import TandemCore
 import TandemEdge
 import TandemMQTT
+import TandemProtocol
 import TandemTestSupport
 import Testing
 
@@ -162,7 +163,7 @@ struct ClosedLoopTests {
                 guard let production = try? install.registry.productionVersion(), production != "edge-1" else {
                     return false
                 }
-                return ids.allSatisfy { monitor.statuses[$0]?.modelUpdate == "active \(production)" }
+                return ids.allSatisfy { monitor.statuses[$0]?.modelUpdate == .active(production) }
             }
             #expect(rolledOut, "\(worker.log)\n\(monitor.statuses)")
             let version = try #require(try install.registry.productionVersion())

@@ -3,6 +3,7 @@ import Foundation
 import TandemCloud
 import TandemCore
 import TandemMQTT
+import TandemProtocol
 import TandemTestSupport
 import Testing
 

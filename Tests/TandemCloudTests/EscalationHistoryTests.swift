@@ -1,4 +1,5 @@
 import TandemCloud
+import TandemProtocol
 import Testing
 
 /// Drift from status messages: successive counters become intervals, a baseline on the current model, bounded memory.
@@ -41,7 +42,7 @@ struct EscalationHistoryTests {
                 .init(endsAt: 1000, windows: 200, escalations: 20), .init(endsAt: 1200, windows: 300, escalations: 60),
             ])
         // A last will carries no counters and changes nothing.
-        history.record(DeviceStatus(device: "d", state: "offline"), at: 1500)
+        history.record(DeviceStatus(device: "d", state: .offline), at: 1500)
         #expect(history.baseline(of: "d", now: 1500)?.intervals == intervals)
     }
 

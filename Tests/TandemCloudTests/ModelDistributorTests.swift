@@ -4,6 +4,7 @@ import TandemCloud
 import TandemCore
 import TandemEdge
 import TandemMQTT
+import TandemProtocol
 import TandemTestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import TandemCloud
 import TandemEdge
+import TandemProtocol
 import TandemTestSupport
 import Testing
 

@@ -45,7 +45,7 @@ struct RolloutEndToEndTests {
             let monitor = self.monitor
             #expect(
                 await waitUntil {
-                    ["box-0", "box-6"].allSatisfy { monitor.statuses[$0]?.modelUpdate == "active v1" }
+                    ["box-0", "box-6"].allSatisfy { monitor.statuses[$0]?.modelUpdate == .active("v1") }
                 }, "\(monitor.statuses)")
         }
 
@@ -86,7 +86,7 @@ struct RolloutEndToEndTests {
             #expect(finished?.phase == .promoted, "\(String(describing: finished))")
             #expect(try fleet.fixture.registry.productionVersion() == "v2")
             #expect(await waitUntil { fleet.base.agent.classifier.modelVersion == "v2" })
-            #expect(await waitUntil { fleet.monitor.statuses["box-0"]?.modelUpdate == "active v2" })
+            #expect(await waitUntil { fleet.monitor.statuses["box-0"]?.modelUpdate == .active("v2") })
             #expect(try ModelArtifact.read(from: URL(fileURLWithPath: fleet.canary.modelPath)).manifest.version == "v2")
             let records = fleet.audit.read().records
             #expect(records.map(\.action) == ["publish", "assign", "production", "rollout-start", "rollout-promote"])
@@ -131,7 +131,7 @@ struct RolloutEndToEndTests {
             #expect((observed.canaryEscalationRate ?? 0) > 0.9 && (observed.baselineEscalationRate ?? 1) < 0.1)
 
             // The canary ran v2, and is back on v1, from the file as well.
-            #expect(await waitUntil { fleet.monitor.statuses["box-6"]?.modelUpdate == "active v1" })
+            #expect(await waitUntil { fleet.monitor.statuses["box-6"]?.modelUpdate == .active("v1") })
             #expect(canary.agent.classifier.modelVersion == "v1")
             #expect(try ModelArtifact.read(from: URL(fileURLWithPath: canary.modelPath)).manifest.version == "v1")
             #expect(

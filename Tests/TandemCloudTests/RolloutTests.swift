@@ -1,5 +1,6 @@
 import Foundation
 import TandemCloud
+import TandemProtocol
 import Testing
 
 /// The cohort selection and the rollout state machine, with made-up statuses and times.
@@ -43,18 +44,20 @@ struct RolloutTests {
 
     /// Statuses: cohort devices on `version` with `canary` counters, the others on v1 classifying alongside them
     /// (1000 + `windows` windows, 5 % escalated).
-    func statuses(_ rollout: Rollout, version: String = "v2", windows: Int, escalations: Int, update: String? = nil)
+    func statuses(
+        _ rollout: Rollout, version: String = "v2", windows: Int, escalations: Int, update: ModelUpdateState? = nil
+    )
         -> [String: DeviceStatus]
     {
         var out: [String: DeviceStatus] = [:]
         for device in rollout.cohort {
             out[device] = DeviceStatus(
-                device: device, modelVersion: version, modelUpdate: update ?? "active \(version)", windows: windows,
+                device: device, modelVersion: version, modelUpdate: update ?? .active(version), windows: windows,
                 escalations: escalations)
         }
         for device in rollout.others {
             out[device] = DeviceStatus(
-                device: device, modelVersion: "v1", modelUpdate: "active v1", windows: 1000 + windows,
+                device: device, modelVersion: "v1", modelUpdate: .active("v1"), windows: 1000 + windows,
                 escalations: 50 + windows / 20)
         }
         return out
@@ -128,7 +131,7 @@ struct RolloutTests {
             var out = statuses(rollout, windows: canary.0, escalations: canary.1)
             for device in rollout.others {
                 out[device] = DeviceStatus(
-                    device: device, modelVersion: "v1", modelUpdate: "active v1", windows: others.0,
+                    device: device, modelVersion: "v1", modelUpdate: .active("v1"), windows: others.0,
                     escalations: others.1)
             }
             return out
@@ -149,10 +152,10 @@ struct RolloutTests {
     func rollsBackOnRejection() throws {
         var rollout = try started()
         var report = statuses(rollout, version: "v1", windows: 10, escalations: 1)
-        report[rollout.cohort[0]]?.modelUpdate = "rejected v2: untrusted: signed by key 0123"
+        report[rollout.cohort[0]]?.modelUpdate = .rejected("v2", reason: "untrusted: signed by key 0123")
         // A rejection of another version is not this rollout's business.
         var other = statuses(rollout, version: "v1", windows: 10, escalations: 1)
-        other[rollout.cohort[0]]?.modelUpdate = "rejected v9: untrusted"
+        other[rollout.cohort[0]]?.modelUpdate = .rejected("v9", reason: "untrusted")
         #expect(rollout.observe(other, now: t0 + 1).isEmpty)
         let actions = rollout.observe(report, now: t0 + 2)
         #expect(rollout.phase == .rolledBack)

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TandemCore
 import TandemMQTT
+import TandemProtocol
 import TandemTestSupport
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProtocol
 import Testing
 
 @testable import TandemEdge

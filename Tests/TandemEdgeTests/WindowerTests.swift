@@ -1,4 +1,5 @@
 import TandemCore
+import TandemProtocol
 import Testing
 
 @testable import TandemEdge

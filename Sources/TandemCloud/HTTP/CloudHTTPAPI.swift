@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import TandemCore
+import TandemProtocol
 
 /// The worker's HTTP API (docs/CLOUD.md "HTTP API"): health, Prometheus metrics, the fleet view, the model
 /// registry, rollout states, and ground-truth labels.
@@ -181,7 +182,7 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storeAnswered.record(counts.answered)
         metrics.storeLabels.record(try store.labelCount())
         let fleet = devices()
-        let online = fleet.filter { $0.status.state == "online" }.count
+        let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)
         return metrics.render()
     }
@@ -333,12 +334,14 @@ struct DeviceList: Encodable {
     init(_ devices: [FleetMonitor.Device]) {
         self.devices = devices.map { d in
             Entry(
-                fleet: d.fleet, device: d.status.device, state: d.status.state, modelVersion: d.status.modelVersion,
-                modelUpdate: d.status.modelUpdate, escalationRate: d.status.escalationRate, windows: d.status.windows,
+                fleet: d.fleet, device: d.status.device, state: d.status.state.rawValue,
+                modelVersion: d.status.modelVersion,
+                modelUpdate: d.status.modelUpdate?.description, escalationRate: d.status.escalationRate,
+                windows: d.status.windows,
                 escalations: d.status.escalations, inputErrors: d.status.inputErrorTotal,
                 inputErrorsByStream: d.status.inputErrors, lastSeen: d.lastSeen)
         }
-        online = devices.filter { $0.status.state == "online" }.count
+        online = devices.filter { $0.status.state == .online }.count
         offline = devices.count - online
     }
 }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import TandemProtocol
 
 /// The worker's metrics: swift-metrics instruments backed by their own Prometheus registry, rendered by
 /// `GET /metrics`.

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TandemProtocol
 
 /// Stores operators' ground-truth labels, from `tandem/v1/{fleet}/{device}/labels` and `POST /v1/labels`, in the
 /// sample store (``SampleStore/recordLabel(id:label:at:)``).

@@ -1,3 +1,5 @@
+import TandemProtocol
+
 /// The entries of mosquitto's ACL file that provisioning owns: one block per user, between a
 /// `# tandem begin <user>` and a `# tandem end <user>` line, so provisioning again replaces the block
 /// and anything an operator wrote outside the blocks stays.
@@ -6,24 +8,13 @@ public enum BrokerACL {
     /// (escalations, status, predictions, labels) and reads only its verdicts, its model assignment and
     /// the fleet's model artifacts.
     public static func deviceBlock(user: String, fleet: String, device: String) -> String {
-        let own = "tandem/v1/\(fleet)/\(device)"
-        return block(
-            user: user,
-            lines: [
-                "topic write \(own)/escalations",
-                "topic write \(own)/status",
-                "topic write \(own)/predictions",
-                "topic write \(own)/labels",
-                "topic read \(own)/verdicts",
-                "topic read \(own)/model",
-                "topic read tandem/v1/\(fleet)/models/+",
-            ])
+        block(user: user, lines: DeviceTopics(fleet: fleet, device: device).permissions.map(\.description))
     }
 
     /// A cloud worker reads and writes every fleet's topics (escalations through its shared subscription,
     /// verdicts, assignments, artifacts, status, labels).
     public static func cloudBlock(user: String) -> String {
-        block(user: user, lines: ["topic readwrite tandem/v1/#"])
+        block(user: user, lines: [TopicPermission(.readwrite, ProtocolTopics.everything).description])
     }
 
     static func block(user: String, lines: [String]) -> String {

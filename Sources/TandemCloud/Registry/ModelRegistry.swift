@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import TandemCore
-import TandemEdge
 
 /// The cloud's model versions on disk, their lineage and metrics, and which one is in production.
 ///
@@ -87,7 +86,7 @@ public struct ModelRegistry: Sendable {
         // The checks a device makes besides the signature: a valid input spec, weights that fit the
         // architecture, and the golden-input self-test. A model that fails them must not reach the fleet.
         do {
-            _ = try EdgeModelLoader.load(path: url.path)
+            _ = try VerifiedModel(artifact: artifact, source: url.path)
         } catch {
             throw RegistryError(.badArtifact, "would not load on a device: \(error)", path: url.path)
         }

@@ -1,3 +1,5 @@
+import TandemProtocol
+
 /// Each device's escalation history on the model it serves, built from the counters of its successive status
 /// messages, in the form the ``RetrainingTrigger``'s drift rule reads.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TandemMQTT
+import TandemProtocol
 
 /// The latest status of every device of a fleet, from the retained `tandem/v1/{fleet}/+/status` messages.
 ///
@@ -48,20 +49,22 @@ public final class FleetMonitor: Sendable {
     /// - Throws: ``MQTTError`` if the broker refuses the subscription.
     public init(client: MQTTClient, fleet: String) async throws {
         self.fleet = fleet
-        subscription = try await client.subscribe(to: "tandem/v1/\(fleet)/+/status", qos: .atLeastOnce)
+        subscription = try await client.subscribe(
+            to: ProtocolTopics.fleetDevices(.status, fleet: fleet), qos: .atLeastOnce)
         let subscription = self.subscription
         let board = self.board
         task.withLock {
             $0 = Task {
                 for await message in subscription {
-                    let levels = message.topic.split(separator: "/", omittingEmptySubsequences: false)
                     board.state.withLock { state in
                         state.lastArrival = .now
-                        guard levels.count == 5, var status = DeviceStatus(decoding: message.payload) else {
+                        guard let address = DeviceTopicAddress(topic: message.topic),
+                            var status = DeviceStatus(decoding: message.payload)
+                        else {
                             if !message.payload.isEmpty { state.unreadable += 1 }
                             return
                         }
-                        let key = Key(fleet: String(levels[2]), device: String(levels[3]))
+                        let key = Key(fleet: address.fleet, device: address.device)
                         status.device = key.device
                         var device =
                             state.devices[key].map {

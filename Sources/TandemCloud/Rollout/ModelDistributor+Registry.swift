@@ -1,4 +1,4 @@
-import TandemEdge
+import TandemProtocol
 
 extension ModelDistributor {
     /// Publishes the registered `version`'s artifact retained, optionally assigns it to `devices` and makes it

@@ -1,6 +1,6 @@
 import TandemCore
-import TandemEdge
 import TandemMQTT
+import TandemProtocol
 
 /// Puts models on the broker for a fleet: each artifact retained on `tandem/v1/{fleet}/models/{version}`,
 /// each device's assignment retained on `tandem/v1/{fleet}/{device}/model` (docs/PROTOCOL.md).
@@ -21,12 +21,12 @@ public struct ModelDistributor: Sendable {
 
     /// The topic the artifact of `version` is retained on.
     public func artifactTopic(version: String) -> String {
-        EdgeTopics(fleet: fleet, device: "_").artifact(version: version)
+        DeviceTopics(fleet: fleet, device: "_").artifact(version: version)
     }
 
     /// The topic `device`'s assignment is retained on.
     public func assignmentTopic(device: String) -> String {
-        EdgeTopics(fleet: fleet, device: device).modelAssignment
+        DeviceTopics(fleet: fleet, device: device).modelAssignment
     }
 
     /// Publishes the artifact `bytes` of `version`, retained, and waits for the acknowledgement.

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProtocol
 
 /// The limits a rollout judges its canary by.
 public struct RolloutPolicy: Codable, Sendable, Equatable {

@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 import TandemCore
-import TandemEdge
 import TandemMQTT
+import TandemProtocol
 
 /// One cloud worker: takes escalations from the fleet's shared subscription, stores each once, answers
 /// them in dynamic batches with the full float model and publishes each verdict on the escalation's
@@ -116,7 +116,7 @@ public final class EscalationServer: Sendable {
     public var statistics: Statistics { counters.withLock { $0 } }
 
     /// The shared subscription every worker joins.
-    public var filter: String { "$share/\(configuration.group)/tandem/v1/+/+/escalations" }
+    public var filter: String { ProtocolTopics.shared(.escalations, group: configuration.group) }
 
     /// Connects, subscribes and serves until ``stop()``.
     public func run() async throws {
@@ -193,7 +193,7 @@ public final class EscalationServer: Sendable {
         metrics?.escalationsReceived.increment()
         let responseTopic =
             message.properties.responseTopic
-            ?? String(message.topic.dropLast("escalations".count)) + "verdicts"
+            ?? DeviceTopicAddress(topic: message.topic)?.topics.verdicts ?? ""
         let correlation = message.properties.correlationData ?? withUnsafeBytes(of: payload.id.uuid) { Array($0) }
         var fresh = true
         do {

@@ -2,6 +2,7 @@ import Foundation
 import ServiceLifecycle
 import Synchronization
 import TandemMQTT
+import TandemProtocol
 
 /// A worker's view of the fleet and its intake of labels over MQTT, as a `Service`.
 ///
@@ -22,7 +23,7 @@ public final class FleetListener: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
 
     /// The label filter every worker shares.
-    public var labelFilter: String { "$share/\(configuration.group)/tandem/v1/+/+/labels" }
+    public var labelFilter: String { ProtocolTopics.shared(.labels, group: configuration.group) }
 
     /// Creates the clients (connecting happens in ``run()``), with the broker settings of the escalation server.
     public init(
@@ -54,7 +55,7 @@ public final class FleetListener: Service, Sendable {
     public func run() async throws {
         // Labels the session kept while this worker was away arrive before the subscription is renewed.
         labelClient.receiveSessionMessages { [labels] message in
-            guard message.topic.hasSuffix("/labels") else { return }
+            guard DeviceTopicAddress(topic: message.topic)?.kind == .labels else { return }
             labels.receive(payload: message.payload, topic: message.topic)
         }
         labelClient.start()
@@ -66,7 +67,7 @@ public final class FleetListener: Service, Sendable {
                         labels.receive(payload: message.payload, topic: message.topic)
                     }
                 }
-                async let fleet = subscribe(fleetClient, what: "tandem/v1/+/+/status") { client, _ in
+                async let fleet = subscribe(fleetClient, what: ProtocolTopics.allDevices(.status)) { client, _ in
                     try await FleetMonitor(client: client, fleet: "+")
                 }
                 let (subscription, monitor) = await (labelSubscription, fleet)

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import TandemEdge
 
 extension SampleStore {
     /// Where a training example's label came from.

@@ -1,5 +1,5 @@
 import Foundation
-import TandemEdge
+import TandemProtocol
 
 /// What the retraining loop needs of a sample store: counts since the last round, the hard examples to train
 /// on, the training lease, the record of rounds, and the edge's label accuracy for a canary.

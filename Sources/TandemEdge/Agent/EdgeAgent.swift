@@ -1,6 +1,7 @@
 import Synchronization
 import TandemCore
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -265,7 +266,7 @@ public final class EdgeAgent: Sendable {
         flusher.cancel()
         flushSinks()
         updater?.cancel()
-        await link?.close(finalStatus: statusJSON(state: "offline"), timeout: .seconds(5))
+        await link?.close(finalStatus: statusJSON(state: .offline), timeout: .seconds(5))
         metricsEndpoint.withLock { endpoint in
             endpoint?.stop()
             endpoint = nil
@@ -326,32 +327,39 @@ public final class EdgeAgent: Sendable {
     /// The status message: model, counters, escalation rate, mean confidence, input errors, uptime, RSS.
     ///
     /// - Parameter state: `online` while running, `offline` once stopped (the MQTT last will says the same).
-    public func statusJSON(state: String = "online") -> String {
+    public func status(state: DeviceStatus.State = .online) -> DeviceStatus {
         let s = currentStatistics()
         var errors = [String: [String: Int]]()
         for (stream, reasons) in s.inputErrors.byStream {
             errors[stream] = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.rawValue, $0.value) })
         }
-        var message = StatusMessage(
-            device: configuration.device.id, modelVersion: classifier.modelVersion, windows: s.windows,
-            escalations: s.escalations, cappedEscalations: s.cappedEscalations, verdictsInTime: s.verdictsInTime,
-            corrections: s.corrections, sampleRateMismatchHz: s.sampleRateMismatchByStream,
-            escalationRate: s.escalationRate, meanConfidence: s.meanConfidence, threshold: s.threshold,
-            inputErrors: errors, uptimeSeconds: (now * 10).rounded() / 10, rssBytes: Self.residentBytes() ?? -1,
-            state: state, modelUpdate: modelUpdate.withLock { $0.description })
+        var status = DeviceStatus(
+            device: configuration.device.id, state: state, modelVersion: classifier.modelVersion,
+            modelUpdate: modelUpdate.withLock { $0 }, windows: s.windows, escalations: s.escalations,
+            escalationRate: s.escalationRate, inputErrors: errors)
+        status.cappedEscalations = s.cappedEscalations
+        status.verdictsInTime = s.verdictsInTime
+        status.corrections = s.corrections
+        status.sampleRateMismatchHz = s.sampleRateMismatchByStream
+        status.meanConfidence = s.meanConfidence
+        status.threshold = s.threshold
+        status.uptimeSeconds = (now * 10).rounded() / 10
+        status.rssBytes = Self.residentBytes() ?? -1
         if let link {
             let outbox = link.outbox.statistics
             let errors = link.errorCounts
-            message.outbox = .init(
+            status.outbox = .init(
                 pending: outbox.pending, delivered: outbox.delivered, dropped: outbox.droppedOnOverflow,
                 refused: errors.refusedEscalations, journalBytes: outbox.journalBytes)
-            message.badVerdicts = errors.badVerdicts
-            message.connected = link.client.connectionState.isConnected
+            status.badVerdicts = errors.badVerdicts
+            status.connected = link.client.connectionState.isConnected
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(message) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        return status
+    }
+
+    /// ``status(state:)`` as the JSON the agent publishes.
+    public func statusJSON(state: DeviceStatus.State = .online) -> String {
+        String(decoding: status(state: state).encoded(), as: UTF8.self)
     }
 
     /// Serves ``prometheusText()`` on `http://host:port/metrics` until ``run()`` returns.

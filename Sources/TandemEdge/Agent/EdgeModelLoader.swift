@@ -10,13 +10,7 @@ import TandemCore
     import Glibc
 #endif
 
-/// Reads a `.tandem` artifact, verifies it and returns the classifier for its numerics.
-///
-/// The checks run in this order, and the first failure is the error: SHA-256 and layout
-/// (`unreadable`), the Ed25519 signature against the trusted keys (`untrusted`; `badKey` when a key file
-/// is unusable), the input spec and the weights (`incompatible`), the golden-input self-test
-/// (`selfTestFailed`). Model updates go through the same function, so a file the agent starts with
-/// and a file it is sent are held to the same rules.
+/// Reads a `.tandem` artifact, verifies it (``VerifiedModel``) and returns the classifier for its numerics.
 public enum EdgeModelLoader {
     /// Loads and verifies the artifact at `path`: a float32 artifact becomes a ``FloatWindowClassifier``,
     /// an int8 one an ``Int8WindowClassifier``.
@@ -28,48 +22,12 @@ public enum EdgeModelLoader {
     public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)
         throws(ModelLoadError) -> any WindowClassifier
     {
-        let artifact: ModelArtifact
-        do throws(ArtifactError) {
-            let keys = try trustedKeyPaths.map { (keyPath: String) throws(ArtifactError) in
-                try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: keyPath))
-            }
-            let mustSign = requireSignature || !keys.isEmpty
-            artifact = try ModelArtifact.read(
-                from: URL(fileURLWithPath: path), trustedKeys: mustSign ? keys : nil, requireSignature: mustSign)
-        } catch {
-            switch error.code {
-            case .badKeyFile: throw ModelLoadError(.badKey, error.description)
-            case .badSignature, .untrustedKey, .missingSignature: throw ModelLoadError(.untrusted, error.description)
-            default: throw ModelLoadError(.unreadable, error.description)
-            }
+        let verified = try VerifiedModel.load(
+            path: path, trustedKeyPaths: trustedKeyPaths, requireSignature: requireSignature)
+        switch verified.engine {
+        case .int8(let model): return Int8WindowClassifier(model: model, manifest: verified.manifest)
+        case .float(let model): return FloatWindowClassifier(model: model, manifest: verified.manifest)
         }
-        do {
-            try artifact.manifest.input.validate()
-        } catch {
-            throw ModelLoadError(.incompatible, "\(path): input spec: \(error)")
-        }
-        let classifier: any WindowClassifier
-        let logits: (Tensor) throws -> Tensor
-        do {
-            if artifact.manifest.numerics == QuantizedModel.numerics {
-                let model = try QuantizedModel(artifact: artifact)
-                let engine = Int8Engine(model: model)
-                logits = { try engine.logits(for: $0) }
-                classifier = Int8WindowClassifier(model: model, manifest: artifact.manifest)
-            } else {
-                let model = try FloatModel(artifact: artifact)
-                logits = { try model.logits(for: $0) }
-                classifier = FloatWindowClassifier(model: model, manifest: artifact.manifest)
-            }
-        } catch {
-            throw ModelLoadError(.incompatible, "\(path): \(error)")
-        }
-        do {
-            try artifact.verifyGoldenOutputs(try logits(artifact.goldenInputs))
-        } catch {
-            throw ModelLoadError(.selfTestFailed, "\(path): \(error)")
-        }
-        return classifier
     }
 }
 

@@ -1,4 +1,5 @@
 import Synchronization
+import TandemProtocol
 
 /// Where escalated windows go: the seam for the MQTT link.
 ///

@@ -1,4 +1,5 @@
 import TandemCore
+import TandemProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

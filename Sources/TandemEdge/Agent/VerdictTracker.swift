@@ -1,3 +1,5 @@
+import TandemProtocol
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else

@@ -51,36 +51,7 @@ extension WindowClassifier {
     }
 }
 
-/// A model was refused at load: unreadable, untrusted, incompatible or failing its self-test.
-public struct ModelLoadError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The kind of failure.
-    public enum Code: String, Sendable {
-        /// The artifact cannot be read or is corrupt (checksum, layout).
-        case unreadable
-        /// The signature is missing, from an untrusted key, or does not verify.
-        case untrusted
-        /// The model does not fit the configuration (channels) or is not a model this engine runs.
-        case incompatible
-        /// The golden-input self-test failed.
-        case selfTestFailed
-        /// A trusted key file cannot be read.
-        case badKey
-    }
-
-    /// The kind of failure.
-    public var code: Code
-    /// What failed, naming the file.
-    public var message: String
-
-    /// Creates an error.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// `code: message`.
-    public var description: String { "\(code.rawValue): \(message)" }
-
+extension ModelLoadError {
     /// Throws `incompatible` unless a window of `given` values and room for `room` probabilities fit a model
     /// of `window × channels` inputs and `classes` outputs.
     static func checkSizes(window given: Int, probabilities room: Int, window: Int, channels: Int, classes: Int)

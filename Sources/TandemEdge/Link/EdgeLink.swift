@@ -1,5 +1,6 @@
 import Synchronization
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -17,7 +18,7 @@ import TandemMQTT
 /// escalations) while the broker is away; everything journaled goes out, in order, once it is back.
 public final class EdgeLink: EscalationTransport {
     /// The device's topics.
-    public let topics: EdgeTopics
+    public let topics: DeviceTopics
     /// The MQTT client.
     public let client: MQTTClient
     /// The escalation journal.
@@ -39,7 +40,7 @@ public final class EdgeLink: EscalationTransport {
     /// - Throws: ``ConfigurationError`` for an unusable URL or password file, `MQTTError` for TLS files or an
     ///   outbox directory that cannot be used.
     public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void) throws {
-        topics = EdgeTopics(fleet: configuration.device.fleet, device: configuration.device.id)
+        topics = DeviceTopics(fleet: configuration.device.fleet, device: configuration.device.id)
         self.log = log
         let offline = Self.offlineStatus(device: configuration.device.id)
         var clientConfiguration = try Self.clientConfiguration(
@@ -62,7 +63,7 @@ public final class EdgeLink: EscalationTransport {
 
     /// The status message of a device that is gone (the last will, and the last word of a clean stop).
     static func offlineStatus(device: String) -> String {
-        #"{"device":"\#(device)","state":"offline"}"#
+        String(decoding: DeviceStatus.lastWill(device: device).encoded(), as: UTF8.self)
     }
 
     /// The MQTT client settings for `broker`.

@@ -1,6 +1,7 @@
 import Synchronization
 import TandemCore
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -11,31 +12,6 @@ import TandemMQTT
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// Where a model update stands, as the status message reports it.
-public enum ModelUpdateState: Sendable, Equatable, CustomStringConvertible {
-    /// No assignment seen yet.
-    case idle
-    /// Fetching the artifact of `version`.
-    case downloading(String)
-    /// Checking the artifact of `version`.
-    case verifying(String)
-    /// `version` serves.
-    case active(String)
-    /// `version` was refused; the previous model keeps serving.
-    case rejected(String, reason: String)
-
-    /// `idle`, `downloading edge-3`, …, `rejected edge-3: untrusted: …`.
-    public var description: String {
-        switch self {
-        case .idle: "idle"
-        case .downloading(let v): "downloading \(v)"
-        case .verifying(let v): "verifying \(v)"
-        case .active(let v): "active \(v)"
-        case .rejected(let v, let reason): "rejected \(v): \(reason)"
-        }
-    }
-}
 
 /// Follows the device's model assignment: fetches the artifact, verifies it exactly as a model loaded at
 /// start (``EdgeModelLoader``) plus the assignment's SHA-256 and size, checks it fits the running streams,

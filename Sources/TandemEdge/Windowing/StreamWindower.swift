@@ -1,4 +1,5 @@
 import TandemCore
+import TandemProtocol
 
 /// Cuts one stream of samples into overlapping windows, incrementally, as samples arrive.
 ///

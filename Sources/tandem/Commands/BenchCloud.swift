@@ -4,6 +4,7 @@ import Synchronization
 import TandemCore
 import TandemEdge
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(Glibc)
     import Glibc
@@ -74,7 +75,9 @@ struct BenchCloud: AsyncParsableCommand {
             let sent = Mutex([UUID: UInt64]())
             let roundTrips = Mutex([Double]())
             let answered = Atomic<Int>(0)
-            let subscription = try await client.subscribe(to: "tandem/v1/bench/+/verdicts", qos: .atLeastOnce) {
+            let subscription = try await client.subscribe(
+                to: ProtocolTopics.fleetDevices(.verdicts, fleet: "bench"), qos: .atLeastOnce
+            ) {
                 message in
                 guard let verdict = try? Verdict(decoding: message.payload) else { return }
                 let now = monotonicNanoseconds()
@@ -85,19 +88,20 @@ struct BenchCloud: AsyncParsableCommand {
             }
             func send(_ i: Int) throws {
                 let id = UUID()
-                let device = "dev\(i % 100)"
+                let device = DeviceTopics(fleet: "bench", device: "dev\(i % 100)")
                 let payload = try EscalationPayload(
-                    id: id, device: device, stream: "s", modelVersion: "edge-bench", windowStart: 0, windowEnd: 1,
+                    id: id, device: device.device, stream: "s", modelVersion: "edge-bench", windowStart: 0,
+                    windowEnd: 1,
                     sampleRateHz: input.sampleRateHz, channels: input.channels, length: input.window, window: values,
                     topK: [.init(label: 0, probability: 0.5)], confidence: 0.5
                 ).encoded()
                 sent.withLock { $0[id] = monotonicNanoseconds() }
                 try client.publish(
                     MQTTMessage(
-                        topic: "tandem/v1/bench/\(device)/escalations", payload: payload, qos: .atLeastOnce,
+                        topic: device.escalations, payload: payload, qos: .atLeastOnce,
                         retain: false,
                         properties: MQTTPublishProperties(
-                            responseTopic: "tandem/v1/bench/\(device)/verdicts",
+                            responseTopic: device.verdicts,
                             correlationData: withUnsafeBytes(of: id.uuid) { Array($0) })), onComplete: nil)
             }
             // Throughput: as fast as the verdicts return.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemCloud
+import TandemProtocol
 
 /// `tandem rollout start|status|promote|rollback|watch`: staged rollout of a published model version.
 struct RolloutCommand: AsyncParsableCommand {
@@ -145,8 +146,8 @@ struct RolloutCommand: AsyncParsableCommand {
                 for device in rollout.cohort {
                     let status = controller.monitor.statuses[device]
                     print(
-                        "  \(device): \(status?.state ?? "no status"), model \(status?.modelVersion ?? "-"), "
-                            + "update \(status?.modelUpdate ?? "-")")
+                        "  \(device): \(status?.state.rawValue ?? "no status"), model \(status?.modelVersion ?? "-"), "
+                            + "update \(status?.modelUpdate?.description ?? "-")")
                 }
                 return rollout
             }

@@ -5,6 +5,7 @@ import Synchronization
 import TandemCloud
 import TandemCore
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(Glibc)
     import Glibc
@@ -133,7 +134,7 @@ struct Demo: AsyncParsableCommand {
             try? await Task.sleep(for: .milliseconds(250))
             live.collect(publishingWith: client)
             let statuses = monitor.statuses
-            if names.allSatisfy({ statuses[$0]?.state == "offline" }) { break }
+            if names.allSatisfy({ statuses[$0]?.state == .offline }) { break }
         }
         live.collect(publishingWith: client)
         live.watchCloud(now: fed)

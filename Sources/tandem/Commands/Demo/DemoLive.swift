@@ -1,6 +1,7 @@
 import Foundation
 import TandemCloud
 import TandemMQTT
+import TandemProtocol
 
 /// The demo's running state: the machines, the score so far, what the cloud did, and the screen.
 struct DemoLive {
@@ -47,7 +48,8 @@ struct DemoLive {
                 else { continue }
                 let label = GroundTruthLabel(escalationId: id, label: truth)
                 let message = MQTTMessage(
-                    topic: "tandem/v1/\(fleet)/\(machine.device)/labels", payload: label.encoded(), qos: .atLeastOnce)
+                    topic: DeviceTopics(fleet: fleet, device: machine.device).labels, payload: label.encoded(),
+                    qos: .atLeastOnce)
                 if (try? client.publish(message)) != nil { labelsSent += 1 }
             }
         }
@@ -146,7 +148,7 @@ struct DemoLive {
     /// The one-screen summary.
     func screen(now: Double, monitor: FleetMonitor) -> String {
         let statuses = monitor.statuses.values
-        let online = statuses.filter { $0.state == "online" }.count
+        let online = statuses.filter { $0.state == .online }.count
         let versionText = Self.versions(monitor).sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
             separator: ", ")
         var rate = 0.0

@@ -1,8 +1,9 @@
 /// IEEE 754 binary16 conversion, written out so the payload encoding is the same on every platform
 /// (Swift's `Float16` is missing on some).
-enum Float16Bits {
+public enum Float16Bits {
     /// Rounds `value` to the nearest binary16 (ties to even); overflow becomes infinity, NaN stays NaN.
-    static func encode(_ value: Float) -> UInt16 {
+    @inlinable
+    public static func encode(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         let sign = UInt16((bits >> 16) & 0x8000)
         let exponent = Int((bits >> 23) & 0xFF)
@@ -28,7 +29,8 @@ enum Float16Bits {
     }
 
     /// The exact `Float` value of a binary16 bit pattern.
-    static func decode(_ half: UInt16) -> Float {
+    @inlinable
+    public static func decode(_ half: UInt16) -> Float {
         let sign: UInt32 = UInt32(half & 0x8000) << 16
         let exponent = UInt32((half >> 10) & 0x1F)
         let mantissa = UInt32(half & 0x3FF)

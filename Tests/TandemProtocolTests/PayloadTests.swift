@@ -1,8 +1,7 @@
 import Foundation
 import TandemCore
+import TandemProtocol
 import Testing
-
-@testable import TandemEdge
 
 struct PayloadTests {
     static func sample(values: [Float]? = nil) -> EscalationPayload {

@@ -1,3 +1,5 @@
+import TandemMQTT
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else

@@ -1,0 +1,94 @@
+/// The MQTT topics of one device (contract v1, docs/PROTOCOL.md).
+///
+/// Every topic a device uses sits below `tandem/v1/{fleet}/{device}`, except the fleet's retained artifacts on
+/// `tandem/v1/{fleet}/models/{version}`; the broker's ACL (``permissions``) ties each of them to the device's
+/// credentials, which is why the cloud takes a device's identity from the topic and never from a payload.
+public struct DeviceTopics: Sendable, Equatable {
+    /// The fleet (second topic level).
+    public let fleet: String
+    /// The device (third level).
+    public let device: String
+
+    /// Topics of `device` in `fleet`.
+    public init(fleet: String, device: String) {
+        self.fleet = fleet
+        self.device = device
+    }
+
+    /// The topic of `kind` below this device's level.
+    public func topic(_ kind: DeviceTopicKind) -> String {
+        "\(ProtocolTopics.prefix)/\(fleet)/\(device)/\(kind.rawValue)"
+    }
+
+    /// Edge → cloud: escalated windows (QoS 1, response topic + correlation data).
+    public var escalations: String { topic(.escalations) }
+    /// Cloud → edge: verdicts.
+    public var verdicts: String { topic(.verdicts) }
+    /// Edge → all: retained status; the last will says offline.
+    public var status: String { topic(.status) }
+    /// Edge → consumers: prediction records.
+    public var predictions: String { topic(.predictions) }
+    /// Operator → cloud: ground-truth labels for this device's escalations.
+    public var labels: String { topic(.labels) }
+    /// Cloud → edge: the retained model assignment.
+    public var modelAssignment: String { topic(.model) }
+    /// Cloud → edge: the retained artifact of `version` (small models travel on the broker).
+    public func artifact(version: String) -> String { ProtocolTopics.artifact(fleet: fleet, version: version) }
+
+    /// What this device's broker credentials may do: write below its own level, read its verdicts and
+    /// assignment and the fleet's artifacts, and nothing else.
+    public var permissions: [TopicPermission] {
+        [
+            TopicPermission(.write, escalations),
+            TopicPermission(.write, status),
+            TopicPermission(.write, predictions),
+            TopicPermission(.write, labels),
+            TopicPermission(.read, verdicts),
+            TopicPermission(.read, modelAssignment),
+            TopicPermission(.read, ProtocolTopics.artifacts(fleet: fleet)),
+        ]
+    }
+}
+
+/// The last topic level of a device's topics.
+public enum DeviceTopicKind: String, Sendable, CaseIterable {
+    /// Edge → cloud escalations.
+    case escalations
+    /// Cloud → edge verdicts.
+    case verdicts
+    /// The device's retained status.
+    case status
+    /// Prediction records.
+    case predictions
+    /// Ground-truth labels.
+    case labels
+    /// The retained model assignment.
+    case model
+}
+
+/// One line of a broker ACL: what a user may do on a topic or filter.
+public struct TopicPermission: Sendable, Equatable, CustomStringConvertible {
+    /// Read, write or both, as mosquitto's ACL file spells them.
+    public enum Access: String, Sendable {
+        /// Subscribe and receive.
+        case read
+        /// Publish.
+        case write
+        /// Both.
+        case readwrite
+    }
+
+    /// What is allowed.
+    public var access: Access
+    /// The topic or filter.
+    public var topic: String
+
+    /// Creates a permission.
+    public init(_ access: Access, _ topic: String) {
+        self.access = access
+        self.topic = topic
+    }
+
+    /// `topic read tandem/v1/…`, a mosquitto ACL line.
+    public var description: String { "topic \(access.rawValue) \(topic)" }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import TandemProtocol
+import Testing
+
+/// Every JSON message of the contract, encoded as one side does and decoded as the other does.
+struct MessageRoundTripTests {
+    @Test("a full status encoded by the edge decodes to the same value on the cloud")
+    func statusRoundTrip() throws {
+        var status = DeviceStatus(
+            device: "press-12", modelVersion: "edge-3", modelUpdate: .rejected("edge-4", reason: "untrusted: key 01"),
+            windows: 1200, escalations: 96, escalationRate: 0.08, inputErrors: ["vib": ["nonFinite": 3]])
+        status.cappedEscalations = 2
+        status.verdictsInTime = 90
+        status.corrections = 11
+        status.sampleRateMismatchHz = ["vib": 0.5]
+        status.meanConfidence = 0.91
+        status.threshold = 0.6
+        status.uptimeSeconds = 12.5
+        status.rssBytes = 18_000_000
+        status.outbox = .init(pending: 1, delivered: 95, dropped: 0, refused: 0, journalBytes: 4096)
+        status.badVerdicts = 0
+        status.connected = true
+        let decoded = try #require(DeviceStatus(decoding: status.encoded()))
+        #expect(decoded == status)
+        #expect(decoded.rejectionReason(for: "edge-4") == "untrusted: key 01")
+        #expect(decoded.rejectionReason(for: "edge-3") == nil)
+        #expect(decoded.inputErrorTotal == 3)
+    }
+
+    @Test("the last will is the device and offline, and keeps the last known numbers when merged")
+    func lastWill() throws {
+        let will = DeviceStatus.lastWill(device: "a\"b")
+        let text = String(decoding: will.encoded(), as: UTF8.self)
+        #expect(text == #"{"device":"a\"b","state":"offline"}"#)
+        let online = DeviceStatus(device: "a\"b", modelVersion: "v1", windows: 10)
+        let merged = online.updated(by: try #require(DeviceStatus(decoding: Array(text.utf8))))
+        #expect(merged.state == .offline)
+        #expect(merged.windows == 10)
+    }
+
+    @Test("a field of the wrong type is absent, unknown keys are ignored, no device means no status")
+    func lenientDecoding() throws {
+        let status = try #require(
+            DeviceStatus(
+                decoding: Array(
+                    #"{"device":"d","windows":"many","state":"sleeping","modelUpdate":"exploded","extra":[1,2]}"#.utf8))
+        )
+        #expect(status.windows == nil)
+        #expect(status.state == .online)
+        #expect(status.modelUpdate == nil)
+        #expect(DeviceStatus(decoding: Array(#"{"windows":3}"#.utf8)) == nil)
+        #expect(DeviceStatus(decoding: Array("[1]".utf8)) == nil)
+        #expect(DeviceStatus(decoding: []) == nil)
+    }
+
+    @Test(
+        "model update states read back from their wire text",
+        arguments: [
+            ModelUpdateState.idle, .downloading("v2"), .verifying("edge:7"), .active("edge-3"),
+            .rejected("v2", reason: "untrusted: signed by key 0123"), .rejected("v:2", reason: ""),
+        ])
+    func modelUpdateStates(state: ModelUpdateState) {
+        #expect(ModelUpdateState(state.description) == state)
+    }
+
+    @Test(
+        "text that is not a model update state is refused",
+        arguments: ["", "active", "active ", "rejected v2", "gone v1"])
+    func badModelUpdateStates(text: String) {
+        #expect(ModelUpdateState(text) == nil)
+    }
+
+    @Test("a label encodes and decodes, alone and in a list")
+    func labelRoundTrip() throws {
+        let label = GroundTruthLabel(escalationId: UUID(), label: "bearing-fault")
+        #expect(try GroundTruthLabel(decoding: label.encoded()) == label)
+        let list =
+            "[\(String(decoding: label.encoded(), as: UTF8.self)),\(String(decoding: label.encoded(), as: UTF8.self))]"
+        #expect(try GroundTruthLabel.decodingList(Array(list.utf8)) == [label, label])
+        #expect(try GroundTruthLabel.decodingList(label.encoded()) == [label])
+    }
+
+    @Test(
+        "bad labels are refused with the field and element named",
+        arguments: [
+            ("not json", LabelError.Code.malformed, "not JSON"),
+            ("[]", .malformed, "no labels"),
+            ("3", .malformed, "expected a JSON object"),
+            (#"{"label":"x"}"#, .badEscalationId, "missing"),
+            (#"{"escalationId":"nope","label":"x"}"#, .badEscalationId, "not a UUID"),
+            (#"{"escalationId":"8A1C8A1C-0000-4000-8000-000000000000","label":""}"#, .badLabel, "label"),
+            (#"{"escalationId":"8A1C8A1C-0000-4000-8000-000000000000","label":7}"#, .badLabel, "label"),
+            (#"[{"escalationId":"8A1C8A1C-0000-4000-8000-000000000000","label":"a"},[1]]"#, .malformed, "element 1"),
+            (
+                #"[{"escalationId":"8A1C8A1C-0000-4000-8000-000000000000","label":"a"},{"label":"a"}]"#,
+                .badEscalationId,
+                "element 1"
+            ),
+        ])
+    func badLabels(text: String, code: LabelError.Code, mention: String) {
+        #expect {
+            _ = try GroundTruthLabel.decodingList(Array(text.utf8))
+        } throws: { error in
+            guard let error = error as? LabelError else { return false }
+            return error.code == code && error.message.contains(mention)
+        }
+    }
+
+    @Test("a single-label message refuses an array")
+    func singleLabelRefusesArray() {
+        #expect(throws: LabelError.self) { try GroundTruthLabel(decoding: Array("[]".utf8)) }
+    }
+
+    @Test("an assignment encoded by the cloud decodes on the edge")
+    func assignmentRoundTrip() throws {
+        let assignment = ModelAssignment(
+            version: "edge-3", sha256: String(repeating: "ab", count: 32), size: 14_680,
+            topic: DeviceTopics(fleet: "plant", device: "d").artifact(version: "edge-3"))
+        #expect(try ModelAssignment(decoding: assignment.encoded()) == assignment)
+    }
+
+    @Test("a verdict encoded by the cloud decodes on the edge")
+    func verdictRoundTrip() throws {
+        let verdict = Verdict(escalationId: UUID(), label: 2, probabilities: [0.1, 0.2, 0.7], modelVersion: "full-2")
+        #expect(try Verdict(decoding: verdict.encoded()) == verdict)
+    }
+}
