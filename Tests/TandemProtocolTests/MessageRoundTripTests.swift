@@ -125,3 +125,49 @@ struct MessageRoundTripTests {
         #expect(try Verdict(decoding: verdict.encoded()) == verdict)
     }
 }
+
+/// A status is a device's word about itself: numbers out of range are refused before the cloud adds them up.
+struct StatusValidationTests {
+    static func statusText(_ fields: String) -> [UInt8] {
+        Array(#"{"device":"d","state":"online","modelVersion":"v1",\#(fields)}"#.utf8)
+    }
+
+    @Test(
+        "absurd or negative numbers refuse the whole status, naming the field",
+        arguments: [
+            (#""windows":-1"#, "windows"),
+            (#""escalations":9223372036854775807"#, "escalations"),
+            (#""windows":1099511627777"#, "windows"),
+            (#""escalationRate":1.5"#, "escalationRate"),
+            (#""meanConfidence":-0.1"#, "meanConfidence"),
+            (#""uptimeSeconds":-3"#, "uptimeSeconds"),
+            (#""outbox":{"pending":-5,"delivered":0,"dropped":0,"refused":0,"journalBytes":0}"#, "outbox.pending"),
+            (#""inputErrors":{"a":{"x":-1}}"#, "inputErrors"),
+            (#""inputErrors":{"a":{"x":1099511627776},"b":{"x":1099511627776}}"#, "add up"),
+            (#""rssBytes":-2"#, "rssBytes"),
+        ])
+    func refused(fields: String, name: String) {
+        #expect {
+            try DeviceStatus(validating: Self.statusText(fields))
+        } throws: { error in
+            (error as? PayloadError).map { $0.code == .malformed && $0.message.contains(name) } ?? false
+        }
+        #expect(DeviceStatus(decoding: Self.statusText(fields)) == nil)
+    }
+
+    @Test("in-range numbers at the limits are accepted")
+    func accepted() throws {
+        let status = try DeviceStatus(
+            validating: Self.statusText(
+                #""windows":1099511627776,"escalations":0,"escalationRate":1,"meanConfidence":0,"rssBytes":-1,"inputErrors":{"a":{"x":1099511627776}}"#
+            ))
+        #expect(status.windows == DeviceStatus.maximumCount)
+        #expect(status.inputErrorTotal == DeviceStatus.maximumCount)
+    }
+
+    @Test("a status larger than the limit is refused before it is parsed")
+    func tooLarge() {
+        let padding = String(repeating: " ", count: DeviceStatus.maximumBytes)
+        #expect(DeviceStatus(decoding: Self.statusText(#""windows":1"# + padding)) == nil)
+    }
+}

@@ -62,6 +62,40 @@ struct PayloadTests {
         }
     }
 
+    /// A way a hostile device bends one field, and the field the refusal names.
+    enum Damage: String, CaseIterable, Sendable {
+        case nanValue = "window value 5", infiniteValue = "window value 7", nanStart = "window start"
+        case backwardsSpan = "window start and end", negativeRate = "sample rate", infiniteConfidence = "confidence"
+        case probabilityAboveOne = "probability"
+
+        func apply(to payload: inout EscalationPayload) {
+            switch self {
+            case .nanValue: payload.window[5] = .nan
+            case .infiniteValue: payload.window[7] = .infinity
+            case .nanStart: payload.windowStart = .nan
+            case .backwardsSpan: payload.windowEnd = payload.windowStart - 1
+            case .negativeRate: payload.sampleRateHz = -50
+            case .infiniteConfidence: payload.confidence = .infinity
+            case .probabilityAboveOne: payload.topK[0].probability = 1.5
+            }
+        }
+
+        var field: String { self == .backwardsSpan ? "window start" : rawValue }
+    }
+
+    @Test("numbers no honest edge sends are refused at decode, naming the field", arguments: Damage.allCases)
+    func nonFiniteRefused(damage: Damage) throws {
+        var payload = Self.sample()
+        #expect(throws: Never.self) { try EscalationPayload(decoding: try payload.encoded()) }
+        damage.apply(to: &payload)
+        let bytes = try payload.encoded()
+        #expect {
+            try EscalationPayload(decoding: bytes)
+        } throws: { error in
+            (error as? PayloadError).map { $0.code == .malformed && $0.message.contains(damage.field) } ?? false
+        }
+    }
+
     @Test("a wrong magic or version is named as such")
     func versioning() throws {
         var bytes = try Self.sample().encoded()

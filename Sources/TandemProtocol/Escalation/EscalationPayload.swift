@@ -200,6 +200,18 @@ public struct EscalationPayload: Sendable, Equatable {
         length = Int(try reader.u32("window length"))
         let k = Int(try reader.u8("top-k count"))
         confidence = Float(bitPattern: try reader.u32("confidence"))
+        // Numbers a device sends are checked before anything computes with them: a NaN window stored for
+        // training would poison every later round.
+        guard windowStart.isFinite, windowEnd.isFinite, windowEnd >= windowStart else {
+            throw PayloadError(
+                .malformed, "window start \(windowStart) and end \(windowEnd) are not a finite span", offset: 20)
+        }
+        guard rate.isFinite, rate >= 0 else {
+            throw PayloadError(.malformed, "sample rate \(rate) is not a finite non-negative number", offset: 36)
+        }
+        guard confidence.isFinite else {
+            throw PayloadError(.malformed, "confidence \(confidence) is not finite", offset: 47)
+        }
         guard channels > 0, length > 0, channels * length <= Self.maximumValues else {
             throw PayloadError(
                 .malformed, "channels \(channels) × length \(length) is outside the layout's limits", offset: 40)
@@ -213,12 +225,25 @@ public struct EscalationPayload: Sendable, Equatable {
                 .truncated, "window needs \(2 * count) bytes, \(reader.remaining) left", offset: reader.position)
         }
         var window = [Float](repeating: 0, count: count)
-        for i in 0..<count { window[i] = Float16Bits.decode(try reader.u16("window")) }
+        let windowOffset = reader.position
+        for i in 0..<count {
+            let value = Float16Bits.decode(try reader.u16("window"))
+            guard value.isFinite else {
+                throw PayloadError(
+                    .malformed, "window value \(i) (channel \(i % channels), sample \(i / channels)) is \(value)",
+                    offset: windowOffset + 2 * i)
+            }
+            window[i] = value
+        }
         self.window = window
         var topK = [RankedLabel]()
         for _ in 0..<k {
             let label = Int(try reader.u16("top-k label"))
+            let offset = reader.position
             let p = Float(bitPattern: try reader.u32("top-k probability"))
+            guard p.isFinite, p >= 0, p <= 1 else {
+                throw PayloadError(.malformed, "top-k probability \(p) is outside 0…1", offset: offset)
+            }
             topK.append(RankedLabel(label: label, probability: p))
         }
         self.topK = topK

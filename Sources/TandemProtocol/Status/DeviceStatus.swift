@@ -132,10 +132,91 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         connected = field(.connected)
     }
 
-    /// Reads a status message; nil if it is not a JSON object with a `device` string.
+    /// The largest status message read, in bytes.
+    public static let maximumBytes = 64 * 1024
+    /// The largest count a device may report: about 35 years of 1,000 windows a second, and small enough that
+    /// the counts of a million devices add up without overflow.
+    public static let maximumCount = 1 << 40
+    /// The most streams, and reasons per stream, a status may list.
+    public static let maximumStreams = 4096
+    /// The longest device id, model version or model update text read.
+    public static let maximumTextLength = 1024
+
+    /// Reads a status message; nil if ``init(validating:)`` refuses it.
     public init?(decoding bytes: [UInt8]) {
-        guard let status = try? JSONDecoder().decode(DeviceStatus.self, from: Data(bytes)) else { return nil }
+        guard let status = try? DeviceStatus(validating: bytes) else { return nil }
         self = status
+    }
+
+    /// Reads a status message and checks every number and size a device reports (it is hostile until checked):
+    /// counts within 0…``maximumCount``, rates and confidences finite within 0…1, times and sizes finite and
+    /// non-negative, at most ``maximumStreams`` streams.
+    ///
+    /// - Throws: ``PayloadError`` (`malformed` naming the field, `truncated` never) when the bytes are not a JSON
+    ///   object with a `device` string, are larger than ``maximumBytes``, or report a number out of range.
+    public init(validating bytes: [UInt8]) throws(PayloadError) {
+        guard bytes.count <= Self.maximumBytes else {
+            throw PayloadError(.malformed, "status of \(bytes.count) bytes, more than \(Self.maximumBytes)")
+        }
+        do {
+            self = try JSONDecoder().decode(DeviceStatus.self, from: Data(bytes))
+        } catch {
+            throw PayloadError(.malformed, "not a JSON object with a device string (\(bytes.count) bytes)")
+        }
+        if let problem = rangeProblem { throw PayloadError(.malformed, problem) }
+    }
+
+    /// The first field out of range, described; nil when every field is in range.
+    var rangeProblem: String? {
+        let counts: [(String, Int?)] = [
+            ("windows", windows), ("escalations", escalations), ("cappedEscalations", cappedEscalations),
+            ("verdictsInTime", verdictsInTime), ("corrections", corrections), ("badVerdicts", badVerdicts),
+            ("outbox.pending", outbox?.pending), ("outbox.delivered", outbox?.delivered),
+            ("outbox.dropped", outbox?.dropped), ("outbox.refused", outbox?.refused),
+            ("outbox.journalBytes", outbox?.journalBytes),
+        ]
+        for case (let name, let value?) in counts where !(0...Self.maximumCount).contains(value) {
+            return "\(name) \(value) is outside 0…\(Self.maximumCount)"
+        }
+        if let rss = rssBytes, !(-1...Self.maximumCount).contains(rss) { return "rssBytes \(rss) is out of range" }
+        let unitFractions: [(String, Double?)] = [
+            ("escalationRate", escalationRate), ("meanConfidence", meanConfidence),
+        ]
+        for case (let name, let value?) in unitFractions where !(value.isFinite && (0...1).contains(value)) {
+            return "\(name) \(value) is outside 0…1"
+        }
+        if let threshold, !threshold.isFinite { return "threshold is not finite" }
+        if let uptime = uptimeSeconds, !(uptime.isFinite && uptime >= 0) {
+            return "uptimeSeconds \(uptime) is out of range"
+        }
+        for text in [device, modelVersion ?? "", modelUpdate?.description ?? ""]
+        where text.utf8.count > Self.maximumTextLength {
+            return "a text field of \(text.utf8.count) bytes is longer than \(Self.maximumTextLength)"
+        }
+        if let mismatches = sampleRateMismatchHz {
+            if mismatches.count > Self.maximumStreams {
+                return "sampleRateMismatchHz lists \(mismatches.count) streams"
+            }
+            if mismatches.values.contains(where: { !$0.isFinite }) {
+                return "a sampleRateMismatchHz value is not finite"
+            }
+        }
+        if let streams = inputErrors {
+            if streams.count > Self.maximumStreams { return "inputErrors lists \(streams.count) streams" }
+            // The total must stay a count too (``inputErrorTotal`` adds them up).
+            var total = 0
+            for reasons in streams.values {
+                if reasons.count > Self.maximumStreams { return "inputErrors lists \(reasons.count) reasons" }
+                for count in reasons.values {
+                    guard (0...Self.maximumCount).contains(count) else {
+                        return "an inputErrors count \(count) is outside 0…\(Self.maximumCount)"
+                    }
+                    total += count
+                    if total > Self.maximumCount { return "inputErrors add up to more than \(Self.maximumCount)" }
+                }
+            }
+        }
+        return nil
     }
 
     /// The JSON form, keys sorted.
@@ -152,7 +233,7 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         return reason
     }
 
-    /// Input errors over every stream and reason, if reported.
+    /// Input errors over every stream and reason, if reported (at most ``maximumCount`` in a validated status).
     public var inputErrorTotal: Int? { inputErrors.map { $0.values.reduce(0) { $0 + $1.values.reduce(0, +) } } }
 
     /// This status updated by a newer one; a last will (no model version) keeps the last known numbers.
