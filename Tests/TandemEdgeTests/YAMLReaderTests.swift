@@ -249,4 +249,21 @@ struct YAMLReaderTests {
         }
         #expect(config == AgentConfiguration(), "a document that does not read changes nothing")
     }
+
+    @Test("nesting deeper than the limit is an error naming the line, never a stack overflow")
+    func nestingLimit() throws {
+        for document in [
+            "key: " + String(repeating: "[", count: 50_000),
+            "key: " + String(repeating: "{a: ", count: 50_000),
+            (0..<200).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1",
+        ] {
+            #expect {
+                try YAMLReader.read(document)
+            } throws: { error in
+                (error as? YAMLError).map { $0.code == .unsupported && "\($0)".contains("nested more than") } ?? false
+            }
+        }
+        let deepButFine = "key: " + String(repeating: "[", count: 60) + String(repeating: "]", count: 60)
+        #expect(throws: Never.self) { try YAMLReader.read(deepButFine) }
+    }
 }

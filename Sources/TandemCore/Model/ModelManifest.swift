@@ -39,13 +39,33 @@ public struct InputSpec: Codable, Sendable, Equatable {
         standardization?.apply(to: &windows)
     }
 
-    /// Checks that the spec is usable: positive sizes, and normalization arrays that fit the channels.
+    /// The most values one window may hold (channels × window): what an escalation can carry.
+    public static let maximumWindowValues = 1 << 20
+    /// The most channels a model may take.
+    public static let maximumChannels = 4096
+
+    /// Checks that the spec is usable: positive sizes within bounds, and normalization arrays that fit the
+    /// channels.
+    ///
+    /// The bounds are checked before anything is sized from the spec: an artifact is outside input until
+    /// verified, and a window of five million samples would cost hundreds of megabytes at load.
     ///
     /// - Throws: `ModelError.badInput` naming the field.
     public func validate() throws {
         guard channels > 0, window > 0, hop > 0 else {
             throw ModelError(
                 .badInput, "input spec needs positive channels, window and hop, got \(channels), \(window), \(hop)")
+        }
+        guard channels <= Self.maximumChannels, window <= Self.maximumWindowValues / channels,
+            hop <= Self.maximumWindowValues
+        else {
+            throw ModelError(
+                .badInput,
+                "input spec of \(channels) channels, window \(window), hop \(hop) is outside the bounds (channels ≤ "
+                    + "\(Self.maximumChannels), channels × window and hop ≤ \(Self.maximumWindowValues))")
+        }
+        if let rate = sampleRateHz, !(rate.isFinite && rate > 0 && rate <= 1_000_000) {
+            throw ModelError(.badInput, "input spec sample rate \(rate) Hz is not within (0, 1 MHz]")
         }
         guard mean.count == std.count, mean.isEmpty || mean.count == channels else {
             throw ModelError(

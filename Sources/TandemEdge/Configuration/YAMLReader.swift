@@ -31,6 +31,11 @@ struct YAMLReader {
     private var lines: [Line] = []
     /// The index in `lines` of the line being read.
     private var current = 0
+    /// How many collections enclose the value being read.
+    private var depth = 0
+    /// The deepest nesting read: a configuration needs a handful of levels, and each level is a stack frame of
+    /// this recursive reader, so a file of 50,000 `[` must be an error, not a stack overflow.
+    static let maximumDepth = 64
 
     /// Reads the one document in `text`.
     ///
@@ -112,8 +117,24 @@ struct YAMLReader {
         return current
     }
 
+    /// Counts one more enclosing collection; the caller undoes it when the collection ends.
+    ///
+    /// - Throws: ``YAMLError`` (`unsupported`) past ``maximumDepth`` levels, naming where.
+    private mutating func enterCollection(_ position: Int) throws(YAMLError) {
+        depth += 1
+        guard depth <= Self.maximumDepth else {
+            depth -= 1
+            let line = lines[current]
+            throw YAMLError(
+                .unsupported, line: line.number, column: column(position, line),
+                "values are nested more than \(Self.maximumDepth) levels deep")
+        }
+    }
+
     /// Reads the value whose first line is `current`, indented more than `parentIndent`.
     private mutating func readBlockNode(parentIndent: Int) throws(YAMLError) -> YAMLNode {
+        try enterCollection(lines[current].content)
+        defer { depth -= 1 }
         let line = lines[current]
         if isItem(line.content, line) { return try readSequence(indent: line.indent, compact: false) }
         if try readKey(line) != nil { return try readMapping(indent: line.indent) }
@@ -464,6 +485,8 @@ struct YAMLReader {
 
     /// Reads `[a, b, …]` from its `[` at `position`, across lines if need be.
     private mutating func readFlowSequence(_ position: inout Int) throws(YAMLError) -> YAMLNode {
+        try enterCollection(position)
+        defer { depth -= 1 }
         let open = (line: lines[current].number, column: column(position, lines[current]))
         func unclosed() -> YAMLError {
             YAMLError(.unclosed, line: open.line, column: open.column, "'[' is never closed with ']'")
@@ -521,6 +544,8 @@ struct YAMLReader {
     /// Reads `{key: value, …}` from its `{` at `position`, across lines if need be. A key without a value
     /// (`{a, b: 1}`) has an empty one.
     private mutating func readFlowMapping(_ position: inout Int) throws(YAMLError) -> YAMLNode {
+        try enterCollection(position)
+        defer { depth -= 1 }
         let open = (line: lines[current].number, column: column(position, lines[current]))
         func unclosed() -> YAMLError {
             YAMLError(.unclosed, line: open.line, column: open.column, "'{' is never closed with '}'")
