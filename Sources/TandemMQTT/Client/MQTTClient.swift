@@ -27,7 +27,7 @@ public final class MQTTClient: Sendable {
     public let configuration: MQTTClientConfiguration
 
     let handle: MosquittoHandle
-    let state: LockedState<ClientState>
+    let state: LockedState<StateMachine>
     let wakeup: Wakeup
     let deliveries = PendingDeliveries()
 
@@ -41,7 +41,7 @@ public final class MQTTClient: Sendable {
             throw MQTTError(.library, "mosquitto_new failed for client id \(configuration.clientID)")
         }
         handle = MosquittoHandle(pointer)
-        state = LockedState(ClientState())
+        state = LockedState(StateMachine(clientID: configuration.clientID))
         wakeup = Wakeup()
         try configureHandle()
     }
@@ -115,25 +115,23 @@ public final class MQTTClient: Sendable {
 
     /// The connection state now.
     public var connectionState: MQTTConnectionState {
-        state.withLock { $0.connection }
+        state.withLock { $0.connectionState }
     }
 
     /// The connection state now, followed by every change, until the client closes.
     public func connectionStates() -> AsyncStream<MQTTConnectionState> {
         let (stream, continuation) = AsyncStream<MQTTConnectionState>.makeStream(bufferingPolicy: .bufferingNewest(32))
-        let id = state.withLock { state -> UInt64? in
-            continuation.yield(state.connection)
-            if case .closed = state.connection { return nil }
-            state.nextObserverID += 1
-            state.stateObservers[state.nextObserverID] = continuation
-            return state.nextObserverID
+        let id = state.withLock { machine -> UInt64? in
+            // Yielded under the lock, so a change reported by another thread cannot overtake the current state.
+            continuation.yield(machine.connectionState)
+            return machine.addObserver(continuation)
         }
         guard let id else {
             continuation.finish()
             return stream
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.stateObservers.removeValue(forKey: id) }
+            self?.state.withLock { $0.removeObserver(id) }
         }
         return stream
     }
@@ -144,23 +142,11 @@ public final class MQTTClient: Sendable {
     ///   `.tlsFailure`, `.unreachable` or `.connectionRefused`. The client is then closed.
     public func connect() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let outcome = state.withLock { state -> Result<Bool, MQTTError> in
-                switch state.connection {
-                case .connected: return .success(false)
-                case .closed(let error):
-                    return .failure(error ?? MQTTError(.shutDown, "client \(configuration.clientID) is closed"))
-                default:
-                    state.connectWaiters.append(continuation)
-                    if state.started { return .success(true) }
-                    state.started = true
-                    state.firstConnectionIsStrict = true
-                    return .success(true)
-                }
-            }
-            switch outcome {
-            case .success(false): continuation.resume()
-            case .success(true): startThreadIfNeeded()
-            case .failure(let error): continuation.resume(throwing: error)
+            switch state.withLock({ $0.connect(waiter: continuation) }) {
+            case .resume(let waiter): waiter.resume()
+            case .fail(let waiter, let error): waiter.resume(throwing: error)
+            case .launchThread(let change): launchNetworkThread(announcing: change)
+            case .none: break
             }
         }
     }
@@ -168,23 +154,14 @@ public final class MQTTClient: Sendable {
     /// Starts connecting in the background and returns at once; failed attempts, the first included, are
     /// retried with backoff. Use it where the broker may be down when the process starts.
     public func start() {
-        let begin = state.withLock { state -> Bool in
-            guard !state.started else { return false }
-            state.started = true
-            return true
+        if case .launchThread(let change) = state.withLock({ $0.start() }) {
+            launchNetworkThread(announcing: change)
         }
-        if begin { startThreadIfNeeded() }
     }
 
-    private func startThreadIfNeeded() {
-        let launch = state.withLock { state -> Bool in
-            guard !state.threadLaunched else { return false }
-            state.threadLaunched = true
-            state.connection = .connecting
-            return true
-        }
-        guard launch else { return }
-        notifyObservers()
+    private func launchNetworkThread(announcing change: StateMachine.StateChange) {
+        // Reported before the thread starts, so it reaches observers before anything the thread reports.
+        change.deliver()
         BackgroundThread.start(name: "mqtt-\(configuration.clientID)") { [self] in
             runNetworkLoop()
         }
@@ -193,36 +170,28 @@ public final class MQTTClient: Sendable {
     /// Sends DISCONNECT (so the broker discards the last will), stops the network thread and fails whatever
     /// still waits. Idempotent.
     public func disconnect() async {
-        let running = state.withLock { state -> Bool in
-            state.stopRequested = true
-            return state.threadLaunched && !state.threadExited
-        }
-        guard running else {
-            finishClosed(error: nil)
-            return
-        }
-        mosquitto_disconnect_v5(handle.pointer, 0, nil)
-        wakeup.signal()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let exited = state.withLock { state -> Bool in
-                if state.threadExited { return true }
-                state.exitWaiters.append(continuation)
-                return false
+            switch state.withLock({ $0.disconnect(waiter: continuation) }) {
+            case .close(let closing): closing.complete()
+            case .stopNetworkThread:
+                mosquitto_disconnect_v5(handle.pointer, 0, nil)
+                wakeup.signal()
+            case .resume(let waiter): waiter.resume()
+            case .none: break
             }
-            if exited { continuation.resume() }
         }
     }
 
-    /// The network thread: connect, run the packet loop, back off and reconnect, until asked to stop.
+    /// The network thread: connect, run the packet loop, back off and reconnect, until the state machine says
+    /// stop. Whether a socket is open and which call opens it are libmosquitto's business, kept here; where the
+    /// connection stands is the state machine's.
     private func runNetworkLoop() {
         let mosq = handle.pointer
         var generator = SystemRandomNumberGenerator()
         var socketOpen = false
         var firstAttempt = true
-        var attempt = 0
-        var closingError: MQTTError?
         while true {
-            if state.withLock({ $0.stopRequested }) {
+            if case .stop = state.withLock({ $0.nextNetworkLoopAction() }) {
                 if socketOpen {
                     // Let the queued DISCONNECT reach the wire before the socket closes.
                     for _ in 0..<20
@@ -233,20 +202,10 @@ public final class MQTTClient: Sendable {
                 break
             }
             if !socketOpen {
-                let rc: Int32
-                if firstAttempt {
-                    rc = connectFirstTime()
-                    firstAttempt = false
-                } else {
-                    rc = mosquitto_reconnect(mosq)
-                }
+                let rc = firstAttempt ? connectFirstTime() : mosquitto_reconnect(mosq)
+                firstAttempt = false
                 if let error = MQTTError.library(rc, "connecting to \(configuration.brokerDescription)") {
-                    if let fatal = connectionFailed(error, attempt: attempt) {
-                        closingError = fatal
-                        break
-                    }
-                    backOff(attempt: attempt, using: &generator)
-                    attempt += 1
+                    guard backOff(after: error, using: &generator) else { break }
                     continue
                 }
                 socketOpen = true
@@ -268,25 +227,28 @@ public final class MQTTClient: Sendable {
             }
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 socketOpen = false
-                if state.withLock({ $0.stopRequested }) { break }
-                let refusal = state.withLock { state -> MQTTError? in
-                    defer { state.lastRefusal = nil }
-                    return state.lastRefusal
-                }
-                if state.withLock({ $0.connection.isConnected }) { attempt = 0 }
                 let error =
-                    refusal ?? MQTTError.library(rc, "connection to \(configuration.brokerDescription)")
+                    MQTTError.library(rc, "connection to \(configuration.brokerDescription)")
                     ?? MQTTError(.notConnected, "connection to \(configuration.brokerDescription) lost")
-                if let fatal = connectionFailed(error, attempt: attempt) {
-                    closingError = fatal
-                    break
-                }
-                backOff(attempt: attempt, using: &generator)
-                attempt += 1
+                guard backOff(after: error, using: &generator) else { break }
             }
         }
         deliveries.deliver()
-        finishClosed(error: closingError)
+        state.withLock { $0.networkLoopExited() }.complete()
+    }
+
+    /// Reports a failed attempt or a lost connection and waits out the backoff; `false` when the loop must end
+    /// instead (the client is stopping, or its strict first connection failed).
+    private func backOff<G: RandomNumberGenerator>(after error: MQTTError, using generator: inout G) -> Bool {
+        switch state.withLock({ $0.connectionFailed(error) }) {
+        case .exitLoop:
+            return false
+        case .backOff(let backoffAttempt, let change):
+            change.deliver()
+            wakeup.wait(
+                milliseconds: configuration.reconnect.delayMilliseconds(attempt: backoffAttempt, using: &generator))
+            return true
+        }
     }
 
     private static func hasBytesToRead(_ descriptor: Int32) -> Bool {
@@ -309,48 +271,6 @@ public final class MQTTClient: Sendable {
         return mosquitto_connect_bind_v5(
             mosq, configuration.host, Int32(configuration.port), Int32(configuration.keepAliveSeconds), nil,
             properties.pointer)
-    }
-
-    /// Records a failed attempt; returns the error to close with when the client must give up.
-    private func connectionFailed(_ error: MQTTError, attempt: Int) -> MQTTError? {
-        let giveUp = state.withLock { state -> Bool in
-            if state.firstConnectionIsStrict && !state.everConnected { return true }
-            state.connection = .reconnecting(attempt: attempt + 1, lastError: error)
-            return false
-        }
-        if giveUp { return error }
-        notifyObservers()
-        return nil
-    }
-
-    private func backOff<G: RandomNumberGenerator>(attempt: Int, using generator: inout G) {
-        let milliseconds = configuration.reconnect.delayMilliseconds(attempt: attempt, using: &generator)
-        wakeup.wait(milliseconds: milliseconds)
-    }
-
-    /// Marks the client closed, fails every waiter and finishes every stream.
-    private func finishClosed(error: MQTTError?) {
-        let closed = error ?? MQTTError(.shutDown, "client \(configuration.clientID) disconnected")
-        let taken = state.withLock { state -> ClientState.Drained in
-            state.threadExited = true
-            state.connection = .closed(error)
-            state.isClosed = true
-            return state.drain()
-        }
-        for waiter in taken.connectWaiters { waiter.resume(throwing: closed) }
-        for completion in taken.publishCompletions { completion.complete(.failure(closed)) }
-        for waiter in taken.subscribeWaiters { waiter.resume(throwing: closed) }
-        for subscription in taken.subscriptions { subscription.continuation.finish() }
-        for observer in taken.stateObservers {
-            observer.yield(.closed(error))
-            observer.finish()
-        }
-        for waiter in taken.exitWaiters { waiter.resume() }
-    }
-
-    func notifyObservers() {
-        let (observers, current) = state.withLock { state in (Array(state.stateObservers.values), state.connection) }
-        for observer in observers { observer.yield(current) }
     }
 
     // MARK: Publishing
@@ -389,14 +309,7 @@ public final class MQTTClient: Sendable {
     func publish(_ message: MQTTMessage, completion: PublishCompletion) throws -> Int32 {
         let tracked: Bool
         if case .ignore = completion { tracked = false } else { tracked = true }
-        let closed = state.withLock { state -> Bool in
-            if state.isClosed { return true }
-            if tracked { state.registeringPublishes += 1 }
-            return false
-        }
-        if closed {
-            throw MQTTError(.shutDown, "client \(configuration.clientID) is closed; cannot publish to \(message.topic)")
-        }
+        try state.withLock { try $0.beginPublish(to: message.topic, tracked: tracked) }
         var messageID: Int32 = 0
         let rc: Int32
         do {
@@ -411,7 +324,7 @@ public final class MQTTClient: Sendable {
                     message.qos.rawValue, message.retain, properties.pointer)
             }
         } catch {
-            if tracked { state.withLock { $0.finishRegistration() } }
+            if tracked { state.withLock { $0.abandonPublish() } }
             throw error
         }
         // A QoS 1/2 message that libmosquitto answers with MOSQ_ERR_NO_CONN is queued all the same and sent
@@ -423,21 +336,18 @@ public final class MQTTClient: Sendable {
             if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
             return messageID
         }
-        // The acknowledgement may already have arrived on the network thread; while a registration is in
-        // progress it waits in `earlyPublishResults` for us.
-        let (early, closedMeanwhile) = state.withLock { state -> (Int32?, Bool) in
-            defer { state.finishRegistration() }
-            guard outcome == MOSQ_ERR_SUCCESS.rawValue else { return (nil, false) }
-            if let reason = state.earlyPublishResults.removeValue(forKey: messageID) { return (reason, false) }
-            // A client that closed after the call above has already failed its waiters; do not add one.
-            if state.isClosed { return (nil, true) }
-            state.publishWaiters[messageID] = completion
-            return (nil, false)
+        if let error = MQTTError.library(outcome, "publishing to \(message.topic)") {
+            state.withLock { $0.abandonPublish() }
+            throw error
         }
-        if let error = MQTTError.library(outcome, "publishing to \(message.topic)") { throw error }
-        if let early {
-            completion.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: early)))
-        } else if closedMeanwhile {
+        // The acknowledgement may already have arrived on the network thread; while a registration is in
+        // progress the state machine keeps it for us.
+        switch state.withLock({ $0.registerPublish(messageID: messageID, completion: completion) }) {
+        case .registered:
+            break
+        case .acknowledged(let reasonCode):
+            completion.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: reasonCode)))
+        case .closed:
             completion.complete(
                 .failure(
                     MQTTError(
@@ -485,14 +395,7 @@ public final class MQTTClient: Sendable {
         let entry = SubscriptionEntry(
             filter: filter, qos: qos, options: options, continuation: continuation, counter: counter, receiver: receiver
         )
-        let identifier = try state.withLock { state -> UInt64 in
-            if case .closed = state.connection {
-                throw MQTTError(.shutDown, "client \(configuration.clientID) is closed; cannot subscribe to \(filter)")
-            }
-            state.nextSubscriptionID += 1
-            state.subscriptions[state.nextSubscriptionID] = entry
-            return state.nextSubscriptionID
-        }
+        let identifier = try state.withLock { try $0.addSubscription(entry) }
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.removeSubscription(identifier) }
         }
@@ -509,7 +412,7 @@ public final class MQTTClient: Sendable {
             let errorCode: MQTTError.Code = code == 135 ? .notAuthorized : .rejected
             throw MQTTError(errorCode, "broker refused subscription to \(filter)", reasonCode: Int(code))
         }
-        state.withLock { $0.subscriptions[identifier]?.acknowledged = true }
+        state.withLock { $0.subscriptionGranted(identifier) }
         return MQTTSubscription(
             filter: filter, grantedQoS: MQTTQoS(rawValue: code) ?? qos, stream: stream, counter: counter,
             identifier: identifier, client: self)
@@ -523,28 +426,17 @@ public final class MQTTClient: Sendable {
                 continuation.resume(throwing: error)
                 return
             }
-            let early = state.withLock { state -> [Int32]?? in
-                if let codes = state.earlySubscribeResults.removeValue(forKey: messageID) { return codes }
-                // A client that closed meanwhile has already failed its waiters; do not add one.
-                if state.isClosed { return .some(nil) }
-                state.subscribeWaiters[messageID] = continuation
-                return nil
-            }
-            switch early {
-            case .some(.some(let codes)): continuation.resume(returning: codes)
-            case .some(.none):
+            switch state.withLock({ $0.registerSubscribe(messageID: messageID, waiter: continuation) }) {
+            case .registered: break
+            case .acknowledged(let codes): continuation.resume(returning: codes)
+            case .closed:
                 continuation.resume(throwing: MQTTError(.shutDown, "client closed before SUBACK for \(filter)"))
-            case .none: break
             }
         }
     }
 
     func removeSubscription(_ identifier: UInt64, unsubscribeFromBroker: Bool = true) {
-        let removed = state.withLock { state -> (SubscriptionEntry, Bool)? in
-            guard let entry = state.subscriptions.removeValue(forKey: identifier) else { return nil }
-            let stillUsed = state.subscriptions.values.contains { $0.filter == entry.filter }
-            return (entry, stillUsed)
-        }
+        let removed = state.withLock { $0.removeSubscription(identifier) }
         guard let (entry, stillUsed) = removed else { return }
         entry.continuation.finish()
         if unsubscribeFromBroker && !stillUsed {
@@ -558,48 +450,25 @@ public final class MQTTClient: Sendable {
         if reason != 0 {
             let error = MQTTError.connack(
                 reason, version: configuration.protocolVersion, broker: configuration.brokerDescription)
-            state.withLock { $0.lastRefusal = error }
+            state.withLock { $0.connectionRefused(error) }
             return
         }
-        let sessionPresent = flags & 1 == 1
-        let (waiters, resend) = state.withLock {
-            state -> ([CheckedContinuation<Void, any Error>], [SubscriptionEntry]) in
-            state.everConnected = true
-            state.connection = .connected(sessionPresent: sessionPresent)
-            let waiters = state.connectWaiters
-            state.connectWaiters = []
-            let resend = state.subscriptions.values.filter { !sessionPresent || !$0.acknowledged }
-            return (waiters, resend)
-        }
-        var sent = Set<String>()
-        for entry in resend where sent.insert(entry.filter).inserted {
+        let action = state.withLock { $0.connectionAccepted(sessionPresent: flags & 1 == 1) }
+        guard case .connected(let waiters, let resubscribe, let change) = action else { return }
+        for entry in resubscribe {
             mosquitto_subscribe_v5(handle.pointer, nil, entry.filter, entry.qos.rawValue, entry.options, nil)
         }
-        notifyObservers()
+        change.deliver()
         for waiter in waiters { waiter.resume() }
     }
 
     func handlePublished(messageID: Int32, reason: Int32) {
-        let completion = state.withLock { state -> PublishCompletion? in
-            if let completion = state.publishWaiters.removeValue(forKey: messageID) { return completion }
-            // Nobody registered: either a publish without completion (drop it) or one whose registration is
-            // still in progress (keep it for that caller).
-            if state.registeringPublishes > 0 { state.earlyPublishResults[messageID] = reason }
-            return nil
-        }
+        let completion = state.withLock { $0.publishAcknowledged(messageID: messageID, reasonCode: reason) }
         completion?.complete(.success(MQTTPublishResult(messageID: messageID, reasonCode: reason)))
     }
 
     func handleSubscribed(messageID: Int32, granted: [Int32]) {
-        let waiter = state.withLock { state -> CheckedContinuation<[Int32], any Error>? in
-            if let waiter = state.subscribeWaiters.removeValue(forKey: messageID) { return waiter }
-            // Resubscriptions after a reconnect have no waiter; only keep results someone may ask for.
-            if state.subscribeWaiters.isEmpty && state.earlySubscribeResults.count > 64 {
-                state.earlySubscribeResults.removeAll()
-            }
-            state.earlySubscribeResults[messageID] = granted
-            return nil
-        }
+        let waiter = state.withLock { $0.subscribeAcknowledged(messageID: messageID, granted: granted) }
         waiter?.resume(returning: granted)
     }
 
