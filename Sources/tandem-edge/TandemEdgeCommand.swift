@@ -110,6 +110,15 @@ struct Run: AsyncParsableCommand {
             return source
         }
         defer { handlers.forEach { $0.cancel() } }
+        let listen = agent.configuration.metricsListen
+        if let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) {
+            do {
+                let bound = try agent.serveMetrics(host: String(listen[..<colon]), port: port)
+                EdgeAgent.standardError("tandem-edge: metrics on http://\(listen[..<colon]):\(bound)/metrics")
+            } catch {
+                throw fail(error)
+            }
+        }
         let model = agent.classifier
         EdgeAgent.standardError(
             "tandem-edge: device \(agent.configuration.device.id), model \(model.modelVersion) "

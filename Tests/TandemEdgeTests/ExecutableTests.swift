@@ -19,8 +19,11 @@ struct ExecutableTests {
         }.joined(separator: "\n") + "\n"
     }
 
-    @Test("run follows a file, and on SIGTERM drains what was written, flushes and exits 0 with every window")
+    @Test(
+        "run follows a file, serves metrics.listen, and on SIGTERM drains what was written, flushes and exits 0 with every window"
+    )
     func runAndTerminate() async throws {
+        let metricsPort = try MosquittoBroker.freeLoopbackPort()
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let dir = scratch.url.path
@@ -39,6 +42,7 @@ struct ExecutableTests {
         sinks:
           - {kind: file, path: \(dir)/records.jsonl, flushIntervalMs: 100}
         statusIntervalSeconds: 3600
+        metrics: {listen: "127.0.0.1:\(metricsPort)"}
         """.write(toFile: "\(dir)/agent.yaml", atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = edge
@@ -58,6 +62,8 @@ struct ExecutableTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(records().count == 24, "the first 100 samples give 24 windows; \(stderr())")
+        let metrics = MetricsTests().get("/metrics", port: metricsPort)
+        #expect(metrics.contains("200 OK") && metrics.contains("tandem_edge_windows"), "metrics: \(metrics.prefix(200))")
         // More samples, then SIGTERM at once: the agent must read them before it stops.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/samples.csv"))
         try handle.seekToEnd()

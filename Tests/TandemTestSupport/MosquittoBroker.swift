@@ -296,7 +296,7 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 
     /// A port that was free on 127.0.0.1 a moment ago.
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw BrokerError("socket() failed: errno \(errno)") }
         defer { close(descriptor) }

@@ -75,8 +75,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var startAtEnd = true
         /// `file`: poll interval in milliseconds.
         public var pollIntervalMs = 250
-        /// `udp`: the IPv4 address to bind.
-        public var host = "0.0.0.0"
+        /// `udp`: the IPv4 address to bind; loopback unless the datagrams come from another host (then name the
+        /// interface's address, or `0.0.0.0` for all, and list the senders in `allow`).
+        public var host = "127.0.0.1"
         /// `udp`: the port to bind.
         public var port = 0
         /// `mqtt`: the topic to subscribe to.

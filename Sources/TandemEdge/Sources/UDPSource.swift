@@ -29,7 +29,7 @@ public final class UDPSource: LineSource {
     /// Binds a UDP socket on `host` (an IPv4 address, default all interfaces) and `port` (0: any free port).
     ///
     /// - Throws: ``SourceError`` naming the address if the socket cannot be created or bound.
-    public init(host: String = "0.0.0.0", port: Int, maximumLineBytes: Int = 4096) throws(SourceError) {
+    public init(host: String = "127.0.0.1", port: Int, maximumLineBytes: Int = 4096) throws(SourceError) {
         guard (0...65535).contains(port) else {
             throw SourceError(.invalidParameter, "udp port \(port) is not within 0…65535")
         }
