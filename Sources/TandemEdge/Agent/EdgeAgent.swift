@@ -14,6 +14,10 @@ import TandemProtocol
 
 /// The edge agent: sources → parser → windower → classifier → escalation policy → sinks, one task per stream.
 ///
+/// The agent assembles the stages (``StreamPipeline/Stages``) and runs them: one task per source, feeding
+/// the pipelines of its streams, and one receiving verdicts into the tracker. The stages are given what
+/// they use and never refer back to the agent.
+///
 /// Build one with ``make(configuration:log:)`` (what `tandem-edge run` does) or with explicit parts
 /// for tests. ``run()`` returns once every source has finished — after ``stop()``, at end of input,
 /// or on a source error — having classified every window read and flushed every sink.
@@ -21,7 +25,7 @@ public final class EdgeAgent: Sendable {
     /// The configuration it runs.
     public let configuration: AgentConfiguration
     /// The model serving now (see ``install(_:)``).
-    public var classifier: any WindowClassifier { model.withLock { $0.classifier } }
+    public var classifier: any WindowClassifier { stages.model.classifier }
     /// Rejected-input counters per stream and reason.
     public let inputErrors: InputErrorCounters
     let sources: [any LineSource]
@@ -32,17 +36,11 @@ public final class EdgeAgent: Sendable {
     /// Where the serving model's file lives (model updates replace it).
     let modelFiles: EdgeModelFiles
     let modelUpdate = Mutex(ModelUpdateState.idle)
-    let policy: Mutex<EscalationPolicy>
-    let statistics: Mutex<AgentStatistics>
-    let logLimiter: Mutex<RateLimitedLog>
     let log: @Sendable (String) -> Void
-    let started = ContinuousClock.now
     let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
-    let verdictTracker: Mutex<VerdictTracker>
-    /// The serving model and how many times it has been replaced.
-    let model: Mutex<(classifier: any WindowClassifier, generation: Int)>
-    /// Set by ``run()`` when the transport delivers verdicts.
-    let verdictsEnabled = Atomic<Bool>(false)
+    /// What the streams' pipelines are given: the serving model, the policy, the transport, the sinks, the
+    /// verdict tracker and the counters.
+    let stages: StreamPipeline.Stages
 
     /// Assembles an agent from parts.
     ///
@@ -72,6 +70,7 @@ public final class EdgeAgent: Sendable {
                 "\(stream.channels), but model \(classifier.modelVersion) takes \(classifier.input.channels) channels")
         }
         let p = configuration.policy
+        let policy: EscalationPolicy
         let mode: EscalationPolicy.Mode
         if let budget = p.budget {
             let calibration =
@@ -85,15 +84,13 @@ public final class EdgeAgent: Sendable {
             mode = .threshold(p.threshold)
         }
         do {
-            policy = Mutex(
-                try EscalationPolicy(
-                    measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
-                    gain: p.gain))
+            policy = try EscalationPolicy(
+                measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
+                gain: p.gain)
         } catch {
             throw ConfigurationError(.invalidValue, key: "policy", error.message)
         }
         self.configuration = configuration
-        model = Mutex((classifier, 0))
         self.sources = sources
         self.sinks = sinks
         self.escalations = link ?? escalations
@@ -101,10 +98,13 @@ public final class EdgeAgent: Sendable {
         modelFiles = EdgeModelFiles(path: configuration.model.path)
         self.log = log
         inputErrors = InputErrorCounters(streams: configuration.streams.map(\.name))
-        verdictTracker = Mutex(VerdictTracker(deadlineSeconds: Double(configuration.verdictDeadlineMs) / 1000))
-        statistics = Mutex(AgentStatistics())
-        logLimiter = Mutex(
-            RateLimitedLog(limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds))
+        stages = StreamPipeline.Stages(
+            model: ServingModel(classifier), policy: policy, escalations: self.escalations, sinks: sinks,
+            verdictTracker: VerdictTracker(deadlineSeconds: Double(configuration.verdictDeadlineMs) / 1000),
+            inputErrors: inputErrors,
+            rejectionLog: RateLimitedLog(
+                limit: configuration.log.maxMessages, intervalSeconds: configuration.log.intervalSeconds),
+            device: configuration.device.id, topK: configuration.policy.topK, log: log)
     }
 
     /// Writes a line to standard error.
@@ -164,10 +164,7 @@ public final class EdgeAgent: Sendable {
     }
 
     /// Seconds since the agent was created.
-    var now: Double {
-        let elapsed = ContinuousClock.now - started
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-    }
+    var now: Double { stages.now }
 
     /// Runs every stream until its source finishes, then flushes the sinks.
     ///
@@ -204,21 +201,21 @@ public final class EdgeAgent: Sendable {
         let verdictTask: Task<Void, Never>?
         let expiryTask: Task<Void, Never>?
         if let verdicts = escalations.verdicts() {
-            verdictsEnabled.store(true, ordering: .relaxed)
+            stages.verdictsEnabled.store(true, ordering: .relaxed)
             let classNames = classifier.classNames
             verdictTask = Task {
                 for await verdict in verdicts {
                     let now = self.now
                     // Release what is past its deadline first: a verdict that comes after the deadline is a
                     // correction, even when the expiry task has not run yet (a busy machine).
-                    let records = verdictTracker.withLock { tracker -> [PredictionRecord] in
+                    let records = stages.verdictTracker.withLock { tracker -> [PredictionRecord] in
                         var out = tracker.expire(now: now)
                         if let record = tracker.received(verdict, classNames: classNames, now: now) {
                             out.append(record)
                         }
                         return out
                     }
-                    emit(records)
+                    stages.emit(records)
                 }
             }
             let step = min(0.05, Double(configuration.verdictDeadlineMs) / 5000)
@@ -239,7 +236,8 @@ public final class EdgeAgent: Sendable {
                 group.addTask { [self] in
                     do {
                         var pipeline = try SourcePipeline(
-                            agent: self, group: groups[index], sourceDescription: source.description)
+                            streams: groups[index].map { ($0, configuration.streams[$0]) },
+                            sourceDescription: source.description, stages: stages)
                         for try await batch in source.batches() { pipeline.process(batch) }
                         pipeline.finish()
                         return nil
@@ -255,13 +253,13 @@ public final class EdgeAgent: Sendable {
         if verdictTask != nil {
             // Windows in flight include those waiting for a verdict: give each its deadline, no more.
             let limit = now + Double(configuration.verdictDeadlineMs) / 1000
-            while verdictTracker.withLock({ $0.pendingCount }) > 0 && now < limit {
+            while stages.verdictTracker.withLock({ $0.pendingCount }) > 0 && now < limit {
                 try? await Task.sleep(for: .milliseconds(10))
                 releaseExpired()
             }
             expiryTask?.cancel()
             verdictTask?.cancel()
-            emit(verdictTracker.withLock { $0.expire(now: .infinity) })
+            stages.emit(stages.verdictTracker.withLock { $0.expire(now: .infinity) })
         }
         flusher.cancel()
         flushSinks()
@@ -281,34 +279,7 @@ public final class EdgeAgent: Sendable {
     ///
     /// - Throws: ``ModelLoadError`` (`incompatible`) naming what differs; the old model keeps serving.
     public func install(_ classifier: any WindowClassifier) throws(ModelLoadError) {
-        try model.withLock { current throws(ModelLoadError) in
-            try Self.checkCompatible(classifier, replacing: current.classifier)
-            current = (classifier, current.generation + 1)
-        }
-    }
-
-    /// Why `new` cannot replace `old`, if it cannot.
-    static func checkCompatible(_ new: any WindowClassifier, replacing old: any WindowClassifier)
-        throws(ModelLoadError)
-    {
-        let (a, b) = (new.input, old.input)
-        var differences = [String]()
-        if a.channels != b.channels { differences.append("channels \(a.channels) instead of \(b.channels)") }
-        if a.window != b.window { differences.append("window \(a.window) instead of \(b.window)") }
-        if a.hop != b.hop { differences.append("hop \(a.hop) instead of \(b.hop)") }
-        if a.sampleRateHz != b.sampleRateHz {
-            differences.append(
-                "sample rate \(a.sampleRateHz.map { "\($0) Hz" } ?? "none") instead of \(b.sampleRateHz.map { "\($0) Hz" } ?? "none")"
-            )
-        }
-        if new.classNames != old.classNames {
-            differences.append("classes \(new.classNames) instead of \(old.classNames)")
-        }
-        guard differences.isEmpty else {
-            throw ModelLoadError(
-                .incompatible,
-                "model \(new.modelVersion) cannot replace \(old.modelVersion): \(differences.joined(separator: ", "))")
-        }
+        try stages.model.install(classifier)
     }
 
     /// Asks every source to finish; ``run()`` then drains what was read and returns.
@@ -318,9 +289,9 @@ public final class EdgeAgent: Sendable {
 
     /// What the agent has done so far.
     public func currentStatistics() -> AgentStatistics {
-        var s = statistics.withLock { $0 }
+        var s = stages.statistics.withLock { $0 }
         s.inputErrors = inputErrors.snapshot()
-        s.threshold = policy.withLock { $0.threshold }
+        s.threshold = stages.policy.withLock { $0.threshold }
         return s
     }
 
@@ -431,41 +402,14 @@ public final class EdgeAgent: Sendable {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    /// Whether escalated windows wait for a verdict (the transport delivers them).
-    var awaitsVerdicts: Bool { verdictsEnabled.load(ordering: .relaxed) }
-
-    /// Writes records to every sink.
-    func emit(_ records: [PredictionRecord]) {
-        for record in records { emit(record) }
-    }
-
-    /// Writes one record to every sink.
-    func emit(_ record: PredictionRecord) {
-        for sink in sinks { sink.write(record) }
-        if record.kind == .correction { statistics.withLock { $0.corrections += 1 } }
-        if record.origin == .cloud && record.kind == .prediction { statistics.withLock { $0.verdictsInTime += 1 } }
-    }
-
     private func releaseExpired() {
         let now = self.now
-        emit(verdictTracker.withLock { $0.expire(now: now) })
+        stages.emit(stages.verdictTracker.withLock { $0.expire(now: now) })
     }
 
     func flushSinks() {
         for sink in sinks {
             do { try sink.flush() } catch { log("sink: \(error)") }
-        }
-    }
-
-    /// Logs a rejected line, rate-limited.
-    func reportRejection(_ reason: InputRejection, stream: String, line: Int, source: String) {
-        let decision = logLimiter.withLock { $0.decide(now: now) }
-        switch decision {
-        case .write: log("stream \(stream): \(source) line \(line): skipped (\(reason.rawValue))")
-        case .writeAfterSuppressed(let k):
-            log("stream \(stream): suppressed \(k) messages about bad input")
-            log("stream \(stream): \(source) line \(line): skipped (\(reason.rawValue))")
-        case .suppress: break
         }
     }
 }

@@ -10,7 +10,7 @@ import TandemProtocol
     import Glibc
 #endif
 
-/// One source's lines through the agent: parse each line and hand its sample to the stream it
+/// One source's lines through their streams' pipelines: parse each line and hand its sample to the stream it
 /// belongs to. Lines the parser rejects (and over-long lines) count against the group's first stream:
 /// a bad line cannot be trusted to name its stream.
 struct SourcePipeline {
@@ -24,13 +24,27 @@ struct SourcePipeline {
     /// One window's values in order, shared by the streams (they run one at a time on this source's thread).
     var windowScratch: [Float]
 
-    init(agent: EdgeAgent, group: [Int], sourceDescription: String) throws {
+    /// Builds the pipelines of the streams one source feeds.
+    ///
+    /// - Parameters:
+    ///   - streams: The streams, in the order the source's lines name them (the first takes lines that name
+    ///     none), each with its index in the configuration; at least one. The first's channels and line limit
+    ///     apply to all.
+    ///   - sourceDescription: The source, for messages.
+    ///   - stages: What every stream is given.
+    /// - Throws: ``ModelLoadError`` if the serving model's input cannot be windowed.
+    init(
+        streams configured: [(index: Int, stream: AgentConfiguration.Stream)], sourceDescription: String,
+        stages: StreamPipeline.Stages
+    ) throws {
         self.sourceDescription = sourceDescription
-        let configured = group.map { agent.configuration.streams[$0] }
-        let first = configured[0]
+        let first = configured[0].stream
         parser = SampleLineParser(
-            channels: first.channels, streamNames: configured.map(\.name), maximumLineBytes: first.source.maxLineBytes)
-        streams = try group.map { try StreamPipeline(agent: agent, index: $0, sourceDescription: sourceDescription) }
+            channels: first.channels, streamNames: configured.map(\.stream.name),
+            maximumLineBytes: first.source.maxLineBytes)
+        streams = try configured.map {
+            try StreamPipeline(index: $0.index, stream: $0.stream, sourceDescription: sourceDescription, stages: stages)
+        }
         isTouched = [Bool](repeating: false, count: streams.count)
         touched = [Int](repeating: 0, count: streams.count)
         windowScratch = [Float](repeating: 0, count: streams.map(\.windowFloats).max() ?? 0)
@@ -73,7 +87,7 @@ struct SourcePipeline {
             streams[k].batchDone()
             isTouched[k] = false
         }
-        if samples > 0 { streams[0].agent.statistics.withLock { $0.samples += samples } }
+        if samples > 0 { streams[0].stages.statistics.withLock { $0.samples += samples } }
     }
 
     mutating func finish() {
@@ -83,8 +97,11 @@ struct SourcePipeline {
 
 /// One stream's path after parsing: window the samples, classify each window, decide on escalation,
 /// emit the record. Its buffers are allocated once, up front.
+///
+/// It is given what it uses (``Stages``: the classifier, the policy, the transport, the sinks, the
+/// counters, a clock and a log), never the agent that assembled it.
 struct StreamPipeline {
-    let agent: EdgeAgent
+    let stages: Stages
     let index: Int
     let name: String
     let sourceDescription: String
@@ -98,16 +115,23 @@ struct StreamPipeline {
     /// The model generation the windower's standardization belongs to.
     var generation: Int
 
-    init(agent: EdgeAgent, index: Int, sourceDescription: String) throws {
-        self.agent = agent
+    /// Builds the pipeline of one stream.
+    ///
+    /// - Parameters:
+    ///   - index: The stream's index in the configuration (its input-error counters').
+    ///   - stream: The stream's configuration (its name and gap factor; its channels are the model's).
+    ///   - sourceDescription: The source, for messages.
+    ///   - stages: What the stream is given.
+    /// - Throws: ``ModelLoadError`` if the serving model's input cannot be windowed.
+    init(index: Int, stream: AgentConfiguration.Stream, sourceDescription: String, stages: Stages) throws {
+        self.stages = stages
         self.index = index
-        let stream = agent.configuration.streams[index]
         name = stream.name
         self.sourceDescription = sourceDescription
-        let (classifier, generation) = agent.model.withLock { ($0.classifier, $0.generation) }
+        let (classifier, generation) = stages.model.current
         self.generation = generation
         windower = try StreamWindower(spec: classifier.input, gapFactor: stream.gapFactor)
-        probabilities = [Float](repeating: 0, count: max(agent.classifier.classNames.count, 1))
+        probabilities = [Float](repeating: 0, count: max(classifier.classNames.count, 1))
     }
 
     /// Floats in one window of this stream's model input.
@@ -144,8 +168,8 @@ struct StreamPipeline {
         rateChecked = true
         guard abs(observed - nominal) > 0.1 * nominal else { return }
         let observedHz = 1 / observed, name = self.name
-        agent.statistics.withLock { $0.sampleRateMismatchByStream[name] = observedHz }
-        agent.log(
+        stages.statistics.withLock { $0.sampleRateMismatchByStream[name] = observedHz }
+        stages.log(
             "stream \(name): samples arrive at \(formatted("%.3g", observedHz)) Hz, the model expects "
                 + "\(formatted("%.3g", 1 / nominal)) Hz; windows will not span what the model was trained on")
     }
@@ -155,7 +179,7 @@ struct StreamPipeline {
     private mutating func publishCounts() {
         let (windows, gaps, name) = (unpublishedWindows, windower.gapResets, self.name)
         guard windows > 0 || gaps != publishedGaps else { return }
-        agent.statistics.withLock {
+        stages.statistics.withLock {
             if windows > 0 { $0.windowsByStream[name, default: 0] += windows }
             if gaps != publishedGaps { $0.gapResetsByStream[name] = gaps }
         }
@@ -164,13 +188,13 @@ struct StreamPipeline {
     }
 
     func reject(_ reason: InputRejection, line: Int, count: Int = 1) {
-        agent.inputErrors.record(reason, stream: index, count: count)
-        agent.reportRejection(reason, stream: name, line: line, source: sourceDescription)
+        stages.inputErrors.record(reason, stream: index, count: count)
+        stages.reportRejection(reason, stream: name, line: line, source: sourceDescription)
     }
 
     private mutating func classifyCurrentWindow(scratch: UnsafeMutableBufferPointer<Float>) {
         let completed = ContinuousClock.now
-        let (classifier, generation) = agent.model.withLock { ($0.classifier, $0.generation) }
+        let (classifier, generation) = stages.model.current
         if generation != self.generation {
             // A new model: the samples held were standardized with the old one's statistics.
             windower.restandardize(mean: classifier.input.mean, std: classifier.input.std)
@@ -181,19 +205,19 @@ struct StreamPipeline {
         var failed = false
         probabilities.withUnsafeMutableBufferPointer { p in
             do { try classifier.classify(values, into: p) } catch {
-                agent.log("stream \(name): classification failed: \(error)")
+                stages.log("stream \(name): classification failed: \(error)")
                 failed = true
             }
         }
         if failed {
-            agent.statistics.withLock { $0.classificationFailures += 1 }
+            stages.statistics.withLock { $0.classificationFailures += 1 }
             return
         }
         var best = 0
         for i in probabilities.indices where probabilities[i] > probabilities[best] { best = i }
-        let now = agent.now
+        let now = stages.now
         let (decision, confidence) = probabilities.withUnsafeBufferPointer { p in
-            agent.policy.withLock { policy in
+            stages.policy.withLock { policy in
                 let confidence = policy.measure.confidence(p)
                 return (policy.decide(confidence: confidence, now: now), confidence)
             }
@@ -211,17 +235,17 @@ struct StreamPipeline {
             modelVersion: classifier.modelVersion,
             latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds)
                 * 1000)
-        if let escalation, agent.awaitsVerdicts {
+        if let escalation, stages.awaitsVerdicts {
             // Registered before it is sent: a verdict can come back faster than this thread continues.
-            let now = agent.now
-            agent.emit(agent.verdictTracker.withLock { $0.escalated(record, id: escalation.payload.id, now: now) })
-            agent.escalations.submit(escalation.payload, encoded: escalation.bytes)
+            let now = stages.now
+            stages.emit(stages.verdictTracker.withLock { $0.escalated(record, id: escalation.payload.id, now: now) })
+            stages.escalations.submit(escalation.payload, encoded: escalation.bytes)
         } else {
-            if let escalation { agent.escalations.submit(escalation.payload, encoded: escalation.bytes) }
-            agent.emit(record)
+            if let escalation { stages.escalations.submit(escalation.payload, encoded: escalation.bytes) }
+            stages.emit(record)
         }
         unpublishedWindows += 1
-        agent.statistics.withLock {
+        stages.statistics.withLock {
             $0.windows += 1
             $0.confidenceSum += confidence
             if decision.escalate { $0.escalations += 1 }
@@ -237,17 +261,17 @@ struct StreamPipeline {
         let id = UUID()
         let window = Array(values)
         let topK = probabilities.withUnsafeBufferPointer {
-            EscalationPayload.topK($0, k: agent.configuration.policy.topK)
+            EscalationPayload.topK($0, k: stages.topK)
         }
         let payload = EscalationPayload(
-            id: id, device: agent.configuration.device.id, stream: name, modelVersion: classifier.modelVersion,
+            id: id, device: stages.device, stream: name, modelVersion: classifier.modelVersion,
             windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,
             channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
             confidence: Float(confidence))
         do {
             return (payload, try payload.encoded())
         } catch {
-            agent.log("stream \(name): escalation not encoded: \(error)")
+            stages.log("stream \(name): escalation not encoded: \(error)")
             return nil
         }
     }

@@ -82,7 +82,7 @@ final class ModelUpdater: Sendable {
             let classifier = try files.verifyAndInstall(
                 bytes, assignment: assignment, configuration: agent.configuration.model
             ) { candidate throws(ModelLoadError) in
-                try EdgeAgent.checkCompatible(candidate, replacing: agent.classifier)
+                try ServingModel.checkCompatible(candidate, replacing: agent.classifier)
             }
             try agent.install(classifier)
             set(.active(classifier.modelVersion))
