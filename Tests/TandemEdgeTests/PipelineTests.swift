@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TandemCore
+import TandemProtocol
 import Testing
 
 @testable import TandemEdge

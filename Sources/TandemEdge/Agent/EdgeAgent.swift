@@ -190,7 +190,9 @@ public final class EdgeAgent: Sendable {
         if let link {
             link.start()
             link.publishStatus(statusJSON())
-            let modelUpdater = ModelUpdater(agent: self, link: link, files: modelFiles) { [weak self] state in
+            let modelUpdater = ModelUpdater(
+                model: stages.model, configuration: configuration.model, link: link, files: modelFiles, log: log
+            ) { [weak self] state in
                 guard let self else { return }
                 modelUpdate.withLock { $0 = state }
                 link.publishStatus(statusJSON())

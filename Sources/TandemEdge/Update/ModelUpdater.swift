@@ -22,28 +22,36 @@ import TandemProtocol
 /// (synced, renamed into place), then the download is renamed over `model.path` and the directory synced.
 /// A crash at any point leaves either the old or the new model at `model.path`; ``EdgeModelFiles/open``
 /// falls back to `.previous` if `model.path` does not verify.
+///
+/// It is given what it uses — the serving model it swaps, the model settings (trusted keys), the link that
+/// brings artifacts and the files it writes — not the agent that assembled it.
 final class ModelUpdater: Sendable {
-    let agent: EdgeAgent
+    let model: ServingModel
+    let configuration: AgentConfiguration.Model
     let link: EdgeLink
     let files: EdgeModelFiles
     let fetchTimeout: Duration
     let state = Mutex(ModelUpdateState.idle)
+    let log: @Sendable (String) -> Void
     let onChange: @Sendable (ModelUpdateState) -> Void
 
     init(
-        agent: EdgeAgent, link: EdgeLink, files: EdgeModelFiles, fetchTimeout: Duration = .seconds(60),
+        model: ServingModel, configuration: AgentConfiguration.Model, link: EdgeLink, files: EdgeModelFiles,
+        fetchTimeout: Duration = .seconds(60), log: @escaping @Sendable (String) -> Void,
         onChange: @escaping @Sendable (ModelUpdateState) -> Void
     ) {
-        self.agent = agent
+        self.model = model
+        self.configuration = configuration
         self.link = link
         self.files = files
         self.fetchTimeout = fetchTimeout
+        self.log = log
         self.onChange = onChange
     }
 
     private func set(_ new: ModelUpdateState) {
         state.withLock { $0 = new }
-        agent.log("model update: \(new)")
+        log("model update: \(new)")
         onChange(new)
     }
 
@@ -64,7 +72,7 @@ final class ModelUpdater: Sendable {
             return
         }
         let version = assignment.version
-        if version == agent.classifier.modelVersion {
+        if version == model.classifier.modelVersion {
             set(.active(version))
             return
         }
@@ -80,11 +88,11 @@ final class ModelUpdater: Sendable {
         set(.verifying(version))
         do {
             let classifier = try files.verifyAndInstall(
-                bytes, assignment: assignment, configuration: agent.configuration.model
+                bytes, assignment: assignment, configuration: configuration
             ) { candidate throws(ModelLoadError) in
-                try ServingModel.checkCompatible(candidate, replacing: agent.classifier)
+                try ServingModel.checkCompatible(candidate, replacing: model.classifier)
             }
-            try agent.install(classifier)
+            try model.install(classifier)
             set(.active(classifier.modelVersion))
         } catch {
             set(.rejected(version, reason: "\(error)"))
