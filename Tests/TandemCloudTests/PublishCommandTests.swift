@@ -45,4 +45,70 @@ struct PublishCommandTests {
             #expect(noCohort.status != 0 && noCohort.standardError.contains("already the production version"))
         }
     }
+
+    struct RefusedBroker: Sendable, CustomTestStringConvertible {
+        let arguments: [String]
+        /// What standard error must say: the flag at fault and the problem.
+        let says: [String]
+        var testDescription: String { arguments.joined(separator: " ") }
+    }
+
+    @Test(
+        "tandem publish refuses broker settings it cannot use before it registers or signs anything",
+        arguments: [
+            RefusedBroker(
+                arguments: ["--broker-url", "http://localhost:1883"],
+                says: ["--broker-url", "unsupported scheme 'http'"]),
+            RefusedBroker(
+                arguments: ["--broker-url", "mqtts://localhost:8883"], says: ["--broker-ca-file", "needs a CA file"]),
+            RefusedBroker(
+                arguments: ["--broker-url", "mqtt://localhost:1", "--broker-ca-file", "ca.pem"],
+                says: ["--broker-ca-file", "plain TCP"]),
+            RefusedBroker(
+                arguments: [
+                    "--broker-url", "mqtt://localhost:1", "--username", "u", "--password-file", "/nonexistent",
+                ],
+                says: ["--password-file", "'/nonexistent': No such file or directory"]),
+        ])
+    func publishRefusesBrokerFirst(_ refused: RefusedBroker) throws {
+        let fixture = try RegistryFixture()
+        defer { fixture.scratch.remove() }
+        let model = try fixture.file(try edgeArtifact(version: "v1"))
+        let data = fixture.registry.directory.path
+        let result = try runCommand(
+            tandem,
+            ["publish", model.path, "--key", fixture.keyURL.path, "--fleet", "plant", "--data-dir", data]
+                + refused.arguments)
+        #expect(result.status != 0)
+        for text in refused.says {
+            #expect(result.standardError.contains(text), "\(result.standardError)")
+        }
+        #expect(fixture.registry.list().versions.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: data + "/audit.jsonl"))
+    }
+
+    @Test("the CLI speaks mqtts: tandem rollout status with --broker-ca-file and a client certificate")
+    func rolloutStatusOverTLS() async throws {
+        let fixture = try RegistryFixture()
+        defer { fixture.scratch.remove() }
+        let options = MosquittoBroker.Options(tls: true, requireClientCertificate: true)
+        try await MosquittoBroker.with(options) { broker in
+            let certificates = try #require(broker.certificates)
+            func status(caFile: String) throws -> CommandResult {
+                try runCommand(
+                    tandem,
+                    [
+                        "rollout", "status", "--fleet", "plant", "--data-dir", fixture.registry.directory.path,
+                        "--broker-url", "mqtts://\(broker.host):\(broker.port)", "--broker-ca-file", caFile,
+                        "--broker-cert-file", certificates.clientCertificateFile, "--broker-key-file",
+                        certificates.clientKeyFile,
+                    ])
+            }
+            let good = try status(caFile: certificates.caFile)
+            #expect(good.status == 0, "\(good.standardError)")
+            #expect(good.standardOutput.contains("no rollout"), "\(good.standardOutput)")
+            let wrongCA = try status(caFile: certificates.wrongCAFile)
+            #expect(wrongCA.status != 0 && wrongCA.standardError.contains("tlsFailure"), "\(wrongCA.standardError)")
+        }
+    }
 }

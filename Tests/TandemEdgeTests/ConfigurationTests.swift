@@ -1,4 +1,5 @@
 import Foundation
+import TandemMQTT
 import Testing
 
 @testable import TandemEdge
@@ -122,5 +123,110 @@ struct ConfigurationTests {
         var reread = AgentConfiguration()
         try reread.apply(yaml: config.effectiveYAML())
         #expect(reread == config)
+    }
+
+    /// A configuration with one stdin stream whose `broker` section is `configure`d.
+    static func broker(_ configure: (inout AgentConfiguration.Broker) -> Void) -> AgentConfiguration {
+        var config = AgentConfiguration()
+        config.device.id = "box"
+        config.streams = [.init(name: "main", channels: 3)]
+        configure(&config.broker)
+        return config
+    }
+
+    struct BadBroker: Sendable, CustomTestStringConvertible {
+        /// The URL, then `key=value` settings of the broker section, separated by spaces.
+        let settings: String
+        let key: String
+        let says: String
+        var testDescription: String { settings }
+    }
+
+    @Test(
+        "broker settings are checked by the one broker parser and named by their key",
+        arguments: [
+            BadBroker(settings: "ftp://broker", key: "broker.url", says: "unsupported scheme 'ftp'"),
+            BadBroker(settings: "mqtt://broker:70000", key: "broker.url", says: "within 1…65535"),
+            BadBroker(settings: "mqtt://edge:pw@broker", key: "broker.url", says: "user information"),
+            BadBroker(settings: "mqtt://broker/tandem", key: "broker.url", says: "a path"),
+            BadBroker(settings: "mqtt://broker caFile=/etc/tandem/ca.crt", key: "broker.caFile", says: "plain TCP"),
+            BadBroker(settings: "mqtts://broker certFile=/c.pem", key: "broker.keyFile", says: "key file is missing"),
+            BadBroker(settings: "mqtt://broker passwordFile=/p", key: "broker.username", says: "no username"),
+        ])
+    func brokerValidation(_ bad: BadBroker) {
+        let parts = bad.settings.split(separator: " ")
+        let config = Self.broker { broker in
+            broker.url = String(parts[0])
+            for setting in parts.dropFirst() {
+                let pair = setting.split(separator: "=").map(String.init)
+                switch pair[0] {
+                case "caFile": broker.caFile = pair[1]
+                case "certFile": broker.certFile = pair[1]
+                case "passwordFile": broker.passwordFile = pair[1]
+                default: Issue.record("unknown setting \(pair[0])")
+                }
+            }
+        }
+        let error = #expect(throws: ConfigurationError.self) { try config.validate() }
+        #expect(error?.issues.map(\.key) == [bad.key], "\(String(describing: error))")
+        #expect(error?.description.contains(bad.says) == true, "\(String(describing: error))")
+        #expect(error?.description.contains(":pw@") == false)
+    }
+
+    @Test("an empty broker.url runs without a broker; mqtts with an empty caFile uses the system's trust store")
+    func brokerDefaults() throws {
+        try Self.broker { $0.url = "" }.validate()
+        try Self.broker { $0.url = "tcp://[::1]" }.validate()
+        let secure = try Self.broker { $0.url = "ssl://broker" }.broker.brokerConfiguration()
+        #expect(secure.certificateAuthorities == .system && secure.endpoint.port == 8883)
+        let named = try Self.broker {
+            $0.url = "mqtts://broker:9000"
+            $0.caFile = "/etc/tandem/ca.crt"
+        }.broker.brokerConfiguration()
+        #expect(named.certificateAuthorities == .file("/etc/tandem/ca.crt"))
+        #expect(try Self.broker { $0.url = "mqtt://b" }.broker.brokerConfiguration().certificateAuthorities == nil)
+    }
+
+    @Test("an mqtt source takes plain mqtt:// (or tcp://) URLs only: it has no TLS settings")
+    func mqttSourceURL() throws {
+        func config(_ url: String) -> AgentConfiguration {
+            var config = Self.broker { _ in }
+            config.streams[0].source.kind = .mqtt
+            config.streams[0].source.topic = "gateway/lines"
+            config.streams[0].source.url = url
+            return config
+        }
+        try config("mqtt://gateway:1884").validate()
+        try config("tcp://127.0.0.1").validate()
+        for (url, says) in [("mqtts://gateway", "no TLS settings"), ("http://gateway", "unsupported scheme")] {
+            let error = #expect(throws: ConfigurationError.self) { try config(url).validate() }
+            #expect(error?.issues.map(\.key) == ["streams[0].source.url"])
+            #expect(error?.description.contains(says) == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("the link's client settings come from the broker section: password trimmed, keepalive and backoff kept")
+    func linkClientConfiguration() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("password-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try "s3cret \r\n".write(to: scratch, atomically: true, encoding: .utf8)
+        var broker = AgentConfiguration.Broker()
+        broker.url = "mqtt://broker:1884"
+        broker.username = "plant/box"
+        broker.passwordFile = scratch.path
+        broker.keepAliveSeconds = 12
+        broker.reconnectMaxSeconds = 2.5
+        let configuration = try EdgeLink.clientConfiguration(broker, clientID: "plant-box")
+        #expect(configuration.host == "broker" && configuration.port == 1884 && configuration.clientID == "plant-box")
+        #expect(configuration.username == "plant/box" && configuration.password == "s3cret")
+        #expect(configuration.keepAliveSeconds == 12 && configuration.reconnect.maximumDelayMilliseconds == 2500)
+        #expect(configuration.tls == nil)
+
+        broker.passwordFile = scratch.path + ".missing"
+        let error = #expect(throws: ConfigurationError.self) {
+            try EdgeLink.clientConfiguration(broker, clientID: "plant-box")
+        }
+        #expect(error?.issues.map(\.key) == ["broker.passwordFile"])
+        #expect(error?.description.contains(scratch.path + ".missing") == true)
     }
 }

@@ -128,4 +128,24 @@ struct SecurityTests {
             }
         }
     }
+
+    @Test("an mqtts:// broker configuration with a CA, client certificate and password file connects")
+    func brokerConfigurationOverTLS() async throws {
+        let options = MosquittoBroker.Options(users: ["edge-7": "s3cret"], tls: true, requireClientCertificate: true)
+        try await MosquittoBroker.with(options) { broker in
+            let certificates = try #require(broker.certificates)
+            let passwordFile = broker.directory.url.appendingPathComponent("edge-7.password").path
+            try "s3cret\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+            let settings = try MQTTBrokerConfiguration(
+                url: "mqtts://\(broker.host):\(broker.port)", username: "edge-7", passwordFile: passwordFile,
+                certificateAuthorities: .file(certificates.caFile), certificateFile: certificates.clientCertificateFile,
+                keyFile: certificates.clientKeyFile)
+            let client = try MQTTClient(configuration: try settings.clientConfiguration(clientID: "edge-7-tls"))
+            try await client.connect()
+            let subscription = try await client.subscribe(to: "tandem/tls")
+            try await client.publish(MQTTMessage(topic: "tandem/tls", string: "encrypted"))
+            #expect(try await collect(1, from: subscription).first?.payloadString == "encrypted")
+            await client.disconnect()
+        }
+    }
 }

@@ -1,3 +1,5 @@
+import TandemMQTT
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -22,12 +24,13 @@ extension AgentConfiguration {
         check(topicSafe(device.id), "device.id", "must be non-empty without '/', '+' or '#', got '\(device.id)'")
         check(
             topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")
-        let url = URLComponents(string: broker.url)
-        check(
-            broker.url.isEmpty
-                || url.map { ["mqtt", "mqtts", "tcp", "ssl"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty }
-                    ?? false,
-            "broker.url", "must be mqtt://host[:port], mqtts://host[:port] or empty (no broker), got '\(broker.url)'")
+        if !broker.url.isEmpty {  // empty: no broker
+            do throws(ConfigurationError) {
+                _ = try broker.brokerConfiguration()
+            } catch {
+                issues += error.issues
+            }
+        }
         check(
             broker.keepAliveSeconds > 0, "broker.keepAliveSeconds", "must be positive, got \(broker.keepAliveSeconds)")
         check(
@@ -66,10 +69,13 @@ extension AgentConfiguration {
                     "must be an IPv4 address, got '\(s.host)'")
             case .mqtt:
                 check(!s.topic.isEmpty, "\(p).source.topic", "an mqtt source needs a topic")
-                let url = URLComponents(string: s.url)
-                check(
-                    url.map { ["mqtt", "tcp"].contains($0.scheme ?? "") && !($0.host ?? "").isEmpty } ?? false,
-                    "\(p).source.url", "must be mqtt://host[:port], got '\(s.url)'")
+                do throws(MQTTBrokerConfigurationError) {
+                    check(
+                        !(try MQTTBrokerConfiguration.Endpoint(url: s.url).usesTLS), "\(p).source.url",
+                        "must be mqtt://host[:port] (a source has no TLS settings), got '\(s.url)'")
+                } catch {
+                    check(false, "\(p).source.url", error.message)
+                }
             }
             // Streams may share a source (JSON lines then name their stream), but only with identical settings.
             if let j = streams[..<i].firstIndex(where: { Self.sourceKey($0.source) == Self.sourceKey(s) }),

@@ -37,8 +37,8 @@ public final class EdgeLink: EscalationTransport {
 
     /// Connects to the broker `configuration.broker` names and opens the outbox in `configuration.outbox`.
     ///
-    /// - Throws: ``ConfigurationError`` for an unusable URL or password file, `MQTTError` for TLS files or an
-    ///   outbox directory that cannot be used.
+    /// - Throws: ``ConfigurationError`` for unusable broker settings or files (URL, password, CA, certificate,
+    ///   key), `MQTTError` for TLS files libmosquitto refuses or an outbox directory that cannot be used.
     public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void) throws {
         topics = DeviceTopics(fleet: configuration.device.fleet, device: configuration.device.id)
         self.log = log
@@ -66,34 +66,21 @@ public final class EdgeLink: EscalationTransport {
         String(decoding: DeviceStatus.lastWill(device: device).encoded(), as: UTF8.self)
     }
 
-    /// The MQTT client settings for `broker`.
-    static func clientConfiguration(_ broker: AgentConfiguration.Broker, clientID: String) throws
-        -> MQTTClientConfiguration
+    /// The MQTT client settings for `broker`: ``AgentConfiguration/Broker/brokerConfiguration()`` with the
+    /// password file read, and the section's keepalive and reconnect timing.
+    static func clientConfiguration(_ broker: AgentConfiguration.Broker, clientID: String)
+        throws(ConfigurationError) -> MQTTClientConfiguration
     {
-        guard let url = URLComponents(string: broker.url), let host = url.host, !host.isEmpty else {
-            throw ConfigurationError(.invalidValue, key: "broker.url", "'\(broker.url)' is not mqtt://host[:port]")
+        let settings = try broker.brokerConfiguration()
+        var configuration: MQTTClientConfiguration
+        do throws(MQTTBrokerConfigurationError) {
+            configuration = try settings.clientConfiguration(clientID: clientID)
+        } catch {
+            throw ConfigurationError(error, section: "broker")
         }
-        let secure = url.scheme == "mqtts" || url.scheme == "ssl"
-        var password: String?
-        if !broker.passwordFile.isEmpty {
-            guard let text = try? String(contentsOfFile: broker.passwordFile, encoding: .utf8) else {
-                throw ConfigurationError(
-                    .invalidValue, key: "broker.passwordFile", "cannot read '\(broker.passwordFile)'")
-            }
-            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-        }
-        var tls: MQTTClientConfiguration.TLS?
-        if secure {
-            tls = .init(
-                caFile: broker.caFile.isEmpty ? "/etc/ssl/certs/ca-certificates.crt" : broker.caFile,
-                certificateFile: broker.certFile.isEmpty ? nil : broker.certFile,
-                keyFile: broker.keyFile.isEmpty ? nil : broker.keyFile)
-        }
-        return MQTTClientConfiguration(
-            host: host, port: url.port ?? (secure ? 8883 : 1883), clientID: clientID,
-            username: broker.username.isEmpty ? nil : broker.username, password: password, tls: tls,
-            keepAliveSeconds: broker.keepAliveSeconds,
-            reconnect: .init(maximumDelayMilliseconds: Int(broker.reconnectMaxSeconds * 1000)))
+        configuration.keepAliveSeconds = broker.keepAliveSeconds
+        configuration.reconnect = .init(maximumDelayMilliseconds: Int(broker.reconnectMaxSeconds * 1000))
+        return configuration
     }
 
     /// Starts connecting (in the background, retried until it works) and sending what the outbox holds;

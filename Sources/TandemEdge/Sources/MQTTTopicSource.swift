@@ -27,16 +27,19 @@ public final class MQTTTopicSource: LineSource {
     private let subscribed = Atomic<Bool>(false)
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
-    /// Subscribes to `topic` on the broker at `url` (`mqtt://host[:port]`).
+    /// Subscribes to `topic` on the broker at `url` (`mqtt://host[:port]`; a source has no credentials or TLS
+    /// settings).
     ///
-    /// - Throws: ``SourceError`` (`invalidParameter`) for a URL that is not mqtt://host[:port].
+    /// - Throws: ``SourceError`` (`invalidParameter`) for a URL ``MQTTBrokerConfiguration`` refuses.
     public init(url: String, topic: String, clientID: String, maximumLineBytes: Int) throws(SourceError) {
-        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw SourceError(.invalidParameter, "mqtt source: '\(url)' is not mqtt://host[:port]")
+        let configuration: MQTTClientConfiguration
+        do throws(MQTTBrokerConfigurationError) {
+            configuration = try MQTTBrokerConfiguration(url: url).clientConfiguration(clientID: clientID)
+        } catch {
+            throw SourceError(.invalidParameter, "mqtt source: \(error.message)")
         }
         do {
-            client = try MQTTClient(
-                configuration: MQTTClientConfiguration(host: host, port: components.port ?? 1883, clientID: clientID))
+            client = try MQTTClient(configuration: configuration)
         } catch {
             throw SourceError(.invalidParameter, "mqtt source \(url): \(error)")
         }

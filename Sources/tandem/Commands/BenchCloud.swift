@@ -54,7 +54,7 @@ struct BenchCloud: AsyncParsableCommand {
                 let process = Process()
                 process.executableURL = cloud
                 process.arguments = [
-                    "serve", "--broker-url", "mqtt://127.0.0.1:\(broker.port)", "--model", model, "--data-dir",
+                    "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
                     scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
                 ]
                 process.standardError = FileHandle.nullDevice
@@ -68,9 +68,11 @@ struct BenchCloud: AsyncParsableCommand {
                 }
             }
             try await Task.sleep(for: .seconds(2))  // workers load the model and subscribe
-            let client = try MQTTClient(
-                configuration: MQTTClientConfiguration(
-                    port: broker.port, clientID: "bench-edge-\(n)", maximumInflightMessages: 1000, tcpNoDelay: true))
+            var configuration = try MQTTBrokerConfiguration(url: broker.url).clientConfiguration(
+                clientID: "bench-edge-\(n)")
+            configuration.maximumInflightMessages = 1000
+            configuration.tcpNoDelay = true
+            let client = try MQTTClient(configuration: configuration)
             try await client.connect()
             let sent = Mutex([UUID: UInt64]())
             let roundTrips = Mutex([Double]())

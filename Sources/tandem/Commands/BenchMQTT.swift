@@ -154,7 +154,9 @@ struct BenchMQTT: AsyncParsableCommand {
 
     private func connectPair(port: Int) async throws -> (MQTTClient, MQTTClient) {
         let id = UUID().uuidString.prefix(6)
-        var configuration = MQTTClientConfiguration(port: port, clientID: "bench-sub-\(id)", tcpNoDelay: tcpNoDelay)
+        var configuration = try MQTTBrokerConfiguration(url: BenchBroker.url(port: port))
+            .clientConfiguration(clientID: "bench-sub-\(id)")
+        configuration.tcpNoDelay = tcpNoDelay
         if let receiveMaximum { configuration.receiveMaximum = receiveMaximum }
         let subscriber = try MQTTClient(configuration: configuration)
         configuration.clientID = "bench-pub-\(id)"
@@ -393,6 +395,12 @@ struct BenchBroker {
     let port: Int
     let process: Process?
     let directory: URL?
+
+    /// The URL of the broker on 127.0.0.1 at `port`.
+    static func url(port: Int) -> String { "mqtt://127.0.0.1:\(port)" }
+
+    /// This broker's URL.
+    var url: String { Self.url(port: port) }
 
     init(existingPort: Int) {
         port = existingPort

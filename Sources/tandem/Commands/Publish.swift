@@ -59,6 +59,8 @@ struct Publish: AsyncParsableCommand {
             }
             metrics[parts[0]] = value
         }
+        // The broker settings and files are checked before anything is registered or signed.
+        let clientConfiguration = try cloud.clientConfiguration()
         let registry = try cloud.registry()
         let signingKey = try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: key))
         let record = try registry.register(
@@ -72,7 +74,7 @@ struct Publish: AsyncParsableCommand {
                     + (force ? ", forced" : "")))
         Console.log("registered \(record.version) (\(record.size) bytes, sha256 \(record.sha256), key \(record.keyID))")
 
-        let client = try await cloud.connect()
+        let client = try await cloud.connect(clientConfiguration)
         var devices = device
         if allDevices {
             let monitor = try await FleetMonitor(client: client, fleet: cloud.fleet)
