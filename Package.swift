@@ -109,6 +109,7 @@ let package = Package(
                 "TandemCloud", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud",
                 "tandem",
                 "tandem-mqtt-probe",
+                .product(name: "Logging", package: "swift-log"),
             ]),
     ]
 )

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TandemCloud
-import TandemCore
 
 @main
 struct TandemCloudCommand: AsyncParsableCommand {
@@ -20,6 +20,8 @@ struct TandemCloudCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("tandem-cloud: \(error)\n".utf8))
             Glibc.exit(64)
         }
+        // Every logger, the libraries' included, writes to standard error.
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         await main(arguments)
     }
 }
@@ -51,9 +53,24 @@ struct Serve: AsyncParsableCommand {
             "A YAML file of settings (cloud-config/cloud.yaml lists every key); TANDEM_CLOUD_SECTION_KEY variables "
                 + "override it and flags override both.", valueName: "file"))
     var config: String?
-    @Option(help: "Broker: mqtt://host[:port].") var brokerURL = "mqtt://localhost:1883"
+    @Option(help: "Broker: mqtt://host[:port] (default port 1883) or mqtts://host[:port] for TLS (8883).")
+    var brokerURL = "mqtt://localhost:1883"
     @Option(help: "Broker user name.") var username: String?
-    @Option(help: "File whose first line is the broker password.") var passwordFile: String?
+    @Option(help: "File whose first line is the broker password (needs --username).") var passwordFile: String?
+    @Option(
+        name: .customLong("broker-ca-file"),
+        help: ArgumentHelp(
+            "CA certificate (PEM) that signs the broker's, for mqtts:// (required there); 'system': the system's "
+                + "trust store.", valueName: "path"))
+    var brokerCAFile: String?
+    @Option(
+        name: .customLong("broker-cert-file"),
+        help: ArgumentHelp("Client certificate (PEM) for a broker that requires one (mqtts://).", valueName: "path"))
+    var brokerCertFile: String?
+    @Option(
+        name: .customLong("broker-key-file"),
+        help: ArgumentHelp("The client certificate's private key (PEM).", valueName: "path"))
+    var brokerKeyFile: String?
     @Option(help: "The full model (.tandem, float32).") var model: String
     @Option(help: "Edge model artifacts whose windows this worker may receive (their standardization is undone).")
     var edgeModel: [String] = []
@@ -70,67 +87,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most windows per model call.") var maxBatch = 64
     @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
+    @Option(help: "Seconds a graceful shutdown may take before the parts still running are cancelled.")
+    var shutdownGracePeriod = 30.0
     @Option(help: "HTTP API address host:port (port 0: any free port); \"\" disables it.") var http = "127.0.0.1:8080"
     @Option(help: "File whose first line is the bearer token of mutating HTTP routes (without it they are refused).")
     var apiTokenFile: String?
     @OptionGroup(title: "Retraining") var trainer: TrainerOptions
 
-    func run() async throws {
-        let log: @Sendable (String) -> Void = {
-            FileHandle.standardError.write(Data(("tandem-cloud: " + $0 + "\n").utf8))
-        }
-        guard let url = URLComponents(string: brokerURL), let host = url.host, !host.isEmpty else {
-            throw ValidationError("--broker-url: '\(brokerURL)' is not mqtt://host[:port]")
-        }
+    func validate() throws {
         guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
-        let keys = try trustedKey.map { try SigningKeyFile.readPublicKey(from: URL(fileURLWithPath: $0)) }
-        func read(_ path: String) throws -> ModelArtifact {
-            try ModelArtifact.read(
-                from: URL(fileURLWithPath: path), trustedKeys: keys.isEmpty ? nil : keys,
-                requireSignature: !keys.isEmpty)
-        }
-        let artifact = try read(model)
-        let full = try FloatModel(artifact: artifact)
-        try artifact.verifyGoldenOutputs(try full.logits(for: artifact.goldenInputs))
-        var edgeInputs = [String: InputSpec]()
-        for path in edgeModel {
-            let edge = try read(path)
-            edgeInputs[edge.manifest.version] = edge.manifest.input
-        }
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let sqlite = storeURL.isEmpty ? try SampleStore(path: dataDir + "/tandem.sqlite") : nil
-        let store: any EscalationStore = try sqlite ?? openEscalationStore(storeURL)
-        // On PostgreSQL the trainer gets a connection of its own, so its long reads (every stored example)
-        // never hold up the escalations' inserts, which share the worker's connection.
-        let trainingStore: (any TrainingStore)? = trainer.trainer ? try sqlite ?? openEscalationStore(storeURL) : nil
-        log(
-            "sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")"
-        )
-        let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDir))
-        var configuration = EscalationServer.Configuration()
-        configuration.host = host
-        configuration.port = url.port ?? 1883
-        configuration.username = username
-        if let passwordFile {
-            configuration.password = try String(contentsOfFile: passwordFile, encoding: .utf8)
-                .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
-        }
-        configuration.workerID = workerID
-        configuration.maximumBatch = maxBatch
-        configuration.maximumWait = maxWaitMs / 1000
-        let progress = RoundProgress()
-        let rounds = trainingStore ?? (store as? any TrainingStore)
-        let trains = trainer.trainer
-        let worker = try CloudWorker(
-            configuration: configuration, model: full, manifest: artifact.manifest, edgeInputs: edgeInputs,
-            store: store, dataDirectory: URL(fileURLWithPath: dataDir), registry: registry,
-            http: try httpConfiguration(),
-            training: { try CloudHTTPAPI.TrainingView(trainer: trains, progress: progress, store: rounds) },
-            statisticsInterval: statsInterval, log: log)
-        let service = try trainer.makeService(
-            full: artifact, workerID: workerID,
-            broker: (configuration.host, configuration.port, configuration.username, configuration.password),
-            store: trainingStore, registry: registry, catalog: worker.server.edgeInputs, progress: progress, log: log)
-        try await worker.run(additionalServices: service.map { [RetrainingLifecycle($0)] } ?? [])
+        guard shutdownGracePeriod > 0 else { throw ValidationError("--shutdown-grace-period must be positive") }
+        _ = try broker()
+    }
+
+    func run() async throws {
+        let worker = try CloudWorker.make(
+            configuration: try workerConfiguration(), logger: Logger(label: "tandem-cloud"))
+        try await worker.run()
     }
 }

@@ -1,9 +1,5 @@
 import ArgumentParser
-import Foundation
 import TandemCloud
-import TandemCore
-import TandemMQTT
-import TandemTraining
 
 /// `serve`'s retraining options: with `--trainer` the worker also runs the retraining loop.
 struct TrainerOptions: ParsableArguments {
@@ -80,20 +76,13 @@ struct TrainerOptions: ParsableArguments {
         }
     }
 
-    /// The service for a worker, or nil without `--trainer`.
-    func makeService(
-        full: ModelArtifact, workerID: String, broker: (host: String, port: Int, username: String?, password: String?),
-        store: (any TrainingStore)?, registry: ModelRegistry, catalog: EdgeInputCatalog?,
-        progress: RoundProgress = RoundProgress(), log: @escaping @Sendable (String) -> Void
-    ) throws -> RetrainingService? {
-        guard trainer, let store, let trainingData, let edgeSpec, let signingKey else { return nil }
-        let input = full.manifest.input
-        let data = try DataSource.load(path: trainingData, window: input.window, hop: input.hop)
-        let spec = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: edgeSpec))
-        let key = try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: signingKey))
+    /// The retraining loop's settings, or nil without `--trainer`.
+    func settings() -> CloudWorker.Trainer? {
+        guard trainer, let trainingData, let edgeSpec, let signingKey else { return nil }
+        var settings = CloudWorker.Trainer(
+            trainingDataPath: trainingData, edgeSpecPath: edgeSpec, signingKeyPath: signingKey)
         var configuration = RetrainingService.Configuration()
         configuration.fleet = fleet
-        configuration.holder = workerID
         configuration.checkIntervalSeconds = retrainInterval
         configuration.leaseSeconds = leaseSeconds
         configuration.trigger.minimumNewHardExamples = retrainHardExamples
@@ -114,14 +103,7 @@ struct TrainerOptions: ParsableArguments {
             minimumLabelledWindows: minLabelledWindows)
         configuration.rolloutStepSeconds = rolloutInterval
         configuration.trainOnShuffledLabels = drillShuffledLabels
-        let client = try MQTTClient(
-            configuration: MQTTClientConfiguration(
-                host: broker.host, port: broker.port, clientID: "tandem-cloud-\(workerID)-trainer",
-                username: broker.username, password: broker.password,
-                reconnect: .init(maximumDelayMilliseconds: 5000)))
-        log("trainer: \(data.description); edge spec \(spec.name)")
-        return RetrainingService(
-            configuration: configuration, full: full, data: data, edgeSpec: spec, signingKey: key, store: store,
-            registry: registry, client: client, catalog: catalog, progress: progress, log: log)
+        settings.service = configuration
+        return settings
     }
 }

@@ -44,7 +44,7 @@ struct CloudConfigTests {
                     environment: environment)
                 let health = try await cloud.json("GET", "/healthz")
                 #expect(health.object["worker"] as? String == expected, "\(health.object)")
-                #expect(cloud.terminate() == 0, "\(cloud.log)")
+                #expect(await cloud.terminate() == 0, "\(cloud.log)")
             }
         }
     }

@@ -14,27 +14,71 @@ import Testing
     import Glibc
 #endif
 
-/// A `tandem-cloud serve` process with its HTTP API on a free loopback port, against a real mosquitto, with a
-/// registry holding one production version.
+/// A worker with its HTTP API on a free loopback port, against a real mosquitto, with a registry holding one
+/// production version: built in the test's process through `CloudWorker.make`, or, for the tests of the
+/// executable's own flags and configuration file, a `tandem-cloud serve` process.
 final class RunningCloud {
+    /// Where the worker runs.
+    enum Running {
+        case inProcess(InProcessWorker)
+        case process(Process, log: URL)
+    }
+
     let broker: MosquittoBroker
     let scratch: ScratchDirectory
-    let process = Process()
-    let errorURL: URL
+    let running: Running
     let port: Int
     let token = "s3cret-token-for-tests"
     let fixture: RegistryFixture
 
-    var log: String { (try? String(contentsOf: errorURL, encoding: .utf8)) ?? "" }
+    var log: String {
+        switch running {
+        case .inProcess(let worker): worker.log
+        case .process(_, let url): (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        }
+    }
     var dataDirectory: String { fixture.scratch.url.appendingPathComponent("data").path }
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts the worker once `prepare` has set up the registry (the fixture's data directory is the worker's).
-    /// `arguments`, given the scratch directory (holding full.tandem and token), replaces the command line;
+    /// Builds and runs the worker in this process once `prepare` has set up the registry (the fixture's data
+    /// directory is the worker's).
+    convenience init(
+        broker: MosquittoBroker, withToken: Bool = true, prepare: (RegistryFixture) throws -> Void = { _ in }
+    ) async throws {
+        try await self.init(broker: broker, prepare: prepare) { dir, token in
+            var configuration = try InProcessWorker.configuration(
+                brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data",
+                workerID: "http-test")
+            var http = CloudHTTPAPI.Configuration()
+            http.address = CloudHTTPAPI.Address(host: "127.0.0.1", port: 0)
+            http.token = withToken ? token : nil
+            configuration.http = http
+            return .inProcess(try InProcessWorker(configuration))
+        }
+    }
+
+    /// Starts `tandem-cloud` with `arguments`, given the scratch directory (holding full.tandem and token);
     /// `environment` is added to this process's.
-    init(
-        broker: MosquittoBroker, withToken: Bool = true, prepare: (RegistryFixture) throws -> Void = { _ in },
-        arguments: ((String) throws -> [String])? = nil, environment: [String: String] = [:]
+    convenience init(broker: MosquittoBroker, arguments: (String) throws -> [String], environment: [String: String])
+        async throws
+    {
+        try await self.init(broker: broker, prepare: { _ in }) { dir, _ in
+            let errorURL = URL(fileURLWithPath: "\(dir)/cloud.log")
+            _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+            let process = Process()
+            process.executableURL = BuiltProducts.executable("tandem-cloud")
+            process.arguments = try arguments(dir)
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: errorURL)
+            try process.run()
+            return .process(process, log: errorURL)
+        }
+    }
+
+    private init(
+        broker: MosquittoBroker, prepare: (RegistryFixture) throws -> Void,
+        start: (_ directory: String, _ token: String) throws -> Running
     ) async throws {
         self.broker = broker
         fixture = try RegistryFixture()
@@ -43,22 +87,14 @@ final class RunningCloud {
         try prepare(fixture)
         try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
         try "\(token)\n".write(toFile: "\(dir)/token", atomically: true, encoding: .utf8)
-        errorURL = URL(fileURLWithPath: "\(dir)/cloud.log")
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        process.executableURL = BuiltProducts.executable("tandem-cloud")
-        process.arguments =
-            try arguments?(dir)
-            ?? [
-                "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", "\(dir)/full.tandem",
-                "--data-dir", "\(dir)/data", "--worker-id", "http-test", "--stats-interval", "0", "--http",
-                "127.0.0.1:0",
-            ] + (withToken ? ["--api-token-file", "\(dir)/token"] : [])
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: errorURL)
-        try process.run()
-        let errorURL = errorURL
-        func currentLog() -> String { (try? String(contentsOf: errorURL, encoding: .utf8)) ?? "" }
+        running = try start(dir, token)
+        let running = running
+        func currentLog() -> String {
+            switch running {
+            case .inProcess(let worker): worker.log
+            case .process(_, let url): (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+            }
+        }
         let ready = await waitUntil(.seconds(20)) {
             currentLog().contains("http: listening on") && currentLog().contains("listening for labels")
                 && currentLog().contains("serving")
@@ -67,21 +103,29 @@ final class RunningCloud {
         guard ready, let range = text.range(of: "http: listening on 127.0.0.1:"),
             let port = Int(text[range.upperBound...].prefix { $0.isNumber })
         else {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            switch running {
+            case .inProcess(let worker): _ = await worker.terminate()
+            case .process(let process, _): if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
             throw CloudStartError("tandem-cloud did not come up:\n\(text)")
         }
         self.port = port
     }
 
-    /// Sends SIGTERM and returns the exit status.
-    func terminate() -> Int32 {
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return process.terminationStatus
+    /// Shuts the worker down gracefully (SIGTERM for a process) and returns its exit status.
+    func terminate() async -> Int32 {
+        switch running {
+        case .inProcess(let worker):
+            return await worker.terminate()
+        case .process(let process, _):
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
     }
 
     deinit {
-        if process.isRunning {
+        if case .process(let process, _) = running, process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
@@ -131,7 +175,7 @@ struct CloudStartError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// `tandem-cloud serve`'s HTTP API and MQTT labels, against the real process over loopback.
+/// A worker's HTTP API and MQTT labels, against a worker made as `tandem-cloud serve` makes it, over loopback.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct CloudHTTPTests {
     @Test("POST /v1/labels: 401 without or with a wrong token, 400 with a reason for bad bodies, stored with the token")
@@ -193,7 +237,7 @@ struct CloudHTTPTests {
 
             let notFound = try await cloud.json("GET", "/v1/nothing")
             #expect(notFound.status == 404 && notFound.object["reason"] != nil)
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
         }
     }
 
@@ -212,7 +256,7 @@ struct CloudHTTPTests {
             let health = try await cloud.json("GET", "/healthz")
             #expect(health.status == 200 && health.object["status"] as? String == "ok")
             #expect(health.object["broker"] as? String == "connected")
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
         }
     }
 
@@ -244,7 +288,7 @@ struct CloudHTTPTests {
                 "\(text)")
             #expect(text.contains("tandem_cloud_store_labels 1"), "\(text)")
             #expect(cloud.log.contains("refused (malformed"))
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
         }
     }
 
@@ -313,7 +357,7 @@ struct CloudHTTPTests {
             let metrics = String(decoding: try await cloud.request("GET", "/metrics").body, as: UTF8.self)
             #expect(metrics.contains("tandem_cloud_devices{state=\"offline\"} 1"), "\(metrics)")
             #expect(metrics.contains("tandem_cloud_devices{state=\"online\"} 0"), "\(metrics)")
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
         }
     }
 
@@ -377,7 +421,7 @@ struct CloudHTTPTests {
             let rounds = training.object["rounds"] as? [[String: Any]] ?? []
             #expect(rounds.compactMap { $0["summary"] as? String } == ["gate passed: y", "gate failed: x"])
             #expect(rounds.first?["passed"] as? Bool == true && rounds.first?["startedAt"] as? Double == 300)
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
         }
     }
 
@@ -403,9 +447,31 @@ struct CloudHTTPTests {
         #expect(await waitUntil(.seconds(20)) { log().contains("http: listening on") }, "\(log())")
         try await Task.sleep(for: .milliseconds(500))
         kill(process.processIdentifier, SIGTERM)
-        #expect(await waitUntil(.seconds(10)) { !process.isRunning }, "still running 10 s after SIGTERM: \(log())")
+        #expect(await waitUntil(.seconds(3)) { !process.isRunning }, "still running 3 s after SIGTERM: \(log())")
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(log())")
+    }
+
+    @Test(
+        "a graceful shutdown while the broker cannot be reached ends every part at once, whatever the reconnect delay")
+    func shutdownWithoutBroker() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let dir = scratch.url.path
+        try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
+        // Nothing listens on port 1: every connection attempt is refused and retried, the delay growing to 5 s.
+        var configuration = try InProcessWorker.configuration(
+            brokerPort: 1, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data", workerID: "unreachable")
+        configuration.http?.address = CloudHTTPAPI.Address(host: "127.0.0.1", port: 0)
+        let worker = try InProcessWorker(configuration)
+        #expect(await waitUntil(.seconds(20)) { worker.log.contains("http: listening on") }, "\(worker.log)")
+        try await Task.sleep(for: .seconds(4))
+        let start = ContinuousClock.now
+        #expect(await worker.terminate() == 0, "\(worker.log)")
+        let took = ContinuousClock.now - start
+        #expect(took < .seconds(2), "took \(took) to stop: \(worker.log)")
+        #expect(!worker.log.contains("serving"), "\(worker.log)")
+        #expect(worker.log.contains("stopped;"), "\(worker.log)")
     }
 
     @Test("/metrics counts an escalation received and answered, its batch and verdict latency; SIGTERM exits 0")
@@ -446,7 +512,7 @@ struct CloudHTTPTests {
             answered.cancel()
             await edge.disconnect()
 
-            #expect(cloud.terminate() == 0, "\(cloud.log)")
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
             #expect(cloud.log.contains("stopped;"), "\(cloud.log)")
             // The port is closed once the process is gone.
             await #expect(throws: (any Error).self) { _ = try await cloud.request("GET", "/healthz") }

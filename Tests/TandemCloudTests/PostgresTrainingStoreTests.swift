@@ -145,7 +145,7 @@ struct PostgresTrainingStoreTests {
         }
     }
 
-    @Test("serve --trainer --store-url postgres://… counts, takes the lease, trains and records its round there")
+    @Test("a trainer on postgres://… counts, takes the lease, trains and records its round there")
     func trainerOnPostgres() async throws {
         let fixture = try LoopFixture.shared.get()
         try await MosquittoBroker.with { broker in
@@ -167,20 +167,26 @@ struct PostgresTrainingStoreTests {
                         [(id, SampleStore.StoredVerdict(label: 1, probabilities: [0, 1, 0, 0, 0], model: "full-1"))],
                         at: Date().timeIntervalSince1970)
                 }
-                // The drill's candidate is stopped by the gate, so the round ends without a rollout.
-                let worker = try ChildProcess(
-                    BuiltProducts.executable("tandem-cloud"),
-                    [
-                        "serve", "--broker-url", "mqtt://localhost:\(broker.port)", "--model", install.fullModel.path,
-                        "--data-dir", install.dataDirectory.path, "--store-url", cluster.url, "--worker-id", "pg",
-                        "--stats-interval", "0", "--http", "", "--trainer", "--training-data",
-                        install.trainingData.path, "--edge-spec", install.edgeSpec.path, "--signing-key",
-                        install.signingKey.path, "--fleet", "loop", "--retrain-interval", "0.5",
-                        "--retrain-hard-examples", "10", "--retrain-labels", "0", "--fine-tune-epochs", "1",
-                        "--drill-shuffled-labels",
-                    ], errorURL: scratch.url.appendingPathComponent("cloud.log"))
+                // The drill's candidate is stopped by the gate, so the round ends without a rollout. The worker
+                // is made in this process, as `serve --trainer --store-url postgres://…` makes it.
+                var configuration = try InProcessWorker.configuration(
+                    brokerPort: broker.port, modelPath: install.fullModel.path,
+                    dataDirectory: install.dataDirectory.path, workerID: "pg")
+                configuration.storeURL = cluster.url
+                configuration.http = nil
+                var trainer = CloudWorker.Trainer(
+                    trainingDataPath: install.trainingData.path, edgeSpecPath: install.edgeSpec.path,
+                    signingKeyPath: install.signingKey.path)
+                trainer.service.fleet = "loop"
+                trainer.service.checkIntervalSeconds = 0.5
+                trainer.service.trigger.minimumNewHardExamples = 10
+                trainer.service.trigger.minimumNewLabels = 0
+                trainer.service.round.fineTuneEpochs = 1
+                trainer.service.trainOnShuffledLabels = true
+                configuration.trainer = trainer
+                let worker = try InProcessWorker(configuration)
                 let recorded = await waitUntil(.seconds(150)) {
-                    worker.log.contains("round: recorded") || !worker.process.isRunning
+                    worker.log.contains("round: recorded") || !worker.isRunning
                 }
                 #expect(recorded && worker.log.contains("sample store: PostgreSQL"), "\(worker.log)")
                 #expect(worker.log.contains("round: starting from edge-1 (10 new hard examples)"), "\(worker.log)")

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 
 /// An HTTP API failure, sent as `{"error": "…", "reason": "…"}` with its status code.
 public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
@@ -34,7 +35,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
 /// Turns every error a route throws into an ``APIError`` response: Hummingbird's own (`404` for an unknown
 /// route, `413` for a body over the limit) keep their status, anything else is a logged 500.
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -52,7 +53,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 }
             throw APIError(error.status, error.status.reasonPhrase.lowercased(), reason)
         } catch {
-            log("http: \(request.method) \(request.uri.path) failed: \(error)")
+            logger.error("http: \(request.method) \(escaping: request.uri.path) failed: \(escaping: error)")
             throw APIError(.internalServerError, "internal error", "\(error)")
         }
     }

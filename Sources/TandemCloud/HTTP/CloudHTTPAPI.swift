@@ -62,7 +62,7 @@ public struct CloudHTTPAPI: Sendable {
     let devices: @Sendable () -> [FleetMonitor.Device]
     let health: @Sendable () -> [String: String]
     let training: @Sendable () throws -> TrainingView
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
     /// `GET /v1/training`: whether this worker trains, its running round, the lease, the recorded rounds.
     public struct TrainingView: Sendable, Encodable {
@@ -112,12 +112,12 @@ public struct CloudHTTPAPI: Sendable {
     ///   - devices: The fleet view now.
     ///   - health: Extra fields of `/healthz` (`broker`, `worker`, …).
     ///   - training: What `/v1/training` shows (default: no trainer, rounds from `store` if it keeps them).
-    ///   - log: Lines for standard error.
+    ///   - logger: Where failed requests are logged.
     public init(
         configuration: Configuration, registry: ModelRegistry, store: any EscalationStore, labels: LabelIntake,
         metrics: CloudMetrics, devices: @escaping @Sendable () -> [FleetMonitor.Device],
         health: @escaping @Sendable () -> [String: String] = { [:] },
-        training: (@Sendable () throws -> TrainingView)? = nil, log: @escaping @Sendable (String) -> Void
+        training: (@Sendable () throws -> TrainingView)? = nil, logger: Logger
     ) {
         self.configuration = configuration
         self.registry = registry
@@ -129,14 +129,14 @@ public struct CloudHTTPAPI: Sendable {
         self.training =
             training ?? { [store] in try TrainingView(trainer: false, progress: nil, store: store as? any TrainingStore)
             }
-        self.log = log
+        self.logger = logger
     }
 
     /// The routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         // Middleware wraps only the routes added after it.
-        router.add(middleware: APIErrorMiddleware(log: log))
+        router.add(middleware: APIErrorMiddleware(logger: logger))
         router.get("healthz") { _, _ in
             var body: [String: Any] = ["status": "ok"]
             for (key, value) in health() { body[key] = value }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import TandemProtocol
 
@@ -12,7 +13,7 @@ public final class LabelIntake: Sendable {
     public let classNames: [String]
     let store: any EscalationStore
     let metrics: CloudMetrics?
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     private let counts = Mutex(Counts())
 
     /// Labels stored and refused so far.
@@ -24,14 +25,13 @@ public final class LabelIntake: Sendable {
     }
 
     /// Creates an intake that resolves class names against `classNames` and records into `store`.
-    public init(
-        classNames: [String], store: any EscalationStore, metrics: CloudMetrics? = nil,
-        log: @escaping @Sendable (String) -> Void
-    ) {
+    ///
+    /// - Parameter logger: Where refusals are logged (rate-limited), with the `device` of a label's topic added.
+    public init(classNames: [String], store: any EscalationStore, metrics: CloudMetrics? = nil, logger: Logger) {
         self.classNames = classNames
         self.store = store
         self.metrics = metrics
-        self.log = log
+        self.logger = logger
     }
 
     /// The counts now.
@@ -72,7 +72,9 @@ public final class LabelIntake: Sendable {
         }
         metrics?.labelRejected(source: source, reason: error.code)
         if total <= 20 || total.isMultiple(of: 1000) {
-            log("label from \(origin) refused (\(error.code.rawValue), \(total) refused so far): \(error.message)")
+            logger.warning(
+                "label from \(escaping: origin) refused (\(error.code.rawValue), \(total) refused so far): \(escaping: error.message)",
+                metadata: DeviceTopicAddress(topic: origin).map { ["device": .escaping($0.device)] })
         }
     }
 

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 import TandemCore
 import TandemMQTT
@@ -18,10 +20,10 @@ import TandemTraining
 /// published retained, and a staged rollout started and driven by a ``RolloutController`` until it is promoted
 /// or rolled back. The round is recorded in the store (outcome, version, gate report) and in the audit log.
 ///
-/// ``stop()`` is honoured between phases: a round in training is given up before its next phase (and not
-/// recorded), a rollout in canary is left in canary for the next trainer (or `tandem rollout watch`) to drive;
-/// either way the lease is released.
-public final class RetrainingService: Sendable {
+/// As a `Service` it runs until a graceful shutdown or cancellation, which is honoured between phases: a round in
+/// training is given up before its next phase (and not recorded), a rollout in canary is left in canary for the
+/// next trainer (or `tandem rollout watch`) to drive; either way the lease is released.
+public final class RetrainingService: Service, Sendable {
     /// Settings of the loop; the defaults are those of `tandem-cloud serve --trainer`.
     public struct Configuration: Sendable {
         /// The fleet whose devices get the new models.
@@ -89,7 +91,8 @@ public final class RetrainingService: Sendable {
     let audit: AuditLog
     let client: MQTTClient
     let catalog: EdgeInputCatalog?
-    let log: @Sendable (String) -> Void
+    let logger: Logger
+    /// Set by a graceful shutdown or cancellation; the round's training loop checks it between steps.
     let stopping = Atomic<Bool>(false)
     let reports = Mutex<[RoundReport]>([])
     let holdsLease = Atomic<Bool>(false)
@@ -115,13 +118,13 @@ public final class RetrainingService: Sendable {
     ///   - client: An MQTT client, not yet started, for publishing and for the fleet's statuses.
     ///   - catalog: Told about each registered version, so this worker maps its windows at once.
     ///   - progress: Where the running round's step and lines are kept for `GET /v1/training`.
-    ///   - log: Progress lines.
+    ///   - logger: Where progress lines go (each line of a round with its `round` metadata: the second it
+    ///     started).
     public init(
         configuration: Configuration, full: ModelArtifact, data: DataSplit, edgeSpec: ModelSpecFile,
         signingKey: Curve25519.Signing.PrivateKey, store: any TrainingStore, registry: ModelRegistry,
-        client: MQTTClient,
-        catalog: EdgeInputCatalog? = nil, progress: RoundProgress = RoundProgress(),
-        log: @escaping @Sendable (String) -> Void
+        client: MQTTClient, catalog: EdgeInputCatalog? = nil, progress: RoundProgress = RoundProgress(),
+        logger: Logger
     ) {
         self.configuration = configuration
         self.full = full
@@ -134,23 +137,33 @@ public final class RetrainingService: Sendable {
         self.client = client
         self.catalog = catalog
         self.progress = progress
-        self.log = { line in
-            progress.note(line)
-            log(line)
-        }
+        self.logger = logger
         self.history = Mutex(EscalationHistory(driftWindowSeconds: configuration.trigger.driftWindowSeconds))
     }
 
     /// The rounds this service finished, oldest first.
     public var finishedRounds: [RoundReport] { reports.withLock { $0 } }
 
-    /// Asks the service to stop at the next phase boundary.
-    public func stop() { stopping.store(true, ordering: .relaxed) }
-
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
-    /// Checks the trigger every `checkIntervalSeconds` and runs rounds until ``stop()``.
-    public func run() async {
+    /// Logs a progress line and keeps it for `GET /v1/training` if it belongs to the running round.
+    ///
+    /// - Parameter round: When the round the line is about started (its `round` metadata), if it is about one.
+    func log(_ line: String, _ level: Logger.Level = .info, round: Double? = nil) {
+        progress.note(line)
+        logger.log(level: level, "\(line)", metadata: round.map { ["round": "\(Int($0))"] })
+    }
+
+    /// Checks the trigger every `checkIntervalSeconds` and runs rounds until a graceful shutdown or cancellation.
+    public func run() async throws {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await serve()
+        } onCancelOrGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    private func serve() async {
         let c = configuration
         log(
             "trainer: checking every \(c.checkIntervalSeconds) s (round at \(c.trigger.rules); canary \(c.policy.canaryPercent) %, soak \(c.policy.soakSeconds) s)"
@@ -158,27 +171,30 @@ public final class RetrainingService: Sendable {
         client.start()
         guard await connected(), let monitor = await monitor() else {
             await client.disconnect()
+            log("trainer: stopped")
             return
         }
         let controller = RolloutController(
             registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet), monitor: monitor,
-            audit: audit, actor: c.actor, log: { [log] in log("trainer: rollout: \($0)") })
-        // Statuses are sampled more often than the trigger is checked (and while a round runs), so each
-        // interval ends close to when its status arrived.
-        let sampler = Task { [self] in
+            audit: audit, actor: c.actor, log: { [self] in log("trainer: rollout: \(escaping: $0)") })
+        await withTaskGroup(of: Void.self) { group in
+            // Statuses are sampled more often than the trigger is checked (and while a round runs), so each
+            // interval ends close to when its status arrived.
+            group.addTask { [self] in
+                while !isStopping && !Task.isCancelled {
+                    sample(monitor)
+                    await pause(seconds: min(c.checkIntervalSeconds, 5))
+                }
+            }
             while !isStopping && !Task.isCancelled {
-                sample(monitor)
-                await pause(seconds: min(c.checkIntervalSeconds, 5))
+                do {
+                    try await check(controller)
+                } catch {
+                    log("trainer: \(escaping: error)", .error)
+                }
+                await pause(seconds: c.checkIntervalSeconds)
             }
-        }
-        defer { sampler.cancel() }
-        while !isStopping && !Task.isCancelled {
-            do {
-                try await check(controller)
-            } catch {
-                log("trainer: \(error)")
-            }
-            await pause(seconds: c.checkIntervalSeconds)
+            group.cancelAll()
         }
         releaseLease()
         monitor.stop()
@@ -186,11 +202,11 @@ public final class RetrainingService: Sendable {
         log("trainer: stopped")
     }
 
+    /// Whether the client reached the broker before a graceful shutdown or cancellation.
     private func connected() async -> Bool {
-        for await state in client.connectionStates() {
+        for await state in client.connectionStates().cancelOnGracefulShutdown() {
             if state.isConnected { return true }
             if case .closed = state { return false }
-            if isStopping { return false }
         }
         return false
     }
@@ -200,19 +216,16 @@ public final class RetrainingService: Sendable {
             do {
                 return try await FleetMonitor(client: client, fleet: configuration.fleet)
             } catch {
-                log("trainer: cannot follow the fleet's statuses, retrying: \(error)")
+                log("trainer: cannot follow the fleet's statuses, retrying: \(escaping: error)", .warning)
                 await pause(seconds: 1)
             }
         }
         return nil
     }
 
-    /// Sleeps up to `seconds`, waking early on ``stop()``.
+    /// Sleeps up to `seconds`, waking early on a graceful shutdown or cancellation.
     private func pause(seconds: Double) async {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while !isStopping && !Task.isCancelled && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
     }
 
     /// Takes the fleet's latest statuses into the devices' escalation histories.
@@ -304,7 +317,7 @@ public final class RetrainingService: Sendable {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
                 guard !Task.isCancelled else { return }
                 if !takeLease() {
-                    log("trainer: lost the training lease; stopping the round")
+                    log("trainer: lost the training lease; stopping the round", .warning)
                     return
                 }
             }
@@ -316,7 +329,7 @@ public final class RetrainingService: Sendable {
         do {
             try store.releaseTrainingLease(holder: configuration.holder)
         } catch {
-            log("trainer: cannot release the lease: \(error)")
+            log("trainer: cannot release the lease: \(escaping: error)", .error)
         }
     }
 
@@ -326,16 +339,20 @@ public final class RetrainingService: Sendable {
     {
         guard let production = try registry.productionVersion() else {
             log(
-                "trainer: a round is due (\(reasons.joined(separator: ", "))) but the registry has no production edge model; publish one with `tandem publish --production`"
-            )
+                "trainer: a round is due (\(escaping: reasons.joined(separator: ", "))) but the registry has no production edge model; publish one with `tandem publish --production`",
+                .warning)
             return nil
         }
         let edge = try registry.artifact(version: production)
         progress.start(at: startedAt, reasons: reasons)
         defer { progress.finish() }
-        log("trainer: round: starting from \(production) (\(reasons.joined(separator: ", ")))")
+        log(
+            "trainer: round: starting from \(production) (\(escaping: reasons.joined(separator: ", ")))",
+            round: startedAt)
         let (examples, undecodable) = try store.trainingExamples(receivedAfter: nil, limit: nil)
-        if undecodable > 0 { log("trainer: round: \(undecodable) stored payloads do not decode; skipped") }
+        if undecodable > 0 {
+            log("trainer: round: \(undecodable) stored payloads do not decode; skipped", round: startedAt)
+        }
         var earlier = [String: InputSpec]()
         for version in Set(examples.map(\.edgeModel)) where version != production {
             if let spec = catalog?.spec(for: version) ?? (try? registry.artifact(version: version))?.manifest.input {
@@ -348,7 +365,7 @@ public final class RetrainingService: Sendable {
             var generator = SeededGenerator(seed: options.seed &+ 1)
             generator.shuffle(&data.train.labels)
             options.alpha = 1
-            log("trainer: round: drill: training on shuffled labels")
+            log("trainer: round: drill: training on shuffled labels", round: startedAt)
         }
         var round = try RetrainingRound(full: full, edge: edge, edgeSpec: edgeSpec, options: options)
         round.edgeInputs = earlier
@@ -356,36 +373,39 @@ public final class RetrainingService: Sendable {
         do {
             result = try await onThread { [self, round, data] in
                 try round.run(
-                    data: data, hardExamples: examples, progress: { self.log("trainer: round: \($0)") },
+                    data: data, hardExamples: examples,
+                    progress: { self.log("trainer: round: \($0)", round: startedAt) },
                     shouldStop: { self.isStopping || !self.holdsLease.load(ordering: .relaxed) })
             }
         } catch let stopped as RetrainingStopped {
-            log("trainer: round: given up, \(stopped)")
+            log("trainer: round: given up, \(stopped)", round: startedAt)
             return nil
         }
         let gate = result.gate
         let version = result.edgeCandidate.manifest.version
         guard gate.passed else {
-            log("trainer: round: \(version) stopped by the gate: \(gate.reasons.joined(separator: "; "))")
+            log(
+                "trainer: round: \(version) stopped by the gate: \(gate.reasons.joined(separator: "; "))",
+                round: startedAt)
             return try finish(
                 reasons: reasons, version: version, gate: gate, outcome: .gateFailed, detail: gate.summary,
                 startedAt: startedAt)
         }
         do {
             try register(result, parent: production)
-            log("trainer: register: \(version) signed and registered")
+            log("trainer: register: \(version) signed and registered", round: startedAt)
             try await controller.distributor.publish(
                 version: version, from: registry, audit: audit, actor: configuration.actor, assigningTo: [],
                 production: false)
             let rollout = try await controller.start(version: version, policy: configuration.policy)
-            log("trainer: rollout: \(version) to the canary cohort \(rollout.cohort)")
+            log("trainer: rollout: \(version) to the canary cohort \(escaping: rollout.cohort)", round: startedAt)
         } catch {
-            log("trainer: rollout of \(version) failed: \(error)")
+            log("trainer: rollout of \(version) failed: \(escaping: error)", .error, round: startedAt)
             return try finish(
                 reasons: reasons, version: version, gate: gate, outcome: .rolloutFailed, detail: "\(error)",
                 startedAt: startedAt)
         }
-        let (outcome, detail) = try await drive(controller)
+        let (outcome, detail) = try await drive(controller, round: startedAt)
         return try finish(
             reasons: reasons, version: version, gate: gate, outcome: outcome, detail: detail, startedAt: startedAt)
     }
@@ -422,7 +442,9 @@ public final class RetrainingService: Sendable {
 
     /// Steps the rollout until it ends or the service stops, with the label accuracies of the candidate and the
     /// version it replaces on the labelled escalations since the canary started, once both have enough.
-    private func drive(_ controller: RolloutController) async throws -> (Outcome, String) {
+    ///
+    /// - Parameter round: When the round that made the candidate started, if this process ran it.
+    private func drive(_ controller: RolloutController, round: Double? = nil) async throws -> (Outcome, String) {
         while true {
             let accuracy = try await controller.current().flatMap { try store.accuracyComparison(for: $0) }
             guard let rollout = try await controller.step(accuracy: accuracy) else {
@@ -430,16 +452,18 @@ public final class RetrainingService: Sendable {
             }
             switch rollout.phase {
             case .promoted:
-                log("trainer: rollout: \(rollout.version) promoted: \(rollout.endReason ?? "")")
+                log("trainer: rollout: \(rollout.version) promoted: \(escaping: rollout.endReason ?? "")", round: round)
                 return (.promoted, rollout.endReason ?? "promoted")
             case .rolledBack:
-                log("trainer: rollout: \(rollout.version) rolled back: \(rollout.endReason ?? "")")
+                log(
+                    "trainer: rollout: \(rollout.version) rolled back: \(escaping: rollout.endReason ?? "")", .warning,
+                    round: round)
                 return (.rolledBack, rollout.endReason ?? "rolled back")
             default:
                 break
             }
             if isStopping || !holdsLease.load(ordering: .relaxed) {
-                log("trainer: rollout: \(rollout.version) left in canary")
+                log("trainer: rollout: \(rollout.version) left in canary", round: round)
                 return (.leftInCanary, "the trainer stopped during the canary")
             }
             await pause(seconds: configuration.rolloutStepSeconds)
@@ -463,7 +487,7 @@ public final class RetrainingService: Sendable {
             AuditRecord(
                 actor: configuration.actor, action: "retrain", version: version,
                 reason: "\(outcome.rawValue); \(gate.summary); started by \(reasons.joined(separator: ", "))"))
-        log("trainer: round: recorded: \(summary)")
+        log("trainer: round: recorded: \(escaping: summary)", round: startedAt)
         return RoundReport(reasons: reasons, version: version, gate: gate, outcome: outcome, summary: summary)
     }
 }
@@ -471,8 +495,6 @@ public final class RetrainingService: Sendable {
 /// Runs blocking work (training: seconds to minutes of BLAS) on a thread of its own, off the cooperative pool.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.name = "tandem-trainer"
-        thread.start()
+        BackgroundThread.start(name: "tandem-trainer") { continuation.resume(with: Result { try body() }) }
     }
 }

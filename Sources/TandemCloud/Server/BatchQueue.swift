@@ -50,4 +50,11 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
         defer { condition.unlock() }
         return items.count
     }
+
+    /// Whether the queue is closed and every element taken.
+    var isFinished: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed && items.isEmpty
+    }
 }

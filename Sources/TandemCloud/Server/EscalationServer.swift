@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 import TandemCore
 import TandemMQTT
@@ -11,17 +13,15 @@ import TandemProtocol
 /// Workers coordinate only through the broker (one shared subscription group: each escalation goes to one
 /// of them) and the sample store (one row per escalation id; a duplicate delivery gets the stored verdict
 /// again; escalations a dead worker left unanswered are claimed by another after `staleSeconds`).
-public final class EscalationServer: Sendable {
+///
+/// As a `Service` it serves until the group shuts down gracefully: then it stops taking escalations, answers
+/// what it has queued, waits (up to 10 s) for the broker to acknowledge every verdict and disconnects. Task
+/// cancellation skips the wait.
+public final class EscalationServer: Service, Sendable {
     /// Settings of one worker.
     public struct Configuration: Sendable {
-        /// Broker host.
-        public var host = "127.0.0.1"
-        /// Broker port.
-        public var port = 1883
-        /// User name, if the broker wants one.
-        public var username: String?
-        /// Its password.
-        public var password: String?
+        /// The broker, its credentials and TLS files: every MQTT client of the worker is made from it.
+        public var broker: MQTTBrokerConfiguration
         /// This worker's name: its MQTT client id is `tandem-cloud-{workerID}` (a persistent session, so
         /// a restarted worker gets what the broker still held for it).
         public var workerID = "1"
@@ -34,8 +34,22 @@ public final class EscalationServer: Sendable {
         /// Unanswered escalations older than this are taken over from a worker presumed dead.
         public var staleSeconds = 5.0
 
-        /// The defaults.
-        public init() {}
+        /// The defaults, with `broker`.
+        public init(broker: MQTTBrokerConfiguration) {
+            self.broker = broker
+        }
+
+        /// The settings of one of this worker's MQTT clients, `tandem-cloud-{workerID}{suffix}`: the broker's
+        /// (the password file read now), reconnecting after at most 5 s.
+        ///
+        /// - Throws: ``MQTTBrokerConfigurationError`` if the password or a TLS file cannot be read.
+        func clientConfiguration(suffix: String = "", persistent: Bool) throws -> MQTTClientConfiguration {
+            var client = try broker.clientConfiguration(
+                clientID: "tandem-cloud-\(workerID)\(suffix)", cleanStart: !persistent,
+                sessionExpirySeconds: persistent ? 3600 : 0)
+            client.reconnect = .init(maximumDelayMilliseconds: 5000)
+            return client
+        }
     }
 
     /// Counters.
@@ -63,11 +77,10 @@ public final class EscalationServer: Sendable {
     let client: MQTTClient
     let queue = BatchQueue<Work>()
     let counters = Mutex(Statistics())
-    let stopping = Atomic<Bool>(false)
-    let batchesDone = Atomic<Bool>(false)
-    /// Verdicts published and not yet acknowledged by the broker.
-    let unacknowledged = Atomic<Int>(0)
-    let log: @Sendable (String) -> Void
+    /// Verdicts not yet acknowledged and the batching thread, which a shutdown waits for.
+    let drain = Mutex(Drain.serving(unacknowledged: 0, batchesDone: false))
+    /// Carries the `worker` metadata.
+    let logger: Logger
     /// Where counts and latencies also go (`GET /metrics`), if anywhere.
     let metrics: CloudMetrics?
 
@@ -92,10 +105,11 @@ public final class EscalationServer: Sendable {
     ///   - registry: Where versions not in `edgeInputs` are looked up (``EdgeInputCatalog``), so windows of a
     ///     model registered after the worker started (a retrained one) are mapped too.
     ///   - metrics: Instruments to count into as well as ``statistics``.
+    ///   - logger: Where its lines go, with the `worker` metadata set; each line about one escalation adds
+    ///     `escalation` and `device`.
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        registry: ModelRegistry? = nil, store: any EscalationStore, metrics: CloudMetrics? = nil,
-        log: @escaping @Sendable (String) -> Void
+        registry: ModelRegistry? = nil, store: any EscalationStore, metrics: CloudMetrics? = nil, logger: Logger
     ) throws {
         self.metrics = metrics
         self.configuration = configuration
@@ -103,13 +117,11 @@ public final class EscalationServer: Sendable {
         self.manifest = manifest
         self.edgeInputs = EdgeInputCatalog(known: edgeInputs, registry: registry)
         self.store = store
-        self.log = log
-        client = try MQTTClient(
-            configuration: MQTTClientConfiguration(
-                host: configuration.host, port: configuration.port, clientID: "tandem-cloud-\(configuration.workerID)",
-                username: configuration.username, password: configuration.password, cleanStart: false,
-                sessionExpirySeconds: 3600, reconnect: .init(maximumDelayMilliseconds: 5000),
-                maximumInflightMessages: 1000, tcpNoDelay: true))
+        self.logger = logger
+        var client = try configuration.clientConfiguration(persistent: true)
+        client.maximumInflightMessages = 1000
+        client.tcpNoDelay = true
+        self.client = try MQTTClient(configuration: client)
     }
 
     /// The counters now.
@@ -118,44 +130,36 @@ public final class EscalationServer: Sendable {
     /// The shared subscription every worker joins.
     public var filter: String { ProtocolTopics.shared(.escalations, group: configuration.group) }
 
-    /// Connects, subscribes and serves until ``stop()``.
+    /// Connects, subscribes and serves until a graceful shutdown or cancellation, then answers what it took.
+    ///
+    /// - Throws: ``MQTTError`` if the client closes before the subscription is made.
     public func run() async throws {
         // What the broker kept for this worker's session arrives before the subscription is renewed.
         client.receiveSessionMessages { [weak self] message in self?.receive(message) }
         client.start()
         guard let subscription = try await subscribeWhenConnected() else {
             // Stopped before the broker was ever reached: nothing was received, so nothing is owed.
+            logger.info("stopping")
             queue.close()
             await client.disconnect()
             return
         }
-        log("worker \(configuration.workerID): serving \(filter) with \(manifest.name) \(manifest.version)")
-        let thread = Thread { [self] in batchLoop() }
-        thread.name = "tandem-cloud-batches"
-        thread.start()
-        while !stopping.load(ordering: .relaxed) {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        logger.info("serving \(filter) with \(manifest.name) \(manifest.version)")
+        BackgroundThread.start(name: "tandem-cloud-batches") { [self] in batchLoop() }
+        // Thrown only by cancellation, which ends the wait below at once too.
+        try? await gracefulShutdown()
+        logger.info("stopping")
         subscription.cancel()
         queue.close()
         // Answer what was received, and let the broker acknowledge every verdict, before leaving.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline
-            && (!batchesDone.load(ordering: .relaxed) || unacknowledged.load(ordering: .relaxed) > 0)
-        {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await waitUntilDrained(atMost: .seconds(10))
         await client.disconnect()
     }
 
-    /// Stops serving: escalations received are answered first.
-    public func stop() { stopping.store(true, ordering: .relaxed) }
-
-    /// The subscription once the broker is reached, or nil if ``stop()`` was called first (noticed at the next
-    /// connection attempt, within the reconnect delay).
+    /// The subscription once the broker is reached, or nil after a graceful shutdown or cancellation first (the
+    /// connection attempts go on until then, retried with backoff).
     private func subscribeWhenConnected() async throws -> MQTTSubscription? {
-        for await state in client.connectionStates() {
-            if stopping.load(ordering: .relaxed) { return nil }
+        for await state in client.connectionStates().cancelOnGracefulShutdown() {
             if case .closed(let error) = state { throw error ?? MQTTError(.shutDown, "client closed") }
             guard state.isConnected else { continue }
             do {
@@ -165,10 +169,28 @@ public final class EscalationServer: Sendable {
                     self?.receive(message)
                 }
             } catch {
-                log("worker \(configuration.workerID): subscribing failed, retrying: \(error)")
+                logger.warning("subscribing failed, retrying: \(escaping: error)")
             }
         }
-        throw MQTTError(.shutDown, "client closed before subscribing")
+        return nil
+    }
+
+    /// Returns once the batching thread has answered what was queued and the broker has acknowledged every
+    /// verdict, or after `limit`, or at once when the task is cancelled.
+    private func waitUntilDrained(atMost limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    if self.drain.withLock({ $0.wait(continuation) }) { continuation.resume() }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                self.drain.withLock { $0.giveUp() }?.resume()
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// Reads one escalation message, stores it and queues it for the model.
@@ -183,9 +205,9 @@ public final class EscalationServer: Sendable {
             }
             metrics?.escalationsRejected.increment()
             if count <= 10 || count.isMultiple(of: 1000) {
-                log(
-                    "worker \(configuration.workerID): escalation on \(message.topic) skipped (\(count) so far): \(error)"
-                )
+                logger.warning(
+                    "escalation on \(escaping: message.topic) skipped (\(count) so far): \(escaping: error)",
+                    metadata: DeviceTopicAddress(topic: message.topic).map { ["device": .escaping($0.device)] })
             }
             return
         }
@@ -204,7 +226,9 @@ public final class EscalationServer: Sendable {
                     edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion,
                     receivedAt: Date().timeIntervalSince1970))
         } catch {
-            log("worker \(configuration.workerID): store: \(error)")
+            logger.error(
+                "store: \(escaping: error)",
+                metadata: ["escalation": "\(payload.id)", "device": .escaping(payload.device)])
         }
         queue.put(
             Work(
@@ -212,16 +236,14 @@ public final class EscalationServer: Sendable {
                 fresh: fresh))
     }
 
+    /// The batching thread: takes batches until the queue is closed and empty.
     private func batchLoop() {
         var lastReclaim = Date()
         while true {
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2)
             if batch.isEmpty {
-                if stopping.load(ordering: .relaxed) && queue.count == 0 {
-                    batchesDone.store(true, ordering: .relaxed)
-                    break
-                }
+                if queue.isFinished { break }
             } else {
                 process(batch)
             }
@@ -230,6 +252,7 @@ public final class EscalationServer: Sendable {
                 reclaimStale()
             }
         }
+        drain.withLock { $0.batchesFinished() }?.resume()
     }
 
     /// Escalations another worker stored but never answered (it died): answer them here.
@@ -246,10 +269,10 @@ public final class EscalationServer: Sendable {
                     correlation: withUnsafeBytes(of: e.id.uuid) { Array($0) }, fresh: true)
             }
             counters.withLock { $0.reclaimed += work.count }
-            log("worker \(configuration.workerID): answering \(work.count) escalation(s) left unanswered")
+            logger.info("answering \(work.count) escalation(s) left unanswered")
             process(work)
         } catch {
-            log("worker \(configuration.workerID): store: \(error)")
+            logger.error("store: \(escaping: error)")
         }
     }
 
@@ -281,9 +304,9 @@ public final class EscalationServer: Sendable {
             guard p.length == w, p.channels == c, p.window.count == w * c else {
                 counters.withLock { $0.rejected += 1 }
                 metrics?.escalationsRejected.increment()
-                log(
-                    "worker \(configuration.workerID): escalation \(p.id) from \(p.device) is \(p.length)×\(p.channels), the model takes \(w)×\(c)"
-                )
+                logger.warning(
+                    "escalation \(p.id) from \(escaping: p.device) is \(p.length)×\(p.channels), the model takes \(w)×\(c)",
+                    metadata: ["escalation": "\(p.id)", "device": .escaping(p.device)])
                 continue
             }
             usable.append(i)
@@ -294,7 +317,7 @@ public final class EscalationServer: Sendable {
         do {
             probabilities = try model.probabilities(for: Tensor(shape: [usable.count, w, c], scalars: scalars))
         } catch {
-            log("worker \(configuration.workerID): model: \(error)")
+            logger.error("model: \(escaping: error)")
             return
         }
         let classes = model.classes
@@ -336,11 +359,11 @@ public final class EscalationServer: Sendable {
             properties: MQTTPublishProperties(correlationData: work.correlation))
         let stored = SampleStore.StoredVerdict(
             label: verdict.label, probabilities: verdict.probabilities, model: verdict.modelVersion)
-        unacknowledged.add(1, ordering: .relaxed)
+        drain.withLock { $0.published() }
         do {
             try client.publish(message) { [weak self] result in
                 guard let self else { return }
-                unacknowledged.subtract(1, ordering: .relaxed)
+                drain.withLock { $0.acknowledged() }?.resume()
                 guard case .success(let ack) = result, ack.isAccepted else { return }
                 counters.withLock { $0.answered += 1 }
                 if let metrics {
@@ -353,12 +376,16 @@ public final class EscalationServer: Sendable {
                 do {
                     try store.answer([(verdict.escalationId, stored)], at: Date().timeIntervalSince1970)
                 } catch {
-                    log("worker \(configuration.workerID): store: \(error)")
+                    logger.error(
+                        "store: \(escaping: error)",
+                        metadata: ["escalation": "\(verdict.escalationId)", "device": .escaping(work.payload.device)])
                 }
             }
         } catch {
-            unacknowledged.subtract(1, ordering: .relaxed)
-            log("worker \(configuration.workerID): verdict for \(verdict.escalationId) not sent: \(error)")
+            drain.withLock { $0.acknowledged() }?.resume()
+            logger.warning(
+                "verdict for \(verdict.escalationId) not sent: \(escaping: error)",
+                metadata: ["escalation": "\(verdict.escalationId)", "device": .escaping(work.payload.device)])
         }
     }
 }

@@ -1,16 +1,20 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TandemCore
 
-/// One `tandem-cloud serve` process: the escalation server, the fleet view and label intake over MQTT, the HTTP
-/// API and the statistics line, run as one `ServiceGroup`.
+/// One `tandem-cloud serve` process: the escalation server, the fleet view and label intake over MQTT, the
+/// retraining loop if it trains, the HTTP API and the statistics line, run as one `ServiceGroup`.
 ///
-/// SIGTERM or SIGINT shuts the group down gracefully, newest service first: the HTTP server stops accepting
-/// and finishes its requests, the MQTT listeners unsubscribe and disconnect, and last the escalation server
-/// answers what it has queued, waits (up to 10 s) for the broker to acknowledge every verdict and
-/// disconnects. ``run(additionalServices:)`` then returns, and the process exits 0. A service that fails
-/// (the HTTP address is taken, say) shuts the others down the same way and its error is thrown.
+/// ``make(configuration:logger:)`` builds it from a ``Configuration``, the same way for the executable and for
+/// tests. A graceful shutdown (SIGTERM or SIGINT, or ``shutdown()``) stops the group newest service first: the
+/// HTTP server stops accepting and finishes its requests, the trainer stops between phases and releases its
+/// lease, the MQTT listeners unsubscribe and disconnect, and last the escalation server answers what it has
+/// queued, waits (up to 10 s) for the broker to acknowledge every verdict and disconnects. Whatever still runs
+/// when the grace period ends is cancelled. ``run(handlingSignals:)`` then returns, and the process
+/// exits 0. A service that fails (the HTTP address is taken, say) shuts the others down the same way and its
+/// error is thrown.
 public final class CloudWorker: Sendable {
     /// The escalation server.
     public let server: EscalationServer
@@ -18,107 +22,99 @@ public final class CloudWorker: Sendable {
     public let listener: FleetListener
     /// The HTTP API, unless disabled.
     public let api: CloudHTTPAPI?
+    /// The retraining loop, if this worker trains.
+    public let trainer: RetrainingService?
     /// The worker's metrics.
     public let metrics: CloudMetrics
     let statisticsInterval: Double
-    let log: @Sendable (String) -> Void
+    let shutdownGracePeriod: Duration?
+    /// Carries the `worker` metadata.
+    let logger: Logger
+    private let lifecycle = Mutex(Lifecycle.idle)
 
-    /// Builds a worker's parts; nothing connects or listens before ``run(additionalServices:)``.
-    ///
-    /// - Parameters:
-    ///   - configuration: Broker and batching settings of the escalation server.
-    ///   - model: The full model; `manifest` its artifact's manifest (its class names resolve labels).
-    ///   - edgeInputs: Edge model input specs, as for ``EscalationServer``.
-    ///   - store: The sample store.
-    ///   - dataDirectory: The registry's directory (models, production, rollout states).
-    ///   - registry: The registry in `dataDirectory`, if the caller opened it already; the escalation server
-    ///     looks up edge versions it does not know there (a retrained model's windows).
-    ///   - http: The HTTP API's settings, or nil for none.
-    ///   - training: What the API's `/v1/training` shows (default: no trainer, the store's recorded rounds).
-    ///   - statisticsInterval: Seconds between statistics lines (0: only the last one).
-    ///   - log: Lines for standard error.
-    /// - Throws: ``RegistryError`` if the registry directory cannot be used, ``MQTTError`` if a client cannot
-    ///   be created.
-    public init(
-        configuration: EscalationServer.Configuration, model: FloatModel, manifest: ModelManifest,
-        edgeInputs: [String: InputSpec] = [:], store: any EscalationStore, dataDirectory: URL,
-        registry: ModelRegistry? = nil,
-        http: CloudHTTPAPI.Configuration?, training: (@Sendable () throws -> CloudHTTPAPI.TrainingView)? = nil,
-        statisticsInterval: Double, log: @escaping @Sendable (String) -> Void
-    ) throws {
-        let metrics = CloudMetrics()
+    /// Where the worker's service group is.
+    enum Lifecycle: Sendable {
+        /// ``run(handlingSignals:)`` has not started the group.
+        case idle
+        /// ``shutdown()`` came first: the group is never started.
+        case shutDownBeforeRunning
+        /// The group runs.
+        case running(ServiceGroup)
+        /// The group ran and ended.
+        case finished
+
+        /// ``run(handlingSignals:)`` starts `group`; false if it must not.
+        mutating func start(_ group: ServiceGroup) -> Bool {
+            guard case .idle = self else { return false }
+            self = .running(group)
+            return true
+        }
+
+        /// ``shutdown()``: the group to shut down, if one runs.
+        mutating func shutDown() -> ServiceGroup? {
+            switch self {
+            case .idle:
+                self = .shutDownBeforeRunning
+                return nil
+            case .running(let group): return group
+            case .shutDownBeforeRunning, .finished: return nil
+            }
+        }
+    }
+
+    /// A worker's parts; ``make(configuration:logger:)`` builds them.
+    init(
+        server: EscalationServer, listener: FleetListener, api: CloudHTTPAPI?, trainer: RetrainingService?,
+        metrics: CloudMetrics, statisticsInterval: Double, shutdownGracePeriod: Duration?, logger: Logger
+    ) {
+        self.server = server
+        self.listener = listener
+        self.api = api
+        self.trainer = trainer
         self.metrics = metrics
         self.statisticsInterval = statisticsInterval
-        self.log = log
-        server = try EscalationServer(
-            configuration: configuration, model: model, manifest: manifest, edgeInputs: edgeInputs, registry: registry,
-            store: store, metrics: metrics, log: log)
-        let labels = LabelIntake(classNames: manifest.classNames, store: store, metrics: metrics, log: log)
-        let listener = try FleetListener(configuration: configuration, labels: labels, log: log)
-        self.listener = listener
-        if let http {
-            let server = server
-            api = CloudHTTPAPI(
-                configuration: http, registry: try registry ?? ModelRegistry(directory: dataDirectory), store: store,
-                labels: labels, metrics: metrics, devices: { listener.devices },
-                health: {
-                    [
-                        "worker": configuration.workerID, "model": manifest.version,
-                        "broker": server.client.connectionState.isConnected && listener.isConnected
-                            ? "connected" : "disconnected",
-                    ]
-                }, training: training, log: log)
-        } else {
-            api = nil
-        }
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.logger = logger
     }
 
-    /// Runs every part until SIGTERM/SIGINT (or one of them fails), then stops them in order.
+    /// Runs every part until a graceful shutdown (or until one of them fails), then stops them in order.
     ///
-    /// - Parameter additionalServices: More services to run in the same group (started after the escalation
-    ///   server and the listeners, stopped before them).
+    /// - Parameter handlingSignals: Whether SIGTERM and SIGINT shut the worker down; tests that run a worker in
+    ///   their own process pass false and call ``shutdown()``.
     /// - Throws: The first error a service threw.
-    public func run(additionalServices: [any Service] = []) async throws {
-        var logger = Logger(label: "tandem-cloud", factory: { StreamLogHandler.standardError(label: $0) })
-        logger.logLevel = .warning
-        var services: [any Service] = [EscalationService(server: server), listener]
-        services += additionalServices
+    public func run(handlingSignals: Bool = true) async throws {
+        // The group's and the HTTP server's own lines only when something is wrong.
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        var services: [any Service] = [server, listener]
+        if let trainer { services.append(trainer) }
         if let api {
-            let log = log
-            services.append(api.application(logger: logger) { log("http: listening on \($0)") })
+            services.append(api.application(logger: quiet) { [logger] in logger.info("http: listening on \($0)") })
         }
         services.append(
-            StatisticsReporter(server: server, labels: listener.labels, interval: statisticsInterval, log: log))
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services.map {
-                    .init(
-                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup)
-                }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        log(
-            "worker \(server.configuration.workerID): stopped; \(server.statistics); labels \(listener.labels.statistics)"
-        )
-    }
-}
-
-/// The escalation server as a `Service`: a graceful shutdown (or cancellation) calls ``EscalationServer/stop()``,
-/// which answers what is queued before ``EscalationServer/run()`` returns.
-private struct EscalationService: Service {
-    let server: EscalationServer
-
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await server.run()
-            } onCancel: {
-                server.stop()
-            }
-        } onGracefulShutdown: {
-            server.log("worker \(server.configuration.workerID): stopping")
-            server.stop()
+            StatisticsReporter(server: server, labels: listener.labels, interval: statisticsInterval, logger: logger))
+        var configuration = ServiceGroupConfiguration(
+            services: services.map {
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            }, gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [], logger: quiet)
+        configuration.maximumGracefulShutdownDuration = shutdownGracePeriod
+        let group = ServiceGroup(configuration: configuration)
+        guard lifecycle.withLock({ $0.start(group) }) else {
+            logger.info("stopped before it ran")
+            return
         }
+        defer { lifecycle.withLock { $0 = .finished } }
+        try await group.run()
+        logger.info("stopped; \(server.statistics); labels \(listener.labels.statistics)")
+    }
+
+    /// Shuts the worker down gracefully, as SIGTERM does; returns at once (``run(handlingSignals:)``
+    /// returns when every part has stopped).
+    public func shutdown() async {
+        guard let group = lifecycle.withLock({ $0.shutDown() }) else { return }
+        await group.triggerGracefulShutdown()
     }
 }
 
@@ -127,7 +123,7 @@ private struct StatisticsReporter: Service {
     let server: EscalationServer
     let labels: LabelIntake
     let interval: Double
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
     func run() async throws {
         guard interval > 0 else {
@@ -138,28 +134,7 @@ private struct StatisticsReporter: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
             guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
-            log("worker \(server.configuration.workerID): \(server.statistics); labels \(labels.statistics)")
-        }
-    }
-}
-
-/// The retraining loop as a `Service`: a graceful shutdown stops it between phases (releasing the lease).
-public struct RetrainingLifecycle: Service {
-    let service: RetrainingService
-
-    /// Wraps `service`.
-    public init(_ service: RetrainingService) { self.service = service }
-
-    public func run() async throws {
-        let service = service
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                await service.run()
-            } onCancel: {
-                service.stop()
-            }
-        } onGracefulShutdown: {
-            service.stop()
+            logger.info("\(server.statistics); labels \(labels.statistics)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ServiceLifecycle
 import Synchronization
 import TandemMQTT
@@ -18,30 +19,23 @@ public final class FleetListener: Service, Sendable {
     let configuration: EscalationServer.Configuration
     let labelClient: MQTTClient
     let fleetClient: MQTTClient
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     private let monitor = Mutex<FleetMonitor?>(nil)
-    private let stopping = Atomic<Bool>(false)
 
     /// The label filter every worker shares.
     public var labelFilter: String { ProtocolTopics.shared(.labels, group: configuration.group) }
 
     /// Creates the clients (connecting happens in ``run()``), with the broker settings of the escalation server.
-    public init(
-        configuration: EscalationServer.Configuration, labels: LabelIntake, log: @escaping @Sendable (String) -> Void
-    ) throws {
+    ///
+    /// - Parameter logger: Where its lines go, with the `worker` metadata set.
+    public init(configuration: EscalationServer.Configuration, labels: LabelIntake, logger: Logger) throws {
         self.configuration = configuration
         self.labels = labels
-        self.log = log
-        func client(_ suffix: String, persistent: Bool) throws -> MQTTClient {
-            try MQTTClient(
-                configuration: MQTTClientConfiguration(
-                    host: configuration.host, port: configuration.port,
-                    clientID: "tandem-cloud-\(configuration.workerID)-\(suffix)", username: configuration.username,
-                    password: configuration.password, cleanStart: !persistent,
-                    sessionExpirySeconds: persistent ? 3600 : 0, reconnect: .init(maximumDelayMilliseconds: 5000)))
-        }
-        labelClient = try client("labels", persistent: true)
-        fleetClient = try client("fleet", persistent: false)
+        self.logger = logger
+        labelClient = try MQTTClient(
+            configuration: configuration.clientConfiguration(suffix: "-labels", persistent: true))
+        fleetClient = try MQTTClient(
+            configuration: configuration.clientConfiguration(suffix: "-fleet", persistent: false))
     }
 
     /// Every device seen so far (empty until the fleet subscription is made).
@@ -60,58 +54,50 @@ public final class FleetListener: Service, Sendable {
         }
         labelClient.start()
         fleetClient.start()
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                async let labelSubscription = subscribe(labelClient, what: labelFilter) { [labels] client, filter in
-                    try await client.subscribe(to: filter, qos: .atLeastOnce) { message in
-                        labels.receive(payload: message.payload, topic: message.topic)
-                    }
-                }
-                async let fleet = subscribe(fleetClient, what: ProtocolTopics.allDevices(.status)) { client, _ in
-                    try await FleetMonitor(client: client, fleet: "+")
-                }
-                let (subscription, monitor) = await (labelSubscription, fleet)
-                self.monitor.withLock { $0 = monitor }
-                if subscription != nil && monitor != nil {
-                    log("worker \(configuration.workerID): listening for labels on \(labelFilter) and statuses")
-                }
-                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-                subscription?.cancel()
-                monitor?.stop()
-            } onCancel: {
-                self.stopping.store(true, ordering: .relaxed)
+        async let labelSubscription = subscribe(labelClient, what: labelFilter) { [labels] client, filter in
+            try await client.subscribe(to: filter, qos: .atLeastOnce) { message in
+                labels.receive(payload: message.payload, topic: message.topic)
             }
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
         }
+        async let fleet = subscribe(fleetClient, what: ProtocolTopics.allDevices(.status)) { client, _ in
+            try await FleetMonitor(client: client, fleet: "+")
+        }
+        let (subscription, monitor) = await (labelSubscription, fleet)
+        self.monitor.withLock { $0 = monitor }
+        if subscription != nil && monitor != nil {
+            logger.info("listening for labels on \(labelFilter) and statuses")
+        }
+        // Returns at once if the shutdown came while subscribing; throws only on cancellation.
+        try? await gracefulShutdown()
+        subscription?.cancel()
+        monitor?.stop()
         await labelClient.disconnect()
         await fleetClient.disconnect()
     }
 
-    /// Waits for `client` to connect and makes its subscription, retrying; nil if stopped first.
+    /// Waits for `client` to connect and makes its subscription, retrying while connected and again at each
+    /// reconnection; nil after a graceful shutdown or cancellation first, or if the client closed.
     private func subscribe<Result: Sendable>(
         _ client: MQTTClient, what filter: String,
         _ make: @Sendable (MQTTClient, String) async throws -> Result
     ) async -> Result? {
         var failures = 0
-        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-            if client.connectionState.isConnected {
+        for await state in client.connectionStates().cancelOnGracefulShutdown() {
+            if case .closed(let error) = state {
+                logger.error("MQTT client for \(filter) closed: \(escaping: String(describing: error))")
+                return nil
+            }
+            while client.connectionState.isConnected && !Task.isShuttingDownGracefully && !Task.isCancelled {
                 do {
                     return try await make(client, filter)
                 } catch {
                     failures += 1
                     if failures <= 3 {
-                        log("worker \(configuration.workerID): subscribing to \(filter) failed, retrying: \(error)")
+                        logger.warning("subscribing to \(filter) failed, retrying: \(escaping: error)")
                     }
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
                 }
             }
-            if case .closed(let error) = client.connectionState {
-                log("worker \(configuration.workerID): MQTT client for \(filter) closed: \(String(describing: error))")
-                return nil
-            }
-            try? await Task.sleep(for: .milliseconds(100))
         }
         return nil
     }

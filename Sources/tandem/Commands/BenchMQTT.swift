@@ -206,7 +206,7 @@ struct BenchMQTT: AsyncParsableCommand {
         let total = latencyRate * latencySeconds
         let samples = Mutex<[Double]>([])
         let done = DispatchSemaphore(value: 0)
-        let reader = Thread {
+        BackgroundThread.start(name: "bench-reader") {
             subscriber.forEachLine(upTo: total, idleSeconds: 5) { line in
                 let now = monotonicNanoseconds()
                 if let sent = UInt64(
@@ -217,7 +217,6 @@ struct BenchMQTT: AsyncParsableCommand {
             }
             done.signal()
         }
-        reader.start()
         let writer = input.fileHandleForWriting
         let payloadBytes = payloadBytes
         try pace(rate: latencyRate, count: total) {

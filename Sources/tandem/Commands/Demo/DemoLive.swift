@@ -129,12 +129,16 @@ struct DemoLive {
         cloudLines = Array(cloudLines.suffix(4))
     }
 
-    /// A worker log line without the program's and the service's names, at most 140 characters.
+    /// A worker log line without its time, level, label, metadata and source (`… tandem-cloud: worker=1
+    /// [TandemCloud] `) and the service's name, at most 140 characters.
     static func shortened(_ line: Substring) -> String {
         var text = line
-        for prefix in ["tandem-cloud: ", "trainer: "] where text.hasPrefix(prefix) {
-            text = text.dropFirst(prefix.count)
+        if let label = text.range(of: " tandem-cloud:"),
+            let source = text[label.upperBound...].range(of: " [TandemCloud] ")
+        {
+            text = text[source.upperBound...]
         }
+        if text.hasPrefix("trainer: ") { text = text.dropFirst("trainer: ".count) }
         return text.count > 140 ? String(text.prefix(139)) + "…" : String(text)
     }
 

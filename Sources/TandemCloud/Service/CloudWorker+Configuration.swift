@@ -1,0 +1,61 @@
+import TandemMQTT
+
+extension CloudWorker {
+    /// Everything a worker is made from: what `tandem-cloud serve`'s flags, configuration file and environment
+    /// say, once read. ``CloudWorker/make(configuration:logger:)`` reads the files it names.
+    public struct Configuration: Sendable {
+        /// The broker, its credentials and TLS files; every MQTT client of the worker (escalations, labels,
+        /// statuses, the trainer's) is made from it.
+        public var broker: MQTTBrokerConfiguration
+        /// The full model (.tandem, float32).
+        public var modelPath: String
+        /// Edge model artifacts whose windows this worker may receive (their standardization is undone).
+        public var edgeModelPaths: [String] = []
+        /// Public key files; when any are given, every model must be signed by one.
+        public var trustedKeyPaths: [String] = []
+        /// The directory of the SQLite sample store (tandem.sqlite), the model registry and the audit log.
+        public var dataDirectory = "/var/lib/tandem-cloud"
+        /// The sample store on PostgreSQL (`postgres://…`); empty: SQLite in ``dataDirectory``.
+        public var storeURL = ""
+        /// This worker's id, unique among workers (its MQTT sessions are named after it).
+        public var workerID = "1"
+        /// The most windows per model call.
+        public var maximumBatch = 64
+        /// The longest wait for a batch to fill, in seconds.
+        public var maximumWaitSeconds = 0.002
+        /// Seconds between statistics lines (0: only the last one).
+        public var statisticsIntervalSeconds = 30.0
+        /// The HTTP API's settings, or nil for none.
+        public var http: CloudHTTPAPI.Configuration? = CloudHTTPAPI.Configuration()
+        /// The retraining loop's settings, or nil when this worker does not train.
+        public var trainer: Trainer?
+        /// How long a graceful shutdown may take before the parts still running are cancelled, in seconds; nil:
+        /// no limit. Default 30.
+        public var shutdownGracePeriodSeconds: Double? = 30
+
+        /// The defaults, with the broker and the full model.
+        public init(broker: MQTTBrokerConfiguration, modelPath: String) {
+            self.broker = broker
+            self.modelPath = modelPath
+        }
+    }
+
+    /// The retraining loop of a worker that trains (`tandem-cloud serve --trainer`).
+    public struct Trainer: Sendable {
+        /// The original training data (a directory from `tandem simulate`, UCR/UEA files, a .csv or .ts).
+        public var trainingDataPath: String
+        /// The edge model's spec (YAML: layers, distillation settings).
+        public var edgeSpecPath: String
+        /// The Ed25519 private key new models are signed with.
+        public var signingKeyPath: String
+        /// The loop's settings; its lease holder is the worker id, whatever this says.
+        public var service = RetrainingService.Configuration()
+
+        /// The default loop over the given files.
+        public init(trainingDataPath: String, edgeSpecPath: String, signingKeyPath: String) {
+            self.trainingDataPath = trainingDataPath
+            self.edgeSpecPath = edgeSpecPath
+            self.signingKeyPath = signingKeyPath
+        }
+    }
+}

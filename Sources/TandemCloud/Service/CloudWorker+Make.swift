@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import TandemCore
+import TandemMQTT
+import TandemTraining
+
+extension CloudWorker {
+    /// Builds a worker from its configuration: reads and verifies the models, opens the sample store and the
+    /// registry, and makes the escalation server, the listeners, the HTTP API and (with ``Configuration/trainer``)
+    /// the retraining loop. Nothing connects or listens before ``run(handlingSignals:)``.
+    ///
+    /// - Parameters:
+    ///   - configuration: The settings.
+    ///   - logger: Where the worker's lines go; each gets the `worker` metadata (the worker id), and lines about
+    ///     one escalation, device or round add `escalation`, `device` or `round`.
+    /// - Throws: ``CloudWorkerError`` for a setting out of range or a full model that is not float32;
+    ///   `ModelLoadError` for a model that is unreadable, untrusted or fails its self-test; the store's,
+    ///   registry's or training files' errors; ``MQTTBrokerConfigurationError`` if the broker's password or
+    ///   TLS files cannot be read.
+    public static func make(configuration: Configuration, logger: Logger) throws -> CloudWorker {
+        guard configuration.maximumBatch >= 1, configuration.maximumWaitSeconds >= 0 else {
+            throw CloudWorkerError(
+                .invalidSetting,
+                "the most windows per batch must be at least 1 (it is \(configuration.maximumBatch)) and the "
+                    + "longest wait not negative (it is \(configuration.maximumWaitSeconds) s)")
+        }
+        if let grace = configuration.shutdownGracePeriodSeconds, !(grace > 0) {
+            throw CloudWorkerError(.invalidSetting, "the shutdown grace period must be positive (it is \(grace) s)")
+        }
+        var logger = logger
+        logger[metadataKey: "worker"] = .escaping(configuration.workerID)
+        let full = try VerifiedModel.load(
+            path: configuration.modelPath, trustedKeyPaths: configuration.trustedKeyPaths)
+        guard case .float(let model) = full.engine else {
+            throw CloudWorkerError(
+                .unusableModel, "\(configuration.modelPath): the full model must be float32, not int8")
+        }
+        var edgeInputs = [String: InputSpec]()
+        for path in configuration.edgeModelPaths {
+            let edge = try VerifiedModel.load(path: path, trustedKeyPaths: configuration.trustedKeyPaths)
+            edgeInputs[edge.manifest.version] = edge.manifest.input
+        }
+
+        let dataDirectory = configuration.dataDirectory
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let storeURL = configuration.storeURL
+        let sqlite = storeURL.isEmpty ? try SampleStore(path: dataDirectory + "/tandem.sqlite") : nil
+        let store: any EscalationStore = try sqlite ?? openEscalationStore(storeURL)
+        // On PostgreSQL the trainer gets a connection of its own, so its long reads (every stored example)
+        // never hold up the escalations' inserts, which share the worker's connection.
+        let trainingStore: (any TrainingStore)? =
+            configuration.trainer == nil ? nil : try sqlite ?? openEscalationStore(storeURL)
+        logger.info(
+            "sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")"
+        )
+        let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDirectory))
+
+        var serverConfiguration = EscalationServer.Configuration(broker: configuration.broker)
+        serverConfiguration.workerID = configuration.workerID
+        serverConfiguration.maximumBatch = configuration.maximumBatch
+        serverConfiguration.maximumWait = configuration.maximumWaitSeconds
+        let metrics = CloudMetrics()
+        let manifest = full.manifest
+        let server = try EscalationServer(
+            configuration: serverConfiguration, model: model, manifest: manifest, edgeInputs: edgeInputs,
+            registry: registry, store: store, metrics: metrics, logger: logger)
+        let labels = LabelIntake(classNames: manifest.classNames, store: store, metrics: metrics, logger: logger)
+        let listener = try FleetListener(configuration: serverConfiguration, labels: labels, logger: logger)
+
+        let progress = RoundProgress()
+        let trainer = try configuration.trainer.map { settings in
+            try makeTrainer(
+                settings, full: full.artifact, server: serverConfiguration,
+                store: trainingStore ?? (store as? any TrainingStore), registry: registry, catalog: server.edgeInputs,
+                progress: progress, logger: logger)
+        }
+        var api: CloudHTTPAPI?
+        if let http = configuration.http {
+            let rounds = trainingStore ?? (store as? any TrainingStore)
+            let trains = trainer != nil
+            let workerID = configuration.workerID
+            api = CloudHTTPAPI(
+                configuration: http, registry: registry, store: store, labels: labels, metrics: metrics,
+                devices: { listener.devices },
+                health: {
+                    [
+                        "worker": workerID, "model": manifest.version,
+                        "broker": server.client.connectionState.isConnected && listener.isConnected
+                            ? "connected" : "disconnected",
+                    ]
+                },
+                training: { try CloudHTTPAPI.TrainingView(trainer: trains, progress: progress, store: rounds) },
+                logger: logger)
+        }
+        return CloudWorker(
+            server: server, listener: listener, api: api, trainer: trainer, metrics: metrics,
+            statisticsInterval: configuration.statisticsIntervalSeconds,
+            shutdownGracePeriod: configuration.shutdownGracePeriodSeconds.map { .milliseconds(Int($0 * 1000)) },
+            logger: logger)
+    }
+
+    /// The retraining loop: loads the training data, the edge spec and the signing key, and makes its MQTT
+    /// client (`tandem-cloud-{worker}-trainer`).
+    private static func makeTrainer(
+        _ settings: Trainer, full: ModelArtifact, server: EscalationServer.Configuration,
+        store: (any TrainingStore)?, registry: ModelRegistry, catalog: EdgeInputCatalog, progress: RoundProgress,
+        logger: Logger
+    ) throws -> RetrainingService {
+        guard let store else {
+            throw CloudWorkerError(.invalidSetting, "the trainer needs a sample store that keeps training rounds")
+        }
+        let input = full.manifest.input
+        let data = try DataSource.load(path: settings.trainingDataPath, window: input.window, hop: input.hop)
+        let spec = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: settings.edgeSpecPath))
+        let key = try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: settings.signingKeyPath))
+        var configuration = settings.service
+        configuration.holder = server.workerID
+        let client = try MQTTClient(configuration: server.clientConfiguration(suffix: "-trainer", persistent: false))
+        logger.info("trainer: \(data.description); edge spec \(spec.name)")
+        return RetrainingService(
+            configuration: configuration, full: full, data: data, edgeSpec: spec, signingKey: key, store: store,
+            registry: registry, client: client, catalog: catalog, progress: progress, logger: logger)
+    }
+}
+
+/// A worker that cannot be made from its configuration.
+public struct CloudWorkerError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The kind of problem.
+    public enum Code: String, Sendable {
+        /// A number out of its range.
+        case invalidSetting
+        /// The full model is not one the escalation server can run.
+        case unusableModel
+    }
+
+    /// The kind of problem.
+    public var code: Code
+    /// What is wrong, naming the setting or file.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+}
