@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TandemCloud
 import TandemCore
+import TandemFleet
 
 @main
 struct TandemCloudCommand: AsyncParsableCommand {

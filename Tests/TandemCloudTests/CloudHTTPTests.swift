@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TandemCloud
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 import TandemTestSupport

@@ -1,6 +1,6 @@
 import Foundation
-import TandemCloud
 import TandemCore
+import TandemFleet
 import TandemTestSupport
 import Testing
 

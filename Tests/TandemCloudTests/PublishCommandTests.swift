@@ -1,7 +1,7 @@
 import Foundation
-import TandemCloud
 import TandemCore
 import TandemEdge
+import TandemFleet
 import TandemProtocol
 import TandemTestSupport
 import Testing

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
-import TandemCloud
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemTestSupport
 

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Synchronization
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemTraining
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TandemCore
+import TandemFleet
 
 /// One `tandem-cloud serve` process: the escalation server, the fleet view and label intake over MQTT, the HTTP
 /// API and the statistics line, run as one `ServiceGroup`.

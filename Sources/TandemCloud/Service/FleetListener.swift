@@ -1,6 +1,7 @@
 import Foundation
 import ServiceLifecycle
 import Synchronization
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 
