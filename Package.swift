@@ -109,13 +109,23 @@ let package = Package(
         .testTarget(
             name: "TandemEdgeTests",
             dependencies: ["TandemEdge", "TandemProtocol", "TandemTraining", "TandemTestSupport"]),
+        .target(
+            name: "TandemFleetTestSupport", dependencies: ["TandemCore", "TandemFleet", "TandemTestSupport"],
+            path: "Tests/TandemFleetTestSupport"),
+        // TandemEdge and `tandem` are here for what the fleet code meets: agents that load what provisioning writes
+        // and take what a rollout assigns, and the CLI that drives both.
+        .testTarget(
+            name: "TandemFleetTests",
+            dependencies: [
+                "TandemFleet", "TandemProtocol", "TandemMQTT", "TandemEdge", "TandemFleetTestSupport",
+                "TandemTestSupport",
+                "tandem",
+            ]),
         .testTarget(
             name: "TandemCloudTests",
             dependencies: [
                 "TandemCloud", "TandemFleet", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport",
-                "tandem-cloud",
-                "tandem",
-                "tandem-mqtt-probe",
+                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe",
             ]),
     ]
 )

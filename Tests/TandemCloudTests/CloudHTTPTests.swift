@@ -3,6 +3,7 @@ import Foundation
 import TandemCloud
 import TandemCore
 import TandemFleet
+import TandemFleetTestSupport
 import TandemMQTT
 import TandemProtocol
 import TandemTestSupport

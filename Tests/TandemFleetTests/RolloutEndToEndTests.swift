@@ -2,6 +2,7 @@ import Foundation
 import TandemCore
 import TandemEdge
 import TandemFleet
+import TandemFleetTestSupport
 import TandemMQTT
 import TandemTestSupport
 import Testing
