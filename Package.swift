@@ -104,7 +104,8 @@ let package = Package(
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
-        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
+        // The linkage test reads both executables' symbol tables, so both must be built.
+        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport", "tandem", "tandem-cloud"]),
         .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCore", "TandemMQTT"]),
         .testTarget(
             name: "TandemEdgeTests",
