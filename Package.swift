@@ -6,7 +6,7 @@ let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 /// The cloud's HTTP API, metrics, service lifecycle and PostgreSQL store; only `TandemCloud` takes them, so
-/// `tandem-edge` stays free of an HTTP server and database drivers.
+/// `tandem-edge` and the `tandem` CLI stay free of an HTTP server and database drivers.
 let cloudServer: [Target.Dependency] = [
     .product(name: "Hummingbird", package: "hummingbird"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "TandemMQTT", targets: ["TandemMQTT"]),
         .library(name: "TandemProtocol", targets: ["TandemProtocol"]),
         .library(name: "TandemEdge", targets: ["TandemEdge"]),
+        .library(name: "TandemFleet", targets: ["TandemFleet"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
         .library(name: "TandemCloud", targets: ["TandemCloud"]),
@@ -83,14 +84,19 @@ let package = Package(
                         "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
                     ], .when(platforms: [.linux], configuration: .release))
             ]),
+        // Registry, rollout, device statuses and provisioning: what both `tandem` and `tandem-cloud` drive, without a
+        // server, a database or NIO, so the CLI links none of them.
+        .target(name: "TandemFleet", dependencies: ["TandemCore", "TandemProtocol", "TandemMQTT", crypto]),
         .target(
             name: "TandemCloud",
-            dependencies: ["TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", grdb, crypto] + cloudServer),
-        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", argumentParser, yams]),
+            dependencies: [
+                "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemFleet", grdb, crypto,
+            ] + cloudServer),
+        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", "TandemFleet", argumentParser, yams]),
         .executableTarget(
             name: "tandem",
             dependencies: [
-                "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemCloud",
+                "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemFleet",
                 argumentParser,
             ]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
@@ -98,17 +104,29 @@ let package = Package(
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
-        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport"]),
+        // The linkage test reads both executables' symbol tables, so both must be built.
+        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport", "tandem", "tandem-cloud"]),
         .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCore", "TandemMQTT"]),
         .testTarget(
             name: "TandemEdgeTests",
             dependencies: ["TandemEdge", "TandemProtocol", "TandemTraining", "TandemTestSupport"]),
+        .target(
+            name: "TandemFleetTestSupport", dependencies: ["TandemCore", "TandemFleet", "TandemTestSupport"],
+            path: "Tests/TandemFleetTestSupport"),
+        // TandemEdge and `tandem` are here for what the fleet code meets: agents that load what provisioning writes
+        // and take what a rollout assigns, and the CLI that drives both.
+        .testTarget(
+            name: "TandemFleetTests",
+            dependencies: [
+                "TandemFleet", "TandemProtocol", "TandemMQTT", "TandemEdge", "TandemFleetTestSupport",
+                "TandemTestSupport",
+                "tandem",
+            ]),
         .testTarget(
             name: "TandemCloudTests",
             dependencies: [
-                "TandemCloud", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport", "tandem-cloud",
-                "tandem",
-                "tandem-mqtt-probe",
+                "TandemCloud", "TandemFleet", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport",
+                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe",
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]

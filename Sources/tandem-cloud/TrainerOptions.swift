@@ -1,5 +1,6 @@
 import ArgumentParser
 import TandemCloud
+import TandemFleet
 
 /// `serve`'s retraining options: with `--trainer` the worker also runs the retraining loop.
 struct TrainerOptions: ParsableArguments {

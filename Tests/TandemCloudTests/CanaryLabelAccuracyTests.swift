@@ -1,5 +1,6 @@
 import Foundation
 import TandemCloud
+import TandemFleet
 import TandemTestSupport
 import Testing
 

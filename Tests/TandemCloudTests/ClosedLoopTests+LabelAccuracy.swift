@@ -1,6 +1,7 @@
 import Foundation
 import TandemCloud
 import TandemCore
+import TandemFleet
 import TandemTestSupport
 import Testing
 

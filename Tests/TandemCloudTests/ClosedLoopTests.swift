@@ -3,6 +3,7 @@ import Synchronization
 import TandemCloud
 import TandemCore
 import TandemEdge
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 import TandemTestSupport

@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import TandemCloud
 import TandemCore
+import TandemFleet
+import TandemFleetTestSupport
 import TandemMQTT
 import TandemProtocol
 import TandemTestSupport

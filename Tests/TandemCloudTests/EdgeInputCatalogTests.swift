@@ -1,6 +1,7 @@
 import Foundation
 import TandemCloud
 import TandemCore
+import TandemFleetTestSupport
 import Testing
 
 /// The escalation server's map from edge model versions to their input specs.

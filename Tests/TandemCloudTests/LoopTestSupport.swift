@@ -2,6 +2,7 @@ import Foundation
 import TandemCloud
 import TandemCore
 import TandemEdge
+import TandemFleet
 import TandemTestSupport
 import TandemTraining
 import Testing

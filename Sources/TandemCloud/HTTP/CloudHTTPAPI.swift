@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import TandemCore
+import TandemFleet
 import TandemProtocol
 
 /// The worker's HTTP API (docs/CLOUD.md "HTTP API"): health, Prometheus metrics, the fleet view, the model

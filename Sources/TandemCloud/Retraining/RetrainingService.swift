@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemTraining
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TandemCore
+import TandemFleet
 
 /// The input specs of edge model versions, so an escalated window can be brought from the standardization
 /// of the edge model that escalated it to the full model's.

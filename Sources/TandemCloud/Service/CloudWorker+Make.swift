@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemTraining
 

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TandemCore
+import TandemFleet
 
 /// One `tandem-cloud serve` process: the escalation server, the fleet view and label intake over MQTT, the
 /// retraining loop if it trains, the HTTP API and the statistics line, run as one `ServiceGroup`.

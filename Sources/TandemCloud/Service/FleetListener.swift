@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 

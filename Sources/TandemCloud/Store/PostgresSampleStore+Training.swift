@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import PostgresNIO
+import TandemFleet
 
 extension PostgresSampleStore: TrainingStore {
     public func escalationCount(receivedAfter time: Double) throws -> Int {

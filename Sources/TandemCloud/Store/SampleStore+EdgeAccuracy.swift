@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemFleet
 
 extension SampleStore {
     /// How often each edge model's prediction matched the ground truth, on the labelled escalations it sent.

@@ -1,4 +1,5 @@
 import Foundation
+import TandemFleet
 import TandemProtocol
 
 /// What the retraining loop needs of a sample store: counts since the last round, the hard examples to train

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TandemCloud
+import TandemFleet
 import TandemMQTT
 
 /// The options `tandem publish` and `tandem rollout` share: where the registry lives and how to reach the fleet.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TandemCloud
+import TandemFleet
 
 /// `tandem provision device|cloud`: broker credentials, ACL entries and agent configurations.
 struct Provision: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import TandemCloud
 import TandemCore
+import TandemFleet
 
 /// `tandem publish MODEL --key KEY --fleet F`: registers, signs and publishes a model version.
 struct Publish: AsyncParsableCommand {

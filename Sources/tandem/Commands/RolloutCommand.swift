@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TandemCloud
+import TandemFleet
 import TandemProtocol
 
 /// `tandem rollout start|status|promote|rollback|watch`: staged rollout of a published model version.

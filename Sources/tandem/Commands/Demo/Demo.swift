@@ -2,8 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Synchronization
-import TandemCloud
 import TandemCore
+import TandemFleet
 import TandemMQTT
 import TandemProtocol
 

@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
-import TandemCloud
 import TandemCore
-import TandemEdge
+import TandemFleet
+import TandemFleetTestSupport
 import TandemMQTT
 import TandemProtocol
 import TandemTestSupport

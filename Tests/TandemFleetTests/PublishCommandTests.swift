@@ -1,7 +1,7 @@
 import Foundation
-import TandemCloud
 import TandemCore
-import TandemEdge
+import TandemFleet
+import TandemFleetTestSupport
 import TandemProtocol
 import TandemTestSupport
 import Testing

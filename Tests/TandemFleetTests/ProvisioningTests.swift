@@ -4,7 +4,7 @@ import TandemMQTT
 import TandemTestSupport
 import Testing
 
-@testable import TandemCloud
+@testable import TandemFleet
 
 struct ProvisioningTests {
     static let template = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -1,6 +1,7 @@
 import Foundation
-import TandemCloud
 import TandemCore
+import TandemFleet
+import TandemFleetTestSupport
 import TandemTestSupport
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import TandemCloud
+import TandemFleet
 import TandemProtocol
 import Testing
 

@@ -1,7 +1,8 @@
 import Foundation
-import TandemCloud
 import TandemCore
 import TandemEdge
+import TandemFleet
+import TandemFleetTestSupport
 import TandemMQTT
 import TandemTestSupport
 import Testing
