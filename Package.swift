@@ -92,12 +92,16 @@ let package = Package(
             dependencies: [
                 "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemFleet", grdb, crypto,
             ] + cloudServer),
-        .executableTarget(name: "tandem-cloud", dependencies: ["TandemCloud", "TandemFleet", argumentParser, yams]),
+        // Command-line pieces the executables share (the broker flags).
+        .target(name: "TandemCommandLine", dependencies: ["TandemMQTT", argumentParser]),
+        .executableTarget(
+            name: "tandem-cloud",
+            dependencies: ["TandemCloud", "TandemFleet", "TandemCommandLine", argumentParser, yams]),
         .executableTarget(
             name: "tandem",
             dependencies: [
                 "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemFleet",
-                argumentParser,
+                "TandemCommandLine", argumentParser,
             ]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemCloud
+import TandemCommandLine
 
 @main
 struct TandemCloudCommand: AsyncParsableCommand {
@@ -53,24 +54,7 @@ struct Serve: AsyncParsableCommand {
             "A YAML file of settings (cloud-config/cloud.yaml lists every key); TANDEM_CLOUD_SECTION_KEY variables "
                 + "override it and flags override both.", valueName: "file"))
     var config: String?
-    @Option(help: "Broker: mqtt://host[:port] (default port 1883) or mqtts://host[:port] for TLS (8883).")
-    var brokerURL = "mqtt://localhost:1883"
-    @Option(help: "Broker user name.") var username: String?
-    @Option(help: "File whose first line is the broker password (needs --username).") var passwordFile: String?
-    @Option(
-        name: .customLong("broker-ca-file"),
-        help: ArgumentHelp(
-            "CA certificate (PEM) that signs the broker's, for mqtts:// (required there); 'system': the system's "
-                + "trust store.", valueName: "path"))
-    var brokerCAFile: String?
-    @Option(
-        name: .customLong("broker-cert-file"),
-        help: ArgumentHelp("Client certificate (PEM) for a broker that requires one (mqtts://).", valueName: "path"))
-    var brokerCertFile: String?
-    @Option(
-        name: .customLong("broker-key-file"),
-        help: ArgumentHelp("The client certificate's private key (PEM).", valueName: "path"))
-    var brokerKeyFile: String?
+    @OptionGroup(title: "Broker") var brokerOptions: BrokerOptions
     @Option(help: "The full model (.tandem, float32).") var model: String
     @Option(help: "Edge model artifacts whose windows this worker may receive (their standardization is undone).")
     var edgeModel: [String] = []
@@ -97,7 +81,7 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
         guard shutdownGracePeriod > 0 else { throw ValidationError("--shutdown-grace-period must be positive") }
-        _ = try broker()
+        _ = try brokerOptions.configuration()
     }
 
     func run() async throws {

@@ -58,7 +58,23 @@ public final class SampleStore: Sendable {
         // operating system's cache); only a power loss can take the last transactions.
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        try Self.migrateExclusively(pool, lockPath: path + ".migration-lock")
+    }
+
+    /// Migrates holding an exclusive lock on `lockPath`, so that workers starting together on one store do not
+    /// both find a migration pending and both run it (GRDB checks what is applied before its transaction
+    /// starts, so the second worker would create a table the first just made).
+    ///
+    /// - Throws: GRDB's `DatabaseError`, or a `CocoaError` when the lock file cannot be opened.
+    static func migrateExclusively(_ pool: DatabasePool, lockPath: String) throws {
+        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: lockPath])
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(descriptor, LOCK_UN) }
+        try migrator.migrate(pool)
     }
 
     static var migrator: DatabaseMigrator {
