@@ -63,7 +63,8 @@ struct ExecutableTests {
         }
         #expect(records().count == 24, "the first 100 samples give 24 windows; \(stderr())")
         let metrics = MetricsTests().get("/metrics", port: metricsPort)
-        #expect(metrics.contains("200 OK") && metrics.contains("tandem_edge_windows"), "metrics: \(metrics.prefix(200))")
+        #expect(
+            metrics.contains("200 OK") && metrics.contains("tandem_edge_windows"), "metrics: \(metrics.prefix(200))")
         // More samples, then SIGTERM at once: the agent must read them before it stops.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/samples.csv"))
         try handle.seekToEnd()
