@@ -80,7 +80,9 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
-        guard shutdownGracePeriod > 0 else { throw ValidationError("--shutdown-grace-period must be positive") }
+        guard shutdownGracePeriod > 0, shutdownGracePeriod <= 86_400 else {
+            throw ValidationError("--shutdown-grace-period must be within (0, 86400] seconds")
+        }
         _ = try brokerOptions.configuration()
     }
 

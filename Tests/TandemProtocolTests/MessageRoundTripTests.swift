@@ -171,3 +171,18 @@ struct StatusValidationTests {
         #expect(DeviceStatus(decoding: Self.statusText(#""windows":1"# + padding)) == nil)
     }
 }
+
+struct RejectionReasonTests {
+    @Test("a long rejection reason is cut, so the status and the rejection still reach the cloud")
+    func longReasonIsCut() throws {
+        let reason = String(repeating: "class name é, ", count: 400)
+        var status = DeviceStatus(device: "d", modelVersion: "v1", modelUpdate: .rejected("v2", reason: reason))
+        let decoded = try #require(DeviceStatus(decoding: status.encoded()))
+        let cut = try #require(decoded.rejectionReason(for: "v2"))
+        #expect(cut.utf8.count <= ModelUpdateState.maximumReasonBytes)
+        #expect(cut.hasSuffix("…") && reason.hasPrefix(cut.dropLast()))
+        status.modelUpdate = status.modelUpdate?.truncated
+        #expect(status.encoded().count < DeviceStatus.maximumBytes)
+        #expect(ModelUpdateState.active("v2").truncated == .active("v2"))
+    }
+}

@@ -196,10 +196,7 @@ public final class EscalationServer: Service, Sendable {
 
     /// Reads one escalation message, stores it and queues it for the model.
     func receive(_ message: MQTTMessage) {
-        let payload: EscalationPayload
-        do {
-            payload = try EscalationPayload(decoding: message.payload)
-        } catch {
+        func reject(_ reason: String) {
             let count = counters.withLock {
                 $0.rejected += 1
                 return $0.rejected
@@ -207,22 +204,37 @@ public final class EscalationServer: Service, Sendable {
             metrics?.escalationsRejected.increment()
             if count <= 10 || count.isMultiple(of: 1000) {
                 logger.warning(
-                    "escalation on \(escaping: message.topic) skipped (\(count) so far): \(escaping: error)",
+                    "escalation on \(escaping: message.topic) skipped (\(count) so far): \(escaping: reason)",
                     metadata: DeviceTopicAddress(topic: message.topic).map { ["device": .escaping($0.device)] })
             }
+        }
+        // Authority comes from the topic, which the broker's ACL ties to the device's credentials: the device
+        // stored is the topic's, and the verdict goes to that device's verdicts topic whatever response topic the
+        // message asks for.
+        guard let address = DeviceTopicAddress(topic: message.topic), address.kind == .escalations else {
+            reject("not a device's escalations topic")
+            return
+        }
+        let payload: EscalationPayload
+        do {
+            payload = try EscalationPayload(decoding: message.payload)
+        } catch {
+            reject("\(error)")
+            return
+        }
+        guard payload.device == address.device else {
+            reject("the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'")
             return
         }
         counters.withLock { $0.received += 1 }
         metrics?.escalationsReceived.increment()
-        let responseTopic =
-            message.properties.responseTopic
-            ?? DeviceTopicAddress(topic: message.topic)?.topics.verdicts ?? ""
+        let responseTopic = address.topics.verdicts
         let correlation = message.properties.correlationData ?? withUnsafeBytes(of: payload.id.uuid) { Array($0) }
         var fresh = true
         do {
             fresh = try store.insert(
                 SampleStore.Escalation(
-                    id: payload.id, device: payload.device, stream: payload.stream, payload: message.payload,
+                    id: payload.id, device: address.device, stream: payload.stream, payload: message.payload,
                     responseTopic: responseTopic, edgeLabel: payload.topK.first?.label ?? -1,
                     edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion,
                     receivedAt: Date().timeIntervalSince1970))

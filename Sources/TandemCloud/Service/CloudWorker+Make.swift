@@ -25,8 +25,9 @@ extension CloudWorker {
                 "the most windows per batch must be at least 1 (it is \(configuration.maximumBatch)) and the "
                     + "longest wait not negative (it is \(configuration.maximumWaitSeconds) s)")
         }
-        if let grace = configuration.shutdownGracePeriodSeconds, !(grace > 0) {
-            throw CloudWorkerError(.invalidSetting, "the shutdown grace period must be positive (it is \(grace) s)")
+        if let grace = configuration.shutdownGracePeriodSeconds, !(grace > 0 && grace <= 86_400) {
+            throw CloudWorkerError(
+                .invalidSetting, "the shutdown grace period must be within (0, 86400] seconds (it is \(grace) s)")
         }
         var logger = logger
         logger[metadataKey: "worker"] = .escaping(configuration.workerID)

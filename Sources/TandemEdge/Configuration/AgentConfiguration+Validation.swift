@@ -21,7 +21,10 @@ extension AgentConfiguration {
         }
         func topicSafe(_ text: String) -> Bool { !text.isEmpty && !text.contains(where: { "/+#".contains($0) }) }
 
-        check(topicSafe(device.id), "device.id", "must be non-empty without '/', '+' or '#', got '\(device.id)'")
+        check(
+            topicSafe(device.id) && device.id != "models", "device.id",
+            "must be non-empty without '/', '+' or '#' and not 'models' (the fleet's artifact level), got '\(device.id)'"
+        )
         check(
             topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")
         if !broker.url.isEmpty {  // empty: no broker

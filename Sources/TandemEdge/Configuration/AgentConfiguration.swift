@@ -76,7 +76,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         /// `file`: poll interval in milliseconds.
         public var pollIntervalMs = 250
         /// `udp`: the IPv4 address to bind; loopback unless the datagrams come from another host (then name the
-        /// interface's address, or `0.0.0.0` for all, and list the senders in `allow`).
+        /// interface's address, or `0.0.0.0` for all, on a network you trust: senders are not authenticated).
         public var host = "127.0.0.1"
         /// `udp`: the port to bind.
         public var port = 0

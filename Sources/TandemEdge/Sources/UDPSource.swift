@@ -26,7 +26,7 @@ public final class UDPSource: LineSource {
     private let maximumLineBytes: Int
     private let channel = SourceChannel()
 
-    /// Binds a UDP socket on `host` (an IPv4 address, default all interfaces) and `port` (0: any free port).
+    /// Binds a UDP socket on `host` (an IPv4 address, default loopback: senders are not authenticated) and `port` (0: any free port).
     ///
     /// - Throws: ``SourceError`` naming the address if the socket cannot be created or bound.
     public init(host: String = "127.0.0.1", port: Int, maximumLineBytes: Int = 4096) throws(SourceError) {

@@ -49,10 +49,12 @@ final class ModelUpdater: Sendable {
         self.onChange = onChange
     }
 
+    /// Records `new`: the log keeps the whole reason of a rejection, the status a reason short enough for the
+    /// cloud to read (``ModelUpdateState/truncated``).
     private func set(_ new: ModelUpdateState) {
-        state.withLock { $0 = new }
+        state.withLock { $0 = new.truncated }
         log("model update: \(new)")
-        onChange(new)
+        onChange(new.truncated)
     }
 
     /// Handles assignments until the stream ends.

@@ -114,7 +114,8 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         device = try c.decode(String.self, forKey: .device)
         state = field(.state) ?? .online
         modelVersion = field(.modelVersion)
-        modelUpdate = field(.modelUpdate)
+        // A long rejection reason is cut rather than refused: the rejection itself must reach the rollout.
+        modelUpdate = (field(.modelUpdate) as ModelUpdateState?)?.truncated
         windows = field(.windows)
         escalations = field(.escalations)
         cappedEscalations = field(.cappedEscalations)

@@ -25,6 +25,23 @@ public enum ModelUpdateState: Sendable, Equatable, Codable, CustomStringConverti
         }
     }
 
+    /// The longest rejection reason a status carries, in bytes: enough to say what failed and where, short enough
+    /// that a status never outgrows what the cloud reads.
+    public static let maximumReasonBytes = 512
+
+    /// This state with a rejection reason cut to ``maximumReasonBytes`` (at a character boundary, marked `…`).
+    public var truncated: ModelUpdateState {
+        guard case .rejected(let version, let reason) = self, reason.utf8.count > Self.maximumReasonBytes else {
+            return self
+        }
+        var cut = ""
+        for character in reason {
+            if cut.utf8.count + character.utf8.count > Self.maximumReasonBytes - 3 { break }
+            cut.append(character)
+        }
+        return .rejected(version, reason: cut + "…")
+    }
+
     /// The version the state is about; nil when idle.
     public var version: String? {
         switch self {
