@@ -279,6 +279,34 @@ struct ClientStateMachineTests {
         #expect(renewed.resubscribe.map(\.filter).sorted() == ["tandem/a", "tandem/b"], "a lost session loses all")
     }
 
+    @Test("a connection lost before the SUBACK fails the waiting subscribe, which would otherwise wait forever")
+    func lostConnectionFailsPendingSubscribe() async throws {
+        var machine = Machine(clientID: "unit")
+        let call = try await ConnectCall.make()
+        _ = machine.connect(waiter: call.waiter)
+        for waiter in try #require(machine.connectionAccepted(sessionPresent: false).connected).waiters {
+            waiter.resume()
+        }
+        try await call.task.value
+        let (waiters, handOut) = AsyncStream<Machine.SubscribeWaiter>.makeStream()
+        let subscribe = Task { try await withCheckedThrowingContinuation { handOut.yield($0) } }
+        var iterator = waiters.makeAsyncIterator()
+        let waiter = try #require(await iterator.next())
+        guard case .registered = machine.registerSubscribe(messageID: 11, waiter: waiter) else {
+            Issue.record("the subscribe should wait for its SUBACK")
+            return
+        }
+        guard case .backOff(_, _, let lost) = machine.connectionFailed(MQTTError(.notConnected, "test")) else {
+            Issue.record("a lost connection should back off and reconnect")
+            return
+        }
+        #expect(lost.count == 1)
+        for waiter in lost { waiter.resume(throwing: MQTTError(.notConnected, "lost")) }
+        let error = await #expect(throws: MQTTError.self) { try await subscribe.value }
+        #expect(error?.code == .notConnected)
+        #expect(machine.subscribeAcknowledged(messageID: 11, granted: [1]) == nil, "a late SUBACK finds no waiter")
+    }
+
     @Test("an acknowledgement that overtakes its publish's registration reaches that publish")
     func earlyAcknowledgement() throws {
         var machine = Machine(clientID: "unit")
@@ -395,12 +423,12 @@ extension MQTTClient.StateMachine.ConnectionAcceptedAction {
 
 extension MQTTClient.StateMachine.ConnectionFailedAction {
     fileprivate var backoffAttempt: Int? {
-        if case .backOff(let attempt, _) = self { return attempt }
+        if case .backOff(let attempt, _, _) = self { return attempt }
         return nil
     }
 
     fileprivate var change: Machine.StateChange? {
-        if case .backOff(_, let change) = self { return change }
+        if case .backOff(_, let change, _) = self { return change }
         return nil
     }
 }

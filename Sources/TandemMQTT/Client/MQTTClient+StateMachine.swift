@@ -203,9 +203,10 @@ extension MQTTClient {
         }
 
         enum ConnectionFailedAction: Sendable {
-            /// Report the change, wait the jittered backoff for `backoffAttempt` (0-based, as
-            /// ``MQTTClientConfiguration/Reconnect`` counts), then try again.
-            case backOff(backoffAttempt: Int, change: StateChange)
+            /// Fail `unacknowledgedSubscribes` (their SUBSCRIBE went down with the connection: libmosquitto does not
+            /// send it again, so no SUBACK will ever come), report the change, wait the jittered backoff for
+            /// `backoffAttempt` (0-based, as ``MQTTClientConfiguration/Reconnect`` counts), then try again.
+            case backOff(backoffAttempt: Int, change: StateChange, unacknowledgedSubscribes: [SubscribeWaiter])
             /// Leave the loop; ``networkLoopExited()`` closes the client.
             case exitLoop
         }
@@ -338,7 +339,12 @@ extension MQTTClient {
                 }
                 return reconnect(attempt: 1, after: error, waiters: connecting.waiters)
             case .connected:
-                return reconnect(attempt: 1, after: error, waiters: [])
+                let lost = Array(subscribeWaiters.values)
+                subscribeWaiters = [:]
+                earlySubscribeResults = [:]
+                guard case .backOff(let attempt, let change, _) = reconnect(attempt: 1, after: error, waiters: [])
+                else { return .exitLoop }
+                return .backOff(backoffAttempt: attempt, change: change, unacknowledgedSubscribes: lost)
             case .reconnecting(let reconnecting):
                 return reconnect(
                     attempt: reconnecting.attempt + 1, after: reconnecting.refusal ?? error,
@@ -352,7 +358,7 @@ extension MQTTClient {
             -> ConnectionFailedAction
         {
             state = .reconnecting(Reconnecting(attempt: attempt, lastError: error, waiters: waiters))
-            return .backOff(backoffAttempt: attempt - 1, change: change())
+            return .backOff(backoffAttempt: attempt - 1, change: change(), unacknowledgedSubscribes: [])
         }
 
         /// The network thread has left its loop: the client is closed.

@@ -243,7 +243,11 @@ public final class MQTTClient: Sendable {
         switch state.withLock({ $0.connectionFailed(error) }) {
         case .exitLoop:
             return false
-        case .backOff(let backoffAttempt, let change):
+        case .backOff(let backoffAttempt, let change, let unacknowledgedSubscribes):
+            for waiter in unacknowledgedSubscribes {
+                waiter.resume(
+                    throwing: MQTTError(.notConnected, "connection lost before the broker acknowledged a subscription"))
+            }
             change.deliver()
             wakeup.wait(
                 milliseconds: configuration.reconnect.delayMilliseconds(attempt: backoffAttempt, using: &generator))
