@@ -70,7 +70,8 @@ let package = Package(
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         // The MQTT contract both sides speak (topics, payloads, status, labels, assignments); FoundationEssentials
         // only, so the edge binary does not grow.
-        .target(name: "TandemProtocol", dependencies: ["TandemCore", "TandemMQTT"]),
+        // TandemMQTT gives it CRC-32 (one implementation, shared with the outbox journal).
+        .target(name: "TandemProtocol", dependencies: ["TandemMQTT"]),
         .target(name: "TandemEdge", dependencies: ["TandemCore", "TandemProtocol", "TandemMQTT"]),
         .executableTarget(
             name: "tandem-edge", dependencies: ["TandemEdge", "TandemMQTT", argumentParser],
