@@ -71,6 +71,24 @@ struct WindowerTests {
         #expect(w.gapResets == 1, "0.16 s is more than 1.5 × 0.1 s")
     }
 
+    @Test("one far-future timestamp costs a bounded run of samples, then the stream re-synchronizes")
+    func resynchronizesAfterFarFuture() throws {
+        var w = try StreamWindower(spec: spec(window: 4, hop: 4, channels: 1))
+        for i in 0..<3 { #expect(w.append(timestamp: Double(i) * 0.1, values: [1]) == .accepted) }
+        #expect(w.append(timestamp: 1e12, values: [1]) == .windowReady, "a spoofed sample completes a window")
+        let run = StreamWindower.resynchronizeAfter
+        for i in 0..<run {
+            #expect(w.append(timestamp: 0.3 + Double(i) * 0.1, values: [1]) == .rejected(.outOfOrder))
+        }
+        #expect(w.resynchronizations == 0)
+        var outcomes = [StreamWindower.Outcome]()
+        for i in 0..<8 { outcomes.append(w.append(timestamp: 10 + Double(i) * 0.1, values: [1])) }
+        #expect(w.resynchronizations == 1)
+        #expect(
+            outcomes == [.accepted, .accepted, .accepted, .windowReady, .accepted, .accepted, .accepted, .windowReady])
+        #expect(w.append(timestamp: 9, values: [1]) == .rejected(.outOfOrder), "ordering holds on the new timeline")
+    }
+
     @Test("out-of-order and duplicate timestamps are rejected and leave the window alone")
     func ordering() throws {
         var w = try StreamWindower(spec: spec(window: 2, hop: 1, channels: 1))

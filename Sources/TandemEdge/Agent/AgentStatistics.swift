@@ -20,6 +20,8 @@ public struct AgentStatistics: Sendable, Equatable {
     public var windowsByStream: [String: Int] = [:]
     /// Gaps that restarted a stream's windowing, per stream.
     public var gapResetsByStream: [String: Int] = [:]
+    /// Re-synchronizations after a run of out-of-order samples (a timestamp from the far future), per stream.
+    public var resynchronizationsByStream: [String: Int] = [:]
     /// Streams whose observed sample rate differs from the model's by more than 10 %: the observed rate in Hz.
     public var sampleRateMismatchByStream: [String: Double] = [:]
     /// Rejected input per stream and reason.

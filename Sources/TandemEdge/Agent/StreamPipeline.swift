@@ -111,6 +111,7 @@ struct StreamPipeline {
     var unpublishedWindows = 0
     /// The gap count last published (-1: none yet).
     var publishedGaps = -1
+    var publishedResynchronizations = 0
     var rateChecked = false
     /// The model generation the windower's standardization belongs to.
     var generation: Int
@@ -178,11 +179,22 @@ struct StreamPipeline {
     /// one source nearly every batch touches every stream.
     private mutating func publishCounts() {
         let (windows, gaps, name) = (unpublishedWindows, windower.gapResets, self.name)
-        guard windows > 0 || gaps != publishedGaps else { return }
+        let resyncs = windower.resynchronizations
+        guard windows > 0 || gaps != publishedGaps || resyncs != publishedResynchronizations else { return }
         stages.statistics.withLock {
             if windows > 0 { $0.windowsByStream[name, default: 0] += windows }
             if gaps != publishedGaps { $0.gapResetsByStream[name] = gaps }
+            if resyncs != publishedResynchronizations { $0.resynchronizationsByStream[name] = resyncs }
         }
+        // The first ten, then one line a thousand: a stream that keeps jumping must not flood the log.
+        if resyncs != publishedResynchronizations
+            && (publishedResynchronizations < 10 || resyncs / 1000 != publishedResynchronizations / 1000)
+        {
+            stages.log(
+                "stream \(name): \(StreamWindower.resynchronizeAfter) samples in a row were older than the last "
+                    + "accepted one; re-synchronized on the next (\(resyncs) so far)")
+        }
+        publishedResynchronizations = resyncs
         unpublishedWindows = 0
         publishedGaps = gaps
     }

@@ -16,7 +16,10 @@ import TandemProtocol
 ///
 /// A timestamp step longer than `gapFactor` × the expected step (from `sampleRateHz` if the spec has
 /// one, else the median of the last accepted steps) starts a new window sequence at that sample.
-/// A timestamp equal to or earlier than the previous accepted sample is rejected.
+/// A timestamp equal to or earlier than the previous accepted sample is rejected; after
+/// ``resynchronizeAfter`` such samples in a row the stream re-synchronizes on the next one instead (a new window
+/// sequence, counted in ``resynchronizations``): one sample with a far-future timestamp — a bad clock, a corrupt
+/// line, a spoofed datagram — must not make every later sample of the stream out of order until a restart.
 public struct StreamWindower: Sendable {
     /// A window ready for classification, valid only inside the closure it is passed to.
     public struct Window {
@@ -75,6 +78,13 @@ public struct StreamWindower: Sendable {
     public private(set) var emittedWindows = 0
     /// Times a gap restarted the window sequence.
     public private(set) var gapResets = 0
+    /// Times the stream re-synchronized after ``resynchronizeAfter`` out-of-order samples in a row.
+    public private(set) var resynchronizations = 0
+    /// Out-of-order samples in a row after which the stream takes the next one as its new timeline: two seconds
+    /// of a 16 Hz stream, well beyond the odd sample a network reorders.
+    public static let resynchronizeAfter = 32
+    /// Out-of-order samples since the last accepted one.
+    private var outOfOrderRun = 0
 
     /// How many recent steps the observed median is taken over.
     public static let stepHistory = 15
@@ -132,7 +142,16 @@ public struct StreamWindower: Sendable {
         guard values.count == channels else { return .rejected(.wrongChannelCount) }
         guard timestamp.isFinite else { return .rejected(.nonFinite) }
         if timestamp == lastTimestamp { return .rejected(.duplicateTimestamp) }
-        if timestamp < lastTimestamp { return .rejected(.outOfOrder) }
+        if timestamp < lastTimestamp {
+            guard outOfOrderRun >= Self.resynchronizeAfter else {
+                outOfOrderRun += 1
+                return .rejected(.outOfOrder)
+            }
+            resynchronizations += 1
+            reset()
+            lastTimestamp = -Double.infinity
+        }
+        outOfOrderRun = 0
         if sinceReset > 0 {
             let step = timestamp - lastTimestamp
             if isGap(step) {
