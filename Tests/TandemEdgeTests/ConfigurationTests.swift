@@ -184,6 +184,11 @@ struct ConfigurationTests {
             $0.caFile = "/etc/tandem/ca.crt"
         }.broker.brokerConfiguration()
         #expect(named.certificateAuthorities == .file("/etc/tandem/ca.crt"))
+        let system = try Self.broker {
+            $0.url = "mqtts://broker"
+            $0.caFile = "system"
+        }.broker.brokerConfiguration()
+        #expect(system.certificateAuthorities == .system, "caFile: system is the trust store, not a file")
         #expect(try Self.broker { $0.url = "mqtt://b" }.broker.brokerConfiguration().certificateAuthorities == nil)
     }
 

@@ -4,13 +4,13 @@ extension AgentConfiguration.Broker {
     /// The `broker` section checked as one ``MQTTBrokerConfiguration`` (reads no file).
     ///
     /// An empty `caFile` with an `mqtts://` URL asks for the system's trust store, as agent.yaml has always
-    /// said; a CA file, client certificate or key with a plain `mqtt://` URL is an error.
+    /// said, and so does `caFile: system` (what `tandem provision --ca-file system` writes); a CA file, client certificate or key with a plain `mqtt://` URL is an error.
     /// - Throws: ``ConfigurationError`` naming the `broker.…` key at fault.
     public func brokerConfiguration() throws(ConfigurationError) -> MQTTBrokerConfiguration {
         do throws(MQTTBrokerConfigurationError) {
             let endpoint = try MQTTBrokerConfiguration.Endpoint(url: url)
             let authorities: MQTTBrokerConfiguration.CertificateAuthorities? =
-                caFile.isEmpty ? (endpoint.usesTLS ? .system : nil) : .file(caFile)
+                caFile.isEmpty ? (endpoint.usesTLS ? .system : nil) : .init(caFile)
             return try MQTTBrokerConfiguration(
                 endpoint: endpoint, username: username, passwordFile: passwordFile,
                 certificateAuthorities: authorities, certificateFile: certFile, keyFile: keyFile)
