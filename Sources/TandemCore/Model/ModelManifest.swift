@@ -118,3 +118,26 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.numerics = numerics
     }
 }
+
+extension InputSpec {
+    /// What keeps a model taking this input and naming `classNames` from replacing, on running devices, one
+    /// taking `current` and naming `currentClasses`: the windows streams cut (channels, window, hop, sample rate)
+    /// and the classes records name must stay the same; the standardization may differ (streams re-standardize
+    /// the samples they hold). Empty when it may replace it.
+    ///
+    /// The registry refuses such a version and the edge refuses such an update, both through this one rule.
+    public func replacementDifferences(
+        classNames: [String], replacing current: InputSpec, currentClasses: [String]
+    ) -> [String] {
+        var differences = [String]()
+        if channels != current.channels { differences.append("channels \(channels) ≠ \(current.channels)") }
+        if window != current.window { differences.append("window \(window) ≠ \(current.window)") }
+        if hop != current.hop { differences.append("hop \(hop) ≠ \(current.hop)") }
+        if sampleRateHz != current.sampleRateHz {
+            func rate(_ hz: Double?) -> String { hz.map { "\($0) Hz" } ?? "none" }
+            differences.append("sample rate \(rate(sampleRateHz)) ≠ \(rate(current.sampleRateHz))")
+        }
+        if classNames != currentClasses { differences.append("classes \(classNames) ≠ \(currentClasses)") }
+        return differences
+    }
+}

@@ -39,19 +39,8 @@ final class ServingModel: Sendable {
     static func checkCompatible(_ new: any WindowClassifier, replacing old: any WindowClassifier)
         throws(ModelLoadError)
     {
-        let (a, b) = (new.input, old.input)
-        var differences = [String]()
-        if a.channels != b.channels { differences.append("channels \(a.channels) instead of \(b.channels)") }
-        if a.window != b.window { differences.append("window \(a.window) instead of \(b.window)") }
-        if a.hop != b.hop { differences.append("hop \(a.hop) instead of \(b.hop)") }
-        if a.sampleRateHz != b.sampleRateHz {
-            differences.append(
-                "sample rate \(a.sampleRateHz.map { "\($0) Hz" } ?? "none") instead of \(b.sampleRateHz.map { "\($0) Hz" } ?? "none")"
-            )
-        }
-        if new.classNames != old.classNames {
-            differences.append("classes \(new.classNames) instead of \(old.classNames)")
-        }
+        let differences = new.input.replacementDifferences(
+            classNames: new.classNames, replacing: old.input, currentClasses: old.classNames)
         guard differences.isEmpty else {
             throw ModelLoadError(
                 .incompatible,

@@ -128,19 +128,9 @@ public struct ModelRegistry: Sendable {
 
     /// What makes `candidate` unfit to replace `current` on devices, or nil if it fits.
     public static func incompatibility(of candidate: ModelManifest, with current: ModelManifest) -> String? {
-        let a = candidate.input
-        let b = current.input
-        if a.channels != b.channels { return "channels \(a.channels) ≠ \(b.channels)" }
-        if a.window != b.window { return "window \(a.window) ≠ \(b.window)" }
-        if a.hop != b.hop { return "hop \(a.hop) ≠ \(b.hop)" }
-        if a.sampleRateHz != b.sampleRateHz {
-            return
-                "sample rate \(a.sampleRateHz.map { "\($0)" } ?? "none") ≠ \(b.sampleRateHz.map { "\($0)" } ?? "none")"
-        }
-        if candidate.classNames != current.classNames {
-            return "classes \(candidate.classNames) ≠ \(current.classNames)"
-        }
-        return nil
+        let differences = candidate.input.replacementDifferences(
+            classNames: candidate.classNames, replacing: current.input, currentClasses: current.classNames)
+        return differences.isEmpty ? nil : differences.joined(separator: ", ")
     }
 
     static func checkVersionName(_ version: String) throws(RegistryError) {
