@@ -57,16 +57,17 @@ public final class SampleStore: Sendable {
         // WAL with synchronous=NORMAL: a committed row survives the process being killed (it is in the
         // operating system's cache); only a power loss can take the last transactions.
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrateExclusively(pool, lockPath: path + ".migration-lock")
+        pool = try Self.openExclusively(path: path, configuration: configuration, lockPath: path + ".migration-lock")
     }
 
-    /// Migrates holding an exclusive lock on `lockPath`, so that workers starting together on one store do not
-    /// both find a migration pending and both run it (GRDB checks what is applied before its transaction
-    /// starts, so the second worker would create a table the first just made).
+    /// Opens and migrates holding an exclusive lock on `lockPath`, so that workers starting together on one
+    /// store neither race to switch a new file to WAL (SQLite answers `PRAGMA journal_mode = WAL` with "database
+    /// is locked" without waiting for the busy timeout) nor both find a migration pending and both run it (GRDB
+    /// checks what is applied before its transaction starts, so the second worker would create a table the
+    /// first just made).
     ///
     /// - Throws: GRDB's `DatabaseError`, or a `CocoaError` when the lock file cannot be opened.
-    static func migrateExclusively(_ pool: DatabasePool, lockPath: String) throws {
+    static func openExclusively(path: String, configuration: Configuration, lockPath: String) throws -> DatabasePool {
         let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: lockPath])
@@ -74,7 +75,9 @@ public final class SampleStore: Sendable {
         defer { close(descriptor) }
         while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
         defer { flock(descriptor, LOCK_UN) }
+        let pool = try DatabasePool(path: path, configuration: configuration)
         try migrator.migrate(pool)
+        return pool
     }
 
     static var migrator: DatabaseMigrator {
