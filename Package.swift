@@ -5,6 +5,10 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+/// The fleet's CA and the broker's TLS certificate (`tandem provision`).
+let x509: [Target.Dependency] = [
+    .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+]
 /// The cloud's HTTP API, metrics, service lifecycle and PostgreSQL store; only `TandemCloud` takes them, so
 /// `tandem-edge` and the `tandem` CLI stay free of an HTTP server and database drivers.
 let cloudServer: [Target.Dependency] = [
@@ -48,6 +52,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
     ],
     targets: [
         .systemLibrary(
@@ -87,7 +93,7 @@ let package = Package(
             ]),
         // Registry, rollout, device statuses and provisioning: what both `tandem` and `tandem-cloud` drive, without a
         // server, a database or NIO, so the CLI links none of them.
-        .target(name: "TandemFleet", dependencies: ["TandemCore", "TandemProtocol", "TandemMQTT", crypto]),
+        .target(name: "TandemFleet", dependencies: ["TandemCore", "TandemProtocol", "TandemMQTT", crypto] + x509),
         .target(
             name: "TandemCloud",
             dependencies: [

@@ -36,7 +36,7 @@ struct ConfigurationTests {
                 streams:
                   - {name: one, channels: 3, source: {kind: udp, port: 9000}}
                   - {name: one, channels: 0, source: {kind: file}}
-                  - {name: three, channels: 2, source: {kind: udp, port: 9000, maxLineBytes: 100}}
+                  - {name: three, channels: 2, source: {kind: udp, port: 9000, maxLineBytes: 100, allowFrom: ["10.0.0.1/8"]}}
                 policy: {threshold: 1.5, budget: 2, topK: 0}
                 sinks: [{kind: file}]
                 metrics: {listen: "nope"}
@@ -48,7 +48,8 @@ struct ConfigurationTests {
             let keys = Set(error.issues.map(\.key))
             for key in [
                 "device.id", "broker.url", "streams[1].name", "streams[1].channels", "streams[1].source.path",
-                "streams[2].source", "policy.threshold", "policy.budget", "policy.topK", "sinks[0].path",
+                "streams[2].source", "streams[2].source.allowFrom[0]", "policy.threshold", "policy.budget",
+                "policy.topK", "sinks[0].path",
                 "metrics.listen",
             ] {
                 #expect(keys.contains(key), "\(key) in \(error)")
@@ -114,7 +115,8 @@ struct ConfigurationTests {
             .init(
                 name: "b", channels: 2,
                 source: {
-                    var s = AgentConfiguration.Source(); s.kind = .udp; s.port = 9100; return s
+                    var s = AgentConfiguration.Source(); s.kind = .udp; s.port = 9100
+                    s.allowFrom = ["10.1.2.3", "192.168.0.0/16"]; return s
                 }()),
         ]
         config.policy.budget = 0.1

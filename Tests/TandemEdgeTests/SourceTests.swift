@@ -15,6 +15,7 @@ final class LineCollector: Sendable {
     final class Store: Sendable {
         let lines = Mutex<[String]>([])
         let overlong = Mutex(0)
+        let refused = Mutex(0)
     }
 
     let store = Store()
@@ -26,6 +27,7 @@ final class LineCollector: Sendable {
         task = Task {
             for try await batch in batches {
                 store.overlong.withLock { $0 += batch.overlongLines }
+                store.refused.withLock { $0 += batch.refusedDatagrams }
                 batch.forEachLine { _, bytes in
                     store.lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
                 }
@@ -35,6 +37,7 @@ final class LineCollector: Sendable {
 
     var snapshot: [String] { store.lines.withLock { $0 } }
     var overlongCount: Int { store.overlong.withLock { $0 } }
+    var refusedCount: Int { store.refused.withLock { $0 } }
 
     /// Waits up to `seconds` for at least `count` lines.
     func wait(for count: Int, seconds: Double = 5) async throws -> [String] {
@@ -182,6 +185,60 @@ struct SourceTests {
         source.stop()
         try await collector.task.value
         #expect(throws: SourceError.self) { try UDPSource(host: "127.0.0.1", port: 70000) }
+    }
+
+    @Test("a UDP source with an allow-list takes datagrams only from the senders it names and counts the others")
+    func udpAllowList() async throws {
+        let allowed = try #require(IPv4Network("127.0.0.2"))
+        let source = try UDPSource(host: "0.0.0.0", port: 0, allowedSenders: [allowed])
+        let collector = LineCollector(source)
+        /// A socket bound to `from` (every 127/8 address is the loopback interface's).
+        func sender(_ from: String) -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(from)
+            _ = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            return fd
+        }
+        let spoofer = sender("127.0.0.1")
+        let trusted = sender("127.0.0.2")
+        defer {
+            close(spoofer)
+            close(trusted)
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(source.boundPort).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        func send(_ text: String, from fd: Int32) {
+            var bytes = Array(text.utf8)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, &bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        for i in 0..<20 { send("9\(i),6,6", from: spoofer) }
+        for i in 0..<10 { send("\(i),1,2", from: trusted) }
+        let lines = try await collector.wait(for: 10)
+        let deadline = Date().addingTimeInterval(5)
+        while collector.refusedCount < 20 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(Set(lines) == Set((0..<10).map { "\($0),1,2" }), "only the trusted sender's lines")
+        #expect(collector.refusedCount == 20)
+        source.stop()
+        try await collector.task.value
+
+        #expect(IPv4Network("192.168.1.0/24")?.contains(0xC0A8_0107) == true)
+        #expect(IPv4Network("192.168.1.0/24")?.contains(0xC0A8_0207) == false)
+        #expect(IPv4Network("0.0.0.0/0")?.contains(0x0A00_0001) == true)
+        for bad in ["192.168.1.1/24", "10.0.0.0/33", "10.0.0/8", "::1", "10.0.0.0/", "host"] {
+            #expect(IPv4Network(bad) == nil, "\(bad)")
+        }
     }
 
     @Test("a pipe read as standard input: lines, then end of input finishes the sequence")

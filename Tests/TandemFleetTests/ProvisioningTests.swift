@@ -1,6 +1,7 @@
 import Foundation
 import TandemEdge
 import TandemMQTT
+import TandemProtocol
 import TandemTestSupport
 import Testing
 
@@ -12,9 +13,9 @@ struct ProvisioningTests {
 
     @Test("the password hash is PBKDF2-HMAC-SHA512 (published test vectors)")
     func pbkdf2Vectors() {
-        let one = BrokerPasswordFile.pbkdf2SHA512(
+        let one = BrokerSecurityFile.pbkdf2SHA512(
             password: Array("password".utf8), salt: Array("salt".utf8), iterations: 1)
-        let two = BrokerPasswordFile.pbkdf2SHA512(
+        let two = BrokerSecurityFile.pbkdf2SHA512(
             password: Array("password".utf8), salt: Array("salt".utf8), iterations: 2)
         func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         #expect(
@@ -25,9 +26,6 @@ struct ProvisioningTests {
             hex(two)
                 == "e1d9c16aa681708a45f5c7c4e215ceb66e011a2e9f0040713f18aefdb866d53cf76cab2868a39b9f7840edce4fef5a82be67335c77a6068e04112754f27ccf4e"
         )
-        let entry = BrokerPasswordFile.entry(user: "f/d", password: "p")
-        #expect(entry.hasPrefix("f/d:$7$101$"))
-        #expect(entry.split(separator: "$").count == 5, "user:, 7, iterations, salt, hash")
     }
 
     @Test("names that cannot be a topic level are refused with the reason")
@@ -38,34 +36,45 @@ struct ProvisioningTests {
         try DeviceProvisioner.validateName("edge-7_a.b", what: "device")
     }
 
-    @Test("a provisioned device connects with its password and may write and read only its own topics")
-    func deviceCredentialsAndACL() async throws {
+    @Test(
+        "a provisioned device connects only with its password and client id, and may publish, subscribe and receive only its own topics"
+    )
+    func deviceCredentialsAndRules() async throws {
         let scratch = try ScratchDirectory(prefix: "tandem-provision")
         let dir = scratch.url.path
-        let provisioner = DeviceProvisioner(passwordFile: "\(dir)/passwd", aclFile: "\(dir)/acl")
-        // An operator's own ACL line outside the provisioned blocks must survive.
-        try "# operator notes\n".write(toFile: "\(dir)/acl", atomically: true, encoding: .utf8)
+        let securityFile = "\(dir)/security.json"
+        // An operator's own client (an admin user, say) must survive provisioning.
+        var operatorEntries = BrokerSecurityFile()
+        operatorEntries.setClient(
+            user: "admin", password: "admin-password", clientID: nil, role: "admin",
+            rules: [.init(.subscribePattern, "$SYS/#")])
+        try operatorEntries.write(to: securityFile)
+        let provisioner = DeviceProvisioner(securityFile: securityFile)
         let template = try String(contentsOf: Self.template, encoding: .utf8)
         let settings = DeviceProvisioner.AgentSettings(
             brokerURL: "mqtt://127.0.0.1:1883", devicePasswordPath: "\(dir)/dev1.password",
             trustedKeys: ["\(dir)/cloud.pub"])
         let original = try provisioner.provisionDevice("dev1", fleet: "f1", settings: settings, template: template)
         let other = try provisioner.provisionDevice("dev2", fleet: "f1", settings: settings, template: template)
+        _ = try provisioner.provisionDevice("dev1", fleet: "f2", settings: settings, template: template)
         let cloudPassword = try provisioner.provisionCloud(user: "cloud")
-        // Provisioning dev1 again rotates its password and leaves one block and one entry for it.
+        // Provisioning dev1 again rotates its password and leaves one client and one role for it.
         let device = try provisioner.provisionDevice("dev1", fleet: "f1", settings: settings, template: template)
         #expect(device.password != original.password)
-        let acl = try String(contentsOfFile: "\(dir)/acl", encoding: .utf8)
-        #expect(acl.components(separatedBy: "user f1/dev1\n").count == 2)
-        #expect(acl.hasPrefix("# operator notes\n"))
-        let passwords = try String(contentsOfFile: "\(dir)/passwd", encoding: .utf8)
-        #expect(passwords.split(separator: "\n").filter { $0.hasPrefix("f1/dev1:") }.count == 1)
+        let written = try BrokerSecurityFile(contentsOf: securityFile)
+        #expect(written.client("f1/dev1")?.clientID == "f1/dev1")
+        #expect(written.client("f1/dev1")?.roles == ["tandem-device:f1/dev1"])
+        #expect(written.client("cloud")?.clientID == nil)
+        #expect(written.client("admin")?.roles == ["admin"], "the operator's client is kept")
+        let text = try String(contentsOfFile: securityFile, encoding: .utf8)
+        #expect(text.components(separatedBy: "\"username\" : \"f1/dev1\"").count == 2)
+        let mode = try FileManager.default.attributesOfItem(atPath: securityFile)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "the file holds password hashes")
 
-        let options = MosquittoBroker.Options(passwordFile: "\(dir)/passwd", aclFile: "\(dir)/acl")
+        let options = MosquittoBroker.Options(securityFile: securityFile)
         try await MosquittoBroker.with(options) { broker in
-            func client(_ user: String, _ password: String, _ name: String) async throws -> MQTTClient {
-                var configuration = MQTTClientConfiguration(
-                    host: "127.0.0.1", port: broker.port, clientID: "\(name)-\(UUID().uuidString.prefix(6))")
+            func client(_ user: String, _ password: String, id: String) async throws -> MQTTClient {
+                var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: broker.port, clientID: id)
                 configuration.username = user
                 configuration.password = password
                 let client = try MQTTClient(configuration: configuration)
@@ -73,38 +82,103 @@ struct ProvisioningTests {
                 return client
             }
             await #expect(throws: MQTTError.self, "the rotated-out password is refused") {
-                _ = try await client("f1/dev1", original.password, "old")
+                _ = try await client("f1/dev1", original.password, id: "f1/dev1")
             }
             await #expect(throws: MQTTError.self, "another device's password is refused") {
-                _ = try await client("f1/dev1", other.password, "stolen")
+                _ = try await client("f1/dev1", other.password, id: "f1/dev1")
             }
-            let edge = try await client(device.user, device.password, "dev1")
-            let cloud = try await client("cloud", cloudPassword, "cloud")
+            await #expect(throws: MQTTError.self, "a device cannot take a cloud worker's client id (and its session)") {
+                _ = try await client("f1/dev1", device.password, id: "tandem-cloud-worker-1")
+            }
+            await #expect(throws: MQTTError.self, "nor another device's") {
+                _ = try await client("f1/dev1", device.password, id: "f1/dev2")
+            }
+            let edge = try await client(device.user, device.password, id: "f1/dev1")
+            let cloud = try await client("cloud", cloudPassword, id: "tandem-cloud-worker-1")
 
+            let shared = try await cloud.subscribe(
+                to: ProtocolTopics.shared(.escalations, group: ProtocolTopics.defaultCloudGroup), qos: .atLeastOnce)
             let own = try await edge.publish(
                 MQTTMessage(topic: "tandem/v1/f1/dev1/escalations", string: "mine", qos: .atLeastOnce))
             #expect(own.isAccepted)
-            for topic in ["tandem/v1/f1/dev2/escalations", "tandem/v1/f1/dev1/model", "tandem/v1/f1/models/v9"] {
+            #expect(try await first(of: shared)?.payloadString == "mine", "the cloud's shared subscription works")
+            for topic in [
+                "tandem/v1/f1/dev2/escalations", "tandem/v1/f1/dev1/model", "tandem/v1/f1/models/v9",
+                "tandem/v1/f1/dev1/verdicts", "tandem/v1/f2/dev1/escalations",
+            ] {
                 let denied = try await edge.publish(MQTTMessage(topic: topic, string: "spoof", qos: .atLeastOnce))
                 #expect(!denied.isAccepted, "\(topic)")
                 #expect(denied.reasonCode == 135, "\(topic)")
             }
-
+            for filter in [
+                ProtocolTopics.shared(.escalations, group: ProtocolTopics.defaultCloudGroup),
+                ProtocolTopics.shared(.labels, group: ProtocolTopics.defaultCloudGroup),
+                "tandem/v1/f1/dev2/verdicts", "tandem/v1/+/+/escalations", "tandem/v1/#", "#",
+                "tandem/v1/f2/models/+", "$share/x/tandem/v1/f1/dev1/verdicts",
+            ] {
+                await #expect(throws: MQTTError.self, "subscribing to \(filter) is refused") {
+                    _ = try await edge.subscribe(to: filter, qos: .atLeastOnce)
+                }
+            }
             let mine = try await edge.subscribe(to: "tandem/v1/f1/dev1/verdicts", qos: .atLeastOnce)
-            let theirs = try await edge.subscribe(to: "tandem/v1/f1/dev2/verdicts", qos: .atLeastOnce)
             let models = try await edge.subscribe(to: "tandem/v1/f1/models/+", qos: .atLeastOnce)
-            _ = try await cloud.publish(
-                MQTTMessage(topic: "tandem/v1/f1/dev2/verdicts", string: "for dev2", qos: .atLeastOnce))
+            let model = try await edge.subscribe(to: "tandem/v1/f1/models/v3", qos: .atLeastOnce)
             _ = try await cloud.publish(
                 MQTTMessage(topic: "tandem/v1/f1/dev1/verdicts", string: "for dev1", qos: .atLeastOnce))
             _ = try await cloud.publish(
-                MQTTMessage(topic: "tandem/v1/f1/models/v2", string: "artifact", qos: .atLeastOnce, retain: true))
+                MQTTMessage(topic: "tandem/v1/f1/models/v3", string: "artifact", qos: .atLeastOnce, retain: true))
             #expect(try await first(of: mine)?.payloadString == "for dev1")
             #expect(try await first(of: models)?.payloadString == "artifact")
-            // dev2's verdict was published before dev1's, so had the ACL let it through it would be here by now.
-            #expect(try await first(of: theirs, within: .milliseconds(500)) == nil)
+            #expect(try await first(of: model)?.payloadString == "artifact")
             await edge.disconnect()
             await cloud.disconnect()
+        }
+    }
+
+    @Test("the fleet CA issues a broker certificate that clients verify; a plain connection to the TLS port is refused")
+    func brokerCertificate() async throws {
+        let scratch = try ScratchDirectory(prefix: "tandem-provision-tls")
+        let dir = scratch.url.path
+        let authority = try FleetCertificateAuthority.openOrCreate(in: "\(dir)/tls")
+        let server = try authority.issue(
+            .server(hosts: ["localhost", "127.0.0.1"]), commonName: "localhost", fileName: "broker")
+        let device = try authority.issue(.client, commonName: "f1/dev1", fileName: "f1.dev1")
+        // Opening again finds the same CA instead of making a new one.
+        let before = try String(contentsOfFile: authority.certificatePath, encoding: .utf8)
+        let again = try FleetCertificateAuthority.openOrCreate(in: "\(dir)/tls")
+        #expect(try String(contentsOfFile: again.certificatePath, encoding: .utf8) == before)
+        #expect(before.hasPrefix("-----BEGIN CERTIFICATE-----"))
+        let keyMode = try FileManager.default.attributesOfItem(atPath: "\(dir)/tls/ca.key")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        let other = try FleetCertificateAuthority.openOrCreate(in: "\(dir)/other")
+
+        let options = MosquittoBroker.Options(
+            requireClientCertificate: true,
+            serverCertificate: .init(
+                caFile: authority.certificatePath, certificateFile: server.certificate, keyFile: server.key))
+        try await MosquittoBroker.with(options) { broker in
+            func connect(_ url: String, ca: String?, certificate: (String, String)? = nil) async throws {
+                let settings = try MQTTBrokerConfiguration(
+                    url: url, certificateAuthorities: ca.map { .file($0) }, certificateFile: certificate?.0,
+                    keyFile: certificate?.1)
+                let client = try MQTTClient(configuration: try settings.clientConfiguration(clientID: "c"))
+                defer { Task { await client.disconnect() } }
+                try await client.connect()
+                await client.disconnect()
+            }
+            for host in ["localhost", "127.0.0.1"] {
+                try await connect(
+                    "mqtts://\(host):\(broker.port)", ca: authority.certificatePath, certificate: device)
+            }
+            await #expect(throws: (any Error).self, "plaintext to the TLS listener") {
+                try await connect("mqtt://127.0.0.1:\(broker.port)", ca: nil)
+            }
+            await #expect(throws: (any Error).self, "a broker certificate from another CA is not trusted") {
+                try await connect("mqtts://localhost:\(broker.port)", ca: other.certificatePath, certificate: device)
+            }
+            await #expect(throws: (any Error).self, "a client without a certificate, where the broker requires one") {
+                try await connect("mqtts://localhost:\(broker.port)", ca: authority.certificatePath)
+            }
         }
     }
 
@@ -112,7 +186,7 @@ struct ProvisioningTests {
     func agentConfiguration() throws {
         let scratch = try ScratchDirectory(prefix: "tandem-provision")
         let dir = scratch.url.path
-        let provisioner = DeviceProvisioner(passwordFile: "\(dir)/passwd", aclFile: "\(dir)/acl")
+        let provisioner = DeviceProvisioner(securityFile: "\(dir)/security.json")
         let settings = DeviceProvisioner.AgentSettings(
             brokerURL: "mqtts://broker.example:8883", devicePasswordPath: "/etc/tandem/broker.password",
             trustedKeys: ["/etc/tandem/a.pub", "/etc/tandem/b.pub"], caFile: "/etc/tandem/ca.crt")

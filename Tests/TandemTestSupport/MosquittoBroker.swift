@@ -26,13 +26,37 @@ public final class MosquittoBroker: @unchecked Sendable {
         public var passwordFile: String?
         /// With `passwordFile`: an existing ACL file.
         public var aclFile: String?
+        /// An existing dynamic-security file (what `tandem provision` writes), loaded with mosquitto's plugin;
+        /// takes the place of `users`, `acl` and `passwordFile`.
+        public var securityFile: String?
+        /// TLS with certificates made elsewhere (by `tandem provision cloud --broker-host`), instead of `tls`.
+        public var serverCertificate: ServerCertificate?
+
+        /// A broker's TLS files.
+        public struct ServerCertificate: Sendable {
+            /// The CA that clients verify the broker against (and that signs client certificates).
+            public var caFile: String
+            /// The broker's certificate.
+            public var certificateFile: String
+            /// Its key.
+            public var keyFile: String
+
+            /// Names the files.
+            public init(caFile: String, certificateFile: String, keyFile: String) {
+                self.caFile = caFile
+                self.certificateFile = certificateFile
+                self.keyFile = keyFile
+            }
+        }
 
         /// Creates options; the defaults give an anonymous plain-TCP broker.
         public init(
             users: [String: String] = [:], acl: String? = nil, tls: Bool = false,
             requireClientCertificate: Bool = false, persistence: Bool = false, passwordFile: String? = nil,
-            aclFile: String? = nil
+            aclFile: String? = nil, securityFile: String? = nil, serverCertificate: ServerCertificate? = nil
         ) {
+            self.securityFile = securityFile
+            self.serverCertificate = serverCertificate
             self.passwordFile = passwordFile
             self.aclFile = aclFile
             self.users = users
@@ -82,7 +106,12 @@ public final class MosquittoBroker: @unchecked Sendable {
             // Started as root, mosquitto drops to the `mosquitto` user, which cannot read our 0600 files.
             lines.append("user root")
         }
-        if let passwordFile = options.passwordFile {
+        if let securityFile = options.securityFile {
+            lines += [
+                "allow_anonymous false", "plugin \(try Self.dynamicSecurityPlugin())",
+                "plugin_opt_config_file \(securityFile)",
+            ]
+        } else if let passwordFile = options.passwordFile {
             lines += ["allow_anonymous false", "password_file \(passwordFile)"]
             if let aclFile = options.aclFile { lines.append("acl_file \(aclFile)") }
         } else if options.users.isEmpty {
@@ -103,7 +132,15 @@ public final class MosquittoBroker: @unchecked Sendable {
                 lines.append("acl_file \(aclFile)")
             }
         }
-        if options.tls {
+        if let provided = options.serverCertificate {
+            certificates = nil
+            lines += [
+                "cafile \(provided.caFile)", "certfile \(provided.certificateFile)", "keyfile \(provided.keyFile)",
+            ]
+            if options.requireClientCertificate {
+                lines.append("require_certificate true")
+            }
+        } else if options.tls {
             certificates = try Self.makeCertificates(in: dir)
             lines += ["cafile \(dir)/ca.crt", "certfile \(dir)/server.crt", "keyfile \(dir)/server.key"]
             if options.requireClientCertificate {
@@ -125,6 +162,22 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     deinit {
         shutdown()
+    }
+
+    /// mosquitto's dynamic-security plugin, where Debian's mosquitto package puts it for this machine's
+    /// architecture.
+    public static func dynamicSecurityPlugin() throws -> String {
+        let name = "mosquitto_dynamic_security.so"
+        let roots = ["/usr/lib", "/usr/local/lib", "/usr/lib64"]
+        for root in roots {
+            let direct = "\(root)/\(name)"
+            if FileManager.default.fileExists(atPath: direct) { return direct }
+            for sub in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+                let path = "\(root)/\(sub)/\(name)"
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+        }
+        throw BrokerError("\(name) not found under \(roots.joined(separator: ", ")); install the mosquitto package")
     }
 
     /// Starts a broker, runs `body` with it, then stops it and removes its files, whatever happens.

@@ -133,7 +133,10 @@ public final class EdgeAgent: Sendable {
                         path: s.path, pollIntervalSeconds: Double(s.pollIntervalMs) / 1000, startAtEnd: s.startAtEnd,
                         maximumLineBytes: s.maxLineBytes))
             case .udp:
-                sources.append(try UDPSource(host: s.host, port: s.port, maximumLineBytes: s.maxLineBytes))
+                sources.append(
+                    try UDPSource(
+                        host: s.host, port: s.port, allowedSenders: s.allowFrom.compactMap(IPv4Network.init),
+                        maximumLineBytes: s.maxLineBytes))
             case .mqtt:
                 sources.append(
                     try MQTTTopicSource(

@@ -54,6 +54,9 @@ struct SourcePipeline {
         if batch.overlongLines > 0 {
             streams[0].reject(.lineTooLong, line: batch.firstLineNumber, count: batch.overlongLines)
         }
+        if batch.refusedDatagrams > 0 {
+            streams[0].reject(.senderNotAllowed, line: batch.firstLineNumber, count: batch.refusedDatagrams)
+        }
         var samples = 0
         // Through buffer pointers: indexing the arrays themselves re-checks their uniqueness on every line.
         var touchedCount = 0

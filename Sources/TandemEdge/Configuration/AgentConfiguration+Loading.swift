@@ -310,6 +310,16 @@ extension AgentConfiguration {
                                 case "pollIntervalMs": stream.source.pollIntervalMs = try integer(sourceValue, path)
                                 case "host": stream.source.host = try scalar(sourceValue, path)
                                 case "port": stream.source.port = try integer(sourceValue, path)
+                                case "allowFrom":
+                                    guard let list = sourceValue.sequence else {
+                                        throw ConfigurationError(
+                                            .syntax, key: path, "must be a list of IPv4 addresses or blocks")
+                                    }
+                                    var entries: [String] = []
+                                    for (i, item) in list.enumerated() {
+                                        entries.append(try scalar(item, "\(path)[\(i)]"))
+                                    }
+                                    stream.source.allowFrom = entries
                                 case "topic": stream.source.topic = try scalar(sourceValue, path)
                                 case "url": stream.source.url = try scalar(sourceValue, path)
                                 case "maxLineBytes": stream.source.maxLineBytes = try integer(sourceValue, path)

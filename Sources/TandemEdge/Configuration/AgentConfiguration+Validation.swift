@@ -70,6 +70,11 @@ extension AgentConfiguration {
                 check(
                     inet_pton(AF_INET, s.host, &address) == 1, "\(p).source.host",
                     "must be an IPv4 address, got '\(s.host)'")
+                for (j, entry) in s.allowFrom.enumerated() {
+                    check(
+                        IPv4Network(entry) != nil, "\(p).source.allowFrom[\(j)]",
+                        "must be an IPv4 address or block like 192.168.1.0/24, got '\(entry)'")
+                }
             case .mqtt:
                 check(!s.topic.isEmpty, "\(p).source.topic", "an mqtt source needs a topic")
                 do throws(MQTTBrokerConfigurationError) {
@@ -193,6 +198,7 @@ extension AgentConfiguration {
             case .udp:
                 lines.append("      host: \(quoted(s.host))")
                 lines.append("      port: \(s.port)")
+                lines.append("      allowFrom: [\(s.allowFrom.map(quoted).joined(separator: ", "))]")
             case .mqtt:
                 lines.append("      topic: \(quoted(s.topic))")
                 lines.append("      url: \(quoted(s.url))")

@@ -80,6 +80,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var host = "127.0.0.1"
         /// `udp`: the port to bind.
         public var port = 0
+        /// `udp`: the sender addresses or blocks (`10.0.0.7`, `192.168.1.0/24`) whose datagrams are taken; empty:
+        /// any sender that can reach `host`. Others are dropped and counted as `senderNotAllowed`.
+        public var allowFrom: [String] = []
         /// `mqtt`: the topic to subscribe to.
         public var topic = ""
         /// `mqtt`: the broker holding the topic.

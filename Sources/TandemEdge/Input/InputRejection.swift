@@ -22,6 +22,8 @@ public enum InputRejection: String, Sendable, Codable, CaseIterable, Comparable 
     case malformedJSON
     /// A JSON sample names a stream other than the one its source feeds.
     case unknownStream
+    /// A UDP datagram came from a sender the source's allow-list (`source.allowFrom`) does not name.
+    case senderNotAllowed
 
     /// Orders reasons by declaration, for stable reports.
     public static func < (lhs: InputRejection, rhs: InputRejection) -> Bool { lhs.index < rhs.index }
@@ -38,6 +40,7 @@ public enum InputRejection: String, Sendable, Codable, CaseIterable, Comparable 
         case .binaryGarbage: 6
         case .malformedJSON: 7
         case .unknownStream: 8
+        case .senderNotAllowed: 9
         }
     }
 }

@@ -43,8 +43,8 @@ public final class EdgeLink: EscalationTransport {
         topics = DeviceTopics(fleet: configuration.device.fleet, device: configuration.device.id)
         self.log = log
         let offline = Self.offlineStatus(device: configuration.device.id)
-        var clientConfiguration = try Self.clientConfiguration(
-            configuration.broker, clientID: "\(configuration.device.fleet)-\(configuration.device.id)")
+        // The client id is the device's broker user, the one the broker's security file binds to it.
+        var clientConfiguration = try Self.clientConfiguration(configuration.broker, clientID: topics.brokerUser)
         clientConfiguration.lastWill = .init(
             MQTTMessage(topic: topics.status, payload: Array(offline.utf8), qos: .atLeastOnce, retain: true))
         client = try MQTTClient(configuration: clientConfiguration)

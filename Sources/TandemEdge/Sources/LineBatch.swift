@@ -14,6 +14,9 @@ public struct LineBatch: Sendable {
     public var lines: [Range<Int>] = []
     /// Lines the source discarded because they exceeded its line limit (each counts as `lineTooLong`).
     public var overlongLines = 0
+    /// Datagrams a UDP source dropped because their sender is not on its allow-list (each counts as
+    /// `senderNotAllowed`).
+    public var refusedDatagrams = 0
     /// The source's number (1-based) of the first line in this batch, for messages.
     public var firstLineNumber = 1
 
@@ -34,7 +37,7 @@ public struct LineBatch: Sendable {
     }
 
     /// Whether the batch holds no lines and no overlong-line count.
-    public var isEmpty: Bool { lines.isEmpty && overlongLines == 0 }
+    public var isEmpty: Bool { lines.isEmpty && overlongLines == 0 && refusedDatagrams == 0 }
 
     /// Calls `body` with each line's number and bytes.
     public func forEachLine(_ body: (Int, UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {

@@ -16,7 +16,9 @@ import TandemMQTT
 /// a datagram holding several newline-separated lines yields each).
 ///
 /// The socket is bound when the source is created, so a port in use fails at start. Datagrams are
-/// collected into batches of up to 256 lines or whatever arrived within one 100 ms poll.
+/// collected into batches of up to 256 lines or whatever arrived within one 100 ms poll. With an allow-list,
+/// a datagram from any other sender address is dropped unread and counted (``LineBatch/refusedDatagrams``,
+/// reported as `senderNotAllowed`).
 public final class UDPSource: LineSource {
     /// `udp <host>:<port>`.
     public let description: String
@@ -24,12 +26,17 @@ public final class UDPSource: LineSource {
     public let boundPort: Int
     private let socketDescriptor: Int32
     private let maximumLineBytes: Int
+    private let allowedSenders: [IPv4Network]
     private let channel = SourceChannel()
 
-    /// Binds a UDP socket on `host` (an IPv4 address, default loopback: senders are not authenticated) and `port` (0: any free port).
+    /// Binds a UDP socket on `host` (an IPv4 address, default loopback: senders are not authenticated) and `port`
+    /// (0: any free port), taking datagrams only from `allowedSenders` (empty: from any sender that can reach
+    /// `host`).
     ///
     /// - Throws: ``SourceError`` naming the address if the socket cannot be created or bound.
-    public init(host: String = "127.0.0.1", port: Int, maximumLineBytes: Int = 4096) throws(SourceError) {
+    public init(
+        host: String = "127.0.0.1", port: Int, allowedSenders: [IPv4Network] = [], maximumLineBytes: Int = 4096
+    ) throws(SourceError) {
         guard (0...65535).contains(port) else {
             throw SourceError(.invalidParameter, "udp port \(port) is not within 0…65535")
         }
@@ -70,6 +77,7 @@ public final class UDPSource: LineSource {
         boundPort = Int(UInt16(bigEndian: actual.sin_port))
         description = "udp \(host):\(boundPort)"
         self.maximumLineBytes = maximumLineBytes
+        self.allowedSenders = allowedSenders
     }
 
     deinit { close(socketDescriptor) }
@@ -103,7 +111,19 @@ public final class UDPSource: LineSource {
                 flush()
                 continue
             }
-            let n = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, 0) }
+            var sender = sockaddr_in()
+            var senderLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buffer.withUnsafeMutableBytes { bytes in
+                withUnsafeMutablePointer(to: &sender) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(socketDescriptor, bytes.baseAddress, bytes.count, 0, $0, &senderLength)
+                    }
+                }
+            }
+            if n >= 0 && !isAllowed(sender) {
+                batch.refusedDatagrams += 1
+                continue
+            }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 flush()
@@ -116,14 +136,31 @@ public final class UDPSource: LineSource {
         }
         // Drain what the kernel already holds, then stop.
         while true {
-            let n = buffer.withUnsafeMutableBytes {
-                recv(socketDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            var sender = sockaddr_in()
+            var senderLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buffer.withUnsafeMutableBytes { bytes in
+                withUnsafeMutablePointer(to: &sender) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(
+                            socketDescriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, &senderLength)
+                    }
+                }
             }
             guard n >= 0 else { break }
+            guard isAllowed(sender) else {
+                batch.refusedDatagrams += 1
+                continue
+            }
             buffer.withUnsafeBytes { splitter.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), into: &batch) }
             splitter.finish(into: &batch)
         }
         flush()
         channel.finish()
+    }
+
+    private func isAllowed(_ sender: sockaddr_in) -> Bool {
+        if allowedSenders.isEmpty { return true }
+        let address = UInt32(bigEndian: sender.sin_addr.s_addr)
+        return allowedSenders.contains { $0.contains(address) }
     }
 }

@@ -1,22 +1,21 @@
 import Foundation
+import TandemProtocol
 
-/// Everything a new edge box needs to join a fleet: broker credentials (a password file entry and an
-/// ACL block on the broker side) and its `agent.yaml`.
+/// Everything a new edge box needs to join a fleet: its broker user (a client and a role in the broker's
+/// dynamic-security file, ``BrokerSecurityFile``) and its `agent.yaml`.
 ///
-/// The broker user of a device is `{fleet}/{device}`: `/` appears in neither name, so two devices never
-/// share a user, and mosquitto accepts it. The agent.yaml is the documented reference configuration
-/// (edge-config/agent.yaml) with the device's own keys filled in, so every other key keeps its comment
-/// and default.
+/// The broker user of a device is `{fleet}/{device}` and so is the one client id it may connect with
+/// (``DeviceTopics/brokerUser``): `/` appears in neither name, so two devices never share a user or a client id,
+/// and no device's client id can be a cloud worker's (`tandem-cloud-…`, no `/`). The agent.yaml is the
+/// documented reference configuration (edge-config/agent.yaml) with the device's own keys filled in, so every
+/// other key keeps its comment and default.
 public struct DeviceProvisioner: Sendable {
-    /// The broker's password file (mosquitto `password_file`).
-    public var passwordFile: String
-    /// The broker's ACL file (mosquitto `acl_file`).
-    public var aclFile: String
+    /// The broker's dynamic-security file (mosquitto `plugin_opt_config_file`).
+    public var securityFile: String
 
-    /// Creates a provisioner for the broker whose files are at these paths.
-    public init(passwordFile: String, aclFile: String) {
-        self.passwordFile = passwordFile
-        self.aclFile = aclFile
+    /// Creates a provisioner for the broker whose dynamic-security file is at `securityFile`.
+    public init(securityFile: String) {
+        self.securityFile = securityFile
     }
 
     /// What the device's agent.yaml gets besides its name.
@@ -29,6 +28,10 @@ public struct DeviceProvisioner: Sendable {
         public var trustedKeys: [String]
         /// CA certificate for mqtts, on the device; empty: the system's trust store.
         public var caFile: String
+        /// Client certificate and key on the device, for brokers that require one; empty: none.
+        public var certFile = ""
+        /// The client certificate's key on the device.
+        public var keyFile = ""
 
         /// Creates settings; the paths are the Debian package's layout.
         public init(
@@ -68,37 +71,54 @@ public struct DeviceProvisioner: Sendable {
         }
     }
 
-    /// Creates (or, run again, replaces) `device`'s broker credentials and ACL block and returns its
-    /// password and agent.yaml, filled in from `template` (the text of edge-config/agent.yaml).
+    /// Creates (or, run again, replaces) `device`'s broker client and role and returns its password and
+    /// agent.yaml, filled in from `template` (the text of edge-config/agent.yaml).
     public func provisionDevice(
         _ device: String, fleet: String, settings: AgentSettings, template: String
     ) throws(ProvisioningError) -> Device {
         try Self.validateName(device, what: "device")
         try Self.validateName(fleet, what: "fleet")
-        let user = "\(fleet)/\(device)"
-        let password = BrokerPasswordFile.randomPassword()
-        let configuration = try Self.agentConfiguration(
-            template: template,
-            values: [
-                "device.id": Self.quoted(device), "device.fleet": Self.quoted(fleet),
-                "broker.url": Self.quoted(settings.brokerURL), "broker.username": Self.quoted(user),
-                "broker.passwordFile": Self.quoted(settings.devicePasswordPath),
-                "broker.caFile": Self.quoted(settings.caFile),
-                "model.trustedKeys": "[" + settings.trustedKeys.map(Self.quoted).joined(separator: ", ") + "]",
-            ])
-        try BrokerPasswordFile.setEntry(BrokerPasswordFile.entry(user: user, password: password), in: passwordFile)
-        try BrokerACL.setBlock(BrokerACL.deviceBlock(user: user, fleet: fleet, device: device), user: user, in: aclFile)
+        let topics = DeviceTopics(fleet: fleet, device: device)
+        let user = topics.brokerUser
+        let password = BrokerSecurityFile.randomPassword()
+        var values = [
+            "device.id": Self.quoted(device), "device.fleet": Self.quoted(fleet),
+            "broker.url": Self.quoted(settings.brokerURL), "broker.username": Self.quoted(user),
+            "broker.passwordFile": Self.quoted(settings.devicePasswordPath),
+            "broker.caFile": Self.quoted(settings.caFile),
+            "model.trustedKeys": "[" + settings.trustedKeys.map(Self.quoted).joined(separator: ", ") + "]",
+        ]
+        if !settings.certFile.isEmpty || !settings.keyFile.isEmpty {
+            values["broker.certFile"] = Self.quoted(settings.certFile)
+            values["broker.keyFile"] = Self.quoted(settings.keyFile)
+        }
+        let configuration = try Self.agentConfiguration(template: template, values: values)
+        var security = try BrokerSecurityFile(contentsOf: securityFile)
+        security.setClient(
+            user: user, password: password, clientID: topics.brokerUser, role: Self.deviceRole(topics),
+            rules: topics.permissions.flatMap(BrokerSecurityFile.Rule.granting))
+        try security.write(to: securityFile)
         return Device(user: user, password: password, agentConfiguration: configuration)
     }
 
-    /// Creates (or replaces) a cloud worker's broker user; returns its password.
+    /// Creates (or replaces) a cloud worker's broker user; returns its password. Its role reads and writes every
+    /// Tandem topic and may join any shared-subscription group on them; its client id is not bound, so any number
+    /// of workers and CLI commands use it at once (no device can take a worker's client id: each is bound to its
+    /// own).
     public func provisionCloud(user: String) throws(ProvisioningError) -> String {
         try Self.validateName(user, what: "cloud user")
-        let password = BrokerPasswordFile.randomPassword()
-        try BrokerPasswordFile.setEntry(BrokerPasswordFile.entry(user: user, password: password), in: passwordFile)
-        try BrokerACL.setBlock(BrokerACL.cloudBlock(user: user), user: user, in: aclFile)
+        let password = BrokerSecurityFile.randomPassword()
+        var security = try BrokerSecurityFile(contentsOf: securityFile)
+        let rules =
+            BrokerSecurityFile.Rule.granting(TopicPermission(.readwrite, ProtocolTopics.everything))
+            + [BrokerSecurityFile.Rule(.subscribePattern, "$share/+/\(ProtocolTopics.everything)")]
+        security.setClient(user: user, password: password, clientID: nil, role: "tandem-cloud:\(user)", rules: rules)
+        try security.write(to: securityFile)
         return password
     }
+
+    /// The role provisioning gives `topics`' device.
+    static func deviceRole(_ topics: DeviceTopics) -> String { "tandem-device:\(topics.brokerUser)" }
 
     /// `template` with the value of each `section.key` in `values` replaced, comments and layout kept.
     /// Only two-level keys of top-level mappings are set; a key the template lacks is an error.

@@ -15,6 +15,10 @@ public struct DeviceTopics: Sendable, Equatable {
         self.device = device
     }
 
+    /// The device's broker user and the one client id it connects with: `{fleet}/{device}`. Neither name may
+    /// hold a `/`, so no two devices share it and no device's client id can be a cloud worker's.
+    public var brokerUser: String { "\(fleet)/\(device)" }
+
     /// The topic of `kind` below this device's level.
     public func topic(_ kind: DeviceTopicKind) -> String {
         "\(ProtocolTopics.prefix)/\(fleet)/\(device)/\(kind.rawValue)"
@@ -66,7 +70,7 @@ public enum DeviceTopicKind: String, Sendable, CaseIterable {
     case model
 }
 
-/// One line of a broker ACL: what a user may do on a topic or filter.
+/// What a broker user may do on a topic or filter (provisioning turns it into the broker's rules).
 public struct TopicPermission: Sendable, Equatable, CustomStringConvertible {
     /// Read, write or both, as mosquitto's ACL file spells them.
     public enum Access: String, Sendable {
@@ -89,6 +93,6 @@ public struct TopicPermission: Sendable, Equatable, CustomStringConvertible {
         self.topic = topic
     }
 
-    /// `topic read tandem/v1/…`, a mosquitto ACL line.
+    /// `topic read tandem/v1/…`, as a mosquitto ACL file would spell it.
     public var description: String { "topic \(access.rawValue) \(topic)" }
 }
