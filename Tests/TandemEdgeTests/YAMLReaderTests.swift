@@ -29,7 +29,8 @@ struct YAMLReaderTests {
                 "name": text("main"), "channels": text("3"), "gapFactor": text("1.5"),
                 "source": map([
                     "kind": text("stdin"), "path": text(""), "startAtEnd": text("true"),
-                    "pollIntervalMs": text("250"), "host": text("127.0.0.1"), "port": text("0"), "topic": text(""),
+                    "pollIntervalMs": text("250"), "host": text("127.0.0.1"), "port": text("0"), "allowFrom": list(),
+                    "topic": text(""),
                     "url": text("mqtt://localhost:1883"), "maxLineBytes": text("4096"),
                 ]),
             ])),
