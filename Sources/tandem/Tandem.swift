@@ -8,9 +8,10 @@ struct Tandem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract:
-            "Train, compress, evaluate, sign, inspect, publish and roll out Tandem models; provision devices; simulate sensor data.",
+            "Train, compress, evaluate, sign, inspect, publish and roll out Tandem models; revoke keys; provision devices; simulate sensor data.",
         subcommands: [
-            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, Publish.self,
+            Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, RevokeKey.self,
+            Publish.self,
             RolloutCommand.self, Provision.self, Bench.self, Demo.self,
         ]
     )

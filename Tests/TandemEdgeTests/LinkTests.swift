@@ -143,12 +143,14 @@ struct LinkTests {
             let (agent, source, sink, run) = try startAgent(configuration)
             #expect(await waitUntil { agent.link?.client.connectionState.isConnected == true })
 
+            var sequence: UInt64 = 0
             func assign(_ bytes: [UInt8], version: String) async throws {
                 try await publisher.publish(
                     MQTTMessage(
                         topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
-                let assignment = ModelAssignment(
-                    version: version, sha256: ModelArtifact.fileDigestHex(bytes), size: bytes.count)
+                sequence += 1
+                let assignment = try signedAssignment(
+                    of: bytes, version: version, keyURL: keyURL, sequence: sequence)
                 try await publisher.publish(
                     MQTTMessage(
                         topic: "tandem/v1/test/box1/model", payload: assignment.encoded(), qos: .atLeastOnce,
@@ -344,10 +346,10 @@ struct LinkProcessTests {
                     MQTTMessage(
                         topic: "tandem/v1/test/models/\(version)", payload: bytes, qos: .atLeastOnce, retain: true))
             }
-            func assign(_ version: String) throws {
+            func assign(_ version: String, sequence: UInt64) throws {
                 let bytes = artifacts[version]!
-                let assignment = ModelAssignment(
-                    version: version, sha256: ModelArtifact.fileDigestHex(bytes), size: bytes.count)
+                let assignment = try signedAssignment(
+                    of: bytes, version: version, keyURL: keyURL, sequence: sequence)
                 try cloud.publish(
                     MQTTMessage(
                         topic: "tandem/v1/test/box1/model", payload: assignment.encoded(), qos: .atLeastOnce,
@@ -369,7 +371,7 @@ struct LinkProcessTests {
                 let process = try launch()
                 #expect(
                     await waitUntil { lastStatus.withLock { $0.contains("\"state\":\"online\"") } }, "round \(round)")
-                try assign(round.isMultiple(of: 2) ? "a1" : "b1")
+                try assign(round.isMultiple(of: 2) ? "a1" : "b1", sequence: UInt64(round + 1))
                 // Somewhere in the download, the verification or the swap.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...60, using: &generator)))
                 kill(process.processIdentifier, SIGKILL)

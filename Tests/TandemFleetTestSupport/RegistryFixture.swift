@@ -62,6 +62,13 @@ public struct RegistryFixture: Sendable {
         registry = try ModelRegistry(directory: scratch.url.appendingPathComponent("data"))
     }
 
+    /// The assignment signer of `fleet`, with the fixture's key and its sequence in the registry's directory.
+    public func signer(fleet: String = "plant") throws -> AssignmentSigner {
+        try AssignmentSigner(
+            key: try SigningKeyFile.readPrivateKey(from: keyURL),
+            state: FleetSigningState(directory: registry.directory, fleet: fleet))
+    }
+
     /// Writes `artifact` (unsigned) to the scratch directory and returns its URL.
     public func file(_ artifact: ModelArtifact) throws -> URL {
         let url = scratch.url.appendingPathComponent("incoming-\(artifact.manifest.version).tandem")

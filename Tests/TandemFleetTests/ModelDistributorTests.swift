@@ -39,7 +39,7 @@ struct ModelDistributorTests {
         try await MosquittoBroker.with { broker in
             let client = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "cloud"))
             try await client.connect()
-            let distributor = ModelDistributor(client: client, fleet: "plant")
+            let distributor = ModelDistributor(client: client, fleet: "plant", signer: try fixture.signer())
             let audit = AuditLog(url: fixture.scratch.url.appendingPathComponent("audit.jsonl"))
             let assignment = try await distributor.publish(
                 version: "v1", from: fixture.registry, audit: audit, actor: "ana", assigningTo: ["a", "b"],
@@ -55,9 +55,18 @@ struct ModelDistributorTests {
                 let message = try #require(
                     try await Self.retained("tandem/v1/plant/\(device)/model", port: broker.port))
                 let received = try ModelAssignment(decoding: message.payload)
-                #expect(received == assignment)
+                #expect(received.version == assignment.version && received.sha256 == assignment.sha256)
                 #expect(received.version == "v1" && received.sha256 == record.sha256 && received.size == record.size)
                 #expect(received.topic == "tandem/v1/plant/models/v1")
+                // Signed for this device with the fleet's key, the fleet's first sequence.
+                #expect(
+                    received.terms
+                        == .init(
+                            fleet: "plant", target: .device(device), sequence: 1, release: 1,
+                            expiresAt: try #require(received.terms?.expiresAt)))
+                let carried = try #require(received.signature)
+                let signature = try #require(ArtifactSignature(keyID: carried.keyID, signature: carried.signature))
+                try TrustedKeys.read(paths: [fixture.publicKeyPath]).verify(signature, over: received.signedBytes)
             }
             #expect(try await Self.retained("tandem/v1/plant/c/model", port: broker.port) == nil)
             #expect(try fixture.registry.productionVersion() == "v1")

@@ -39,10 +39,63 @@ struct PublishCommandTests {
 
             let again = try runCommand(tandem, ["publish", model.path, "--key", fixture.keyURL.path] + common)
             #expect(again.status != 0 && again.standardError.contains("registered already"), "\(again.standardError)")
-            let promote = try runCommand(tandem, ["rollout", "promote"] + common)
+            let promote = try runCommand(tandem, ["rollout", "promote", "--key", fixture.keyURL.path] + common)
             #expect(promote.status != 0 && promote.standardError.contains("has no rollout"), "\(promote.standardError)")
-            let noCohort = try runCommand(tandem, ["rollout", "start", "v1", "--detach"] + common)
+            let noCohort = try runCommand(
+                tandem, ["rollout", "start", "v1", "--detach", "--key", fixture.keyURL.path] + common)
             #expect(noCohort.status != 0 && noCohort.standardError.contains("already the production version"))
+        }
+    }
+
+    @Test(
+        "each tandem command continues the fleet's sequence; tandem revoke-key publishes the signed list and the revoked key can no longer publish"
+    )
+    func sequenceAndRevocationAcrossCommands() async throws {
+        let fixture = try RegistryFixture()
+        defer { fixture.scratch.remove() }
+        let data = fixture.registry.directory.path
+        let newKey = fixture.scratch.url.appendingPathComponent("new.key")
+        let (newPublic, newID) = try SigningKeyFile.createKeyPair(at: newKey)
+        try await MosquittoBroker.with { broker in
+            let common = ["--fleet", "plant", "--data-dir", data, "--broker-url", "mqtt://localhost:\(broker.port)"]
+            func publish(_ version: String, key: URL, _ extra: [String] = []) throws -> CommandResult {
+                let model = try fixture.file(try edgeArtifact(version: version, seed: UInt64(version.count)))
+                return try runCommand(tandem, ["publish", model.path, "--key", key.path] + extra + common)
+            }
+            func assignment() async throws -> ModelAssignment {
+                let message = try #require(
+                    try await ModelDistributorTests.retained("tandem/v1/plant/box-1/model", port: broker.port))
+                return try ModelAssignment(decoding: message.payload)
+            }
+            let first = try publish("v1", key: fixture.keyURL, ["--production", "--device", "box-1"])
+            #expect(first.status == 0, "\(first.standardError)")
+            #expect(try await assignment().terms?.sequence == 1)
+            let second = try publish("v22", key: fixture.keyURL, ["--device", "box-1"])
+            #expect(second.status == 0, "\(second.standardError)")
+            let terms = try #require(try await assignment().terms)
+            #expect(terms.sequence == 2 && terms.release == 2)
+
+            let oldID = try fixture.registry.record(version: "v1").keyID
+            let revoke = try runCommand(
+                tandem, ["revoke-key", fixture.publicKeyPath, "--key", newKey.path] + common)
+            #expect(revoke.status == 0, "\(revoke.standardError)")
+            let message = try #require(
+                try await ModelDistributorTests.retained("tandem/v1/plant/keys/revocations", port: broker.port))
+            let list = try KeyRevocationList(decoding: message.payload)
+            #expect(list.revokedKeyIDs == [oldID] && list.sequence == 1 && list.signature?.keyIDHex == newID)
+            let carried = try #require(list.signature)
+            try TrustedKeys.read(paths: [newPublic.path]).verify(
+                try #require(ArtifactSignature(keyID: carried.keyID, signature: carried.signature)),
+                over: list.signedBytes)
+
+            let refused = try publish("v333", key: fixture.keyURL, ["--device", "box-1"])
+            #expect(refused.status != 0 && refused.standardError.contains("revoked"), "\(refused.standardError)")
+            #expect(try fixture.registry.productionVersion() == "v1")
+            #expect(!fixture.registry.list().versions.map(\.version).contains("v333"))
+            let rotated = try publish("v333", key: newKey, ["--device", "box-1"])
+            #expect(rotated.status == 0, "\(rotated.standardError)")
+            let last = try await assignment()
+            #expect(last.terms?.sequence == 3 && last.signature?.keyIDHex == newID)
         }
     }
 

@@ -29,7 +29,7 @@ struct RolloutEndToEndTests {
             audit = AuditLog(url: fixture.registry.directory.appendingPathComponent("audit.jsonl"))
             client = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "cloud"))
             try await client.connect()
-            let distributor = ModelDistributor(client: client, fleet: "plant")
+            let distributor = ModelDistributor(client: client, fleet: "plant", signer: try fixture.signer())
             try await distributor.publish(
                 version: "v1", from: fixture.registry, audit: audit, actor: "ana", assigningTo: ["box-0", "box-6"],
                 production: true)
@@ -98,7 +98,9 @@ struct RolloutEndToEndTests {
         }
     }
 
-    @Test("a candidate that escalates far more than the baseline is rolled back and the canary agent returns to v1")
+    @Test(
+        "a candidate that escalates far more than the baseline is rolled back and the canary agent takes v1 again (a signed rollback)"
+    )
     func rollsBack() async throws {
         try await MosquittoBroker.with { broker in
             // v1 is sure of every window; v2's near-zero weights give uniform probabilities, all below 0.6.

@@ -12,6 +12,7 @@ struct TopicTests {
         #expect(topics.labels == "tandem/v1/plant-a/press-12/labels")
         #expect(topics.modelAssignment == "tandem/v1/plant-a/press-12/model")
         #expect(topics.artifact(version: "edge-3") == "tandem/v1/plant-a/models/edge-3")
+        #expect(topics.revocations == "tandem/v1/plant-a/keys/revocations")
     }
 
     @Test("the cloud's filters: shared escalations and labels, statuses of all or one fleet")
@@ -38,7 +39,8 @@ struct TopicTests {
     @Test(
         "topics of another shape have no device address",
         arguments: [
-            "tandem/v1/plant/models/status", "tandem/v1/plant/d/unknown", "tandem/v2/plant/d/status",
+            "tandem/v1/plant/models/status", "tandem/v1/plant/keys/status", "tandem/v1/plant/keys/revocations",
+            "tandem/v1/plant/d/unknown", "tandem/v2/plant/d/status",
             "tandem/v1/plant/d/status/extra", "tandem/v1//d/status", "tandem/v1/plant//status", "tandem/v1/+/d/status",
             "tandem/v1/plant/#/status", "other/v1/plant/d/status", "",
         ])
@@ -46,7 +48,9 @@ struct TopicTests {
         #expect(DeviceTopicAddress(topic: topic) == nil)
     }
 
-    @Test("a device may write only its own topics and read only its verdicts, assignment and fleet's artifacts")
+    @Test(
+        "a device may write only its own topics and read only its verdicts, assignment, fleet's artifacts and key revocations"
+    )
     func permissions() {
         let lines = DeviceTopics(fleet: "f", device: "d").permissions.map(\.description)
         #expect(
@@ -54,7 +58,7 @@ struct TopicTests {
                 "topic write tandem/v1/f/d/escalations", "topic write tandem/v1/f/d/status",
                 "topic write tandem/v1/f/d/predictions", "topic write tandem/v1/f/d/labels",
                 "topic read tandem/v1/f/d/verdicts", "topic read tandem/v1/f/d/model",
-                "topic read tandem/v1/f/models/+",
+                "topic read tandem/v1/f/models/+", "topic read tandem/v1/f/keys/revocations",
             ])
     }
 }

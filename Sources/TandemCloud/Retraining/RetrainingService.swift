@@ -175,9 +175,19 @@ public final class RetrainingService: Service, Sendable {
             log("trainer: stopped")
             return
         }
+        // The fleet's assignments are signed with the same key as its artifacts; a revoked key leaves the
+        // trainer without a signer, so its rollouts fail with that reason rather than publish what devices refuse.
+        let signer: AssignmentSigner?
+        do {
+            signer = try AssignmentSigner(
+                key: signingKey, state: FleetSigningState(directory: registry.directory, fleet: c.fleet))
+        } catch {
+            log("trainer: cannot sign assignments: \(escaping: error)", .error)
+            signer = nil
+        }
         let controller = RolloutController(
-            registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet), monitor: monitor,
-            audit: audit, actor: c.actor, log: { [self] in log("trainer: rollout: \(escaping: $0)") })
+            registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet, signer: signer),
+            monitor: monitor, audit: audit, actor: c.actor, log: { [self] in log("trainer: rollout: \(escaping: $0)") })
         await withTaskGroup(of: Void.self) { group in
             // Statuses are sampled more often than the trigger is checked (and while a round runs), so each
             // interval ends close to when its status arrived.

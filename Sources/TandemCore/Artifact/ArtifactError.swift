@@ -17,6 +17,8 @@ public struct ArtifactError: Error, CustomStringConvertible, Sendable, Equatable
         case badSignature
         /// The signature's key id matches none of the trusted keys, or no keys were given to check it.
         case untrustedKey
+        /// The signature is by a key a signed revocation list revoked.
+        case revokedKey
         /// A signature was required but the file carries none.
         case missingSignature
         /// A length, offset, count, dimension or name breaks the layout's rules.

@@ -9,21 +9,52 @@ import Crypto
     import Glibc
 #endif
 
-/// The Ed25519 signature block of a model artifact: which key signed it, and the signature.
+/// An Ed25519 signature by a Tandem signing key: which key signed, and the signature.
 ///
-/// The signature is over the artifact's SHA-256 digest, prefixed with a fixed context string so a
+/// An artifact's signature is over its SHA-256 digest, prefixed with a fixed context string so a
 /// Tandem signing key cannot be tricked into producing a signature that is valid for anything else
-/// (see docs/ARTIFACT.md). Values come from `ModelArtifact.signed(with:)` or the loader.
+/// (see docs/ARTIFACT.md). Model assignments and key revocation lists are signed with the same keys
+/// through ``init(signing:with:)`` and checked with ``TrustedKeys/verify(_:over:offset:)``, each over
+/// bytes that start with their own context string (docs/PROTOCOL.md).
 public struct ArtifactSignature: Sendable, Equatable {
     /// The key id: the first 8 bytes of SHA-256 over the raw 32-byte public key.
     public let keyID: [UInt8]
     /// The 64-byte Ed25519 signature.
     public let signature: [UInt8]
 
-    init(keyID: [UInt8], signature: [UInt8]) {
-        precondition(keyID.count == Self.keyIDByteCount && signature.count == Self.signatureByteCount)
+    /// A signature as a message carries it; nil unless `keyID` has 8 bytes and `signature` 64.
+    ///
+    /// - Parameters:
+    ///   - keyID: The signing key's id.
+    ///   - signature: The Ed25519 signature.
+    public init?(keyID: [UInt8], signature: [UInt8]) {
+        guard keyID.count == Self.keyIDByteCount, signature.count == Self.signatureByteCount else { return nil }
         self.keyID = keyID
         self.signature = signature
+    }
+
+    /// Signs `message` with `privateKey`.
+    ///
+    /// Every signed Tandem message starts with its own context string (the artifact's is
+    /// `tandem-artifact-signature-v1`, a model assignment's `tandem-model-assignment-v2`), so a signature made
+    /// for one kind of message never verifies as another; `message` must include it.
+    ///
+    /// - Parameters:
+    ///   - message: The bytes to sign, context string first.
+    ///   - privateKey: The Ed25519 signing key.
+    /// - Throws: `ArtifactError` with code `badSignature` if the crypto library fails to sign.
+    public init(signing message: [UInt8], with privateKey: Curve25519.Signing.PrivateKey) throws(ArtifactError) {
+        let bytes: Data
+        do {
+            bytes = try privateKey.signature(for: message)
+        } catch {
+            throw ArtifactError(.badSignature, "signing failed: \(error)")
+        }
+        guard let signature = ArtifactSignature(keyID: Self.keyID(for: privateKey.publicKey), signature: Array(bytes))
+        else {
+            throw ArtifactError(.badSignature, "signing produced \(bytes.count) bytes, not 64")
+        }
+        self = signature
     }
 
     /// The key id as 16 lowercase hex digits, as `tandem sign` prints it.

@@ -23,11 +23,13 @@ extension ModelArtifact {
     /// - Parameters:
     ///   - url: The `.tandem` file.
     ///   - trustedKeys: Public keys whose signatures are accepted; `nil` skips signature verification.
+    ///   - revokedKeyIDs: Ids of keys whose signatures are refused even if they are among `trustedKeys`.
     ///   - requireSignature: Whether an unsigned artifact is rejected.
     /// - Throws: `ArtifactError` naming the file, with code `io` if it cannot be read, otherwise as
-    ///   `init(bytes:trustedKeys:requireSignature:)`.
+    ///   `init(bytes:trustedKeys:revokedKeyIDs:requireSignature:)`.
     public static func read(
-        from url: URL, trustedKeys: [Curve25519.Signing.PublicKey]? = nil, requireSignature: Bool = false
+        from url: URL, trustedKeys: [Curve25519.Signing.PublicKey]? = nil, revokedKeyIDs: Set<String> = [],
+        requireSignature: Bool = false
     ) throws(ArtifactError) -> ModelArtifact {
         let bytes: [UInt8]
         do {
@@ -36,7 +38,9 @@ extension ModelArtifact {
             throw ArtifactError(.io, "cannot read: \(describe(error))", path: url.path)
         }
         do {
-            return try ModelArtifact(bytes: bytes, trustedKeys: trustedKeys, requireSignature: requireSignature)
+            return try ModelArtifact(
+                bytes: bytes, trustedKeys: trustedKeys, revokedKeyIDs: revokedKeyIDs, requireSignature: requireSignature
+            )
         } catch {
             throw error.located(at: url.path)
         }

@@ -124,16 +124,19 @@ extension ModelArtifact {
     ///   - bytes: The file contents.
     ///   - trustedKeys: Public keys whose signatures are accepted. `nil` skips signature verification
     ///     (the signature block is still checked for corruption and kept); an empty list trusts no key.
+    ///   - revokedKeyIDs: Ids of keys whose signatures are refused (`revokedKey`) even if they are among
+    ///     `trustedKeys`.
     ///   - requireSignature: Whether an unsigned artifact is rejected. Requires `trustedKeys`.
     /// - Throws: `ArtifactError` saying what is wrong and at which byte offset.
     public init(
-        bytes: [UInt8], trustedKeys: [Curve25519.Signing.PublicKey]? = nil, requireSignature: Bool = false
+        bytes: [UInt8], trustedKeys: [Curve25519.Signing.PublicKey]? = nil, revokedKeyIDs: Set<String> = [],
+        requireSignature: Bool = false
     ) throws(ArtifactError) {
         let body = try ArtifactParser.parse(bytes)
         if let signature = body.signature {
             if let trustedKeys {
-                _ = try Self.verify(
-                    signature, digest: body.digest, trustedKeys: trustedKeys, offset: body.signatureOffset)
+                try TrustedKeys(trustedKeys, revokedKeyIDs: revokedKeyIDs).verify(
+                    signature, over: ArtifactSignature.message(digest: body.digest), offset: body.signatureOffset)
             } else if requireSignature {
                 throw ArtifactError(
                     .untrustedKey, "a signature is required but no trusted keys were given to check it",
@@ -396,6 +399,9 @@ struct ArtifactParser {
         }
         let keyID = Array(try block.take(ArtifactSignature.keyIDByteCount, "key id"))
         let signature = Array(try block.take(ArtifactSignature.signatureByteCount, "signature"))
-        return ArtifactSignature(keyID: keyID, signature: signature)
+        guard let parsed = ArtifactSignature(keyID: keyID, signature: signature) else {
+            throw ArtifactError(.truncated, "the signature block is too short", offset: start)
+        }
+        return parsed
     }
 }

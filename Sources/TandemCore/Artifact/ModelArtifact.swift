@@ -129,52 +129,29 @@ public struct ModelArtifact: Sendable, Equatable {
     /// - Throws: `ArtifactError` with code `badSignature` if the crypto library fails to sign.
     public func signed(with privateKey: Curve25519.Signing.PrivateKey) throws(ArtifactError) -> ModelArtifact {
         let digest = Self.digest(of: serializedBody())
-        let signatureBytes: Data
-        do {
-            signatureBytes = try privateKey.signature(for: ArtifactSignature.message(digest: digest))
-        } catch {
-            throw ArtifactError(.badSignature, "signing failed: \(error)")
-        }
-        guard signatureBytes.count == ArtifactSignature.signatureByteCount else {
-            throw ArtifactError(.badSignature, "signing produced \(signatureBytes.count) bytes, not 64")
-        }
         var copy = self
-        copy.signature = ArtifactSignature(
-            keyID: ArtifactSignature.keyID(for: privateKey.publicKey), signature: Array(signatureBytes))
+        copy.signature = try ArtifactSignature(signing: ArtifactSignature.message(digest: digest), with: privateKey)
         return copy
     }
 
     /// Checks this artifact's signature against `trustedKeys`.
     ///
-    /// - Parameter trustedKeys: The public keys whose signatures are accepted.
+    /// - Parameters:
+    ///   - trustedKeys: The public keys whose signatures are accepted.
+    ///   - revokedKeyIDs: Ids of keys whose signatures are refused even if they are among `trustedKeys`.
     /// - Returns: The key that made the signature.
-    /// - Throws: `ArtifactError` with code `missingSignature` if unsigned, `untrustedKey` if no trusted key
-    ///   has the signature's key id, `badSignature` if the signature does not verify.
+    /// - Throws: `ArtifactError` with code `missingSignature` if unsigned, `revokedKey` if the key is revoked,
+    ///   `untrustedKey` if no trusted key has the signature's key id, `badSignature` if the signature does not
+    ///   verify.
     @discardableResult
     public func verifySignature(
-        trustedKeys: [Curve25519.Signing.PublicKey]
+        trustedKeys: [Curve25519.Signing.PublicKey], revokedKeyIDs: Set<String> = []
     ) throws(ArtifactError) -> Curve25519.Signing.PublicKey {
         guard let signature else {
             throw ArtifactError(.missingSignature, "model \(manifest.name) \(manifest.version) is not signed")
         }
-        return try Self.verify(signature, digest: Self.digest(of: serializedBody()), trustedKeys: trustedKeys)
-    }
-
-    static func verify(
-        _ signature: ArtifactSignature, digest: [UInt8], trustedKeys: [Curve25519.Signing.PublicKey],
-        offset: Int? = nil
-    ) throws(ArtifactError) -> Curve25519.Signing.PublicKey {
-        guard let key = trustedKeys.first(where: { ArtifactSignature.keyID(for: $0) == signature.keyID }) else {
-            let known = trustedKeys.map(ArtifactSignature.keyIDHex(for:)).joined(separator: ", ")
-            throw ArtifactError(
-                .untrustedKey,
-                "signed by key \(signature.keyIDHex), which is not among the trusted keys [\(known)]", offset: offset)
-        }
-        guard key.isValidSignature(signature.signature, for: ArtifactSignature.message(digest: digest)) else {
-            throw ArtifactError(
-                .badSignature, "the signature by key \(signature.keyIDHex) does not match the contents", offset: offset)
-        }
-        return key
+        return try TrustedKeys(trustedKeys, revokedKeyIDs: revokedKeyIDs).verify(
+            signature, over: ArtifactSignature.message(digest: Self.digest(of: serializedBody())))
     }
 
     static func digest(of bytes: some DataProtocol) -> [UInt8] {

@@ -9,7 +9,7 @@
 /// The checks run in this order, and the first failure is the error: SHA-256 and layout (`unreadable`), the
 /// Ed25519 signature against the trusted keys (`untrusted`; `badKey` when a key file is unusable), the input spec
 /// and the weights (`incompatible`), the golden-input self-test (`selfTestFailed`). The edge's loader and the
-/// cloud's registry both go through ``load(path:trustedKeyPaths:requireSignature:)``, so a model the registry
+/// cloud's registry both go through ``load(path:trustedKeyPaths:revokedKeyIDs:requireSignature:)``, so a model the registry
 /// accepts is one every device will accept, and a file an agent starts with and a file it is sent are held to the
 /// same rules.
 public struct VerifiedModel: Sendable {
@@ -33,11 +33,12 @@ public struct VerifiedModel: Sendable {
     ///
     /// - Parameters:
     ///   - trustedKeyPaths: Public key files; when any are given the artifact must be signed by one of them.
+    ///   - revokedKeyIDs: Ids of keys a signed revocation list revoked: their signatures are refused.
     ///   - requireSignature: Refuse unsigned artifacts even without trusted keys (then none can pass).
     /// - Throws: ``ModelLoadError`` naming the file and what failed.
-    public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)
-        throws(ModelLoadError) -> VerifiedModel
-    {
+    public static func load(
+        path: String, trustedKeyPaths: [String] = [], revokedKeyIDs: Set<String> = [], requireSignature: Bool = false
+    ) throws(ModelLoadError) -> VerifiedModel {
         let artifact: ModelArtifact
         do throws(ArtifactError) {
             let keys = try trustedKeyPaths.map { (keyPath: String) throws(ArtifactError) in
@@ -45,11 +46,13 @@ public struct VerifiedModel: Sendable {
             }
             let mustSign = requireSignature || !keys.isEmpty
             artifact = try ModelArtifact.read(
-                from: URL(fileURLWithPath: path), trustedKeys: mustSign ? keys : nil, requireSignature: mustSign)
+                from: URL(fileURLWithPath: path), trustedKeys: mustSign ? keys : nil, revokedKeyIDs: revokedKeyIDs,
+                requireSignature: mustSign)
         } catch {
             switch error.code {
             case .badKeyFile: throw ModelLoadError(.badKey, error.description)
-            case .badSignature, .untrustedKey, .missingSignature: throw ModelLoadError(.untrusted, error.description)
+            case .badSignature, .untrustedKey, .revokedKey, .missingSignature:
+                throw ModelLoadError(.untrusted, error.description)
             default: throw ModelLoadError(.unreadable, error.description)
             }
         }
@@ -99,7 +102,7 @@ public struct ModelLoadError: Error, CustomStringConvertible, Sendable, Equatabl
     public enum Code: String, Sendable {
         /// The artifact cannot be read or is corrupt (checksum, layout).
         case unreadable
-        /// The signature is missing, from an untrusted key, or does not verify.
+        /// The signature is missing, from an untrusted or revoked key, or does not verify.
         case untrusted
         /// The model does not fit the configuration (channels) or is not a model this engine runs.
         case incompatible

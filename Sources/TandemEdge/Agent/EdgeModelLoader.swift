@@ -17,13 +17,15 @@ public enum EdgeModelLoader {
     ///
     /// - Parameters:
     ///   - trustedKeyPaths: Public key files; when any are given the artifact must be signed by one of them.
+    ///   - revokedKeyIDs: Ids of revoked keys, whose signatures are refused.
     ///   - requireSignature: Refuse unsigned artifacts even without trusted keys (then none can pass).
     /// - Throws: ``ModelLoadError`` naming the file and what failed.
-    public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)
-        throws(ModelLoadError) -> any WindowClassifier
-    {
+    public static func load(
+        path: String, trustedKeyPaths: [String] = [], revokedKeyIDs: Set<String> = [], requireSignature: Bool = false
+    ) throws(ModelLoadError) -> any WindowClassifier {
         let verified = try VerifiedModel.load(
-            path: path, trustedKeyPaths: trustedKeyPaths, requireSignature: requireSignature)
+            path: path, trustedKeyPaths: trustedKeyPaths, revokedKeyIDs: revokedKeyIDs,
+            requireSignature: requireSignature)
         switch verified.engine {
         case .int8(let model): return Int8WindowClassifier(model: model, manifest: verified.manifest)
         case .float(let model): return FloatWindowClassifier(model: model, manifest: verified.manifest)

@@ -82,7 +82,7 @@ public struct FloatWindowClassifier: WindowClassifier {
         self.manifest = manifest
     }
 
-    /// Loads and verifies a float32 artifact (see ``EdgeModelLoader/load(path:trustedKeyPaths:requireSignature:)``).
+    /// Loads and verifies a float32 artifact (see ``EdgeModelLoader/load(path:trustedKeyPaths:revokedKeyIDs:requireSignature:)``).
     ///
     /// - Throws: ``ModelLoadError`` naming the file and what failed; `incompatible` for an int8 artifact.
     public static func load(path: String, trustedKeyPaths: [String] = [], requireSignature: Bool = false)

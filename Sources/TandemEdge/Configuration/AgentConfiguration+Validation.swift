@@ -1,4 +1,5 @@
 import TandemMQTT
+import TandemProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -22,8 +23,8 @@ extension AgentConfiguration {
         func topicSafe(_ text: String) -> Bool { !text.isEmpty && !text.contains(where: { "/+#".contains($0) }) }
 
         check(
-            topicSafe(device.id) && device.id != "models", "device.id",
-            "must be non-empty without '/', '+' or '#' and not 'models' (the fleet's artifact level), got '\(device.id)'"
+            topicSafe(device.id) && !ProtocolTopics.reservedLevels.contains(device.id), "device.id",
+            "must be non-empty without '/', '+' or '#' and not 'models' or 'keys' (fleet levels), got '\(device.id)'"
         )
         check(
             topicSafe(device.fleet), "device.fleet", "must be non-empty without '/', '+' or '#', got '\(device.fleet)'")

@@ -29,6 +29,9 @@ public final class EdgeLink: EscalationTransport {
     private let assignmentStream:
         (stream: AsyncStream<MQTTMessage>, continuation: AsyncStream<MQTTMessage>.Continuation)
     private let subscriber = Mutex<Task<Void, Never>?>(nil)
+    /// The subscriptions whose messages a receiver hands over: kept, because a dropped subscription's stream ends
+    /// it.
+    private let forwarding = Mutex<[MQTTSubscription]>([])
 
     struct Counters {
         var refused = 0
@@ -58,7 +61,9 @@ public final class EdgeLink: EscalationTransport {
                 overflow: .dropOldest, maximumInflight: 128),
             warn: { log("outbox: \($0)") })
         verdictStream = AsyncStream<Verdict>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        assignmentStream = AsyncStream<MQTTMessage>.makeStream(bufferingPolicy: .bufferingNewest(4))
+        // Retained messages, one or two per connection; room for many reconnections' worth, so the revocation
+        // list is never the message dropped.
+        assignmentStream = AsyncStream<MQTTMessage>.makeStream(bufferingPolicy: .bufferingNewest(64))
     }
 
     /// The status message of a device that is gone (the last will, and the last word of a clean stop).
@@ -102,16 +107,33 @@ public final class EdgeLink: EscalationTransport {
         subscriber.withLock { $0 = task }
     }
 
-    /// Subscribes to the verdicts and the model assignment; the client renews both after reconnects.
+    /// Subscribes to the verdicts, the fleet's key revocation list and the model assignment; the client renews
+    /// them after reconnects.
+    ///
+    /// The revocation list is subscribed before the assignment and both are handed over on the network thread
+    /// into one stream, so a retained list arrives before the retained assignment it may revoke the key of.
+    /// A broker whose ACL predates the list (a device provisioned before it) refuses that subscription; the
+    /// agent then goes on with the revocations it recorded, and says so.
     private func subscribeAll() async -> Bool {
         do {
             let verdicts = try await client.subscribe(to: topics.verdicts, qos: .atLeastOnce)
-            let assignments = try await client.subscribe(to: topics.modelAssignment, qos: .atLeastOnce)
+            let forward: @Sendable (MQTTMessage) -> Void = { [weak self] message in
+                self?.assignmentStream.continuation.yield(message)
+            }
+            do {
+                let revocations = try await client.subscribe(
+                    to: topics.revocations, qos: .atLeastOnce, receiver: forward)
+                forwarding.withLock { $0.append(revocations) }
+            } catch let error as MQTTError where error.code == .notAuthorized {
+                log(
+                    "link: the broker refuses \(topics.revocations) (provision the device again to grant it); "
+                        + "key revocations are not followed: \(error)")
+            }
+            let assignments = try await client.subscribe(
+                to: topics.modelAssignment, qos: .atLeastOnce, receiver: forward)
+            forwarding.withLock { $0.append(assignments) }
             Task { [weak self] in
                 for await message in verdicts { self?.receiveVerdict(message) }
-            }
-            Task { [weak self] in
-                for await message in assignments { self?.assignmentStream.continuation.yield(message) }
             }
             log("link: connected to \(client.configuration.host):\(client.configuration.port), subscribed")
             return true
@@ -153,7 +175,7 @@ public final class EdgeLink: EscalationTransport {
     /// Verdicts as they arrive.
     public func verdicts() -> AsyncStream<Verdict>? { verdictStream.stream }
 
-    /// Model assignment messages as they arrive (the retained one first).
+    /// Key revocation lists and model assignments as they arrive, in the broker's order (retained ones first).
     public func assignments() -> AsyncStream<MQTTMessage> { assignmentStream.stream }
 
     /// Publishes the retained status (QoS 1); dropped if the broker is away — the next one replaces it.

@@ -62,12 +62,15 @@ public struct DeviceProvisioner: Sendable {
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D
                 || b == 0x5F || b == 0x2E
         }
-        // `models` is the fleet's artifact level (`tandem/v1/{fleet}/models/{version}`), not a device.
-        guard !name.isEmpty, name.utf8.count <= 64, allowed, name != ".", name != "..", name != "models" else {
+        // `models` and `keys` are fleet levels (`tandem/v1/{fleet}/models/{version}`, `…/keys/revocations`), not
+        // devices.
+        guard !name.isEmpty, name.utf8.count <= 64, allowed, name != ".", name != "..",
+            !ProtocolTopics.reservedLevels.contains(name)
+        else {
             throw ProvisioningError(
                 .invalidName,
                 "\(what) \"\(name)\": use 1–64 letters, digits, '-', '_' or '.' (it becomes a topic level; "
-                    + "'models' is reserved)")
+                    + "'models' and 'keys' are reserved)")
         }
     }
 

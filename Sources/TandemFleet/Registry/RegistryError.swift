@@ -18,6 +18,8 @@ public struct RegistryError: Error, CustomStringConvertible, Sendable, Equatable
         case publishFailed
         /// A rollout operation does not fit the rollout's current phase, or no rollout exists.
         case rolloutState
+        /// A signing key is revoked for the fleet, or signing failed.
+        case signing
         /// Reading, writing or syncing a file failed.
         case io
     }

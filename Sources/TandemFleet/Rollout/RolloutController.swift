@@ -2,7 +2,8 @@ import Foundation
 import TandemCore
 
 /// Drives ``Rollout``s for one fleet: keeps the current one in `rollout.json` in the data directory,
-/// feeds it the fleet's statuses, carries out its actions through the ``ModelDistributor`` and the
+/// feeds it the fleet's statuses, carries out its actions through the ``ModelDistributor`` (which signs each
+/// assignment; a roll-back's carry the rollback flag, so devices take the older version) and the
 /// ``ModelRegistry``, and records every action in the ``AuditLog``.
 ///
 /// One rollout per data directory and fleet at a time. A transition's actions are carried out first and
@@ -154,7 +155,7 @@ public actor RolloutController {
         for action in actions {
             let bytes = try registry.artifactBytes(version: action.version)
             let assignment = try await distributor.publishArtifact(bytes, version: action.version)
-            try await distributor.assign(assignment, to: action.devices)
+            try await distributor.assign(assignment, to: action.devices, rollback: action.kind == .rollBack)
             if action.kind == .promote { try registry.setProduction(action.version) }
             try audit.append(
                 AuditRecord(

@@ -1,7 +1,7 @@
 /// The MQTT topics of one device (contract v1, docs/PROTOCOL.md).
 ///
 /// Every topic a device uses sits below `tandem/v1/{fleet}/{device}`, except the fleet's retained artifacts on
-/// `tandem/v1/{fleet}/models/{version}`; the broker's ACL (``permissions``) ties each of them to the device's
+/// `tandem/v1/{fleet}/models/{version}` and its key revocation list on `tandem/v1/{fleet}/keys/revocations`; the broker's ACL (``permissions``) ties each of them to the device's
 /// credentials, which is why the cloud takes a device's identity from the topic and never from a payload.
 public struct DeviceTopics: Sendable, Equatable {
     /// The fleet (second topic level).
@@ -39,8 +39,11 @@ public struct DeviceTopics: Sendable, Equatable {
     /// Cloud → edge: the retained artifact of `version` (small models travel on the broker).
     public func artifact(version: String) -> String { ProtocolTopics.artifact(fleet: fleet, version: version) }
 
+    /// Cloud → edge: the fleet's retained, signed key revocation list.
+    public var revocations: String { ProtocolTopics.revocations(fleet: fleet) }
+
     /// What this device's broker credentials may do: write below its own level, read its verdicts and
-    /// assignment and the fleet's artifacts, and nothing else.
+    /// assignment, the fleet's artifacts and key revocation list, and nothing else.
     public var permissions: [TopicPermission] {
         [
             TopicPermission(.write, escalations),
@@ -50,6 +53,7 @@ public struct DeviceTopics: Sendable, Equatable {
             TopicPermission(.read, verdicts),
             TopicPermission(.read, modelAssignment),
             TopicPermission(.read, ProtocolTopics.artifacts(fleet: fleet)),
+            TopicPermission(.read, revocations),
         ]
     }
 }

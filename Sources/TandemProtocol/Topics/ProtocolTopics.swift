@@ -8,6 +8,13 @@ public enum ProtocolTopics {
     /// Every Tandem topic, for the cloud's own broker user.
     public static let everything = "\(prefix)/#"
 
+    /// Fleet-level topic levels that are never a device id: `models` holds the artifacts, `keys` the revocation
+    /// list.
+    public static let reservedLevels: Set<String> = ["models", "keys"]
+
+    /// The fleet's retained, signed key revocation list.
+    public static func revocations(fleet: String) -> String { "\(prefix)/\(fleet)/keys/revocations" }
+
     /// The retained artifact of `version` in `fleet`.
     public static func artifact(fleet: String, version: String) -> String { "\(prefix)/\(fleet)/models/\(version)" }
 
@@ -40,12 +47,13 @@ public struct DeviceTopicAddress: Sendable, Equatable {
     /// The device.
     public var device: String { topics.device }
 
-    /// Reads `tandem/v1/{fleet}/{device}/{kind}`; nil for any other shape, an empty or wildcard level, or the
-    /// fleet's `models` level (artifacts, not a device).
+    /// Reads `tandem/v1/{fleet}/{device}/{kind}`; nil for any other shape, an empty or wildcard level, or a
+    /// reserved fleet level (`models`, `keys`: artifacts and keys, not a device).
     public init?(topic: String) {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         guard levels.count == 5, levels[0] == "tandem", levels[1] == "v1",
-            let kind = DeviceTopicKind(rawValue: String(levels[4])), levels[3] != "models"
+            let kind = DeviceTopicKind(rawValue: String(levels[4])),
+            !ProtocolTopics.reservedLevels.contains(String(levels[3]))
         else { return nil }
         for level in levels[2...3] where level.isEmpty || level == "+" || level == "#" { return nil }
         topics = DeviceTopics(fleet: String(levels[2]), device: String(levels[3]))

@@ -6,12 +6,13 @@ import TandemCore
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
-        abstract: "Create an Ed25519 key pair for signing model artifacts.",
+        abstract: "Create an Ed25519 key pair for signing model artifacts and assignments.",
         discussion: """
             Writes the private key to PATH (mode 0600) and the public key to PATH.pub, each as one line: \
             a label and the raw 32-byte key in base64. Keep the private key on the machine that signs \
-            models; give PATH.pub to the edge devices, which load only artifacts signed by a key they trust. \
-            Prints the key id (16 hex digits) that signed artifacts carry.
+            models; give PATH.pub to the edge devices, which load only artifacts, and take only model \
+            assignments and key revocation lists, signed by a key they trust. Prints the key id (16 hex digits) \
+            that signed messages carry and `tandem revoke-key` takes.
 
             Existing key files are never overwritten unless --force is given.
             """

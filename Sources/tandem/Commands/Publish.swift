@@ -16,8 +16,10 @@ struct Publish: AsyncParsableCommand {
             names differ from the production model's is refused unless --force is given.
 
             Publishing does not assign the model to any device: `tandem rollout start VERSION` does that in \
-            stages. For the first model of a fleet use --production --all-devices. Every step is recorded in \
-            {data-dir}/audit.jsonl.
+            stages. For the first model of a fleet use --production --all-devices. A direct assignment (--device, \
+            --all-devices) is signed with --key and the fleet's next sequence (kept in \
+            {data-dir}/assignments-{fleet}.json); devices refuse one that names an older version than they run \
+            unless --rollback is given. Every step is recorded in {data-dir}/audit.jsonl.
             """)
 
     @OptionGroup var cloud: CloudOptions
@@ -25,7 +27,7 @@ struct Publish: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The .tandem artifact; its manifest's version names it.", valueName: "model"))
     var model: String
 
-    @Option(help: ArgumentHelp("Private key file written by `tandem keygen`.", valueName: "path")) var key: String
+    @OptionGroup var signing: SigningOptions
 
     @Option(help: ArgumentHelp("Where the model came from: initial, retrain, manual, ….", valueName: "source"))
     var source = "manual"
@@ -50,6 +52,9 @@ struct Publish: AsyncParsableCommand {
 
     @Flag(help: "Assign it at once to every device whose status is on the broker, no canary.") var allDevices = false
 
+    @Flag(help: "The direct assignment deliberately returns devices to an older version (devices refuse it otherwise).")
+    var rollback = false
+
     func run() async throws {
         var metrics: [String: Double] = [:]
         for entry in metric {
@@ -62,9 +67,10 @@ struct Publish: AsyncParsableCommand {
         // The broker settings and files are checked before anything is registered or signed.
         let clientConfiguration = try cloud.clientConfiguration()
         let registry = try cloud.registry()
-        let signingKey = try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: key))
+        // Made first: it refuses a key the fleet revoked before anything is registered with it.
+        let signer = try signing.signer(cloud)
         let record = try registry.register(
-            artifactAt: URL(fileURLWithPath: model), signingKey: signingKey,
+            artifactAt: URL(fileURLWithPath: model), signingKey: signer.key,
             lineage: ModelLineage(source: source, parentVersion: parent, metrics: metrics), force: force)
         let audit = cloud.auditLog()
         try audit.append(
@@ -82,11 +88,11 @@ struct Publish: AsyncParsableCommand {
             devices = Array(Set(devices).union(monitor.statuses.keys)).sorted()
             monitor.stop()
         }
-        let distributor = ModelDistributor(client: client, fleet: cloud.fleet)
+        let distributor = ModelDistributor(client: client, fleet: cloud.fleet, signer: signer)
         do {
             try await distributor.publish(
                 version: record.version, from: registry, audit: audit, actor: cloud.actorName, assigningTo: devices,
-                production: production)
+                production: production, rollback: rollback)
         } catch {
             await client.disconnect()
             throw error

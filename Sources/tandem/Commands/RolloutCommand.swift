@@ -17,15 +17,21 @@ struct RolloutCommand: AsyncParsableCommand {
             by more than --max-escalation-increase; it promotes (assigning the candidate to every device and \
             making it production) once --soak-seconds have passed, every canary device serves it and they \
             classified --min-canary-windows windows on it. State: {data-dir}/rollout-{fleet}.json; every \
-            action is recorded in {data-dir}/audit.jsonl.
+            action is recorded in {data-dir}/audit.jsonl. Every command that may assign (start, watch, promote, \
+            rollback) signs the assignments with --key and the fleet's next sequence; a roll-back's carry the \
+            rollback flag, which devices require to return to an older version.
             """,
         subcommands: [Start.self, Status.self, Promote.self, Rollback.self, Watch.self])
 
     /// Builds the controller over a connected client, runs `body`, and disconnects.
+    ///
+    /// - Parameter signing: The signing key for the assignments a step may publish; nil for a command that
+    ///   publishes nothing.
     static func withController<T: Sendable>(
-        _ cloud: CloudOptions, _ body: (RolloutController) async throws -> T
+        _ cloud: CloudOptions, signing: SigningOptions?, _ body: (RolloutController) async throws -> T
     ) async throws -> T {
         let registry = try cloud.registry()
+        let signer = try signing?.signer(cloud)
         let client = try await cloud.connect()
         let monitor: FleetMonitor
         do {
@@ -35,7 +41,8 @@ struct RolloutCommand: AsyncParsableCommand {
             throw error
         }
         let controller = RolloutController(
-            registry: registry, distributor: ModelDistributor(client: client, fleet: cloud.fleet), monitor: monitor,
+            registry: registry, distributor: ModelDistributor(client: client, fleet: cloud.fleet, signer: signer),
+            monitor: monitor,
             audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log)
         let result: Result<T, any Error>
         do {
@@ -82,6 +89,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 """)
 
         @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
 
         @Argument(help: ArgumentHelp("A version registered with `tandem publish`.", valueName: "version"))
         var version: String
@@ -101,7 +109,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 maximumEscalationRateIncrease: maxEscalationIncrease, minimumCanaryWindows: minCanaryWindows)
             let interval = self.interval
             let detach = self.detach
-            let rollout = try await RolloutCommand.withController(cloud) { controller in
+            let rollout = try await RolloutCommand.withController(cloud, signing: signing) { controller in
                 let started = try await controller.start(version: version, policy: policy)
                 Console.log("canary: \(started.cohort.joined(separator: ", "))")
                 if detach { return Optional(started) }
@@ -117,11 +125,12 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Drive the fleet's rollout until it is promoted (exit 0) or rolled back (exit 1).")
 
         @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
         @Option(help: "Seconds between evaluations.") var interval = 5.0
 
         func run() async throws {
             let interval = self.interval
-            let rollout = try await RolloutCommand.withController(cloud) { controller in
+            let rollout = try await RolloutCommand.withController(cloud, signing: signing) { controller in
                 try await controller.run(interval: .milliseconds(Int(interval * 1000)))
             }
             RolloutCommand.report(rollout)
@@ -136,7 +145,7 @@ struct RolloutCommand: AsyncParsableCommand {
         @OptionGroup var cloud: CloudOptions
 
         func run() async throws {
-            let rollout = try await RolloutCommand.withController(cloud) { controller -> Rollout? in
+            let rollout = try await RolloutCommand.withController(cloud, signing: nil) { controller -> Rollout? in
                 guard var rollout = try await controller.current() else { return nil }
                 // A copy sees the live statuses; its decision is shown, not carried out.
                 let decided = rollout.observe(controller.monitor.statuses, now: Date())
@@ -160,11 +169,14 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Promote the rollout in canary now: every device gets the candidate, which becomes production.")
 
         @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
         @Option(help: "Why, for the audit log.") var reason = "promoted by hand"
 
         func run() async throws {
             let reason = self.reason
-            let rollout = try await RolloutCommand.withController(cloud) { try await $0.promote(reason: reason) }
+            let rollout = try await RolloutCommand.withController(cloud, signing: signing) {
+                try await $0.promote(reason: reason)
+            }
             RolloutCommand.report(rollout)
         }
     }
@@ -175,11 +187,14 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Roll the rollout in canary back now: the cohort is assigned the production version again.")
 
         @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
         @Option(help: "Why, for the audit log.") var reason = "rolled back by hand"
 
         func run() async throws {
             let reason = self.reason
-            let rollout = try await RolloutCommand.withController(cloud) { try await $0.rollBack(reason: reason) }
+            let rollout = try await RolloutCommand.withController(cloud, signing: signing) {
+                try await $0.rollBack(reason: reason)
+            }
             RolloutCommand.report(rollout)
         }
     }
