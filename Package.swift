@@ -137,7 +137,7 @@ let package = Package(
             name: "TandemCloudTests",
             dependencies: [
                 "TandemCloud", "TandemFleet", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport",
-                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe",
+                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe", grdb,
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]
