@@ -182,6 +182,7 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storeEscalations.record(counts.rows)
         metrics.storeAnswered.record(counts.answered)
         metrics.storeLabels.record(try store.labelCount())
+        metrics.setStoreTerminal(try store.terminalCounts())
         let fleet = devices()
         let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)
