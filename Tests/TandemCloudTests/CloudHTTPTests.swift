@@ -89,6 +89,8 @@ final class RunningCloud {
         try prepare(fixture)
         try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
         try "\(token)\n".write(toFile: "\(dir)/token", atomically: true, encoding: .utf8)
+        // A token file others may read is refused.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(dir)/token")
         running = try start(dir, token)
         let running = running
         func currentLog() -> String {

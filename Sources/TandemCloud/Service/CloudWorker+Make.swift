@@ -40,6 +40,14 @@ extension CloudWorker {
             throw CloudWorkerError(
                 .invalidSetting, "the answer attempts must be within 1…1000 (it is \(configuration.answerAttempts))")
         }
+        if let http = configuration.http {
+            guard http.idleTimeoutSeconds > 0 && http.idleTimeoutSeconds <= 86_400, http.maximumConnections >= 1 else {
+                throw CloudWorkerError(
+                    .invalidSetting,
+                    "the HTTP idle timeout must be within (0, 86400] seconds and the connection limit at least 1 (they "
+                        + "are \(http.idleTimeoutSeconds) s and \(http.maximumConnections))")
+            }
+        }
         var logger = logger
         logger[metadataKey: "worker"] = .escaping(configuration.workerID)
         let full = try VerifiedModel.load(
