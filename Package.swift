@@ -13,6 +13,7 @@ let x509: [Target.Dependency] = [
 /// `tandem-edge` and the `tandem` CLI stay free of an HTTP server and database drivers.
 let cloudServer: [Target.Dependency] = [
     .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "HummingbirdCore", package: "hummingbird"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     .product(name: "Metrics", package: "swift-metrics"),
     .product(name: "Prometheus", package: "swift-prometheus"),
@@ -137,7 +138,7 @@ let package = Package(
             name: "TandemCloudTests",
             dependencies: [
                 "TandemCloud", "TandemFleet", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport",
-                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe",
+                "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe", grdb,
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]

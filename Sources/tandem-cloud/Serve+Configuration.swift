@@ -15,10 +15,26 @@ extension Serve {
         configuration.maximumBatch = maxBatch
         configuration.maximumWaitSeconds = maxWaitMs / 1000
         configuration.statisticsIntervalSeconds = statsInterval
+        configuration.escalationLimit = try limit(
+            "--device-escalations-per-second", deviceEscalationsPerSecond, "--device-escalation-burst",
+            deviceEscalationBurst)
+        configuration.labelLimit = try limit(
+            "--device-labels-per-second", deviceLabelsPerSecond, "--device-label-burst", deviceLabelBurst)
+        configuration.answerAttempts = answerAttempts
         configuration.shutdownGracePeriodSeconds = shutdownGracePeriod
         configuration.http = try httpConfiguration()
         configuration.trainer = trainer.settings()
         return configuration
+    }
+
+    /// A device limit from its two flags: nil when the rate is 0 (no limit).
+    private func limit(_ rateFlag: String, _ rate: Double, _ burstFlag: String, _ burst: Double) throws -> RateLimit? {
+        guard rate != 0 else { return nil }
+        let limit = RateLimit(perSecond: rate, burst: burst)
+        guard limit.isValid else {
+            throw ValidationError("\(rateFlag) must be positive (or 0: no limit) and \(burstFlag) at least 1")
+        }
+        return limit
     }
 
     /// The HTTP API's settings from `--http` and `--api-token-file`, or nil when `--http ""` disables it.
@@ -31,15 +47,14 @@ extension Serve {
             throw ValidationError("--http: \(error)")
         }
         if let apiTokenFile {
-            let text = try String(contentsOfFile: apiTokenFile, encoding: .utf8)
-            let token =
-                text.split(separator: "\n", omittingEmptySubsequences: false).first
-                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-            guard !token.isEmpty else {
-                throw ValidationError("--api-token-file: \(apiTokenFile) has an empty first line")
+            do {
+                configuration.token = try APITokenFile.read(path: apiTokenFile)
+            } catch {
+                throw ValidationError("--api-token-file: \(error)")
             }
-            configuration.token = token
         }
+        configuration.idleTimeoutSeconds = httpIdleTimeout
+        configuration.maximumConnections = httpMaxConnections
         return configuration
     }
 }

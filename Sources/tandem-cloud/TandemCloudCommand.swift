@@ -73,15 +73,34 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
     @Option(help: "Seconds a graceful shutdown may take before the parts still running are cancelled.")
     var shutdownGracePeriod = 30.0
+    @Option(help: "Tries to answer a stored escalation before it is given up (terminal, never claimed again).")
+    var answerAttempts = 5
+    @Option(help: "Each device's escalations per second (by its topic); more are refused. 0: no limit.")
+    var deviceEscalationsPerSecond = 20.0
+    @Option(help: "How many escalations a device may send at once after a quiet time (its outbox's backlog).")
+    var deviceEscalationBurst = 6000.0
+    @Option(help: "Each device's labels per second over MQTT (by its topic); more are refused. 0: no limit.")
+    var deviceLabelsPerSecond = 20.0
+    @Option(help: "How many labels a device may send at once after a quiet time.")
+    var deviceLabelBurst = 6000.0
     @Option(help: "HTTP API address host:port (port 0: any free port); \"\" disables it.") var http = "127.0.0.1:8080"
-    @Option(help: "File whose first line is the bearer token of mutating HTTP routes (without it they are refused).")
+    @Option(
+        help: ArgumentHelp(
+            "File whose first line is the bearer token of mutating HTTP routes (without it they are refused); "
+                + "it must be mode 0600 or stricter."))
     var apiTokenFile: String?
+    @Option(help: "Seconds an HTTP connection may stay idle before the server closes it.") var httpIdleTimeout = 30.0
+    @Option(help: "HTTP connections served at once; more wait until one closes.") var httpMaxConnections = 64
     @OptionGroup(title: "Retraining") var trainer: TrainerOptions
 
     func validate() throws {
         guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
         guard shutdownGracePeriod > 0, shutdownGracePeriod <= 86_400 else {
             throw ValidationError("--shutdown-grace-period must be within (0, 86400] seconds")
+        }
+        guard (1...1000).contains(answerAttempts) else { throw ValidationError("--answer-attempts must be 1…1000") }
+        guard httpIdleTimeout > 0, httpIdleTimeout <= 86_400, httpMaxConnections >= 1 else {
+            throw ValidationError("--http-idle-timeout must be within (0, 86400] seconds, --http-max-connections ≥ 1")
         }
         _ = try brokerOptions.configuration()
     }

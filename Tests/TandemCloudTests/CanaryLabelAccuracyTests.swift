@@ -21,18 +21,19 @@ struct CanaryLabelAccuracyTests {
         return rollout
     }
 
-    /// Stores `count` escalations of `model` at `time`, the edge predicting class 1; the first `correct` are
-    /// labelled 1 and the rest of the first `labelled` labelled 2; the others get no label.
+    /// Stores `count` escalations of `model` from `device` of `fleet` at `time`, the edge predicting class 1; the
+    /// first `correct` are labelled 1 and the rest of the first `labelled` labelled 2; the others get no label.
     static func store(
-        _ store: SampleStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int
+        _ store: SampleStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int, device: String,
+        fleet: String = "plant"
     ) throws {
         var labels = [(id: UUID, label: Int)]()
         for k in 0..<count {
             let id = UUID()
             try store.insert(
                 SampleStore.Escalation(
-                    id: id, device: "box-1", stream: "vib", payload: [0], responseTopic: "t", edgeLabel: 1,
-                    edgeConfidence: 0.4, edgeModel: model, receivedAt: time.timeIntervalSince1970))
+                    id: id, device: device, stream: "vib", payload: [0], responseTopic: "t", edgeLabel: 1,
+                    edgeConfidence: 0.4, edgeModel: model, receivedAt: time.timeIntervalSince1970, fleet: fleet))
             if k < labelled { labels.append((id, k < correct ? 1 : 2)) }
         }
         try store.recordLabels(labels)
@@ -44,16 +45,24 @@ struct CanaryLabelAccuracyTests {
         defer { scratch.remove() }
         let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
         var rollout = try canary()
+        let (inCohort, outside) = (rollout.cohort[0], rollout.others[0])
         // Before the canary: v2 (say, from a test device) was always right; that must not count.
-        try Self.store(samples, model: "v2", at: t0 - 60, count: 100, labelled: 100, correct: 100)
+        try Self.store(samples, model: "v2", at: t0 - 60, count: 100, labelled: 100, correct: 100, device: inCohort)
         // Since: v1 right on 27 of 30 labelled (90 %), v2 on 18 of 30 (60 %); unlabelled ones and another
         // version do not count.
-        try Self.store(samples, model: "v1", at: t0 + 10, count: 40, labelled: 30, correct: 27)
-        try Self.store(samples, model: "v2", at: t0 + 10, count: 45, labelled: 30, correct: 18)
-        try Self.store(samples, model: "v0", at: t0 + 10, count: 30, labelled: 30, correct: 0)
+        try Self.store(samples, model: "v1", at: t0 + 10, count: 40, labelled: 30, correct: 27, device: outside)
+        try Self.store(samples, model: "v2", at: t0 + 10, count: 45, labelled: 30, correct: 18, device: inCohort)
+        try Self.store(samples, model: "v0", at: t0 + 10, count: 30, labelled: 30, correct: 0, device: outside)
+        // A device outside the cohort, or of another fleet, claiming the candidate does not speak for it.
+        try Self.store(samples, model: "v2", at: t0 + 10, count: 50, labelled: 50, correct: 50, device: outside)
+        try Self.store(
+            samples, model: "v2", at: t0 + 10, count: 50, labelled: 50, correct: 50, device: inCohort,
+            fleet: "elsewhere")
+        try Self.store(
+            samples, model: "v1", at: t0 + 10, count: 50, labelled: 50, correct: 0, device: outside, fleet: "elsewhere")
 
         let tallies = try samples.edgeAccuracy(of: ["v1", "v2", "v9"], receivedSince: t0.timeIntervalSince1970)
-        #expect(tallies == ["v1": .init(correct: 27, labelled: 30), "v2": .init(correct: 18, labelled: 30)])
+        #expect(tallies == ["v1": .init(correct: 27, labelled: 80), "v2": .init(correct: 118, labelled: 130)])
         let comparison = try #require(try samples.accuracyComparison(for: rollout))
         #expect(abs(comparison.candidate - 0.6) < 1e-12 && abs(comparison.baseline - 0.9) < 1e-12)
         #expect(comparison.candidateWindows == 30 && comparison.baselineWindows == 30)
@@ -73,12 +82,13 @@ struct CanaryLabelAccuracyTests {
         defer { scratch.remove() }
         let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
         var rollout = try canary(minimumLabelledWindows: 20)
-        try Self.store(samples, model: "v1", at: t0 + 5, count: 20, labelled: 20, correct: 20)
-        try Self.store(samples, model: "v2", at: t0 + 5, count: 19, labelled: 19, correct: 0)
+        try Self.store(
+            samples, model: "v1", at: t0 + 5, count: 20, labelled: 20, correct: 20, device: rollout.others[0])
+        try Self.store(samples, model: "v2", at: t0 + 5, count: 19, labelled: 19, correct: 0, device: rollout.cohort[0])
         #expect(try samples.accuracyComparison(for: rollout) == nil, "19 labelled candidate windows are too few")
         #expect(rollout.observe([:], accuracy: nil, now: t0 + 60).isEmpty && rollout.phase == .canary)
         // The 20th candidate window is right: 1 of 20 (5 %) against 100 %.
-        try Self.store(samples, model: "v2", at: t0 + 6, count: 1, labelled: 1, correct: 1)
+        try Self.store(samples, model: "v2", at: t0 + 6, count: 1, labelled: 1, correct: 1, device: rollout.cohort[0])
         let low = try #require(try samples.accuracyComparison(for: rollout))
         #expect(abs(low.candidate - 0.05) < 1e-12 && low.candidateWindows == 20)
 
@@ -86,8 +96,8 @@ struct CanaryLabelAccuracyTests {
         let scratch2 = try ScratchDirectory()
         defer { scratch2.remove() }
         let close = try SampleStore(path: scratch2.url.appendingPathComponent("tandem.sqlite").path)
-        try Self.store(close, model: "v1", at: t0 + 5, count: 25, labelled: 25, correct: 25)
-        try Self.store(close, model: "v2", at: t0 + 5, count: 25, labelled: 25, correct: 24)
+        try Self.store(close, model: "v1", at: t0 + 5, count: 25, labelled: 25, correct: 25, device: rollout.others[0])
+        try Self.store(close, model: "v2", at: t0 + 5, count: 25, labelled: 25, correct: 24, device: rollout.cohort[0])
         let small = try #require(try close.accuracyComparison(for: rollout))
         #expect(rollout.observe([:], accuracy: small, now: t0 + 60).isEmpty && rollout.phase == .canary)
     }

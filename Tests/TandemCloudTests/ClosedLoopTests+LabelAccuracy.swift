@@ -32,9 +32,11 @@ extension ClosedLoopTests {
             // Since the canary started: the old version right on 24 of 25 labelled escalations, the candidate on 10.
             let now = Date()
             try CanaryLabelAccuracyTests.store(
-                install.store, model: "edge-1", at: now, count: 25, labelled: 25, correct: 24)
+                install.store, model: "edge-1", at: now, count: 25, labelled: 25, correct: 24, device: "press-1",
+                fleet: Self.fleet)
             try CanaryLabelAccuracyTests.store(
-                install.store, model: "edge-2", at: now, count: 30, labelled: 25, correct: 10)
+                install.store, model: "edge-2", at: now, count: 30, labelled: 25, correct: 10, device: "press-2",
+                fleet: Self.fleet)
 
             let worker = try ChildProcess(
                 cloud,

@@ -89,6 +89,8 @@ final class RunningCloud {
         try prepare(fixture)
         try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
         try "\(token)\n".write(toFile: "\(dir)/token", atomically: true, encoding: .utf8)
+        // A token file others may read is refused.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(dir)/token")
         running = try start(dir, token)
         let running = running
         func currentLog() -> String {
@@ -501,7 +503,7 @@ struct CloudHTTPTests {
             #expect(await waitUntil(.seconds(10)) { (try? store.counts().answered) == ids.count })
             let text = String(decoding: try await cloud.request("GET", "/metrics").body, as: UTF8.self)
             #expect(text.contains("tandem_cloud_escalations_received_total 5"), "\(text)")
-            #expect(text.contains("tandem_cloud_escalations_rejected_total 1"), "\(text)")
+            #expect(text.contains("tandem_cloud_escalations_rejected_total{reason=\"malformed\"} 1"), "\(text)")
             #expect(text.contains("tandem_cloud_verdicts_answered_total 5"), "\(text)")
             #expect(text.contains("tandem_cloud_store_escalations 5"), "\(text)")
             #expect(text.contains("tandem_cloud_store_answered 5"), "\(text)")

@@ -44,7 +44,10 @@ struct SampleStoreLabelTests {
                 ], at: 30)
             try store.recordLabel(id: late, label: 2, at: 31)
             try store.recordLabel(id: late, label: 0, at: 32)
-            #expect(try store.labelCount(recordedAfter: 10.5) == 1, "the replaced label counts once")
+            #expect(
+                try store.labelCount(recordedAfter: 10.5) == 2,
+                "the replaced label counts once, the early one from when its escalation arrived (20)")
+            #expect(try store.labelCount(recordedAfter: 25) == 1)
         }
         let reopened = try SampleStore(path: path)
         #expect(try reopened.label(for: early) == 3)

@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import TandemCore
 import TandemFleet
 import TandemProtocol
@@ -49,8 +51,13 @@ public struct CloudHTTPAPI: Sendable {
         public var token: String?
         /// The largest request body accepted, in bytes.
         public var maximumBodyBytes = 1 << 20
+        /// Seconds a connection may stay open without a request part arriving or a response being written (a client
+        /// that connects and sends nothing, or dribbles a request); the server closes it then. Default 30.
+        public var idleTimeoutSeconds = 30.0
+        /// Connections served at once; more wait in the listen backlog until one closes. Default 64.
+        public var maximumConnections = 64
 
-        /// The defaults: 127.0.0.1:8080, no token, 1 MiB bodies.
+        /// The defaults: 127.0.0.1:8080, no token, 1 MiB bodies, 30 s idle timeout, 64 connections.
         public init() {}
     }
 
@@ -167,8 +174,12 @@ public struct CloudHTTPAPI: Sendable {
         let address = configuration.address
         return Application(
             router: router(),
+            server: .http1(
+                configuration: HTTP1Channel.Configuration(
+                    idleTimeout: .milliseconds(Int64((configuration.idleTimeoutSeconds * 1000).rounded())))),
             configuration: ApplicationConfiguration(
-                address: .hostname(address.host, port: address.port), serverName: "tandem-cloud"),
+                address: .hostname(address.host, port: address.port), serverName: "tandem-cloud",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
             onServerRunning: { channel in
                 onListening(Address(host: address.host, port: channel.localAddress?.port ?? address.port))
             },
@@ -182,6 +193,7 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storeEscalations.record(counts.rows)
         metrics.storeAnswered.record(counts.answered)
         metrics.storeLabels.record(try store.labelCount())
+        metrics.setStoreTerminal(try store.terminalCounts())
         let fleet = devices()
         let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)

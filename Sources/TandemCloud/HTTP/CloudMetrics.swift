@@ -17,10 +17,10 @@ public final class CloudMetrics: Sendable {
     let escalationsReceived: CoreMetrics.Counter
     /// Redeliveries of an escalation id already stored.
     let escalationsDuplicate: CoreMetrics.Counter
-    /// Payloads that were not escalations, or did not fit the model.
-    let escalationsRejected: CoreMetrics.Counter
     /// Verdicts the broker acknowledged.
     let verdictsAnswered: CoreMetrics.Counter
+    /// Verdicts the broker refused (a negative PUBACK).
+    let verdictsRefused: CoreMetrics.Counter
     /// Escalations per model call.
     let batchSize: CoreMetrics.Recorder
     /// From receipt (or reclaim) of an escalation to the broker's acknowledgement of its verdict.
@@ -44,16 +44,41 @@ public final class CloudMetrics: Sendable {
         self.factory = factory
         escalationsReceived = CoreMetrics.Counter(label: "tandem_cloud_escalations_received_total", factory: factory)
         escalationsDuplicate = CoreMetrics.Counter(label: "tandem_cloud_escalations_duplicate_total", factory: factory)
-        escalationsRejected = CoreMetrics.Counter(label: "tandem_cloud_escalations_rejected_total", factory: factory)
         verdictsAnswered = CoreMetrics.Counter(label: "tandem_cloud_verdicts_answered_total", factory: factory)
+        verdictsRefused = CoreMetrics.Counter(label: "tandem_cloud_verdicts_refused_total", factory: factory)
         batchSize = CoreMetrics.Recorder(label: "tandem_cloud_batch_size", factory: factory)
         verdictLatency = CoreMetrics.Timer(label: "tandem_cloud_verdict_latency_seconds", factory: factory)
         storeEscalations = CoreMetrics.Gauge(label: "tandem_cloud_store_escalations", factory: factory)
         storeAnswered = CoreMetrics.Gauge(label: "tandem_cloud_store_answered", factory: factory)
         storeLabels = CoreMetrics.Gauge(label: "tandem_cloud_store_labels", factory: factory)
-        for source in LabelSource.allCases {
-            // Present from the start, so a scrape shows 0 rather than nothing.
-            labelStored(source: source, count: 0)
+        // Present from the start, so a scrape shows 0 rather than nothing.
+        for source in LabelSource.allCases { labelStored(source: source, count: 0) }
+        for reason in EscalationServer.Refusal.allCases { escalationRejected(reason: reason, count: 0) }
+        for reason in SampleStore.TerminalReason.allCases { escalationsTerminal(reason: reason, count: 0) }
+    }
+
+    /// Counts escalation messages refused, by reason (`tandem_cloud_escalations_rejected_total{reason}`).
+    func escalationRejected(reason: EscalationServer.Refusal, count: Int = 1) {
+        CoreMetrics.Counter(
+            label: "tandem_cloud_escalations_rejected_total", dimensions: [("reason", reason.rawValue)],
+            factory: factory
+        ).increment(by: count)
+    }
+
+    /// Counts stored escalations this worker made terminal, by reason (`tandem_cloud_escalations_terminal_total`).
+    func escalationsTerminal(reason: SampleStore.TerminalReason, count: Int) {
+        CoreMetrics.Counter(
+            label: "tandem_cloud_escalations_terminal_total", dimensions: [("reason", reason.rawValue)],
+            factory: factory
+        ).increment(by: count)
+    }
+
+    /// Sets the terminal rows in the store, by reason (`tandem_cloud_store_terminal{reason}`).
+    func setStoreTerminal(_ counts: [SampleStore.TerminalReason: Int]) {
+        for reason in SampleStore.TerminalReason.allCases {
+            CoreMetrics.Gauge(
+                label: "tandem_cloud_store_terminal", dimensions: [("reason", reason.rawValue)], factory: factory
+            ).record(counts[reason] ?? 0)
         }
     }
 

@@ -57,14 +57,18 @@ public struct EscalationHistory: Sendable, Equatable {
 
     /// Takes in a device's status.
     ///
+    /// Counters outside 0…``DeviceStatus/maximumCount`` (what ``DeviceStatus/init(validating:)`` refuses) are ignored,
+    /// and every sum saturates, so no status, and no number of them, can make the history trap.
+    ///
     /// - Parameters:
     ///   - status: The status (its device, model version and counters); one without a model version or
     ///     counters (a last will) adds nothing.
     ///   - at: When it arrived (seconds since 1970), or nil for a broker's retained copy: that sets the
     ///     device's counters without an interval, as its age is unknown.
     public mutating func record(_ status: DeviceStatus, at: Double?) {
+        let counts = 0...DeviceStatus.maximumCount
         guard let model = status.modelVersion, let windows = status.windows, let escalations = status.escalations,
-            windows >= 0, escalations >= 0
+            counts.contains(windows), counts.contains(escalations), at?.isFinite ?? true
         else { return }
         let fresh = DeviceHistory(modelVersion: model, windows: windows, escalations: escalations, statusAt: at)
         guard var history = histories[status.device], history.modelVersion == model else {
@@ -85,8 +89,8 @@ public struct EscalationHistory: Sendable, Equatable {
             if var last = history.intervals.last, bucket > 0,
                 (last.endsAt / bucket).rounded(.down) == (at / bucket).rounded(.down) || at < last.endsAt
             {
-                last.windows += interval.windows
-                last.escalations += interval.escalations
+                last.windows = last.windows.addingSaturated(interval.windows)
+                last.escalations = last.escalations.addingSaturated(interval.escalations)
                 last.endsAt = max(last.endsAt, at)
                 history.intervals[history.intervals.count - 1] = last
             } else {
@@ -101,8 +105,8 @@ public struct EscalationHistory: Sendable, Equatable {
     private func fold(_ history: inout DeviceHistory, now: Double) {
         let old = history.intervals.prefix { $0.endsAt <= now - driftWindowSeconds }
         guard !old.isEmpty else { return }
-        history.baselineWindows += old.reduce(0) { $0 + $1.windows }
-        history.baselineEscalations += old.reduce(0) { $0 + $1.escalations }
+        history.baselineWindows = old.reduce(history.baselineWindows) { $0.addingSaturated($1.windows) }
+        history.baselineEscalations = old.reduce(history.baselineEscalations) { $0.addingSaturated($1.escalations) }
         history.intervals.removeFirst(old.count)
     }
 

@@ -125,13 +125,15 @@ public struct RetrainingTrigger: Sendable, Equatable {
                     "the fleet (\(devices) devices) escalates \(Self.percent(recent)) of \(windows) recent windows, baseline \(Self.percent(baseline))"
             case .schedule(let seconds, let hardExamples, let labels):
                 return
-                    "scheduled: \(Int(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
+                    "scheduled: \(seconds.isFinite && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
             }
         }
 
         static func percent(_ x: Double) -> String {
+            // A rate from device counters is 0…1 when honest; anything else is shown, never converted to a trap.
+            guard x.isFinite, abs(x) < 1e12 else { return "\(x * 100) %" }
             let tenths = Int((x * 1000).rounded())
-            return "\(tenths / 10).\(tenths % 10) %"
+            return "\(tenths / 10).\(abs(tenths % 10)) %"
         }
     }
 
@@ -147,8 +149,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
     func recentTotals(of device: Device, now: Double) -> (windows: Int, escalations: Int) {
         var windows = 0, escalations = 0
         for interval in device.intervals where interval.endsAt > now - driftWindowSeconds && interval.endsAt <= now {
-            windows += max(interval.windows, 0)
-            escalations += max(interval.escalations, 0)
+            windows = windows.addingSaturated(max(interval.windows, 0))
+            escalations = escalations.addingSaturated(max(interval.escalations, 0))
         }
         return (windows, escalations)
     }
@@ -205,8 +207,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
             var windows = 0, escalations = 0, expected = 0.0
             for device in snapshot.devices {
                 let recent = recentTotals(of: device, now: snapshot.now)
-                windows += recent.windows
-                escalations += recent.escalations
+                windows = windows.addingSaturated(recent.windows)
+                escalations = escalations.addingSaturated(recent.escalations)
                 expected += device.baselineEscalationRate * Double(recent.windows)
             }
             if minimumDriftWindows > 0, windows >= minimumDriftWindows {

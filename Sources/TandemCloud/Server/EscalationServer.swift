@@ -34,6 +34,15 @@ public final class EscalationServer: Service, Sendable {
         public var maximumWait = 0.002
         /// Unanswered escalations older than this are taken over from a worker presumed dead.
         public var staleSeconds = 5.0
+        /// Each device's escalations (by the fleet and device of the topic): more are refused, neither stored nor
+        /// answered. nil: no limit. Default 20 a second with a burst of 6,000 — four times an edge's default cap
+        /// (`policy.maxEscalationsPerSecond` 5), and 20 minutes of it at once for an outbox that was cut off.
+        public var deviceLimit: RateLimit? = RateLimit(perSecond: 20, burst: 6000)
+        /// Seconds between two log lines about one device's escalations refused for its limit.
+        public var limitReportSeconds = 60.0
+        /// Tries to answer a stored escalation, the first on receipt and each later one a claim by the recovery;
+        /// one still unanswered after that many is given up (terminal, never claimed again). Default 5.
+        public var answerAttempts = 5
 
         /// The defaults, with `broker`.
         public init(broker: MQTTBrokerConfiguration) {
@@ -53,20 +62,51 @@ public final class EscalationServer: Service, Sendable {
         }
     }
 
+    /// Why an escalation message was refused (neither stored nor answered); the `reason` of
+    /// `tandem_cloud_escalations_rejected_total`.
+    public enum Refusal: String, Sendable, CaseIterable {
+        /// Its topic is not `tandem/v1/{fleet}/{device}/escalations`.
+        case notEscalationTopic
+        /// Its device is over its rate limit (``Configuration/deviceLimit``).
+        case rateLimited
+        /// Larger than an escalation of the full model's input shape can be.
+        case tooLarge
+        /// Not a valid escalation (docs/PROTOCOL.md): bad magic, checksum, field or value.
+        case malformed
+        /// The payload names another device than its topic.
+        case otherDevice
+        /// Its window is not of the shape the full model takes.
+        case wrongShape
+    }
+
     /// Counters.
-    public struct Statistics: Sendable, Equatable {
+    public struct Statistics: Sendable, Equatable, CustomStringConvertible {
         /// Escalations received.
         public var received = 0
         /// Of those, deliveries of an id already stored.
         public var duplicates = 0
         /// Verdicts published.
         public var answered = 0
-        /// Payloads that could not be read, or that do not fit the model.
+        /// Messages refused, all reasons together.
         public var rejected = 0
+        /// Messages refused, by reason.
+        public var refused: [Refusal: Int] = [:]
         /// Model calls.
         public var batches = 0
         /// Escalations taken over from another worker.
         public var reclaimed = 0
+        /// Verdicts the broker refused (its PUBACK said so).
+        public var verdictsRefused = 0
+        /// Stored escalations this worker made terminal (never to be answered), all reasons together.
+        public var terminal = 0
+
+        /// One line: `received 10, duplicates 0, answered 9, rejected 1 (malformed 1), …`.
+        public var description: String {
+            let reasons = Refusal.allCases.compactMap { reason in refused[reason].map { "\(reason.rawValue) \($0)" } }
+            return "received \(received), duplicates \(duplicates), answered \(answered), rejected \(rejected)"
+                + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: ", ")))")
+                + ", batches \(batches), reclaimed \(reclaimed), verdicts refused \(verdictsRefused), terminal \(terminal)"
+        }
     }
 
     public let configuration: Configuration
@@ -84,6 +124,10 @@ public final class EscalationServer: Service, Sendable {
     let logger: Logger
     /// Where counts and latencies also go (`GET /metrics`), if anywhere.
     let metrics: CloudMetrics?
+    /// Each device's token bucket, if devices are limited.
+    let limiter: DeviceRateLimiter?
+    /// The largest message that can be an escalation of the full model's input shape.
+    let maximumPayloadBytes: Int
 
     /// One escalation waiting for the model.
     struct Work: Sendable {
@@ -119,6 +163,10 @@ public final class EscalationServer: Service, Sendable {
         self.edgeInputs = EdgeInputCatalog(known: edgeInputs, registry: registry)
         self.store = store
         self.logger = logger
+        limiter = configuration.deviceLimit.map {
+            DeviceRateLimiter(limit: $0, reportInterval: configuration.limitReportSeconds)
+        }
+        maximumPayloadBytes = EscalationPayload.maximumEncodedBytes(channels: model.channels, length: model.window)
         var client = try configuration.clientConfiguration(persistent: true)
         client.maximumInflightMessages = 1000
         client.tcpNoDelay = true
@@ -194,17 +242,30 @@ public final class EscalationServer: Service, Sendable {
         }
     }
 
-    /// Reads one escalation message, stores it and queues it for the model.
+    /// Counts a refusal.
+    ///
+    /// - Returns: Refusals so far, all reasons together.
+    private func count(_ refusal: Refusal) -> Int {
+        metrics?.escalationRejected(reason: refusal)
+        return counters.withLock {
+            $0.rejected += 1
+            $0.refused[refusal, default: 0] += 1
+            return $0.rejected
+        }
+    }
+
+    /// Reads one escalation message and, unless it is refused, stores it and queues it for the model.
+    ///
+    /// Refused, in this order, and counted by reason: a topic that is not a device's escalations topic; a device over
+    /// its rate limit; a message larger than an escalation of the model's input shape can be; one that does not
+    /// decode; one naming another device than its topic; a window of another shape than the model's. A refused
+    /// escalation is neither stored nor answered.
     func receive(_ message: MQTTMessage) {
-        func reject(_ reason: String) {
-            let count = counters.withLock {
-                $0.rejected += 1
-                return $0.rejected
-            }
-            metrics?.escalationsRejected.increment()
-            if count <= 10 || count.isMultiple(of: 1000) {
+        func reject(_ refusal: Refusal, _ reason: @autoclosure () -> String) {
+            let total = count(refusal)
+            if total <= 10 || total.isMultiple(of: 1000) {
                 logger.warning(
-                    "escalation on \(escaping: message.topic) skipped (\(count) so far): \(escaping: reason)",
+                    "escalation on \(escaping: message.topic) skipped (\(refusal.rawValue), \(total) so far): \(escaping: reason())",
                     metadata: DeviceTopicAddress(topic: message.topic).map { ["device": .escaping($0.device)] })
             }
         }
@@ -212,18 +273,44 @@ public final class EscalationServer: Service, Sendable {
         // stored is the topic's, and the verdict goes to that device's verdicts topic whatever response topic the
         // message asks for.
         guard let address = DeviceTopicAddress(topic: message.topic), address.kind == .escalations else {
-            reject("not a device's escalations topic")
+            reject(.notEscalationTopic, "not a device's escalations topic")
+            return
+        }
+        if let limiter, case .refuse(let report) = limiter.take(fleet: address.fleet, device: address.device) {
+            _ = count(.rateLimited)
+            if let report {
+                let line =
+                    "device \(escaping: address.fleet)/\(escaping: address.device) is over its escalation limit "
+                    + "(\(limiter.limit)): \(report) escalation(s) refused since the last report, neither stored nor "
+                    + "answered"
+                logger.warning("\(line)", metadata: ["device": .escaping(address.device)])
+            }
+            return
+        }
+        guard message.payload.count <= maximumPayloadBytes else {
+            reject(
+                .tooLarge,
+                "\(message.payload.count) bytes, more than an escalation of the model's \(model.window)×\(model.channels) "
+                    + "input can be (\(maximumPayloadBytes))")
             return
         }
         let payload: EscalationPayload
         do {
             payload = try EscalationPayload(decoding: message.payload)
         } catch {
-            reject("\(error)")
+            reject(.malformed, "\(error)")
             return
         }
         guard payload.device == address.device else {
-            reject("the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'")
+            reject(
+                .otherDevice, "the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'")
+            return
+        }
+        guard payload.length == model.window, payload.channels == model.channels else {
+            reject(
+                .wrongShape,
+                "escalation \(payload.id) is \(payload.length)×\(payload.channels), the model takes "
+                    + "\(model.window)×\(model.channels)")
             return
         }
         counters.withLock { $0.received += 1 }
@@ -237,7 +324,7 @@ public final class EscalationServer: Service, Sendable {
                     id: payload.id, device: address.device, stream: payload.stream, payload: message.payload,
                     responseTopic: responseTopic, edgeLabel: payload.topK.first?.label ?? -1,
                     edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion,
-                    receivedAt: Date().timeIntervalSince1970))
+                    receivedAt: Date().timeIntervalSince1970, fleet: address.fleet))
         } catch {
             logger.error(
                 "store: \(escaping: error)",
@@ -268,25 +355,63 @@ public final class EscalationServer: Service, Sendable {
         drain.withLock { $0.batchesFinished() }?.resume()
     }
 
-    /// Escalations another worker stored but never answered (it died): answer them here.
+    /// Escalations stored but never answered (a worker died, or answering failed): answer them here, and give up on
+    /// those tried ``Configuration/answerAttempts`` times or that can never be answered.
     private func reclaimStale() {
         do {
-            let stale = try store.claimStale(
+            let claim = try store.claimStale(
                 worker: configuration.workerID, staleSeconds: configuration.staleSeconds,
-                now: Date().timeIntervalSince1970, limit: configuration.maximumBatch)
-            guard !stale.isEmpty else { return }
-            let work = stale.compactMap { e -> Work? in
-                guard let payload = try? EscalationPayload(decoding: e.payload) else { return nil }
+                now: Date().timeIntervalSince1970, limit: configuration.maximumBatch,
+                maximumClaims: max(0, configuration.answerAttempts - 1))
+            report(claim.givenUp.map { ($0.id, $0.device) }, terminal: .gaveUp)
+            guard !claim.escalations.isEmpty else { return }
+            var undecodable = [SampleStore.Escalation]()
+            let work = claim.escalations.compactMap { e -> Work? in
+                guard let payload = try? EscalationPayload(decoding: e.payload) else {
+                    undecodable.append(e)
+                    return nil
+                }
                 return Work(
                     payload: payload, bytes: e.payload, responseTopic: e.responseTopic,
                     correlation: withUnsafeBytes(of: e.id.uuid) { Array($0) }, fresh: true)
             }
+            giveUp(undecodable.map { ($0.id, $0.device) }, reason: .undecodable)
+            guard !work.isEmpty else { return }
             counters.withLock { $0.reclaimed += work.count }
             logger.info("answering \(work.count) escalation(s) left unanswered")
             process(work)
         } catch {
             logger.error("store: \(escaping: error)")
         }
+    }
+
+    /// Makes stored escalations terminal for `reason` and reports those this call changed.
+    private func giveUp(_ rows: [(id: UUID, device: String)], reason: SampleStore.TerminalReason) {
+        guard !rows.isEmpty else { return }
+        do {
+            let marked = Set(try store.markTerminal(rows.map(\.id), reason: reason, at: Date().timeIntervalSince1970))
+            report(rows.filter { marked.contains($0.id) }, terminal: reason)
+        } catch {
+            logger.error("store: \(escaping: error)")
+        }
+    }
+
+    /// Counts and logs rows made terminal: one line per call, naming each row once (the row is never claimed
+    /// again, so it is never named again).
+    private func report(_ rows: [(id: UUID, device: String)], terminal reason: SampleStore.TerminalReason) {
+        guard !rows.isEmpty else { return }
+        counters.withLock { $0.terminal += rows.count }
+        metrics?.escalationsTerminal(reason: reason, count: rows.count)
+        let why =
+            switch reason {
+            case .undecodable: "its stored payload does not decode"
+            case .wrongShape: "its window is not of the model's shape \(model.window)×\(model.channels)"
+            case .gaveUp: "still unanswered after \(configuration.answerAttempts) tries"
+            }
+        let names = rows.map { "\($0.id) (\($0.device.escapingControlCharacters))" }.joined(separator: ", ")
+        logger.warning(
+            "giving up on \(rows.count) escalation(s), never to be answered (\(reason.rawValue): \(why)): \(names)",
+            metadata: rows.count == 1 ? ["escalation": "\(rows[0].id)", "device": .escaping(rows[0].device)] : [:])
     }
 
     /// Classifies and answers one batch of stored escalations.
@@ -310,21 +435,20 @@ public final class EscalationServer: Service, Sendable {
         guard !toClassify.isEmpty else { return }
         let (w, c) = (model.window, model.channels)
         var usable = [Int]()
+        var wrongShape = [(id: UUID, device: String)]()
         var scalars = [Float]()
         scalars.reserveCapacity(toClassify.count * w * c)
         for i in toClassify {
             let p = batch[i].payload
+            // Refused at receipt; a row stored before (or for another full model) can never be answered here.
             guard p.length == w, p.channels == c, p.window.count == w * c else {
-                counters.withLock { $0.rejected += 1 }
-                metrics?.escalationsRejected.increment()
-                logger.warning(
-                    "escalation \(p.id) from \(escaping: p.device) is \(p.length)×\(p.channels), the model takes \(w)×\(c)",
-                    metadata: ["escalation": "\(p.id)", "device": .escaping(p.device)])
+                wrongShape.append((p.id, p.device))
                 continue
             }
             usable.append(i)
             appendStandardized(p, to: &scalars)
         }
+        giveUp(wrongShape, reason: .wrongShape)
         guard !usable.isEmpty else { return }
         let probabilities: Tensor
         do {
@@ -363,6 +487,25 @@ public final class EscalationServer: Service, Sendable {
         }
     }
 
+    /// Counts and logs (the first 10, then every 1,000th) a verdict the broker refused; its escalation stays
+    /// unanswered, to be tried again until it is given up.
+    private func refused(_ verdict: Verdict, _ reasonCode: Int32, _ work: Work) {
+        let count = counters.withLock {
+            $0.verdictsRefused += 1
+            return $0.verdictsRefused
+        }
+        metrics?.verdictsRefused.increment()
+        if count <= 10 || count.isMultiple(of: 1000) {
+            let line =
+                "the broker refused the verdict for \(verdict.escalationId) on \(escaping: work.responseTopic) (reason "
+                + "code \(reasonCode), \(count) refused so far); it is tried again, \(configuration.answerAttempts) times "
+                + "in all"
+            logger.warning(
+                "\(line)",
+                metadata: ["escalation": "\(verdict.escalationId)", "device": .escaping(work.payload.device)])
+        }
+    }
+
     /// Publishes a verdict; once the broker has it (PUBACK), it counts as answered and, with `record`, is
     /// stored — a verdict still in this process when it dies leaves its escalation unanswered, to be
     /// answered again by a live worker.
@@ -377,7 +520,10 @@ public final class EscalationServer: Service, Sendable {
             try client.publish(message) { [weak self] result in
                 guard let self else { return }
                 drain.withLock { $0.acknowledged() }?.resume()
-                guard case .success(let ack) = result, ack.isAccepted else { return }
+                guard case .success(let ack) = result, ack.isAccepted else {
+                    if case .success(let ack) = result { refused(verdict, ack.reasonCode, work) }
+                    return
+                }
                 counters.withLock { $0.answered += 1 }
                 if let metrics {
                     metrics.verdictsAnswered.increment()

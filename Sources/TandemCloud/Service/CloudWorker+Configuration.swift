@@ -25,6 +25,13 @@ extension CloudWorker {
         public var maximumWaitSeconds = 0.002
         /// Seconds between statistics lines (0: only the last one).
         public var statisticsIntervalSeconds = 30.0
+        /// Each device's escalations (by the fleet and device of their topic); more are refused. nil: no limit.
+        /// Default 20 a second, burst 6,000 (``EscalationServer/Configuration/deviceLimit``).
+        public var escalationLimit: RateLimit? = RateLimit(perSecond: 20, burst: 6000)
+        /// Each device's labels over MQTT; more are refused. nil: no limit. Default 20 a second, burst 6,000.
+        public var labelLimit: RateLimit? = RateLimit(perSecond: 20, burst: 6000)
+        /// Tries to answer a stored escalation before it is given up (terminal). Default 5.
+        public var answerAttempts = 5
         /// The HTTP API's settings, or nil for none.
         public var http: CloudHTTPAPI.Configuration? = CloudHTTPAPI.Configuration()
         /// The retraining loop's settings, or nil when this worker does not train.

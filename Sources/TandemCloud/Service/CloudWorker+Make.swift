@@ -29,6 +29,25 @@ extension CloudWorker {
             throw CloudWorkerError(
                 .invalidSetting, "the shutdown grace period must be within (0, 86400] seconds (it is \(grace) s)")
         }
+        for (name, limit) in [("escalations", configuration.escalationLimit), ("labels", configuration.labelLimit)] {
+            if let limit, !limit.isValid {
+                throw CloudWorkerError(
+                    .invalidSetting,
+                    "a device's \(name) limit needs a positive rate and a burst of at least 1 (it is \(limit))")
+            }
+        }
+        guard (1...1000).contains(configuration.answerAttempts) else {
+            throw CloudWorkerError(
+                .invalidSetting, "the answer attempts must be within 1…1000 (it is \(configuration.answerAttempts))")
+        }
+        if let http = configuration.http {
+            guard http.idleTimeoutSeconds > 0 && http.idleTimeoutSeconds <= 86_400, http.maximumConnections >= 1 else {
+                throw CloudWorkerError(
+                    .invalidSetting,
+                    "the HTTP idle timeout must be within (0, 86400] seconds and the connection limit at least 1 (they "
+                        + "are \(http.idleTimeoutSeconds) s and \(http.maximumConnections))")
+            }
+        }
         var logger = logger
         logger[metadataKey: "worker"] = .escaping(configuration.workerID)
         let full = try VerifiedModel.load(
@@ -61,12 +80,16 @@ extension CloudWorker {
         serverConfiguration.workerID = configuration.workerID
         serverConfiguration.maximumBatch = configuration.maximumBatch
         serverConfiguration.maximumWait = configuration.maximumWaitSeconds
+        serverConfiguration.deviceLimit = configuration.escalationLimit
+        serverConfiguration.answerAttempts = configuration.answerAttempts
         let metrics = CloudMetrics()
         let manifest = full.manifest
         let server = try EscalationServer(
             configuration: serverConfiguration, model: model, manifest: manifest, edgeInputs: edgeInputs,
             registry: registry, store: store, metrics: metrics, logger: logger)
-        let labels = LabelIntake(classNames: manifest.classNames, store: store, metrics: metrics, logger: logger)
+        let labels = LabelIntake(
+            classNames: manifest.classNames, store: store, metrics: metrics, deviceLimit: configuration.labelLimit,
+            logger: logger)
         let listener = try FleetListener(configuration: serverConfiguration, labels: labels, logger: logger)
 
         let progress = RoundProgress()

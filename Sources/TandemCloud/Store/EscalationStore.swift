@@ -13,16 +13,27 @@ public protocol EscalationStore: Sendable {
     func answer(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)], at time: Double) throws
     /// The stored verdict of `id`, if it was answered.
     func verdict(for id: UUID) throws -> SampleStore.StoredVerdict?
-    /// Claims up to `limit` unanswered escalations received (or last claimed) more than `staleSeconds` ago.
-    func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws -> [SampleStore.Escalation]
+    /// Claims up to `limit` unanswered escalations, not terminal, received (or last claimed) more than
+    /// `staleSeconds` ago; one claimed `maximumClaims` times already is made terminal (`gaveUp`) instead.
+    func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int, maximumClaims: Int) throws
+        -> SampleStore.Claim
+    /// Makes unanswered escalations terminal (never claimed again); returns the ids this call changed.
+    func markTerminal(_ ids: [UUID], reason: SampleStore.TerminalReason, at time: Double) throws -> [UUID]
+    /// Terminal escalations by reason.
+    func terminalCounts() throws -> [SampleStore.TerminalReason: Int]
     /// Stored rows and answered rows.
     func counts() throws -> (rows: Int, answered: Int)
     /// Every stored escalation id.
     func ids() throws -> [UUID]
-    /// Records ground-truth labels (class indices) in one transaction; a later label for an id replaces an
-    /// earlier one, and the escalation need not be stored yet.
-    func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double) throws
-    /// Ground-truth labels stored.
+    /// Records ground-truth labels (class indices) from `origin` in one transaction; returns what became of each.
+    ///
+    /// An operator's label is always stored and replaces an earlier one for the id; the escalation need not be
+    /// stored yet. A device's label is refused for an escalation of another fleet or device and never replaces
+    /// an operator's or another device's label; for an id not stored yet it is kept, pending, and counts only
+    /// once an escalation of that id arrives from the same fleet and device.
+    func recordLabels(_ labels: [(id: UUID, label: Int)], from origin: SampleStore.LabelOrigin, at time: Double) throws
+        -> [SampleStore.LabelOutcome]
+    /// Ground-truth labels stored, pending ones included.
     func labelCount() throws -> Int
 }
 
@@ -32,7 +43,33 @@ extension EscalationStore {
     public func insert(_ escalation: SampleStore.Escalation) throws -> Bool {
         try insert([escalation])[0]
     }
+
+    /// Claims up to `limit` unanswered escalations received (or last claimed) more than `staleSeconds` ago, however
+    /// often they were claimed before.
+    public func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws
+        -> [SampleStore.Escalation]
+    {
+        try claimStale(worker: worker, staleSeconds: staleSeconds, now: now, limit: limit, maximumClaims: .max)
+            .escalations
+    }
+
+    /// Records operators' ground-truth labels in one transaction (``recordLabels(_:from:at:)`` with `.operator`).
+    public func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double = Date().timeIntervalSince1970)
+        throws
+    {
+        _ = try recordLabels(labels, from: .operator, at: time)
+    }
+
+    /// Records an operator's ground truth for an escalation id (before or after the escalation itself arrives; a
+    /// later label replaces an earlier one).
+    public func recordLabel(id: UUID, label: Int, at time: Double = Date().timeIntervalSince1970) throws {
+        try recordLabels([(id, label)], at: time)
+    }
 }
+
+/// The SQL condition under which label `l` labels escalation `e`: an operator's labels anything, a device's only
+/// that device's own escalations (same fleet and device).
+let labelMatchesEscalation = "(l.device IS NULL OR (l.fleet = e.fleet AND l.device = e.device))"
 
 extension SampleStore: EscalationStore {}
 

@@ -13,8 +13,13 @@ extension PostgresSampleStore: TrainingStore {
 
     public func labelCount(recordedAfter time: Double) throws -> Int {
         try withConnection { c in
-            try run(c, "SELECT COUNT(*) FROM label WHERE recorded_at > \(time)").rows.first
-                .map { try $0.decode(Int.self) } ?? 0
+            try run(
+                c,
+                """
+                SELECT COUNT(*) FROM label l JOIN escalation e ON e.id = l.escalation_id
+                WHERE \(unescaped: labelMatchesEscalation) AND GREATEST(l.recorded_at, e.received_at) > \(time)
+                """
+            ).rows.first.map { try $0.decode(Int.self) } ?? 0
         }
     }
 
@@ -28,7 +33,7 @@ extension PostgresSampleStore: TrainingStore {
                 c,
                 """
                 SELECT e.id, e.device, e.edge_model, e.received_at, e.payload, e.verdict_label, l.label
-                FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id
+                FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
                 WHERE (l.label IS NOT NULL OR e.verdict_label IS NOT NULL) AND e.received_at > \(after)
                 ORDER BY e.received_at, e.id LIMIT \(limit)
                 """
@@ -122,7 +127,7 @@ extension PostgresSampleStore: TrainingStore {
                 c,
                 """
                 SELECT e.edge_model, COUNT(*) FILTER (WHERE e.edge_label = l.label), COUNT(*)
-                FROM escalation e JOIN label l ON l.escalation_id = e.id
+                FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
                 WHERE e.received_at >= \(time) AND e.edge_model = ANY(\(models))
                 GROUP BY e.edge_model
                 """
@@ -133,6 +138,24 @@ extension PostgresSampleStore: TrainingStore {
                 tallies[model] = AccuracyComparison.Tally(correct: correct, labelled: labelled)
             }
             return tallies
+        }
+    }
+
+    public func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
+        -> AccuracyComparison.Tally
+    {
+        try withConnection { c in
+            let row = try run(
+                c,
+                """
+                SELECT COUNT(*) FILTER (WHERE e.edge_label = l.label), COUNT(*)
+                FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
+                WHERE e.received_at >= \(time) AND e.edge_model = \(model) AND e.fleet = \(fleet)
+                AND (\(devices == nil) OR e.device = ANY(\(devices ?? [])))
+                """
+            ).rows.first
+            let (correct, labelled) = try row?.decode((Int, Int).self) ?? (0, 0)
+            return AccuracyComparison.Tally(correct: correct, labelled: labelled)
         }
     }
 }

@@ -185,7 +185,36 @@ public final class PostgresSampleStore: Sendable {
                     report TEXT
                 )
                 """)
+            try migrateOrigins(c)
         }
+    }
+
+    /// Adds the escalation's fleet, claim count and terminal state, and the label's origin, to tables made before
+    /// them; rows stored earlier get their fleet from their verdict topic where it is the device's own. Runs inside
+    /// the migration's transaction and advisory lock.
+    private func migrateOrigins(_ c: PostgresConnection) throws {
+        let present =
+            try run(
+                c,
+                """
+                SELECT COUNT(*) FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'escalation' AND column_name = 'fleet'
+                """
+            ).rows.first.map { try $0.decode(Int.self) } ?? 0
+        guard present == 0 else { return }
+        _ = try run(
+            c,
+            """
+            ALTER TABLE escalation ADD COLUMN fleet TEXT, ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0,
+            ADD COLUMN terminal_reason TEXT, ADD COLUMN terminal_at DOUBLE PRECISION
+            """)
+        _ = try run(c, "ALTER TABLE label ADD COLUMN fleet TEXT, ADD COLUMN device TEXT")
+        _ = try run(
+            c,
+            """
+            UPDATE escalation SET fleet = split_part(response_topic, '/', 3)
+            WHERE response_topic = 'tandem/v1/' || split_part(response_topic, '/', 3) || '/' || device || '/verdicts'
+            """)
     }
 
     /// Drops every table (tests and tear-down of a throwaway database).
@@ -204,9 +233,9 @@ extension PostgresSampleStore: EscalationStore {
                     c,
                     """
                     INSERT INTO escalation (id, device, stream, payload, response_topic, edge_label, edge_confidence,
-                    edge_model, received_at) VALUES (\(e.id), \(e.device), \(e.stream), \(ByteBuffer(bytes: e.payload)),
-                    \(e.responseTopic), \(e.edgeLabel), \(e.edgeConfidence), \(e.edgeModel), \(e.receivedAt))
-                    ON CONFLICT (id) DO NOTHING RETURNING id
+                    edge_model, received_at, fleet) VALUES (\(e.id), \(e.device), \(e.stream),
+                    \(ByteBuffer(bytes: e.payload)), \(e.responseTopic), \(e.edgeLabel), \(e.edgeConfidence),
+                    \(e.edgeModel), \(e.receivedAt), \(e.fleet)) ON CONFLICT (id) DO NOTHING RETURNING id
                     """)
                 return result.rows.count == 1
             }
@@ -237,28 +266,73 @@ extension PostgresSampleStore: EscalationStore {
         }
     }
 
-    public func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws
-        -> [SampleStore.Escalation]
+    public func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int, maximumClaims: Int) throws
+        -> SampleStore.Claim
     {
         try withConnection { c in
             let before = now - staleSeconds
+            // One statement: rows claimed `maximumClaims` times already are given up, the others claimed; locked
+            // rows (another worker's claim in progress) are skipped.
             let result = try run(
                 c,
                 """
-                UPDATE escalation SET claimed_by = \(worker), claimed_at = \(now) WHERE id IN (
-                    SELECT id FROM escalation WHERE answered_at IS NULL AND received_at < \(before)
+                WITH stale AS (
+                    SELECT id, attempts >= \(maximumClaims) AS spent FROM escalation
+                    WHERE answered_at IS NULL AND terminal_reason IS NULL AND received_at < \(before)
                     AND (claimed_at IS NULL OR claimed_at < \(before)) ORDER BY received_at LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED)
-                RETURNING id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model,
-                received_at
+                UPDATE escalation e SET
+                    claimed_by = CASE WHEN s.spent THEN e.claimed_by ELSE \(worker) END,
+                    claimed_at = CASE WHEN s.spent THEN e.claimed_at ELSE \(now) END,
+                    attempts = CASE WHEN s.spent THEN e.attempts ELSE e.attempts + 1 END,
+                    terminal_reason = CASE WHEN s.spent THEN \(SampleStore.TerminalReason.gaveUp.rawValue) END,
+                    terminal_at = CASE WHEN s.spent THEN \(now) END
+                FROM stale s WHERE e.id = s.id
+                RETURNING e.id, e.device, e.stream, e.payload, e.response_topic, e.edge_label, e.edge_confidence,
+                e.edge_model, e.received_at, e.fleet, s.spent
                 """)
-            return try result.rows.map { row in
-                let (id, device, stream, payload, topic, label, confidence, model, received) = try row.decode(
-                    (UUID, String, String, ByteBuffer, String, Int, Double, String, Double).self)
-                return SampleStore.Escalation(
+            var claim = SampleStore.Claim()
+            let rows = try result.rows.map { row in
+                try row.decode(
+                    (UUID, String, String, ByteBuffer, String, Int, Double, String, Double, String?, Bool).self)
+            }.sorted { $0.8 < $1.8 }
+            for (id, device, stream, payload, topic, label, confidence, model, received, fleet, spent) in rows {
+                let escalation = SampleStore.Escalation(
                     id: id, device: device, stream: stream, payload: Array(buffer: payload), responseTopic: topic,
-                    edgeLabel: label, edgeConfidence: confidence, edgeModel: model, receivedAt: received)
-            }.sorted { $0.receivedAt < $1.receivedAt }
+                    edgeLabel: label, edgeConfidence: confidence, edgeModel: model, receivedAt: received, fleet: fleet)
+                if spent { claim.givenUp.append(escalation) } else { claim.escalations.append(escalation) }
+            }
+            return claim
+        }
+    }
+
+    public func markTerminal(_ ids: [UUID], reason: SampleStore.TerminalReason, at time: Double) throws -> [UUID] {
+        guard !ids.isEmpty else { return [] }
+        return try withConnection { c in
+            try run(
+                c,
+                """
+                UPDATE escalation SET terminal_reason = \(reason.rawValue), terminal_at = \(time)
+                WHERE id = ANY(\(ids)) AND answered_at IS NULL AND terminal_reason IS NULL RETURNING id
+                """
+            ).rows.map { try $0.decode(UUID.self) }
+        }
+    }
+
+    public func terminalCounts() throws -> [SampleStore.TerminalReason: Int] {
+        try withConnection { c in
+            var counts = [SampleStore.TerminalReason: Int]()
+            for row in try run(
+                c,
+                """
+                SELECT terminal_reason, COUNT(*) FROM escalation WHERE terminal_reason IS NOT NULL
+                GROUP BY terminal_reason
+                """
+            ).rows {
+                let (reason, count) = try row.decode((String, Int).self)
+                if let reason = SampleStore.TerminalReason(rawValue: reason) { counts[reason] = count }
+            }
+            return counts
         }
     }
 
@@ -280,21 +354,36 @@ extension PostgresSampleStore: EscalationStore {
 }
 
 extension PostgresSampleStore {
-    /// Records the ground truth for an escalation id (before or after the escalation itself arrives; a later
-    /// label replaces an earlier one).
-    public func recordLabel(id: UUID, label: Int, at time: Double = Date().timeIntervalSince1970) throws {
-        try recordLabels([(id, label)], at: time)
-    }
-
-    public func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double) throws {
-        try transaction { c in
-            for (id, label) in labels {
-                _ = try run(
+    public func recordLabels(
+        _ labels: [(id: UUID, label: Int)], from origin: SampleStore.LabelOrigin, at time: Double
+    ) throws -> [SampleStore.LabelOutcome] {
+        let (fleet, device): (String?, String?) =
+            switch origin {
+            case .operator: (nil, nil)
+            case .device(let fleet, let device): (fleet, device)
+            }
+        return try transaction { c in
+            try labels.map { id, label in
+                let owner = try run(c, "SELECT fleet, device FROM escalation WHERE id = \(id)").rows.first
+                    .map { try $0.decode((String?, String).self) }
+                let ownEscalation = owner.map { $0.0 == fleet && $0.1 == device }
+                if device != nil, ownEscalation == false { return .otherDevice }
+                // A device replaces its own earlier label, or any device's label on its own escalation; never an
+                // operator's.
+                let written = try run(
                     c,
                     """
-                    INSERT INTO label (escalation_id, label, recorded_at) VALUES (\(id), \(label), \(time))
-                    ON CONFLICT (escalation_id) DO UPDATE SET label = EXCLUDED.label, recorded_at = EXCLUDED.recorded_at
-                    """)
+                    INSERT INTO label (escalation_id, label, recorded_at, fleet, device)
+                    VALUES (\(id), \(label), \(time), \(fleet), \(device))
+                    ON CONFLICT (escalation_id) DO UPDATE SET label = EXCLUDED.label, recorded_at = EXCLUDED.recorded_at,
+                    fleet = EXCLUDED.fleet, device = EXCLUDED.device
+                    WHERE EXCLUDED.device IS NULL OR (label.device IS NOT NULL AND (\(ownEscalation == true)
+                    OR (label.fleet IS NOT DISTINCT FROM EXCLUDED.fleet AND label.device = EXCLUDED.device)))
+                    RETURNING escalation_id
+                    """
+                ).rows.count
+                guard written == 1 else { return .labelledByOthers }
+                return owner == nil ? .pending : .matched
             }
         }
     }

@@ -19,7 +19,7 @@ extension SampleStore {
                 db,
                 sql: """
                     SELECT e.edge_model, COUNT(*) AS labelled, SUM(e.edge_label = l.label) AS correct
-                    FROM escalation e JOIN label l ON l.escalation_id = e.id
+                    FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
                     WHERE e.received_at >= ? AND e.edge_model IN (\(placeholders))
                     GROUP BY e.edge_model
                     """,
@@ -30,5 +30,26 @@ extension SampleStore {
             tallies[row["edge_model"]] = AccuracyComparison.Tally(correct: row["correct"], labelled: row["labelled"])
         }
         return tallies
+    }
+
+    /// How often `model` predicted the ground truth on labelled escalations from `devices` of `fleet` (all of the
+    /// fleet's if nil) received at or after `time` (``TrainingStore/edgeAccuracy(of:fleet:devices:receivedSince:)``).
+    public func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
+        -> AccuracyComparison.Tally
+    {
+        // The device list goes in as one JSON array, however long the cohort.
+        let list = String(decoding: (try? JSONEncoder().encode(devices ?? [])) ?? Data("[]".utf8), as: UTF8.self)
+        let row = try pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS labelled, COALESCE(SUM(e.edge_label = l.label), 0) AS correct
+                    FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
+                    WHERE e.received_at >= ? AND e.edge_model = ? AND e.fleet = ?
+                    AND (? OR e.device IN (SELECT value FROM json_each(?)))
+                    """,
+                arguments: [time, model, fleet, devices == nil, list])
+        }
+        return AccuracyComparison.Tally(correct: row?["correct"] ?? 0, labelled: row?["labelled"] ?? 0)
     }
 }

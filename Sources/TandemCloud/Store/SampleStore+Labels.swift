@@ -32,13 +32,6 @@ extension SampleStore {
         public var source: LabelSource
     }
 
-    /// Records the ground-truth class of an escalation; a later label for the same id replaces it.
-    ///
-    /// The escalation need not be stored yet: the label waits for it.
-    public func recordLabel(id: UUID, label: Int, at time: Double = Date().timeIntervalSince1970) throws {
-        try recordLabels([(id, label)], at: time)
-    }
-
     /// The ground-truth class of `id`, if one was recorded.
     public func label(for id: UUID) throws -> Int? {
         try pool.read { db in
@@ -46,7 +39,8 @@ extension SampleStore {
         }
     }
 
-    /// Hard examples to train on: every escalation with a ground-truth label or a verdict, oldest first.
+    /// Hard examples to train on: every escalation with a ground-truth label or a verdict, oldest first. A device's
+    /// label counts only for its own escalation (same fleet and device).
     ///
     /// - Parameters:
     ///   - receivedAfter: only escalations received after this time (seconds since 1970), or all.
@@ -60,7 +54,7 @@ extension SampleStore {
                 db,
                 sql: """
                     SELECT e.id, e.device, e.edge_model, e.received_at, e.payload, e.verdict_label, l.label
-                    FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id
+                    FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
                     WHERE (l.label IS NOT NULL OR e.verdict_label IS NOT NULL) AND e.received_at > ?
                     ORDER BY e.received_at, e.id LIMIT ?
                     """,
@@ -90,10 +84,17 @@ extension SampleStore {
         }
     }
 
-    /// Labels recorded after `time` (seconds since 1970).
+    /// Labels that label a stored escalation and did so first after `time` (seconds since 1970): recorded after
+    /// it, or recorded earlier for an escalation that arrived after it. A label whose escalation is not stored (or
+    /// is another device's) does not count.
     public func labelCount(recordedAfter time: Double) throws -> Int {
         try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM label WHERE recorded_at > ?", arguments: [time]) ?? 0
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM label l JOIN escalation e ON e.id = l.escalation_id
+                    WHERE \(labelMatchesEscalation) AND max(l.recorded_at, e.received_at) > ?
+                    """, arguments: [time]) ?? 0
         }
     }
 }

@@ -29,11 +29,14 @@ public final class SampleStore: Sendable {
         public var edgeModel: String
         /// Seconds since 1970 when it was received.
         public var receivedAt: Double
+        /// The fleet of the topic it came on; nil for rows stored before fleets were kept (or by tests). A device's
+        /// label counts for an escalation only when both name the same fleet and device.
+        public var fleet: String?
 
         /// Creates a record.
         public init(
             id: UUID, device: String, stream: String, payload: [UInt8], responseTopic: String, edgeLabel: Int,
-            edgeConfidence: Double, edgeModel: String, receivedAt: Double
+            edgeConfidence: Double, edgeModel: String, receivedAt: Double, fleet: String? = nil
         ) {
             self.id = id
             self.device = device
@@ -44,6 +47,7 @@ public final class SampleStore: Sendable {
             self.edgeConfidence = edgeConfidence
             self.edgeModel = edgeModel
             self.receivedAt = receivedAt
+            self.fleet = fleet
         }
     }
 
@@ -75,6 +79,11 @@ public final class SampleStore: Sendable {
         defer { close(descriptor) }
         while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
         defer { flock(descriptor, LOCK_UN) }
+        // The store holds what devices sent and operators' labels: a new file is the owner's only (0600), and
+        // SQLite gives its -wal and -shm files the database file's mode. An existing file keeps its mode.
+        let file = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
+        close(file)
         let pool = try DatabasePool(path: path, configuration: configuration)
         try migrator.migrate(pool)
         return pool
@@ -144,6 +153,25 @@ public final class SampleStore: Sendable {
                     ALTER TABLE retraining_round ADD COLUMN report TEXT;
                     """)
         }
+        migrator.registerMigration("4: fleets, label origins and terminal rows") { db in
+            // The fleet of an escalation's topic, so that a device's label counts only for that device's own
+            // escalations; where a label came from (fleet and device of its topic; NULL for an operator's); how
+            // often a row was claimed again, and why it will never be answered (terminal rows are not reclaimed).
+            // Rows stored earlier get their fleet from their verdict topic where it is the device's own.
+            try db.execute(
+                sql: """
+                    ALTER TABLE escalation ADD COLUMN fleet TEXT;
+                    ALTER TABLE escalation ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE escalation ADD COLUMN terminal_reason TEXT;
+                    ALTER TABLE escalation ADD COLUMN terminal_at REAL;
+                    ALTER TABLE label ADD COLUMN fleet TEXT;
+                    ALTER TABLE label ADD COLUMN device TEXT;
+                    UPDATE escalation SET fleet = substr(response_topic, 11, instr(substr(response_topic, 11), '/') - 1)
+                    WHERE response_topic = 'tandem/v1/'
+                        || substr(response_topic, 11, instr(substr(response_topic, 11), '/') - 1)
+                        || '/' || device || '/verdicts';
+                    """)
+        }
         return migrator
     }
 
@@ -162,12 +190,12 @@ public final class SampleStore: Sendable {
                 try db.execute(
                     sql: """
                         INSERT OR IGNORE INTO escalation
-                        (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at,
+                        fleet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
-                        e.edgeConfidence, e.edgeModel, e.receivedAt,
+                        e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet,
                     ])
                 return db.changesCount == 1
             }
@@ -224,31 +252,78 @@ public final class SampleStore: Sendable {
     }
 
     /// Claims up to `limit` escalations nobody answered that were received (or last claimed) more than
-    /// `staleSeconds` ago — a worker died holding them — for `worker`.
-    public func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws -> [Escalation] {
+    /// `staleSeconds` ago — a worker died holding them, or answering failed — for `worker`; a row already claimed
+    /// `maximumClaims` times is given up instead (terminal, `gaveUp`) and never claimed again.
+    public func claimStale(
+        worker: String, staleSeconds: Double, now: Double, limit: Int, maximumClaims: Int
+    ) throws -> Claim {
         try pool.write { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM escalation WHERE answered_at IS NULL AND received_at < ?
+                    SELECT * FROM escalation WHERE answered_at IS NULL AND terminal_reason IS NULL AND received_at < ?
                     AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY received_at LIMIT ?
                     """,
                 arguments: [now - staleSeconds, now - staleSeconds, limit])
-            var claimed = [Escalation]()
+            var claim = Claim()
             for row in rows {
                 let id: String = row["id"]
-                try db.execute(
-                    sql: "UPDATE escalation SET claimed_by = ?, claimed_at = ? WHERE id = ?",
-                    arguments: [worker, now, id])
+                let attempts: Int = row["attempts"]
                 let payload: Data = row["payload"]
-                claimed.append(
-                    Escalation(
-                        id: UUID(uuidString: id) ?? UUID(), device: row["device"], stream: row["stream"],
-                        payload: Array(payload), responseTopic: row["response_topic"], edgeLabel: row["edge_label"],
-                        edgeConfidence: row["edge_confidence"], edgeModel: row["edge_model"],
-                        receivedAt: row["received_at"]))
+                let escalation = Escalation(
+                    id: UUID(uuidString: id) ?? UUID(), device: row["device"], stream: row["stream"],
+                    payload: Array(payload), responseTopic: row["response_topic"], edgeLabel: row["edge_label"],
+                    edgeConfidence: row["edge_confidence"], edgeModel: row["edge_model"],
+                    receivedAt: row["received_at"], fleet: row["fleet"])
+                if attempts >= maximumClaims {
+                    try db.execute(
+                        sql: "UPDATE escalation SET terminal_reason = ?, terminal_at = ? WHERE id = ?",
+                        arguments: [TerminalReason.gaveUp.rawValue, now, id])
+                    claim.givenUp.append(escalation)
+                } else {
+                    try db.execute(
+                        sql:
+                            "UPDATE escalation SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
+                        arguments: [worker, now, id])
+                    claim.escalations.append(escalation)
+                }
             }
-            return claimed
+            return claim
+        }
+    }
+
+    /// Marks unanswered escalations as never to be answered (terminal) for `reason`.
+    ///
+    /// - Returns: The ids this call marked (those already answered or terminal are left as they are), so that a
+    ///   row is reported once, by the worker that marked it.
+    public func markTerminal(_ ids: [UUID], reason: TerminalReason, at time: Double) throws -> [UUID] {
+        try pool.write { db in
+            try ids.filter { id in
+                try db.execute(
+                    sql: """
+                        UPDATE escalation SET terminal_reason = ?, terminal_at = ?
+                        WHERE id = ? AND answered_at IS NULL AND terminal_reason IS NULL
+                        """,
+                    arguments: [reason.rawValue, time, id.uuidString])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// Escalations that will never be answered, by reason.
+    public func terminalCounts() throws -> [TerminalReason: Int] {
+        try pool.read { db in
+            var counts = [TerminalReason: Int]()
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT terminal_reason, COUNT(*) AS n FROM escalation WHERE terminal_reason IS NOT NULL
+                    GROUP BY terminal_reason
+                    """)
+            {
+                if let reason = TerminalReason(rawValue: row["terminal_reason"]) { counts[reason] = row["n"] }
+            }
+            return counts
         }
     }
 

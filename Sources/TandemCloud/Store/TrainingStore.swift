@@ -34,6 +34,11 @@ public protocol TrainingStore: Sendable {
     /// How often each of `models` predicted the ground truth on its labelled escalations received at or after
     /// `time`; versions without any are left out.
     func edgeAccuracy(of models: [String], receivedSince time: Double) throws -> [String: AccuracyComparison.Tally]
+    /// How often `model` predicted the ground truth on the labelled escalations received at or after `time` from
+    /// `devices` of `fleet` (every device of `fleet` if nil): the devices the cloud gave that model, so a device's
+    /// own claim of the version it runs counts only where the cloud knows it could be true.
+    func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
+        -> AccuracyComparison.Tally
 }
 
 extension TrainingStore {
@@ -45,18 +50,24 @@ extension TrainingStore {
     /// The label accuracy of a canary's candidate against the version it replaces, on the labelled escalations
     /// each sent since the canary started, or nil unless both rest on the policy's `minimumLabelledWindows`.
     ///
+    /// The version an escalation names is its device's word; what the cloud knows is whom it gave each version. The
+    /// candidate's escalations count only from the rollout's cohort, the previous version's from any device of the
+    /// rollout's fleet (all ran it, the cohort before it switched), so a device outside the cohort cannot speak for
+    /// the candidate, nor a device of another fleet for either.
+    ///
     /// Only escalated windows carry the edge's prediction and can get a label, so this is accuracy on the
     /// windows each model was unsure of, not the models' overall accuracy. A candidate that escalates fewer,
     /// harder windows may score lower here while being better overall; the policy's `maximumAccuracyDrop` is
     /// the slack for that.
     public func accuracyComparison(for rollout: Rollout) throws -> AccuracyComparison? {
         guard rollout.phase == .canary, let started = rollout.canaryStartedAt else { return nil }
-        let tallies = try edgeAccuracy(
-            of: [rollout.version, rollout.previousVersion], receivedSince: started.timeIntervalSince1970)
-        let none = AccuracyComparison.Tally(correct: 0, labelled: 0)
+        let since = started.timeIntervalSince1970
+        let candidate = try edgeAccuracy(
+            of: rollout.version, fleet: rollout.fleet, devices: rollout.cohort, receivedSince: since)
+        let baseline = try edgeAccuracy(
+            of: rollout.previousVersion, fleet: rollout.fleet, devices: nil, receivedSince: since)
         return AccuracyComparison(
-            candidate: tallies[rollout.version] ?? none, baseline: tallies[rollout.previousVersion] ?? none,
-            minimumWindows: rollout.policy.minimumLabelledWindows)
+            candidate: candidate, baseline: baseline, minimumWindows: rollout.policy.minimumLabelledWindows)
     }
 }
 

@@ -166,6 +166,31 @@ public struct Rollout: Codable, Sendable, Equatable {
         public var windows: Int
         /// Windows escalated.
         public var escalations: Int
+
+        /// Counters as given.
+        init(windows: Int, escalations: Int) {
+            self.windows = windows
+            self.escalations = escalations
+        }
+
+        /// A status's counters, or nil when it has none or one is outside 0…``DeviceStatus/maximumCount``.
+        init?(_ status: DeviceStatus) {
+            guard let windows = status.windows, let escalations = status.escalations else { return nil }
+            self.init(windows: windows, escalations: escalations)
+            guard isPlausible else { return nil }
+        }
+
+        /// Both within 0…``DeviceStatus/maximumCount``, as a validated status reports them.
+        var isPlausible: Bool {
+            let range = 0...DeviceStatus.maximumCount
+            return range.contains(windows) && range.contains(escalations)
+        }
+
+        /// Adds windows and escalations, saturating.
+        mutating func add(_ windows: Int, _ escalations: Int) {
+            self.windows = self.windows.addingSaturated(windows)
+            self.escalations = self.escalations.addingSaturated(escalations)
+        }
     }
 
     /// What the last observation found, for status displays.
@@ -265,6 +290,10 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     /// Takes in the fleet's statuses (by device) and, while in canary, decides whether to roll back or promote.
     ///
+    /// Counters are the devices' word: a status or a saved reference with a count outside
+    /// 0…``DeviceStatus/maximumCount`` is left out (a reference is taken afresh), and every sum saturates, so neither
+    /// a status nor a state file saved from one can make a step trap.
+    ///
     /// - Returns: The actions of the transition it made, if any.
     public mutating func observe(
         _ statuses: [String: DeviceStatus], accuracy: AccuracyComparison? = nil, now: Date
@@ -285,16 +314,15 @@ public struct Rollout: Codable, Sendable, Equatable {
         var onCandidate = 0
         for device in cohort {
             guard let status = statuses[device], status.modelVersion == version,
-                let windows = status.windows, let escalations = status.escalations
+                let current = Counters(status)
             else { continue }
             onCandidate += 1
-            let current = Counters(windows: windows, escalations: escalations)
             // An agent that restarted counts from zero again: measure from there.
-            if let reference = references[device], reference.windows <= windows, reference.escalations <= escalations {
-                canary.windows += windows - reference.windows
-                canary.escalations += escalations - reference.escalations
-                before.windows += reference.windows
-                before.escalations += reference.escalations
+            if let reference = references[device], reference.isPlausible, reference.windows <= current.windows,
+                reference.escalations <= current.escalations
+            {
+                canary.add(current.windows - reference.windows, current.escalations - reference.escalations)
+                before.add(reference.windows, reference.escalations)
             } else {
                 references[device] = current
             }
@@ -304,13 +332,14 @@ public struct Rollout: Codable, Sendable, Equatable {
         var baseline = Counters(windows: 0, escalations: 0)
         for device in others {
             guard let status = statuses[device], status.modelVersion == previousVersion,
-                let windows = status.windows, let escalations = status.escalations
+                let current = Counters(status)
             else { continue }
-            if let reference = references[device], reference.windows <= windows, reference.escalations <= escalations {
-                baseline.windows += windows - reference.windows
-                baseline.escalations += escalations - reference.escalations
+            if let reference = references[device], reference.isPlausible, reference.windows <= current.windows,
+                reference.escalations <= current.escalations
+            {
+                baseline.add(current.windows - reference.windows, current.escalations - reference.escalations)
             } else {
-                references[device] = Counters(windows: windows, escalations: escalations)
+                references[device] = current
             }
         }
         let minimum = max(1, policy.minimumCanaryWindows)
@@ -344,7 +373,7 @@ public struct Rollout: Codable, Sendable, Equatable {
 
         let soaked = now.timeIntervalSince(canaryStartedAt ?? now)
         if soaked < policy.soakSeconds {
-            observation.waitingFor = "soak: \(Int(soaked)) of \(Int(policy.soakSeconds)) s"
+            observation.waitingFor = "soak: \(Self.seconds(soaked)) of \(Self.seconds(policy.soakSeconds)) s"
         } else if onCandidate < cohort.count {
             observation.waitingFor =
                 "\(cohort.count - onCandidate) of \(cohort.count) canary devices to serve \(version)"
@@ -353,7 +382,8 @@ public struct Rollout: Codable, Sendable, Equatable {
         } else {
             let summary = rate(canary).map { "escalation rate \(Self.percent($0))" } ?? "no windows"
             return end(
-                .promote, "soaked \(Int(soaked)) s on \(cohort.count) canary devices, \(summary)", automatic: true,
+                .promote, "soaked \(Self.seconds(soaked)) s on \(cohort.count) canary devices, \(summary)",
+                automatic: true,
                 now: now)
         }
         return []
@@ -405,5 +435,20 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     static func percent(_ fraction: Double) -> String {
         String(format: "%.1f %%", fraction * 100)
+    }
+
+    /// Whole seconds for a message; a time no clock gives (from a damaged state file) is shown as it is, never
+    /// converted to a trap.
+    static func seconds(_ value: Double) -> String {
+        value.isFinite && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// This rollout with each saved reference outside 0…``DeviceStatus/maximumCount`` dropped (taken afresh at the
+    /// next observation, as after an agent's restart): what ``read(from:)`` loads, so a state file holding a number
+    /// a device once reported cannot stop a restart.
+    func droppingImplausibleReferences() -> Rollout {
+        var copy = self
+        copy.references = references.filter { $0.value.isPlausible }
+        return copy
     }
 }

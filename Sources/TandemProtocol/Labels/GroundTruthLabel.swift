@@ -20,10 +20,16 @@ public struct GroundTruthLabel: Sendable, Equatable {
         self.label = label
     }
 
+    /// The largest label message read (the MQTT form), in bytes: a label is two short strings, about 90 bytes.
+    public static let maximumBytes = 4096
+
     /// Reads one label message (the MQTT form: a single object).
     ///
-    /// - Throws: ``LabelError`` saying which field is wrong.
+    /// - Throws: ``LabelError`` saying which field is wrong, or `tooLarge` for more than ``maximumBytes``.
     public init(decoding bytes: [UInt8]) throws(LabelError) {
+        guard bytes.count <= Self.maximumBytes else {
+            throw LabelError(.tooLarge, "a label of \(bytes.count) bytes, more than \(Self.maximumBytes)")
+        }
         guard case .object(let fields) = try Self.decode(Element.self, from: bytes) else {
             throw LabelError(.malformed, "expected a JSON object {\"escalationId\": …, \"label\": …}")
         }

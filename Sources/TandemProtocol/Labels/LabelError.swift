@@ -14,6 +14,13 @@ public struct LabelError: Error, CustomStringConvertible, Sendable, Equatable {
         case tooLarge
         /// The store could not record it.
         case store
+        /// The device whose topic it came on is over its rate limit.
+        case rateLimited
+        /// A device labelled an escalation of another fleet or device (a device labels only its own).
+        case otherDevice
+        /// A device labelled an escalation an operator (or, for another device's escalation, that device) labelled
+        /// already; a device never replaces such a label.
+        case labelledByOthers
     }
 
     /// The kind of refusal.

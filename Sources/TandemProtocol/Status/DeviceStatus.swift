@@ -234,8 +234,21 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         return reason
     }
 
-    /// Input errors over every stream and reason, if reported (at most ``maximumCount`` in a validated status).
-    public var inputErrorTotal: Int? { inputErrors.map { $0.values.reduce(0) { $0 + $1.values.reduce(0, +) } } }
+    /// Input errors over every stream and reason, if reported (at most ``maximumCount`` in a validated status);
+    /// the sum saturates at `Int.max`, and negative counts (which validation refuses) add nothing, so a status
+    /// built without validation cannot make it trap either.
+    public var inputErrorTotal: Int? {
+        inputErrors.map { streams in
+            var total = 0
+            for reasons in streams.values {
+                for count in reasons.values where count > 0 {
+                    let (sum, overflow) = total.addingReportingOverflow(count)
+                    total = overflow ? .max : sum
+                }
+            }
+            return total
+        }
+    }
 
     /// This status updated by a newer one; a last will (no model version) keeps the last known numbers.
     public func updated(by newer: DeviceStatus) -> DeviceStatus {
