@@ -172,6 +172,120 @@ struct AdversarialTests {
     }
 }
 
+extension AdversarialTests {
+    /// An escalation of the test model's shape (8 × 3) or of another, with `poison` written into its window.
+    func crafted(id: UUID, device: String, channels: Int = 3, poison: Float? = nil) throws -> [UInt8] {
+        var window = [Float](repeating: 0.25, count: channels * 8)
+        if let poison { window[5] = poison }
+        return try EscalationPayload(
+            id: id, device: device, stream: "vib", modelVersion: "edge-1", windowStart: 0, windowEnd: 0.07,
+            sampleRateHz: 100, channels: channels, length: 8, window: window,
+            topK: [.init(label: 0, probability: 0.5)], confidence: 0.5
+        ).encoded()
+    }
+
+    @Test(
+        "a device's own topics cannot crash, poison or mislead the cloud: absurd statuses, non-finite and misshapen windows, another device's name, a redirected verdict, oversized payloads, labels for another device's escalations"
+    )
+    func hostileMessages() async throws {
+        let scratch = try ScratchDirectory(prefix: "tandem-adversarial")
+        defer { scratch.remove() }
+        let fleet = try await Fleet(scratch: scratch)
+        #expect(
+            await waitUntil {
+                fleet.worker.log.contains("serving") && fleet.worker.log.contains("listening for labels")
+            }, "\(fleet.worker.log)")
+        let victim = try await fleet.connect("plant/victim")
+        let mallory = try await fleet.connect("plant/mallory")
+        let arrivals = Mutex<[String: Set<UUID>]>([:])
+        let record: @Sendable (MQTTMessage) -> Void = { message in
+            if let verdict = try? Verdict(decoding: message.payload) {
+                arrivals.withLock { _ = $0[message.topic, default: []].insert(verdict.escalationId) }
+            }
+        }
+        let victimVerdicts = try await victim.subscribe(
+            to: "tandem/v1/plant/victim/verdicts", qos: .atLeastOnce, receiver: record)
+        let malloryVerdicts = try await mallory.subscribe(
+            to: "tandem/v1/plant/mallory/verdicts", qos: .atLeastOnce, receiver: record)
+        var generator = SeededGenerator(seed: 5)
+        let honest = try await escalate(10, from: victim, fleet: "plant", device: "victim", generator: &generator)
+        #expect(await waitUntil { arrivals.withLock { $0["tandem/v1/plant/victim/verdicts"] } == Set(honest) })
+
+        // 2. Statuses whose numbers would overflow a sum or a difference.
+        for status in [
+            #"{"device":"mallory","state":"online","windows":9223372036854775807,"escalations":-5}"#,
+            #"{"device":"mallory","state":"online","windows":1e300,"escalationRate":"NaN"}"#,
+            #"{"device":"mallory","state":"online","inputErrors":{"s":{"nonFinite":-9223372036854775808}}}"#,
+        ] {
+            let ack = try await mallory.publish(
+                MQTTMessage(topic: "tandem/v1/plant/mallory/status", string: status, qos: .atLeastOnce, retain: true))
+            #expect(ack.isAccepted)
+        }
+        // 3. Windows that would poison training, and 4. verdicts sent elsewhere or in another device's name.
+        let redirected = UUID()
+        _ = try await mallory.publish(
+            MQTTMessage(
+                topic: "tandem/v1/plant/mallory/escalations", payload: try crafted(id: redirected, device: "mallory"),
+                qos: .atLeastOnce, retain: false,
+                properties: MQTTPublishProperties(responseTopic: "tandem/v1/plant/victim/verdicts")))
+        let poisoned: [(String, [UInt8])] = [
+            ("nan", try crafted(id: UUID(), device: "mallory", poison: .nan)),
+            ("infinity", try crafted(id: UUID(), device: "mallory", poison: .infinity)),
+            ("another shape", try crafted(id: UUID(), device: "mallory", channels: 4)),
+            ("another device's name", try crafted(id: UUID(), device: "victim")),
+            ("3 MiB", [UInt8](repeating: 0x54, count: 3 << 20)),
+            ("garbage", [0x54, 0x45, 1, 0, 9, 9]),
+        ]
+        for (name, payload) in poisoned {
+            let ack = try await mallory.publish(
+                MQTTMessage(topic: "tandem/v1/plant/mallory/escalations", payload: payload, qos: .atLeastOnce))
+            #expect(ack.isAccepted, "\(name): the broker takes it; the cloud must refuse it")
+        }
+        let server = fleet.worker.worker.server
+        #expect(
+            await waitUntil { server.statistics.rejected == poisoned.count }, "\(server.statistics)")
+        let refused = server.statistics.refused
+        #expect(refused[.malformed, default: 0] == 3, "NaN, infinity and garbage: \(refused)")
+        #expect(refused[.wrongShape] == 1, "\(refused)")
+        #expect(refused[.otherDevice] == 1, "\(refused)")
+        #expect(refused[.tooLarge] == 1, "\(refused)")
+        #expect(
+            await waitUntil { arrivals.withLock { $0["tandem/v1/plant/mallory/verdicts"] } == [redirected] },
+            "the redirected escalation is answered on its sender's own topic")
+
+        // 3. Labels for the victim's escalations, sent on the attacker's own label topic.
+        let intake = fleet.worker.worker.listener.labels
+        for id in honest.prefix(3) {
+            let label = #"{"escalationId":"\#(id.uuidString)","label":"c2"}"#
+            let ack = try await mallory.publish(
+                MQTTMessage(topic: "tandem/v1/plant/mallory/labels", string: label, qos: .atLeastOnce))
+            #expect(ack.isAccepted)
+        }
+        #expect(
+            await waitUntil { intake.statistics.rejected[.otherDevice, default: 0] == 3 }, "\(intake.statistics)")
+        #expect(intake.statistics.stored == 0, "nothing labelled the victim's escalations")
+
+        // Afterwards the cloud still runs, answers the honest device, and its fleet view holds no absurd number.
+        let more = try await escalate(10, from: victim, fleet: "plant", device: "victim", generator: &generator)
+        #expect(
+            await waitUntil {
+                arrivals.withLock { $0["tandem/v1/plant/victim/verdicts"] } == Set(honest + more)
+            }, "every honest escalation answered")
+        #expect(arrivals.withLock { $0["tandem/v1/plant/victim/verdicts"] }?.contains(redirected) == false)
+        #expect(fleet.worker.isRunning)
+        for device in fleet.worker.worker.listener.devices {
+            #expect((device.status.windows ?? 0) <= DeviceStatus.maximumCount, "\(device.status)")
+            #expect((device.status.escalations ?? 0) >= 0, "\(device.status)")
+        }
+
+        victimVerdicts.cancel()
+        malloryVerdicts.cancel()
+        await victim.disconnect()
+        await mallory.disconnect()
+        await fleet.stop()
+    }
+}
+
 /// The reference agent.yaml that provisioning fills in.
 enum ProvisioningTemplate {
     static let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
