@@ -58,11 +58,6 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(
-            name: "CBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
-        ),
-        .systemLibrary(
             name: "CMosquitto",
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
@@ -70,10 +65,12 @@ let package = Package(
         // The int8 engine's integer kernels: portable C plus AVX2 and AVX-512 VNNI versions compiled with
         // per-function target attributes and chosen at run time, so no -march flag is needed anywhere.
         .target(name: "CInt8Kernels"),
-        // TandemCore finds OpenBLAS at run time (Kernels/OpenBLAS.swift) so that `tandem-edge` does not load it
-        // for int8 models; the programs that train and serve float models link it through TandemTraining.
-        .target(name: "TandemCore", dependencies: ["CInt8Kernels", crypto]),
-        .target(name: "TandemTraining", dependencies: ["TandemCore", "CBLAS", yams]),
+        // CPUID and XGETBV, which Swift cannot execute: what the CPU and the OS support, for choosing OpenBLAS's core.
+        .target(name: "CCPUFeatures"),
+        // No target links OpenBLAS: TandemCore loads it at run time (Kernels/OpenBLAS.swift), after choosing its core
+        // type (read only when the library initializes), and `tandem-edge` loads it only for a float32 model.
+        .target(name: "TandemCore", dependencies: ["CInt8Kernels", "CCPUFeatures", crypto]),
+        .target(name: "TandemTraining", dependencies: ["TandemCore", yams]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         // The MQTT contract both sides speak (topics, payloads, status, labels, assignments); FoundationEssentials
         // only, so the edge binary does not grow.
@@ -104,7 +101,7 @@ let package = Package(
         .target(name: "TandemCommandLine", dependencies: ["TandemMQTT", argumentParser]),
         .executableTarget(
             name: "tandem-cloud",
-            dependencies: ["TandemCloud", "TandemFleet", "TandemCommandLine", argumentParser, yams]),
+            dependencies: ["TandemCloud", "TandemFleet", "TandemCore", "TandemCommandLine", argumentParser, yams]),
         .executableTarget(
             name: "tandem",
             dependencies: [
@@ -117,7 +114,8 @@ let package = Package(
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         // The linkage test reads both executables' symbol tables, so both must be built.
-        .testTarget(name: "TandemCLITests", dependencies: ["TandemTestSupport", "tandem", "tandem-cloud"]),
+        .testTarget(
+            name: "TandemCLITests", dependencies: ["TandemCore", "TandemTestSupport", "tandem", "tandem-cloud"]),
         .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCore", "TandemMQTT"]),
         .testTarget(
             name: "TandemEdgeTests",

@@ -1,6 +1,3 @@
-// Imported for its link: TandemCore finds `cblas_sgemm` in the process at run time, and every program
-// that trains (`tandem`, `tandem-cloud`) must therefore link OpenBLAS, which this module guarantees.
-import CBLAS
 import TandemCore
 
 /// A sequential network in training form: layers with parameters, gradients and caches.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TandemCloud
 import TandemCommandLine
+import TandemCore
 
 @main
 struct TandemCloudCommand: AsyncParsableCommand {
@@ -106,8 +107,10 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let worker = try CloudWorker.make(
-            configuration: try workerConfiguration(), logger: Logger(label: "tandem-cloud"))
+        let logger = Logger(label: "tandem-cloud")
+        // Loads OpenBLAS and chooses its core now, before the worker starts threads.
+        logger.info("float kernels: \(Kernels.floatKernelsDescription)")
+        let worker = try CloudWorker.make(configuration: try workerConfiguration(), logger: logger)
         try await worker.run()
     }
 }

@@ -65,6 +65,13 @@ struct TSArchiveTests {
         #expect(set.classNames == ["up", "down"])
     }
 
+    @Test("% lines are comments too, as in aeon's UnitTest files")
+    func percentComments() throws {
+        let set = try parse("%# A cut-down problem\n%\n" + Self.univariate)
+        #expect(set.windows.shape == [3, 4, 1])
+        #expect(set.labels == [0, 1, 0])
+    }
+
     @Test("a multivariate archive puts dimensions on the channel axis")
     func readsMultivariate() throws {
         let set = try parse(Self.multivariate)

@@ -9,7 +9,8 @@
 
 /// Reader and writer of the UCR/UEA `.ts` time-series archive format.
 ///
-/// The format is the one sktime, aeon and tslearn read: `#` comments, a header of `@tag value`
+/// The format is the one sktime, aeon and tslearn read: `#` comments (`%` too, as in the archive's ARFF
+/// siblings and aeon's own UnitTest files), a header of `@tag value`
 /// lines (`@problemName`, `@timeStamps`, `@missing`, `@univariate`, `@dimensions`,
 /// `@equalLength`, `@seriesLength`, `@classLabel true label…`), then `@data` and one series a
 /// line: each dimension's values separated by commas, dimensions separated by `:`, the class
@@ -167,7 +168,10 @@ public enum TSArchive {
         }
 
         mutating func consume(_ base: UnsafePointer<UInt8>, _ line: Range<Int>, number: Int) throws {
-            if line.isEmpty || base[line.lowerBound] == UInt8(ascii: "#") { return }
+            if line.isEmpty || base[line.lowerBound] == UInt8(ascii: "#") || base[line.lowerBound] == UInt8(ascii: "%")
+            {
+                return
+            }
             if base[line.lowerBound] == UInt8(ascii: "@") {
                 try tag(ASCIINumber.string(base, line), number: number)
             } else if !inData {

@@ -19,6 +19,18 @@ public enum Kernels {
     /// Why the float32 kernels are unavailable (the loader's messages), or empty.
     public static var floatUnavailableReason: String { OpenBLAS.failure }
 
+    /// The OpenBLAS the float32 kernels run on and how its core type was chosen, or nil when it is missing.
+    ///
+    /// The first use loads OpenBLAS (see ``OpenBLASSelection``); programs that run float models read this at
+    /// start, before they start threads, and log it.
+    public static var floatKernels: OpenBLASSelection? { OpenBLAS.selection }
+
+    /// `OpenBLAS 0.3.21, core SkylakeX (chosen; detected Prescott), 2 threads`, or why there is no OpenBLAS;
+    /// the text of the `float kernels:` log line.
+    public static var floatKernelsDescription: String {
+        floatKernels?.description ?? "unavailable (\(floatUnavailableReason))"
+    }
+
     /// `C = alpha · op(A) · op(B) + beta · C` in row-major order through OpenBLAS.
     ///
     /// - Important: Check ``isFloatAvailable`` first where OpenBLAS may be missing (the edge agent);

@@ -20,6 +20,10 @@ public struct CompressionOptions: Sendable {
     /// Whether to time batch-1 inference of every model (up to 550 windows each). Default true.
     public var measuresLatency = true
 
+    /// The largest drop of the int8 model's test accuracy below the teacher's that `tandem compress` accepts by
+    /// default (``CompressionResult/requireAccuracy(withinMarginOfTeacher:)``): 5 percentage points.
+    public static let defaultMaximumAccuracyDrop = 0.05
+
     /// Options with the given distillation settings and the defaults above.
     public init(training: TrainingConfiguration, distillation: DistillationLoss) {
         self.training = training
@@ -76,6 +80,59 @@ public struct CompressionResult: Sendable {
     public var confidence: [String: Double]
     /// Number of test windows.
     public var testWindows: Int
+    /// Number of labeled training windows.
+    public var trainingWindows: Int
+    /// The distillation of the student (before any pruning): epochs run, the kept epoch, validation.
+    public var distillation: TrainingResult
+
+    /// How far the int8 model's test accuracy is below the teacher's (negative when it is above).
+    public var accuracyDropFromTeacher: Double {
+        guard let teacher = rows.first, let int8 = rows.last else { return 0 }
+        return teacher.accuracy - int8.accuracy
+    }
+
+    /// Checks that the int8 model is at most `margin` below the teacher on the test windows.
+    ///
+    /// - Parameter margin: the largest accepted drop, as a fraction (0.05 is 5 percentage points).
+    /// - Throws: ``CompressionError`` with code `studentBelowTeacher`, whose message gives both accuracies, the
+    ///   test and training sizes and what the distillation ran.
+    public func requireAccuracy(withinMarginOfTeacher margin: Double) throws {
+        let drop = accuracyDropFromTeacher
+        guard drop > margin, let teacher = rows.first, let int8 = rows.last else { return }
+        func percent(_ x: Double) -> String { String(format: "%.2f %%", x * 100) }
+        func points(_ x: Double) -> String { String(format: "%.1f pp", x * 100) }
+        let distilled =
+            "distillation ran \(distillation.epochsRun) epochs, kept epoch \(distillation.bestEpoch)"
+            + (distillation.validation == nil ? " (no validation split)" : "")
+        throw CompressionError(
+            .studentBelowTeacher,
+            "the int8 student scores \(percent(int8.accuracy)) on the \(testWindows) test windows, \(points(drop)) below "
+                + "the teacher's \(percent(teacher.accuracy)); at most \(points(margin)) is accepted. "
+                + "It was distilled from \(trainingWindows) training windows (\(distilled)). More training windows, "
+                + "a larger edge spec or a higher margin may help")
+    }
+}
+
+/// Why a compression result was refused.
+public struct CompressionError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public enum Code: Sendable, Equatable {
+        /// The int8 student is further below the teacher than the accepted margin.
+        case studentBelowTeacher
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// What and by how much, for the user.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
 }
 
 /// Distil → prune → fine-tune → int8-quantize → evaluate: a float teacher becomes an int8 edge model.
@@ -111,7 +168,7 @@ public enum CompressionPipeline {
         progress(
             "distilling \(spec.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(options.distillation.temperature), α=\(options.distillation.alpha)"
         )
-        _ = try Distiller(configuration: config, loss: options.distillation).distil(
+        let distillation = try Distiller(configuration: config, loss: options.distillation).distil(
             student, teacher: teacher, on: train, unlabeled: data.unlabeled
         ) { progress($0.line) }
         let studentModel = try student.exportFloatModel()
@@ -216,7 +273,8 @@ public enum CompressionPipeline {
             quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
         return CompressionResult(
             artifact: artifact, quantized: quantized, rows: rows, int8AgreementWithFloat: agreement,
-            pruning: pruningReport, confidence: confidence, testWindows: test.count)
+            pruning: pruningReport, confidence: confidence, testWindows: test.count, trainingWindows: train.count,
+            distillation: distillation)
     }
 
     /// The 1st to 99th percentiles of each confidence measure, keyed `confidence.{measure}.pNN`.

@@ -2,7 +2,9 @@ import Foundation
 import TandemCore
 
 /// Trains a student network from a teacher's logits (knowledge distillation), with the same split,
-/// schedule, early stopping and best-weight restore as `Trainer`.
+/// schedule, early stopping, best-weight restore and small-data rules as `Trainer`
+/// (``TrainingConfiguration/plan(labels:unlabeledWindows:)``: a raised epoch bound and no validation split on
+/// a few dozen windows).
 ///
 /// The teacher runs once over every training window before the first epoch (its logits do not change),
 /// so an epoch costs the student's forward and backward pass only. Labeled windows are split per class
@@ -42,13 +44,11 @@ public struct Distiller {
             )
         }
         let c = configuration
-        let split =
-            c.validationFraction > 0
-            ? Trainer.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
-            : (train: Array(data.labels.indices), validation: [Int]())
-        var windows = data.windows.gathering(split.train)
-        var labels: [Int?] = split.train.map { data.labels[$0] }
-        if let unlabeled, unlabeled.count > 0 {
+        let unlabeledCount = unlabeled.map { $0.count > 0 ? $0.shape[0] : 0 } ?? 0
+        let plan = c.plan(labels: data.labels, unlabeledWindows: unlabeledCount)
+        var windows = data.windows.gathering(plan.training)
+        var labels: [Int?] = plan.training.map { data.labels[$0] }
+        if let unlabeled, unlabeledCount > 0 {
             guard unlabeled.rank == 3, unlabeled.shape[1] == data.length, unlabeled.shape[2] == data.channels else {
                 throw ModelError(
                     .badInput,
@@ -59,7 +59,7 @@ public struct Distiller {
                 scalars: windows.scalars + unlabeled.scalars)
             labels += [Int?](repeating: nil, count: unlabeled.shape[0])
         }
-        let validationSet = split.validation.isEmpty ? nil : data.subset(split.validation)
+        let validationSet = plan.validation.isEmpty ? nil : data.subset(plan.validation)
         let teacherLogits = try teacher.logits(for: windows)
         let count = labels.count
         let optimizer = Optimizer(kind: c.optimizer, momentum: c.momentum, weightDecay: c.weightDecay)
@@ -71,9 +71,9 @@ public struct Distiller {
         var stoppedEarly = false
         let started = Date()
         student.zeroGradients()
-        for epoch in 0..<c.epochs {
+        for epoch in 0..<plan.epochs {
             let epochStart = Date()
-            let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: c.epochs)
+            let rate = c.schedule.rate(base: c.learningRate, epoch: epoch, epochs: plan.epochs)
             order.shuffle(using: &generator)
             var lossSum = 0.0
             var seen = 0
@@ -114,13 +114,13 @@ public struct Distiller {
             }
             let elapsed = Date().timeIntervalSince(started)
             let report = EpochReport(
-                epoch: epoch + 1, epochs: c.epochs, loss: trainLoss, validationLoss: validationLoss,
+                epoch: epoch + 1, epochs: plan.epochs, loss: trainLoss, validationLoss: validationLoss,
                 validationAccuracy: validationAccuracy, learningRate: Double(rate),
                 samplesPerSecond: Double(seen) / Swift.max(Date().timeIntervalSince(epochStart), 1e-9),
-                secondsRemaining: elapsed / Double(epoch + 1) * Double(c.epochs - epoch - 1), improved: improved)
+                secondsRemaining: elapsed / Double(epoch + 1) * Double(plan.epochs - epoch - 1), improved: improved)
             history.append(report)
             progress(report)
-            if c.patience > 0 && stale >= c.patience {
+            if plan.patience > 0 && stale >= plan.patience {
                 stoppedEarly = true
                 break
             }

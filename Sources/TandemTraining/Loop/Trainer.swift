@@ -99,13 +99,9 @@ public struct Trainer {
     ) throws -> TrainingResult {
         try configuration.validate()
         let c = configuration
-        var split = (train: Array(data.labels.indices), validation: [Int]())
-        if c.validationFraction > 0 {
-            let stratified = Self.stratifiedSplit(labels: data.labels, fraction: c.validationFraction, seed: c.seed)
-            if stratified.validation.count >= c.minimumValidationWindows { split = stratified }
-        }
-        let trainSet = data.subset(split.train)
-        let validationSet = split.validation.isEmpty ? nil : data.subset(split.validation)
+        let plan = c.plan(labels: data.labels)
+        let trainSet = data.subset(plan.training)
+        let validationSet = plan.validation.isEmpty ? nil : data.subset(plan.validation)
         let weights = classWeights(labels: trainSet.labels, classes: data.classNames.count)
         let optimizer = Optimizer(kind: c.optimizer, momentum: c.momentum, weightDecay: c.weightDecay)
         var generator = SeededGenerator(seed: c.seed &+ 1)
@@ -114,9 +110,8 @@ public struct Trainer {
         var best = (loss: Double.infinity, epoch: 0, state: network.state())
         var stale = 0
         var stoppedEarly = false
-        let epochs = c.epochBound(stepsPerEpoch: max(1, trainSet.count / c.batchSize))
-        // Without a validation split the training loss decides; give it longer to settle on tiny sets.
-        let patience = validationSet == nil && c.patience > 0 ? max(c.patience, epochs / 10) : c.patience
+        let epochs = plan.epochs
+        let patience = plan.patience
         let started = Date()
         network.zeroGradients()
         for epoch in 0..<epochs {

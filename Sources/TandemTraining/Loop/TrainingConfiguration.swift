@@ -63,6 +63,28 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         return max(epochs, min(needed, 2000))
     }
 
+    /// How one run uses its data: which windows train and which validate, the epoch bound and the patience.
+    ///
+    /// Training and distillation both follow it, so the small-data rules hold for both: the stratified split is
+    /// made only when it yields at least ``minimumValidationWindows`` windows, the epoch bound is raised to
+    /// ``minimumSteps`` optimizer steps (``epochBound(stepsPerEpoch:)``), and without a validation split the
+    /// training loss decides with a patience of at least a tenth of the epochs.
+    ///
+    /// - Parameters:
+    ///   - labels: the labels of the labeled windows, in order.
+    ///   - unlabeledWindows: extra windows that only ever train (distillation's unlabeled data).
+    public func plan(labels: [Int], unlabeledWindows: Int = 0) -> TrainingPlan {
+        var split = (train: Array(labels.indices), validation: [Int]())
+        if validationFraction > 0 {
+            let stratified = Trainer.stratifiedSplit(labels: labels, fraction: validationFraction, seed: seed)
+            if stratified.validation.count >= minimumValidationWindows { split = stratified }
+        }
+        let windows = split.train.count + unlabeledWindows
+        let epochs = epochBound(stepsPerEpoch: max(1, windows / batchSize))
+        let patience = split.validation.isEmpty && self.patience > 0 ? max(self.patience, epochs / 10) : self.patience
+        return TrainingPlan(training: split.train, validation: split.validation, epochs: epochs, patience: patience)
+    }
+
     /// Decodes a `training:` section; absent keys keep their defaults.
     public init(from decoder: any Decoder) throws {
         self.init()
@@ -132,4 +154,16 @@ extension LearningRateSchedule {
                     "unknown schedule `\(text)`; use constant, step:EVERY:FACTOR, cosine[:FLOOR] or inverse_time:DECAY")
         }
     }
+}
+
+/// What ``TrainingConfiguration/plan(labels:unlabeledWindows:)`` decided for one data set.
+public struct TrainingPlan: Sendable, Equatable {
+    /// Indices of the labeled windows that train, ascending.
+    public var training: [Int]
+    /// Indices of the labeled windows that validate, ascending; empty when the split was not made.
+    public var validation: [Int]
+    /// The epoch bound, raised on small data.
+    public var epochs: Int
+    /// Epochs without improvement before stopping (0: never).
+    public var patience: Int
 }

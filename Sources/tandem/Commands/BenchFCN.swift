@@ -29,6 +29,7 @@ struct BenchModel: ParsableCommand {
     @Flag(help: "Leave glibc's allocator at its defaults (for measuring MemoryTuning).") var defaultAllocator = false
 
     func run() throws {
+        Console.logFloatKernels()
         if !defaultAllocator { MemoryTuning.reuseLargeAllocations() }
         let file = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         let network = try Network(layers: file.layers, window: window, channels: channels, classes: classes, seed: 1)

@@ -16,6 +16,13 @@ enum Console {
         print(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
+    /// Logs which OpenBLAS core the float kernels run on, loading OpenBLAS (and choosing its core) if not yet done.
+    ///
+    /// Commands that train or run float models call this first, before anything starts threads.
+    static func logFloatKernels() {
+        log("float kernels: \(Kernels.floatKernelsDescription)")
+    }
+
     /// Formats a fraction as a percentage with two decimals.
     static func percent(_ value: Double) -> String { String(format: "%.2f%%", value * 100) }
 }

@@ -17,7 +17,11 @@ struct Compress: ParsableCommand {
             on --calibration training windows). Teacher, student, pruned and int8 models are scored on
             the test part of DATA (or a held-out 20 % when DATA has none); the int8 model's confidence
             distribution on those windows is stored in its manifest metrics (`confidence.*.pNN`) so an
-            escalation budget can be turned into a threshold. See docs/INT8.md.
+            escalation budget can be turned into a threshold. Distillation follows the training rules for small
+            data sets (`tandem train`): the epoch bound is raised to the spec's minimum_steps and no validation
+            split is made from fewer than 30 windows; --epochs makes the bound exact. The int8 model is not
+            written when it scores more than --max-accuracy-drop below the teacher on the test windows.
+            See docs/INT8.md.
             """
     )
 
@@ -28,16 +32,23 @@ struct Compress: ParsableCommand {
     @Option(help: "Fraction of filters/units to remove from every prunable layer, in [0, 1).") var prune: Float?
     @Option(help: "Prune until a window costs at most this many MACs (instead of --prune).") var macBudget: Int?
     @Option(help: "Pruning criterion: l1 or bn-scale.") var pruneBy = "l1"
+    @Option(help: "Unequal-length .ts series: require, pad[:N], pad-longest or resample[:N] (N: the teacher's window).")
+    var lengthPolicy = LengthPolicyOption(argument: "require")!
     @Option(help: "Calibration windows for int8 activation ranges.") var calibration = 256
     @Option(help: "Calibration method: minmax, percentile[:P] or mse.") var calibrationMethod = "percentile:99.99"
     @Option(help: "Distillation temperature T.") var temperature: Float = 4
     @Option(help: "Weight α of the hard-label loss.") var alpha: Float = 0.5
-    @Option(help: "Upper bound on distillation epochs (default: the spec's).") var epochs: Int?
+    @Option(help: "Distillation epochs, exact (default: the spec's, raised on small data).") var epochs: Int?
     @Option(help: "Upper bound on fine-tuning epochs after pruning.") var fineTuneEpochs = 30
     @Option(help: "Random seed (default: the spec's).") var seed: UInt64?
     @Option(help: "Model version (default: NAME-<UTC time>).") var version: String?
     @Option(help: "Public key file the teacher's signature must verify against (repeatable).") var trustedKey:
         [String] = []
+    @Option(
+        help: ArgumentHelp(
+            "Largest accepted drop of the int8 model's test accuracy below the teacher's, as a fraction; "
+                + "a worse model is not written.", valueName: "fraction"))
+    var maxAccuracyDrop = CompressionOptions.defaultMaximumAccuracyDrop
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
     /// One row of the comparison table.
@@ -61,12 +72,16 @@ struct Compress: ParsableCommand {
     }
 
     func run() throws {
+        Console.logFloatKernels()
         let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
         let teacherModel = try loaded.floatModel()
         let teacherManifest = loaded.artifact.manifest
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()
-        if let epochs { config.epochs = epochs }
+        if let epochs {
+            config.epochs = epochs
+            config.minimumSteps = 0
+        }
         if let seed { config.seed = seed }
         try config.validate()
         let method = try CalibrationMethod(parsing: calibrationMethod)
@@ -74,11 +89,14 @@ struct Compress: ParsableCommand {
             throw CommandFailure("--prune-by \(pruneBy): use l1 or bn-scale")
         }
         guard prune == nil || macBudget == nil else { throw CommandFailure("give --prune or --mac-budget, not both") }
+        guard (0...1).contains(maxAccuracyDrop) else { throw CommandFailure("--max-accuracy-drop must be in [0, 1]") }
         let distillation = try DistillationLoss(temperature: temperature, alpha: alpha)
 
         // Data, shaped and normalized as the teacher expects.
         let input = teacherManifest.input
-        let split = try DataSource.load(path: data, window: input.window, hop: input.hop)
+        let split = try DataSource.load(
+            path: data, window: input.window, hop: input.hop,
+            lengthPolicy: try lengthPolicy.policy(fallbackLength: input.window))
         var train = split.train
         var test: LabeledWindows
         if let held = split.test {
@@ -105,14 +123,20 @@ struct Compress: ParsableCommand {
             data: CompressionData(train: train, test: test), options: options,
             version: version ?? ModelManifest.defaultVersion(name: specFile.name), progress: Console.log)
         let manifest = result.artifact.manifest
-        try result.artifact.write(to: URL(fileURLWithPath: out))
-        Console.log(
-            "wrote \(out): \(manifest.name) \(manifest.version) (int8, \(result.artifact.serialized().count) bytes)")
         let rows = result.rows.map {
             Row(
                 model: $0.model, accuracy: $0.accuracy, parameters: $0.parameters, bytes: $0.bytes, macs: $0.macs,
                 latencyMicrosecondsBatch1: $0.latencyMicrosecondsBatch1 ?? 0)
         }
+        do {
+            try result.requireAccuracy(withinMarginOfTeacher: maxAccuracyDrop)
+        } catch let error as CompressionError {
+            for line in Self.table(rows) { Console.log(line) }
+            throw CommandFailure("not writing \(out): \(error.message) (--max-accuracy-drop).")
+        }
+        try result.artifact.write(to: URL(fileURLWithPath: out))
+        Console.log(
+            "wrote \(out): \(manifest.name) \(manifest.version) (int8, \(result.artifact.serialized().count) bytes)")
         let agreement = result.int8AgreementWithFloat
         let confidence = result.confidence
 
@@ -124,14 +148,7 @@ struct Compress: ParsableCommand {
             try Console.printJSON(output)
             return
         }
-        print("model            accuracy  parameters     bytes        MACs  latency µs (batch 1)")
-        for row in rows {
-            print(
-                row.model.padding(toLength: 15, withPad: " ", startingAt: 0)
-                    + String(
-                        format: "  %7.2f%%  %10d  %8d  %10d  %8.1f", row.accuracy * 100, row.parameters, row.bytes,
-                        row.macs, row.latencyMicrosecondsBatch1))
-        }
+        for line in Self.table(rows) { print(line) }
         print(
             "int8 top-1 agreement with the float model it was quantized from: \(Console.percent(agreement)) on \(test.count) windows"
         )
@@ -139,5 +156,16 @@ struct Compress: ParsableCommand {
         print(
             "int8 confidence p05/p50/p95: max-prob \(p("confidence.max_probability.p05"))/\(p("confidence.max_probability.p50"))/\(p("confidence.max_probability.p95")), margin \(p("confidence.margin.p05"))/\(p("confidence.margin.p50"))/\(p("confidence.margin.p95")), entropy \(p("confidence.entropy.p05"))/\(p("confidence.entropy.p50"))/\(p("confidence.entropy.p95"))"
         )
+    }
+
+    /// The comparison table, one line per model.
+    static func table(_ rows: [Row]) -> [String] {
+        ["model            accuracy  parameters     bytes        MACs  latency µs (batch 1)"]
+            + rows.map { row in
+                row.model.padding(toLength: 15, withPad: " ", startingAt: 0)
+                    + String(
+                        format: "  %7.2f%%  %10d  %8d  %10d  %8.1f", row.accuracy * 100, row.parameters, row.bytes,
+                        row.macs, row.latencyMicrosecondsBatch1)
+            }
     }
 }

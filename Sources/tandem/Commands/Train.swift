@@ -54,6 +54,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        Console.logFloatKernels()
         let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         var config = specFile.training ?? TrainingConfiguration()
         if let epochs {
