@@ -50,9 +50,11 @@ struct CLITests {
         #expect(rates.count == 3 && rates.first == 0 && rates.last == 1)
         #expect(abs((points.last?["cascadeAccuracy"] as? Double ?? -1) - testAccuracy) < 1e-9)
 
+        // Two epochs make a weak student; --max-accuracy-drop 1 writes it anyway (this flow checks the plumbing).
         let compress = try run([
             "compress", "--teacher", "\(dir)/edge.tandem", "--spec", spec, "--data", "\(dir)/sim", "--out",
-            "\(dir)/edge-int8.tandem", "--prune", "0.25", "--epochs", "2", "--fine-tune-epochs", "1", "--json",
+            "\(dir)/edge-int8.tandem", "--prune", "0.25", "--epochs", "2", "--fine-tune-epochs", "1",
+            "--max-accuracy-drop", "1", "--json",
         ])
         #expect(compress.status == 0, "\(compress.standardError)")
         let int8Eval = try run(["eval", "--model", "\(dir)/edge-int8.tandem", "--data", "\(dir)/sim", "--json"])
