@@ -75,12 +75,13 @@ struct SmallDataCompressionTests {
         #expect(result.history.allSatisfy { $0.validationAccuracy == nil && $0.epochs == 30 })
     }
 
-    @Test("compress with the spec defaults on 48 windows: the int8 student stays near its teacher")
+    @Test("compress on 48 windows: the int8 student, taught on perturbed copies too, stays near its teacher")
     func smallDataStudentLearns() throws {
         let train = sinusoidWindows(count: 48, seed: 32)
         let test = sinusoidWindows(count: 150, seed: 33)
         let teacher = try teacher(trainedOn: train)
-        var config = TrainingConfiguration()  // an edge spec's settings: 100 epochs, batch 16, patience 10
+        var config = TrainingConfiguration()
+        config.epochs = 10
         config.minimumSteps = 600
         config.learningRate = 0.003
         let result = try compress(teacher, train: train, test: test, training: config)
@@ -89,8 +90,34 @@ struct SmallDataCompressionTests {
         #expect(teacherAccuracy >= 0.9, "teacher \(teacherAccuracy)")
         #expect(int8Accuracy >= teacherAccuracy - 0.05, "int8 \(int8Accuracy), teacher \(teacherAccuracy)")
         #expect(result.distillation.validation == nil)
-        #expect(result.distillation.history.first?.epochs == 200, "48 windows: 3 steps an epoch, 600 steps")
+        #expect(
+            result.distillation.history.first?.epochs == 40,
+            "48 windows and 192 perturbed copies: 15 steps an epoch, 600 steps")
         try result.requireAccuracy(withinMarginOfTeacher: CompressionOptions.defaultMaximumAccuracyDrop)
+    }
+
+    @Test("perturbed copies: copy by copy, deterministic, close to their window, exact without perturbation")
+    func perturbedCopies() {
+        let windows = sinusoidWindows(count: 6, seed: 36).windows
+        let augmentation = TransferAugmentation()
+        let copies = augmentation.perturbedCopies(of: windows, seed: 1)
+        #expect(copies.shape == [24, 32, 2])
+        #expect(copies == augmentation.perturbedCopies(of: windows, seed: 1))
+        #expect(copies != augmentation.perturbedCopies(of: windows, seed: 2))
+        // Without the shift a copy differs from its window by the noise (0.05) and the scale (10 %) only.
+        var unshifted = TransferAugmentation()
+        unshifted.maximumShiftFraction = 0
+        let difference = zip(unshifted.perturbedCopies(of: windows, seed: 1).slice(0..<6).scalars, windows.scalars)
+            .map { abs($0 - $1) }
+        let mean = difference.reduce(0, +) / Float(difference.count)
+        #expect(mean > 0.02 && mean < 0.2, "mean difference \(mean)")
+        var none = TransferAugmentation()
+        none.amplitudeDeviation = 0
+        none.noiseDeviation = 0
+        none.maximumShiftFraction = 0
+        none.copies = 2
+        let exact = none.perturbedCopies(of: windows, seed: 1)
+        #expect(exact.slice(0..<6) == windows && exact.slice(6..<12) == windows)
     }
 
     @Test("a student far below its teacher is refused, and the message says by how much and on what data")

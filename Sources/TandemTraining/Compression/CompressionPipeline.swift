@@ -17,6 +17,9 @@ public struct CompressionOptions: Sendable {
     public var calibrationWindows = 256
     /// How activation ranges are chosen. Default the 99.99th percentile.
     public var calibrationMethod = CalibrationMethod.percentile(99.99)
+    /// Perturbed copies of the training windows the teacher labels for the student when the data set is small
+    /// (the training plan makes no validation split); nil never adds them. Default ``TransferAugmentation()``.
+    public var smallDataAugmentation: TransferAugmentation? = TransferAugmentation()
     /// Whether to time batch-1 inference of every model (up to 550 windows each). Default true.
     public var measuresLatency = true
 
@@ -102,8 +105,9 @@ public struct CompressionResult: Sendable {
         func percent(_ x: Double) -> String { String(format: "%.2f %%", x * 100) }
         func points(_ x: Double) -> String { String(format: "%.1f pp", x * 100) }
         let distilled =
-            "distillation ran \(distillation.epochsRun) epochs, kept epoch \(distillation.bestEpoch)"
-            + (distillation.validation == nil ? " (no validation split)" : "")
+            "distillation ran \(distillation.epochsRun) epochs"
+            + (distillation.validation == nil ? " without a validation split" : "")
+            + " and kept epoch \(distillation.bestEpoch)"
         throw CompressionError(
             .studentBelowTeacher,
             "the int8 student scores \(percent(int8.accuracy)) on the \(testWindows) test windows, \(points(drop)) below "
@@ -132,6 +136,7 @@ public struct CompressionError: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 }
 
@@ -162,6 +167,24 @@ public enum CompressionPipeline {
         let test = data.test
         let classes = teacherManifest.classNames.count
 
+        // On a small data set, perturbed copies of the training windows join the unlabeled windows.
+        var unlabeled = data.unlabeled
+        if let augmentation = options.smallDataAugmentation, augmentation.copies > 0,
+            config.plan(labels: train.labels).validation.isEmpty
+        {
+            let copies = augmentation.perturbedCopies(of: train.windows, seed: config.seed)
+            progress(
+                "small data set (\(train.count) windows): the teacher also labels \(copies.shape[0]) perturbed copies")
+            unlabeled =
+                unlabeled.map { extra in
+                    extra.count == 0
+                        ? copies
+                        : Tensor(
+                            shape: [extra.shape[0] + copies.shape[0], input.window, input.channels],
+                            scalars: extra.scalars + copies.scalars)
+                } ?? copies
+        }
+
         // Distil.
         let student = try Network(
             layers: spec.layers, window: input.window, channels: input.channels, classes: classes, seed: config.seed)
@@ -169,7 +192,7 @@ public enum CompressionPipeline {
             "distilling \(spec.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(options.distillation.temperature), α=\(options.distillation.alpha)"
         )
         let distillation = try Distiller(configuration: config, loss: options.distillation).distil(
-            student, teacher: teacher, on: train, unlabeled: data.unlabeled
+            student, teacher: teacher, on: train, unlabeled: unlabeled
         ) { progress($0.line) }
         let studentModel = try student.exportFloatModel()
 
@@ -186,7 +209,7 @@ public enum CompressionPipeline {
             fineTune.epochs = options.fineTuneEpochs
             fineTune.learningRate = config.learningRate / 3
             _ = try Distiller(configuration: fineTune, loss: options.distillation).distil(
-                network, teacher: teacher, on: train, unlabeled: data.unlabeled
+                network, teacher: teacher, on: train, unlabeled: unlabeled
             ) { progress($0.line) }
             prunedNetwork = network
             pruningReport = report
