@@ -61,7 +61,9 @@ public enum TSArchive {
     }
 
     /// Parses the archive from its bytes; lines end in LF or CRLF.
-    static func parse(bytes text: [UInt8], fileName: String, lengthPolicy: LengthPolicy) throws -> LabeledWindows {
+    package static func parse(bytes text: [UInt8], fileName: String, lengthPolicy: LengthPolicy) throws
+        -> LabeledWindows
+    {
         var parser = Parser(fileName: fileName)
         var bytes = text
         bytes.append(0)  // strtod needs a terminator it cannot run past
