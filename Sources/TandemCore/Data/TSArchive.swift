@@ -222,6 +222,10 @@ public enum TSArchive {
                     throw error(.unsupported, "regression archives (@targetLabel true) are not supported", line: number)
                 }
             case "@classlabel":
+                // A second list would leave labels indexed by the first (the index keeps every name it saw).
+                guard classLabels == nil else {
+                    throw error(.malformedHeader, "@classLabel appears twice", line: number)
+                }
                 guard try flag() else {
                     throw error(.unlabeled, "the archive has no class labels (@classLabel false)", line: number)
                 }
