@@ -39,6 +39,9 @@ let package = Package(
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
         .library(name: "TandemCloud", targets: ["TandemCloud"]),
         .executable(name: "tandem-cloud", targets: ["tandem-cloud"]),
+        // The fuzz targets' entry functions, for the libFuzzer executables in Fuzz/ and the corpus replay test.
+        .library(name: "TandemFuzzTargets", targets: ["TandemFuzzTargets"]),
+        .library(name: "TandemCloudFuzzTargets", targets: ["TandemCloudFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -108,6 +111,19 @@ let package = Package(
                 "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemFleet",
                 "TandemCommandLine", argumentParser,
             ]),
+        // One entry function per fuzz target (decode + what the receiver does next), shared by the libFuzzer
+        // executables (Fuzz/, scripts/fuzz) and the corpus replay in `swift test`. The targets of the edge, the
+        // protocol and the files need no server, so their sanitized build skips NIO, Hummingbird and the databases;
+        // those of the cloud worker and the fleet view are a second module.
+        .target(
+            name: "TandemFuzzTargets",
+            dependencies: ["TandemCore", "TandemMQTT", "TandemProtocol", "TandemEdge", crypto]),
+        .target(
+            name: "TandemCloudFuzzTargets",
+            dependencies: [
+                "TandemFuzzTargets", "TandemCore", "TandemMQTT", "TandemProtocol", "TandemFleet", "TandemCloud",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
@@ -132,6 +148,9 @@ let package = Package(
                 "TandemTestSupport",
                 "tandem",
             ]),
+        .testTarget(
+            name: "TandemFuzzTargetsTests",
+            dependencies: ["TandemFuzzTargets", "TandemCloudFuzzTargets", "TandemTraining", "TandemMQTT", crypto]),
         .testTarget(
             name: "TandemCloudTests",
             dependencies: [

@@ -171,6 +171,17 @@ struct TSArchiveTests {
         #expect(error.line == 11)
     }
 
+    @Test("a second @classLabel line is refused, not left to index labels of the first (a fuzzing crash)")
+    func classLabelTwice() throws {
+        // Found by the `ts` fuzz target (Fuzz/Regressions/ts/): the label index kept `down` → 1 from the first list
+        // while the class names became the second list's one name, and LabeledWindows trapped.
+        let text = Self.univariate.replacingOccurrences(
+            of: "@data\n", with: "@classLabel true up\n@data\n")
+        let error = try failure(text)
+        #expect(error.code == .malformedHeader)
+        #expect(error.message.contains("@classLabel appears twice"))
+    }
+
     @Test("a data line before @data fails at its line")
     func dataBeforeHeader() throws {
         let error = try failure(

@@ -127,6 +127,20 @@ struct ConfigurationTests {
         #expect(reread == config)
     }
 
+    @Test(
+        "the effective YAML reads back whatever the values (the fuzz target yaml found `username: -` printed plain)",
+        arguments: ["-", "@home", "a:", ":x", "line\nbreak", "tab\tand\u{01}bell\u{7F}", "back\\slash \"q\""])
+    func effectiveRoundTripOfAwkwardValues(_ value: String) throws {
+        var config = AgentConfiguration()
+        config.device.id = "box"
+        config.broker.username = value
+        config.model.path = value
+        config.streams = [.init(name: value, channels: 1)]
+        var reread = AgentConfiguration()
+        try reread.apply(yaml: config.effectiveYAML())
+        #expect(reread == config)
+    }
+
     /// A configuration with one stdin stream whose `broker` section is `configure`d.
     static func broker(_ configure: (inout AgentConfiguration.Broker) -> Void) -> AgentConfiguration {
         var config = AgentConfiguration()

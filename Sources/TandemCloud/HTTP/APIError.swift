@@ -60,7 +60,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// JSON response bodies.
-enum JSONBody {
+package enum JSONBody {
     /// A response with `object` (JSONSerialization types) as its body, keys sorted.
     static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
         let data =
@@ -71,10 +71,15 @@ enum JSONBody {
 
     /// A response with an `Encodable` value as its body, keys sorted, dates in ISO 8601.
     static func response(encoding value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        bytes(try encoded(value), status: status)
+    }
+
+    /// The body ``response(encoding:status:)`` sends for `value`.
+    package static func encoded(_ value: some Encodable) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        return bytes(Array(try encoder.encode(value)), status: status)
+        return Array(try encoder.encode(value))
     }
 
     private static func bytes(_ bytes: [UInt8], status: HTTPResponse.Status) -> Response {

@@ -325,7 +325,7 @@ public struct APIConfigurationError: Error, CustomStringConvertible, Sendable {
 }
 
 /// `GET /v1/devices`.
-struct DeviceList: Encodable {
+package struct DeviceList: Encodable {
     struct Entry: Encodable {
         var fleet: String
         var device: String
@@ -344,7 +344,7 @@ struct DeviceList: Encodable {
     var online: Int
     var offline: Int
 
-    init(_ devices: [FleetMonitor.Device]) {
+    package init(_ devices: [FleetMonitor.Device]) {
         self.devices = devices.map { d in
             Entry(
                 fleet: d.fleet, device: d.status.device, state: d.status.state.rawValue,

@@ -415,7 +415,11 @@ public final class EscalationServer: Service, Sendable {
     }
 
     /// Classifies and answers one batch of stored escalations.
-    func process(_ batch: [Work]) {
+    ///
+    /// - Returns: The verdicts it published (or tried to, if the client is stopped).
+    @discardableResult
+    func process(_ batch: [Work]) -> [Verdict] {
+        var published = [Verdict]()
         let fresh = batch.map(\.fresh)
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.
         var toClassify = [Int]()
@@ -423,16 +427,17 @@ public final class EscalationServer: Service, Sendable {
             if !fresh[i] { metrics?.escalationsDuplicate.increment() }
             if !fresh[i], let stored = try? store.verdict(for: batch[i].payload.id) {
                 counters.withLock { $0.duplicates += 1 }
-                publish(
-                    Verdict(
-                        escalationId: batch[i].payload.id, label: stored.label, probabilities: stored.probabilities,
-                        modelVersion: stored.model), to: batch[i], record: false)
+                let verdict = Verdict(
+                    escalationId: batch[i].payload.id, label: stored.label, probabilities: stored.probabilities,
+                    modelVersion: stored.model)
+                publish(verdict, to: batch[i], record: false)
+                published.append(verdict)
             } else {
                 if !fresh[i] { counters.withLock { $0.duplicates += 1 } }
                 toClassify.append(i)
             }
         }
-        guard !toClassify.isEmpty else { return }
+        guard !toClassify.isEmpty else { return published }
         let (w, c) = (model.window, model.channels)
         var usable = [Int]()
         var wrongShape = [(id: UUID, device: String)]()
@@ -449,13 +454,13 @@ public final class EscalationServer: Service, Sendable {
             appendStandardized(p, to: &scalars)
         }
         giveUp(wrongShape, reason: .wrongShape)
-        guard !usable.isEmpty else { return }
+        guard !usable.isEmpty else { return published }
         let probabilities: Tensor
         do {
             probabilities = try model.probabilities(for: Tensor(shape: [usable.count, w, c], scalars: scalars))
         } catch {
             logger.error("model: \(escaping: error)")
-            return
+            return published
         }
         let classes = model.classes
         for (row, i) in usable.enumerated() {
@@ -465,9 +470,11 @@ public final class EscalationServer: Service, Sendable {
             let verdict = Verdict(
                 escalationId: batch[i].payload.id, label: best, probabilities: p, modelVersion: manifest.version)
             publish(verdict, to: batch[i], record: true)
+            published.append(verdict)
         }
         counters.withLock { $0.batches += 1 }
         metrics?.batchSize.record(usable.count)
+        return published
     }
 
     /// The window in the full model's standardization.

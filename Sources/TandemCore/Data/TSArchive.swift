@@ -62,7 +62,9 @@ public enum TSArchive {
     }
 
     /// Parses the archive from its bytes; lines end in LF or CRLF.
-    static func parse(bytes text: [UInt8], fileName: String, lengthPolicy: LengthPolicy) throws -> LabeledWindows {
+    package static func parse(bytes text: [UInt8], fileName: String, lengthPolicy: LengthPolicy) throws
+        -> LabeledWindows
+    {
         var parser = Parser(fileName: fileName)
         var bytes = text
         bytes.append(0)  // strtod needs a terminator it cannot run past
@@ -224,6 +226,10 @@ public enum TSArchive {
                     throw error(.unsupported, "regression archives (@targetLabel true) are not supported", line: number)
                 }
             case "@classlabel":
+                // A second list would leave labels indexed by the first (the index keeps every name it saw).
+                guard classLabels == nil else {
+                    throw error(.malformedHeader, "@classLabel appears twice", line: number)
+                }
                 guard try flag() else {
                     throw error(.unlabeled, "the archive has no class labels (@classLabel false)", line: number)
                 }

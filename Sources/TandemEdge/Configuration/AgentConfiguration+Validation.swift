@@ -215,12 +215,31 @@ extension AgentConfiguration {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// `text` as a YAML scalar the reader gives back as `text`: plain when nothing in it means more to YAML, else
+    /// double-quoted with `\\`, `\"` and control characters escaped.
+    ///
+    /// A plain scalar must not start with an indicator (`-` alone starts a list, `@` is reserved) nor end with `:`
+    /// (a key); the fuzz target `yaml` found `username: -` printed plain.
     private func quoted(_ text: String) -> String {
         let plain =
             !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_./:@".contains($0) }
+            && text.first.map { $0.isLetter || $0.isNumber || "_./".contains($0) } == true && text.last != ":"
             && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(text.lowercased())
         if plain { return text }
-        return "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
-            + "\""
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }

@@ -27,15 +27,51 @@ public final class FleetMonitor: Sendable {
         public var lastSeen: Date?
     }
 
-    private struct Key: Hashable {
+    fileprivate struct Key: Hashable {
         var fleet: String
         var device: String
     }
 
-    private struct State {
-        var devices: [Key: Device] = [:]
-        var unreadable = 0
-        var lastArrival = ContinuousClock.now
+    /// What the monitor knows of the fleet; ``take(_:at:)`` is the one way a status message changes it.
+    package struct State: Sendable {
+        fileprivate var devices: [Key: Device] = [:]
+        /// Status messages that were not status JSON.
+        package private(set) var unreadable = 0
+        fileprivate var lastArrival = ContinuousClock.now
+
+        /// Nothing known yet.
+        package init() {}
+
+        /// Every device seen, ordered by fleet and device id.
+        package var orderedDevices: [Device] {
+            devices.sorted { ($0.key.fleet, $0.key.device) < ($1.key.fleet, $1.key.device) }.map(\.value)
+        }
+
+        /// The latest status of each device seen, by device id.
+        package var statuses: [String: DeviceStatus] {
+            Dictionary(devices.map { ($0.key.device, $0.value.status) }, uniquingKeysWith: { first, _ in first })
+        }
+
+        /// Takes in one message of the status subscription, arrived at `now`: a status on a device's topic
+        /// updates that device (the device is the topic's), anything else that is not empty counts as unreadable.
+        package mutating func take(_ message: MQTTMessage, at now: Date) {
+            lastArrival = .now
+            guard let address = DeviceTopicAddress(topic: message.topic),
+                var status = DeviceStatus(decoding: message.payload)
+            else {
+                if !message.payload.isEmpty { unreadable += 1 }
+                return
+            }
+            let key = Key(fleet: address.fleet, device: address.device)
+            status.device = key.device
+            var device =
+                devices[key].map {
+                    Device(fleet: key.fleet, status: $0.status.updated(by: status), lastSeen: $0.lastSeen)
+                }
+                ?? Device(fleet: key.fleet, status: status, lastSeen: nil)
+            if !message.retain { device.lastSeen = now }
+            devices[key] = device
+        }
     }
 
     /// The state, shared with the task that reads the subscription.
@@ -56,42 +92,17 @@ public final class FleetMonitor: Sendable {
         task.withLock {
             $0 = Task {
                 for await message in subscription {
-                    board.state.withLock { state in
-                        state.lastArrival = .now
-                        guard let address = DeviceTopicAddress(topic: message.topic),
-                            var status = DeviceStatus(decoding: message.payload)
-                        else {
-                            if !message.payload.isEmpty { state.unreadable += 1 }
-                            return
-                        }
-                        let key = Key(fleet: address.fleet, device: address.device)
-                        status.device = key.device
-                        var device =
-                            state.devices[key].map {
-                                Device(fleet: key.fleet, status: $0.status.updated(by: status), lastSeen: $0.lastSeen)
-                            }
-                            ?? Device(fleet: key.fleet, status: status, lastSeen: nil)
-                        if !message.retain { device.lastSeen = Date() }
-                        state.devices[key] = device
-                    }
+                    board.state.withLock { $0.take(message, at: Date()) }
                 }
             }
         }
     }
 
     /// The latest status of each device seen, by device id.
-    public var statuses: [String: DeviceStatus] {
-        board.state.withLock { state in
-            Dictionary(state.devices.map { ($0.key.device, $0.value.status) }, uniquingKeysWith: { first, _ in first })
-        }
-    }
+    public var statuses: [String: DeviceStatus] { board.state.withLock { $0.statuses } }
 
     /// Every device seen, ordered by fleet and device id.
-    public var devices: [Device] {
-        board.state.withLock { state in
-            state.devices.sorted { ($0.key.fleet, $0.key.device) < ($1.key.fleet, $1.key.device) }.map(\.value)
-        }
-    }
+    public var devices: [Device] { board.state.withLock { $0.orderedDevices } }
 
     /// Status messages that were not status JSON.
     public var unreadableMessages: Int { board.state.withLock { $0.unreadable } }

@@ -166,17 +166,9 @@ public actor RolloutController {
     }
 
     private func save(_ rollout: Rollout) throws(RegistryError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .secondsSince1970
-        let data: Data
+        let contents = try rollout.stateFileContents()
         do {
-            data = try encoder.encode(rollout)
-        } catch {
-            throw RegistryError(.io, "cannot encode the rollout: \(error)")
-        }
-        do {
-            try AtomicFile.write(Array(data) + [0x0A], to: stateURL)
+            try AtomicFile.write(contents, to: stateURL)
         } catch {
             throw RegistryError(.io, "\(error)", path: stateURL.path)
         }

@@ -15,7 +15,7 @@
 /// gone; deleting only from the head keeps each removal record alive as long as the message it removes.
 ///
 /// Not thread-safe: ``DurableOutbox`` uses it only under its lock.
-final class OutboxJournal {
+package final class OutboxJournal {
     struct Segment {
         let firstSequence: UInt64
         let path: String
@@ -24,18 +24,18 @@ final class OutboxJournal {
     }
 
     /// Where a message record sits: its segment file, offset and size.
-    struct RecordLocation: Sendable {
-        let path: String
-        let offset: Int
-        let size: Int
+    package struct RecordLocation: Sendable {
+        package let path: String
+        package let offset: Int
+        package let size: Int
     }
 
     /// A message recovered from disk that was never removed: where it is and its topic (for messages),
     /// not its payload, which stays on disk until it is sent.
-    struct PendingMessage {
-        let sequence: UInt64
-        let location: RecordLocation
-        let topic: String
+    package struct PendingMessage {
+        package let sequence: UInt64
+        package let location: RecordLocation
+        package let topic: String
     }
 
     static let fileExtension = "journal"
@@ -48,17 +48,17 @@ final class OutboxJournal {
     /// Whether bytes were written since the last `sync()`.
     private(set) var dirty = false
     /// The sequence number the next message gets.
-    private(set) var nextSequence: UInt64 = 1
+    package private(set) var nextSequence: UInt64 = 1
     /// Messages recovered at open time, oldest first.
-    private(set) var recovered: [PendingMessage] = []
+    package private(set) var recovered: [PendingMessage] = []
     /// How many torn or corrupt tails were cut off at open time.
-    private(set) var truncatedTails = 0
+    package private(set) var truncatedTails = 0
 
     /// Opens (creating if needed) the journal in `directory` and recovers what it holds.
     ///
     /// A torn or corrupt record ends its segment: the file is cut there and `warn` is told. Never fatal.
     /// - Throws: ``MQTTError`` with `.journalIO` when the directory or a file cannot be created or read.
-    init(directory: String, segmentBytes: Int, warn: (String) -> Void) throws {
+    package init(directory: String, segmentBytes: Int, warn: (String) -> Void) throws {
         self.directory = directory
         self.segmentBytes = segmentBytes
         do {
@@ -80,7 +80,7 @@ final class OutboxJournal {
     }
 
     /// Total bytes on disk, including removal records not yet written.
-    var totalBytes: Int {
+    package var totalBytes: Int {
         segments.reduce(0) { $0 + $1.bytes } + removalBuffer.count
     }
 
@@ -161,7 +161,7 @@ final class OutboxJournal {
     /// The bytes reach the kernel before this returns, so a killed process loses nothing; `sync()` makes
     /// them survive a power loss.
     /// - Returns: Where each record now is, for ``readMessage(at:)``.
-    func appendMessages(_ records: [UInt8], sizes: [Int]) throws -> [RecordLocation] {
+    package func appendMessages(_ records: [UInt8], sizes: [Int]) throws -> [RecordLocation] {
         if segments[segments.count - 1].bytes >= segmentBytes {
             try flushRemovals()
             try startSegment(firstSequence: nextSequence)
@@ -187,7 +187,7 @@ final class OutboxJournal {
     /// Needs no journal lock: records are never rewritten, and a segment is deleted only once all its
     /// messages have been removed (a descriptor kept on a deleted segment is closed at the next call).
     /// - Throws: ``MQTTError`` with `.journalIO` if the file cannot be read or the record is damaged.
-    static func readMessage(at location: RecordLocation, reader: inout SegmentReader) throws -> MQTTMessage {
+    package static func readMessage(at location: RecordLocation, reader: inout SegmentReader) throws -> MQTTMessage {
         let descriptor = try reader.descriptor(for: location.path)
         var bytes = [UInt8](repeating: 0, count: location.size)
         var done = 0
@@ -221,7 +221,7 @@ final class OutboxJournal {
 
     /// Records that message `sequence` left the outbox. Buffered: losing it in a crash only means a
     /// duplicate delivery after restart.
-    func remove(sequence: UInt64) throws {
+    package func remove(sequence: UInt64) throws {
         removalBuffer.append(contentsOf: OutboxRecord.encodeRemoval(sequence: sequence))
         if let index = segmentIndex(containing: sequence) {
             segments[index].liveMessages -= 1
@@ -240,7 +240,7 @@ final class OutboxJournal {
     }
 
     /// Forces written bytes to stable storage.
-    func sync() throws {
+    package func sync() throws {
         try flushRemovals()
         guard dirty else { return }
         guard fsync(activeDescriptor) == 0 else {
@@ -339,11 +339,11 @@ final class OutboxJournal {
 
 /// A read-only descriptor on the segment the outbox last read a message from: consecutive messages mostly
 /// share a segment, so sending one costs a `pread`, not an `open` and a `close` as well.
-struct SegmentReader: ~Copyable {
+package struct SegmentReader: ~Copyable {
     private var path = ""
     private var openDescriptor: Int32 = -1
 
-    init() {}
+    package init() {}
 
     mutating func descriptor(for segment: String) throws -> Int32 {
         if openDescriptor >= 0 && path == segment { return openDescriptor }

@@ -3,7 +3,7 @@
 /// Every record is `length: UInt32 LE | crc32(body): UInt32 LE | body`. The body starts with a kind byte
 /// and the message's sequence number (`UInt64 LE`); a message body goes on with QoS, retain, topic, payload
 /// and the v5 properties, each string or blob length-prefixed.
-enum OutboxRecord {
+package enum OutboxRecord {
     static let headerSize = 8
     static let kindMessage: UInt8 = 1
     static let kindRemoval: UInt8 = 2
@@ -23,7 +23,7 @@ enum OutboxRecord {
         case malformed
     }
 
-    static func encodeMessage(_ message: MQTTMessage, sequence: UInt64) throws -> [UInt8] {
+    package static func encodeMessage(_ message: MQTTMessage, sequence: UInt64) throws -> [UInt8] {
         var body: [UInt8] = []
         body.reserveCapacity(64 + message.topic.utf8.count + message.payload.count)
         body.append(kindMessage)
@@ -54,7 +54,7 @@ enum OutboxRecord {
         return frame(body)
     }
 
-    static func encodeRemoval(sequence: UInt64) -> [UInt8] {
+    package static func encodeRemoval(sequence: UInt64) -> [UInt8] {
         var body: [UInt8] = [kindRemoval]
         appendInteger(sequence, to: &body)
         return frame(body)
