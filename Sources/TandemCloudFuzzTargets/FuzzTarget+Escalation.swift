@@ -35,7 +35,12 @@ extension FuzzTarget {
         let verdicts = server.handleNow(MQTTMessage(topic: topic, payload: payload))
         let after = server.statistics
         let address = DeviceTopicAddress(topic: topic)
-        let admissible = decoded != nil && address?.kind == .escalations && decoded?.device == address?.device
+        let fixture = EscalationFixture.self
+        let admissible =
+            address?.kind == .escalations && decoded?.device == address?.device
+            && decoded?.length == fixture.window && decoded?.channels == fixture.channels
+            && payload.count
+                <= EscalationPayload.maximumEncodedBytes(channels: fixture.channels, length: fixture.window)
         FuzzCheck.require(
             after.received - before.received == (admissible ? 1 : 0),
             "received went from \(before.received) to \(after.received) for an \(admissible ? "admissible" : "inadmissible") message"
@@ -74,9 +79,12 @@ enum EscalationFixture {
             let (model, manifest) = try fullModel()
             let edge = InputSpec(
                 channels: channels, window: window, hop: window / 2, mean: [0.5, -1], std: [2, 0.25])
+            // Millions of messages from one device: no rate limit, so each is judged on its contents.
+            var configuration = EscalationServer.Configuration(
+                broker: try MQTTBrokerConfiguration(url: "mqtt://127.0.0.1:1"))
+            configuration.deviceLimit = nil
             let server = try EscalationServer(
-                configuration: EscalationServer.Configuration(
-                    broker: MQTTBrokerConfiguration(url: "mqtt://127.0.0.1:1")),
+                configuration: configuration,
                 model: model, manifest: manifest, edgeInputs: [edgeVersion: edge], store: FuzzStore.shared,
                 logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
             blocking { await server.closeClient() }
@@ -153,16 +161,27 @@ final class FuzzStore: EscalationStore, @unchecked Sendable {
             ? SampleStore.StoredVerdict(label: 1, probabilities: [0.2, 0.7, 0.1], model: "full-1") : nil
     }
 
-    func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int) throws -> [SampleStore.Escalation] {
-        []
+    func claimStale(worker: String, staleSeconds: Double, now: Double, limit: Int, maximumClaims: Int) throws
+        -> SampleStore.Claim
+    {
+        SampleStore.Claim()
     }
+
+    func markTerminal(_ ids: [UUID], reason: SampleStore.TerminalReason, at time: Double) throws -> [UUID] { ids }
+
+    func terminalCounts() throws -> [SampleStore.TerminalReason: Int] { [:] }
 
     func counts() throws -> (rows: Int, answered: Int) { lock.withLock { (recent.count, 0) } }
 
     func ids() throws -> [UUID] { lock.withLock { recent } }
 
-    func recordLabels(_ labels: [(id: UUID, label: Int)], at time: Double) throws {
-        lock.withLock { self.labels += labels.count }
+    func recordLabels(_ labels: [(id: UUID, label: Int)], from origin: SampleStore.LabelOrigin, at time: Double) throws
+        -> [SampleStore.LabelOutcome]
+    {
+        lock.withLock {
+            self.labels += labels.count
+            return labels.map { recent.contains($0.id) ? .matched : .pending }
+        }
     }
 
     func labelCount() throws -> Int { lock.withLock { labels } }

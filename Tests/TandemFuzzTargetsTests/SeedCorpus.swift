@@ -47,7 +47,7 @@ enum SeedCorpus {
             "valid-edge-model": [0, 0] + valid,
             "valid-full-model": [0, 0] + (try escalationPayload(model: "full-1").encoded()),
             "valid-duplicate": [0, 0] + (try escalationPayload(id: answeredID).encoded()),
-            "valid-wrong-shape": [0, 0] + (try escalationPayload(length: 4).encoded()),
+            "invalid-wrong-shape": [0, 0] + (try escalationPayload(length: 4).encoded()),
             "invalid-other-device": [1, 0] + valid,
             "invalid-labels-topic": [3, 0] + valid,
             "invalid-corrupt": [0, 0] + corrupt,
