@@ -86,7 +86,7 @@ let package = Package(
             linkerSettings: [
                 .unsafeFlags(
                     [
-                        "-Xclang-linker", "-no-pie", "-use-ld=lld",
+                        "-Xclang-linker", "-pie", "-use-ld=lld",
                         "-Xlinker",
                         "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tandem-edge/link-order.txt",
                         "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
