@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "TandemProtocol", targets: ["TandemProtocol"]),
         .library(name: "TandemEdge", targets: ["TandemEdge"]),
         .library(name: "TandemFleet", targets: ["TandemFleet"]),
+        .library(name: "TandemONNX", targets: ["TandemONNX"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
         .library(name: "TandemCloud", targets: ["TandemCloud"]),
@@ -71,6 +72,8 @@ let package = Package(
         // type (read only when the library initializes), and `tandem-edge` loads it only for a float32 model.
         .target(name: "TandemCore", dependencies: ["CInt8Kernels", "CCPUFeatures", crypto]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", yams]),
+        // ONNX import and export over a protobuf reader and writer of its own: no generated code, no Foundation.
+        .target(name: "TandemONNX", dependencies: ["TandemCore"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         // The MQTT contract both sides speak (topics, payloads, status, labels, assignments); FoundationEssentials
         // only, so the edge binary does not grow.
