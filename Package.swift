@@ -109,7 +109,7 @@ let package = Package(
             name: "tandem",
             dependencies: [
                 "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemFleet",
-                "TandemCommandLine", argumentParser,
+                "TandemONNX", "TandemCommandLine", argumentParser,
             ]),
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
