@@ -114,6 +114,11 @@ let package = Package(
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
+        // ONNX Runtime (python3, pip) is the independent peer these tests compare with.
+        .testTarget(
+            name: "TandemONNXTests",
+            dependencies: ["TandemONNX", "TandemCore", "TandemTraining", "TandemTestSupport", "tandem"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         // The linkage test reads both executables' symbol tables, so both must be built.
