@@ -79,7 +79,7 @@ class KerasStyle(nn.Module):
     def __init__(self, channels=3, classes=5, length=64):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, 8, (1, 4), stride=(1, 2), padding=(0, 1))
-        self.conv2 = nn.Conv1d(8, 12, 3, dilation=2, padding="same")
+        self.conv2 = nn.Conv1d(8, 12, 3, dilation=2, padding=2)  # "same"; ONNX Runtime refuses auto_pad with dilation
         self.pool = nn.MaxPool1d(2)
         self.features = (length // 2 // 2) * 12
         self.w1 = nn.Parameter(torch.randn(self.features, 24) * 0.1)
