@@ -69,10 +69,10 @@ struct ImportedModelFlowTests {
             """
             name: italy-edge
             layers:
-              - {type: conv1d, filters: 8, kernel: 5, padding: same}
+              - {type: conv1d, filters: 16, kernel: 7, padding: same}
               - {type: batchnorm1d}
               - {type: relu}
-              - {type: conv1d, filters: 8, kernel: 3, padding: same}
+              - {type: conv1d, filters: 16, kernel: 3, padding: same}
               - {type: batchnorm1d}
               - {type: relu}
               - {type: globalavgpool1d}
@@ -84,7 +84,7 @@ struct ImportedModelFlowTests {
             tandem,
             [
                 "compress", "--teacher", full, "--spec", spec.path, "--data", dataDirectory.path, "--out", edge,
-                "--version", "italy-edge-1", "--epochs", "150",
+                "--version", "italy-edge-1",
             ])
         #expect(compressed.status == 0, "\(compressed.standardError)")
         let edgeEval = try json(
