@@ -125,6 +125,15 @@ struct GraphBuilder {
         }
     }
 
+    /// Tandem's global average pooling: `[N, C, L]` pooled over `L`, then `[N, C]`.
+    mutating func globalAveragePool() {
+        toChannelsFirst()
+        node("GlobalAveragePool")
+        node("Flatten", [], [ONNXAttribute("axis", .int(1))])
+        isFlat = true
+        channelsFirst = false
+    }
+
     /// Tandem's flatten: back to `[N, L, C]`, then `[N, L · C]`.
     mutating func flatten() {
         if channelsFirst { node("Transpose", [], [ONNXAttribute("perm", .ints([0, 2, 1]))]) }
@@ -192,11 +201,7 @@ struct GraphBuilder {
             case .maxpool1d, .avgpool1d:
                 try pool(layer, i, output: output)
             case .globalavgpool1d:
-                toChannelsFirst()
-                node("GlobalAveragePool")
-                node("Flatten", [], [ONNXAttribute("axis", .int(1))])
-                isFlat = true
-                channelsFirst = false
+                globalAveragePool()
             case .flatten:
                 flatten()
             case .batchnorm1d:
@@ -288,11 +293,7 @@ struct GraphBuilder {
                 try pool(layer.layerSpec, i, output: output)
                 quantizeDequantize(model.inputQuantizations[i], "pool\(i)_output")
             case .globalavgpool1d:
-                toChannelsFirst()
-                node("GlobalAveragePool")
-                node("Flatten", [], [ONNXAttribute("axis", .int(1))])
-                isFlat = true
-                channelsFirst = false
+                globalAveragePool()
                 if let out = layer.output { quantizeDequantize(out, "gap\(i)_output") }
             case .flatten:
                 flatten()
