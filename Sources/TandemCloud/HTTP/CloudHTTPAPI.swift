@@ -71,6 +71,8 @@ public struct CloudHTTPAPI: Sendable {
     let health: @Sendable () -> [String: String]
     let training: @Sendable () throws -> TrainingView
     let logger: Logger
+    let fleetTotals = FleetCounterTotals()
+    let auditActions: AuditActionCounter
 
     /// `GET /v1/training`: whether this worker trains, its running round, the lease, the recorded rounds.
     public struct TrainingView: Sendable, Encodable {
@@ -138,6 +140,7 @@ public struct CloudHTTPAPI: Sendable {
             training ?? { [store] in try TrainingView(trainer: false, progress: nil, store: store as? any TrainingStore)
             }
         self.logger = logger
+        auditActions = AuditActionCounter(url: registry.directory.appendingPathComponent(AuditLog.fileName))
     }
 
     /// The routes.
@@ -193,10 +196,17 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storeEscalations.record(counts.rows)
         metrics.storeAnswered.record(counts.answered)
         metrics.storeLabels.record(try store.labelCount())
-        metrics.setStoreTerminal(try store.terminalCounts())
+        let terminal = try store.terminalCounts()
+        metrics.setStoreTerminal(terminal)
+        metrics.storePending.record(max(0, counts.rows - counts.answered - terminal.values.reduce(0, +)))
+        if let rounds = store as? any TrainingStore { metrics.setRounds(try rounds.roundOutcomeCounts()) }
+        metrics.setRolloutActions(auditActions.counts().actions)
         let fleet = devices()
         let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)
+        let growth = fleetTotals.growth(of: fleet)
+        metrics.fleetWindows.increment(by: growth.windows)
+        metrics.fleetEscalations.increment(by: growth.escalations)
         return metrics.render()
     }
 

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import TandemFleet
 import TandemProtocol
 
 /// The worker's metrics: swift-metrics instruments backed by their own Prometheus registry, rendered by
@@ -31,6 +32,12 @@ public final class CloudMetrics: Sendable {
     let storeAnswered: CoreMetrics.Gauge
     /// Ground-truth labels in the sample store.
     let storeLabels: CoreMetrics.Gauge
+    /// Escalation rows neither answered nor terminal: work still to do.
+    let storePending: CoreMetrics.Gauge
+    /// Windows the fleet classified, summed over the devices' status counters (see ``FleetCounterTotals``).
+    let fleetWindows: CoreMetrics.Counter
+    /// Windows the fleet escalated, likewise.
+    let fleetEscalations: CoreMetrics.Counter
 
     /// Creates the instruments in a new registry.
     public init() {
@@ -51,10 +58,39 @@ public final class CloudMetrics: Sendable {
         storeEscalations = CoreMetrics.Gauge(label: "tandem_cloud_store_escalations", factory: factory)
         storeAnswered = CoreMetrics.Gauge(label: "tandem_cloud_store_answered", factory: factory)
         storeLabels = CoreMetrics.Gauge(label: "tandem_cloud_store_labels", factory: factory)
+        storePending = CoreMetrics.Gauge(label: "tandem_cloud_store_pending", factory: factory)
+        fleetWindows = CoreMetrics.Counter(label: "tandem_cloud_fleet_windows_total", factory: factory)
+        fleetEscalations = CoreMetrics.Counter(label: "tandem_cloud_fleet_escalations_total", factory: factory)
         // Present from the start, so a scrape shows 0 rather than nothing.
         for source in LabelSource.allCases { labelStored(source: source, count: 0) }
         for reason in EscalationServer.Refusal.allCases { escalationRejected(reason: reason, count: 0) }
+        for source in LabelSource.allCases {
+            for reason in LabelError.Code.allCases { labelRejected(source: source, reason: reason, count: 0) }
+        }
         for reason in SampleStore.TerminalReason.allCases { escalationsTerminal(reason: reason, count: 0) }
+        setRounds([:])
+        setRolloutActions([:])
+    }
+
+    /// Sets the recorded retraining rounds by outcome (`tandem_cloud_store_rounds{outcome}`); every outcome
+    /// is present, 0 when none ended that way.
+    func setRounds(_ counts: [String: Int]) {
+        var outcomes = Set(RetrainingService.Outcome.allCases.map(\.rawValue))
+        outcomes.formUnion(counts.keys)
+        for outcome in outcomes.sorted() {
+            CoreMetrics.Gauge(label: "tandem_cloud_store_rounds", dimensions: [("outcome", outcome)], factory: factory)
+                .record(counts[outcome] ?? 0)
+        }
+    }
+
+    /// The rollout actions in the audit log (`tandem_cloud_rollout_actions{action}`: `rollout-start`,
+    /// `rollout-promote`, `rollout-rollback`), each present from the start.
+    func setRolloutActions(_ counts: [String: Int]) {
+        for action in RolloutAction.Kind.allCases {
+            CoreMetrics.Gauge(
+                label: "tandem_cloud_rollout_actions", dimensions: [("action", action.rawValue)], factory: factory
+            ).record(counts[action.rawValue] ?? 0)
+        }
     }
 
     /// Counts escalation messages refused, by reason (`tandem_cloud_escalations_rejected_total{reason}`).
@@ -99,11 +135,11 @@ public final class CloudMetrics: Sendable {
     }
 
     /// Counts a label refused, by reason.
-    func labelRejected(source: LabelSource, reason: LabelError.Code) {
+    func labelRejected(source: LabelSource, reason: LabelError.Code, count: Int = 1) {
         CoreMetrics.Counter(
             label: "tandem_cloud_labels_rejected_total",
             dimensions: [("reason", reason.rawValue), ("source", source.rawValue)], factory: factory
-        ).increment()
+        ).increment(by: count)
     }
 
     /// Sets the fleet gauges: devices whose latest status says `online`, and the others.

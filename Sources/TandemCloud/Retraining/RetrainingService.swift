@@ -54,7 +54,7 @@ public final class RetrainingService: Service, Sendable {
     }
 
     /// How a round ended.
-    public enum Outcome: String, Sendable, Codable {
+    public enum Outcome: String, Sendable, Codable, CaseIterable {
         /// The candidate failed the gate; nothing was registered.
         case gateFailed = "gate-failed"
         /// The candidate was canaried and promoted: it is production.
@@ -134,7 +134,7 @@ public final class RetrainingService: Service, Sendable {
         self.signingKey = signingKey
         self.store = store
         self.registry = registry
-        self.audit = AuditLog(url: registry.directory.appendingPathComponent("audit.jsonl"))
+        self.audit = AuditLog(url: registry.directory.appendingPathComponent(AuditLog.fileName))
         self.client = client
         self.catalog = catalog
         self.progress = progress

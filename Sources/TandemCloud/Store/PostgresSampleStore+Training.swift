@@ -100,6 +100,19 @@ extension PostgresSampleStore: TrainingStore {
         }
     }
 
+    public func roundOutcomeCounts() throws -> [String: Int] {
+        try withConnection { c in
+            var counts: [String: Int] = [:]
+            for row in try run(
+                c, "SELECT COALESCE(outcome, 'unrecorded'), COUNT(*) FROM retraining_round GROUP BY 1"
+            ).rows {
+                let (outcome, count) = try row.decode((String, Int).self)
+                counts[outcome, default: 0] += count
+            }
+            return counts
+        }
+    }
+
     public func rounds(limit: Int? = nil) throws -> [SampleStore.RecordedRound] {
         try withConnection { c in
             try run(

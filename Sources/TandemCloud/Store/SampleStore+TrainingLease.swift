@@ -122,4 +122,15 @@ extension SampleStore {
             }
         }
     }
+
+    /// How many recorded rounds ended each way, by outcome (`unrecorded` for rounds stored without one).
+    public func roundOutcomeCounts() throws -> [String: Int] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT COALESCE(outcome, 'unrecorded') AS outcome, COUNT(*) AS n FROM retraining_round GROUP BY 1"
+            )
+            return Dictionary(rows.map { ($0["outcome"], $0["n"]) }, uniquingKeysWith: +)
+        }
+    }
 }

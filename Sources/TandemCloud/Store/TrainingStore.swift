@@ -31,6 +31,8 @@ public protocol TrainingStore: Sendable {
     func recordRound(_ round: SampleStore.RecordedRound) throws
     /// Recorded rounds, the most recently started first, at most `limit` (all if nil).
     func rounds(limit: Int?) throws -> [SampleStore.RecordedRound]
+    /// How many recorded rounds ended each way, by outcome (`unrecorded` for rounds stored without one).
+    func roundOutcomeCounts() throws -> [String: Int]
     /// How often each of `models` predicted the ground truth on its labelled escalations received at or after
     /// `time`; versions without any are left out.
     func edgeAccuracy(of models: [String], receivedSince time: Double) throws -> [String: AccuracyComparison.Tally]

@@ -42,6 +42,8 @@ public struct AuditRecord: Codable, Sendable, Equatable {
 /// it is on disk when ``append(_:)`` returns and lines from several processes never interleave. A crash
 /// can at worst leave a partial last line, which readers skip and count.
 public final class AuditLog: Sendable {
+    /// The log's file name in a data directory.
+    public static let fileName = "audit.jsonl"
     /// The log file.
     public let url: URL
     // Serializes appends from this process; across processes O_APPEND keeps each line whole.

@@ -99,7 +99,7 @@ public struct AccuracyComparison: Sendable, Equatable {
 /// production), then record it in the audit log.
 public struct RolloutAction: Sendable, Equatable {
     /// Which transition caused it; the raw value is the audit log's action.
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         /// planned → canary: the candidate goes to the cohort.
         case start = "rollout-start"
         /// canary → promoted: the candidate goes to the rest of the fleet and becomes production.

@@ -43,7 +43,9 @@ struct CloudOptions: ParsableArguments {
 
     func registry() throws -> ModelRegistry { try ModelRegistry(directory: URL(fileURLWithPath: dataDir)) }
 
-    func auditLog() -> AuditLog { AuditLog(url: URL(fileURLWithPath: dataDir).appendingPathComponent("audit.jsonl")) }
+    func auditLog() -> AuditLog {
+        AuditLog(url: URL(fileURLWithPath: dataDir).appendingPathComponent(AuditLog.fileName))
+    }
 
     /// A connected client made from `configuration` (default: ``clientConfiguration()``).
     func connect(_ configuration: MQTTClientConfiguration? = nil) async throws -> MQTTClient {
