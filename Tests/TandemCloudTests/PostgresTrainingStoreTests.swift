@@ -136,6 +136,8 @@ struct PostgresTrainingStoreTests {
             #expect(rounds.map(\.summary) == ["second", "first"])
             #expect(rounds == (try sqlite.rounds(limit: nil)), "every field, optional ones too")
             #expect(try postgres.lastRound()?.outcome == "promoted" && postgres.rounds(limit: 1).count == 1)
+            #expect(try postgres.roundOutcomeCounts() == ["promoted": 1, "unrecorded": 1])
+            #expect(try postgres.roundOutcomeCounts() == (try sqlite.roundOutcomeCounts()))
 
             // Label accuracy since 100: e1 right on 1 of 2 labelled (wrong on 0, right on 5), e2 on 0 of 2 (2, 4).
             let accuracy = try postgres.edgeAccuracy(of: ["e1", "e2", "e3"], receivedSince: 100)
