@@ -584,8 +584,10 @@ public struct RetrainingRound: Sendable {
             generator.shuffle(&members)
             // This class's share of what is left, so rounding never overshoots `count`.
             let share = Double(members.count) / Double(classes[n...].reduce(0) { $0 + (byClass[$1]?.count ?? 0) })
+            let reserved = min(classes.count - n - 1, max(0, remaining - 1))
             let take = min(
-                members.count, remaining, max(remaining > 0 ? 1 : 0, Int((Double(remaining) * share).rounded())))
+                members.count, remaining,
+                max(remaining > 0 ? 1 : 0, min(Int((Double(remaining) * share).rounded()), remaining - reserved)))
             chosen += members.prefix(take)
             remaining -= take
         }
