@@ -71,7 +71,8 @@ public struct RetrainingRound: Sendable {
         /// Version of the candidate full model; nil makes `{full name}-r{UTC time}`.
         public var fullVersion: String?
         /// Seconds the full model's fine-tuning may take; at the end of the batch under way it stops and keeps the
-        /// best weights so far (the current ones if nothing was better). nil: no budget. Default 30.
+        /// best weights of the epochs it ran (the warm start itself is not among them: the full-model gate is what
+        /// compares the result with the current model). nil: no budget. Default 30.
         public var fineTuneSeconds: Double? = 30
         /// Seconds distillation (and the fine-tuning after pruning) may take, the same way; quantizing and scoring
         /// run after it. nil: no budget. Default 30.
@@ -582,7 +583,8 @@ public struct RetrainingRound: Sendable {
         for (n, label) in classes.enumerated() {
             var members = byClass[label] ?? []
             generator.shuffle(&members)
-            // This class's share of what is left, so rounding never overshoots `count`.
+            // This class's share of what is left, so rounding never overshoots `count`, less one window for each
+            // class still to come (while `remaining` allows), so a rare class is not crowded out by the rounding.
             let share = Double(members.count) / Double(classes[n...].reduce(0) { $0 + (byClass[$1]?.count ?? 0) })
             let reserved = min(classes.count - n - 1, max(0, remaining - 1))
             let take = min(
