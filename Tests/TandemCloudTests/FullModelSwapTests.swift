@@ -94,7 +94,10 @@ struct FullModelSwapTests {
             #expect(
                 await waitUntil { verdicts.withLock { Set($0.keys) } == all },
                 "\(all.count - verdicts.withLock { $0.count }) escalations without a verdict")
+            // A row is marked answered once the broker acknowledged its verdict, which may come after the
+            // observer received it.
             let store = try SampleStore(path: "\(directory)/data/tandem.sqlite")
+            _ = await waitUntil { (try? store.counts().answered) == sent.count }
             let counts = try store.counts()
             #expect(counts.rows == sent.count && counts.answered == sent.count, "\(counts)")
             // Verdicts of escalations sent after both workers swapped are full-2's, and are full-2's answers.
