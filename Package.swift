@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "TandemProtocol", targets: ["TandemProtocol"]),
         .library(name: "TandemEdge", targets: ["TandemEdge"]),
         .library(name: "TandemFleet", targets: ["TandemFleet"]),
+        .library(name: "TandemONNX", targets: ["TandemONNX"]),
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-edge", targets: ["tandem-edge"]),
         .library(name: "TandemCloud", targets: ["TandemCloud"]),
@@ -74,6 +75,8 @@ let package = Package(
         // type (read only when the library initializes), and `tandem-edge` loads it only for a float32 model.
         .target(name: "TandemCore", dependencies: ["CInt8Kernels", "CCPUFeatures", crypto]),
         .target(name: "TandemTraining", dependencies: ["TandemCore", yams]),
+        // ONNX import and export over a protobuf reader and writer of its own: no generated code, no Foundation.
+        .target(name: "TandemONNX", dependencies: ["TandemCore"]),
         .target(name: "TandemMQTT", dependencies: ["CMosquitto"]),
         // The MQTT contract both sides speak (topics, payloads, status, labels, assignments); FoundationEssentials
         // only, so the edge binary does not grow.
@@ -86,7 +89,7 @@ let package = Package(
             linkerSettings: [
                 .unsafeFlags(
                     [
-                        "-Xclang-linker", "-no-pie", "-use-ld=lld",
+                        "-Xclang-linker", "-pie", "-use-ld=lld",
                         "-Xlinker",
                         "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tandem-edge/link-order.txt",
                         "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
@@ -109,7 +112,7 @@ let package = Package(
             name: "tandem",
             dependencies: [
                 "TandemCore", "TandemTraining", "TandemMQTT", "TandemProtocol", "TandemEdge", "TandemFleet",
-                "TandemCommandLine", argumentParser,
+                "TandemONNX", "TandemCommandLine", argumentParser,
             ]),
         // One entry function per fuzz target (decode + what the receiver does next), shared by the libFuzzer
         // executables (Fuzz/, scripts/fuzz) and the corpus replay in `swift test`. The targets of the edge, the
@@ -127,6 +130,11 @@ let package = Package(
         .target(name: "TandemTestSupport", dependencies: ["TandemCore"], path: "Tests/TandemTestSupport"),
         .executableTarget(name: "tandem-mqtt-probe", dependencies: ["TandemMQTT"], path: "Tests/TandemMQTTProbe"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "CInt8Kernels", "TandemTestSupport"]),
+        // ONNX Runtime (python3, pip) is the independent peer these tests compare with.
+        .testTarget(
+            name: "TandemONNXTests",
+            dependencies: ["TandemONNX", "TandemCore", "TandemTraining", "TandemTestSupport", "tandem"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "TandemTrainingTests", dependencies: ["TandemCore", "TandemTraining", "TandemTestSupport"]),
         .testTarget(name: "TandemMQTTTests", dependencies: ["TandemMQTT", "TandemTestSupport", "tandem-mqtt-probe"]),
         // The linkage test reads both executables' symbol tables, so both must be built.

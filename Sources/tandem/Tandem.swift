@@ -11,7 +11,7 @@ struct Tandem: AsyncParsableCommand {
             "Train, compress, evaluate, sign, inspect, publish and roll out Tandem models; revoke keys; provision devices; simulate sensor data.",
         subcommands: [
             Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, RevokeKey.self,
-            Publish.self,
+            Publish.self, ImportONNX.self, ExportONNX.self,
             RolloutCommand.self, Provision.self, Bench.self, Demo.self,
         ]
     )

@@ -47,7 +47,7 @@ struct RunningAgent {
     let run: Task<Void, any Error>
     let modelPath: String
 
-    init(device: String, port: Int, directory: URL, model: [UInt8], trustedKey: String) throws {
+    init(device: String, port: Int, directory: URL, model: [UInt8], trustedKey: String, channels: Int = 3) throws {
         let dir = directory.appendingPathComponent(device)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         modelPath = dir.appendingPathComponent("model.tandem").path
@@ -60,7 +60,7 @@ struct RunningAgent {
         configuration.model.path = modelPath
         configuration.model.trustedKeys = [trustedKey]
         configuration.outbox.directory = dir.appendingPathComponent("outbox").path
-        configuration.streams = [AgentConfiguration.Stream(name: "vib", channels: 3)]
+        configuration.streams = [AgentConfiguration.Stream(name: "vib", channels: channels)]
         configuration.policy.threshold = 0.6
         configuration.policy.maxEscalationsPerSecond = 100_000
         configuration.statusIntervalSeconds = 0.2
