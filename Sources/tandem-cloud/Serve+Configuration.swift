@@ -21,6 +21,7 @@ extension Serve {
         configuration.labelLimit = try limit(
             "--device-labels-per-second", deviceLabelsPerSecond, "--device-label-burst", deviceLabelBurst)
         configuration.answerAttempts = answerAttempts
+        configuration.fullModelCheckSeconds = fullModelCheckInterval
         configuration.shutdownGracePeriodSeconds = shutdownGracePeriod
         configuration.http = try httpConfiguration()
         configuration.trainer = trainer.settings()

@@ -76,6 +76,8 @@ struct Serve: AsyncParsableCommand {
     var shutdownGracePeriod = 30.0
     @Option(help: "Tries to answer a stored escalation before it is given up (terminal, never claimed again).")
     var answerAttempts = 5
+    @Option(help: "Seconds between looks for a newer full model the trainer promoted (swapped in between batches).")
+    var fullModelCheckInterval = 2.0
     @Option(help: "Each device's escalations per second (by its topic); more are refused. 0: no limit.")
     var deviceEscalationsPerSecond = 20.0
     @Option(help: "How many escalations a device may send at once after a quiet time (its outbox's backlog).")
@@ -100,6 +102,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--shutdown-grace-period must be within (0, 86400] seconds")
         }
         guard (1...1000).contains(answerAttempts) else { throw ValidationError("--answer-attempts must be 1…1000") }
+        guard fullModelCheckInterval > 0, fullModelCheckInterval <= 86_400 else {
+            throw ValidationError("--full-model-check-interval must be within (0, 86400] seconds")
+        }
         guard httpIdleTimeout > 0, httpIdleTimeout <= 86_400, httpMaxConnections >= 1 else {
             throw ValidationError("--http-idle-timeout must be within (0, 86400] seconds, --http-max-connections ≥ 1")
         }

@@ -38,6 +38,21 @@ struct TrainerOptions: ParsableArguments {
     @Option(help: "Most epochs fine-tuning the full model.") var fineTuneEpochs = 10
     @Option(help: "Most distillation epochs for the edge model (default: the edge spec's).") var distillationEpochs:
         Int?
+    @Option(
+        help: "Time budget of the full model's fine-tuning in a round, seconds (0: none); the best weights are kept.")
+    var fineTuneSeconds = 30.0
+    @Option(
+        help: "Time budget of the edge model's distillation in a round, seconds (0: none); the best weights are kept.")
+    var compressSeconds = 30.0
+    @Option(help: "Most original training windows a round replays besides the hard examples (0: all).")
+    var replayWindows = 2000
+    @Option(help: "Most hard examples a round trains on, the newest (0: all).") var hardExampleLimit = 5000
+    @Option(help: "Nice value (0–19) of the thread a round trains on.") var trainerNice: Int32 = 10
+    @Option(help: "OpenBLAS threads of a worker that trains, serving included (0: OpenBLAS's own count).")
+    var trainerBlasThreads = 1
+    @Option(
+        help: "Labelled escalations a promoted full model waits for before it is compared with the one it replaced.")
+    var fullMinLabelledWindows = 50
     @Option(help: "Gate: largest accuracy drop of the candidate against the current edge model.") var gateEpsilon = 0.01
     @Option(help: "Share of the fleet in the canary cohort, 0–100.") var canaryPercent = 10.0
     @Option(help: "Seconds the canary runs before promotion.") var soakSeconds = 600.0
@@ -63,6 +78,13 @@ struct TrainerOptions: ParsableArguments {
         else {
             throw ValidationError(
                 "--retrain-interval, --lease-seconds and --rollout-interval must be positive, --canary-percent within 0–100, --soak-seconds, --min-canary-windows and --max-accuracy-drop not negative, --fine-tune-epochs and --min-labelled-windows ≥ 1"
+            )
+        }
+        guard fineTuneSeconds >= 0, compressSeconds >= 0, replayWindows >= 0, hardExampleLimit >= 0,
+            (0...19).contains(trainerNice), trainerBlasThreads >= 0, fullMinLabelledWindows >= 1
+        else {
+            throw ValidationError(
+                "--fine-tune-seconds, --compress-seconds, --replay-windows, --hard-example-limit and --trainer-blas-threads must not be negative, --trainer-nice within 0–19, --full-min-labelled-windows ≥ 1"
             )
         }
         guard RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) != nil else {
@@ -97,6 +119,13 @@ struct TrainerOptions: ParsableArguments {
         configuration.round.fineTuneEpochs = fineTuneEpochs
         configuration.round.distillationEpochs = distillationEpochs
         configuration.round.epsilon = gateEpsilon
+        configuration.round.fineTuneSeconds = fineTuneSeconds > 0 ? fineTuneSeconds : nil
+        configuration.round.compressSeconds = compressSeconds > 0 ? compressSeconds : nil
+        configuration.round.replayWindows = replayWindows > 0 ? replayWindows : nil
+        configuration.round.hardExampleLimit = hardExampleLimit > 0 ? hardExampleLimit : nil
+        configuration.trainerNice = trainerNice
+        configuration.fullMinimumLabelledWindows = fullMinLabelledWindows
+        settings.blasThreads = trainerBlasThreads > 0 ? trainerBlasThreads : nil
         configuration.policy = RolloutPolicy(
             canaryPercent: canaryPercent, soakSeconds: soakSeconds,
             maximumEscalationRateIncrease: maxEscalationIncrease,

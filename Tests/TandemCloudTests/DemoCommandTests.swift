@@ -17,6 +17,8 @@ struct DemoCommandTests {
     let edgeAgent = BuiltProducts.executable("tandem-edge")
     static let fleet = "demo-test"
     static let seconds = 8.0
+    /// Seconds the stream goes on past `seconds`: it drifts and no trainer promotes anything.
+    static let extraSeconds = 2.0
     static let seed: UInt64 = 21
 
     @Test("every record is scored against the truth, every sampled answer labelled in the store, the report adds up")
@@ -74,7 +76,7 @@ struct DemoCommandTests {
                     "--broker-url", "mqtt://localhost:\(broker.port)", "--seconds", "\(Self.seconds)", "--drift-at",
                     "4",
                     "--seed", "\(Self.seed)", "--start-at", "24", "--device-spacing", "10", "--label-fraction", "1",
-                    "--bucket-seconds", "2", "--report",
+                    "--bucket-seconds", "2", "--extend-until-promoted", "\(Self.extraSeconds)", "--report",
                     reportDirectory.path,
                 ], errorURL: scratch.url.appendingPathComponent("demo.log"))
             #expect(await waitUntil(.seconds(60)) { !demo.process.isRunning }, "\(demo.log)")
@@ -93,7 +95,8 @@ struct DemoCommandTests {
                 let start = 24 + 10 * Double(k)
                 var configuration = SensorSimulator.Configuration(seed: Self.seed, sampleRateHz: 1000)
                 configuration.driftAtSeconds = start + 4
-                let stream = SensorSimulator(configuration).stream(durationSeconds: start + Self.seconds)
+                let stream = SensorSimulator(configuration).stream(
+                    durationSeconds: start + Self.seconds + Self.extraSeconds)
                 let text = try String(
                     contentsOf: agents.appendingPathComponent("\(name)/records.jsonl"), encoding: .utf8)
                 for line in text.split(separator: "\n") {
@@ -137,10 +140,16 @@ struct DemoCommandTests {
 
             let report = try String(contentsOf: reportDirectory.appendingPathComponent("report.txt"), encoding: .utf8)
             #expect(report.contains("\(answered.count) ground-truth labels sent"), "\(report)")
+            // No update was promoted after the drift: the stream went on to its limit and the report says so.
             #expect(
-                report.contains("before the drift (0–4 s)") && report.contains("after the drift (4–8 s)"), "\(report)")
+                report.contains("before the drift (0–4 s)") && report.contains("after the drift (4–10 s)"), "\(report)")
+            #expect(
+                report.contains(
+                    "stream extended from 8 s to 10 s (at most 10 s): no update was promoted after the drift"),
+                "\(report)")
             let svg = try String(contentsOf: reportDirectory.appendingPathComponent("report.svg"), encoding: .utf8)
             #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.contains(">drift<"))
+            #expect(svg.contains(">before the drift<") && svg.contains(">after the drift<"), "the phases are named")
             let status = await worker.terminate()
             #expect(status == 0, "\(worker.log)")
         }

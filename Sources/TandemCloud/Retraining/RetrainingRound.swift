@@ -23,12 +23,17 @@ public struct RetrainingStopped: Error, CustomStringConvertible, Sendable {
     public var description: String { "stopped before \(beforePhase)" }
 }
 
-/// One round of the retraining loop: fine-tune the full model on the original data plus the labeled hard
-/// examples, distil, prune and quantize a new edge model from it, and check the candidate against the
-/// current edge model on held-out windows.
+/// One round of the retraining loop: fine-tune the full model on a replay sample of the original data plus the
+/// labeled hard examples, distil, prune and quantize a new edge model from it, and check both candidates against
+/// the current models on held-out windows.
+///
+/// The round is bounded so that it finishes while a drift still matters: the full model is fine-tuned from its
+/// current weights (never trained afresh), on the hard examples plus at most ``Options/replayWindows`` original
+/// windows (a stratified random sample, so it does not forget the rest), and each training phase has a time budget
+/// (``Options/fineTuneSeconds``, ``Options/compressSeconds``) at which it stops and keeps the best weights it had.
 ///
 /// The round neither signs nor publishes: its result is candidate artifacts and a gate report for the
-/// registry to act on. It runs on the calling thread and takes as long as the training does.
+/// registry to act on. It runs on the calling thread.
 public struct RetrainingRound: Sendable {
     /// Settings of a round. The defaults are meant for data nobody has tuned for: short fine-tuning at a
     /// low learning rate with early stopping, the edge spec's own distillation settings, a one-point gate.
@@ -65,6 +70,18 @@ public struct RetrainingRound: Sendable {
         public var edgeVersion: String?
         /// Version of the candidate full model; nil makes `{full name}-r{UTC time}`.
         public var fullVersion: String?
+        /// Seconds the full model's fine-tuning may take; at the end of the batch under way it stops and keeps the
+        /// best weights of the epochs it ran (the warm start itself is not among them: the full-model gate is what
+        /// compares the result with the current model). nil: no budget. Default 30.
+        public var fineTuneSeconds: Double? = 30
+        /// Seconds distillation (and the fine-tuning after pruning) may take, the same way; quantizing and scoring
+        /// run after it. nil: no budget. Default 30.
+        public var compressSeconds: Double? = 30
+        /// Most original training windows a round trains on besides the hard examples: a stratified random sample
+        /// drawn afresh each round (seeded). nil: all of them. Default 2,000.
+        public var replayWindows: Int? = 2000
+        /// Most hard examples a round uses, the newest; nil: all. Default 5,000.
+        public var hardExampleLimit: Int? = 5000
 
         /// The defaults.
         public init() {}
@@ -103,6 +120,16 @@ public struct RetrainingRound: Sendable {
         public var passed: Bool
         /// Why it failed, one entry per failed condition; empty when it passed.
         public var reasons: [String]
+        /// The current full model's accuracy on the recent labelled windows, if there were any.
+        public var currentFullRecentAccuracy: Double?
+        /// The fine-tuned full model's accuracy on them.
+        public var candidateFullRecentAccuracy: Double?
+        /// Whether the fine-tuned full model may replace the current one in the workers: its holdout accuracy at
+        /// most ε below the current full model's, on all holdout windows and on the recent labelled ones. Nil in
+        /// reports written before the full model was gated.
+        public var fullPassed: Bool?
+        /// Why the full model failed its gate; empty when it passed.
+        public var fullReasons: [String]?
 
         /// One line: the verdict with both accuracies and escalation rates.
         public var summary: String {
@@ -115,6 +142,17 @@ public struct RetrainingRound: Sendable {
                     "; on the \(recent) recent labelled ones \(Self.percent(candidate)) vs \(Self.percent(current))"
             }
             return passed ? "gate passed: \(numbers)" : "gate failed: \(reasons.joined(separator: "; ")) (\(numbers))"
+        }
+
+        /// One line about the full model's gate.
+        public var fullSummary: String {
+            var numbers = "accuracy \(Self.percent(candidateFullAccuracy)) vs \(Self.percent(currentFullAccuracy))"
+            if let candidate = candidateFullRecentAccuracy, let current = currentFullRecentAccuracy {
+                numbers += ", on the recent labelled ones \(Self.percent(candidate)) vs \(Self.percent(current))"
+            }
+            return fullPassed == true
+                ? "full-model gate passed: \(numbers)"
+                : "full-model gate failed: \((fullReasons ?? []).joined(separator: "; ")) (\(numbers))"
         }
 
         static func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
@@ -148,6 +186,10 @@ public struct RetrainingRound: Sendable {
         public var phases: [PhaseTiming]
         /// The windows the gate scored, raw: the original test windows, then the held-out labelled hard examples.
         public var holdout: LabeledWindows
+        /// Whether the fine-tuning ended at its time budget.
+        public var fineTuneOutOfTime = false
+        /// Whether distillation ended at its time budget.
+        public var compressOutOfTime = false
     }
 
     /// The current full (float) model.
@@ -217,10 +259,11 @@ public struct RetrainingRound: Sendable {
         // Data: the original split in the full model's class order, the holdout kept raw so each model
         // can standardize it its own way, and the hard examples brought into the full model's standardization.
         let prepared = try phase("data") { () throws -> (PreparedData, String) in
-            let prepared = try prepare(data: data, hardExamples: hardExamples)
+            let limited = options.hardExampleLimit.map { Array(hardExamples.suffix(max(0, $0))) } ?? hardExamples
+            let prepared = try prepare(data: data, hardExamples: limited)
             return (
                 prepared,
-                "\(prepared.train.count) original training windows, \(prepared.holdout.count) holdout windows (\(prepared.recentHoldout) of them labelled hard examples), \(prepared.groundTruth.count) hard examples with ground truth, \(prepared.verdictLabeled.count) with the verdict as label, \(prepared.skipped) skipped"
+                "\(prepared.train.count) of \(prepared.originalTrainingWindows) original training windows replayed, \(prepared.holdout.count) holdout windows (\(prepared.recentHoldout) of them labelled hard examples), \(prepared.groundTruth.count) hard examples with ground truth, \(prepared.verdictLabeled.count) with the verdict as label, \(prepared.skipped) skipped\(hardExamples.count > limited.count ? ", \(hardExamples.count - limited.count) older ones left out" : "")"
             )
         }
 
@@ -228,7 +271,9 @@ public struct RetrainingRound: Sendable {
         let currentFull = try FloatModel(artifact: full)
         var holdoutForFull = prepared.holdout
         input.normalize(&holdoutForFull.windows)
+        var fineTuneOutOfTime = false
         let (fullCandidate, fullModel) = try phase("fine-tune") { () throws -> ((ModelArtifact, FloatModel), String) in
+            // Warm start: the current weights, batch norm folded.
             let network = try Network(model: currentFull, seed: options.seed)
             var config = TrainingConfiguration()
             config.epochs = options.fineTuneEpochs
@@ -237,7 +282,9 @@ public struct RetrainingRound: Sendable {
             config.patience = options.fineTunePatience
             config.seed = options.seed
             let trainingSet = Self.concatenate(prepared.train, prepared.groundTruth)
-            let result = try Trainer(configuration: config).train(network, on: trainingSet)
+            let result = try Trainer(configuration: config).train(
+                network, on: trainingSet, until: Self.deadline(options.fineTuneSeconds))
+            fineTuneOutOfTime = result.stoppedAtDeadline
             let model = try network.exportFloatModel()
             let accuracy = try Self.accuracy(model.logits(for: holdoutForFull.windows).argmaxRows(), holdoutForFull)
             let version = options.fullVersion ?? Self.version(fullManifest.name)
@@ -253,11 +300,12 @@ public struct RetrainingRound: Sendable {
                 goldenInputs: holdoutForFull.windows.slice(0..<min(8, holdoutForFull.count)))
             return (
                 (artifact, model),
-                "\(trainingSet.count) windows, kept epoch \(result.bestEpoch) of \(result.epochsRun)\(result.stoppedEarly ? " (stopped early)" : ""), holdout accuracy \(GateReport.percent(accuracy))"
+                "\(trainingSet.count) windows, kept epoch \(result.bestEpoch) of \(result.epochsRun)\(result.stoppedEarly ? " (stopped early)" : "")\(result.stoppedAtDeadline ? " (time budget of \(Self.seconds(options.fineTuneSeconds)) reached)" : ""), holdout accuracy \(GateReport.percent(accuracy))"
             )
         }
 
         // Distil, prune and quantize a new edge model from the fine-tuned full model.
+        var compressOutOfTime = false
         let compression = try phase("compress") { () throws -> (CompressionResult, String) in
             var config = edgeSpec.training ?? TrainingConfiguration()
             if let epochs = options.distillationEpochs { config.epochs = epochs }
@@ -268,6 +316,7 @@ public struct RetrainingRound: Sendable {
             compressionOptions.pruning = options.pruning
             compressionOptions.fineTuneEpochs = options.prunedFineTuneEpochs
             compressionOptions.measuresLatency = false
+            compressionOptions.deadline = Self.deadline(options.compressSeconds)
             let trainingSet = Self.concatenate(
                 Self.concatenate(prepared.train, prepared.groundTruth), prepared.verdictLabeled)
             let result = try CompressionPipeline.run(
@@ -275,7 +324,13 @@ public struct RetrainingRound: Sendable {
                 data: CompressionData(train: trainingSet, test: holdoutForFull), options: compressionOptions,
                 version: options.edgeVersion ?? Self.version(edgeSpec.name))
             let line = result.rows.map { "\($0.model) \(GateReport.percent($0.accuracy))" }.joined(separator: ", ")
-            return (result, "\(trainingSet.count) windows; \(line)")
+            compressOutOfTime = result.distillation.stoppedAtDeadline
+            let budget =
+                compressOutOfTime ? " (time budget of \(Self.seconds(options.compressSeconds)) reached)" : ""
+            return (
+                result,
+                "\(trainingSet.count) windows, distilled \(result.distillation.epochsRun) epochs, kept epoch \(result.distillation.bestEpoch)\(budget); \(line)"
+            )
         }
 
         // Gate: candidate against the current edge model on the same holdout, each in its own standardization.
@@ -283,18 +338,29 @@ public struct RetrainingRound: Sendable {
             let gate = try evaluateGate(
                 candidate: compression.quantized, holdout: prepared.holdout, recent: prepared.recentHoldout,
                 currentFull: currentFull, candidateFull: fullModel)
-            return (gate, gate.summary)
+            return (gate, "\(gate.summary); \(gate.fullSummary)")
         }
         return Result(
             fullCandidate: fullCandidate, edgeCandidate: compression.artifact, compression: compression, gate: gate,
             hardExamplesWithGroundTruth: prepared.groundTruth.count,
             hardExamplesWithVerdict: prepared.verdictLabeled.count, hardExamplesSkipped: prepared.skipped,
-            phases: phases, holdout: prepared.holdout)
+            phases: phases, holdout: prepared.holdout, fineTuneOutOfTime: fineTuneOutOfTime,
+            compressOutOfTime: compressOutOfTime)
     }
 
+    /// The instant `seconds` from now, or nil for no budget.
+    static func deadline(_ seconds: Double?) -> ContinuousClock.Instant? {
+        seconds.map { ContinuousClock.now + .milliseconds(Int(max(0, $0) * 1000)) }
+    }
+
+    static func seconds(_ value: Double?) -> String { value.map { String(format: "%g s", $0) } ?? "none" }
+
     struct PreparedData {
-        /// Original training windows, normalized for the full model.
+        /// Original training windows replayed this round (at most ``Options/replayWindows``), normalized for the
+        /// full model.
         var train: LabeledWindows
+        /// Original training windows there were (outside the holdout).
+        var originalTrainingWindows: Int
         /// Holdout windows, raw: the original test windows, then `recentHoldout` labelled hard examples.
         var holdout: LabeledWindows
         /// How many of the holdout's windows (its last ones) are labelled hard examples.
@@ -332,6 +398,10 @@ public struct RetrainingRound: Sendable {
             train = train.subset(parts.train)
         }
         guard holdout.count > 0 else { throw RetrainingError("no holdout windows for the gate") }
+        let originalTrainingWindows = train.count
+        if let replay = options.replayWindows, replay < train.count {
+            train = train.subset(Self.replaySample(labels: train.labels, count: max(0, replay), seed: options.seed))
+        }
         input.normalize(&train.windows)
 
         // Hard-example windows arrive in the standardization of the edge model that escalated them; the
@@ -351,16 +421,9 @@ public struct RetrainingRound: Sendable {
                 continue
             }
             var window = example.window
-            let edgeInput = example.edgeModel == edge.manifest.version ? edgeInput : edgeInputs[example.edgeModel]
-            if let edgeInput, edgeInput.mean.count == input.channels,
-                edgeInput.std.count == input.channels, input.mean.count == input.channels,
-                input.std.count == input.channels
-            {
-                for k in window.indices {
-                    let c = k % input.channels
-                    window[k] = (window[k] * edgeInput.std[c] + edgeInput.mean[c] - input.mean[c]) / input.std[c]
-                }
-            }
+            Self.restandardize(
+                &window, from: example.edgeModel == edge.manifest.version ? edgeInput : edgeInputs[example.edgeModel],
+                to: input)
             if example.source == .groundTruth {
                 truth.scalars += window
                 truth.labels.append(example.label)
@@ -411,7 +474,8 @@ public struct RetrainingRound: Sendable {
             holdout = Self.concatenate(holdout, held)
         }
         return PreparedData(
-            train: train, holdout: holdout, recentHoldout: recent, groundTruth: groundTruth,
+            train: train, originalTrainingWindows: originalTrainingWindows, holdout: holdout, recentHoldout: recent,
+            groundTruth: groundTruth,
             verdictLabeled: windows(verdict), skipped: skipped)
     }
 
@@ -464,17 +528,72 @@ public struct RetrainingRound: Sendable {
             let right = recentRange.filter { labels[$0] == data.labels[$0] }.count
             return Double(right) / Double(recent)
         }
+        // The full models: both take the full model's standardization (the round keeps its input spec).
+        let currentFullLabels = try currentFull.logits(for: forCandidate.windows).argmaxRows()
+        let candidateFullLabels = try candidateFull.logits(for: forCandidate.windows).argmaxRows()
+        let currentFullAccuracy = Self.accuracy(currentFullLabels, forCandidate)
+        let candidateFullAccuracy = Self.accuracy(candidateFullLabels, forCandidate)
+        let currentFullRecent = recentAccuracy(currentFullLabels, forCandidate)
+        let candidateFullRecent = recentAccuracy(candidateFullLabels, forCandidate)
+        var fullReasons = [String]()
+        if candidateFullAccuracy < currentFullAccuracy - options.epsilon {
+            fullReasons.append(
+                "accuracy \(GateReport.percent(candidateFullAccuracy)) is below the current full model's \(GateReport.percent(currentFullAccuracy)) − ε (\(options.epsilon))"
+            )
+        }
+        if let candidate = candidateFullRecent, let current = currentFullRecent, candidate < current - options.epsilon {
+            fullReasons.append(
+                "accuracy on the recent labelled windows \(GateReport.percent(candidate)) is below the current full model's \(GateReport.percent(current)) − ε (\(options.epsilon))"
+            )
+        }
         return GateReport(
             holdoutWindows: holdout.count, currentAccuracy: currentAccuracy, candidateAccuracy: candidateAccuracy,
-            currentFullAccuracy: Self.accuracy(
-                try currentFull.logits(for: forCandidate.windows).argmaxRows(), forCandidate),
-            candidateFullAccuracy: Self.accuracy(
-                try candidateFull.logits(for: forCandidate.windows).argmaxRows(), forCandidate),
+            currentFullAccuracy: currentFullAccuracy, candidateFullAccuracy: candidateFullAccuracy,
             threshold: threshold, currentEscalationRate: currentRate, candidateEscalationRate: candidateRate,
             epsilon: options.epsilon, recentHoldoutWindows: recent,
             currentRecentAccuracy: recentAccuracy(current.confidences.map(\.label), forCurrent),
             candidateRecentAccuracy: recentAccuracy(new.confidences.map(\.label), forCandidate),
-            passed: reasons.isEmpty, reasons: reasons)
+            passed: reasons.isEmpty, reasons: reasons, currentFullRecentAccuracy: currentFullRecent,
+            candidateFullRecentAccuracy: candidateFullRecent, fullPassed: fullReasons.isEmpty, fullReasons: fullReasons)
+    }
+
+    /// Brings a window from the standardization of the edge model that escalated it (`edgeInput`; nil: taken to
+    /// share the full model's) to the full model's (`input`).
+    static func restandardize(_ window: inout [Float], from edgeInput: InputSpec?, to input: InputSpec) {
+        let channels = input.channels
+        guard let edgeInput, edgeInput.mean.count == channels, edgeInput.std.count == channels,
+            input.mean.count == channels, input.std.count == channels
+        else { return }
+        for k in window.indices {
+            let c = k % channels
+            window[k] = (window[k] * edgeInput.std[c] + edgeInput.mean[c] - input.mean[c]) / input.std[c]
+        }
+    }
+
+    /// A stratified random sample of `count` indices of `labels`, ascending: each class keeps its share (at least
+    /// one window of each class while `count` allows), the windows within a class drawn at random for `seed`.
+    static func replaySample(labels: [Int], count: Int, seed: UInt64) -> [Int] {
+        guard count < labels.count else { return Array(labels.indices) }
+        var generator = SeededGenerator(seed: seed ^ 0x4E_504C_4159)
+        var byClass = [Int: [Int]]()
+        for (i, label) in labels.enumerated() { byClass[label, default: []].append(i) }
+        var chosen = [Int]()
+        var remaining = count
+        let classes = byClass.keys.sorted()
+        for (n, label) in classes.enumerated() {
+            var members = byClass[label] ?? []
+            generator.shuffle(&members)
+            // This class's share of what is left, so rounding never overshoots `count`, less one window for each
+            // class still to come (while `remaining` allows), so a rare class is not crowded out by the rounding.
+            let share = Double(members.count) / Double(classes[n...].reduce(0) { $0 + (byClass[$1]?.count ?? 0) })
+            let reserved = min(classes.count - n - 1, max(0, remaining - 1))
+            let take = min(
+                members.count, remaining,
+                max(remaining > 0 ? 1 : 0, min(Int((Double(remaining) * share).rounded()), remaining - reserved)))
+            chosen += members.prefix(take)
+            remaining -= take
+        }
+        return chosen.sorted()
     }
 
     /// Labelled hard examples a round needs before it holds some of them out for the gate. 20.

@@ -9,7 +9,8 @@ import TandemMQTT
 import TandemTraining
 
 /// The retraining loop inside a cloud worker: checks the trigger, takes the training lease, runs a
-/// ``RetrainingRound``, and when the gate passes registers (signs), publishes and rolls out the new edge model.
+/// ``RetrainingRound``, promotes the fine-tuned full model to the workers when it passes its own gate, and when the
+/// edge gate passes registers (signs), publishes and rolls out the new edge model.
 ///
 /// Every `checkIntervalSeconds` the service counts the escalations and labels stored since the last round
 /// started, takes each device's escalation history on its current model from the fleet's status messages
@@ -17,9 +18,17 @@ import TandemTraining
 /// due it takes the store's training lease (so of all workers sharing the store exactly one trains) and renews
 /// it while it works. The round's current edge model is the registry's production version, so a promoted model
 /// is what the next round improves on.
-/// A candidate that passes the gate is registered (checked and signed with the fleet's key), its artifact
+/// The round fine-tunes the full-model registry's production version (`{data-dir}/full`), else the worker's
+/// configured model. A fine-tuned full model that passes its gate is registered there (signed) and made production,
+/// so every worker of the data directory answers with it from its next batch (``ServingModel``); it stays on trial
+/// until enough labelled escalations arrived, and goes back to the version it replaced if its label accuracy on them
+/// is lower (``judgeFullModel()``).
+/// An edge candidate that passes the gate is registered (checked and signed with the fleet's key), its artifact
 /// published retained, and a staged rollout started and driven by a ``RolloutController`` until it is promoted
 /// or rolled back. The round is recorded in the store (outcome, version, gate report) and in the audit log.
+///
+/// The round runs on a thread of its own at a lower scheduling priority (``Configuration/trainerNice``), so the
+/// worker's escalations are answered first while it trains.
 ///
 /// As a `Service` it runs until a graceful shutdown or cancellation, which is honoured between phases: a round in
 /// training is given up before its next phase (and not recorded), a rollout in canary is left in canary for the
@@ -48,6 +57,12 @@ public final class RetrainingService: Service, Sendable {
         /// A drill: the round trains on the original data with shuffled labels (and hard labels only), so its
         /// candidate is deliberately worse and the gate (or the canary) must stop it. Default off.
         public var trainOnShuffledLabels = false
+        /// The nice value (0–19) the round's thread runs at, so the escalation server's threads come first on a
+        /// busy machine. Default 10.
+        public var trainerNice: Int32 = 10
+        /// Labelled escalations a promoted full model's trial waits for before it compares the new version with
+        /// the one it replaced (rolling back if it is more than the policy's `maximumAccuracyDrop` worse). Default 50.
+        public var fullMinimumLabelledWindows = 50
 
         /// The defaults.
         public init() {}
@@ -103,6 +118,8 @@ public final class RetrainingService: Service, Sendable {
     /// reason that started it does not start another every check.
     let noRoundBefore = Atomic<Double>(0)
     let history: Mutex<EscalationHistory>
+    /// The full models the rounds fine-tune and the workers answer with (`{data-dir}/full`).
+    let fullModels: ModelRegistry
     /// When the service was made: the schedule's start until a round is recorded.
     let createdAt = Date().timeIntervalSince1970
 
@@ -110,7 +127,8 @@ public final class RetrainingService: Service, Sendable {
     ///
     /// - Parameters:
     ///   - configuration: The settings.
-    ///   - full: The full (float) model the worker serves; each round fine-tunes it afresh.
+    ///   - full: The full (float) model the worker was configured with; rounds fine-tune the full-model registry's
+    ///     production version once there is one, else this.
     ///   - data: The original training data (as `DataSource.load` reads it, windowed like `full`'s input).
     ///   - edgeSpec: The edge model's spec (layers, distillation settings).
     ///   - signingKey: The Ed25519 key devices trust.
@@ -126,7 +144,7 @@ public final class RetrainingService: Service, Sendable {
         signingKey: Curve25519.Signing.PrivateKey, store: any TrainingStore, registry: ModelRegistry,
         client: MQTTClient, catalog: EdgeInputCatalog? = nil, progress: RoundProgress = RoundProgress(),
         logger: Logger
-    ) {
+    ) throws {
         self.configuration = configuration
         self.full = full
         self.data = data
@@ -140,6 +158,7 @@ public final class RetrainingService: Service, Sendable {
         self.progress = progress
         self.logger = logger
         self.history = Mutex(EscalationHistory(driftWindowSeconds: configuration.trigger.driftWindowSeconds))
+        self.fullModels = try ModelRegistry(directory: registry.directory.appendingPathComponent("full"))
     }
 
     /// The rounds this service finished, oldest first.
@@ -194,6 +213,12 @@ public final class RetrainingService: Service, Sendable {
             group.addTask { [self] in
                 while !isStopping && !Task.isCancelled {
                     sample(monitor)
+                    // A promoted full model is judged while rounds and canaries run too.
+                    do {
+                        try judgeFullModel()
+                    } catch {
+                        log("trainer: full model: cannot judge its trial: \(escaping: error)", .error)
+                    }
                     await pause(seconds: min(c.checkIntervalSeconds, 5))
                 }
             }
@@ -378,11 +403,15 @@ public final class RetrainingService: Service, Sendable {
             options.alpha = 1
             log("trainer: round: drill: training on shuffled labels", round: startedAt)
         }
-        var round = try RetrainingRound(full: full, edge: edge, edgeSpec: edgeSpec, options: options)
+        let currentFull = try currentFullModel()
+        var round = try RetrainingRound(full: currentFull, edge: edge, edgeSpec: edgeSpec, options: options)
         round.edgeInputs = earlier
+        log(
+            "trainer: round: fine-tuning full model \(currentFull.manifest.version) (budget \(RetrainingRound.seconds(options.fineTuneSeconds))), compressing (budget \(RetrainingRound.seconds(options.compressSeconds))); \(examples.count) hard examples, at most \(options.replayWindows.map(String.init) ?? "all") original windows replayed",
+            round: startedAt)
         let result: RetrainingRound.Result
         do {
-            result = try await onThread { [self, round, data] in
+            result = try await onThread(nice: configuration.trainerNice) { [self, round, data] in
                 try round.run(
                     data: data, hardExamples: examples,
                     progress: { self.log("trainer: round: \($0)", round: startedAt) },
@@ -394,6 +423,26 @@ public final class RetrainingService: Service, Sendable {
         }
         let gate = result.gate
         let version = result.edgeCandidate.manifest.version
+        let phases = result.phases.map { "\($0.phase) \(String(format: "%.1f", $0.seconds)) s" }
+        let total = result.phases.reduce(0) { $0 + $1.seconds }
+        log(
+            "trainer: round: phases: \(phases.joined(separator: ", ")); \(String(format: "%.1f", total)) s in all",
+            round: startedAt)
+        var fullPromoted = false
+        if gate.fullPassed == true && !configuration.trainOnShuffledLabels {
+            do {
+                try promoteFullModel(result.fullCandidate, replacing: currentFull, gate: gate, round: startedAt)
+                fullPromoted = true
+            } catch {
+                log(
+                    "trainer: full model: \(result.fullCandidate.manifest.version) not promoted: \(escaping: error)",
+                    .error, round: startedAt)
+            }
+        } else {
+            log(
+                "trainer: full model: \(result.fullCandidate.manifest.version) not promoted: \(gate.fullSummary)",
+                round: startedAt)
+        }
         guard gate.passed else {
             log(
                 "trainer: round: \(version) stopped by the gate: \(gate.reasons.joined(separator: "; "))",
@@ -403,7 +452,7 @@ public final class RetrainingService: Service, Sendable {
                 startedAt: startedAt)
         }
         do {
-            try register(result, parent: production)
+            try register(result, parent: production, fullRegistered: fullPromoted)
             log("trainer: register: \(version) signed and registered", round: startedAt)
             try await controller.distributor.publish(
                 version: version, from: registry, audit: audit, actor: configuration.actor, assigningTo: [],
@@ -422,14 +471,15 @@ public final class RetrainingService: Service, Sendable {
     }
 
     /// Writes the candidates, registers the edge model (checked and signed) and tells the catalog about it.
-    private func register(_ result: RetrainingRound.Result, parent: String) throws {
+    private func register(_ result: RetrainingRound.Result, parent: String, fullRegistered: Bool) throws {
         let directory = registry.directory
-        let fullDirectory = directory.appendingPathComponent("full")
-        try FileManager.default.createDirectory(at: fullDirectory, withIntermediateDirectories: true)
-        // The fine-tuned full model is the edge model's teacher (its manifest's parent); kept for the record.
-        try result.fullCandidate.write(
-            to: fullDirectory.appendingPathComponent(
-                "\(result.fullCandidate.manifest.version).\(ModelArtifact.fileExtension)"))
+        // The fine-tuned full model is the edge model's teacher (its manifest's parent); kept for the record when
+        // the full-model registry did not take it.
+        if !fullRegistered {
+            try result.fullCandidate.write(
+                to: fullModels.directory.appendingPathComponent(
+                    "\(result.fullCandidate.manifest.version).\(ModelArtifact.fileExtension)"))
+        }
         let incoming = directory.appendingPathComponent(
             ".incoming-\(result.edgeCandidate.manifest.version).\(ModelArtifact.fileExtension)")
         try result.edgeCandidate.write(to: incoming)
@@ -503,9 +553,13 @@ public final class RetrainingService: Service, Sendable {
     }
 }
 
-/// Runs blocking work (training: seconds to minutes of BLAS) on a thread of its own, off the cooperative pool.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+/// Runs blocking work (training: seconds to minutes of BLAS) on a thread of its own, off the cooperative pool, at
+/// the nice value `nice` (Linux schedules threads on their own: only this thread is lowered).
+func onThread<T: Sendable>(nice: Int32 = 0, _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        BackgroundThread.start(name: "tandem-trainer") { continuation.resume(with: Result { try body() }) }
+        BackgroundThread.start(name: "tandem-trainer") {
+            if nice > 0 { TrainerThread.lowerPriority(to: nice) }
+            continuation.resume(with: Result { try body() })
+        }
     }
 }

@@ -43,6 +43,9 @@ public final class EscalationServer: Service, Sendable {
         /// Tries to answer a stored escalation, the first on receipt and each later one a claim by the recovery;
         /// one still unanswered after that many is given up (terminal, never claimed again). Default 5.
         public var answerAttempts = 5
+        /// Seconds between looks at the full-model registry's production version (``ServingModel``); a new one is
+        /// swapped in between batches. Default 2.
+        public var fullModelCheckSeconds = 2.0
 
         /// The defaults, with `broker`.
         public init(broker: MQTTBrokerConfiguration) {
@@ -110,8 +113,12 @@ public final class EscalationServer: Service, Sendable {
     }
 
     public let configuration: Configuration
+    /// The configured full model: the shape every escalation must have.
     let model: FloatModel
+    /// The configured full model's manifest.
     let manifest: ModelManifest
+    /// The full model answering now: the configured one, or a newer version the trainer registered.
+    public let serving: ServingModel
     /// The input specs of the edge model versions whose windows this worker maps to the full model's.
     public let edgeInputs: EdgeInputCatalog
     let store: any EscalationStore
@@ -149,17 +156,23 @@ public final class EscalationServer: Service, Sendable {
     ///     (both trained on the same data).
     ///   - registry: Where versions not in `edgeInputs` are looked up (``EdgeInputCatalog``), so windows of a
     ///     model registered after the worker started (a retrained one) are mapped too.
+    ///   - fullModels: The full-model registry whose production version this worker answers with once it is
+    ///     set (``ServingModel``), or nil to answer with `model` only.
+    ///   - trustedKeyPaths: Public key files a full model from `fullModels` must be signed by (when any are given).
     ///   - metrics: Instruments to count into as well as ``statistics``.
     ///   - logger: Where its lines go, with the `worker` metadata set; each line about one escalation adds
     ///     `escalation` and `device`.
     public init(
         configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
-        registry: ModelRegistry? = nil, store: any EscalationStore, metrics: CloudMetrics? = nil, logger: Logger
+        registry: ModelRegistry? = nil, fullModels: ModelRegistry? = nil, trustedKeyPaths: [String] = [],
+        store: any EscalationStore, metrics: CloudMetrics? = nil, logger: Logger
     ) throws {
         self.metrics = metrics
         self.configuration = configuration
         self.model = model
         self.manifest = manifest
+        serving = ServingModel(
+            initial: .init(model: model, manifest: manifest), registry: fullModels, trustedKeyPaths: trustedKeyPaths)
         self.edgeInputs = EdgeInputCatalog(known: edgeInputs, registry: registry)
         self.store = store
         self.logger = logger
@@ -193,8 +206,25 @@ public final class EscalationServer: Service, Sendable {
             await client.disconnect()
             return
         }
-        logger.info("serving \(filter) with \(manifest.name) \(manifest.version)")
+        // A full version the trainer promoted before this worker started is taken before the first batch.
+        followFullModels()
+        let answering = serving.current.manifest
+        logger.info("serving \(filter) with \(answering.name) \(answering.version)")
         BackgroundThread.start(name: "tandem-cloud-batches") { [self] in batchLoop() }
+        if serving.registry != nil {
+            BackgroundThread.start(name: "tandem-cloud-full-models") { [self] in
+                let step = 0.1
+                var waited = 0.0
+                while !queue.isFinished {
+                    Thread.sleep(forTimeInterval: step)
+                    waited += step
+                    if waited >= configuration.fullModelCheckSeconds {
+                        waited = 0
+                        followFullModels()
+                    }
+                }
+            }
+        }
         // Thrown only by cancellation, which ends the wait below at once too.
         try? await gracefulShutdown()
         logger.info("stopping")
@@ -251,6 +281,20 @@ public final class EscalationServer: Service, Sendable {
             $0.rejected += 1
             $0.refused[refusal, default: 0] += 1
             return $0.rejected
+        }
+    }
+
+    /// Swaps in the full-model registry's production version if it changed, and says so.
+    func followFullModels() {
+        switch serving.refresh() {
+        case .none: break
+        case .swapped(let from, let to):
+            logger.info(
+                "full model: now answering with \(escaping: to) (was \(escaping: from)); swapped between batches")
+        case .refused(let version, let reason):
+            logger.error(
+                "full model: production version \(escaping: version) not used, still answering with \(escaping: serving.current.manifest.version): \(escaping: reason)"
+            )
         }
     }
 
@@ -438,6 +482,9 @@ public final class EscalationServer: Service, Sendable {
             }
         }
         guard !toClassify.isEmpty else { return published }
+        // One version answers the whole batch; a swap takes effect at the next one.
+        let answering = serving.current
+        let model = answering.model
         let (w, c) = (model.window, model.channels)
         var usable = [Int]()
         var wrongShape = [(id: UUID, device: String)]()
@@ -451,7 +498,7 @@ public final class EscalationServer: Service, Sendable {
                 continue
             }
             usable.append(i)
-            appendStandardized(p, to: &scalars)
+            appendStandardized(p, for: answering.manifest.input, to: &scalars)
         }
         giveUp(wrongShape, reason: .wrongShape)
         guard !usable.isEmpty else { return published }
@@ -468,7 +515,8 @@ public final class EscalationServer: Service, Sendable {
             var best = 0
             for k in p.indices where p[k] > p[best] { best = k }
             let verdict = Verdict(
-                escalationId: batch[i].payload.id, label: best, probabilities: p, modelVersion: manifest.version)
+                escalationId: batch[i].payload.id, label: best, probabilities: p,
+                modelVersion: answering.manifest.version)
             publish(verdict, to: batch[i], record: true)
             published.append(verdict)
         }
@@ -477,17 +525,15 @@ public final class EscalationServer: Service, Sendable {
         return published
     }
 
-    /// The window in the full model's standardization.
-    private func appendStandardized(_ p: EscalationPayload, to scalars: inout [Float]) {
+    /// The window in the answering full model's standardization (`full`).
+    private func appendStandardized(_ p: EscalationPayload, for full: InputSpec, to scalars: inout [Float]) {
         let c = p.channels
         guard let edge = edgeInputs.spec(for: p.modelVersion), edge.mean.count == c, edge.std.count == c,
-            manifest.input.mean.count == c, manifest.input.std.count == c,
-            edge.mean != manifest.input.mean || edge.std != manifest.input.std
+            full.mean.count == c, full.std.count == c, edge.mean != full.mean || edge.std != full.std
         else {
             scalars.append(contentsOf: p.window)
             return
         }
-        let full = manifest.input
         for (k, v) in p.window.enumerated() {
             let ch = k % c
             scalars.append((v * edge.std[ch] + edge.mean[ch] - full.mean[ch]) / full.std[ch])

@@ -32,6 +32,8 @@ extension CloudWorker {
         public var labelLimit: RateLimit? = RateLimit(perSecond: 20, burst: 6000)
         /// Tries to answer a stored escalation before it is given up (terminal). Default 5.
         public var answerAttempts = 5
+        /// Seconds between looks at the full-model registry for a newer full version to answer with. Default 2.
+        public var fullModelCheckSeconds = 2.0
         /// The HTTP API's settings, or nil for none.
         public var http: CloudHTTPAPI.Configuration? = CloudHTTPAPI.Configuration()
         /// The retraining loop's settings, or nil when this worker does not train.
@@ -57,6 +59,10 @@ extension CloudWorker {
         public var signingKeyPath: String
         /// The loop's settings; its lease holder is the worker id, whatever this says.
         public var service = RetrainingService.Configuration()
+        /// OpenBLAS threads for every float kernel of the worker (serving included), set when it is made, so the
+        /// batching thread and the trainer each keep a core rather than contend for all of them; nil leaves
+        /// OpenBLAS's own count. Default 1.
+        public var blasThreads: Int? = 1
 
         /// The default loop over the given files.
         public init(trainingDataPath: String, edgeSpecPath: String, signingKeyPath: String) {

@@ -50,6 +50,14 @@ extension CloudWorker {
         }
         var logger = logger
         logger[metadataKey: "worker"] = .escaping(configuration.workerID)
+        // Before any thread runs a float kernel: OpenBLAS does not guard a change of its thread count.
+        if let threads = configuration.trainer?.blasThreads {
+            if Kernels.setFloatThreads(threads) {
+                logger.info("float kernels: \(threads) OpenBLAS thread(s), as this worker trains (serving included)")
+            } else {
+                logger.warning("float kernels: cannot set OpenBLAS's thread count: \(Kernels.floatKernelsDescription)")
+            }
+        }
         let full = try VerifiedModel.load(
             path: configuration.modelPath, trustedKeyPaths: configuration.trustedKeyPaths)
         guard case .float(let model) = full.engine else {
@@ -75,6 +83,9 @@ extension CloudWorker {
             "sample store: \(sqlite.map { "SQLite \($0.path)" } ?? "PostgreSQL \(PostgresSampleStore.redacted(storeURL))")"
         )
         let registry = try ModelRegistry(directory: URL(fileURLWithPath: dataDirectory))
+        // The full models the trainer fine-tuned and promoted; every worker of this data directory follows its
+        // production version.
+        let fullModels = try ModelRegistry(directory: ModelRegistry.fullModelsDirectory(in: dataDirectory))
 
         var serverConfiguration = EscalationServer.Configuration(broker: configuration.broker)
         serverConfiguration.workerID = configuration.workerID
@@ -82,11 +93,13 @@ extension CloudWorker {
         serverConfiguration.maximumWait = configuration.maximumWaitSeconds
         serverConfiguration.deviceLimit = configuration.escalationLimit
         serverConfiguration.answerAttempts = configuration.answerAttempts
+        serverConfiguration.fullModelCheckSeconds = configuration.fullModelCheckSeconds
         let metrics = CloudMetrics()
         let manifest = full.manifest
         let server = try EscalationServer(
             configuration: serverConfiguration, model: model, manifest: manifest, edgeInputs: edgeInputs,
-            registry: registry, store: store, metrics: metrics, logger: logger)
+            registry: registry, fullModels: fullModels, trustedKeyPaths: configuration.trustedKeyPaths, store: store,
+            metrics: metrics, logger: logger)
         let labels = LabelIntake(
             classNames: manifest.classNames, store: store, metrics: metrics, deviceLimit: configuration.labelLimit,
             logger: logger)
@@ -109,7 +122,7 @@ extension CloudWorker {
                 devices: { listener.devices },
                 health: {
                     [
-                        "worker": workerID, "model": manifest.version,
+                        "worker": workerID, "model": server.serving.current.manifest.version,
                         "broker": server.client.connectionState.isConnected && listener.isConnected
                             ? "connected" : "disconnected",
                     ]
@@ -142,7 +155,7 @@ extension CloudWorker {
         configuration.holder = server.workerID
         let client = try MQTTClient(configuration: server.clientConfiguration(suffix: "-trainer", persistent: false))
         logger.info("trainer: \(data.description); edge spec \(spec.name)")
-        return RetrainingService(
+        return try RetrainingService(
             configuration: configuration, full: full, data: data, edgeSpec: spec, signingKey: key, store: store,
             registry: registry, client: client, catalog: catalog, progress: progress, logger: logger)
     }

@@ -31,6 +31,14 @@ public enum Kernels {
         floatKernels?.description ?? "unavailable (\(floatUnavailableReason))"
     }
 
+    /// Sets how many threads OpenBLAS runs each float32 kernel call on, for the whole process.
+    ///
+    /// - Important: Call it at start, before any thread runs a float32 kernel: OpenBLAS does not guard a change of
+    ///   its thread count against calls under way.
+    /// - Returns: false when OpenBLAS is missing or cannot change its thread count.
+    @discardableResult
+    public static func setFloatThreads(_ count: Int) -> Bool { OpenBLAS.setThreads(count) }
+
     /// `C = alpha · op(A) · op(B) + beta · C` in row-major order through OpenBLAS.
     ///
     /// - Important: Check ``isFloatAvailable`` first where OpenBLAS may be missing (the edge agent);

@@ -52,6 +52,13 @@ enum OpenBLAS {
     /// Which library and core the kernels run on, or nil when OpenBLAS could not be loaded.
     static var selection: OpenBLASSelection? { loaded.selection }
 
+    /// Sets OpenBLAS's thread count (`openblas_set_num_threads`); false when there is no OpenBLAS or no such entry.
+    static func setThreads(_ count: Int) -> Bool {
+        guard let set = loaded.library?.setThreads else { return false }
+        set(Int32(max(1, min(count, 1024))))
+        return true
+    }
+
     private static let loaded: Loaded = load(
         explicitCore: environment(coreTypeVariable), simulatedCore: environment(simulatedCoreVariable),
         features: .current)
@@ -76,6 +83,8 @@ enum OpenBLAS {
         let version: String
         /// `openblas_get_num_threads()`.
         let threads: Int
+        /// `openblas_set_num_threads`, if the library has it.
+        let setThreads: (@convention(c) (Int32) -> Void)?
 
         static let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
 
@@ -119,6 +128,9 @@ enum OpenBLAS {
                 text("openblas_get_config").map { $0.split(separator: " ").prefix(2).joined(separator: " ") }
                 ?? "OpenBLAS"
             threads = lookup("openblas_get_num_threads").map { Int(unsafeBitCast($0, to: Count.self)()) } ?? 0
+            setThreads = lookup("openblas_set_num_threads").map {
+                unsafeBitCast($0, to: (@convention(c) (Int32) -> Void).self)
+            }
         }
 
         /// Unloads it; its destructor stops its threads. Only for a library no kernel has been handed yet.

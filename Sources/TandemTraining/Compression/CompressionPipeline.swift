@@ -22,6 +22,9 @@ public struct CompressionOptions: Sendable {
     public var smallDataAugmentation: TransferAugmentation? = TransferAugmentation()
     /// Whether to time batch-1 inference of every model (up to 550 windows each). Default true.
     public var measuresLatency = true
+    /// When distillation (and the fine-tuning after pruning) must end, keeping the best weights so far; nil: no
+    /// deadline. Quantizing and scoring still run after it. Default nil.
+    public var deadline: ContinuousClock.Instant?
 
     /// The largest drop of the int8 model's test accuracy below the teacher's that `tandem compress` accepts by
     /// default (``CompressionResult/requireAccuracy(withinMarginOfTeacher:)``): 5 percentage points.
@@ -192,7 +195,7 @@ public enum CompressionPipeline {
             "distilling \(spec.name) (\(student.parameterCount) parameters) from \(teacherManifest.name) at T=\(options.distillation.temperature), α=\(options.distillation.alpha)"
         )
         let distillation = try Distiller(configuration: config, loss: options.distillation).distil(
-            student, teacher: teacher, on: train, unlabeled: unlabeled
+            student, teacher: teacher, on: train, unlabeled: unlabeled, until: options.deadline
         ) { progress($0.line) }
         let studentModel = try student.exportFloatModel()
 
@@ -209,7 +212,7 @@ public enum CompressionPipeline {
             fineTune.epochs = options.fineTuneEpochs
             fineTune.learningRate = config.learningRate / 3
             _ = try Distiller(configuration: fineTune, loss: options.distillation).distil(
-                network, teacher: teacher, on: train, unlabeled: unlabeled
+                network, teacher: teacher, on: train, unlabeled: unlabeled, until: options.deadline
             ) { progress($0.line) }
             prunedNetwork = network
             pruningReport = report

@@ -29,11 +29,13 @@ public struct Distiller {
     ///   - teacher: the float teacher; must take the same windows and classes.
     ///   - data: labeled windows.
     ///   - unlabeled: extra windows `[n, window, channels]` without labels, or nil.
+    ///   - deadline: when distillation must end: the batch under way finishes, that partial epoch is scored as
+    ///     an epoch, and the best weights so far are kept. nil: no deadline. Default nil.
     ///   - progress: called after every epoch.
     /// - Throws: `ModelSpecError` for bad settings or a diverging loss, `ModelError` if the teacher does not fit.
     public func distil(
         _ student: Network, teacher: FloatModel, on data: LabeledWindows, unlabeled: Tensor? = nil,
-        progress: (EpochReport) -> Void = { _ in }
+        until deadline: ContinuousClock.Instant? = nil, progress: (EpochReport) -> Void = { _ in }
     ) throws -> TrainingResult {
         try configuration.validate()
         guard teacher.window == student.window, teacher.channels == student.channels, teacher.classes == student.classes
@@ -69,6 +71,7 @@ public struct Distiller {
         var best = (loss: Double.infinity, epoch: 0, state: student.state())
         var stale = 0
         var stoppedEarly = false
+        var outOfTime = false
         let started = Date()
         student.zeroGradients()
         for epoch in 0..<plan.epochs {
@@ -96,6 +99,10 @@ public struct Distiller {
                 optimizer.update(student.parameters, rate: rate)
                 lossSum += Double(value) * Double(indices.count)
                 seen += indices.count
+                if let deadline, ContinuousClock.now >= deadline {
+                    outOfTime = true
+                    break
+                }
             }
             let trainLoss = lossSum / Double(Swift.max(seen, 1))
             var validationLoss = trainLoss
@@ -120,6 +127,7 @@ public struct Distiller {
                 secondsRemaining: elapsed / Double(epoch + 1) * Double(plan.epochs - epoch - 1), improved: improved)
             history.append(report)
             progress(report)
+            if outOfTime { break }
             if plan.patience > 0 && stale >= plan.patience {
                 stoppedEarly = true
                 break
@@ -129,6 +137,6 @@ public struct Distiller {
         let validation = validationSet.map { Trainer.evaluate(student, on: $0).report }
         return TrainingResult(
             bestEpoch: best.epoch, epochsRun: history.count, stoppedEarly: stoppedEarly, history: history,
-            validation: validation)
+            validation: validation, stoppedAtDeadline: outOfTime)
     }
 }

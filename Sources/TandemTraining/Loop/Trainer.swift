@@ -51,6 +51,8 @@ public struct TrainingResult: Sendable {
     public var history: [EpochReport]
     /// Validation metrics of the kept weights, if there was a validation split.
     public var validation: ClassificationReport?
+    /// Whether the run ended at its deadline (mid-epoch: that partial epoch was scored like a whole one).
+    public var stoppedAtDeadline = false
 }
 
 /// Mini-batch training with a stratified validation split, early stopping and best-weight restore.
@@ -93,9 +95,12 @@ public struct Trainer {
     /// Trains `network` on `data` (already normalized) and restores the best epoch's weights.
     ///
     /// - Parameters:
+    ///   - deadline: when training must end: the batch under way finishes, that partial epoch is scored as an
+    ///     epoch, and the best weights so far are kept. nil: no deadline. Default nil.
     ///   - progress: called after every epoch, on the calling thread.
     public func train(
-        _ network: Network, on data: LabeledWindows, progress: (EpochReport) -> Void = { _ in }
+        _ network: Network, on data: LabeledWindows, until deadline: ContinuousClock.Instant? = nil,
+        progress: (EpochReport) -> Void = { _ in }
     ) throws -> TrainingResult {
         try configuration.validate()
         let c = configuration
@@ -110,6 +115,7 @@ public struct Trainer {
         var best = (loss: Double.infinity, epoch: 0, state: network.state())
         var stale = 0
         var stoppedEarly = false
+        var outOfTime = false
         let epochs = plan.epochs
         let patience = plan.patience
         let started = Date()
@@ -139,6 +145,10 @@ public struct Trainer {
                 optimizer.update(network.parameters, rate: rate)
                 lossSum += Double(loss) * Double(indices.count)
                 seen += indices.count
+                if let deadline, ContinuousClock.now >= deadline {
+                    outOfTime = true
+                    break
+                }
             }
             let trainLoss = lossSum / Double(max(seen, 1))
             var validationLoss = trainLoss
@@ -163,6 +173,7 @@ public struct Trainer {
                 secondsRemaining: elapsed / Double(epoch + 1) * Double(epochs - epoch - 1), improved: improved)
             history.append(report)
             progress(report)
+            if outOfTime { break }
             if patience > 0 && stale >= patience {
                 stoppedEarly = true
                 break
@@ -172,7 +183,7 @@ public struct Trainer {
         let validation = validationSet.map { Self.evaluate(network, on: $0, classWeights: weights).1 }
         return TrainingResult(
             bestEpoch: best.epoch, epochsRun: history.count, stoppedEarly: stoppedEarly, history: history,
-            validation: validation)
+            validation: validation, stoppedAtDeadline: outOfTime)
     }
 
     /// Loss and metrics of `network` in inference mode on `data`.

@@ -29,7 +29,9 @@ struct Demo: AsyncParsableCommand {
             windows the cloud answered as ground-truth labels on tandem/v1/{fleet}/{device}/labels. It scores \
             every record against the simulator's truth and shows, once a second, devices, windows/s, escalation \
             rate, cascade accuracy, model versions, the rollout state (from --data-dir) and the trainer's last \
-            lines (from --cloud-log). At the end, or on Ctrl-C, it writes report.txt, timeline.csv and \
+            lines (from --cloud-log). When the stream ends with a drift but no update promoted since, it goes on \
+            (and says so) until one is promoted and --after-promotion seconds more have passed, at most \
+            --extend-until-promoted seconds. At the end, or on Ctrl-C, it writes report.txt, timeline.csv and \
             report.svg to --report and prints the summary.
             """)
 
@@ -74,12 +76,23 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Seconds of stream per point of the timeline.")
     var bucketSeconds = 5.0
 
+    @Option(
+        help:
+            "Most seconds the stream goes on past --seconds while no update was promoted after the drift (0: never).")
+    var extendUntilPromoted = 180.0
+
+    @Option(help: "Seconds the stream goes on after an update promoted during that extension.")
+    var afterPromotion = 60.0
+
     func validate() throws {
         guard seconds > 0, rate > 0, bucketSeconds > 0, startAt >= 0, deviceSpacing >= 0 else {
             throw ValidationError(
                 "--seconds, --rate and --bucket-seconds must be positive, --start-at and --device-spacing not negative")
         }
         guard (0...1).contains(labelFraction) else { throw ValidationError("--label-fraction must be in 0…1") }
+        guard extendUntilPromoted >= 0, afterPromotion >= 0 else {
+            throw ValidationError("--extend-until-promoted and --after-promotion must not be negative")
+        }
     }
 
     func run() async throws {
@@ -111,9 +124,31 @@ struct Demo: AsyncParsableCommand {
         let start = ContinuousClock.now
         var lastScreen = -1.0
         var fed = 0.0
+        // The stream's end: --seconds, moved on (once) while the drift waits for a promoted update.
+        var end = seconds
+        var overtime: DemoExtension?
         while !demoStopRequested.load(ordering: .relaxed) {
             let elapsed = (ContinuousClock.now - start).seconds
-            let now = min(elapsed, seconds)
+            if elapsed >= end, overtime == nil, let driftAt = live.driftAt, driftAt < seconds,
+                extendUntilPromoted > 0, live.promotion(after: driftAt) == nil
+            {
+                overtime = DemoExtension(limit: seconds + extendUntilPromoted)
+                end = seconds + extendUntilPromoted
+                live.extend(to: end)
+                show(
+                    "\ndemo: no update promoted since the drift at \(Int(driftAt)) s; streaming on until one is (at most \(Int(extendUntilPromoted)) s more)\n"
+                )
+            }
+            if var running = overtime, running.promotedAt == nil, let driftAt = live.driftAt,
+                let promoted = live.promotion(after: driftAt)
+            {
+                running.promotedAt = promoted
+                overtime = running
+                end = min(running.limit, max(promoted + afterPromotion, seconds))
+                live.extend(to: end)
+                show("\ndemo: update promoted at \(Int(promoted)) s; streaming \(Int(end - promoted)) s more\n")
+            }
+            let now = min(elapsed, end)
             fed = now
             for machine in machines { machine.feed(until: now) }
             live.collect(publishingWith: client)
@@ -123,7 +158,7 @@ struct Demo: AsyncParsableCommand {
                 let screen = live.screen(now: now, monitor: monitor)
                 show(interactive ? "\u{1B}[H\u{1B}[2J" + screen : screen + "\n")
             }
-            if elapsed >= seconds { break }
+            if elapsed >= end { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
         // The end of the stream: each agent reads its pipe to the end, classifies what is left, waits for the
@@ -143,7 +178,8 @@ struct Demo: AsyncParsableCommand {
         await client.disconnect()
         let summary = DemoReport(
             ledger: live.ledger, events: live.events, seconds: fed, driftAt: live.driftAt,
-            devices: machines.count, labelsSent: live.labelsSent, finalVersions: versions)
+            devices: machines.count, labelsSent: live.labelsSent, finalVersions: versions, plannedSeconds: seconds,
+            extensionLimit: overtime?.limit)
         let out = URL(fileURLWithPath: report)
         try summary.write(to: out)
         show("\n" + summary.text)
@@ -151,6 +187,14 @@ struct Demo: AsyncParsableCommand {
             "report: \(out.appendingPathComponent("report.txt").path), \(out.appendingPathComponent("report.svg").path)\n"
         )
     }
+}
+
+/// The stream going on past its planned end while the drift waits for a promoted update.
+struct DemoExtension {
+    /// The latest the stream may end, in stream seconds.
+    var limit: Double
+    /// When the update was promoted, once it was.
+    var promotedAt: Double?
 }
 
 /// Writes `text` to standard output at once (not through stdio's buffer, so the screen never lags).

@@ -8,7 +8,8 @@ struct DemoLive {
     let fleet: String
     let machines: [DemoMachine]
     private(set) var ledger: DemoLedger
-    let seconds: Double
+    /// Where the stream ends now (moved on while the drift waits for a promoted update).
+    private(set) var seconds: Double
     let driftAt: Double?
     let labelFraction: Double
     let dataDirectory: URL
@@ -34,6 +35,14 @@ struct DemoLive {
         self.labelFraction = labelFraction
         self.dataDirectory = dataDirectory
         self.cloudLog = cloudLog
+    }
+
+    /// Moves the stream's end (for the screen).
+    mutating func extend(to end: Double) { seconds = end }
+
+    /// When the first edge update after `time` was promoted, if one was.
+    func promotion(after time: Double) -> Double? {
+        events.first { $0.kind == .promoted && $0.time >= time }?.time
     }
 
     /// Scores every new record and sends the operator's labels for the sampled share of cloud answers.
@@ -118,11 +127,15 @@ struct DemoLive {
         guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
         cloudLogOffset += UInt64(end - data.startIndex + 1)
         for line in String(decoding: data[data.startIndex...end], as: UTF8.self).split(separator: "\n") {
-            let interesting = ["trainer", "round", "rollout", "register", "canary", "promot", "gate"]
+            let interesting = ["trainer", "round", "rollout", "register", "canary", "promot", "gate", "full model"]
             guard interesting.contains(where: { line.contains($0) }) else { continue }
             let text = Self.shortened(line)
             cloudLines.append(text)
-            if line.contains("gate passed") || line.contains("gate failed") {
+            if line.contains("round: gate:") {
+                events.append(DemoEvent(time: now, kind: .round, text: text))
+            } else if line.contains("full model: ") && line.contains(" promoted (was ") {
+                events.append(DemoEvent(time: now, kind: .cloudModel, text: text))
+            } else if line.contains("round: phases: ") {
                 events.append(DemoEvent(time: now, kind: .round, text: text))
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 /// Something that happened during the demo, at a stream time in seconds.
 struct DemoEvent: Equatable {
     enum Kind: String {
-        case drift, round, canary, promoted, rolledBack = "rolled back"
+        case drift, round, canary, promoted, rolledBack = "rolled back", cloudModel = "cloud model"
     }
     var time: Double
     var kind: Kind
@@ -20,13 +20,17 @@ struct DemoReport {
     var devices: Int
     var labelsSent: Int
     var finalVersions: [String: Int]
+    /// The stream's planned length; `seconds` is longer when it went on waiting for a promotion.
+    var plannedSeconds: Double? = nil
+    /// The latest the stream could have ended when it went on waiting for a promotion.
+    var extensionLimit: Double? = nil
 
     /// The phases the summary compares: before the drift, after it, and after each model promoted since.
     var phases: [(name: String, from: Double, to: Double)] {
         var cuts: [(name: String, at: Double)] = [(driftAt == nil ? "whole run" : "before the drift", 0)]
         if let driftAt, driftAt < seconds { cuts.append(("after the drift", driftAt)) }
         for (n, event) in events.filter({ $0.kind == .promoted }).enumerated() {
-            cuts.append(("after update \(n + 1)", event.time))
+            cuts.append((n == 0 ? "after the promotion" : "after update \(n + 1)", event.time))
         }
         cuts.sort { $0.at < $1.at }
         var phases: [(String, Double, Double)] = []
@@ -65,6 +69,18 @@ struct DemoReport {
                 + "\(labelsSent) ground-truth labels sent by the operator; \(ledger.corrections) late corrections")
         let versions = finalVersions.sorted { $0.key < $1.key }.map { "\($0.key) on \($0.value)" }
         lines.append("devices at the end: \(versions.isEmpty ? "no status seen" : versions.joined(separator: ", "))")
+        if let planned = plannedSeconds, let limit = extensionLimit {
+            let promoted = events.first { $0.kind == .promoted && $0.time >= (driftAt ?? 0) }
+            lines.append(
+                promoted.map {
+                    "stream extended from \(Int(planned)) s to \(Int(seconds)) s: no update was promoted after the drift by then; one was at \(Int($0.time)) s"
+                }
+                    ?? "stream extended from \(Int(planned)) s to \(Int(seconds)) s (at most \(Int(limit)) s): no update was promoted after the drift"
+            )
+        }
+        if let driftAt, let promoted = events.first(where: { $0.kind == .promoted && $0.time >= driftAt }) {
+            lines.append("promotion \(Int(promoted.time - driftAt)) s after the drift")
+        }
         lines.append("")
         lines.append("events:")
         var update = 0
@@ -125,7 +141,21 @@ struct DemoReport {
         )
         let colors: [DemoEvent.Kind: String] = [
             .drift: "#c0392b", .round: "#7f8c8d", .canary: "#e67e22", .promoted: "#27ae60", .rolledBack: "#8e44ad",
+            .cloudModel: "#16a085",
         ]
+        // The phases of the summary as shaded bands under everything else, each named at its foot.
+        var bands: [String] = []
+        for (i, phase) in phases.enumerated() {
+            let shade = ["#f4f6f7", "#fdedec", "#e9f7ef", "#eaf2f8"][min(i, 3)]
+            bands.append(
+                "<rect x=\"\(f(x(phase.from)))\" y=\"\(f(top))\" width=\"\(f(max(0, x(phase.to) - x(phase.from))))\" height=\"\(f(plotHeight))\" fill=\"\(shade)\"/>"
+            )
+            bands.append(
+                "<text x=\"\(f((x(phase.from) + x(phase.to)) / 2))\" y=\"\(f(top + plotHeight - 6))\" text-anchor=\"middle\" fill=\"#555\">\(escaped(phase.name))</text>"
+            )
+        }
+        // After the background and the title, before the grid.
+        svg.insert(contentsOf: bands, at: 3)
         for (i, event) in events.enumerated() where event.kind != .round {
             let color = colors[event.kind] ?? "#333"
             svg.append(

@@ -1,0 +1,98 @@
+import Foundation
+import Synchronization
+import TandemCore
+import TandemFleet
+
+/// The full model a worker answers with, and the switch to a newer full version that the trainer registered.
+///
+/// A worker starts with its configured model (`--model`). The retraining loop registers each fine-tuned full model
+/// that passed its gate in the full-model registry (`{data-dir}/full`, a ``ModelRegistry`` of its own) and makes it
+/// production there; rolling back makes the previous version production again. ``refresh()`` (the worker calls it
+/// every ``EscalationServer/Configuration/fullModelCheckSeconds`` on a thread of its own) reads that production
+/// version and, when it differs from the one being served, loads the artifact with the worker's trusted keys (the
+/// checks a device makes: digest, signature, input spec, golden self-test), checks that it takes the same windows
+/// and classes as the configured model, and swaps it in. The batching thread takes ``current`` once per batch, so
+/// a batch is answered by one version from start to end and no escalation waits on the swap.
+///
+/// A version that fails to load is reported once and not tried again; the worker keeps the model it has.
+public final class ServingModel: Sendable {
+    /// A model and its manifest, as one batch uses them.
+    public struct Version: Sendable {
+        /// The float model.
+        public var model: FloatModel
+        /// Its manifest (version, input spec, classes).
+        public var manifest: ModelManifest
+    }
+
+    /// What one ``refresh()`` did.
+    public enum Change: Sendable, Equatable {
+        /// Nothing: no registry, no production version, or the one being served.
+        case none
+        /// Swapped from the first version to the second.
+        case swapped(from: String, to: String)
+        /// The production version could not be used; the message says why (reported once per version).
+        case refused(version: String, reason: String)
+    }
+
+    private let state: Mutex<(current: Version, refused: Set<String>)>
+    /// The configured model: what a registry version must match in shape and classes.
+    let configured: Version
+    /// The full-model registry, if the worker follows one.
+    let registry: ModelRegistry?
+    let trustedKeyPaths: [String]
+
+    /// A serving model that starts with `initial` and follows `registry`'s production version.
+    ///
+    /// - Parameters:
+    ///   - registry: The full-model registry (`{data-dir}/full`), or nil to serve `initial` only.
+    ///   - trustedKeyPaths: Public key files a registry version must be signed by (when any are given).
+    public init(initial: Version, registry: ModelRegistry?, trustedKeyPaths: [String]) {
+        state = Mutex((initial, []))
+        configured = initial
+        self.registry = registry
+        self.trustedKeyPaths = trustedKeyPaths
+    }
+
+    /// The version answering now.
+    public var current: Version { state.withLock { $0.current } }
+
+    /// Swaps to the registry's production version if it is another one and usable.
+    public func refresh() -> Change {
+        guard let registry, let production = try? registry.productionVersion() else { return .none }
+        let (serving, refused) = state.withLock { ($0.current.manifest.version, $0.refused.contains(production)) }
+        guard production != serving, !refused else { return .none }
+        let loaded: Version
+        do {
+            let verified = try VerifiedModel.load(
+                path: registry.artifactURL(version: production).path, trustedKeyPaths: trustedKeyPaths)
+            guard case .float(let model) = verified.engine else {
+                throw RetrainingError("it is \(verified.manifest.numerics), not float32")
+            }
+            let c = configured.manifest
+            guard model.window == configured.model.window, model.channels == configured.model.channels,
+                verified.manifest.classNames == c.classNames
+            else {
+                throw RetrainingError(
+                    "it takes \(model.window)×\(model.channels) windows into \(verified.manifest.classNames), the worker's model \(configured.model.window)×\(configured.model.channels) into \(c.classNames)"
+                )
+            }
+            loaded = Version(model: model, manifest: verified.manifest)
+        } catch {
+            state.withLock { _ = $0.refused.insert(production) }
+            return .refused(version: production, reason: "\(error)")
+        }
+        return state.withLock { state in
+            let from = state.current.manifest.version
+            state.current = loaded
+            return .swapped(from: from, to: production)
+        }
+    }
+}
+
+extension ModelRegistry {
+    /// The full-model registry of a data directory: `{data-dir}/full`, whose production version the workers answer
+    /// with (``ServingModel``) and the trainer's rounds fine-tune.
+    public static func fullModelsDirectory(in dataDirectory: String) -> URL {
+        URL(fileURLWithPath: dataDirectory).appendingPathComponent("full")
+    }
+}
