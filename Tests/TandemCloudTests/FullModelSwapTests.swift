@@ -34,6 +34,37 @@ struct FullModelSwapTests {
         try registry.setProduction(artifact.manifest.version)
     }
 
+    @Test("a version that failed to load is named once and tried again after the retry interval, then served")
+    func retryAfterFailedLoad() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let data = "\(scratch.url.path)/data"
+        let initial = try fullModelArtifact()
+        let model = try FloatModel(artifact: initial)
+        let registry = try ModelRegistry(directory: ModelRegistry.fullModelsDirectory(in: data))
+        let serving = ServingModel(
+            initial: .init(model: model, manifest: initial.manifest), registry: registry, trustedKeyPaths: [],
+            retrySeconds: 0.5)
+        #expect(serving.refresh() == .none, "no production version yet")
+        try Self.promote(try Self.newerFullModel(), in: data, key: Curve25519.Signing.PrivateKey())
+        // The artifact on disk is cut short (a copy not finished): refused once, not tried again at once.
+        let url = registry.artifactURL(version: "full-2")
+        let bytes = try Data(contentsOf: url)
+        try bytes.prefix(bytes.count / 2).write(to: url)
+        guard case .refused(version: "full-2", _) = serving.refresh() else {
+            Issue.record("a truncated artifact was not refused")
+            return
+        }
+        #expect(serving.refresh() == .none)
+        #expect(serving.current.manifest.version == initial.manifest.version)
+        // Whole again: after the interval it loads and answers.
+        try bytes.write(to: url)
+        #expect(serving.refresh() == .none, "still within the retry interval")
+        Thread.sleep(forTimeInterval: 0.6)
+        #expect(serving.refresh() == .swapped(from: initial.manifest.version, to: "full-2"))
+        #expect(serving.current.manifest.version == "full-2")
+    }
+
     @Test(
         "two workers swap to a promoted full version between batches while escalations stream: none lost or unanswered, later verdicts carry the new version and its answers; an unusable version is refused and serving goes on"
     )

@@ -108,9 +108,13 @@ extension RetrainingService {
             try writeTrial(nil)
             return nil
         }
+        // A count first (it includes labels of older escalations, so it never says too few): the windows are
+        // read only once there can be enough of them.
+        let minimum = max(1, configuration.fullMinimumLabelledWindows)
+        guard try store.labelCount(recordedAfter: trial.since) >= minimum else { return nil }
         let (examples, _) = try store.trainingExamples(receivedAfter: trial.since, limit: nil)
         let labelled = examples.filter { $0.source == .groundTruth }
-        guard labelled.count >= max(1, configuration.fullMinimumLabelledWindows) else { return nil }
+        guard labelled.count >= minimum else { return nil }
         let promoted = try FloatModel(artifact: fullModels.artifact(version: trial.version))
         let previousArtifact = try fullModels.artifact(version: trial.previous)
         let previous = try FloatModel(artifact: previousArtifact)

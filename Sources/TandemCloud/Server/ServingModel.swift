@@ -14,7 +14,8 @@ import TandemFleet
 /// and classes as the configured model, and swaps it in. The batching thread takes ``current`` once per batch, so
 /// a batch is answered by one version from start to end and no escalation waits on the swap.
 ///
-/// A version that fails to load is reported once and not tried again; the worker keeps the model it has.
+/// A version that fails to load is reported once and tried again every ``retrySeconds`` (a file still being copied,
+/// a network disk back); the worker keeps the model it has meanwhile.
 public final class ServingModel: Sendable {
     /// A model and its manifest, as one batch uses them.
     public struct Version: Sendable {
@@ -22,6 +23,12 @@ public final class ServingModel: Sendable {
         public var model: FloatModel
         /// Its manifest (version, input spec, classes).
         public var manifest: ModelManifest
+
+        /// A model and its manifest.
+        public init(model: FloatModel, manifest: ModelManifest) {
+            self.model = model
+            self.manifest = manifest
+        }
     }
 
     /// What one ``refresh()`` did.
@@ -34,7 +41,9 @@ public final class ServingModel: Sendable {
         case refused(version: String, reason: String)
     }
 
-    private let state: Mutex<(current: Version, refused: Set<String>)>
+    private let state: Mutex<(current: Version, refused: [String: ContinuousClock.Instant])>
+    /// Seconds before a version that failed to load is tried again. Default 60.
+    public let retrySeconds: Double
     /// The configured model: what a registry version must match in shape and classes.
     let configured: Version
     /// The full-model registry, if the worker follows one.
@@ -46,8 +55,10 @@ public final class ServingModel: Sendable {
     /// - Parameters:
     ///   - registry: The full-model registry (`{data-dir}/full`), or nil to serve `initial` only.
     ///   - trustedKeyPaths: Public key files a registry version must be signed by (when any are given).
-    public init(initial: Version, registry: ModelRegistry?, trustedKeyPaths: [String]) {
-        state = Mutex((initial, []))
+    ///   - retrySeconds: Seconds before a version that failed to load is tried again.
+    public init(initial: Version, registry: ModelRegistry?, trustedKeyPaths: [String], retrySeconds: Double = 60) {
+        state = Mutex((initial, [:]))
+        self.retrySeconds = retrySeconds
         configured = initial
         self.registry = registry
         self.trustedKeyPaths = trustedKeyPaths
@@ -59,8 +70,10 @@ public final class ServingModel: Sendable {
     /// Swaps to the registry's production version if it is another one and usable.
     public func refresh() -> Change {
         guard let registry, let production = try? registry.productionVersion() else { return .none }
-        let (serving, refused) = state.withLock { ($0.current.manifest.version, $0.refused.contains(production)) }
-        guard production != serving, !refused else { return .none }
+        let now = ContinuousClock.now
+        let (serving, refusedAt) = state.withLock { ($0.current.manifest.version, $0.refused[production]) }
+        guard production != serving else { return .none }
+        if let refusedAt, now - refusedAt < .seconds(retrySeconds) { return .none }
         let loaded: Version
         do {
             let verified = try VerifiedModel.load(
@@ -78,12 +91,13 @@ public final class ServingModel: Sendable {
             }
             loaded = Version(model: model, manifest: verified.manifest)
         } catch {
-            state.withLock { _ = $0.refused.insert(production) }
-            return .refused(version: production, reason: "\(error)")
+            state.withLock { $0.refused[production] = now }
+            return refusedAt == nil ? .refused(version: production, reason: "\(error)") : .none
         }
         return state.withLock { state in
             let from = state.current.manifest.version
             state.current = loaded
+            state.refused[production] = nil
             return .swapped(from: from, to: production)
         }
     }
