@@ -222,6 +222,13 @@ struct DesiredStateEndToEndTests {
             #expect(try controller.pins.read() == [:])
             #expect(await waitUntil(.seconds(10)) { box6.agent.classifier.modelVersion == "v2" })
             #expect(fleet.desiredStateRecords(for: "box-6").map(\.version) == ["v1", "v2"])
+
+            // Pinning a device on v2 back to v1 goes back a release: the assignment must be a signed rollback,
+            // which the agent takes (it refuses an older release without the flag).
+            try await controller.pin(device: "box-0", version: "v1")
+            #expect(
+                await waitUntil(.seconds(10)) { box0.agent.classifier.modelVersion == "v1" },
+                "\(String(describing: fleet.monitor.statuses["box-0"]?.modelUpdate))")
             try await fleet.close()
         }
     }

@@ -11,8 +11,8 @@ extension RolloutController {
     /// that was rolled back, or unpinned from a newer version) gets a signed rollback, which it needs to go back.
     ///
     /// - Returns: The devices assigned, by version.
-    /// - Throws: ``RegistryError`` if the state files cannot be read or a publish fails; the devices not yet
-    ///   assigned are assigned at a later pass.
+    /// - Throws: ``RegistryError`` if the state files cannot be read or a publish fails; the devices of the pass
+    ///   count as sent, so they are tried again once the interval has passed.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws(RegistryError) -> [String: [String]] {
         desired.production = try registry.productionVersion()
