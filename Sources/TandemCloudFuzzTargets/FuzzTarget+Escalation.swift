@@ -171,6 +171,8 @@ final class FuzzStore: EscalationStore, @unchecked Sendable {
 
     func terminalCounts() throws -> [SampleStore.TerminalReason: Int] { [:] }
 
+    func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int { 0 }
+
     func counts() throws -> (rows: Int, answered: Int) { lock.withLock { (recent.count, 0) } }
 
     func ids() throws -> [UUID] { lock.withLock { recent } }

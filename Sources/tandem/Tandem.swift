@@ -12,7 +12,7 @@ struct Tandem: AsyncParsableCommand {
         subcommands: [
             Simulate.self, Train.self, Compress.self, Eval.self, Inspect.self, Keygen.self, Sign.self, RevokeKey.self,
             Publish.self, ImportONNX.self, ExportONNX.self,
-            RolloutCommand.self, Provision.self, Bench.self, Demo.self,
+            RolloutCommand.self, LabelCommand.self, Provision.self, Bench.self, Demo.self,
         ]
     )
 }

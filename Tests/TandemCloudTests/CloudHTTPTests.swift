@@ -245,6 +245,78 @@ struct CloudHTTPTests {
         }
     }
 
+    @Test("POST /v1/labels with a time range: labels the device's escalations in it, says how many; bad ones are 400")
+    func rangeLabelsOverHTTP() async throws {
+        try await MosquittoBroker.with { broker in
+            let cloud = try await RunningCloud(broker: broker)
+            func row(_ device: String, _ stream: String, _ window: Double) -> SampleStore.Escalation {
+                SampleStore.Escalation(
+                    id: UUID(), device: device, stream: stream, payload: [1], responseTopic: "t", edgeLabel: 0,
+                    edgeConfidence: 0.5, edgeModel: "e1", receivedAt: 5, fleet: "plant", windowStart: window)
+            }
+            let inside = [row("pump-1", "vib", 1_765_190_400), row("pump-1", "vib", 1_765_191_000)]
+            let outside = [
+                row("pump-1", "vib", 1_765_190_399), row("pump-1", "temp", 1_765_190_500),
+                row("pump-2", "vib", 1_765_190_500),
+            ]
+            _ = try cloud.store().insert(inside + outside)
+            let body =
+                "{\"device\":\"pump-1\",\"stream\":\"vib\",\"start\":1765190400,\"end\":1765192500,\"class\":\"c2\"}"
+
+            let anonymous = try await cloud.json("POST", "/v1/labels", body: body)
+            #expect(anonymous.status == 401)
+            #expect(try cloud.store().labelCount() == 0, "a refused request stored labels")
+
+            let auth = "Bearer \(cloud.token)"
+            let garbage: [(String, String)] = [
+                (body.replacingOccurrences(of: "\"c2\"", with: "\"c9\""), "not a class"),
+                (body.replacingOccurrences(of: "pump-1", with: "pump 1"), "device"),
+                (body.replacingOccurrences(of: "1765192500", with: "1765190000"), "before start"),
+                (body.replacingOccurrences(of: "1765192500", with: "1799999999"), "31 days"),
+                (body.replacingOccurrences(of: "\"start\":1765190400,", with: ""), "start"),
+            ]
+            for (text, expected) in garbage {
+                let answer = try await cloud.json("POST", "/v1/labels", body: text, authorization: auth)
+                #expect(answer.status == 400, "\(text)")
+                let reason = answer.object["reason"] as? String ?? ""
+                #expect(reason.contains(expected), "\(text) → \(reason)")
+            }
+            #expect(try cloud.store().labelCount() == 0, "a bad range stored labels")
+
+            let labelled = try await cloud.json("POST", "/v1/labels", body: body, authorization: auth)
+            #expect(labelled.status == 200 && labelled.object["labelled"] as? Int == 2, "\(labelled.object)")
+            let store = try cloud.store()
+            for row in inside { #expect(try store.label(for: row.id) == 2) }
+            for row in outside { #expect(try store.label(for: row.id) == nil) }
+            let metrics = String(decoding: try await cloud.request("GET", "/metrics").body, as: UTF8.self)
+            #expect(metrics.contains("tandem_cloud_labels_stored_total{source=\"http\"} 2"), "\(metrics)")
+
+            // `tandem label` sends the same, checked before anything is sent, with the worker's token.
+            let tandem = BuiltProducts.executable("tandem")
+            let tokenFile = cloud.scratch.url.appendingPathComponent("label-token").path
+            try "\(cloud.token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let common = ["label", "--url", cloud.base, "--token-file", tokenFile, "--device", "pump-1", "--stream"]
+            let sent = try runCommand(
+                tandem,
+                common + ["temp", "--start", "2025-12-08T10:40:00Z", "--end", "1765190600", "--class", "c1"])
+            #expect(sent.status == 0, "\(sent.standardError)")
+            #expect(sent.standardOutput.contains("labelled 1 escalation(s)"), "\(sent.standardOutput)")
+            #expect(try store.label(for: outside[1].id) == 1)
+            let refusals: [([String], String)] = [
+                (["vib", "--start", "5", "--end", "4", "--class", "c1"], "before start"),
+                (["vib", "--start", "yesterday", "--end", "4", "--class", "c1"], "ISO 8601"),
+                (["vib", "--start", "1", "--end", "4", "--class", "c9"], "not a class"),
+                (["vib", "--start", "1", "--end", "4", "--class", "c1", "--escalation", "x"], "not both"),
+            ]
+            for (arguments, reason) in refusals {
+                let refused = try runCommand(tandem, common + arguments)
+                #expect(refused.status != 0, "\(arguments)")
+                #expect(refused.standardError.contains(reason), "\(arguments): \(refused.standardError)")
+            }
+            #expect(await cloud.terminate() == 0, "\(cloud.log)")
+        }
+    }
+
     @Test("without --api-token-file, POST /v1/labels is refused with 503 and a reason, nothing stored")
     func noTokenRefusesWrites() async throws {
         try await MosquittoBroker.with { broker in

@@ -140,6 +140,46 @@ struct PublishCommandTests {
         #expect(!FileManager.default.fileExists(atPath: data + "/audit.jsonl"))
     }
 
+    @Test("tandem rollout pin|unpin: a pin is kept and assigned, listed by status; bad pins exit 1 with the reason")
+    func pinAndUnpinCommands() async throws {
+        let fixture = try RegistryFixture()
+        defer { fixture.scratch.remove() }
+        try fixture.register(try edgeArtifact(version: "v1"), source: "initial")
+        try fixture.registry.setProduction("v1")
+        let data = fixture.registry.directory.path
+        try await MosquittoBroker.with { broker in
+            let common = ["--fleet", "plant", "--data-dir", data, "--broker-url", "mqtt://localhost:\(broker.port)"]
+            let signed = common + ["--key", fixture.keyURL.path]
+            let pinned = try runCommand(tandem, ["rollout", "pin", "box-1", "v1"] + signed)
+            #expect(pinned.status == 0, "\(pinned.standardError)")
+            #expect(try DevicePins(directory: fixture.registry.directory, fleet: "plant").read() == ["box-1": "v1"])
+            let assignment = try #require(
+                try await ModelDistributorTests.retained("tandem/v1/plant/box-1/model", port: broker.port))
+            #expect(try ModelAssignment(decoding: assignment.payload).version == "v1")
+            let status = try runCommand(tandem, ["rollout", "status"] + common)
+            #expect(status.standardOutput.contains("pinned: box-1 on v1"), "\(status.standardOutput)")
+
+            let refusals: [([String], String)] = [
+                (["pin", "box-2", "v9"], "not registered"),
+                (["pin", "box/2", "v1"], "letters, digits"),
+                (["unpin", "box-2"], "not pinned"),
+            ]
+            for (arguments, reason) in refusals {
+                let refused = try runCommand(tandem, ["rollout"] + arguments + signed)
+                #expect(refused.status == 1, "\(arguments)")
+                #expect(refused.standardError.contains(reason), "\(arguments): \(refused.standardError)")
+            }
+            let unpinned = try runCommand(tandem, ["rollout", "unpin", "box-1"] + signed)
+            #expect(unpinned.status == 0, "\(unpinned.standardError)")
+            #expect(try DevicePins(directory: fixture.registry.directory, fleet: "plant").read() == [:])
+            let help = try runCommand(tandem, ["rollout", "pin", "--help"])
+            // The help is wrapped to the terminal's width: compare with single spaces.
+            let words = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(words.contains("{data-dir}/pins-{fleet}.json"), "\(words)")
+            #expect(words.contains("Rollouts leave it out"), "\(words)")
+        }
+    }
+
     @Test("the CLI speaks mqtts: tandem rollout status with --broker-ca-file and a client certificate")
     func rolloutStatusOverTLS() async throws {
         let fixture = try RegistryFixture()

@@ -279,6 +279,7 @@ public struct CloudHTTPAPI: Sendable {
         try authorize(request)
         let body = try await request.body.collect(upTo: configuration.maximumBodyBytes)
         let client = "POST /v1/labels"
+        if TimeRangeLabel.isRangeForm(Array(buffer: body)) { return try postRangeLabel(Array(buffer: body), client) }
         let parsed: [GroundTruthLabel]
         do {
             parsed = try GroundTruthLabel.decodingList(Array(buffer: body))
@@ -293,6 +294,25 @@ public struct CloudHTTPAPI: Sendable {
             throw APIError(.badRequest, "bad request", error.message)
         }
         return JSONBody.response(["stored": parsed.count])
+    }
+
+    /// `POST /v1/labels` with `{"device", "stream", "start", "end", "class"}`: labels every escalation in the range.
+    private func postRangeLabel(_ body: [UInt8], _ client: String) throws -> Response {
+        let range: TimeRangeLabel
+        do {
+            range = try TimeRangeLabel(decoding: body)
+        } catch {
+            labels.refuse(error, source: .http, from: client)
+            throw APIError(.badRequest, "bad request", error.message)
+        }
+        let labelled: Int
+        do throws(LabelError) {
+            labelled = try labels.submit(range, from: client)
+        } catch {
+            if error.code == .store { throw APIError(.internalServerError, "store", error.message) }
+            throw APIError(.badRequest, "bad request", error.message)
+        }
+        return JSONBody.response(["labelled": labelled])
     }
 
     /// Checks the bearer token of a mutating request.

@@ -96,6 +96,37 @@ public final class LabelIntake: Sendable {
         }
     }
 
+    /// Checks a time-range label and labels every stored escalation in its range, as an operator's
+    /// (`POST /v1/labels` in its time-range form; ``EscalationStore/labelRange(_:label:at:)``).
+    ///
+    /// - Returns: How many escalations were labelled (0 when none of that device and stream is in the range).
+    /// - Throws: ``LabelError`` (`unknownClass`, `store`); it has been counted and logged.
+    public func submit(_ range: TimeRangeLabel, from client: String) throws(LabelError) -> Int {
+        do throws(LabelError) {
+            let labelled = try recordRange(range)
+            counts.withLock { $0.stored += labelled }
+            metrics?.labelStored(source: .http, count: labelled)
+            return labelled
+        } catch {
+            refuse(error, source: .http, from: client)
+            throw error
+        }
+    }
+
+    private func recordRange(_ range: TimeRangeLabel) throws(LabelError) -> Int {
+        guard let classIndex = classNames.firstIndex(of: range.label) else {
+            throw LabelError(
+                .unknownClass,
+                "class '\(range.label.prefix(64))' is not a class of the full model ("
+                    + classNames.joined(separator: ", ") + ")")
+        }
+        do {
+            return try store.labelRange(range, label: classIndex, at: Date().timeIntervalSince1970)
+        } catch {
+            throw LabelError(.store, "the sample store refused the labels: \(error)")
+        }
+    }
+
     /// Counts and logs a refusal that happened before the labels were read (`POST` bodies that are not JSON).
     func refuse(_ error: LabelError, source: CloudMetrics.LabelSource, from origin: String, log: Bool = true) {
         let total = counts.withLock {

@@ -54,6 +54,10 @@ public final class RetrainingService: Service, Sendable {
         public var policy = RolloutPolicy(canaryPercent: 10, soakSeconds: 600)
         /// Seconds between rollout steps while a canary runs. Default 5.
         public var rolloutStepSeconds = 5.0
+        /// Seconds between passes of the fleet's desired state (``RolloutController/reconcile(now:)``): a device
+        /// whose status shows another version than its pin, the canary's or production is assigned it. 0 turns
+        /// it off. Default 2.
+        public var desiredStateIntervalSeconds = 2.0
         /// A drill: the round trains on the original data with shuffled labels (and hard labels only), so its
         /// candidate is deliberately worse and the gate (or the canary) must stop it. Default off.
         public var trainOnShuffledLabels = false
@@ -221,6 +225,12 @@ public final class RetrainingService: Service, Sendable {
                     }
                     await pause(seconds: min(c.checkIntervalSeconds, 5))
                 }
+            }
+            // A device that comes online on another version (new, reprovisioned, restored from a backup) is
+            // assigned the one it should run within seconds, not at the next rollout.
+            if c.desiredStateIntervalSeconds > 0 && signer != nil {
+                let interval = Duration.milliseconds(Int(min(c.desiredStateIntervalSeconds, 3600) * 1000))
+                group.addTask { await controller.maintainDesiredState(interval: interval) }
             }
             while !isStopping && !Task.isCancelled {
                 do {

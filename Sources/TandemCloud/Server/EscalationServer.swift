@@ -368,7 +368,7 @@ public final class EscalationServer: Service, Sendable {
                     id: payload.id, device: address.device, stream: payload.stream, payload: message.payload,
                     responseTopic: responseTopic, edgeLabel: payload.topK.first?.label ?? -1,
                     edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion,
-                    receivedAt: Date().timeIntervalSince1970, fleet: address.fleet))
+                    receivedAt: Date().timeIntervalSince1970, fleet: address.fleet, windowStart: payload.windowStart))
         } catch {
             logger.error(
                 "store: \(escaping: error)",

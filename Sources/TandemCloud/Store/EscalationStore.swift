@@ -1,4 +1,5 @@
 import Foundation
+import TandemProtocol
 
 /// What the escalation workers need of a sample store: one row per escalation id, whoever receives it,
 /// the first verdict for an id, a way to take over what a dead worker left unanswered, and ground truth.
@@ -35,6 +36,12 @@ public protocol EscalationStore: Sendable {
         -> [SampleStore.LabelOutcome]
     /// Ground-truth labels stored, pending ones included.
     func labelCount() throws -> Int
+    /// Records an operator's ground truth `label` (a class index) for every stored escalation of `range`'s device
+    /// and stream (and fleet, if it names one) whose window starts within `range.start…range.end` — rows stored
+    /// before window times were kept count by their arrival time — replacing earlier labels of those escalations.
+    ///
+    /// - Returns: How many escalations it labelled.
+    func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int
 }
 
 extension EscalationStore {

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import PostgresNIO
 import Synchronization
+import TandemProtocol
 
 /// The sample store on PostgreSQL, for escalation workers on several hosts: the same rows and rules as
 /// ``SampleStore`` (one row per escalation id, the first verdict wins, stale claims taken over with
@@ -186,7 +187,17 @@ public final class PostgresSampleStore: Sendable {
                 )
                 """)
             try migrateOrigins(c)
+            try migrateWindowTimes(c)
         }
+    }
+
+    /// Adds the window's start (on the device's clock), which time-range labels select by, to a table made before
+    /// it; earlier rows keep NULL and are matched by their arrival time. Runs inside the migration's transaction and
+    /// advisory lock.
+    private func migrateWindowTimes(_ c: PostgresConnection) throws {
+        _ = try run(c, "ALTER TABLE escalation ADD COLUMN IF NOT EXISTS window_start DOUBLE PRECISION")
+        _ = try run(
+            c, "CREATE INDEX IF NOT EXISTS escalation_stream_window ON escalation (device, stream, window_start)")
     }
 
     /// Adds the escalation's fleet, claim count and terminal state, and the label's origin, to tables made before
@@ -233,9 +244,9 @@ extension PostgresSampleStore: EscalationStore {
                     c,
                     """
                     INSERT INTO escalation (id, device, stream, payload, response_topic, edge_label, edge_confidence,
-                    edge_model, received_at, fleet) VALUES (\(e.id), \(e.device), \(e.stream),
+                    edge_model, received_at, fleet, window_start) VALUES (\(e.id), \(e.device), \(e.stream),
                     \(ByteBuffer(bytes: e.payload)), \(e.responseTopic), \(e.edgeLabel), \(e.edgeConfidence),
-                    \(e.edgeModel), \(e.receivedAt), \(e.fleet)) ON CONFLICT (id) DO NOTHING RETURNING id
+                    \(e.edgeModel), \(e.receivedAt), \(e.fleet), \(e.windowStart)) ON CONFLICT (id) DO NOTHING RETURNING id
                     """)
                 return result.rows.count == 1
             }
@@ -385,6 +396,25 @@ extension PostgresSampleStore {
                 guard written == 1 else { return .labelledByOthers }
                 return owner == nil ? .pending : .matched
             }
+        }
+    }
+
+    /// Labels every stored escalation of `range` as an operator's ground truth (``EscalationStore/labelRange(_:label:at:)``).
+    public func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int {
+        try transaction { c in
+            try run(
+                c,
+                """
+                INSERT INTO label (escalation_id, label, recorded_at, fleet, device)
+                SELECT id, \(label), \(time), NULL, NULL FROM escalation
+                WHERE device = \(range.device) AND stream = \(range.stream)
+                AND (\(range.fleet)::TEXT IS NULL OR fleet = \(range.fleet))
+                AND COALESCE(window_start, received_at) BETWEEN \(range.start) AND \(range.end)
+                ON CONFLICT (escalation_id) DO UPDATE SET label = EXCLUDED.label, recorded_at = EXCLUDED.recorded_at,
+                fleet = NULL, device = NULL
+                RETURNING escalation_id
+                """
+            ).rows.count
         }
     }
 

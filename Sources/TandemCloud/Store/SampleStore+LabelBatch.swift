@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemProtocol
 
 extension SampleStore {
     /// Records several ground-truth labels from `origin` in one transaction (``EscalationStore/recordLabels(_:from:at:)``).
@@ -43,5 +44,22 @@ extension SampleStore {
     /// Ground-truth labels stored, pending ones included.
     public func labelCount() throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM label") ?? 0 }
+    }
+
+    /// Labels every stored escalation of `range` as an operator's ground truth (``EscalationStore/labelRange(_:label:at:)``).
+    public func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO label (escalation_id, label, recorded_at, fleet, device)
+                    SELECT id, ?, ?, NULL, NULL FROM escalation
+                    WHERE device = ? AND stream = ? AND (? IS NULL OR fleet = ?)
+                    AND coalesce(window_start, received_at) BETWEEN ? AND ?
+                    ON CONFLICT(escalation_id) DO UPDATE SET label = excluded.label,
+                    recorded_at = excluded.recorded_at, fleet = NULL, device = NULL
+                    """,
+                arguments: [label, time, range.device, range.stream, range.fleet, range.fleet, range.start, range.end])
+            return db.changesCount
+        }
     }
 }

@@ -32,12 +32,17 @@ public final class SampleStore: Sendable {
         /// The fleet of the topic it came on; nil for rows stored before fleets were kept (or by tests). A device's
         /// label counts for an escalation only when both name the same fleet and device.
         public var fleet: String?
+        /// When the window started, seconds since 1970 on the device's clock (the escalation's `windowStart`); nil
+        /// when unknown. Time-range labels select escalations by it.
+        public var windowStart: Double?
 
         /// Creates a record.
         public init(
             id: UUID, device: String, stream: String, payload: [UInt8], responseTopic: String, edgeLabel: Int,
-            edgeConfidence: Double, edgeModel: String, receivedAt: Double, fleet: String? = nil
+            edgeConfidence: Double, edgeModel: String, receivedAt: Double, fleet: String? = nil,
+            windowStart: Double? = nil
         ) {
+            self.windowStart = windowStart.flatMap { $0.isFinite ? $0 : nil }
             self.id = id
             self.device = device
             self.stream = stream
@@ -172,6 +177,15 @@ public final class SampleStore: Sendable {
                         || '/' || device || '/verdicts';
                     """)
         }
+        migrator.registerMigration("5: window times") { db in
+            // The window's start on the device's clock, for time-range labels (an operator's "bearing fault from
+            // 10:40 to 11:15"); rows stored earlier keep NULL and are matched by their arrival time.
+            try db.execute(
+                sql: """
+                    ALTER TABLE escalation ADD COLUMN window_start REAL;
+                    CREATE INDEX escalation_stream_window ON escalation(device, stream, window_start);
+                    """)
+        }
         return migrator
     }
 
@@ -191,11 +205,11 @@ public final class SampleStore: Sendable {
                     sql: """
                         INSERT OR IGNORE INTO escalation
                         (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at,
-                        fleet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        fleet, window_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
-                        e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet,
+                        e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet, e.windowStart,
                     ])
                 return db.changesCount == 1
             }

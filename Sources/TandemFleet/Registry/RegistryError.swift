@@ -14,6 +14,8 @@ public struct RegistryError: Error, CustomStringConvertible, Sendable, Equatable
         case unknownVersion
         /// A version name is empty or holds characters a topic level cannot (`/`, `+`, `#`).
         case badVersionName
+        /// A device id is not 1–64 letters, digits, `-`, `_` or `.`, or is a reserved topic level.
+        case badDeviceName
         /// The broker refused or did not acknowledge a publish.
         case publishFailed
         /// A rollout operation does not fit the rollout's current phase, or no rollout exists.

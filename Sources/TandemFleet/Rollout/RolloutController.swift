@@ -23,7 +23,12 @@ public actor RolloutController {
     public nonisolated let audit: AuditLog
     /// Who operator actions are attributed to.
     public nonisolated let actor: String
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
+    /// What every device should run, and when each was last assigned it.
+    var desired: DesiredState
+
+    /// The fleet's pinned devices: `{data}/pins-{fleet}.json`.
+    public nonisolated var pins: DevicePins { DevicePins(directory: registry.directory, fleet: distributor.fleet) }
 
     /// The state file: `{data}/rollout-{fleet}.json`.
     public nonisolated var stateURL: URL {
@@ -38,11 +43,14 @@ public actor RolloutController {
     ///   - monitor: The same fleet's statuses.
     ///   - audit: The audit log.
     ///   - actor: The operator's name, for the audit log.
+    ///   - reassignmentIntervalSeconds: The shortest time between two desired-state assignments of the same
+    ///     version to a device whose status has not moved to it (``DesiredState/minimumIntervalSeconds``).
     ///   - log: Progress lines.
     public init(
         registry: ModelRegistry, distributor: ModelDistributor, monitor: FleetMonitor, audit: AuditLog,
-        actor: String, log: @escaping @Sendable (String) -> Void = { _ in }
+        actor: String, reassignmentIntervalSeconds: Double = 30, log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        desired = DesiredState(minimumIntervalSeconds: reassignmentIntervalSeconds)
         self.registry = registry
         self.distributor = distributor
         self.monitor = monitor
@@ -79,9 +87,10 @@ public actor RolloutController {
         }
         _ = try registry.record(version: version)
         await monitor.settle()
+        let pinned = try pins.read()
         var rollout = try Rollout.plan(
             fleet: distributor.fleet, version: version, previousVersion: production,
-            devices: monitor.statuses.keys, policy: policy, now: now)
+            devices: monitor.statuses.keys.filter { pinned[$0] == nil }, policy: policy, now: now)
         let actions = try rollout.start(now: now)
         try await perform(actions)
         try save(rollout)
@@ -125,7 +134,9 @@ public actor RolloutController {
     /// - Throws: ``RegistryError`` (`rolloutState`) if there is no rollout in canary, or as ``step(accuracy:now:)``.
     public func promote(reason: String, now: Date = Date()) async throws(RegistryError) -> Rollout {
         var rollout = try requireCurrent()
-        let actions = try rollout.promote(reason: reason, devices: monitor.statuses.keys, now: now)
+        let pinned = try pins.read()
+        let actions = try rollout.promote(
+            reason: reason, devices: monitor.statuses.keys.filter { pinned[$0] == nil }, now: now)
         try await perform(actions)
         try save(rollout)
         return rollout
@@ -149,19 +160,22 @@ public actor RolloutController {
         return rollout
     }
 
-    /// Publishes the version's artifact (again: a retained message may have been cleared), assigns it,
-    /// makes a promoted version production, and records the action.
+    /// Publishes the version's artifact (again: a retained message may have been cleared), assigns it to the
+    /// action's devices that are not pinned, makes a promoted version production, and records the action.
     private func perform(_ actions: [RolloutAction]) async throws(RegistryError) {
+        let pinned = actions.isEmpty ? [:] : try pins.read()
         for action in actions {
             let bytes = try registry.artifactBytes(version: action.version)
             let assignment = try await distributor.publishArtifact(bytes, version: action.version)
-            try await distributor.assign(assignment, to: action.devices, rollback: action.kind == .rollBack)
+            let devices = action.devices.filter { pinned[$0] == nil }
+            try await distributor.assign(assignment, to: devices, rollback: action.kind == .rollBack)
+            desired.noteSent(action.version, to: devices, at: Date())
             if action.kind == .promote { try registry.setProduction(action.version) }
             try audit.append(
                 AuditRecord(
                     actor: action.automatic ? "rollout" : actor, action: action.kind.rawValue,
-                    version: action.version, devices: action.devices, reason: action.reason))
-            log("\(action.kind.rawValue) \(action.version) → \(action.devices.count) devices: \(action.reason)")
+                    version: action.version, devices: devices, reason: action.reason))
+            log("\(action.kind.rawValue) \(action.version) → \(devices.count) devices: \(action.reason)")
         }
     }
 

@@ -10,6 +10,8 @@ public struct LabelError: Error, CustomStringConvertible, Sendable, Equatable {
         case badLabel
         /// `label` is not a class name of the full model.
         case unknownClass
+        /// A time-range label's device, stream, fleet, start or end is missing or invalid.
+        case badRange
         /// The message is larger than allowed.
         case tooLarge
         /// The store could not record it.

@@ -3,7 +3,8 @@ import Foundation
 import TandemFleet
 import TandemProtocol
 
-/// `tandem rollout start|status|promote|rollback|watch`: staged rollout of a published model version.
+/// `tandem rollout start|status|promote|rollback|watch|pin|unpin`: staged rollout of a published model version, and
+/// devices held on a chosen one.
 struct RolloutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
@@ -19,9 +20,9 @@ struct RolloutCommand: AsyncParsableCommand {
             classified --min-canary-windows windows on it. State: {data-dir}/rollout-{fleet}.json; every \
             action is recorded in {data-dir}/audit.jsonl. Every command that may assign (start, watch, promote, \
             rollback) signs the assignments with --key and the fleet's next sequence; a roll-back's carry the \
-            rollback flag, which devices require to return to an older version.
+            rollback flag, which devices require to return to an older version. A pinned device (`tandem rollout             pin`, kept in {data-dir}/pins-{fleet}.json) is left out of rollouts and keeps its pinned version.             tandem-cloud's trainer keeps the fleet on its desired state: a device whose status shows another             version than its pin, the canary's or production is assigned that version within seconds.
             """,
-        subcommands: [Start.self, Status.self, Promote.self, Rollback.self, Watch.self])
+        subcommands: [Start.self, Status.self, Promote.self, Rollback.self, Watch.self, Pin.self, Unpin.self])
 
     /// Builds the controller over a connected client, runs `body`, and disconnects.
     ///
@@ -161,6 +162,8 @@ struct RolloutCommand: AsyncParsableCommand {
                 return rollout
             }
             RolloutCommand.report(rollout)
+            let pins = try DevicePins(directory: cloud.registry().directory, fleet: cloud.fleet).read()
+            for (device, version) in pins.sorted(by: { $0.key < $1.key }) { print("pinned: \(device) on \(version)") }
         }
     }
 
@@ -196,6 +199,49 @@ struct RolloutCommand: AsyncParsableCommand {
                 try await $0.rollBack(reason: reason)
             }
             RolloutCommand.report(rollout)
+        }
+    }
+
+    struct Pin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hold DEVICE on VERSION: assign it now and leave the device out of rollouts until unpinned.",
+            discussion: """
+                The pin is kept in {data-dir}/pins-{fleet}.json beside the rollout state. The device is assigned                 VERSION right away (signed with --key; as a signed rollback if its status shows a newer release),                 and tandem-cloud's trainer assigns it again if its status shows another version. Rollouts leave                 it out: neither a canary nor a promotion assigns it. VERSION must be registered (`tandem publish`)                 and not signed by a key revoked for the fleet. Pinning a pinned device replaces its pin.
+                """)
+
+        @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
+        @Argument(help: ArgumentHelp("The device id (1–64 letters, digits, '-', '_', '.').", valueName: "device"))
+        var device: String
+        @Argument(help: ArgumentHelp("A version registered with `tandem publish`.", valueName: "version"))
+        var version: String
+
+        func run() async throws {
+            let (device, version) = (self.device, self.version)
+            try await RolloutCommand.withController(cloud, signing: signing) {
+                try await $0.pin(device: device, version: version)
+            }
+            Console.log("pinned \(device) to \(version) in fleet \(cloud.fleet)")
+        }
+    }
+
+    struct Unpin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release DEVICE's pin: it is assigned the version it should run now (production, or a canary's).",
+            discussion: """
+                Removes the device from {data-dir}/pins-{fleet}.json and assigns it the fleet's production version                 (or, while a rollout is in canary and the device is in its cohort, the candidate) right away, as a                 signed rollback if the pinned version is the newer release. Fails if the device is not pinned.
+                """)
+
+        @OptionGroup var cloud: CloudOptions
+        @OptionGroup var signing: SigningOptions
+        @Argument(help: ArgumentHelp("The pinned device id.", valueName: "device")) var device: String
+
+        func run() async throws {
+            let device = self.device
+            let was = try await RolloutCommand.withController(cloud, signing: signing) {
+                try await $0.unpin(device: device)
+            }
+            Console.log("unpinned \(device) (was on \(was)) in fleet \(cloud.fleet)")
         }
     }
 }
