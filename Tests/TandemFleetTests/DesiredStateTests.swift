@@ -65,6 +65,28 @@ struct DesiredStateTests {
         #expect(desired.due(statuses, now: t0.addingTimeInterval(101)) == ["v2": ["new"]])
     }
 
+    @Test("a device that does not take its version waits twice as long each time, up to an hour; taking it resets")
+    func backoff() {
+        var desired = DesiredState(production: "v2", minimumIntervalSeconds: 30)
+        var statuses = ["stuck": status("stuck", "v1")]
+        var now = Date(timeIntervalSince1970: 1000)
+        var sent: [Double] = []
+        for second in 0..<20_000 {
+            now = Date(timeIntervalSince1970: 1000 + Double(second))
+            if !desired.due(statuses, now: now).isEmpty { sent.append(Double(second)) }
+        }
+        let gaps = zip(sent.dropFirst(), sent).map { $0 - $1 }
+        #expect(Array(gaps.prefix(7)) == [30, 60, 120, 240, 480, 960, 1920], "\(gaps)")
+        #expect(gaps.dropFirst(7).allSatisfy { $0 == 3600 }, "\(gaps)")
+        // It takes v2, later comes back on v1 (restored from a backup): due at once, and the backoff starts over.
+        statuses["stuck"] = status("stuck", "v2")
+        #expect(desired.due(statuses, now: now.addingTimeInterval(1)) == [:])
+        statuses["stuck"] = status("stuck", "v1")
+        #expect(desired.due(statuses, now: now.addingTimeInterval(2)) == ["v2": ["stuck"]])
+        #expect(desired.due(statuses, now: now.addingTimeInterval(32)) == ["v2": ["stuck"]])
+        #expect(desired.due(statuses, now: now.addingTimeInterval(62)) == [:])
+    }
+
     @Test("the interval is clamped; a non-finite one is the default")
     func clamped() {
         #expect(DesiredState(minimumIntervalSeconds: 0).minimumIntervalSeconds == 1)

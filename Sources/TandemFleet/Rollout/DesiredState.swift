@@ -11,8 +11,10 @@ import TandemProtocol
 /// Assignments are retained, so one per device is enough while the device follows it; re-sending is for a
 /// device that lost it (a cleared retained message, a broker restored without its store). ``due(_:now:)`` is
 /// therefore rate-limited per device: it names a device at most once per ``minimumIntervalSeconds`` for the
-/// same version while its status still shows another one, so a device that cannot take the version (it refuses
-/// it, or is slow to download it) is not sent a storm of signed assignments. Devices whose last status is
+/// same version while its status still shows another one, and each further time for the same version waits twice
+/// as long as the one before (up to ``maximumIntervalSeconds``), so a device that cannot take the version (it
+/// refuses it, is slow to download it, or claims another version on purpose) is not sent a storm of signed
+/// assignments and audit records. The backoff ends when the device's status shows the version. Devices whose last status is
 /// `offline` are left until they come back (their retained assignment waits on the broker for them anyway), and
 /// so is a device already downloading or verifying the version.
 ///
@@ -27,7 +29,10 @@ public struct DesiredState: Sendable {
     /// The shortest time between two assignments of the same version to a device whose status has not moved
     /// to it, in seconds.
     public var minimumIntervalSeconds: Double
-    private var lastSent: [String: (version: String, at: Date)] = [:]
+    /// The longest wait between two assignments of the same version to a device, in seconds: one hour (or the
+    /// minimum interval, if that is longer).
+    public static let maximumIntervalSeconds = 3600.0
+    private var lastSent: [String: (version: String, at: Date, count: Int)] = [:]
 
     /// A desired state with nothing in production yet.
     ///
@@ -59,13 +64,17 @@ public struct DesiredState: Sendable {
     public mutating func due(_ statuses: [String: DeviceStatus], now: Date) -> [String: [String]] {
         var due: [String: [String]] = [:]
         for (device, status) in statuses where status.state != .offline {
-            guard let wanted = version(for: device), status.modelVersion != wanted else { continue }
+            guard let wanted = version(for: device) else { continue }
+            guard status.modelVersion != wanted else {
+                lastSent[device] = nil
+                continue
+            }
             switch status.modelUpdate {
             case .downloading(wanted), .verifying(wanted): continue
             default: break
             }
             if let last = lastSent[device], last.version == wanted,
-                now.timeIntervalSince(last.at) < minimumIntervalSeconds
+                now.timeIntervalSince(last.at) < interval(afterSending: last.count)
             {
                 continue
             }
@@ -81,6 +90,16 @@ public struct DesiredState: Sendable {
     /// Records that `version` was assigned to `devices` at `now` (by a rollout, a pin or an operator), so
     /// ``due(_:now:)`` does not send it again before the interval has passed.
     public mutating func noteSent(_ version: String, to devices: some Sequence<String>, at now: Date) {
-        for device in devices { lastSent[device] = (version, now) }
+        for device in devices {
+            let count = lastSent[device].map { $0.version == version ? $0.count + 1 : 1 } ?? 1
+            lastSent[device] = (version, now, count)
+        }
+    }
+
+    /// The wait after the `count`-th assignment of one version to a device that has not taken it.
+    func interval(afterSending count: Int) -> Double {
+        min(
+            minimumIntervalSeconds * Double(1 << min(max(count - 1, 0), 20)),
+            max(Self.maximumIntervalSeconds, minimumIntervalSeconds))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TandemCore
 import TandemProtocol
 
 extension RolloutController {
@@ -92,7 +93,15 @@ extension RolloutController {
     ) async throws(RegistryError) {
         guard !devices.isEmpty else { return }
         let bytes = try registry.artifactBytes(version: version)
-        let assignment = try await distributor.publishArtifact(bytes, version: version)
+        let assignment: ModelAssignment
+        if publishedArtifacts.contains(version) {
+            assignment = ModelAssignment(
+                version: version, sha256: ModelArtifact.fileDigestHex(bytes), size: bytes.count,
+                topic: distributor.artifactTopic(version: version))
+        } else {
+            assignment = try await distributor.publishArtifact(bytes, version: version)
+            publishedArtifacts.insert(version)
+        }
         let releases =
             (try? FleetSigningState(directory: registry.directory, fleet: distributor.fleet).assignments().releases)
             ?? [:]

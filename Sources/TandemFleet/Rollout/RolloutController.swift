@@ -26,6 +26,9 @@ public actor RolloutController {
     let log: @Sendable (String) -> Void
     /// What every device should run, and when each was last assigned it.
     var desired: DesiredState
+    /// Versions whose artifact this controller published: the desired state publishes each once, not at every
+    /// device it assigns (every device of the fleet receives a retained artifact again when it is republished).
+    var publishedArtifacts: Set<String> = []
 
     /// The fleet's pinned devices: `{data}/pins-{fleet}.json`.
     public nonisolated var pins: DevicePins { DevicePins(directory: registry.directory, fleet: distributor.fleet) }
@@ -167,6 +170,7 @@ public actor RolloutController {
         for action in actions {
             let bytes = try registry.artifactBytes(version: action.version)
             let assignment = try await distributor.publishArtifact(bytes, version: action.version)
+            publishedArtifacts.insert(action.version)
             let devices = action.devices.filter { pinned[$0] == nil }
             try await distributor.assign(assignment, to: devices, rollback: action.kind == .rollBack)
             desired.noteSent(action.version, to: devices, at: Date())
