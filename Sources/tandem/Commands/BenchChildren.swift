@@ -81,12 +81,12 @@ final class BenchChildren: Sendable {
         if stopping { stop([process]) }
     }
 
-    /// Removes `directory` when the bench is stopped by a signal (the normal path removes it itself).
+    /// Removes `directory` (or a file) when the bench is stopped by a signal (the normal path removes it itself).
     func removeOnSignal(_ directory: URL) {
         state.withLock { $0.directories.append(directory) }
     }
 
-    /// Forgets `directory` (removed on the normal path).
+    /// Forgets `directory` (or a file), removed on the normal path.
     func forget(_ directory: URL) {
         state.withLock { $0.directories.removeAll { $0 == directory } }
     }

@@ -174,7 +174,11 @@ struct BenchMQTT: AsyncParsableCommand {
         let line = String(repeating: "x", count: payloadBytes) + "\n"
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)")
         try Data(String(repeating: line, count: messages).utf8).write(to: input)
-        defer { try? FileManager.default.removeItem(at: input) }
+        BenchChildren.shared.removeOnSignal(input)
+        defer {
+            BenchChildren.shared.forget(input)
+            try? FileManager.default.removeItem(at: input)
+        }
         let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos, noDelay: tcpNoDelay)
         Thread.sleep(forTimeInterval: 0.5)
         let start = monotonicNanoseconds()
