@@ -71,6 +71,8 @@ let package = Package(
         .target(name: "CInt8Kernels"),
         // CPUID and XGETBV, which Swift cannot execute: what the CPU and the OS support, for choosing OpenBLAS's core.
         .target(name: "CCPUFeatures"),
+        // prctl(2), which is variadic: the parent-death signal of `tandem-cloud serve --exit-with-parent`.
+        .target(name: "CProcessControl"),
         // No target links OpenBLAS: TandemCore loads it at run time (Kernels/OpenBLAS.swift), after choosing its core
         // type (read only when the library initializes), and `tandem-edge` loads it only for a float32 model.
         .target(name: "TandemCore", dependencies: ["CInt8Kernels", "CCPUFeatures", crypto]),
@@ -107,7 +109,10 @@ let package = Package(
         .target(name: "TandemCommandLine", dependencies: ["TandemMQTT", argumentParser]),
         .executableTarget(
             name: "tandem-cloud",
-            dependencies: ["TandemCloud", "TandemFleet", "TandemCore", "TandemCommandLine", argumentParser, yams]),
+            dependencies: [
+                "TandemCloud", "TandemFleet", "TandemCore", "TandemCommandLine", "CProcessControl", argumentParser,
+                yams,
+            ]),
         .executableTarget(
             name: "tandem",
             dependencies: [

@@ -95,6 +95,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds an HTTP connection may stay idle before the server closes it.") var httpIdleTimeout = 30.0
     @Option(help: "HTTP connections served at once; more wait until one closes.") var httpMaxConnections = 64
     @OptionGroup(title: "Retraining") var trainer: TrainerOptions
+    @Option(
+        help: ArgumentHelp(
+            "For supervisors and benchmarks: the process id of the parent that starts this worker. The worker exits "
+                + "at once if that process is already gone, and gets SIGTERM (a graceful shutdown) when it dies, "
+                + "even by SIGKILL (Linux parent-death signal).", valueName: "pid", visibility: .hidden))
+    var exitWithParent: Int32?
 
     func validate() throws {
         guard maxBatch >= 1, maxWaitMs >= 0 else { throw ValidationError("--max-batch ≥ 1 and --max-wait-ms ≥ 0") }
@@ -113,6 +119,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "tandem-cloud")
+        if let exitWithParent { try ParentDeath.follow(exitWithParent) }
         // Loads OpenBLAS and chooses its core now, before the worker starts threads.
         logger.info("float kernels: \(Kernels.floatKernelsDescription)")
         let worker = try CloudWorker.make(configuration: try workerConfiguration(), logger: logger)

@@ -64,6 +64,38 @@ struct CLITests {
         let int8Manifest = try #require(try json(int8Inspect.standardOutput)["manifest"] as? [String: Any])
         #expect(int8Manifest["numerics"] as? String == "int8")
 
+        // --int8-only: the trained float model quantized as it is. Bounds of 0 and 1 always write it (the
+        // plumbing); the default gate writes it exactly when the measurements it recorded pass 99.5 % / 0.3 pp.
+        let anyInt8 = try run([
+            "compress", "--int8-only", "--teacher", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--out",
+            "\(dir)/full-int8-any.tandem", "--int8-min-agreement", "0", "--int8-max-accuracy-drop", "1", "--json",
+        ])
+        #expect(anyInt8.status == 0, "\(anyInt8.standardError)")
+        let measured = try json(anyInt8.standardOutput)
+        let agreement = try #require(measured["int8AgreementWithFloat"] as? Double)
+        let drop =
+            try #require(measured["floatAccuracy"] as? Double) - (try #require(measured["int8Accuracy"] as? Double))
+        let anyManifest = try #require(
+            try json(try run(["inspect", "\(dir)/full-int8-any.tandem", "--json"]).standardOutput)["manifest"]
+                as? [String: Any])
+        #expect(anyManifest["numerics"] as? String == "int8")
+        let metrics = try #require(anyManifest["metrics"] as? [String: Double])
+        #expect(metrics["int8_agreement_with_float"] == agreement && metrics["int8_gate_minimum_agreement"] == 0)
+        #expect(metrics["int8_gate_maximum_accuracy_drop"] == 1 && metrics["float_test_accuracy"] != nil)
+        let gated = try run([
+            "compress", "--int8-only", "--teacher", "\(dir)/edge.tandem", "--data", "\(dir)/sim", "--out",
+            "\(dir)/full-int8.tandem",
+        ])
+        let passes = agreement >= 0.995 && drop <= 0.003
+        #expect((gated.status == 0) == passes, "agreement \(agreement), drop \(drop): \(gated.standardError)")
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/full-int8.tandem") == passes)
+        if !passes { #expect(gated.standardError.contains("--int8-min-agreement"), "\(gated.standardError)") }
+        let withSpec = try run([
+            "compress", "--int8-only", "--teacher", "\(dir)/edge.tandem", "--spec", spec, "--data", "\(dir)/sim",
+            "--out", "\(dir)/x.tandem",
+        ])
+        #expect(withSpec.status != 0 && withSpec.standardError.contains("--int8-only"), "\(withSpec.standardError)")
+
         let inspect = try run(["inspect", "\(dir)/edge.tandem", "--json"])
         #expect(inspect.status == 0)
         let inspected = try json(inspect.standardOutput)

@@ -255,7 +255,9 @@ public final class EscalationServer: Service, Sendable {
     }
 
     /// Returns once the batching thread has answered what was queued and the broker has acknowledged every
-    /// verdict, or after `limit`, or at once when the task is cancelled.
+    /// verdict, or after `limit`, or as soon as the connection to the broker is lost (no acknowledgement can
+    /// come then; what is left unanswered stays in the store for another worker), or at once when the task is
+    /// cancelled.
     private func waitUntilDrained(atMost limit: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -266,6 +268,13 @@ public final class EscalationServer: Service, Sendable {
             group.addTask {
                 try? await Task.sleep(for: limit)
                 self.drain.withLock { $0.giveUp() }?.resume()
+            }
+            group.addTask {
+                for await state in self.client.connectionStates() where !state.isConnected {
+                    self.logger.warning("the broker connection is gone; not waiting for verdicts to be acknowledged")
+                    self.drain.withLock { $0.giveUp() }?.resume()
+                    return
+                }
             }
             await group.next()
             group.cancelAll()

@@ -126,6 +126,9 @@ public struct CompressionError: Error, CustomStringConvertible, Sendable {
     public enum Code: Sendable, Equatable {
         /// The int8 student is further below the teacher than the accepted margin.
         case studentBelowTeacher
+        /// An int8 full model (``FullModelQuantization``) agrees too little with its float model or scores too far
+        /// below it.
+        case int8UnfaithfulToFloat
     }
 
     /// What went wrong.

@@ -21,6 +21,10 @@ struct BenchCloud: AsyncParsableCommand {
             shaped for the model (QoS 1, response topic, correlation data) from 100 simulated devices: first \
             --count as fast as the verdicts come back (at most --window unanswered), then at --latency-rate \
             for --latency-seconds, timing each verdict's round trip.
+
+            Every process it starts ends with it: on SIGTERM, SIGINT or SIGHUP it stops them (SIGTERM, then \
+            SIGKILL after 3 s) and exits with 128 + the signal number; the workers run with --exit-with-parent and \
+            mosquitto under `setpriv --pdeathsig KILL` (when installed), so even a SIGKILL of the bench stops them.
             """)
 
     @Option(help: "The full model the workers run (.tandem, float32).") var model: String
@@ -33,6 +37,8 @@ struct BenchCloud: AsyncParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() async throws {
+        let children = BenchChildren.shared
+        children.stopOnSignals()
         let artifact = try ModelArtifact.read(from: URL(fileURLWithPath: model))
         let input = artifact.manifest.input
         let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -49,23 +55,24 @@ struct BenchCloud: AsyncParsableCommand {
         for n in counts {
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-cloud-\(UUID())")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: scratch) }
-            let processes = try (1...n).map { id -> Process in
+            children.removeOnSignal(scratch)
+            defer {
+                children.forget(scratch)
+                try? FileManager.default.removeItem(at: scratch)
+            }
+            var processes = [Process]()
+            defer { children.stop(processes) }
+            for id in 1...n {
                 let process = Process()
                 process.executableURL = cloud
                 process.arguments = [
                     "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
                     scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
+                    "--exit-with-parent", "\(getpid())",
                 ]
                 process.standardError = FileHandle.nullDevice
-                try process.run()
-                return process
-            }
-            defer {
-                for p in processes where p.isRunning {
-                    kill(p.processIdentifier, SIGTERM)
-                    p.waitUntilExit()
-                }
+                try children.start(process, deathSignal: false)
+                processes.append(process)
             }
             try await Task.sleep(for: .seconds(2))  // workers load the model and subscribe
             var configuration = try MQTTBrokerConfiguration(url: broker.url).clientConfiguration(

@@ -50,6 +50,7 @@ struct BenchMQTT: AsyncParsableCommand {
     var skipLatency = false
 
     mutating func run() async throws {
+        BenchChildren.shared.stopOnSignals()
         let broker = try port.map { BenchBroker(existingPort: $0) } ?? BenchBroker.start()
         defer { broker.stop() }
         print("broker: mosquitto on 127.0.0.1:\(broker.port); payload \(payloadBytes) B; \(messages) messages per run")
@@ -173,7 +174,11 @@ struct BenchMQTT: AsyncParsableCommand {
         let line = String(repeating: "x", count: payloadBytes) + "\n"
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)")
         try Data(String(repeating: line, count: messages).utf8).write(to: input)
-        defer { try? FileManager.default.removeItem(at: input) }
+        BenchChildren.shared.removeOnSignal(input)
+        defer {
+            BenchChildren.shared.forget(input)
+            try? FileManager.default.removeItem(at: input)
+        }
         let subscriber = try StockClient.subscriber(port: port, topic: topic, qos: qos, noDelay: tcpNoDelay)
         Thread.sleep(forTimeInterval: 0.5)
         let start = monotonicNanoseconds()
@@ -183,9 +188,10 @@ struct BenchMQTT: AsyncParsableCommand {
             ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)", "-l"]
             + (tcpNoDelay ? ["--nodelay"] : [])
         publisher.standardInput = try FileHandle(forReadingFrom: input)
-        try publisher.run()
+        try BenchChildren.shared.start(publisher, deathSignal: true)
         let (received, last) = subscriber.countLines(upTo: messages, idleSeconds: 5)
         publisher.waitUntilExit()
+        BenchChildren.shared.stop([publisher])
         subscriber.kill()
         let seconds = Double(last - start) / 1e9
         return BenchThroughput(messagesPerSecond: Double(received) / seconds, received: received)
@@ -202,7 +208,7 @@ struct BenchMQTT: AsyncParsableCommand {
             + (tcpNoDelay ? ["--nodelay"] : [])
         let input = Pipe()
         publisher.standardInput = input
-        try publisher.run()
+        try BenchChildren.shared.start(publisher, deathSignal: true)
         let total = latencyRate * latencySeconds
         let samples = Mutex<[Double]>([])
         let done = DispatchSemaphore(value: 0)
@@ -227,6 +233,7 @@ struct BenchMQTT: AsyncParsableCommand {
         _ = done.wait(timeout: .now() + 15)
         try writer.close()
         publisher.waitUntilExit()
+        BenchChildren.shared.stop([publisher])
         subscriber.kill()
         return BenchLatency(samples: samples.withLock { $0 })
     }
@@ -337,7 +344,7 @@ final class StockClient: Sendable {
             ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "\(qos.rawValue)"] + (noDelay ? ["--nodelay"] : [])
         let output = Pipe()
         process.standardOutput = output
-        try process.run()
+        try BenchChildren.shared.start(process, deathSignal: true)
         return StockClient(process: process, descriptor: output.fileHandleForReading.fileDescriptor)
     }
 
@@ -384,8 +391,7 @@ final class StockClient: Sendable {
     }
 
     func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        BenchChildren.shared.stop([process], signal: SIGKILL)
     }
 }
 
@@ -426,20 +432,21 @@ struct BenchBroker {
             """
         let configFile = directory.appendingPathComponent("mosquitto.conf")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
+        BenchChildren.shared.removeOnSignal(directory)
         let process = Process()
         process.executableURL = try benchExecutable("mosquitto")
         process.arguments = ["-c", configFile.path]
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try BenchChildren.shared.start(process, deathSignal: true)
         Thread.sleep(forTimeInterval: 0.5)
         return BenchBroker(port: port, process: process, directory: directory)
     }
 
     func stop() {
-        if let process {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        if let process { BenchChildren.shared.stop([process], signal: SIGKILL) }
+        if let directory {
+            BenchChildren.shared.forget(directory)
+            try? FileManager.default.removeItem(at: directory)
         }
-        if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 }

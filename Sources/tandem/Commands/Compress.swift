@@ -21,12 +21,18 @@ struct Compress: ParsableCommand {
             data sets (`tandem train`): the epoch bound is raised to the spec's minimum_steps and no validation
             split is made from fewer than 30 windows; --epochs makes the bound exact. The int8 model is not
             written when it scores more than --max-accuracy-drop below the teacher on the test windows.
+
+            With --int8-only (no --spec) the teacher itself is quantized the same way, without distillation or \
+            pruning: a full model the cloud can serve in int8 (`tandem-cloud serve --precision int8`). It is \
+            written only when it agrees with the float model on at least --int8-min-agreement (99.5 %) of the test \
+            windows and scores at most --int8-max-accuracy-drop (0.3 percentage points) below it; both measurements \
+            and both bounds are recorded in its manifest metrics.
             See docs/INT8.md.
             """
     )
 
     @Option(help: "Float teacher artifact (.tandem).") var teacher: String
-    @Option(help: "Edge model spec YAML.") var spec: String
+    @Option(help: "Edge model spec YAML (not with --int8-only).") var spec: String?
     @Option(help: "Labeled data: .ts file, CSV stream, or a directory (see `tandem train --help`).") var data: String
     @Option(help: "Where to write the int8 artifact.") var out: String
     @Option(help: "Fraction of filters/units to remove from every prunable layer, in [0, 1).") var prune: Float?
@@ -49,7 +55,26 @@ struct Compress: ParsableCommand {
             "Largest accepted drop of the int8 model's test accuracy below the teacher's, as a fraction; "
                 + "a worse model is not written.", valueName: "fraction"))
     var maxAccuracyDrop = CompressionOptions.defaultMaximumAccuracyDrop
+    @Flag(help: "Quantize the teacher itself to int8 (no distillation or pruning) and gate it against its float form.")
+    var int8Only = false
+    @Option(help: "--int8-only: smallest accepted top-1 agreement with the float model on the test windows.")
+    var int8MinAgreement = FullModelQuantization.Gate.standard.minimumAgreement
+    @Option(help: "--int8-only: largest accepted test accuracy drop below the float model, as a fraction.")
+    var int8MaxAccuracyDrop = FullModelQuantization.Gate.standard.maximumAccuracyDrop
     @Flag(help: "Print the result as JSON on stdout.") var json = false
+
+    func validate() throws {
+        if int8Only {
+            guard spec == nil, prune == nil, macBudget == nil else {
+                throw ValidationError("--int8-only quantizes the teacher as it is: no --spec, --prune or --mac-budget")
+            }
+            guard (0...1).contains(int8MinAgreement), (0...1).contains(int8MaxAccuracyDrop) else {
+                throw ValidationError("--int8-min-agreement and --int8-max-accuracy-drop must be in [0, 1]")
+            }
+        } else if spec == nil {
+            throw ValidationError("--spec is required (or --int8-only)")
+        }
+    }
 
     /// One row of the comparison table.
     struct Row: Encodable {
@@ -76,8 +101,8 @@ struct Compress: ParsableCommand {
         let loaded = try LoadedModel(path: teacher, trustedKeyPaths: trustedKey)
         let teacherModel = try loaded.floatModel()
         let teacherManifest = loaded.artifact.manifest
-        let specFile = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
-        var config = specFile.training ?? TrainingConfiguration()
+        let specFile = try spec.map { try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: $0)) }
+        var config = specFile?.training ?? TrainingConfiguration()
         if let epochs {
             config.epochs = epochs
             config.minimumSteps = 0
@@ -111,6 +136,12 @@ struct Compress: ParsableCommand {
         input.normalize(&train.windows)
         input.normalize(&test.windows)
         Console.log("data: \(train.count) training and \(test.count) test windows of \(input.window)×\(input.channels)")
+        guard let specFile else {
+            try quantizeTeacher(
+                teacherModel, manifest: teacherManifest, data: CompressionData(train: train, test: test),
+                method: method)
+            return
+        }
 
         var options = CompressionOptions(training: config, distillation: distillation)
         options.pruning = prune.map { .sparsity($0) } ?? macBudget.map { .macBudget($0) }
@@ -156,6 +187,52 @@ struct Compress: ParsableCommand {
         print(
             "int8 confidence p05/p50/p95: max-prob \(p("confidence.max_probability.p05"))/\(p("confidence.max_probability.p50"))/\(p("confidence.max_probability.p95")), margin \(p("confidence.margin.p05"))/\(p("confidence.margin.p50"))/\(p("confidence.margin.p95")), entropy \(p("confidence.entropy.p05"))/\(p("confidence.entropy.p50"))/\(p("confidence.entropy.p95"))"
         )
+    }
+
+    /// `--int8-only`: the teacher quantized as it is, gated against its float form, written if accepted.
+    private func quantizeTeacher(
+        _ model: FloatModel, manifest: ModelManifest, data: CompressionData, method: CalibrationMethod
+    ) throws {
+        let gate = FullModelQuantization.Gate(
+            minimumAgreement: int8MinAgreement, maximumAccuracyDrop: int8MaxAccuracyDrop)
+        let result = try FullModelQuantization.run(
+            model: model, manifest: manifest, data: data, calibrationWindows: calibration, method: method, gate: gate,
+            version: version ?? ModelManifest.defaultVersion(name: "\(manifest.name)-int8"))
+        let summary = String(
+            format: "int8 %.2f%% vs float %.2f%% on %d test windows; agreement %.2f%%", result.int8Accuracy * 100,
+            result.floatAccuracy * 100, result.testWindows, result.agreement * 100)
+        do {
+            try result.requireAccepted()
+        } catch let error as CompressionError {
+            throw CommandFailure(
+                "not writing \(out): \(error.message) (--int8-min-agreement, --int8-max-accuracy-drop).")
+        }
+        try result.artifact.write(to: URL(fileURLWithPath: out))
+        let written = result.artifact.manifest
+        let bytes = result.artifact.serialized().count
+        Console.log("wrote \(out): \(written.name) \(written.version) (int8, \(bytes) bytes)")
+        if json {
+            try Console.printJSON(
+                Int8OnlyOutput(
+                    model: out, version: written.version, floatAccuracy: result.floatAccuracy,
+                    int8Accuracy: result.int8Accuracy, int8AgreementWithFloat: result.agreement,
+                    testWindows: result.testWindows, minimumAgreement: gate.minimumAgreement,
+                    maximumAccuracyDrop: gate.maximumAccuracyDrop))
+        } else {
+            print(summary)
+        }
+    }
+
+    /// `--int8-only --json`.
+    struct Int8OnlyOutput: Encodable {
+        var model: String
+        var version: String
+        var floatAccuracy: Double
+        var int8Accuracy: Double
+        var int8AgreementWithFloat: Double
+        var testWindows: Int
+        var minimumAgreement: Double
+        var maximumAccuracyDrop: Double
     }
 
     /// The comparison table, one line per model.
