@@ -34,6 +34,13 @@ struct BenchCloud: AsyncParsableCommand {
     @Option(help: "Escalations per second in the latency run.") var latencyRate = 1_000
     @Option(help: "Length of the latency run in seconds.") var latencySeconds = 5
     @Option(help: "Use a running broker on 127.0.0.1 at this port instead of starting mosquitto.") var port: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Measure another worker instead of tandem-cloud: a command line (split on spaces) started once per worker, with {port}, {id} and {dir} (a scratch directory) replaced.",
+            discussion:
+                "It must take the shared subscription $share/tandem-cloud/tandem/v1/+/+/escalations and answer as tandem-cloud does; scripts/bench-cloud measures scripts/cloud-worker-reference.py this way."
+        )) var workerCommand: String?
+    @Option(help: "How the rows name the measured worker.") var workerName = "tandem-cloud"
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() async throws {
@@ -64,17 +71,31 @@ struct BenchCloud: AsyncParsableCommand {
             defer { children.stop(processes) }
             for id in 1...n {
                 let process = Process()
-                process.executableURL = cloud
-                process.arguments = [
-                    "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
-                    scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
-                    "--exit-with-parent", "\(getpid())",
-                ]
-                process.standardError = FileHandle.nullDevice
-                try children.start(process, deathSignal: false)
+                if let workerCommand {
+                    let words = workerCommand.split(separator: " ").map {
+                        $0.replacingOccurrences(of: "{port}", with: "\(broker.port)")
+                            .replacingOccurrences(of: "{id}", with: "\(id)")
+                            .replacingOccurrences(of: "{dir}", with: scratch.path)
+                    }
+                    guard let program = words.first else { throw ValidationError("--worker-command is empty") }
+                    process.executableURL =
+                        program.contains("/") ? URL(fileURLWithPath: program) : try benchExecutable(program)
+                    process.arguments = Array(words.dropFirst())
+                    process.standardError = FileHandle.nullDevice
+                    try children.start(process, deathSignal: true)
+                } else {
+                    process.executableURL = cloud
+                    process.arguments = [
+                        "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
+                        scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
+                        "--exit-with-parent", "\(getpid())",
+                    ]
+                    process.standardError = FileHandle.nullDevice
+                    try children.start(process, deathSignal: false)
+                }
                 processes.append(process)
             }
-            try await Task.sleep(for: .seconds(2))  // workers load the model and subscribe
+            try await Task.sleep(for: .seconds(workerCommand == nil ? 2 : 4))  // workers load the model and subscribe
             var configuration = try MQTTBrokerConfiguration(url: broker.url).clientConfiguration(
                 clientID: "bench-edge-\(n)")
             configuration.maximumInflightMessages = 1000
@@ -114,6 +135,7 @@ struct BenchCloud: AsyncParsableCommand {
                             correlationData: withUnsafeBytes(of: id.uuid) { Array($0) })), onComplete: nil)
             }
             // Throughput: as fast as the verdicts return.
+            let cpuBefore = processes.map { cpuSeconds(of: $0.processIdentifier) }
             let start = monotonicNanoseconds()
             var i = 0
             while i < count {
@@ -131,6 +153,7 @@ struct BenchCloud: AsyncParsableCommand {
             let elapsed = Double(monotonicNanoseconds() - start) / 1e9
             let throughputAnswered = answered.load(ordering: .relaxed)
             let perSecond = Double(throughputAnswered) / elapsed
+            let cpu = zip(processes, cpuBefore).map { cpuSeconds(of: $0.processIdentifier) - $1 }.reduce(0, +)
             // Latency at a fixed rate.
             roundTrips.withLock { $0.removeAll() }
             let total = latencyRate * latencySeconds
@@ -149,17 +172,22 @@ struct BenchCloud: AsyncParsableCommand {
             }
             subscription.cancel()
             await client.disconnect()
-            results["workers\(n)_escalations_per_second"] = perSecond
-            results["workers\(n)_answered"] = Double(throughputAnswered)
-            results["workers\(n)_p50_ms"] = percentile(0.5)
-            results["workers\(n)_p99_ms"] = percentile(0.99)
-            results["workers\(n)_latency_answered"] = Double(samples.count)
+            let key = workerCommand == nil ? "" : "\(workerName)_"
+            results["\(key)workers\(n)_escalations_per_second"] = perSecond
+            results["\(key)workers\(n)_answered"] = Double(throughputAnswered)
+            results["\(key)workers\(n)_cpu_seconds"] = cpu
+            results["\(key)workers\(n)_escalations_per_cpu_second"] = Double(throughputAnswered) / cpu
+            results["\(key)workers\(n)_p50_ms"] = percentile(0.5)
+            results["\(key)workers\(n)_p99_ms"] = percentile(0.99)
+            results["\(key)workers\(n)_latency_answered"] = Double(samples.count)
             rows.append(
-                String(
-                    format:
-                        "%d worker(s): %8.0f escalations/s (%d of %d answered)   at %d/s: p50 %.2f ms  p99 %.2f ms  (%d of %d)",
-                    n, perSecond, throughputAnswered, count, latencyRate, percentile(0.5), percentile(0.99),
-                    samples.count, total))
+                "\(workerName), "
+                    + String(
+                        format:
+                            "%d worker(s): %8.0f escalations/s (%d of %d answered; %.1f CPU-s, %.0f per CPU-second)   at %d/s: p50 %.2f ms  p99 %.2f ms  (%d of %d)",
+                        n, perSecond, throughputAnswered, count, cpu, Double(throughputAnswered) / cpu,
+                        latencyRate, percentile(0.5), percentile(0.99),
+                        samples.count, total))
         }
         if json {
             let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
@@ -171,4 +199,15 @@ struct BenchCloud: AsyncParsableCommand {
             rows.forEach { print($0) }
         }
     }
+}
+
+/// User plus system CPU seconds a process has used so far, from `/proc/PID/stat`; 0 if it cannot be read.
+func cpuSeconds(of pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
+    // Fields after the command name (which may hold spaces), from field 3: utime and stime are fields 14 and 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
