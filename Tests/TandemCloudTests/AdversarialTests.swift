@@ -104,7 +104,7 @@ struct AdversarialTests {
         let scratch = try ScratchDirectory(prefix: "tandem-adversarial")
         defer { scratch.remove() }
         let fleet = try await Fleet(scratch: scratch)
-        #expect(await waitUntil { fleet.worker.log.contains("serving") }, "\(fleet.worker.log)")
+        #expect(await waitUntil(startLimit) { fleet.worker.log.contains("serving") }, "\(fleet.worker.log)")
 
         let victim = try await fleet.connect("plant/victim")
         let verdicts = Mutex<Set<UUID>>([])

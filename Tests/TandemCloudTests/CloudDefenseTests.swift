@@ -23,7 +23,9 @@ func defenseWorker(
     configuration.http = nil
     try adjust(&configuration)
     let worker = try InProcessWorker(configuration)
-    let ready = await waitUntil { worker.log.contains("serving") && worker.log.contains("listening for labels") }
+    let ready = await waitUntil(startLimit) {
+        worker.log.contains("serving") && worker.log.contains("listening for labels")
+    }
     guard ready else {
         _ = await worker.terminate()
         throw CloudStartError("the worker did not come up:\n\(worker.log)")

@@ -91,7 +91,8 @@ struct CloudHTTPLimitsTests {
                 http.maximumConnections = 2
                 $0.http = http
             }
-            #expect(await waitUntil { worker.log.contains("http: listening on 127.0.0.1:") }, "\(worker.log)")
+            #expect(
+                await waitUntil(startLimit) { worker.log.contains("http: listening on 127.0.0.1:") }, "\(worker.log)")
             let text = worker.log
             let range = try #require(text.range(of: "http: listening on 127.0.0.1:"))
             let port = try #require(Int(text[range.upperBound...].prefix { $0.isNumber }))

@@ -99,7 +99,7 @@ final class RunningCloud {
             case .process(_, let url): (try? String(contentsOf: url, encoding: .utf8)) ?? ""
             }
         }
-        let ready = await waitUntil(.seconds(20)) {
+        let ready = await waitUntil(startLimit) {
             currentLog().contains("http: listening on") && currentLog().contains("listening for labels")
                 && currentLog().contains("serving")
         }

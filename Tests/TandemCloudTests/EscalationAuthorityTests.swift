@@ -22,7 +22,7 @@ struct EscalationAuthorityTests {
                 try InProcessWorker.configuration(
                     brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data",
                     workerID: "1"))
-            #expect(await waitUntil { worker.log.contains("serving") }, "\(worker.log)")
+            #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
             let observer = try MQTTClient(
                 configuration: MQTTClientConfiguration(port: broker.port, clientID: "observer"))
             try await observer.connect()

@@ -88,7 +88,7 @@ struct EscalationServerTests {
             var workers = try (1...3).map { try start($0) }
             defer { for w in workers where w.process.isRunning { kill(w.process.processIdentifier, SIGKILL) } }
             for w in workers {
-                #expect(await waitUntil { w.log.contains("serving") }, "\(w.log)")
+                #expect(await waitUntil(startLimit) { w.log.contains("serving") }, "\(w.log)")
             }
 
             let edge = try MQTTClient(

@@ -83,7 +83,9 @@ struct FullModelSwapTests {
                 configuration.fullModelCheckSeconds = 0.2
                 workers.append(try InProcessWorker(configuration))
             }
-            #expect(await waitUntil { workers.allSatisfy { $0.log.contains("serving") } }, "\(workers.map(\.log))")
+            #expect(
+                await waitUntil(startLimit) { workers.allSatisfy { $0.log.contains("serving") } },
+                "\(workers.map(\.log))")
             let observer = try await deviceClient(broker, "observer")
             let verdicts = Mutex<[UUID: [Verdict]]>([:])
             let subscription = try await observer.subscribe(to: "tandem/v1/f/+/verdicts", qos: .atLeastOnce) {

@@ -7,3 +7,8 @@ public func waitUntil(_ limit: Duration = .seconds(15), _ condition: () -> Bool)
     }
     return condition()
 }
+
+/// How long a test waits for a process or in-process worker it started to come up (load its model, connect,
+/// subscribe). A readiness wait, not a timing check: generous, because on a 2-core machine the suites that run
+/// beside it (training, fuzz-corpus replays, ONNX Runtime children) can hold both cores for seconds.
+public let startLimit: Duration = .seconds(90)
