@@ -31,13 +31,7 @@ struct FullModelQuantizationTests {
     static func trained() throws -> (FloatModel, CompressionData) {
         let train = sinusoidWindows(count: 240, seed: 41)
         let test = sinusoidWindows(count: 600, seed: 42)
-        let network = try Network(layers: fcnShape, window: 32, channels: 2, classes: 3, seed: 43)
-        var config = TrainingConfiguration()
-        config.minimumSteps = 0
-        config.epochs = 15
-        config.learningRate = 0.01
-        config.patience = 0
-        _ = try Trainer(configuration: config).train(network, on: train)
+        let network = try trainedNetwork(fcnShape, on: train, seed: 43)
         return (try network.exportFloatModel(), CompressionData(train: train, test: test))
     }
 

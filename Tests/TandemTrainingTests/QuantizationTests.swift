@@ -24,13 +24,7 @@ struct QuantizationTests {
     func trainedModelAgreement() throws {
         let train = sinusoidWindows(count: 240, seed: 1)
         let test = sinusoidWindows(count: 600, seed: 2)
-        let network = try Network(layers: smallSpec, window: 32, channels: 2, classes: 3, seed: 7)
-        var config = TrainingConfiguration()
-        config.minimumSteps = 0
-        config.epochs = 15
-        config.learningRate = 0.01
-        config.patience = 0
-        _ = try Trainer(configuration: config).train(network, on: train)
+        let network = try trainedNetwork(smallSpec, on: train, seed: 7)
         let float = try network.exportFloatModel()
         let floatPredictions = try float.logits(for: test.windows).argmaxRows()
         let floatAccuracy = zip(floatPredictions, test.labels).filter { $0 == $1 }.count

@@ -25,6 +25,19 @@ func sinusoidWindows(count: Int, window: Int = 32, channels: Int = 2, classes: I
     return LabeledWindows(windows: x, labels: labels, classNames: (0..<classes).map { "class\($0)" })
 }
 
+/// A network of `layers` trained for 15 epochs (learning rate 0.01, no early stop) on `train`: the quantization
+/// tests' float models.
+func trainedNetwork(_ layers: [LayerSpec], on train: LabeledWindows, seed: UInt64) throws -> Network {
+    let network = try Network(layers: layers, window: 32, channels: 2, classes: 3, seed: seed)
+    var config = TrainingConfiguration()
+    config.minimumSteps = 0
+    config.epochs = 15
+    config.learningRate = 0.01
+    config.patience = 0
+    _ = try Trainer(configuration: config).train(network, on: train)
+    return network
+}
+
 let smallSpec: [LayerSpec] = [
     LayerSpec(type: .conv1d, filters: 8, kernel: 5, stride: 2, padding: .same),
     LayerSpec(type: .batchnorm1d),
