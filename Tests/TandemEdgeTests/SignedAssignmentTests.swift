@@ -53,7 +53,7 @@ struct SignedAssignmentTests {
 
         /// Whether the device's status comes to contain `text`.
         func statusShows(_ text: String) async -> Bool {
-            await waitUntil(.seconds(10)) { self.last.text.withLock { $0.contains(text) } }
+            await waitUntil(.seconds(30)) { self.last.text.withLock { $0.contains(text) } }
         }
 
         var status: String { last.text.withLock { $0 } }
