@@ -72,7 +72,7 @@ struct BenchCleanupTests {
 
         let killed = ContinuousClock.now
         kill(benchPID, signal)
-        let benchEnded = await waitUntil(.seconds(10)) { !bench.isRunning }
+        let benchEnded = await waitUntil(.seconds(20)) { !bench.isRunning }
         #expect(benchEnded)
         let clean = await waitUntil(.seconds(10)) { Self.survivors(carrying: marker, excluding: benchPID).isEmpty }
         let took = ContinuousClock.now - killed
