@@ -296,9 +296,15 @@ struct CloudHTTPTests {
             let tokenFile = cloud.scratch.url.appendingPathComponent("label-token").path
             try "\(cloud.token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
             let common = ["label", "--url", cloud.base, "--token-file", tokenFile, "--device", "pump-1", "--stream"]
-            let sent = try runCommand(
-                tandem,
-                common + ["temp", "--start", "2025-12-08T10:40:00Z", "--end", "1765190600", "--class", "c1"])
+            // Off the cooperative threads: the command talks to this process's own HTTP server, whose handlers
+            // need them (waiting on one here starved them on 2 cores).
+            let sent = try await offThePool {
+                Result {
+                    try runCommand(
+                        tandem,
+                        common + ["temp", "--start", "2025-12-08T10:40:00Z", "--end", "1765190600", "--class", "c1"])
+                }
+            }.get()
             #expect(sent.status == 0, "\(sent.standardError)")
             #expect(sent.standardOutput.contains("labelled 1 escalation(s)"), "\(sent.standardOutput)")
             #expect(try store.label(for: outside[1].id) == 1)
@@ -309,7 +315,7 @@ struct CloudHTTPTests {
                 (["vib", "--start", "1", "--end", "4", "--class", "c1", "--escalation", "x"], "not both"),
             ]
             for (arguments, reason) in refusals {
-                let refused = try runCommand(tandem, common + arguments)
+                let refused = try await offThePool { Result { try runCommand(tandem, common + arguments) } }.get()
                 #expect(refused.status != 0, "\(arguments)")
                 #expect(refused.standardError.contains(reason), "\(arguments): \(refused.standardError)")
             }
