@@ -170,6 +170,9 @@ let package = Package(
                 "TandemCloud", "TandemFleet", "TandemProtocol", "TandemEdge", "TandemTraining", "TandemTestSupport",
                 "TandemFleetTestSupport", "tandem-cloud", "tandem", "tandem-mqtt-probe", grdb,
                 .product(name: "Logging", package: "swift-log"),
+                // The fleet page's test serves the HTTP API in the test process.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
     ]
 )

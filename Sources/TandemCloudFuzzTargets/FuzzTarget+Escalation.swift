@@ -172,6 +172,7 @@ final class FuzzStore: EscalationStore, @unchecked Sendable {
     func terminalCounts() throws -> [SampleStore.TerminalReason: Int] { [:] }
 
     func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int { 0 }
+    func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation] { [] }
 
     func counts() throws -> (rows: Int, answered: Int) { lock.withLock { (recent.count, 0) } }
 

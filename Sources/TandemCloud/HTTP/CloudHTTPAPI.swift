@@ -72,6 +72,8 @@ public struct CloudHTTPAPI: Sendable {
     let training: @Sendable () throws -> TrainingView
     let logger: Logger
     let fleetTotals = FleetCounterTotals()
+    let history = FleetHistory()
+    let rolloutController: (@Sendable () -> RolloutController?)?
     let auditActions: AuditActionCounter
 
     /// `GET /v1/training`: whether this worker trains, its running round, the lease, the recorded rounds.
@@ -122,12 +124,15 @@ public struct CloudHTTPAPI: Sendable {
     ///   - devices: The fleet view now.
     ///   - health: Extra fields of `/healthz` (`broker`, `worker`, …).
     ///   - training: What `/v1/training` shows (default: no trainer, rounds from `store` if it keeps them).
+    ///   - rolloutController: The controller the rollout and pin routes act through (the trainer's, once it runs);
+    ///     nil: this worker refuses them (503).
     ///   - logger: Where failed requests are logged.
     public init(
         configuration: Configuration, registry: ModelRegistry, store: any EscalationStore, labels: LabelIntake,
         metrics: CloudMetrics, devices: @escaping @Sendable () -> [FleetMonitor.Device],
         health: @escaping @Sendable () -> [String: String] = { [:] },
-        training: (@Sendable () throws -> TrainingView)? = nil, logger: Logger
+        training: (@Sendable () throws -> TrainingView)? = nil,
+        rolloutController: (@Sendable () -> RolloutController?)? = nil, logger: Logger
     ) {
         self.configuration = configuration
         self.registry = registry
@@ -139,6 +144,7 @@ public struct CloudHTTPAPI: Sendable {
         self.training =
             training ?? { [store] in try TrainingView(trainer: false, progress: nil, store: store as? any TrainingStore)
             }
+        self.rolloutController = rolloutController
         self.logger = logger
         auditActions = AuditActionCounter(url: registry.directory.appendingPathComponent(AuditLog.fileName))
     }
@@ -166,6 +172,7 @@ public struct CloudHTTPAPI: Sendable {
         router.get("v1/rollouts") { _, _ in try listRollouts() }
         router.get("v1/training") { _, _ in try JSONBody.response(encoding: try training()) }
         router.post("v1/labels") { request, _ in try await postLabels(request) }
+        addFleetRoutes(to: router)
         return router
     }
 
@@ -202,6 +209,9 @@ public struct CloudHTTPAPI: Sendable {
         if let rounds = store as? any TrainingStore { metrics.setRounds(try rounds.roundOutcomeCounts()) }
         metrics.setRolloutActions(auditActions.counts().actions)
         let fleet = devices()
+        _ = history.sample(
+            fleet.map { (key: "\($0.fleet)/\($0.status.device)", rate: $0.status.escalationRate) },
+            now: Date().timeIntervalSince1970)
         let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)
         let growth = fleetTotals.growth(of: fleet)
@@ -256,15 +266,7 @@ public struct CloudHTTPAPI: Sendable {
     }
 
     private func listRollouts() throws -> Response {
-        var rollouts: [Rollout] = []
-        var problems: [String] = []
-        for url in Rollout.stateFiles(in: registry.directory) {
-            do {
-                rollouts.append(try Rollout.read(from: url))
-            } catch {
-                problems.append("\(url.lastPathComponent): \(error.message)")
-            }
-        }
+        let (rollouts, problems) = readRollouts()
         struct Listing: Encodable {
             var rollouts: [Rollout]
             var active: [String]
@@ -316,7 +318,7 @@ public struct CloudHTTPAPI: Sendable {
     }
 
     /// Checks the bearer token of a mutating request.
-    private func authorize(_ request: Request) throws(APIError) {
+    func authorize(_ request: Request) throws(APIError) {
         guard let token = configuration.token else {
             throw APIError(
                 .serviceUnavailable, "writes disabled",

@@ -115,6 +115,8 @@ public final class RetrainingService: Service, Sendable {
     /// Set by a graceful shutdown or cancellation; the round's training loop checks it between steps.
     let stopping = Atomic<Bool>(false)
     let reports = Mutex<[RoundReport]>([])
+    /// The fleet's rollout controller while the loop runs (the HTTP API's rollout and pin routes act through it).
+    let runningController = Mutex<RolloutController?>(nil)
     let holdsLease = Atomic<Bool>(false)
     /// The running round's step and progress lines (`GET /v1/training`).
     public let progress: RoundProgress
@@ -165,6 +167,9 @@ public final class RetrainingService: Service, Sendable {
         self.fullModels = try ModelRegistry(directory: registry.directory.appendingPathComponent("full"))
     }
 
+    /// The fleet's rollout controller, once the loop has connected and until it stops; nil otherwise.
+    public var rolloutController: RolloutController? { runningController.withLock { $0 } }
+
     /// The rounds this service finished, oldest first.
     public var finishedRounds: [RoundReport] { reports.withLock { $0 } }
 
@@ -211,6 +216,8 @@ public final class RetrainingService: Service, Sendable {
         let controller = RolloutController(
             registry: registry, distributor: ModelDistributor(client: client, fleet: c.fleet, signer: signer),
             monitor: monitor, audit: audit, actor: c.actor, log: { [self] in log("trainer: rollout: \(escaping: $0)") })
+        runningController.withLock { $0 = controller }
+        defer { runningController.withLock { $0 = nil } }
         await withTaskGroup(of: Void.self) { group in
             // Statuses are sampled more often than the trigger is checked (and while a round runs), so each
             // interval ends close to when its status arrived.

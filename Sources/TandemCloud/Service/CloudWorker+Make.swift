@@ -117,6 +117,8 @@ extension CloudWorker {
             let rounds = trainingStore ?? (store as? any TrainingStore)
             let trains = trainer != nil
             let workerID = configuration.workerID
+            var controller: (@Sendable () -> RolloutController?)?
+            if let trainer { controller = { trainer.rolloutController } }
             api = CloudHTTPAPI(
                 configuration: http, registry: registry, store: store, labels: labels, metrics: metrics,
                 devices: { listener.devices },
@@ -128,7 +130,7 @@ extension CloudWorker {
                     ]
                 },
                 training: { try CloudHTTPAPI.TrainingView(trainer: trains, progress: progress, store: rounds) },
-                logger: logger)
+                rolloutController: controller, logger: logger)
         }
         return CloudWorker(
             server: server, listener: listener, api: api, trainer: trainer, metrics: metrics,

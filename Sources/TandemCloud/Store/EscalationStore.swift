@@ -42,6 +42,9 @@ public protocol EscalationStore: Sendable {
     ///
     /// - Returns: How many escalations it labelled.
     func labelRange(_ range: TimeRangeLabel, label: Int, at time: Double) throws -> Int
+    /// The most recent answered escalations without a label, newest first, at most `limit` (the label queue's
+    /// candidates).
+    func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation]
 }
 
 extension EscalationStore {

@@ -418,6 +418,28 @@ extension PostgresSampleStore {
         }
     }
 
+    public func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation] {
+        try withConnection { c in
+            try run(
+                c,
+                """
+                SELECT e.id, e.fleet, e.device, e.stream, e.edge_label, e.edge_confidence, e.verdict_label,
+                e.verdict_probabilities, e.received_at, e.window_start FROM escalation e
+                WHERE e.answered_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM label l WHERE l.escalation_id = e.id)
+                ORDER BY e.received_at DESC LIMIT \(max(0, limit))
+                """
+            ).rows.map { row in
+                let (id, fleet, device, stream, edgeLabel, edgeConfidence, verdict, probabilities, received, start) =
+                    try row.decode(
+                        (UUID, String?, String, String, Int, Double, Int, [Float], Double, Double?).self)
+                return SampleStore.UnlabelledEscalation(
+                    id: id, fleet: fleet, device: device, stream: stream, edgeLabel: edgeLabel,
+                    edgeConfidence: edgeConfidence, verdictLabel: verdict, probabilities: probabilities,
+                    receivedAt: received, windowStart: start)
+            }
+        }
+    }
+
     public func labelCount() throws -> Int {
         try withConnection { c in
             try run(c, "SELECT COUNT(*) FROM label").rows.first.map { try $0.decode(Int.self) } ?? 0

@@ -259,9 +259,7 @@ public final class SampleStore: Sendable {
                 let label: Int = row["verdict_label"], let text: String = row["verdict_probabilities"],
                 let model: String = row["cloud_model"]
             else { return nil }
-            let probabilities = text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
-                .compactMap { Float($0) }
-            return StoredVerdict(label: label, probabilities: probabilities, model: model)
+            return StoredVerdict(label: label, probabilities: Self.probabilities(fromText: text), model: model)
         }
     }
 

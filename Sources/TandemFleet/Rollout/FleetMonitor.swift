@@ -25,6 +25,13 @@ public final class FleetMonitor: Sendable {
         /// When a status or last will of this device last arrived live, not as the broker's retained copy
         /// (whose age is unknown); nil if only the retained copy has been seen.
         public var lastSeen: Date?
+
+        /// A device as given (tests and views build them; the monitor makes its own from status messages).
+        package init(fleet: String, status: DeviceStatus, lastSeen: Date?) {
+            self.fleet = fleet
+            self.status = status
+            self.lastSeen = lastSeen
+        }
     }
 
     fileprivate struct Key: Hashable {
