@@ -227,3 +227,47 @@ struct FleetPageBrowserTests {
         }
     }
 }
+
+/// Both stores list the label queue's candidates the same way.
+struct UnlabelledStoreTests {
+    /// Four rows: answered and labelled, answered without a label (two), unanswered; checks what `unlabelled` lists.
+    static func check(_ store: any EscalationStore) throws {
+        func row(_ received: Double, window: Double? = nil) -> SampleStore.Escalation {
+            SampleStore.Escalation(
+                id: UUID(), device: "press-12", stream: "vib", payload: [1, 2, 3],
+                responseTopic: "tandem/v1/plant/press-12/verdicts", edgeLabel: 1, edgeConfidence: 0.4,
+                edgeModel: "e1", receivedAt: received, fleet: "plant", windowStart: window)
+        }
+        let labelled = row(10)
+        let older = row(20)
+        let newer = row(30, window: 29.5)
+        let unanswered = row(40)
+        _ = try store.insert([labelled, older, newer, unanswered])
+        try store.answer(
+            [labelled, older, newer].map {
+                ($0.id, SampleStore.StoredVerdict(label: 0, probabilities: [0.75, 0.25], model: "full-1"))
+            }, at: 50)
+        _ = try store.recordLabels([(labelled.id, 1)], from: .operator, at: 60)
+        let rows = try store.unlabelled(limit: 10)
+        #expect(rows.map(\.id) == [newer.id, older.id], "answered, unlabelled, newest first")
+        #expect(rows.first?.probabilities == [0.75, 0.25] && rows.first?.verdictLabel == 0)
+        #expect(rows.first?.edgeLabel == 1 && rows.first?.windowStart == 29.5 && rows.first?.fleet == "plant")
+        #expect(try store.unlabelled(limit: 1).map(\.id) == [newer.id])
+    }
+
+    @Test("SQLite: the queue's candidates are answered, unlabelled escalations, newest first")
+    func sqlite() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try Self.check(try SampleStore(path: scratch.url.appendingPathComponent("s.sqlite").path))
+    }
+
+    @Test(
+        "PostgreSQL: the queue's candidates are answered, unlabelled escalations, newest first",
+        .enabled(if: PostgresCluster.isAvailable, "PostgreSQL server binaries are not installed"))
+    func postgres() async throws {
+        try await PostgresCluster.with { cluster in
+            try Self.check(try PostgresSampleStore(url: cluster.url))
+        }
+    }
+}
