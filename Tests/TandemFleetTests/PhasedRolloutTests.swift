@@ -237,6 +237,15 @@ struct PhasedRolloutTests {
         #expect(policy(steps: [31, 100]).problem == nil)
     }
 
+    @Test("step lists parse as comma-separated numbers; anything else is refused")
+    func percentageLists() {
+        #expect(RolloutPolicy.percentages(parsing: "10,50,100") == [10, 50, 100])
+        #expect(RolloutPolicy.percentages(parsing: " 2.5, 25 ") == [2.5, 25])
+        for bad in ["", "10,,50", "10,fifty", "10;50", ","] {
+            #expect(RolloutPolicy.percentages(parsing: bad) == nil, "\(bad)")
+        }
+    }
+
     @Test("a state file written before phased rollouts reads as the canary with no steps and behaves as before")
     func oldStateFile() throws {
         let old = RolloutPolicy(

@@ -53,6 +53,17 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         self.maximumRejections = maximumRejections
     }
 
+    /// Percentages written as a comma-separated list (`10,50,100`, blanks around entries allowed), or nil if the
+    /// list is empty or an entry is not a number. Range and order are ``problem``'s to judge.
+    public static func percentages(parsing text: String) -> [Double]? {
+        var out: [Double] = []
+        for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = Double(entry.trimmingCharacters(in: .whitespaces)) else { return nil }
+            out.append(value)
+        }
+        return out.isEmpty ? nil : out
+    }
+
     /// The share of the fleet on the candidate at stage `stage`: 0 is the canary, k the k-th step.
     public func percent(atStage stage: Int) -> Double {
         stage > 0 && stage <= steps.count ? steps[stage - 1] : canaryPercent
