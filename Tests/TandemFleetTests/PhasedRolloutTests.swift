@@ -115,6 +115,27 @@ struct PhasedRolloutTests {
         #expect(fresh.phase == .promoted)
     }
 
+    @Test("a device a step moves is measured from its first status on the candidate, not from its baseline days")
+    func movedDevicesStartAfresh() throws {
+        var rollout = try atStepOne(policy())
+        // The agents' counters run on across the swap: 1800 windows, 90 escalated, of which 300 and 15 since the
+        // reference taken while they were others.
+        var report = statuses(rollout, windows: 800)
+        for device in ["box-5", "box-7"] {
+            report[device]?.windows = 1800
+            report[device]?.escalations = 90
+        }
+        #expect(rollout.observe(report, now: t0 + 710).isEmpty)
+        #expect(rollout.lastObservation?.canaryWindows == 5 * 300, "only the canary's windows since its swap")
+        #expect(rollout.lastObservation?.cohortOnCandidate == 7)
+        for device in ["box-5", "box-7"] {
+            report[device]?.windows = 1900
+            report[device]?.escalations = 95
+        }
+        #expect(rollout.observe(report, now: t0 + 720).isEmpty)
+        #expect(rollout.lastObservation?.canaryWindows == 5 * 300 + 2 * 100)
+    }
+
     @Test("each step's cohort contains the one before: the devices whose bucket is below its percentage")
     func cohortsNest() throws {
         let ids = (0..<2000).map { "device-\($0)" }
