@@ -69,6 +69,9 @@ enum CloudConfigFile {
         ("trainer.minCanaryWindows", "--min-canary-windows", .value),
         ("trainer.maxAccuracyDrop", "--max-accuracy-drop", .value),
         ("trainer.minLabelledWindows", "--min-labelled-windows", .value),
+        ("trainer.rolloutSteps", "--rollout-steps", .value),
+        ("trainer.rolloutStepSeconds", "--rollout-step-seconds", .value),
+        ("trainer.maxRejections", "--max-rejections", .value),
         ("trainer.rolloutInterval", "--rollout-interval", .value),
     ]
 

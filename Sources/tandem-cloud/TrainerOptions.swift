@@ -64,7 +64,17 @@ struct TrainerOptions: ParsableArguments {
     var maxAccuracyDrop = 0.02
     @Option(help: "Labelled escalations each version needs since the canary started before accuracies are compared.")
     var minLabelledWindows = 200
-    @Option(help: "Seconds between rollout steps during a canary.") var rolloutInterval = 5.0
+    @Option(
+        help: ArgumentHelp(
+            "Phased rollout: cumulative shares of the fleet on the candidate after the canary, comma-separated "
+                + "(50,100; a leading --canary-percent is the canary itself). Empty: promotion follows the canary.",
+            valueName: "percentages"))
+    var rolloutSteps = ""
+    @Option(help: "Seconds each rollout step after the canary runs before the next one (default: as long as the soak).")
+    var rolloutStepSeconds: Double?
+    @Option(help: "Devices on the candidate that may report rejecting it before the rollout rolls back.")
+    var maxRejections = 0
+    @Option(help: "Seconds between evaluations of a rollout.") var rolloutInterval = 5.0
     @Flag(help: "Drill: train on shuffled labels, so the candidate is worse and must be stopped.")
     var drillShuffledLabels = false
 
@@ -87,6 +97,7 @@ struct TrainerOptions: ParsableArguments {
                 "--fine-tune-seconds, --compress-seconds, --replay-windows, --hard-example-limit and --trainer-blas-threads must not be negative, --trainer-nice within 0–19, --full-min-labelled-windows ≥ 1"
             )
         }
+        if let problem = try rolloutPolicy().problem { throw ValidationError(problem) }
         guard RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) != nil else {
             throw ValidationError("--retrain-drift-scope: '\(retrainDriftScope)' is not device or fleet")
         }
@@ -97,6 +108,23 @@ struct TrainerOptions: ParsableArguments {
                 "--retrain-drift-window must be positive; --retrain-drift-min-windows, --retrain-drift-bound, --retrain-drift-relative and --retrain-every not negative"
             )
         }
+    }
+
+    /// The rollout policy the flags describe (checked by ``validate()``).
+    func rolloutPolicy() throws -> RolloutPolicy {
+        var steps: [Double] = []
+        if !rolloutSteps.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let percentages = RolloutPolicy.percentages(parsing: rolloutSteps) else {
+                throw ValidationError("--rollout-steps: '\(rolloutSteps)' is not a comma-separated list of percentages")
+            }
+            steps = percentages.first == canaryPercent ? Array(percentages.dropFirst()) : percentages
+        }
+        return RolloutPolicy(
+            canaryPercent: canaryPercent, soakSeconds: soakSeconds,
+            maximumEscalationRateIncrease: maxEscalationIncrease,
+            minimumCanaryWindows: minCanaryWindows, maximumAccuracyDrop: maxAccuracyDrop,
+            minimumLabelledWindows: minLabelledWindows, steps: steps, stepSeconds: rolloutStepSeconds,
+            maximumRejections: maxRejections)
     }
 
     /// The retraining loop's settings, or nil without `--trainer`.
@@ -126,11 +154,7 @@ struct TrainerOptions: ParsableArguments {
         configuration.trainerNice = trainerNice
         configuration.fullMinimumLabelledWindows = fullMinLabelledWindows
         settings.blasThreads = trainerBlasThreads > 0 ? trainerBlasThreads : nil
-        configuration.policy = RolloutPolicy(
-            canaryPercent: canaryPercent, soakSeconds: soakSeconds,
-            maximumEscalationRateIncrease: maxEscalationIncrease,
-            minimumCanaryWindows: minCanaryWindows, maximumAccuracyDrop: maxAccuracyDrop,
-            minimumLabelledWindows: minLabelledWindows)
+        configuration.policy = (try? rolloutPolicy()) ?? configuration.policy
         configuration.rolloutStepSeconds = rolloutInterval
         configuration.trainOnShuffledLabels = drillShuffledLabels
         settings.service = configuration

@@ -138,4 +138,23 @@ struct CLITests {
         let help = try run(["train", "--help"])
         #expect(help.status == 0 && help.standardOutput.contains("--spec") && help.standardOutput.contains("early"))
     }
+
+    @Test(
+        "tandem rollout start refuses --steps that do not rise, or that contradict --canary-percent, before connecting")
+    func rolloutStepsAreChecked() throws {
+        let common = [
+            "rollout", "start", "v2", "--fleet", "plant", "--key", "unused.key", "--broker-url", "mqtt://127.0.0.1:1",
+        ]
+        let falling = try run(common + ["--steps", "10,50,40"])
+        #expect(falling.status != 0)
+        #expect(falling.standardError.contains("above the one before"), "\(falling.standardError)")
+        let contradicting = try run(common + ["--steps", "10,50,100", "--canary-percent", "20"])
+        #expect(contradicting.status != 0)
+        #expect(contradicting.standardError.contains("--canary-percent says 20.0 %"), "\(contradicting.standardError)")
+        let garbled = try run(common + ["--steps", "10,fifty"])
+        #expect(garbled.status != 0 && garbled.standardError.contains("'10,fifty'"), "\(garbled.standardError)")
+        let help = try run(["rollout", "start", "--help"])
+        #expect(help.standardOutput.contains("--steps") && help.standardOutput.contains("--step-seconds"))
+        #expect(help.standardOutput.contains("--max-rejections"))
+    }
 }

@@ -149,4 +149,61 @@ struct RolloutEndToEndTests {
             try await fleet.close()
         }
     }
+
+    @Test("a phased rollout's step assigns the candidate to the devices it adds (rollout-step), then promotes")
+    func phasedPromotes() async throws {
+        try await MosquittoBroker.with { broker in
+            let fleet = try await Fleet(
+                broker: broker, v1: try edgeArtifact(version: "v1"), v2: try edgeArtifact(version: "v2", seed: 2))
+            let started = try await fleet.controller.start(
+                version: "v2",
+                policy: RolloutPolicy(
+                    canaryPercent: 50, soakSeconds: 0.5, minimumCanaryWindows: 0, steps: [100], stepSeconds: 0.5))
+            #expect(started.cohort == ["box-6"] && started.step == 0)
+
+            let finished = try await fleet.drive()
+            #expect(finished?.phase == .promoted && finished?.step == 1, "\(String(describing: finished))")
+            #expect(try fleet.fixture.registry.productionVersion() == "v2")
+            #expect(await waitUntil { fleet.monitor.statuses["box-0"]?.modelUpdate == .active("v2") })
+            let records = fleet.audit.read().records
+            #expect(
+                records.map(\.action) == [
+                    "publish", "assign", "production", "rollout-start", "rollout-step", "rollout-promote",
+                ])
+            #expect(records[4].devices == ["box-0"] && records[4].actor == "rollout" && records[4].version == "v2")
+            #expect(records[5].devices.isEmpty, "the last step moved every device")
+            try await fleet.close()
+        }
+    }
+
+    @Test("rolling back a phased rollout at its second stage returns every moved device to v1 (signed rollbacks)")
+    func phasedRollsBackEveryMovedDevice() async throws {
+        try await MosquittoBroker.with { broker in
+            let fleet = try await Fleet(
+                broker: broker, v1: try edgeArtifact(version: "v1"), v2: try edgeArtifact(version: "v2", seed: 2))
+            _ = try await fleet.controller.start(
+                version: "v2",
+                policy: RolloutPolicy(
+                    canaryPercent: 50, soakSeconds: 0.2, minimumCanaryWindows: 0, steps: [100], stepSeconds: 600))
+            var step = 0
+            let deadline = ContinuousClock.now + .seconds(30)
+            while step < 1, ContinuousClock.now < deadline {
+                step = try await fleet.controller.step()?.step ?? 0
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(step == 1)
+            #expect(await waitUntil { fleet.base.agent.classifier.modelVersion == "v2" })
+            #expect(await waitUntil { fleet.canary.agent.classifier.modelVersion == "v2" })
+            #expect(try await fleet.controller.current()?.phase == .canary)
+
+            let rolledBack = try await fleet.controller.rollBack(reason: "drill")
+            #expect(rolledBack.phase == .rolledBack && rolledBack.endReason == "step 1 (100.0 %): drill")
+            #expect(await waitUntil { fleet.base.agent.classifier.modelVersion == "v1" })
+            #expect(await waitUntil { fleet.canary.agent.classifier.modelVersion == "v1" })
+            let last = try #require(fleet.audit.read().records.last)
+            #expect(last.action == "rollout-rollback" && last.version == "v1" && last.devices == ["box-0", "box-6"])
+            #expect(try fleet.fixture.registry.productionVersion() == "v1")
+            try await fleet.close()
+        }
+    }
 }

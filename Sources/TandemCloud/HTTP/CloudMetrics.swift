@@ -84,7 +84,7 @@ public final class CloudMetrics: Sendable {
     }
 
     /// The rollout actions in the audit log (`tandem_cloud_rollout_actions{action}`: `rollout-start`,
-    /// `rollout-promote`, `rollout-rollback`), each present from the start.
+    /// `rollout-step`, `rollout-promote`, `rollout-rollback`), each present from the start.
     func setRolloutActions(_ counts: [String: Int]) {
         for action in RolloutAction.Kind.allCases {
             CoreMetrics.Gauge(

@@ -15,7 +15,7 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     public var time: String
     /// Who: an operator name, or `rollout` for automatic decisions.
     public var actor: String
-    /// What: `register`, `publish`, `assign`, `production`, `rollout-start`, `rollout-promote`,
+    /// What: `register`, `publish`, `assign`, `production`, `rollout-start`, `rollout-step`, `rollout-promote`,
     /// `rollout-rollback`.
     public var action: String
     /// The model version acted on.

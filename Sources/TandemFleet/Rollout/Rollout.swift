@@ -1,28 +1,46 @@
 import Foundation
 import TandemProtocol
 
-/// The limits a rollout judges its canary by.
+/// The limits a rollout judges its canary and its later steps by, and the steps themselves.
+///
+/// A rollout moves the candidate to the fleet in stages: the canary (``canaryPercent``, held ``soakSeconds``),
+/// then each of ``steps`` (cumulative percentages, each held ``stepSeconds``), then promotion (the rest of the
+/// fleet, and production). With no steps — the default, and every state file written before steps existed —
+/// the canary is followed by promotion directly.
 public struct RolloutPolicy: Codable, Sendable, Equatable {
     /// Share of the fleet in the canary cohort, 0…100 (see ``RolloutCohort``).
     public var canaryPercent: Double
-    /// How long the canary runs before it may be promoted, in seconds.
+    /// How long the canary runs before it may be promoted (or take its first step), in seconds.
     public var soakSeconds: Double
-    /// The largest allowed excess of the canary's escalation rate over the baseline's, as a fraction of
+    /// The largest allowed excess of the candidate's escalation rate over the baseline's, as a fraction of
     /// windows (0.05: five more escalations per hundred windows).
     public var maximumEscalationRateIncrease: Double
-    /// Windows the canary (and the baseline) must have classified before the escalation rates are compared
-    /// and before promotion.
+    /// Windows the devices on the candidate (and the baseline) must have classified before the escalation rates
+    /// are compared and before a step or promotion.
     public var minimumCanaryWindows: Int
     /// The largest allowed drop of label accuracy, candidate against baseline, as a fraction (0.02).
     public var maximumAccuracyDrop: Double
     /// Labelled windows each side (candidate and baseline) needs before their label accuracies are compared
     /// (``AccuracyComparison/init(candidate:baseline:minimumWindows:)``). Default 20.
     public var minimumLabelledWindows: Int
+    /// Cumulative shares of the fleet on the candidate after the canary, in order: each above the one before
+    /// (the first above ``canaryPercent``) and at most 100. Step k holds the devices whose ``RolloutCohort``
+    /// bucket is below `steps[k] × 100`, so each step contains the one before. Empty (the default): promotion
+    /// follows the canary.
+    public var steps: [Double]
+    /// How long each step after the canary runs before the next one (or promotion), in seconds.
+    public var stepSeconds: Double
+    /// Devices on the candidate that may report `rejected {version}` before the rollout rolls back; 0 (the
+    /// default): the first rejection rolls back.
+    public var maximumRejections: Int
 
     /// Creates a policy; the defaults are those of `tandem rollout start`.
+    ///
+    /// - Parameter stepSeconds: How long each step runs; nil: as long as the canary (`soakSeconds`).
     public init(
         canaryPercent: Double = 10, soakSeconds: Double = 3600, maximumEscalationRateIncrease: Double = 0.05,
-        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02, minimumLabelledWindows: Int = 200
+        minimumCanaryWindows: Int = 100, maximumAccuracyDrop: Double = 0.02, minimumLabelledWindows: Int = 200,
+        steps: [Double] = [], stepSeconds: Double? = nil, maximumRejections: Int = 0
     ) {
         self.canaryPercent = canaryPercent
         self.soakSeconds = soakSeconds
@@ -30,14 +48,57 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         self.minimumCanaryWindows = minimumCanaryWindows
         self.maximumAccuracyDrop = maximumAccuracyDrop
         self.minimumLabelledWindows = minimumLabelledWindows
+        self.steps = steps
+        self.stepSeconds = stepSeconds ?? soakSeconds
+        self.maximumRejections = maximumRejections
+    }
+
+    /// Percentages written as a comma-separated list (`10,50,100`, blanks around entries allowed), or nil if the
+    /// list is empty or an entry is not a number. Range and order are ``problem``'s to judge.
+    public static func percentages(parsing text: String) -> [Double]? {
+        var out: [Double] = []
+        for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = Double(entry.trimmingCharacters(in: .whitespaces)) else { return nil }
+            out.append(value)
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    /// The share of the fleet on the candidate at stage `stage`: 0 is the canary, k the k-th step.
+    public func percent(atStage stage: Int) -> Double {
+        stage > 0 && stage <= steps.count ? steps[stage - 1] : canaryPercent
+    }
+
+    /// Why a rollout cannot run with this policy (what ``Rollout/plan(fleet:version:previousVersion:devices:policy:now:)``
+    /// throws), or nil if it can.
+    public var problem: String? {
+        guard (0...100).contains(canaryPercent), soakSeconds >= 0, maximumEscalationRateIncrease >= 0,
+            minimumCanaryWindows >= 0
+        else {
+            return "the canary percentage must be within 0…100 and the soak, bound and window count not negative"
+        }
+        var below = canaryPercent
+        for step in steps {
+            guard step > below, step <= 100 else {
+                return "each step's percentage must be above the one before (the first above the canary's "
+                    + "\(canaryPercent) %) and at most 100: \(steps)"
+            }
+            below = step
+        }
+        guard stepSeconds >= 0, maximumRejections >= 0 else {
+            return "the step time and the rejection count must not be negative"
+        }
+        return nil
     }
 
     private enum CodingKeys: String, CodingKey {
         case canaryPercent, soakSeconds, maximumEscalationRateIncrease, minimumCanaryWindows, maximumAccuracyDrop
-        case minimumLabelledWindows
+        case minimumLabelledWindows, steps, stepSeconds, maximumRejections
     }
 
-    /// Reads a policy; a state file written before `minimumLabelledWindows` existed gets its default.
+    /// Reads a policy; a state file written before `minimumLabelledWindows`, `steps`, `stepSeconds` or
+    /// `maximumRejections` existed gets their defaults (no steps: the canary, then promotion; any rejection
+    /// rolls back).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -46,7 +107,10 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
             maximumEscalationRateIncrease: try c.decode(Double.self, forKey: .maximumEscalationRateIncrease),
             minimumCanaryWindows: try c.decode(Int.self, forKey: .minimumCanaryWindows),
             maximumAccuracyDrop: try c.decode(Double.self, forKey: .maximumAccuracyDrop),
-            minimumLabelledWindows: try c.decodeIfPresent(Int.self, forKey: .minimumLabelledWindows) ?? 200)
+            minimumLabelledWindows: try c.decodeIfPresent(Int.self, forKey: .minimumLabelledWindows) ?? 200,
+            steps: try c.decodeIfPresent([Double].self, forKey: .steps) ?? [],
+            stepSeconds: try c.decodeIfPresent(Double.self, forKey: .stepSeconds),
+            maximumRejections: try c.decodeIfPresent(Int.self, forKey: .maximumRejections) ?? 0)
     }
 }
 
@@ -102,9 +166,11 @@ public struct RolloutAction: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// planned → canary: the candidate goes to the cohort.
         case start = "rollout-start"
+        /// The next step of a phased rollout: the candidate goes to the devices the step's percentage adds.
+        case step = "rollout-step"
         /// canary → promoted: the candidate goes to the rest of the fleet and becomes production.
         case promote = "rollout-promote"
-        /// canary → rolledBack: the previous version goes back to the cohort.
+        /// canary → rolledBack: the previous version goes back to every device moved to the candidate.
         case rollBack = "rollout-rollback"
     }
 
@@ -137,22 +203,30 @@ public struct RolloutAction: Sendable, Equatable {
 /// carries out (``RolloutController``); nothing here touches the network, the clock or the disk, so every
 /// decision can be tested with made-up statuses and times.
 ///
-/// While in `canary`, ``observe(_:accuracy:now:)`` rolls back when
-/// * a cohort device reports `rejected {version}: …`;
+/// A phased rollout (``RolloutPolicy/steps``) stays in `canary` while it takes its steps: after the canary has
+/// soaked, each step assigns the candidate to the devices its larger percentage adds (``RolloutAction/Kind/step``)
+/// and they join ``cohort``, so ``cohort`` is always every device moved to the candidate and ``others`` the rest.
+/// ``step`` says which stage runs (0: the canary) and ``stepStartedAt`` since when.
+///
+/// While in `canary`, at every stage, ``observe(_:accuracy:now:)`` rolls back every device of ``cohort`` when
+/// * more than ``RolloutPolicy/maximumRejections`` cohort devices report `rejected {version}: …`;
 /// * the cohort's escalation rate since each device took the candidate exceeds the baseline's by more than
 ///   ``RolloutPolicy/maximumEscalationRateIncrease``, once both have ``RolloutPolicy/minimumCanaryWindows``
 ///   windows. The baseline is the other devices still on the previous version (their rate since start);
 ///   without enough of those, the cohort's own rate before the update;
 /// * given an accuracy comparison, accuracy drops by more than ``RolloutPolicy/maximumAccuracyDrop``;
 ///
-/// and promotes once the soak time has passed, every cohort device serves the candidate and the cohort
-/// has classified ``RolloutPolicy/minimumCanaryWindows`` windows on it.
+/// and takes the next step — or, after the last one, promotes — once the stage's time has passed
+/// (``RolloutPolicy/soakSeconds`` for the canary, ``RolloutPolicy/stepSeconds`` for a step), every cohort device
+/// serves the candidate (or is one of the tolerated rejections) and the cohort has classified
+/// ``RolloutPolicy/minimumCanaryWindows`` windows on it.
 public struct Rollout: Codable, Sendable, Equatable {
     /// Where a rollout stands.
     public enum Phase: String, Codable, Sendable {
         /// Cohort chosen, nothing assigned yet.
         case planned
-        /// The cohort runs the candidate; the rest runs the previous version.
+        /// The cohort runs the candidate; the rest runs the previous version. A phased rollout stays here while it
+        /// takes its steps (``Rollout/step``), the cohort growing at each.
         case canary
         /// The whole fleet was assigned the candidate; it is production.
         case promoted
@@ -219,9 +293,9 @@ public struct Rollout: Codable, Sendable, Equatable {
     public var policy: RolloutPolicy
     /// Where it stands.
     public private(set) var phase: Phase
-    /// The canary devices, sorted.
+    /// The devices moved to the candidate so far (the canary's, then those each step added), sorted.
     public private(set) var cohort: [String]
-    /// The other known devices, sorted; they get the candidate on promotion.
+    /// The other known devices, sorted; they get the candidate at a later step or on promotion.
     public private(set) var others: [String]
     /// When it was planned.
     public var plannedAt: Date
@@ -236,6 +310,18 @@ public struct Rollout: Codable, Sendable, Equatable {
     public private(set) var references: [String: Counters]
     /// What the last observation found.
     public private(set) var lastObservation: Observation?
+    /// The stage that runs: 0 is the canary, k the k-th of ``RolloutPolicy/steps`` (at ``currentPercent``).
+    public private(set) var step: Int
+    /// When the current step began (nil during the canary, which began at ``canaryStartedAt``).
+    public private(set) var stepStartedAt: Date?
+
+    /// The share of the fleet the current stage moves to the candidate.
+    public var currentPercent: Double { policy.percent(atStage: step) }
+
+    private enum CodingKeys: String, CodingKey {
+        case fleet, version, previousVersion, policy, phase, cohort, others, plannedAt, canaryStartedAt, endedAt
+        case endReason, references, lastObservation, step, stepStartedAt
+    }
 
     /// Whether it is over (promoted or rolled back).
     public var isFinished: Bool { phase == .promoted || phase == .rolledBack }
@@ -243,7 +329,7 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// Plans a rollout: the cohort is every device of `devices` in ``RolloutCohort`` for the policy's percentage.
     ///
     /// - Throws: ``RegistryError`` (`rolloutState`) if the candidate is the previous version, the percentage
-    ///   is outside 0…100 or no known device falls in the cohort.
+    ///   is outside 0…100, the steps do not rise from it to at most 100, or no known device falls in the cohort.
     public static func plan(
         fleet: String, version: String, previousVersion: String, devices: some Sequence<String>,
         policy: RolloutPolicy, now: Date
@@ -251,13 +337,7 @@ public struct Rollout: Codable, Sendable, Equatable {
         guard version != previousVersion else {
             throw RegistryError(.rolloutState, "\(version) is already the production version")
         }
-        guard (0...100).contains(policy.canaryPercent), policy.soakSeconds >= 0,
-            policy.maximumEscalationRateIncrease >= 0, policy.minimumCanaryWindows >= 0
-        else {
-            throw RegistryError(
-                .rolloutState,
-                "the canary percentage must be within 0…100 and the soak, bound and window count not negative")
-        }
+        if let problem = policy.problem { throw RegistryError(.rolloutState, problem) }
         let all = Set(devices)
         let cohort = RolloutCohort.select(all, percent: policy.canaryPercent)
         guard !cohort.isEmpty else {
@@ -269,7 +349,7 @@ public struct Rollout: Codable, Sendable, Equatable {
         return Rollout(
             fleet: fleet, version: version, previousVersion: previousVersion, policy: policy, phase: .planned,
             cohort: cohort, others: all.subtracting(cohort).sorted(), plannedAt: now, canaryStartedAt: nil,
-            endedAt: nil, endReason: nil, references: [:], lastObservation: nil)
+            endedAt: nil, endReason: nil, references: [:], lastObservation: nil, step: 0, stepStartedAt: nil)
     }
 
     /// planned → canary.
@@ -288,7 +368,8 @@ public struct Rollout: Codable, Sendable, Equatable {
         ]
     }
 
-    /// Takes in the fleet's statuses (by device) and, while in canary, decides whether to roll back or promote.
+    /// Takes in the fleet's statuses (by device) and, while in canary, decides whether to roll back, take the next
+    /// step or promote.
     ///
     /// Counters are the devices' word: a status or a saved reference with a count outside
     /// 0…``DeviceStatus/maximumCount`` is left out (a reference is taken afresh), and every sum saturates, so neither
@@ -302,10 +383,17 @@ public struct Rollout: Codable, Sendable, Equatable {
         let newcomers = Set(statuses.keys).subtracting(cohort).subtracting(others)
         if !newcomers.isEmpty { others = (others + newcomers).sorted() }
 
+        var rejecting: [(device: String, reason: String)] = []
         for device in cohort {
-            if let reason = statuses[device]?.rejectionReason(for: version) {
-                return end(.rollBack, "device \(device) rejected \(version): \(reason)", automatic: true, now: now)
-            }
+            if let reason = statuses[device]?.rejectionReason(for: version) { rejecting.append((device, reason)) }
+        }
+        if let first = rejecting.first, rejecting.count > policy.maximumRejections {
+            let allowed =
+                policy.maximumRejections == 0
+                ? "" : "\(rejecting.count) devices rejected \(version), more than \(policy.maximumRejections); "
+            return end(
+                .rollBack, "\(allowed)device \(first.device) rejected \(version): \(first.reason)", automatic: true,
+                now: now)
         }
 
         // The cohort's rate on the candidate: counters since each device was first seen serving it.
@@ -371,22 +459,48 @@ public struct Rollout: Codable, Sendable, Equatable {
                 automatic: true, now: now)
         }
 
-        let soaked = now.timeIntervalSince(canaryStartedAt ?? now)
-        if soaked < policy.soakSeconds {
-            observation.waitingFor = "soak: \(Self.seconds(soaked)) of \(Self.seconds(policy.soakSeconds)) s"
-        } else if onCandidate < cohort.count {
+        let held = now.timeIntervalSince((step == 0 ? canaryStartedAt : stepStartedAt) ?? now)
+        let hold = step == 0 ? policy.soakSeconds : policy.stepSeconds
+        // A tolerated rejection will not serve the candidate; waiting for it would hold the rollout for good.
+        let pending = cohort.count - onCandidate - rejecting.count
+        if held < hold {
             observation.waitingFor =
-                "\(cohort.count - onCandidate) of \(cohort.count) canary devices to serve \(version)"
+                "\(step == 0 ? "soak" : "step \(step)"): \(Self.seconds(held)) of \(Self.seconds(hold)) s"
+        } else if pending > 0 {
+            observation.waitingFor = "\(pending) of \(cohort.count) canary devices to serve \(version)"
         } else if canary.windows < policy.minimumCanaryWindows {
             observation.waitingFor = "canary windows: \(canary.windows) of \(policy.minimumCanaryWindows)"
         } else {
             let summary = rate(canary).map { "escalation rate \(Self.percent($0))" } ?? "no windows"
+            let soaked = "\(step == 0 ? "soaked" : "held step \(step)") \(Self.seconds(held)) s"
+            if step < policy.steps.count {
+                return advance(after: "\(soaked) on \(cohort.count) devices, \(summary)", now: now)
+            }
             return end(
-                .promote, "soaked \(Self.seconds(soaked)) s on \(cohort.count) canary devices, \(summary)",
-                automatic: true,
-                now: now)
+                .promote, "\(soaked) on \(cohort.count) \(step == 0 ? "canary " : "")devices, \(summary)",
+                automatic: true, now: now)
         }
         return []
+    }
+
+    /// Moves to the next step: the devices of ``others`` below its percentage go to the candidate and join the
+    /// cohort, measured from when each is first seen serving it.
+    private mutating func advance(after summary: String, now: Date) -> [RolloutAction] {
+        step += 1
+        stepStartedAt = now
+        let percent = currentPercent
+        let moved = others.filter { RolloutCohort.contains($0, percent: percent) }
+        others.removeAll { RolloutCohort.contains($0, percent: percent) }
+        cohort = (cohort + moved).sorted()
+        // Their references were taken on the previous version, as a baseline.
+        for device in moved { references[device] = nil }
+        return [
+            RolloutAction(
+                kind: .step, version: version, devices: moved,
+                reason: "step \(step) of \(policy.steps.count): \(percent) % (\(cohort.count) of "
+                    + "\(cohort.count + others.count) devices) after \(summary)",
+                automatic: true)
+        ]
     }
 
     /// canary → promoted, by an operator.
@@ -416,6 +530,8 @@ public struct Rollout: Codable, Sendable, Equatable {
     {
         phase = kind == .promote ? .promoted : .rolledBack
         endedAt = now
+        // A step's abort says at which step it came: every device moved so far goes back.
+        let reason = step > 0 && kind == .rollBack ? "step \(step) (\(currentPercent) %): \(reason)" : reason
         endReason = reason
         return [
             kind == .promote
@@ -450,5 +566,27 @@ public struct Rollout: Codable, Sendable, Equatable {
         var copy = self
         copy.references = references.filter { $0.value.isPlausible }
         return copy
+    }
+}
+
+extension Rollout {
+    /// Reads a rollout; a state file written before phased rollouts is at its canary (step 0). A step outside the
+    /// policy's (a damaged file) is taken as the nearest one.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let policy = try c.decode(RolloutPolicy.self, forKey: .policy)
+        self.init(
+            fleet: try c.decode(String.self, forKey: .fleet), version: try c.decode(String.self, forKey: .version),
+            previousVersion: try c.decode(String.self, forKey: .previousVersion), policy: policy,
+            phase: try c.decode(Phase.self, forKey: .phase), cohort: try c.decode([String].self, forKey: .cohort),
+            others: try c.decode([String].self, forKey: .others),
+            plannedAt: try c.decode(Date.self, forKey: .plannedAt),
+            canaryStartedAt: try c.decodeIfPresent(Date.self, forKey: .canaryStartedAt),
+            endedAt: try c.decodeIfPresent(Date.self, forKey: .endedAt),
+            endReason: try c.decodeIfPresent(String.self, forKey: .endReason),
+            references: try c.decode([String: Counters].self, forKey: .references),
+            lastObservation: try c.decodeIfPresent(Observation.self, forKey: .lastObservation),
+            step: min(max(try c.decodeIfPresent(Int.self, forKey: .step) ?? 0, 0), policy.steps.count),
+            stepStartedAt: try c.decodeIfPresent(Date.self, forKey: .stepStartedAt))
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 import TandemCore
 
 /// Drives ``Rollout``s for one fleet: keeps the current one in `rollout.json` in the data directory,
-/// feeds it the fleet's statuses, carries out its actions through the ``ModelDistributor`` (which signs each
+/// feeds it the fleet's statuses, carries out its actions (the canary's start, each step of a phased rollout,
+/// promotion or roll-back) through the ``ModelDistributor`` (which signs each
 /// assignment; a roll-back's carry the rollback flag, so devices take the older version) and the
 /// ``ModelRegistry``, and records every action in the ``AuditLog``.
 ///
@@ -168,12 +169,16 @@ public actor RolloutController {
     private func perform(_ actions: [RolloutAction]) async throws(RegistryError) {
         let pinned = actions.isEmpty ? [:] : try pins.read()
         for action in actions {
-            let bytes = try registry.artifactBytes(version: action.version)
-            let assignment = try await distributor.publishArtifact(bytes, version: action.version)
-            publishedArtifacts.insert(action.version)
             let devices = action.devices.filter { pinned[$0] == nil }
-            try await distributor.assign(assignment, to: devices, rollback: action.kind == .rollBack)
-            desired.noteSent(action.version, to: devices, at: Date())
+            // A step whose percentage adds no device (a small fleet) is recorded, but re-publishing the artifact
+            // for nobody would only make every device receive it again.
+            if action.kind != .step || !devices.isEmpty {
+                let bytes = try registry.artifactBytes(version: action.version)
+                let assignment = try await distributor.publishArtifact(bytes, version: action.version)
+                publishedArtifacts.insert(action.version)
+                try await distributor.assign(assignment, to: devices, rollback: action.kind == .rollBack)
+                desired.noteSent(action.version, to: devices, at: Date())
+            }
             if action.kind == .promote { try registry.setProduction(action.version) }
             try audit.append(
                 AuditRecord(

@@ -17,7 +17,12 @@ struct RolloutCommand: AsyncParsableCommand {
             `rejected VERSION: …`, or the cohort's escalation rate on the candidate exceeds the baseline's \
             by more than --max-escalation-increase; it promotes (assigning the candidate to every device and \
             making it production) once --soak-seconds have passed, every canary device serves it and they \
-            classified --min-canary-windows windows on it. State: {data-dir}/rollout-{fleet}.json; every \
+            classified --min-canary-windows windows on it. With --steps (10,50,100) the candidate reaches the \
+            fleet in stages instead: once the canary would be promoted, the devices below the next percentage \
+            (the same buckets, so every earlier device stays) are assigned it, each step held --step-seconds, \
+            and the same checks — rejections beyond --max-rejections, escalation rate against the devices not \
+            yet moved — run at every step; a failing one re-assigns the production version to every device \
+            moved so far. Promotion follows the last step. State: {data-dir}/rollout-{fleet}.json; every \
             action is recorded in {data-dir}/audit.jsonl. Every command that may assign (start, watch, promote, \
             rollback) signs the assignments with --key and the fleet's next sequence; a roll-back's carry the \
             rollback flag, which devices require to return to an older version. A pinned device (`tandem rollout             pin`, kept in {data-dir}/pins-{fleet}.json) is left out of rollouts and keeps its pinned version.             tandem-cloud's trainer keeps the fleet on its desired state: a device whose status shows another             version than its pin, the canary's or production is assigned that version within seconds.
@@ -65,7 +70,17 @@ struct RolloutCommand: AsyncParsableCommand {
         print(
             "rollout of \(rollout.version) (replacing \(rollout.previousVersion)) in fleet \(rollout.fleet): \(rollout.phase.rawValue)"
         )
-        print("canary (\(rollout.policy.canaryPercent) %): \(rollout.cohort.joined(separator: ", "))")
+        if rollout.policy.steps.isEmpty {
+            print("canary (\(rollout.policy.canaryPercent) %): \(rollout.cohort.joined(separator: ", "))")
+        } else {
+            let stages = ([rollout.policy.canaryPercent] + rollout.policy.steps).map { "\($0) %" }
+            let stage = rollout.step == 0 ? "canary" : "step \(rollout.step) of \(rollout.policy.steps.count)"
+            let since =
+                (rollout.step == 0 ? rollout.canaryStartedAt : rollout.stepStartedAt)
+                .map { " since \($0.ISO8601Format())" } ?? ""
+            print("steps: \(stages.joined(separator: " → ")); at \(stage) (\(rollout.currentPercent) %)\(since)")
+            print("on candidate (\(rollout.currentPercent) %): \(rollout.cohort.joined(separator: ", "))")
+        }
         print("others: \(rollout.others.count) devices")
         if let observation = rollout.lastObservation {
             let canary = observation.canaryEscalationRate.map { Console.percent($0) } ?? "-"
@@ -95,8 +110,21 @@ struct RolloutCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("A version registered with `tandem publish`.", valueName: "version"))
         var version: String
 
-        @Option(help: "Share of the fleet in the canary cohort, 0–100.") var canaryPercent = 10.0
-        @Option(help: "Seconds the canary runs before it may be promoted.") var soakSeconds = 3600.0
+        @Option(help: "Share of the fleet in the canary cohort, 0–100 (default 10, or the first of --steps).")
+        var canaryPercent: Double?
+        @Option(help: "Seconds the canary runs before it may be promoted (or take its first step).")
+        var soakSeconds = 3600.0
+        @Option(
+            help: ArgumentHelp(
+                "Cumulative shares of the fleet on the candidate, stage by stage: the canary's, then each step's "
+                    + "(10,50,100). Without it the canary is followed by promotion.",
+                valueName: "percentages"))
+        var steps: String?
+        @Option(
+            help: "Seconds each step after the canary runs before the next one or promotion (default: --soak-seconds).")
+        var stepSeconds: Double?
+        @Option(help: "Devices on the candidate that may report rejecting it before the rollout rolls back.")
+        var maxRejections = 0
         @Option(help: "Roll back when the canary's escalation rate exceeds the baseline's by more than this fraction.")
         var maxEscalationIncrease = 0.05
         @Option(help: "Windows the canary (and baseline) must classify before rates are compared and before promotion.")
@@ -104,14 +132,38 @@ struct RolloutCommand: AsyncParsableCommand {
         @Option(help: "Seconds between evaluations.") var interval = 5.0
         @Flag(help: "Return once the cohort is assigned instead of driving the rollout.") var detach = false
 
+        /// The canary's percentage and the steps after it, from --steps and --canary-percent.
+        func stages() throws -> (canary: Double, steps: [Double]) {
+            guard let steps else { return (canaryPercent ?? 10, []) }
+            guard let percentages = RolloutPolicy.percentages(parsing: steps), let first = percentages.first else {
+                throw ValidationError("--steps: '\(steps)' is not a comma-separated list of percentages")
+            }
+            if let canaryPercent, canaryPercent != first {
+                throw ValidationError(
+                    "--steps starts at \(first) %, --canary-percent says \(canaryPercent) %: give one of them")
+            }
+            return (first, Array(percentages.dropFirst()))
+        }
+
+        /// The policy the flags describe.
+        func policy() throws -> RolloutPolicy {
+            let (canary, steps) = try stages()
+            return RolloutPolicy(
+                canaryPercent: canary, soakSeconds: soakSeconds,
+                maximumEscalationRateIncrease: maxEscalationIncrease, minimumCanaryWindows: minCanaryWindows,
+                steps: steps, stepSeconds: stepSeconds, maximumRejections: maxRejections)
+        }
+
+        func validate() throws {
+            if let problem = try policy().problem { throw ValidationError(problem) }
+        }
+
         func run() async throws {
-            let policy = RolloutPolicy(
-                canaryPercent: canaryPercent, soakSeconds: soakSeconds,
-                maximumEscalationRateIncrease: maxEscalationIncrease, minimumCanaryWindows: minCanaryWindows)
+            let rolloutPolicy = try policy()
             let interval = self.interval
             let detach = self.detach
             let rollout = try await RolloutCommand.withController(cloud, signing: signing) { controller in
-                let started = try await controller.start(version: version, policy: policy)
+                let started = try await controller.start(version: version, policy: rolloutPolicy)
                 Console.log("canary: \(started.cohort.joined(separator: ", "))")
                 if detach { return Optional(started) }
                 return try await controller.run(interval: .milliseconds(Int(interval * 1000)))
