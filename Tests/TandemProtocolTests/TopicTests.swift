@@ -49,7 +49,7 @@ struct TopicTests {
     }
 
     @Test(
-        "a device may write only its own topics and read only its verdicts, assignment, fleet's artifacts and key revocations"
+        "a device may write only its own topics and read only its verdicts, assignment, policy, fleet's artifacts and key revocations"
     )
     func permissions() {
         let lines = DeviceTopics(fleet: "f", device: "d").permissions.map(\.description)
@@ -58,7 +58,7 @@ struct TopicTests {
                 "topic write tandem/v1/f/d/escalations", "topic write tandem/v1/f/d/status",
                 "topic write tandem/v1/f/d/predictions", "topic write tandem/v1/f/d/labels",
                 "topic read tandem/v1/f/d/verdicts", "topic read tandem/v1/f/d/model",
-                "topic read tandem/v1/f/models/+", "topic read tandem/v1/f/keys/revocations",
+                "topic read tandem/v1/f/d/policy", "topic read tandem/v1/f/models/+", "topic read tandem/v1/f/keys/revocations",
             ])
     }
 }

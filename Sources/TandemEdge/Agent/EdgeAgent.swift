@@ -36,6 +36,8 @@ public final class EdgeAgent: Sendable {
     /// Where the serving model's file lives (model updates replace it).
     let modelFiles: EdgeModelFiles
     let modelUpdate = Mutex(ModelUpdateState.idle)
+    /// The latest remote policy's state and the version in force (nil: agent.yaml alone).
+    let remotePolicy = Mutex<(update: ModelUpdateState?, inForce: String?)>((nil, nil))
     let log: @Sendable (String) -> Void
     let metricsEndpoint = Mutex<MetricsEndpoint?>(nil)
     /// What the streams' pipelines are given: the serving model, the policy, the transport, the sinks, the
@@ -69,27 +71,7 @@ public final class EdgeAgent: Sendable {
                 .invalidValue, key: "streams[\(i)].channels",
                 "\(stream.channels), but model \(classifier.modelVersion) takes \(classifier.input.channels) channels")
         }
-        let p = configuration.policy
-        let policy: EscalationPolicy
-        let mode: EscalationPolicy.Mode
-        if let budget = p.budget {
-            let calibration =
-                classifier.calibration(for: p.measure)
-                ?? (try? CalibrationQuantiles(levels: [0, 1], values: [p.threshold, p.threshold]))
-            guard let calibration else {
-                throw ConfigurationError(.invalidValue, key: "policy.threshold", "unusable starting threshold")
-            }
-            mode = .budget(budget, calibration: calibration)
-        } else {
-            mode = .threshold(p.threshold)
-        }
-        do {
-            policy = try EscalationPolicy(
-                measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
-                gain: p.gain)
-        } catch {
-            throw ConfigurationError(.invalidValue, key: "policy", error.message)
-        }
+        let policy = try Self.escalationPolicy(configuration.policy, classifier: classifier)
         self.configuration = configuration
         self.sources = sources
         self.sinks = sinks
@@ -194,7 +176,16 @@ public final class EdgeAgent: Sendable {
             link.start()
             link.publishStatus(statusJSON())
             let modelUpdater = ModelUpdater(
-                model: stages.model, configuration: configuration.model, link: link, files: modelFiles, log: log
+                model: stages.model, configuration: configuration.model, link: link, files: modelFiles, log: log,
+                applyPolicy: { [weak self] policy in try self?.apply(policy) },
+                onPolicyChange: { [weak self] state, inForce in
+                    guard let self else { return }
+                    remotePolicy.withLock { current in
+                        current.update = state
+                        if let inForce { current.inForce = inForce }
+                    }
+                    link.publishStatus(statusJSON())
+                }
             ) { [weak self] state in
                 guard let self else { return }
                 modelUpdate.withLock { $0 = state }
@@ -300,6 +291,61 @@ public final class EdgeAgent: Sendable {
         return s
     }
 
+    /// The escalation policy `p` describes, with `classifier`'s calibration for a budget.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the `policy` key that cannot be used.
+    static func escalationPolicy(_ p: AgentConfiguration.Policy, classifier: any WindowClassifier)
+        throws(ConfigurationError) -> EscalationPolicy
+    {
+        let mode: EscalationPolicy.Mode
+        if let budget = p.budget {
+            let calibration =
+                classifier.calibration(for: p.measure)
+                ?? (try? CalibrationQuantiles(levels: [0, 1], values: [p.threshold, p.threshold]))
+            guard let calibration else {
+                throw ConfigurationError(.invalidValue, key: "policy.threshold", "unusable starting threshold")
+            }
+            mode = .budget(budget, calibration: calibration)
+        } else {
+            mode = .threshold(p.threshold)
+        }
+        do {
+            return try EscalationPolicy(
+                measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
+                gain: p.gain)
+        } catch {
+            throw ConfigurationError(.invalidValue, key: "policy", error.message)
+        }
+    }
+
+    /// agent.yaml's `policy` with what `settings` sets instead: a threshold without a budget turns a local budget
+    /// off, a budget turns budget mode on; a setting left out keeps the local value.
+    static func policyConfiguration(_ local: AgentConfiguration.Policy, with settings: AgentPolicy.Settings)
+        -> AgentConfiguration.Policy
+    {
+        var p = local
+        if let measure = settings.measure.flatMap(ConfidenceMeasure.init(rawValue:)) { p.measure = measure }
+        if let threshold = settings.threshold {
+            p.threshold = threshold
+            p.budget = settings.budget
+        } else if let budget = settings.budget {
+            p.budget = budget
+        }
+        if let rate = settings.maxEscalationsPerSecond { p.maxEscalationsPerSecond = rate }
+        if let burst = settings.burst { p.burst = burst }
+        return p
+    }
+
+    /// Puts a remote agent policy in force between two windows: the escalation policy of every stream is replaced
+    /// by one built from agent.yaml's `policy` and what `policy` sets (its threshold adaptation starts over).
+    ///
+    /// - Throws: ``ConfigurationError`` if the merged settings cannot make a policy; the one in force stays.
+    func apply(_ policy: AgentPolicy) throws(ConfigurationError) {
+        let merged = Self.policyConfiguration(configuration.policy, with: policy.settings)
+        let escalation = try Self.escalationPolicy(merged, classifier: stages.model.classifier)
+        stages.policy.withLock { $0 = escalation }
+    }
+
     /// The status message: model, counters, escalation rate, mean confidence, input errors, uptime, RSS.
     ///
     /// - Parameter state: `online` while running, `offline` once stopped (the MQTT last will says the same).
@@ -321,6 +367,7 @@ public final class EdgeAgent: Sendable {
         status.threshold = s.threshold
         status.uptimeSeconds = (now * 10).rounded() / 10
         status.rssBytes = Self.residentBytes() ?? -1
+        (status.policyUpdate, status.policyVersion) = remotePolicy.withLock { ($0.update, $0.inForce) }
         if let link {
             let outbox = link.outbox.statistics
             let errors = link.errorCounts

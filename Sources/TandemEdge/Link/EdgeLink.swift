@@ -107,8 +107,8 @@ public final class EdgeLink: EscalationTransport {
         subscriber.withLock { $0 = task }
     }
 
-    /// Subscribes to the verdicts, the fleet's key revocation list and the model assignment; the client renews
-    /// them after reconnects.
+    /// Subscribes to the verdicts, the fleet's key revocation list, the model assignment and the agent policy; the
+    /// client renews them after reconnects.
     ///
     /// The revocation list is subscribed before the assignment and both are handed over on the network thread
     /// into one stream, so a retained list arrives before the retained assignment it may revoke the key of.
@@ -132,6 +132,14 @@ public final class EdgeLink: EscalationTransport {
             let assignments = try await client.subscribe(
                 to: topics.modelAssignment, qos: .atLeastOnce, receiver: forward)
             forwarding.withLock { $0.append(assignments) }
+            do {
+                let policies = try await client.subscribe(to: topics.policy, qos: .atLeastOnce, receiver: forward)
+                forwarding.withLock { $0.append(policies) }
+            } catch let error as MQTTError where error.code == .notAuthorized {
+                log(
+                    "link: the broker refuses \(topics.policy) (provision the device again to grant it); remote "
+                        + "agent policies are not followed: \(error)")
+            }
             Task { [weak self] in
                 for await message in verdicts { self?.receiveVerdict(message) }
             }

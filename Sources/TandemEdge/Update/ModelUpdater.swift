@@ -45,13 +45,32 @@ final class ModelUpdater: Sendable {
     let now: @Sendable () -> UInt64
     let log: @Sendable (String) -> Void
     let onChange: @Sendable (ModelUpdateState) -> Void
+    /// Agent policies: the checks and the newest taken (``PolicyGate``), how one is put in force, and where its
+    /// state goes (the status's `policyUpdate`, and the version in force).
+    let policyGate: Mutex<Result<PolicyGate, ModelLoadError>>
+    let applyPolicy: @Sendable (AgentPolicy) throws -> Void
+    let onPolicyChange: @Sendable (ModelUpdateState, _ inForce: String?) -> Void
 
     init(
         model: ServingModel, configuration: AgentConfiguration.Model, link: EdgeLink, files: EdgeModelFiles,
         fetchTimeout: Duration = .seconds(60),
         now: @escaping @Sendable () -> UInt64 = { UInt64(max(0, Date().timeIntervalSince1970)) },
-        log: @escaping @Sendable (String) -> Void, onChange: @escaping @Sendable (ModelUpdateState) -> Void
+        log: @escaping @Sendable (String) -> Void,
+        applyPolicy: @escaping @Sendable (AgentPolicy) throws -> Void = { _ in },
+        onPolicyChange: @escaping @Sendable (ModelUpdateState, String?) -> Void = { _, _ in },
+        onChange: @escaping @Sendable (ModelUpdateState) -> Void
     ) {
+        self.applyPolicy = applyPolicy
+        self.onPolicyChange = onPolicyChange
+        do {
+            policyGate = Mutex(
+                .success(
+                    PolicyGate(
+                        record: try PolicyRecord.read(from: files.policyRecordPath), fleet: link.topics.fleet,
+                        device: link.topics.device)))
+        } catch {
+            policyGate = Mutex(.failure(error))
+        }
         self.model = model
         self.configuration = configuration
         self.link = link
@@ -91,6 +110,10 @@ final class ModelUpdater: Sendable {
     func handle(_ message: MQTTMessage) async {
         if message.topic == link.topics.revocations {
             takeRevocations(message)
+            return
+        }
+        if message.topic == link.topics.policy {
+            takePolicy(message)
             return
         }
         if message.payload.isEmpty { return }  // a cleared retained assignment
@@ -163,11 +186,11 @@ final class ModelUpdater: Sendable {
         }
     }
 
-    private func currentGate() throws(ModelLoadError) -> AssignmentGate {
+    func currentGate() throws(ModelLoadError) -> AssignmentGate {
         try gate.withLock { $0 }.get()
     }
 
-    private func trustedKeys(revoked: Set<String>) throws(AssignmentRefusal) -> TrustedKeys {
+    func trustedKeys(revoked: Set<String>) throws(AssignmentRefusal) -> TrustedKeys {
         do {
             return try TrustedKeys.read(paths: configuration.trustedKeys, revokedKeyIDs: revoked)
         } catch {
@@ -226,6 +249,8 @@ public struct EdgeModelFiles: Sendable {
     public var downloadPath: String { path + ".download" }
     /// What the device took from its fleet (``AssignmentRecord``).
     public var recordPath: String { AssignmentRecord.path(forModelAt: path) }
+    /// The newest agent policy taken (``PolicyRecord``).
+    public var policyRecordPath: String { PolicyRecord.path(forModelAt: path) }
 
     /// Files around `path`.
     public init(path: String) { self.path = path }

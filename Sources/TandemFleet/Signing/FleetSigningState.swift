@@ -65,6 +65,22 @@ public struct FleetSigningState: Sendable {
         }
     }
 
+    /// Takes the fleet's next sequence for a message that names no model version (an agent policy), and records it
+    /// before returning it: policies and assignments share one order.
+    ///
+    /// - Throws: ``RegistryError`` (`io`) if the state cannot be read, locked or written; nothing is handed out.
+    public func nextSequence() throws(RegistryError) -> UInt64 {
+        try locked { () throws(RegistryError) in
+            var state = try readAssignments()
+            guard state.sequence < ModelAssignment.maximumNumber else {
+                throw RegistryError(.io, "the fleet's assignment sequence is exhausted", path: assignmentsURL.path)
+            }
+            state.sequence += 1
+            try write(state, to: assignmentsURL)
+            return state.sequence
+        }
+    }
+
     /// The assignment counters; zero and empty before the first assignment.
     ///
     /// - Throws: ``RegistryError`` (`io`) if the file exists but cannot be read.

@@ -81,6 +81,10 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var badVerdicts: Int?
     /// Whether the agent's broker connection is up.
     public var connected: Bool?
+    /// The agent policy in force (docs/PROTOCOL.md "Agent policy"); nil while the agent runs its agent.yaml alone.
+    public var policyVersion: String?
+    /// What became of the latest agent policy message: `active P` or `rejected P: reason`.
+    public var policyUpdate: ModelUpdateState?
 
     /// Creates a status.
     public init(
@@ -104,7 +108,7 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case device, state, modelVersion, modelUpdate, windows, escalations, cappedEscalations, verdictsInTime
         case corrections, sampleRateMismatchHz, escalationRate, meanConfidence, threshold, inputErrors
-        case uptimeSeconds, rssBytes, outbox, badVerdicts, connected
+        case uptimeSeconds, rssBytes, outbox, badVerdicts, connected, policyVersion, policyUpdate
     }
 
     /// Decodes a status; only `device` is required (`state` defaults to online).
@@ -131,6 +135,8 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         outbox = field(.outbox)
         badVerdicts = field(.badVerdicts)
         connected = field(.connected)
+        policyVersion = field(.policyVersion)
+        policyUpdate = (field(.policyUpdate) as ModelUpdateState?)?.truncated
     }
 
     /// The largest status message read, in bytes.
@@ -190,7 +196,10 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         if let uptime = uptimeSeconds, !(uptime.isFinite && uptime >= 0) {
             return "uptimeSeconds \(uptime) is out of range"
         }
-        for text in [device, modelVersion ?? "", modelUpdate?.description ?? ""]
+        for text in [
+            device, modelVersion ?? "", modelUpdate?.description ?? "", policyVersion ?? "",
+            policyUpdate?.description ?? "",
+        ]
         where text.utf8.count > Self.maximumTextLength {
             return "a text field of \(text.utf8.count) bytes is longer than \(Self.maximumTextLength)"
         }

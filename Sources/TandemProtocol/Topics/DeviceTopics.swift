@@ -36,6 +36,8 @@ public struct DeviceTopics: Sendable, Equatable {
     public var labels: String { topic(.labels) }
     /// Cloud → edge: the retained model assignment.
     public var modelAssignment: String { topic(.model) }
+    /// Cloud → edge: the retained, signed agent policy.
+    public var policy: String { topic(.policy) }
     /// Cloud → edge: the retained artifact of `version` (small models travel on the broker).
     public func artifact(version: String) -> String { ProtocolTopics.artifact(fleet: fleet, version: version) }
 
@@ -43,7 +45,7 @@ public struct DeviceTopics: Sendable, Equatable {
     public var revocations: String { ProtocolTopics.revocations(fleet: fleet) }
 
     /// What this device's broker credentials may do: write below its own level, read its verdicts and
-    /// assignment, the fleet's artifacts and key revocation list, and nothing else.
+    /// assignment and policy, the fleet's artifacts and key revocation list, and nothing else.
     public var permissions: [TopicPermission] {
         [
             TopicPermission(.write, escalations),
@@ -52,6 +54,7 @@ public struct DeviceTopics: Sendable, Equatable {
             TopicPermission(.write, labels),
             TopicPermission(.read, verdicts),
             TopicPermission(.read, modelAssignment),
+            TopicPermission(.read, policy),
             TopicPermission(.read, ProtocolTopics.artifacts(fleet: fleet)),
             TopicPermission(.read, revocations),
         ]
@@ -72,6 +75,8 @@ public enum DeviceTopicKind: String, Sendable, CaseIterable {
     case labels
     /// The retained model assignment.
     case model
+    /// The retained agent policy.
+    case policy
 }
 
 /// What a broker user may do on a topic or filter (provisioning turns it into the broker's rules).
