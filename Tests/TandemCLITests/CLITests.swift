@@ -157,4 +157,26 @@ struct CLITests {
         #expect(help.standardOutput.contains("--steps") && help.standardOutput.contains("--step-seconds"))
         #expect(help.standardOutput.contains("--max-rejections"))
     }
+
+    @Test("tandem policy set checks its settings and staging before connecting; --help names the agent.yaml keys")
+    func policySettingsAreChecked() throws {
+        let common = [
+            "policy", "set", "p1", "--fleet", "plant", "--key", "unused.key", "--broker-url", "mqtt://127.0.0.1:1",
+        ]
+        for (flags, said) in [
+            (["--threshold", "1.5"], "threshold must be within [0, 1]"),
+            (["--budget", "1"], "budget must be within (0, 1)"),
+            (["--measure", "loudness"], "maxProbability, margin, entropy"),
+            (["--burst", "0.5"], "burst must be within [1, 1e6]"),
+            ([], "sets at least one of"),
+            (["--threshold", "0.5", "--steps", "10,5"], "above the one before"),
+        ] {
+            let result = try run(common + flags)
+            #expect(result.status != 0)
+            #expect(result.standardError.contains(said), "\(flags): \(result.standardError)")
+        }
+        let help = try run(["policy", "set", "--help"])
+        #expect(help.standardOutput.contains("--max-escalations-per-second") && help.standardOutput.contains("--steps"))
+        #expect(try run(["policy", "--help"]).standardOutput.contains("agent.yaml"))
+    }
 }

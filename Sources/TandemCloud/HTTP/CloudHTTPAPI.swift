@@ -364,6 +364,8 @@ package struct DeviceList: Encodable {
         var state: String
         var modelVersion: String?
         var modelUpdate: String?
+        var policyVersion: String?
+        var policyUpdate: String?
         var escalationRate: Double?
         var windows: Int?
         var escalations: Int?
@@ -381,7 +383,8 @@ package struct DeviceList: Encodable {
             Entry(
                 fleet: d.fleet, device: d.status.device, state: d.status.state.rawValue,
                 modelVersion: d.status.modelVersion,
-                modelUpdate: d.status.modelUpdate?.description, escalationRate: d.status.escalationRate,
+                modelUpdate: d.status.modelUpdate?.description, policyVersion: d.status.policyVersion,
+                policyUpdate: d.status.policyUpdate?.description, escalationRate: d.status.escalationRate,
                 windows: d.status.windows,
                 escalations: d.status.escalations, inputErrors: d.status.inputErrorTotal,
                 inputErrorsByStream: d.status.inputErrors, lastSeen: d.lastSeen)

@@ -82,7 +82,8 @@ public struct FleetPage: Sendable {
             <input id="device-filter" type="search" placeholder="filter devices, versions, states">
             <table id="device-table">
             <thead><tr><th>fleet</th><th>device</th><th>state</th><th>edge version</th><th>update</th>\
-            <th>escalation rate</th><th>last 5 min</th><th>last seen</th><th>input errors</th><th>windows</th></tr></thead>
+            <th>policy</th><th>escalation rate</th><th>last 5 min</th><th>last seen</th><th>input errors</th><th>windows</th>\
+            </tr></thead>
             <tbody id="devices">\(section("devices"))</tbody>
             </table>
             <form id="pin-form" class="action-form">
@@ -142,7 +143,7 @@ public struct FleetPage: Sendable {
     }
 
     static func devices(_ s: Snapshot) -> String {
-        guard !s.devices.isEmpty else { return "<tr><td colspan=\"10\">no device has reported a status</td></tr>" }
+        guard !s.devices.isEmpty else { return "<tr><td colspan=\"11\">no device has reported a status</td></tr>" }
         var html = ""
         html.reserveCapacity(s.devices.count * 400)
         for d in s.devices {
@@ -157,6 +158,10 @@ public struct FleetPage: Sendable {
             html += "<td><span class=\"state \(status.state.rawValue)\">\(status.state.rawValue)</span></td>"
             html += "<td class=\"version\">\(escape(status.modelVersion ?? "–"))</td>"
             html += "<td\(rejected ? " class=\"rejected\"" : "")>\(escape(update))</td>"
+            let policyUpdate = status.policyUpdate?.description ?? ""
+            let policyRejected = policyUpdate.hasPrefix("rejected")
+            html += "<td\(policyRejected ? " class=\"rejected\" title=\"\(escape(policyUpdate))\"" : "")>"
+            html += "\(escape(status.policyVersion ?? "local"))</td>"
             html += "<td>\(status.escalationRate.map(percent) ?? "–")</td>"
             html += "<td>\(sparkline(s.history[key] ?? []))</td>"
             html += "<td>\(lastSeen)</td><td>\(status.inputErrorTotal.map(String.init) ?? "0")</td>"

@@ -238,6 +238,24 @@ public final class RetrainingService: Service, Sendable {
             if c.desiredStateIntervalSeconds > 0 && signer != nil {
                 let interval = Duration.milliseconds(Int(min(c.desiredStateIntervalSeconds, 3600) * 1000))
                 group.addTask { await controller.maintainDesiredState(interval: interval) }
+                // The same for agent policies (`tandem policy`): a device on another policy than production (or its
+                // canary's) is signed the one it should have.
+                let policies = PolicyController(
+                    directory: registry.directory, fleet: c.fleet, client: client, monitor: monitor, key: signingKey,
+                    audit: audit, actor: c.actor, log: { [self] in log("trainer: policy: \(escaping: $0)") })
+                group.addTask { [self] in
+                    var reported = false
+                    while !isStopping && !Task.isCancelled {
+                        do {
+                            try await policies.reconcile()
+                            reported = false
+                        } catch {
+                            if !reported { log("trainer: policy desired state: \(escaping: error)", .warning) }
+                            reported = true
+                        }
+                        try? await Task.sleep(for: interval)
+                    }
+                }
             }
             while !isStopping && !Task.isCancelled {
                 do {
