@@ -54,6 +54,17 @@ struct PolicyRolloutTests {
             #expect(monitor.statuses["box-0"]?.policyUpdate == .active("p1"))
             #expect(try controller.book().production == "p1")
 
+            // A box that comes online later is signed the production policy by the desired state.
+            let late = try RunningAgent(
+                device: "box-9", port: broker.port, directory: fleet.fixture.scratch.url,
+                model: try fleet.fixture.registry.artifactBytes(version: "v1"), trustedKey: fleet.fixture.publicKeyPath)
+            #expect(await waitUntil { monitor.statuses["box-9"]?.state == .online })
+            let due = try await controller.reconcile()
+            #expect(due == ["p1": ["box-9"]], "\(due)")
+            #expect(await waitUntil(.seconds(10)) { monitor.statuses["box-9"]?.policyVersion == "p1" })
+            #expect(try await controller.reconcile() == [:], "nothing is sent twice")
+            try await late.stop()
+
             // A policy that escalates every window: its canary escalates far more than box-0, and it goes back.
             let bad = try await controller.start(
                 version: "p2", settings: AgentPolicy.Settings(threshold: 1, maxEscalationsPerSecond: 100_000),
@@ -67,7 +78,10 @@ struct PolicyRolloutTests {
             #expect(monitor.statuses["box-0"]?.policyVersion == "p1", "the rest never saw p2")
             #expect(try controller.book().production == "p1")
             let actions = fleet.audit.read().records.map(\.action).filter { $0.hasPrefix("policy-") }
-            #expect(actions == ["policy-start", "policy-promote", "policy-start", "policy-rollback"], "\(actions)")
+            #expect(
+                actions == [
+                    "policy-start", "policy-promote", "policy-desired-state", "policy-start", "policy-rollback",
+                ], "\(actions)")
 
             feeder.cancel()
             try await fleet.close()

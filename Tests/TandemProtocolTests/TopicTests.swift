@@ -58,7 +58,8 @@ struct TopicTests {
                 "topic write tandem/v1/f/d/escalations", "topic write tandem/v1/f/d/status",
                 "topic write tandem/v1/f/d/predictions", "topic write tandem/v1/f/d/labels",
                 "topic read tandem/v1/f/d/verdicts", "topic read tandem/v1/f/d/model",
-                "topic read tandem/v1/f/d/policy", "topic read tandem/v1/f/models/+", "topic read tandem/v1/f/keys/revocations",
+                "topic read tandem/v1/f/d/policy", "topic read tandem/v1/f/models/+",
+                "topic read tandem/v1/f/keys/revocations",
             ])
     }
 }
