@@ -109,16 +109,7 @@ struct RolloutEndToEndTests {
                 v2: try edgeArtifact(version: "v2", seed: 2, scale: 0.0001))
             let canary = fleet.canary
             let base = fleet.base
-            let feeder = Task {
-                var sample = 0
-                while !Task.isCancelled {
-                    let lines = csvLines(from: sample, count: 40)
-                    sample += 40
-                    await canary.source.push(lines)
-                    await base.source.push(lines)
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-            }
+            let feeder = feed([canary, base])
             defer { feeder.cancel() }
             #expect(await waitUntil { (fleet.monitor.statuses["box-0"]?.windows ?? 0) >= 40 })
 

@@ -40,6 +40,19 @@ func csvLines(from start: Int, count: Int) -> String {
     return text
 }
 
+/// Feeds `agents` the same CSV lines, 40 samples every 50 ms, until the task is cancelled.
+func feed(_ agents: [RunningAgent]) -> Task<Void, Never> {
+    Task {
+        var sample = 0
+        while !Task.isCancelled {
+            let lines = csvLines(from: sample, count: 40)
+            sample += 40
+            for agent in agents { await agent.source.push(lines) }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
 /// An edge agent running in-process against the broker on `port`, fed by a ``FedSource``.
 struct RunningAgent {
     let agent: EdgeAgent

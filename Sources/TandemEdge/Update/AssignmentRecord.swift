@@ -39,28 +39,16 @@ public struct AssignmentRecord: Sendable, Equatable, Codable {
     ///
     /// - Throws: ``ModelLoadError`` (`unreadable`) if the file exists but cannot be read or decoded.
     public static func read(from path: String) throws(ModelLoadError) -> AssignmentRecord {
-        guard FileManager.default.fileExists(atPath: path) else { return AssignmentRecord() }
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            return try JSONDecoder().decode(AssignmentRecord.self, from: data)
-        } catch {
-            throw ModelLoadError(
-                .unreadable,
-                "\(path): the assignment record is unreadable (\(error)); remove it to start over, after which the "
-                    + "device accepts any assignment its trusted keys signed")
-        }
+        try RecordFile.read(
+            AssignmentRecord.self, from: path, what: "assignment",
+            advice: "remove it to start over, after which the device accepts any assignment its trusted keys signed")
+            ?? AssignmentRecord()
     }
 
     /// Replaces the record at `path` atomically.
     ///
     /// - Throws: ``ModelLoadError`` (`unreadable`) naming the failed step.
     public func write(to path: String) throws(ModelLoadError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            try AtomicFile.write(Array(try encoder.encode(self)) + [0x0A], to: URL(fileURLWithPath: path))
-        } catch {
-            throw ModelLoadError(.unreadable, "cannot record the assignment in \(path): \(error)")
-        }
+        try RecordFile.write(self, to: path, what: "assignment")
     }
 }

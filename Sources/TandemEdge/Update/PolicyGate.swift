@@ -28,26 +28,15 @@ public struct PolicyRecord: Sendable, Equatable, Codable {
     ///
     /// - Throws: ``ModelLoadError`` (`unreadable`) if the file exists but cannot be read or decoded.
     public static func read(from path: String) throws(ModelLoadError) -> PolicyRecord {
-        guard FileManager.default.fileExists(atPath: path) else { return PolicyRecord() }
-        do {
-            return try JSONDecoder().decode(PolicyRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw ModelLoadError(
-                .unreadable, "\(path): the policy record is unreadable (\(error)); remove it to start over")
-        }
+        try RecordFile.read(PolicyRecord.self, from: path, what: "policy", advice: "remove it to start over")
+            ?? PolicyRecord()
     }
 
     /// Replaces the record at `path` atomically.
     ///
     /// - Throws: ``ModelLoadError`` (`unreadable`) naming the failed step.
     public func write(to path: String) throws(ModelLoadError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            try AtomicFile.write(Array(try encoder.encode(self)) + [0x0A], to: URL(fileURLWithPath: path))
-        } catch {
-            throw ModelLoadError(.unreadable, "cannot record the policy in \(path): \(error)")
-        }
+        try RecordFile.write(self, to: path, what: "policy")
     }
 }
 

@@ -53,4 +53,27 @@ struct CloudOptions: ParsableArguments {
         try await client.connect()
         return client
     }
+
+    /// Connects, follows the fleet's statuses until they settle, runs `body` with the client and the monitor, then
+    /// stops following and disconnects, whether `body` returns or throws.
+    func withFleet<T: Sendable>(_ body: (MQTTClient, FleetMonitor) async throws -> T) async throws -> T {
+        let client = try await connect()
+        let monitor: FleetMonitor
+        do {
+            monitor = try await FleetMonitor(client: client, fleet: fleet)
+        } catch {
+            await client.disconnect()
+            throw error
+        }
+        let result: Result<T, any Error>
+        do {
+            await monitor.settle()
+            result = .success(try await body(client, monitor))
+        } catch {
+            result = .failure(error)
+        }
+        monitor.stop()
+        await client.disconnect()
+        return try result.get()
+    }
 }

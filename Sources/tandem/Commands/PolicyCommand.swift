@@ -31,27 +31,12 @@ struct PolicyCommand: AsyncParsableCommand {
     ) async throws -> T {
         let registry = try cloud.registry()
         let privateKey = try key.map { try SigningKeyFile.readPrivateKey(from: URL(fileURLWithPath: $0)) }
-        let client = try await cloud.connect()
-        let monitor: FleetMonitor
-        do {
-            monitor = try await FleetMonitor(client: client, fleet: cloud.fleet)
-        } catch {
-            await client.disconnect()
-            throw error
+        return try await cloud.withFleet { client, monitor in
+            try await body(
+                PolicyController(
+                    directory: registry.directory, fleet: cloud.fleet, client: client, monitor: monitor,
+                    key: privateKey, audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log))
         }
-        let controller = PolicyController(
-            directory: registry.directory, fleet: cloud.fleet, client: client, monitor: monitor, key: privateKey,
-            audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log)
-        let result: Result<T, any Error>
-        do {
-            await monitor.settle()
-            result = .success(try await body(controller))
-        } catch {
-            result = .failure(error)
-        }
-        monitor.stop()
-        await client.disconnect()
-        return try result.get()
     }
 
     static func report(_ rollout: Rollout?, book: PolicyBook) {

@@ -38,28 +38,13 @@ struct RolloutCommand: AsyncParsableCommand {
     ) async throws -> T {
         let registry = try cloud.registry()
         let signer = try signing?.signer(cloud)
-        let client = try await cloud.connect()
-        let monitor: FleetMonitor
-        do {
-            monitor = try await FleetMonitor(client: client, fleet: cloud.fleet)
-        } catch {
-            await client.disconnect()
-            throw error
+        return try await cloud.withFleet { client, monitor in
+            try await body(
+                RolloutController(
+                    registry: registry,
+                    distributor: ModelDistributor(client: client, fleet: cloud.fleet, signer: signer),
+                    monitor: monitor, audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log))
         }
-        let controller = RolloutController(
-            registry: registry, distributor: ModelDistributor(client: client, fleet: cloud.fleet, signer: signer),
-            monitor: monitor,
-            audit: cloud.auditLog(), actor: cloud.actorName, log: Console.log)
-        let result: Result<T, any Error>
-        do {
-            await monitor.settle()
-            result = .success(try await body(controller))
-        } catch {
-            result = .failure(error)
-        }
-        monitor.stop()
-        await client.disconnect()
-        return try result.get()
     }
 
     static func report(_ rollout: Rollout?) {
