@@ -12,20 +12,29 @@ import TandemProtocol
 /// has a higher sequence; revocations only accumulate.
 ///
 /// A pure value: the record comes in, the record to persist goes out, time comes in as `now:` (seconds since
-/// 1970), keys as ``TrustedKeys``. ``ModelUpdater`` persists what it returns before acting on it.
-struct AssignmentGate: Sendable {
+/// 1970), keys as ``TrustedKeys``. ``ModelUpdater`` persists what it returns before acting on it; the emulated
+/// devices of `tandem bench fleet` hold assignments to the same checks.
+public struct AssignmentGate: Sendable {
     /// What the device took before.
-    var record: AssignmentRecord
+    public var record: AssignmentRecord
     /// The device's fleet.
-    let fleet: String
+    public let fleet: String
     /// The device's id.
-    let device: String
+    public let device: String
     /// Whether only signed assignments and lists are taken (`model.requireSignature`, or trusted keys configured:
     /// always on a provisioned agent).
-    let requireSignature: Bool
+    public let requireSignature: Bool
+
+    /// A gate for `device` of `fleet` that has taken `record` so far.
+    public init(record: AssignmentRecord, fleet: String, device: String, requireSignature: Bool) {
+        self.record = record
+        self.fleet = fleet
+        self.device = device
+        self.requireSignature = requireSignature
+    }
 
     /// What to do with an assignment that passed.
-    enum Decision: Equatable {
+    public enum Decision: Equatable, Sendable {
         /// A new assignment: persist `record` (its sequence taken), then fetch and install the model.
         case accept(AssignmentRecord)
         /// The assignment accepted last, delivered again: nothing to persist; install it if it is not serving.
@@ -41,7 +50,7 @@ struct AssignmentGate: Sendable {
     ///   - keys: The configured keys with the record's revocations.
     ///   - now: Seconds since 1970.
     /// - Throws: ``AssignmentRefusal`` saying why it is refused.
-    func check(_ assignment: ModelAssignment, keys: TrustedKeys, now: UInt64) throws(AssignmentRefusal)
+    public func check(_ assignment: ModelAssignment, keys: TrustedKeys, now: UInt64) throws(AssignmentRefusal)
         -> Decision
     {
         guard let terms = assignment.terms else {
@@ -95,7 +104,7 @@ struct AssignmentGate: Sendable {
     }
 
     /// The record once `version` of `assignment` serves.
-    func serving(_ assignment: ModelAssignment) -> AssignmentRecord {
+    public func serving(_ assignment: ModelAssignment) -> AssignmentRecord {
         var next = record
         if let terms = assignment.terms {
             next.servingVersion = assignment.version
@@ -111,7 +120,7 @@ struct AssignmentGate: Sendable {
     ///   - keys: The configured keys; the revocations checked are the record's and the list's.
     /// - Returns: The record to persist, or nil when `list` is the one accepted last, delivered again.
     /// - Throws: ``AssignmentRefusal`` saying why it is refused.
-    func check(_ list: KeyRevocationList, keys: TrustedKeys) throws(AssignmentRefusal) -> AssignmentRecord? {
+    public func check(_ list: KeyRevocationList, keys: TrustedKeys) throws(AssignmentRefusal) -> AssignmentRecord? {
         guard list.fleet == fleet else {
             throw AssignmentRefusal(
                 .wrongFleet, "the revocation list is for fleet \(list.fleet), this device is in \(fleet)")

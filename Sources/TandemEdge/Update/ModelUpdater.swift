@@ -293,15 +293,7 @@ public struct EdgeModelFiles: Sendable {
         _ bytes: [UInt8], assignment: ModelAssignment, configuration: AgentConfiguration.Model,
         revokedKeyIDs: Set<String> = [], accept: (any WindowClassifier) throws(ModelLoadError) -> Void
     ) throws(ModelLoadError) -> any WindowClassifier {
-        guard bytes.count == assignment.size else {
-            throw ModelLoadError(
-                .unreadable, "artifact has \(bytes.count) bytes, the assignment says \(assignment.size)")
-        }
-        let digest = ModelArtifact.fileDigestHex(bytes)
-        guard digest == assignment.sha256 else {
-            throw ModelLoadError(
-                .unreadable, "artifact SHA-256 \(digest) differs from the assignment's \(assignment.sha256)")
-        }
+        try Self.checkDownload(bytes, against: assignment)
         do {
             try Self.writeSynced(bytes, to: downloadPath)
         } catch {
@@ -332,6 +324,21 @@ public struct EdgeModelFiles: Sendable {
             throw ModelLoadError(.unreadable, "cannot install \(path): \(error)")
         }
         return classifier
+    }
+
+    /// Checks downloaded artifact bytes against the assignment that named them: their size and SHA-256.
+    ///
+    /// - Throws: ``ModelLoadError`` (`unreadable`) saying which differs.
+    public static func checkDownload(_ bytes: [UInt8], against assignment: ModelAssignment) throws(ModelLoadError) {
+        guard bytes.count == assignment.size else {
+            throw ModelLoadError(
+                .unreadable, "artifact has \(bytes.count) bytes, the assignment says \(assignment.size)")
+        }
+        let digest = ModelArtifact.fileDigestHex(bytes)
+        guard digest == assignment.sha256 else {
+            throw ModelLoadError(
+                .unreadable, "artifact SHA-256 \(digest) differs from the assignment's \(assignment.sha256)")
+        }
     }
 
     static func writeSynced(_ bytes: [UInt8], to path: String) throws {
