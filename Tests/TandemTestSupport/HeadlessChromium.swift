@@ -179,11 +179,13 @@ public final class HeadlessChromium: @unchecked Sendable {
         return (result["result"] as? [String: Any])?["value"]
     }
 
-    /// Evaluates `expression` every 50 ms until it is `true` or `timeout` seconds pass; returns whether it was.
+    /// Evaluates `expression` every 50 ms until it is `true` or `timeout` seconds pass; returns whether it was. An
+    /// expression that throws (the page is still loading: no `document.body` yet) counts as not yet.
     public func wait(until expression: String, session: String, timeout: Double = 30) throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
+        let guarded = "(() => { try { return (\(expression)) === true } catch (_) { return false } })()"
         repeat {
-            if try evaluate(expression, session: session) as? Bool == true { return true }
+            if try evaluate(guarded, session: session) as? Bool == true { return true }
             usleep(50_000)
         } while Date() < deadline
         return false
