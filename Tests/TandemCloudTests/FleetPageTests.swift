@@ -190,6 +190,16 @@ struct FleetPageBrowserTests {
                 "document.querySelector('#queue tr[data-escalation]').dataset.escalation", session: page)
                 as? String == doubtful.uuidString, "the doubtful escalation heads the queue")
 
+        // Every mutating route refuses a request without the token.
+        let statuses =
+            try browser.evaluate(
+                """
+                Promise.all(['/v1/pins', '/v1/pins/unpin', '/v1/rollouts/plant/promote', '/v1/labels'].map(path =>
+                  fetch(path, {method: 'POST', body: '{"fleet":"plant","device":"box-0","version":"v2"}'})
+                    .then(r => r.status)))
+                """, session: page) as? [Int]
+        #expect(statuses == [401, 401, 401, 401])
+
         // Without the token: refused, and nothing changes.
         _ = try browser.evaluate(
             """

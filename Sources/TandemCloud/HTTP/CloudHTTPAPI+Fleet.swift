@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import TandemFleet
 import TandemProtocol
 
@@ -14,6 +15,8 @@ extension CloudHTTPAPI {
     static let eventStreamSeconds = 300.0
     /// Answered, unlabelled escalations the label queue ranks (the most recent).
     static let queueCandidates = 2000
+    /// Live-update streams served at once; one more is refused (503): each builds its own snapshot every interval.
+    static let maximumEventStreams = 16
 
     /// Adds `GET /`, the page's script and style sheet, `GET /v1/events`, `GET /v1/labels/queue`, and the
     /// rollout and pin actions.
@@ -38,7 +41,7 @@ extension CloudHTTPAPI {
                 status: .ok, headers: [.contentType: "text/css; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: FleetPage.stylesheet)))
         }
-        router.get("v1/events") { _, _ in eventStream() }
+        router.get("v1/events") { _, _ in try eventStream() }
         router.get("v1/labels/queue") { _, _ in try JSONBody.response(encoding: ["queue": try labelQueue()]) }
         router.post("v1/rollouts/:fleet/promote") { request, context in
             try await rolloutAction(request, fleet: try context.parameters.require("fleet"), promote: true)
@@ -74,9 +77,17 @@ extension CloudHTTPAPI {
 
     /// `text/event-stream`: a `fleet` event with every section's HTML at once and then every
     /// ``eventIntervalSeconds``, for ``eventStreamSeconds`` at most or until the worker shuts down.
-    private func eventStream() -> Response {
+    private func eventStream() throws -> Response {
         let api = self
+        let streams = eventStreams
+        guard streams.count.add(1, ordering: .relaxed).newValue <= Self.maximumEventStreams else {
+            streams.count.subtract(1, ordering: .relaxed)
+            throw APIError(
+                .serviceUnavailable, "too many live views",
+                "\(Self.maximumEventStreams) live-update streams are open already; reload later")
+        }
         let body = ResponseBody { writer in
+            defer { streams.count.subtract(1, ordering: .relaxed) }
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             let deadline = ContinuousClock.now.advanced(by: .seconds(Self.eventStreamSeconds))
             while ContinuousClock.now < deadline && !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -194,4 +205,9 @@ extension CloudHTTPAPI {
         default: APIError(.internalServerError, "registry", error.message)
         }
     }
+}
+
+/// The live-update streams a worker's HTTP API has open.
+final class EventStreamCount: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -73,6 +73,7 @@ public struct CloudHTTPAPI: Sendable {
     let logger: Logger
     let fleetTotals = FleetCounterTotals()
     let history = FleetHistory()
+    let eventStreams = EventStreamCount()
     let rolloutController: (@Sendable () -> RolloutController?)?
     let auditActions: AuditActionCounter
 

@@ -24,6 +24,7 @@ extension ModelUpdater {
             let gate = try policyGate.withLock { $0 }.get()
             let keys = try trustedKeys(revoked: Set(try currentGate().record.revokedKeyIDs))
             let decision = try gate.check(policy, keys: keys, now: now())
+            var digest = gate.record.digest
             if case .accept(let record) = decision {
                 try record.write(to: files.policyRecordPath)
                 policyGate.withLock { current in
@@ -32,8 +33,13 @@ extension ModelUpdater {
                         current = .success(gate)
                     }
                 }
+                digest = record.digest
             }
+            // The retained policy comes again after every reconnect: one in force already is left alone, so a
+            // flaky link does not restart the threshold adaptation or refill the rate cap's bucket.
+            if case .current = decision, appliedPolicyDigest.withLock({ $0 }) == digest { return }
             try applyPolicy(policy)
+            appliedPolicyDigest.withLock { $0 = digest }
         } catch {
             setPolicy(.rejected(policy.version, reason: "\(error)"), inForce: nil)
             return

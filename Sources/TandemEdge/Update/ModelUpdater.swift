@@ -50,6 +50,8 @@ final class ModelUpdater: Sendable {
     let policyGate: Mutex<Result<PolicyGate, ModelLoadError>>
     let applyPolicy: @Sendable (AgentPolicy) throws -> Void
     let onPolicyChange: @Sendable (ModelUpdateState, _ inForce: String?) -> Void
+    /// The signed-bytes digest of the policy in force in this process, if any.
+    let appliedPolicyDigest = Mutex<String?>(nil)
 
     init(
         model: ServingModel, configuration: AgentConfiguration.Model, link: EdgeLink, files: EdgeModelFiles,

@@ -12,7 +12,10 @@ import TandemProtocol
 /// and the next number of the fleet's one order of signed messages) and publishes it retained on the device's
 /// `policy` topic; a roll-back signs the previous version again with a newer number. The policies are kept in
 /// ``PolicyBook`` (`policies-{fleet}.json`), the rollout in `policy-rollout-{fleet}.json`; both are re-read
-/// before every step, so `tandem policy rollback` from another process is seen at the next one.
+/// before every step, so `tandem policy rollback` from another process is seen at the next one. Unlike a model
+/// rollout, a transition is saved before its policies are signed: the desired-state pass (``reconcile(now:)``) signs
+/// every device what the saved state says, so it never undoes a transition in progress and makes good a publish that
+/// failed.
 public actor PolicyController {
     /// The data directory (the registry's).
     public nonisolated let directory: URL
@@ -29,6 +32,8 @@ public actor PolicyController {
     let key: Curve25519.Signing.PrivateKey?
     let validitySeconds: UInt64
     let log: @Sendable (String) -> Void
+    /// One state-changing operation at a time (an actor lets calls interleave at every await).
+    let exclusive = ExclusiveAccess()
     /// What every device should run and when it was last sent it (new devices get the production policy).
     var desired = DesiredState(minimumIntervalSeconds: 30)
 
@@ -90,20 +95,22 @@ public actor PolicyController {
     public func start(version: String, settings: AgentPolicy.Settings, policy: RolloutPolicy, now: Date = Date())
         async throws(RegistryError) -> Rollout
     {
-        if let running = try current(), !running.isFinished {
-            throw RegistryError(
-                .rolloutState, "fleet \(fleet) is rolling out policy \(running.version); promote or roll it back first")
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            if let running = try current(), !running.isFinished {
+                throw RegistryError(
+                    .rolloutState,
+                    "fleet \(fleet) is rolling out policy \(running.version); promote or roll it back first")
+            }
+            var book = try book()
+            try book.add(version, settings)
+            var rollout = try Rollout.plan(
+                fleet: fleet, version: version, previousVersion: book.production,
+                devices: Array(monitor.statuses.keys), policy: policy, now: now)
+            let actions = try rollout.start(now: now)
+            try book.write(in: directory)
+            try await perform(actions, saving: rollout)
+            return rollout
         }
-        var book = try book()
-        try book.add(version, settings)
-        try book.write(in: directory)
-        var rollout = try Rollout.plan(
-            fleet: fleet, version: version, previousVersion: book.production, devices: Array(monitor.statuses.keys),
-            policy: policy, now: now)
-        let actions = try rollout.start(now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
     }
 
     /// Feeds the statuses (as policies show them) to the rollout and carries out what it decides.
@@ -111,11 +118,12 @@ public actor PolicyController {
     /// - Returns: The rollout after the step, or nil if there is none.
     @discardableResult
     public func step(now: Date = Date()) async throws(RegistryError) -> Rollout? {
-        guard var rollout = try current() else { return nil }
-        let actions = rollout.observe(policyStatuses, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout? in
+            guard var rollout = try current() else { return nil }
+            let actions = rollout.observe(policyStatuses, now: now)
+            try await perform(actions, saving: rollout)
+            return rollout
+        }
     }
 
     /// Steps every `interval` until the rollout ends; returns it (nil if there is none).
@@ -135,22 +143,24 @@ public actor PolicyController {
     ///
     /// - Throws: ``RegistryError`` (`rolloutState`) if none is in canary.
     public func promote(reason: String, now: Date = Date()) async throws(RegistryError) -> Rollout {
-        var rollout = try requireCurrent()
-        let actions = try rollout.promote(reason: reason, devices: monitor.statuses.keys, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            var rollout = try requireCurrent()
+            let actions = try rollout.promote(reason: reason, devices: monitor.statuses.keys, now: now)
+            try await perform(actions, saving: rollout)
+            return rollout
+        }
     }
 
     /// Rolls the running policy rollout back now.
     ///
     /// - Throws: ``RegistryError`` (`rolloutState`) if none is in canary.
     public func rollBack(reason: String, now: Date = Date()) async throws(RegistryError) -> Rollout {
-        var rollout = try requireCurrent()
-        let actions = try rollout.rollBack(reason: reason, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            var rollout = try requireCurrent()
+            let actions = try rollout.rollBack(reason: reason, now: now)
+            try await perform(actions, saving: rollout)
+            return rollout
+        }
     }
 
     /// Signs the policy every online device should have (the canary's for the cohort while a rollout runs, else
@@ -159,18 +169,20 @@ public actor PolicyController {
     /// - Returns: The devices signed each version.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws(RegistryError) -> [String: [String]] {
-        let book = try book()
-        desired.production = book.production
-        desired.rollout = try current()
-        let due = desired.due(policyStatuses, now: now)
-        for (version, devices) in due.sorted(by: { $0.key < $1.key }) {
-            try await publish(version, to: devices, book: book)
-            try audit.append(
-                AuditRecord(
-                    actor: "desired-state", action: "policy-desired-state", version: version, devices: devices,
-                    reason: "the device's status shows another policy"))
+        try await exclusive.run { () async throws(RegistryError) -> [String: [String]] in
+            let book = try book()
+            desired.production = book.production
+            desired.rollout = try current()
+            let due = desired.due(policyStatuses, now: now)
+            for (version, devices) in due.sorted(by: { $0.key < $1.key }) {
+                try await publish(version, to: devices, book: book)
+                try audit.append(
+                    AuditRecord(
+                        actor: "desired-state", action: "policy-desired-state", version: version, devices: devices,
+                        reason: "the device's status shows another policy"))
+            }
+            return due
         }
-        return due
     }
 
     private func requireCurrent() throws(RegistryError) -> Rollout {
@@ -181,15 +193,18 @@ public actor PolicyController {
     }
 
     /// Signs and publishes each action's version to its devices, makes a promoted version production, and records it.
-    private func perform(_ actions: [RolloutAction]) async throws(RegistryError) {
-        guard !actions.isEmpty else { return }
+    private func perform(_ actions: [RolloutAction], saving rollout: Rollout) async throws(RegistryError) {
+        // What the fleet should run is saved before anything is signed, so a desired-state pass running meanwhile
+        // (the trainer's, or another process's) signs the same policy rather than the one being replaced; a publish
+        // that fails is made good by the next pass.
         var book = try book()
+        if let promoted = actions.last(where: { $0.kind == .promote }) {
+            book.production = promoted.version
+            try book.write(in: directory)
+        }
+        try save(rollout)
         for action in actions {
             try await publish(action.version, to: action.devices, book: book)
-            if action.kind == .promote {
-                book.production = action.version
-                try book.write(in: directory)
-            }
             let kind = action.kind.rawValue.replacingOccurrences(of: "rollout-", with: "policy-")
             try audit.append(
                 AuditRecord(

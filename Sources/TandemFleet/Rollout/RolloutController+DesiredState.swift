@@ -16,15 +16,17 @@ extension RolloutController {
     ///   count as sent, so they are tried again once the interval has passed.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws(RegistryError) -> [String: [String]] {
-        desired.production = try registry.productionVersion()
-        desired.rollout = try current()
-        desired.pins = try pins.read()
-        let statuses = monitor.statuses
-        let due = desired.due(statuses, now: now)
-        for (version, devices) in due.sorted(by: { $0.key < $1.key }) {
-            try await assign(version, to: devices, statuses: statuses, reason: "status shows another version")
+        try await exclusive.run { () async throws(RegistryError) -> [String: [String]] in
+            desired.production = try registry.productionVersion()
+            desired.rollout = try current()
+            desired.pins = try pins.read()
+            let statuses = monitor.statuses
+            let due = desired.due(statuses, now: now)
+            for (version, devices) in due.sorted(by: { $0.key < $1.key }) {
+                try await assign(version, to: devices, statuses: statuses, reason: "status shows another version")
+            }
+            return due
         }
-        return due
     }
 
     /// Reconciles every `interval` until cancelled; a failed pass is logged and the next one tries again.
@@ -50,18 +52,20 @@ extension RolloutController {
     ///   or `unknownVersion` for a version that is not registered, `signing` if the version's artifact is signed by
     ///   a key revoked for the fleet (devices would refuse it), `io`, `publishFailed`.
     public func pin(device: String, version: String) async throws(RegistryError) {
-        try Self.checkDeviceName(device)
-        let record = try registry.record(version: version)
-        _ = try registry.artifactBytes(version: version)
-        let signing = FleetSigningState(directory: registry.directory, fleet: distributor.fleet)
-        if let revoked = try signing.revocationList()?.revokedKeyIDs, revoked.contains(record.keyID) {
-            throw RegistryError(
-                .signing,
-                "version \(version) is signed by key \(record.keyID), which is revoked for fleet \(distributor.fleet); "
-                    + "devices refuse it")
+        try await exclusive.run { () async throws(RegistryError) -> Void in
+            try Self.checkDeviceName(device)
+            let record = try registry.record(version: version)
+            _ = try registry.artifactBytes(version: version)
+            let signing = FleetSigningState(directory: registry.directory, fleet: distributor.fleet)
+            if let revoked = try signing.revocationList()?.revokedKeyIDs, revoked.contains(record.keyID) {
+                throw RegistryError(
+                    .signing,
+                    "version \(version) is signed by key \(record.keyID), which is revoked for fleet \(distributor.fleet); "
+                        + "devices refuse it")
+            }
+            try pins.pin(device, to: version)
+            try await assign(version, to: [device], statuses: monitor.statuses, reason: "pinned", now: Date())
         }
-        try pins.pin(device, to: version)
-        try await assign(version, to: [device], statuses: monitor.statuses, reason: "pinned", now: Date())
     }
 
     /// Removes the pin of `device` and assigns it the version it should run now (production, or the rollout's
@@ -72,17 +76,19 @@ extension RolloutController {
     ///   `publishFailed`.
     @discardableResult
     public func unpin(device: String) async throws(RegistryError) -> String {
-        try Self.checkDeviceName(device)
-        guard let was = try pins.unpin(device) else {
-            throw RegistryError(.rolloutState, "device \(device) of fleet \(distributor.fleet) is not pinned")
+        try await exclusive.run { () async throws(RegistryError) -> String in
+            try Self.checkDeviceName(device)
+            guard let was = try pins.unpin(device) else {
+                throw RegistryError(.rolloutState, "device \(device) of fleet \(distributor.fleet) is not pinned")
+            }
+            desired.production = try registry.productionVersion()
+            desired.rollout = try current()
+            desired.pins = try pins.read()
+            if let wanted = desired.version(for: device), wanted != was {
+                try await assign(wanted, to: [device], statuses: monitor.statuses, reason: "unpinned from \(was)")
+            }
+            return was
         }
-        desired.production = try registry.productionVersion()
-        desired.rollout = try current()
-        desired.pins = try pins.read()
-        if let wanted = desired.version(for: device), wanted != was {
-            try await assign(wanted, to: [device], statuses: monitor.statuses, reason: "unpinned from \(was)")
-        }
-        return was
     }
 
     /// Publishes `version`'s artifact and assigns it to `devices` — as a signed rollback to those whose status

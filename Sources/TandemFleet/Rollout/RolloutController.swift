@@ -25,6 +25,8 @@ public actor RolloutController {
     /// Who operator actions are attributed to.
     public nonisolated let actor: String
     let log: @Sendable (String) -> Void
+    /// One state-changing operation at a time (an actor lets calls interleave at every await).
+    let exclusive = ExclusiveAccess()
     /// What every device should run, and when each was last assigned it.
     var desired: DesiredState
     /// Versions whose artifact this controller published: the desired state publishes each once, not at every
@@ -80,25 +82,28 @@ public actor RolloutController {
     public func start(version: String, policy: RolloutPolicy, now: Date = Date()) async throws(RegistryError)
         -> Rollout
     {
-        if let running = try current(), running.phase == .canary {
-            throw RegistryError(
-                .rolloutState, "the rollout of \(running.version) is still in canary; promote or roll it back first")
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            if let running = try current(), running.phase == .canary {
+                throw RegistryError(
+                    .rolloutState, "the rollout of \(running.version) is still in canary; promote or roll it back first"
+                )
+            }
+            guard let production = try registry.productionVersion() else {
+                throw RegistryError(
+                    .rolloutState,
+                    "no production version to roll out against; publish one with `tandem publish --production`")
+            }
+            _ = try registry.record(version: version)
+            await monitor.settle()
+            let pinned = try pins.read()
+            var rollout = try Rollout.plan(
+                fleet: distributor.fleet, version: version, previousVersion: production,
+                devices: monitor.statuses.keys.filter { pinned[$0] == nil }, policy: policy, now: now)
+            let actions = try rollout.start(now: now)
+            try await perform(actions)
+            try save(rollout)
+            return rollout
         }
-        guard let production = try registry.productionVersion() else {
-            throw RegistryError(
-                .rolloutState,
-                "no production version to roll out against; publish one with `tandem publish --production`")
-        }
-        _ = try registry.record(version: version)
-        await monitor.settle()
-        let pinned = try pins.read()
-        var rollout = try Rollout.plan(
-            fleet: distributor.fleet, version: version, previousVersion: production,
-            devices: monitor.statuses.keys.filter { pinned[$0] == nil }, policy: policy, now: now)
-        let actions = try rollout.start(now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
     }
 
     /// Feeds the current statuses (and `accuracy`, if known) to the rollout and carries out what it decides.
@@ -108,11 +113,13 @@ public actor RolloutController {
     ///   the next step decides (and tries) the same again.
     @discardableResult
     public func step(accuracy: AccuracyComparison? = nil, now: Date = Date()) async throws(RegistryError) -> Rollout? {
-        guard var rollout = try current() else { return nil }
-        let actions = rollout.observe(monitor.statuses, accuracy: accuracy, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout? in
+            guard var rollout = try current() else { return nil }
+            let actions = rollout.observe(monitor.statuses, accuracy: accuracy, now: now)
+            try await perform(actions)
+            try save(rollout)
+            return rollout
+        }
     }
 
     /// Steps every `interval` until the rollout is promoted or rolled back (by itself or an operator).
@@ -137,24 +144,28 @@ public actor RolloutController {
     ///
     /// - Throws: ``RegistryError`` (`rolloutState`) if there is no rollout in canary, or as ``step(accuracy:now:)``.
     public func promote(reason: String, now: Date = Date()) async throws(RegistryError) -> Rollout {
-        var rollout = try requireCurrent()
-        let pinned = try pins.read()
-        let actions = try rollout.promote(
-            reason: reason, devices: monitor.statuses.keys.filter { pinned[$0] == nil }, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            var rollout = try requireCurrent()
+            let pinned = try pins.read()
+            let actions = try rollout.promote(
+                reason: reason, devices: monitor.statuses.keys.filter { pinned[$0] == nil }, now: now)
+            try await perform(actions)
+            try save(rollout)
+            return rollout
+        }
     }
 
     /// Rolls the rollout in canary back now.
     ///
     /// - Throws: ``RegistryError`` (`rolloutState`) if there is no rollout in canary, or as ``step(accuracy:now:)``.
     public func rollBack(reason: String, now: Date = Date()) async throws(RegistryError) -> Rollout {
-        var rollout = try requireCurrent()
-        let actions = try rollout.rollBack(reason: reason, now: now)
-        try await perform(actions)
-        try save(rollout)
-        return rollout
+        try await exclusive.run { () async throws(RegistryError) -> Rollout in
+            var rollout = try requireCurrent()
+            let actions = try rollout.rollBack(reason: reason, now: now)
+            try await perform(actions)
+            try save(rollout)
+            return rollout
+        }
     }
 
     private func requireCurrent() throws(RegistryError) -> Rollout {

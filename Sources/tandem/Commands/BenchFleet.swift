@@ -68,7 +68,9 @@ struct BenchFleet: AsyncParsableCommand {
     func validate() throws {
         guard devices >= 2 else { throw ValidationError("--devices must be at least 2 (one canary, one other)") }
         guard escalationRate >= 0, escalationRate.isFinite else { throw ValidationError("--escalation-rate ≥ 0") }
-        guard timeout > 0, idleSeconds >= 0, connectConcurrency >= 1 else {
+        guard timeout.isFinite, timeout > 0, idleSeconds.isFinite, (0...86_400).contains(idleSeconds),
+            connectConcurrency >= 1
+        else {
             throw ValidationError("--timeout > 0, --idle-seconds ≥ 0, --connect-concurrency ≥ 1")
         }
         guard (1...300).contains(devicesPerProcess) else { throw ValidationError("--devices-per-process: 1…300") }

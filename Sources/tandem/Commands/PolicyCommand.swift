@@ -86,7 +86,7 @@ struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "Most escalations per second.") var maxEscalationsPerSecond: Double?
         @Option(help: "The rate cap's burst, at least 1.") var burst: Double?
         @OptionGroup var staging: StagingOptions
-        @Option(help: "Seconds between evaluations.") var interval = 5.0
+        @OptionGroup var evaluation: EvaluationOptions
         @Flag(help: "Return once the cohort is signed the policy instead of driving the rollout.") var detach = false
 
         var settings: AgentPolicy.Settings {
@@ -110,7 +110,7 @@ struct PolicyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (settings, policy, interval, detach, version) = (
-                self.settings, try staging.policy(), self.interval, self.detach, self.version
+                self.settings, try staging.policy(), self.evaluation.interval, self.detach, self.version
             )
             let (rollout, book) = try await PolicyCommand.withController(cloud, key: key) { controller in
                 let started = try await controller.start(version: version, settings: settings, policy: policy)
@@ -130,10 +130,10 @@ struct PolicyCommand: AsyncParsableCommand {
 
         @OptionGroup var cloud: CloudOptions
         @Option(help: ArgumentHelp("The fleet's private signing key.", valueName: "path")) var key: String
-        @Option(help: "Seconds between evaluations.") var interval = 5.0
+        @OptionGroup var evaluation: EvaluationOptions
 
         func run() async throws {
-            let interval = self.interval
+            let interval = self.evaluation.interval
             let (rollout, book) = try await PolicyCommand.withController(cloud, key: key) { controller in
                 (try await controller.run(interval: .milliseconds(Int(interval * 1000))), try controller.book())
             }

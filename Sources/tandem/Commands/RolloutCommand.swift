@@ -96,12 +96,12 @@ struct RolloutCommand: AsyncParsableCommand {
         var version: String
 
         @OptionGroup var staging: StagingOptions
-        @Option(help: "Seconds between evaluations.") var interval = 5.0
+        @OptionGroup var evaluation: EvaluationOptions
         @Flag(help: "Return once the cohort is assigned instead of driving the rollout.") var detach = false
 
         func run() async throws {
             let rolloutPolicy = try staging.policy()
-            let interval = self.interval
+            let interval = self.evaluation.interval
             let detach = self.detach
             let rollout = try await RolloutCommand.withController(cloud, signing: signing) { controller in
                 let started = try await controller.start(version: version, policy: rolloutPolicy)
@@ -120,10 +120,10 @@ struct RolloutCommand: AsyncParsableCommand {
 
         @OptionGroup var cloud: CloudOptions
         @OptionGroup var signing: SigningOptions
-        @Option(help: "Seconds between evaluations.") var interval = 5.0
+        @OptionGroup var evaluation: EvaluationOptions
 
         func run() async throws {
-            let interval = self.interval
+            let interval = self.evaluation.interval
             let rollout = try await RolloutCommand.withController(cloud, signing: signing) { controller in
                 try await controller.run(interval: .milliseconds(Int(interval * 1000)))
             }
