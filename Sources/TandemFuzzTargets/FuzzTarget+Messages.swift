@@ -36,6 +36,43 @@ extension FuzzTarget {
         return outcome
     }
 
+    /// An agent policy through the edge's reading of it: the settings merged into agent.yaml's, and the policy state
+    /// through the status the cloud reads (where a policy rollout looks for refusals).
+    ///
+    /// Checks: a decoded policy encodes back to itself and signs the same bytes; the merged settings stay within the
+    /// ranges agent.yaml allows; the reported state survives the status message.
+    static let policy = FuzzTarget(
+        name: "policy",
+        summary: "AgentPolicy(decoding:) → merged with agent.yaml's policy → the status's policyUpdate → the cloud"
+    ) { bytes in
+        let topics = DeviceTopics(fleet: "plant", device: "dev-1")
+        let state: ModelUpdateState
+        var outcome = Outcome.refused
+        do {
+            let policy = try AgentPolicy(decoding: Array(bytes))
+            let again = try? AgentPolicy(decoding: policy.encoded())
+            FuzzCheck.require(again == policy, "a decoded policy does not encode back to itself")
+            FuzzCheck.require(again?.signedBytes == policy.signedBytes, "a re-encoded policy signs other bytes")
+            var local = AgentConfiguration.Policy()
+            local.budget = 0.1
+            let merged = EdgeAgent.policyConfiguration(local, with: policy.settings)
+            FuzzCheck.require(
+                (0...1).contains(merged.threshold) && merged.budget.map { $0 > 0 && $0 < 1 } != false
+                    && merged.maxEscalationsPerSecond >= 0 && merged.burst.map { $0 >= 1 } != false,
+                "a policy merged into agent.yaml's leaves a setting out of range: \(merged)")
+            state = .active(policy.version)
+            outcome = .accepted
+        } catch {
+            state = .rejected("?", reason: "\(topics.policy): \(error)")
+        }
+        let reported = state.truncated
+        var status = DeviceStatus(device: "dev-1", modelVersion: "edge-1")
+        status.policyUpdate = reported
+        let read = try? DeviceStatus(validating: status.encoded())
+        FuzzCheck.require(read?.policyUpdate == reported, "the cloud does not read back the policy state \(reported)")
+        return outcome
+    }
+
     /// A verdict through the edge: the tracker holding escalated windows (answered in time, late with a
     /// correction, unknown), then the prediction record the sinks write.
     ///

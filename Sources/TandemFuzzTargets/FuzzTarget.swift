@@ -50,7 +50,7 @@ public struct FuzzTarget: Sendable {
     /// The targets that need no cloud server: the edge's inputs, the protocol messages the edge reads, model
     /// artifacts, the outbox journal and the data set readers. ``TandemCloudFuzzTargets`` has the cloud's.
     public static let standalone: [FuzzTarget] = [
-        .assignment, .verdict, .yaml, .artifact, .outbox, .sampleLines, .tsArchive, .csvStream,
+        .assignment, .policy, .verdict, .yaml, .artifact, .outbox, .sampleLines, .tsArchive, .csvStream,
     ]
 }
 

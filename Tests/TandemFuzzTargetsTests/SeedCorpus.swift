@@ -22,7 +22,8 @@ enum SeedCorpus {
     static func all() throws -> [String: [String: [UInt8]]] {
         [
             "escalation": try escalation(), "status": status(), "label": label(), "assignment": assignment(),
-            "verdict": verdict(), "yaml": try yaml(), "artifact": try artifact(), "outbox": try outbox(),
+            "policy": policy(), "verdict": verdict(), "yaml": try yaml(), "artifact": try artifact(),
+            "outbox": try outbox(),
             "sample-lines": sampleLines(), "ts": try ts(), "csv": csv(),
         ]
     }
@@ -115,6 +116,28 @@ enum SeedCorpus {
             "invalid-sha": ModelAssignment(version: "edge-3", sha256: "ABC", size: 14_680).encoded(),
             "invalid-size": ModelAssignment(version: "edge-3", sha256: sha, size: 0).encoded(),
             "invalid-wildcard-version": ModelAssignment(version: "edge/#", sha256: sha, size: 10).encoded(),
+        ]
+    }
+
+    static func policy() -> [String: [UInt8]] {
+        func signed(_ settings: AgentPolicy.Settings, device: String = "dev-1") -> [UInt8] {
+            var policy = AgentPolicy(
+                version: "policy-3", settings: settings, fleet: "plant", device: device, sequence: 41,
+                expiresAt: 1_900_000_000)
+            policy.signature = MessageSignature(
+                keyID: [UInt8](repeating: 7, count: 8), signature: [UInt8](repeating: 9, count: 64))
+            return policy.encoded()
+        }
+        let valid = signed(AgentPolicy.Settings(threshold: 0.45, maxEscalationsPerSecond: 20))
+        let text = String(decoding: valid, as: UTF8.self)
+        return [
+            "valid-threshold": valid,
+            "valid-budget-measure": signed(AgentPolicy.Settings(measure: "margin", budget: 0.05, burst: 4)),
+            "valid-local": signed(AgentPolicy.Settings()),
+            "invalid-threshold": Array(text.replacingOccurrences(of: "0.45", with: "1.5").utf8),
+            "invalid-nan-rate": Array(text.replacingOccurrences(of: "20", with: "1e999").utf8),
+            "invalid-unsigned": Array(text.replacingOccurrences(of: "\"signature\"", with: "\"unsigned\"").utf8),
+            "invalid-device": signed(AgentPolicy.Settings(threshold: 0.5), device: "dev/1"),
         ]
     }
 

@@ -320,7 +320,7 @@ public final class EdgeAgent: Sendable {
 
     /// agent.yaml's `policy` with what `settings` sets instead: a threshold without a budget turns a local budget
     /// off, a budget turns budget mode on; a setting left out keeps the local value.
-    static func policyConfiguration(_ local: AgentConfiguration.Policy, with settings: AgentPolicy.Settings)
+    public static func policyConfiguration(_ local: AgentConfiguration.Policy, with settings: AgentPolicy.Settings)
         -> AgentConfiguration.Policy
     {
         var p = local
