@@ -225,19 +225,10 @@ final class ModelUpdater: Sendable {
 
     /// The first (retained) message on `topic`.
     private func fetch(topic: String) async throws -> [UInt8] {
-        let subscription = try await link.client.subscribe(to: topic, qos: .atLeastOnce, bufferCapacity: 1)
-        let timeout = Task {
-            try? await Task.sleep(for: fetchTimeout)
-            subscription.cancel()
+        guard let bytes = try await link.client.firstMessage(on: topic, timeout: fetchTimeout) else {
+            throw ModelLoadError(.unreadable, "no artifact arrived on \(topic) within \(fetchTimeout)")
         }
-        defer {
-            timeout.cancel()
-            subscription.cancel()
-        }
-        for await message in subscription where !message.payload.isEmpty {
-            return message.payload
-        }
-        throw ModelLoadError(.unreadable, "no artifact arrived on \(topic) within \(fetchTimeout)")
+        return bytes
     }
 }
 

@@ -247,18 +247,9 @@ final class BenchFleetDevice: Sendable {
 
     /// The first (retained) message on `topic`, as the agent's updater fetches it (60 s at most).
     private func fetch(topic: String) async throws -> [UInt8] {
-        let subscription = try await client.subscribe(to: topic, qos: .atLeastOnce, bufferCapacity: 1)
-        let timeout = Task {
-            try? await Task.sleep(for: .seconds(60))
-            subscription.cancel()
+        guard let bytes = try await client.firstMessage(on: topic, timeout: .seconds(60)) else {
+            throw ModelLoadError(.unreadable, "no artifact arrived on \(topic) within 60 s")
         }
-        defer {
-            timeout.cancel()
-            subscription.cancel()
-        }
-        for await message in subscription where !message.payload.isEmpty {
-            return message.payload
-        }
-        throw ModelLoadError(.unreadable, "no artifact arrived on \(topic) within 60 s")
+        return bytes
     }
 }
