@@ -83,9 +83,10 @@ enum EscalationFixture {
             var configuration = EscalationServer.Configuration(
                 broker: try MQTTBrokerConfiguration(url: "mqtt://127.0.0.1:1"))
             configuration.deviceLimit = nil
+            configuration.modelThreads = 1
             let server = try EscalationServer(
                 configuration: configuration,
-                model: model, manifest: manifest, edgeInputs: [edgeVersion: edge], store: FuzzStore.shared,
+                model: .float(model), manifest: manifest, edgeInputs: [edgeVersion: edge], store: FuzzStore.shared,
                 logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
             blocking { await server.closeClient() }
             return server

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TandemCloud
 import TandemMQTT
+import TandemTraining
 
 extension Serve {
     /// The worker's configuration from the flags (the configuration file and environment are flags by now).
@@ -14,6 +15,14 @@ extension Serve {
         configuration.workerID = workerID
         configuration.maximumBatch = maxBatch
         configuration.maximumWaitSeconds = maxWaitMs / 1000
+        guard let precision = BatchClassifier.Precision(rawValue: precision) else {
+            throw ValidationError("--precision must be float or int8, not \(self.precision)")
+        }
+        configuration.precision = precision
+        if let modelThreads {
+            guard (1...64).contains(modelThreads) else { throw ValidationError("--model-threads must be within 1…64") }
+            configuration.modelThreads = modelThreads
+        }
         configuration.statisticsIntervalSeconds = statsInterval
         configuration.escalationLimit = try limit(
             "--device-escalations-per-second", deviceEscalationsPerSecond, "--device-escalation-burst",

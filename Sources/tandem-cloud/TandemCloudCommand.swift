@@ -33,9 +33,10 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run one escalation worker until SIGTERM/SIGINT.",
         discussion: """
             Joins the shared subscription $share/tandem-cloud/tandem/v1/+/+/escalations, stores every escalation \
-            once in the SQLite sample store in --data-dir (tandem.sqlite), answers in dynamic batches (up to \
-            --max-batch windows, the first waiting at most --max-wait-ms) with the full float model and publishes \
-            each verdict on the escalation's response topic with its correlation data. Start several workers \
+            once in the SQLite sample store in --data-dir (tandem.sqlite), answers in dynamic batches (what \
+            arrived while the previous batch ran, up to --max-batch windows) with the full model — float32, or \
+            int8 with --precision int8 and a model from `tandem compress --int8-only` — each batch split across \
+            --model-threads threads, and publishes each verdict on the escalation's response topic with its correlation data. Start several workers \
             (distinct --worker-id) on one or more hosts: the broker spreads the escalations, the store keeps one \
             row per escalation id, and escalations a killed worker left unanswered are answered by another.
 
@@ -56,7 +57,15 @@ struct Serve: AsyncParsableCommand {
                 + "override it and flags override both.", valueName: "file"))
     var config: String?
     @OptionGroup(title: "Broker") var brokerOptions: BrokerOptions
-    @Option(help: "The full model (.tandem, float32).") var model: String
+    @Option(help: "The full model (.tandem): float32, or int8 with --precision int8.") var model: String
+    @Option(
+        help: ArgumentHelp(
+            "The numerics --model must have: float, or int8 (a model from `tandem compress --int8-only`, which "
+                + "records its agreement with the float model; one without that record is refused).",
+            valueName: "float|int8"))
+    var precision = "float"
+    @Option(help: "Threads each batch is split across (default: the CPUs, at most 8; OpenBLAS then runs one each).")
+    var modelThreads: Int?
     @Option(help: "Edge model artifacts whose windows this worker may receive (their standardization is undone).")
     var edgeModel: [String] = []
     @Option(help: "Public key files; when given, every model must be signed by one.") var trustedKey: [String] = []
@@ -70,7 +79,7 @@ struct Serve: AsyncParsableCommand {
     var storeURL = ""
     @Option(help: "This worker's id, unique among workers (its MQTT session).") var workerID = "1"
     @Option(help: "Most windows per model call.") var maxBatch = 64
-    @Option(help: "Longest wait for a batch to fill, in milliseconds.") var maxWaitMs = 2.0
+    @Option(help: "Longest wait for a batch to fill, in milliseconds (0: take what has arrived).") var maxWaitMs = 0.0
     @Option(help: "Seconds between statistics lines on standard error (0: none).") var statsInterval = 30.0
     @Option(help: "Seconds a graceful shutdown may take before the parts still running are cancelled.")
     var shutdownGracePeriod = 30.0

@@ -43,7 +43,8 @@ struct FullModelSwapTests {
         let model = try FloatModel(artifact: initial)
         let registry = try ModelRegistry(directory: ModelRegistry.fullModelsDirectory(in: data))
         let serving = ServingModel(
-            initial: .init(model: model, manifest: initial.manifest), registry: registry, trustedKeyPaths: [],
+            initial: .init(classifier: BatchClassifier(engine: .float(model), threads: 2), manifest: initial.manifest),
+            registry: registry, trustedKeyPaths: [],
             retrySeconds: 0.5)
         #expect(serving.refresh() == .none, "no production version yet")
         try Self.promote(try Self.newerFullModel(), in: data, key: Curve25519.Signing.PrivateKey())

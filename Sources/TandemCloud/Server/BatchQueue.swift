@@ -6,11 +6,20 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element] = []
     private var closed = false
+    private var woken = false
 
     /// Adds one element.
     func put(_ element: Element) {
         condition.lock()
         items.append(element)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Ends a taker's wait for a first element now (it returns an empty batch if none came), so it can do other work.
+    func wake() {
+        condition.lock()
+        woken = true
         condition.signal()
         condition.unlock()
     }
@@ -23,16 +32,18 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Waits up to `idle` for a first element, then up to `maximumWait` for the batch to fill to `maximum`.
+    /// Waits up to `idle` (or until ``wake()``) for a first element, then up to `maximumWait` for the batch to fill to
+    /// `maximum`.
     ///
     /// - Returns: the batch (empty when `idle` passed with nothing, or the queue is closed and drained).
     func take(maximum: Int, maximumWait: TimeInterval, idle: TimeInterval) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
         let idleDeadline = Date(timeIntervalSinceNow: idle)
-        while items.isEmpty && !closed {
+        while items.isEmpty && !closed && !woken {
             if !condition.wait(until: idleDeadline) { break }
         }
+        woken = false
         if items.isEmpty { return [] }
         let deadline = Date(timeIntervalSinceNow: maximumWait)
         while items.count < maximum && !closed {

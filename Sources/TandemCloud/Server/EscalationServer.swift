@@ -6,10 +6,12 @@ import TandemCore
 import TandemFleet
 import TandemMQTT
 import TandemProtocol
+import TandemTraining
 
 /// One cloud worker: takes escalations from the fleet's shared subscription, stores each once, answers
-/// them in dynamic batches with the full float model and publishes each verdict on the escalation's
-/// response topic with its correlation data.
+/// them in dynamic batches with the full model (float32 or int8, each batch split across ``Configuration/modelThreads``
+/// threads) and publishes each verdict on the escalation's response topic with its correlation data; the verdicts
+/// the broker acknowledged are recorded in the store once per batch, in one transaction.
 ///
 /// Workers coordinate only through the broker (one shared subscription group: each escalation goes to one
 /// of them) and the sample store (one row per escalation id; a duplicate delivery gets the stored verdict
@@ -30,8 +32,12 @@ public final class EscalationServer: Service, Sendable {
         public var group = "tandem-cloud"
         /// The most escalations one model call takes.
         public var maximumBatch = 64
-        /// How long the first escalation of a batch waits for others, in seconds.
-        public var maximumWait = 0.002
+        /// How long the first escalation of a batch waits for others, in seconds. Default 0: a batch is what arrived
+        /// while the previous one ran (under load it fills to ``maximumBatch``; when idle an escalation is answered at
+        /// once).
+        public var maximumWait = 0.0
+        /// Threads one batch is split across (``BatchClassifier``). Default: the CPUs, at most 8.
+        public var modelThreads = BatchClassifier.defaultThreads
         /// Unanswered escalations older than this are taken over from a worker presumed dead.
         public var staleSeconds = 5.0
         /// Each device's escalations (by the fleet and device of the topic): more are refused, neither stored nor
@@ -113,8 +119,8 @@ public final class EscalationServer: Service, Sendable {
     }
 
     public let configuration: Configuration
-    /// The configured full model: the shape every escalation must have.
-    let model: FloatModel
+    /// The window length and channels of the configured full model: the shape every escalation must have.
+    let shape: (window: Int, channels: Int)
     /// The configured full model's manifest.
     let manifest: ModelManifest
     /// The full model answering now: the configured one, or a newer version the trainer registered.
@@ -135,6 +141,8 @@ public final class EscalationServer: Service, Sendable {
     let limiter: DeviceRateLimiter?
     /// The largest message that can be an escalation of the full model's input shape.
     let maximumPayloadBytes: Int
+    /// Verdicts the broker acknowledged, not yet recorded in the store (the batching thread records them).
+    let acknowledgedVerdicts = Mutex([(id: UUID, verdict: SampleStore.StoredVerdict)]())
 
     /// One escalation waiting for the model.
     struct Work: Sendable {
@@ -148,7 +156,8 @@ public final class EscalationServer: Service, Sendable {
         var received = ContinuousClock.now
     }
 
-    /// A worker answering with `model` (its artifact's manifest `manifest`).
+    /// A worker answering with `model` (its artifact's manifest `manifest`), float32 or int8, each batch split
+    /// across ``Configuration/modelThreads`` threads.
     ///
     /// - Parameters:
     ///   - edgeInputs: Input specs of edge model versions; a window from a known edge model is brought from
@@ -163,23 +172,26 @@ public final class EscalationServer: Service, Sendable {
     ///   - logger: Where its lines go, with the `worker` metadata set; each line about one escalation adds
     ///     `escalation` and `device`.
     public init(
-        configuration: Configuration, model: FloatModel, manifest: ModelManifest, edgeInputs: [String: InputSpec] = [:],
+        configuration: Configuration, model: VerifiedModel.Engine, manifest: ModelManifest,
+        edgeInputs: [String: InputSpec] = [:],
         registry: ModelRegistry? = nil, fullModels: ModelRegistry? = nil, trustedKeyPaths: [String] = [],
         store: any EscalationStore, metrics: CloudMetrics? = nil, logger: Logger
     ) throws {
         self.metrics = metrics
         self.configuration = configuration
-        self.model = model
+        let classifier = BatchClassifier(engine: model, threads: configuration.modelThreads)
+        shape = (classifier.window, classifier.channels)
         self.manifest = manifest
         serving = ServingModel(
-            initial: .init(model: model, manifest: manifest), registry: fullModels, trustedKeyPaths: trustedKeyPaths)
+            initial: .init(classifier: classifier, manifest: manifest), registry: fullModels,
+            trustedKeyPaths: trustedKeyPaths)
         self.edgeInputs = EdgeInputCatalog(known: edgeInputs, registry: registry)
         self.store = store
         self.logger = logger
         limiter = configuration.deviceLimit.map {
             DeviceRateLimiter(limit: $0, reportInterval: configuration.limitReportSeconds)
         }
-        maximumPayloadBytes = EscalationPayload.maximumEncodedBytes(channels: model.channels, length: model.window)
+        maximumPayloadBytes = EscalationPayload.maximumEncodedBytes(channels: shape.channels, length: shape.window)
         var client = try configuration.clientConfiguration(persistent: true)
         client.maximumInflightMessages = 1000
         client.tcpNoDelay = true
@@ -208,8 +220,12 @@ public final class EscalationServer: Service, Sendable {
         }
         // A full version the trainer promoted before this worker started is taken before the first batch.
         followFullModels()
-        let answering = serving.current.manifest
-        logger.info("serving \(filter) with \(answering.name) \(answering.version)")
+        let answering = serving.current
+        let line =
+            "serving \(filter) with \(answering.manifest.name) \(answering.manifest.version) "
+            + "(\(answering.classifier.precision.rawValue), batches of up to \(configuration.maximumBatch) split "
+            + "across \(answering.classifier.threads) thread(s))"
+        logger.info("\(line)")
         BackgroundThread.start(name: "tandem-cloud-batches") { [self] in batchLoop() }
         if serving.registry != nil {
             BackgroundThread.start(name: "tandem-cloud-full-models") { [self] in
@@ -232,6 +248,7 @@ public final class EscalationServer: Service, Sendable {
         queue.close()
         // Answer what was received, and let the broker acknowledge every verdict, before leaving.
         await waitUntilDrained(atMost: .seconds(10))
+        recordAcknowledgedVerdicts()
         await client.disconnect()
     }
 
@@ -298,8 +315,10 @@ public final class EscalationServer: Service, Sendable {
         switch serving.refresh() {
         case .none: break
         case .swapped(let from, let to):
+            let precision = serving.current.classifier.precision.rawValue
             logger.info(
-                "full model: now answering with \(escaping: to) (was \(escaping: from)); swapped between batches")
+                "full model: now answering with \(escaping: to) (was \(escaping: from)) in \(precision); swapped between batches"
+            )
         case .refused(let version, let reason):
             logger.error(
                 "full model: production version \(escaping: version) not used, still answering with \(escaping: serving.current.manifest.version): \(escaping: reason)"
@@ -343,7 +362,7 @@ public final class EscalationServer: Service, Sendable {
         guard message.payload.count <= maximumPayloadBytes else {
             reject(
                 .tooLarge,
-                "\(message.payload.count) bytes, more than an escalation of the model's \(model.window)×\(model.channels) "
+                "\(message.payload.count) bytes, more than an escalation of the model's \(shape.window)×\(shape.channels) "
                     + "input can be (\(maximumPayloadBytes))")
             return
         }
@@ -359,11 +378,11 @@ public final class EscalationServer: Service, Sendable {
                 .otherDevice, "the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'")
             return
         }
-        guard payload.length == model.window, payload.channels == model.channels else {
+        guard payload.length == shape.window, payload.channels == shape.channels else {
             reject(
                 .wrongShape,
                 "escalation \(payload.id) is \(payload.length)×\(payload.channels), the model takes "
-                    + "\(model.window)×\(model.channels)")
+                    + "\(shape.window)×\(shape.channels)")
             return
         }
         counters.withLock { $0.received += 1 }
@@ -395,6 +414,7 @@ public final class EscalationServer: Service, Sendable {
         while true {
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2)
+            recordAcknowledgedVerdicts()
             if batch.isEmpty {
                 if queue.isFinished { break }
             } else {
@@ -405,7 +425,25 @@ public final class EscalationServer: Service, Sendable {
                 reclaimStale()
             }
         }
+        recordAcknowledgedVerdicts()
         drain.withLock { $0.batchesFinished() }?.resume()
+    }
+
+    /// Records the verdicts the broker acknowledged since the last call, in one store transaction. One that cannot be
+    /// recorded leaves its escalation unanswered in the store, to be answered again by the recovery.
+    func recordAcknowledgedVerdicts() {
+        let verdicts = acknowledgedVerdicts.withLock { verdicts in
+            defer { verdicts.removeAll(keepingCapacity: true) }
+            return verdicts
+        }
+        guard !verdicts.isEmpty else { return }
+        do {
+            try store.answer(verdicts, at: Date().timeIntervalSince1970)
+        } catch {
+            logger.error(
+                "store: \(verdicts.count) answered escalation(s) not recorded, to be answered again: \(escaping: error)"
+            )
+        }
     }
 
     /// Escalations stored but never answered (a worker died, or answering failed): answer them here, and give up on
@@ -458,7 +496,7 @@ public final class EscalationServer: Service, Sendable {
         let why =
             switch reason {
             case .undecodable: "its stored payload does not decode"
-            case .wrongShape: "its window is not of the model's shape \(model.window)×\(model.channels)"
+            case .wrongShape: "its window is not of the model's shape \(shape.window)×\(shape.channels)"
             case .gaveUp: "still unanswered after \(configuration.answerAttempts) tries"
             }
         let names = rows.map { "\($0.id) (\($0.device.escapingControlCharacters))" }.joined(separator: ", ")
@@ -493,8 +531,8 @@ public final class EscalationServer: Service, Sendable {
         guard !toClassify.isEmpty else { return published }
         // One version answers the whole batch; a swap takes effect at the next one.
         let answering = serving.current
-        let model = answering.model
-        let (w, c) = (model.window, model.channels)
+        let classifier = answering.classifier
+        let (w, c) = (classifier.window, classifier.channels)
         var usable = [Int]()
         var wrongShape = [(id: UUID, device: String)]()
         var scalars = [Float]()
@@ -511,16 +549,20 @@ public final class EscalationServer: Service, Sendable {
         }
         giveUp(wrongShape, reason: .wrongShape)
         guard !usable.isEmpty else { return published }
-        let probabilities: Tensor
+        let classes = classifier.classes
+        var probabilities = [Float](repeating: 0, count: usable.count * classes)
         do {
-            probabilities = try model.probabilities(for: Tensor(shape: [usable.count, w, c], scalars: scalars))
+            try scalars.withUnsafeBufferPointer { x in
+                try probabilities.withUnsafeMutableBufferPointer {
+                    try classifier.probabilities(x, count: usable.count, into: $0)
+                }
+            }
         } catch {
             logger.error("model: \(escaping: error)")
             return published
         }
-        let classes = model.classes
         for (row, i) in usable.enumerated() {
-            let p = Array(probabilities.scalars[(row * classes)..<((row + 1) * classes)])
+            let p = Array(probabilities[(row * classes)..<((row + 1) * classes)])
             var best = 0
             for k in p.indices where p[k] > p[best] { best = k }
             let verdict = Verdict(
@@ -569,8 +611,8 @@ public final class EscalationServer: Service, Sendable {
     }
 
     /// Publishes a verdict; once the broker has it (PUBACK), it counts as answered and, with `record`, is
-    /// stored — a verdict still in this process when it dies leaves its escalation unanswered, to be
-    /// answered again by a live worker.
+    /// queued to be stored by the batching thread (``recordAcknowledgedVerdicts()``) — a verdict still in this
+    /// process when it dies leaves its escalation unanswered, to be answered again by a live worker.
     private func publish(_ verdict: Verdict, to work: Work, record: Bool) {
         let message = MQTTMessage(
             topic: work.responseTopic, payload: verdict.encoded(), qos: .atLeastOnce, retain: false,
@@ -594,13 +636,12 @@ public final class EscalationServer: Service, Sendable {
                         elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
                 }
                 guard record else { return }
-                do {
-                    try store.answer([(verdict.escalationId, stored)], at: Date().timeIntervalSince1970)
-                } catch {
-                    logger.error(
-                        "store: \(escaping: error)",
-                        metadata: ["escalation": "\(verdict.escalationId)", "device": .escaping(work.payload.device)])
+                let first = acknowledgedVerdicts.withLock { verdicts in
+                    verdicts.append((verdict.escalationId, stored))
+                    return verdicts.count == 1
                 }
+                // An idle batching thread records it now; a busy one after its batch, with the others.
+                if first { queue.wake() }
             }
         } catch {
             drain.withLock { $0.acknowledged() }?.resume()

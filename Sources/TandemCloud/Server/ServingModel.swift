@@ -2,8 +2,12 @@ import Foundation
 import Synchronization
 import TandemCore
 import TandemFleet
+import TandemTraining
 
 /// The full model a worker answers with, and the switch to a newer full version that the trainer registered.
+///
+/// A version runs as a ``BatchClassifier``: float32 or int8 (`tandem-cloud serve --precision int8` with a model from
+/// `tandem compress --int8-only`), each batch split across the worker's model threads.
 ///
 /// A worker starts with its configured model (`--model`). The retraining loop registers each fine-tuned full model
 /// that passed its gate in the full-model registry (`{data-dir}/full`, a ``ModelRegistry`` of its own) and makes it
@@ -19,14 +23,14 @@ import TandemFleet
 public final class ServingModel: Sendable {
     /// A model and its manifest, as one batch uses them.
     public struct Version: Sendable {
-        /// The float model.
-        public var model: FloatModel
+        /// The model, float32 or int8, with the threads a batch is split across.
+        public var classifier: BatchClassifier
         /// Its manifest (version, input spec, classes).
         public var manifest: ModelManifest
 
         /// A model and its manifest.
-        public init(model: FloatModel, manifest: ModelManifest) {
-            self.model = model
+        public init(classifier: BatchClassifier, manifest: ModelManifest) {
+            self.classifier = classifier
             self.manifest = manifest
         }
     }
@@ -64,6 +68,23 @@ public final class ServingModel: Sendable {
         self.trustedKeyPaths = trustedKeyPaths
     }
 
+    /// A registry version, loaded: float32 or int8 — the trainer registers float32 full models, which a worker
+    /// serving an int8 model then answers with in float32 (its log says so) — split across the threads the
+    /// configured model uses.
+    private func version(at path: String) throws -> Version {
+        let verified = try VerifiedModel.load(path: path, trustedKeyPaths: trustedKeyPaths)
+        let classifier = BatchClassifier(engine: verified.engine, threads: configured.classifier.threads)
+        let c = configured.classifier
+        guard classifier.window == c.window, classifier.channels == c.channels,
+            verified.manifest.classNames == configured.manifest.classNames
+        else {
+            throw RetrainingError(
+                "it takes \(classifier.window)×\(classifier.channels) windows into \(verified.manifest.classNames), the "
+                    + "worker's model \(c.window)×\(c.channels) into \(configured.manifest.classNames)")
+        }
+        return Version(classifier: classifier, manifest: verified.manifest)
+    }
+
     /// The version answering now.
     public var current: Version { state.withLock { $0.current } }
 
@@ -76,20 +97,7 @@ public final class ServingModel: Sendable {
         if let refusedAt, now - refusedAt < .seconds(retrySeconds) { return .none }
         let loaded: Version
         do {
-            let verified = try VerifiedModel.load(
-                path: registry.artifactURL(version: production).path, trustedKeyPaths: trustedKeyPaths)
-            guard case .float(let model) = verified.engine else {
-                throw RetrainingError("it is \(verified.manifest.numerics), not float32")
-            }
-            let c = configured.manifest
-            guard model.window == configured.model.window, model.channels == configured.model.channels,
-                verified.manifest.classNames == c.classNames
-            else {
-                throw RetrainingError(
-                    "it takes \(model.window)×\(model.channels) windows into \(verified.manifest.classNames), the worker's model \(configured.model.window)×\(configured.model.channels) into \(c.classNames)"
-                )
-            }
-            loaded = Version(model: model, manifest: verified.manifest)
+            loaded = try version(at: registry.artifactURL(version: production).path)
         } catch {
             state.withLock { $0.refused[production] = now }
             return refusedAt == nil ? .refused(version: production, reason: "\(error)") : .none

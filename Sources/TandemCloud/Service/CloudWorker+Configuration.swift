@@ -1,4 +1,5 @@
 import TandemMQTT
+import TandemTraining
 
 extension CloudWorker {
     /// Everything a worker is made from: what `tandem-cloud serve`'s flags, configuration file and environment
@@ -7,8 +8,13 @@ extension CloudWorker {
         /// The broker, its credentials and TLS files; every MQTT client of the worker (escalations, labels,
         /// statuses, the trainer's) is made from it.
         public var broker: MQTTBrokerConfiguration
-        /// The full model (.tandem, float32).
+        /// The full model (.tandem), of ``precision``.
         public var modelPath: String
+        /// The numerics the full model must have. int8: a model from `tandem compress --int8-only` whose manifest
+        /// records its agreement with the float model and the gate it passed. Default float.
+        public var precision = BatchClassifier.Precision.float
+        /// Threads each batch is split across. Default: the CPUs, at most 8.
+        public var modelThreads = BatchClassifier.defaultThreads
         /// Edge model artifacts whose windows this worker may receive (their standardization is undone).
         public var edgeModelPaths: [String] = []
         /// Public key files; when any are given, every model must be signed by one.
@@ -21,8 +27,8 @@ extension CloudWorker {
         public var workerID = "1"
         /// The most windows per model call.
         public var maximumBatch = 64
-        /// The longest wait for a batch to fill, in seconds.
-        public var maximumWaitSeconds = 0.002
+        /// The longest wait for a batch to fill, in seconds. Default 0: a batch is what arrived meanwhile.
+        public var maximumWaitSeconds = 0.0
         /// Seconds between statistics lines (0: only the last one).
         public var statisticsIntervalSeconds = 30.0
         /// Each device's escalations (by the fleet and device of their topic); more are refused. nil: no limit.

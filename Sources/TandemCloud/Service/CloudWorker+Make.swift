@@ -50,20 +50,30 @@ extension CloudWorker {
         }
         var logger = logger
         logger[metadataKey: "worker"] = .escaping(configuration.workerID)
-        // Before any thread runs a float kernel: OpenBLAS does not guard a change of its thread count.
-        if let threads = configuration.trainer?.blasThreads {
+        guard (1...64).contains(configuration.modelThreads) else {
+            throw CloudWorkerError(
+                .invalidSetting, "the model threads must be within 1…64 (it is \(configuration.modelThreads))")
+        }
+        // Before any thread runs a float kernel: OpenBLAS does not guard a change of its thread count. A batch split
+        // across threads runs one OpenBLAS thread per part; a trainer sets its own count.
+        let blasThreads = configuration.trainer?.blasThreads ?? (configuration.modelThreads > 1 ? 1 : nil)
+        if let threads = blasThreads {
             if Kernels.setFloatThreads(threads) {
-                logger.info("float kernels: \(threads) OpenBLAS thread(s), as this worker trains (serving included)")
+                let why =
+                    configuration.trainer == nil
+                    ? "one per part of a batch split across \(configuration.modelThreads) threads"
+                    : "as this worker trains (serving included)"
+                logger.info("float kernels: \(threads) OpenBLAS thread(s), \(why)")
             } else {
                 logger.warning("float kernels: cannot set OpenBLAS's thread count: \(Kernels.floatKernelsDescription)")
             }
         }
         let full = try VerifiedModel.load(
             path: configuration.modelPath, trustedKeyPaths: configuration.trustedKeyPaths)
-        guard case .float(let model) = full.engine else {
-            throw CloudWorkerError(
-                .unusableModel, "\(configuration.modelPath): the full model must be float32, not int8")
-        }
+        try Self.checkPrecision(
+            full, expected: configuration.precision, path: configuration.modelPath,
+            trains: configuration.trainer != nil)
+        let model = full.engine
         var edgeInputs = [String: InputSpec]()
         for path in configuration.edgeModelPaths {
             let edge = try VerifiedModel.load(path: path, trustedKeyPaths: configuration.trustedKeyPaths)
@@ -94,6 +104,7 @@ extension CloudWorker {
         serverConfiguration.deviceLimit = configuration.escalationLimit
         serverConfiguration.answerAttempts = configuration.answerAttempts
         serverConfiguration.fullModelCheckSeconds = configuration.fullModelCheckSeconds
+        serverConfiguration.modelThreads = configuration.modelThreads
         let metrics = CloudMetrics()
         let manifest = full.manifest
         let server = try EscalationServer(
@@ -137,6 +148,57 @@ extension CloudWorker {
             statisticsInterval: configuration.statisticsIntervalSeconds,
             shutdownGracePeriod: configuration.shutdownGracePeriodSeconds.map { .milliseconds(Int($0 * 1000)) },
             logger: logger)
+    }
+
+    /// Checks that the full model has the numerics the worker was told to serve. An int8 full model must come from
+    /// `tandem compress --int8-only`: its manifest records its top-1 agreement with the float model it was quantized
+    /// from, the accuracy of both, and the gate it passed (``FullModelQuantization``); one whose record is missing or
+    /// below its gate is refused. A worker that trains needs the float model, which its rounds fine-tune.
+    ///
+    /// - Throws: ``CloudWorkerError`` (`unusableModel`) saying what the model is and what was expected.
+    static func checkPrecision(_ full: VerifiedModel, expected: BatchClassifier.Precision, path: String, trains: Bool)
+        throws
+    {
+        switch (full.engine, expected) {
+        case (.float, .float):
+            return
+        case (.int8, .float):
+            throw CloudWorkerError(
+                .unusableModel, "\(path) is an int8 model; serve it with --precision int8 (models.precision: int8)")
+        case (.float, .int8):
+            throw CloudWorkerError(
+                .unusableModel,
+                "\(path) is a float32 model, --precision int8 needs its int8 form: tandem compress --int8-only "
+                    + "--teacher \(path) --data DATA --out FULL-INT8.tandem")
+        case (.int8, .int8):
+            guard !trains else {
+                throw CloudWorkerError(
+                    .unusableModel,
+                    "a worker that trains fine-tunes the float full model; serve the int8 model from workers without "
+                        + "--trainer")
+            }
+            let metrics = full.manifest.metrics
+            guard let agreement = metrics["int8_agreement_with_float"],
+                let minimum = metrics["int8_gate_minimum_agreement"], let int8 = metrics["test_accuracy"],
+                let float = metrics["float_test_accuracy"], let drop = metrics["int8_gate_maximum_accuracy_drop"]
+            else {
+                throw CloudWorkerError(
+                    .unusableModel,
+                    "\(path) does not record its agreement with the float model it was quantized from; make it with "
+                        + "tandem compress --int8-only")
+            }
+            guard agreement >= minimum, float - int8 <= drop,
+                minimum >= FullModelQuantization.Gate.standard.minimumAgreement,
+                drop <= FullModelQuantization.Gate.standard.maximumAccuracyDrop
+            else {
+                throw CloudWorkerError(
+                    .unusableModel,
+                    "\(path) agrees with its float model on \(agreement * 100) % of the test windows (gate \(minimum * 100) "
+                        + "%) and scores \((float - int8) * 100) pp below it (gate \(drop * 100) pp); a full model in int8 "
+                        + "must agree on at least \(FullModelQuantization.Gate.standard.minimumAgreement * 100) % and lose "
+                        + "at most \(FullModelQuantization.Gate.standard.maximumAccuracyDrop * 100) pp")
+            }
+        }
     }
 
     /// The retraining loop: loads the training data, the edge spec and the signing key, and makes its MQTT

@@ -20,18 +20,20 @@ struct BenchCloud: AsyncParsableCommand {
             processes (the binary next to this one) with --model, and from one client publishes escalations \
             shaped for the model (QoS 1, response topic, correlation data) from 100 simulated devices: first \
             --count as fast as the verdicts come back (at most --window unanswered), then at --latency-rate \
-            for --latency-seconds, timing each verdict's round trip.
+            (default: half the throughput just measured) for --latency-seconds, timing each verdict's round trip.
 
             Every process it starts ends with it: on SIGTERM, SIGINT or SIGHUP it stops them (SIGTERM, then \
             SIGKILL after 3 s) and exits with 128 + the signal number; the workers run with --exit-with-parent and \
             mosquitto under `setpriv --pdeathsig KILL` (when installed), so even a SIGKILL of the bench stops them.
             """)
 
-    @Option(help: "The full model the workers run (.tandem, float32).") var model: String
+    @Option(help: "The full model the workers run (.tandem; int8 with --precision int8).") var model: String
+    @Option(help: "tandem-cloud serve --precision: float or int8.") var precision = "float"
     @Option(help: "Worker counts to measure, comma-separated.") var workers = "1,2"
     @Option(help: "Escalations per throughput run.") var count = 20_000
     @Option(help: "Most escalations waiting for their verdict in the throughput run.") var window = 2_000
-    @Option(help: "Escalations per second in the latency run.") var latencyRate = 1_000
+    @Option(help: "Escalations per second in the latency run (default: half the throughput just measured).")
+    var latencyRate: Int?
     @Option(help: "Length of the latency run in seconds.") var latencySeconds = 5
     @Option(help: "Use a running broker on 127.0.0.1 at this port instead of starting mosquitto.") var port: Int?
     @Option(
@@ -50,6 +52,9 @@ struct BenchCloud: AsyncParsableCommand {
         let input = artifact.manifest.input
         let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--workers: e.g. 1,2") }
+        guard (latencyRate ?? 1) >= 1, latencySeconds >= 1 else {
+            throw ValidationError("--latency-rate and --latency-seconds must be at least 1")
+        }
         let broker = try port.map { BenchBroker(existingPort: $0) } ?? BenchBroker.start()
         defer { broker.stop() }
         let cloud = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -69,6 +74,7 @@ struct BenchCloud: AsyncParsableCommand {
             }
             var processes = [Process]()
             defer { children.stop(processes) }
+            guard ["float", "int8"].contains(precision) else { throw ValidationError("--precision: float or int8") }
             for id in 1...n {
                 let process = Process()
                 if let workerCommand {
@@ -88,7 +94,7 @@ struct BenchCloud: AsyncParsableCommand {
                     process.arguments = [
                         "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
                         scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
-                        "--exit-with-parent", "\(getpid())",
+                        "--exit-with-parent", "\(getpid())", "--precision", precision,
                     ]
                     process.standardError = FileHandle.nullDevice
                     try children.start(process, deathSignal: false)
@@ -154,7 +160,8 @@ struct BenchCloud: AsyncParsableCommand {
             let throughputAnswered = answered.load(ordering: .relaxed)
             let perSecond = Double(throughputAnswered) / elapsed
             let cpu = zip(processes, cpuBefore).map { cpuSeconds(of: $0.processIdentifier) - $1 }.reduce(0, +)
-            // Latency at a fixed rate.
+            // Latency at a fixed rate: half the capacity just measured, unless told.
+            let latencyRate = self.latencyRate ?? max(1, Int(perSecond / 2))
             roundTrips.withLock { $0.removeAll() }
             let total = latencyRate * latencySeconds
             let period = 1e9 / Double(latencyRate)
@@ -172,11 +179,12 @@ struct BenchCloud: AsyncParsableCommand {
             }
             subscription.cancel()
             await client.disconnect()
-            let key = workerCommand == nil ? "" : "\(workerName)_"
+            let key = workerCommand == nil && precision == "float" ? "" : "\(workerName)_"
             results["\(key)workers\(n)_escalations_per_second"] = perSecond
             results["\(key)workers\(n)_answered"] = Double(throughputAnswered)
             results["\(key)workers\(n)_cpu_seconds"] = cpu
             results["\(key)workers\(n)_escalations_per_cpu_second"] = Double(throughputAnswered) / cpu
+            results["\(key)workers\(n)_latency_rate"] = Double(latencyRate)
             results["\(key)workers\(n)_p50_ms"] = percentile(0.5)
             results["\(key)workers\(n)_p99_ms"] = percentile(0.99)
             results["\(key)workers\(n)_latency_answered"] = Double(samples.count)

@@ -7,12 +7,17 @@ import TandemTraining
 struct BenchModel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Measure training samples/s and float inference windows/s of a model spec.",
+        abstract:
+            "Measure training samples/s and inference windows/s (float32, and served float32/int8) of a model spec.",
         discussion: """
             Builds the network from SPEC for windows of --window × --channels and --classes outputs,
             feeds random data, and times --steps training steps at --batch after --warmup steps, then
             float inference (batch norm folded) at --infer-batch. scripts/bench-torch.py measures the
             same network in PyTorch with the same shapes.
+
+            Then the batch as tandem-cloud serves it: split across --serving-threads parts that run at once,
+            OpenBLAS on one thread per part, in float32 and quantized to int8 (activation ranges calibrated
+            on random windows, so the int8 row is a speed figure only).
             """
     )
 
@@ -25,6 +30,7 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Timed training steps.") var steps = 60
     @Option(help: "Untimed warm-up steps.") var warmup = 5
     @Option(help: "Timed inference windows.") var inferWindows = 4096
+    @Option(help: "Threads a served batch is split across (default: the CPUs, at most 8).") var servingThreads: Int?
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Leave glibc's allocator at its defaults (for measuring MemoryTuning).") var defaultAllocator = false
 
@@ -63,8 +69,24 @@ struct BenchModel: ParsableCommand {
         let inferSeconds = (ContinuousClock.now - inferClock).seconds
         let inferRate = Double(rounds * inferBatch) / inferSeconds
 
+        // As tandem-cloud serves: the batch split across threads, OpenBLAS on one thread per part; and the same
+        // model quantized to int8 (calibrated on random windows: a speed figure, not an accuracy one).
+        let threads = servingThreads ?? BatchClassifier.defaultThreads
+        func servedRate(_ classifier: BatchClassifier) throws -> Double {
+            _ = try classifier.probabilities(for: inputs)
+            let clock = ContinuousClock.now
+            for _ in 0..<rounds { _ = try classifier.probabilities(for: inputs) }
+            return Double(rounds * inferBatch) / (ContinuousClock.now - clock).seconds
+        }
+        _ = Kernels.setFloatThreads(1)
+        let servedFloat = try servedRate(BatchClassifier(engine: .float(model), threads: threads))
+        let quantized = try PostTrainingQuantizer().quantize(model, calibration: randomBatch(256).windows)
+        let servedInt8 = try servedRate(BatchClassifier(engine: .int8(quantized), threads: threads))
+
         let result: [String: Double] = [
             "train_samples_per_second": trainRate, "infer_windows_per_second": inferRate,
+            "served_float_windows_per_second": servedFloat, "served_int8_windows_per_second": servedInt8,
+            "serving_threads": Double(threads),
             "parameters": Double(network.parameterCount), "macs_per_window": Double(model.macsPerWindow),
         ]
         if json {
@@ -78,6 +100,11 @@ struct BenchModel: ParsableCommand {
             )
             print(String(format: "training   batch %3d: %9.1f samples/s", batch, trainRate))
             print(String(format: "inference  batch %3d: %9.1f windows/s", inferBatch, inferRate))
+            print(
+                String(
+                    format:
+                        "served     batch %3d: %9.1f windows/s float32, %9.1f windows/s int8 (%d thread(s), one OpenBLAS thread each)",
+                    inferBatch, servedFloat, servedInt8, threads))
         }
     }
 }

@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import Synchronization
+import TandemCloud
+import TandemCore
+import TandemFleetTestSupport
+import TandemMQTT
+import TandemProtocol
+import TandemTestSupport
+import TandemTraining
+import Testing
+
+/// `tandem-cloud serve --precision int8`: the full model in int8, made and gated by `tandem compress --int8-only`.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct Int8ServingTests {
+    /// The test full model (``fullModelArtifact(window:channels:classes:)``), its int8 form as `tandem compress
+    /// --int8-only` writes it, and that int8 model without the record of its gate, written to `directory`.
+    struct Models {
+        let float: String
+        let int8: String
+        let ungated: String
+        let quantized: QuantizedModel
+
+        init(in directory: String) throws {
+            let full = try fullModelArtifact()
+            let model = try FloatModel(artifact: full)
+            var generator = SeededGenerator(seed: 21)
+            // Labelled by the float model itself, and only windows it is clear about (a top-2 logit margin of at least
+            // 0.5): the gate compares the two models, and random weights on random windows make many near-ties.
+            func windows(_ count: Int) throws -> LabeledWindows {
+                let size = model.window * model.channels
+                var kept = [Float]()
+                var labels = [Int]()
+                while labels.count < count {
+                    let x = Tensor(
+                        shape: [1, model.window, model.channels],
+                        scalars: (0..<size).map { _ in generator.nextGaussian() })
+                    let logits = try model.logits(for: x).scalars
+                    let sorted = logits.sorted(by: >)
+                    guard sorted[0] - sorted[1] >= 0.5 else { continue }
+                    kept += x.scalars
+                    labels.append(logits.firstIndex(of: sorted[0])!)
+                }
+                return LabeledWindows(
+                    windows: Tensor(shape: [count, model.window, model.channels], scalars: kept), labels: labels,
+                    classNames: full.manifest.classNames)
+            }
+            let result = try FullModelQuantization.run(
+                model: model, manifest: full.manifest,
+                data: CompressionData(train: try windows(128), test: try windows(400)),
+                calibrationWindows: 128, method: .percentile(99.99), version: "full-1-int8")
+            try result.requireAccepted()
+            float = "\(directory)/full.tandem"
+            int8 = "\(directory)/full-int8.tandem"
+            ungated = "\(directory)/full-int8-ungated.tandem"
+            quantized = result.quantized
+            try full.write(to: URL(fileURLWithPath: float))
+            try result.artifact.write(to: URL(fileURLWithPath: int8))
+            var manifest = result.artifact.manifest
+            manifest.metrics = manifest.metrics.filter { !$0.key.hasPrefix("int8_") }
+            try ModelArtifact(
+                quantized: result.quantized, manifest: manifest,
+                goldenInputs: try windows(2).windows
+            ).write(to: URL(fileURLWithPath: ungated))
+        }
+    }
+
+    static func configuration(model: String, precision: BatchClassifier.Precision, data: String) throws
+        -> CloudWorker.Configuration
+    {
+        var configuration = try InProcessWorker.configuration(
+            brokerPort: 1, modelPath: model, dataDirectory: data, workerID: "1")
+        configuration.precision = precision
+        configuration.http = nil
+        return configuration
+    }
+
+    @Test(
+        "a worker refuses a model of the other precision and an int8 model that does not record its agreement with the float model"
+    )
+    func refusals() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let dir = scratch.url.path
+        let models = try Models(in: dir)
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        func refusal(_ model: String, _ precision: BatchClassifier.Precision) -> String? {
+            do {
+                _ = try CloudWorker.make(
+                    configuration: Self.configuration(model: model, precision: precision, data: "\(dir)/data"),
+                    logger: logger)
+                return nil
+            } catch let error as CloudWorkerError {
+                return error.code == .unusableModel ? error.message : "\(error)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal(models.float, .int8)?.contains("tandem compress --int8-only") == true)
+        #expect(refusal(models.int8, .float)?.contains("--precision int8") == true)
+        #expect(refusal(models.ungated, .int8)?.contains("does not record its agreement") == true)
+        #expect(refusal(models.int8, .int8) == nil)
+        #expect(refusal(models.float, .float) == nil)
+    }
+
+    @Test(
+        "an int8 worker answers with the int8 engine's probabilities and its version, each batch split across threads")
+    func int8WorkerAnswers() async throws {
+        try await MosquittoBroker.with { broker in
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            let dir = scratch.url.path
+            let models = try Models(in: dir)
+            var configuration = try InProcessWorker.configuration(
+                brokerPort: broker.port, modelPath: models.int8, dataDirectory: "\(dir)/data", workerID: "1")
+            configuration.precision = .int8
+            configuration.modelThreads = 2
+            let worker = try InProcessWorker(configuration)
+            #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
+            #expect(worker.log.contains("(int8, batches of up to 64 split across 2 thread(s))"), "\(worker.log)")
+            let device = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "pump-1"))
+            try await device.connect()
+            let verdicts = Mutex([UUID: Verdict]())
+            let subscription = try await device.subscribe(to: "tandem/v1/f/pump-1/verdicts", qos: .atLeastOnce) {
+                message in
+                if let verdict = try? Verdict(decoding: message.payload) {
+                    verdicts.withLock { $0[verdict.escalationId] = verdict }
+                }
+            }
+            var generator = SeededGenerator(seed: 4)
+            var sent = [UUID: [Float]]()
+            for _ in 0..<40 {
+                let id = UUID()
+                let bytes = try escalation(id: id, device: "pump-1", generator: &generator)
+                sent[id] = try EscalationPayload(decoding: bytes).window
+                try await device.publish(
+                    MQTTMessage(topic: "tandem/v1/f/pump-1/escalations", payload: bytes, qos: .atLeastOnce))
+            }
+            #expect(await waitUntil { verdicts.withLock { $0.count } == sent.count }, "\(worker.log)")
+            let engine = Int8Engine(model: models.quantized)
+            for (id, window) in sent {
+                guard let verdict = verdicts.withLock({ $0[id] }) else { continue }
+                var expected = [Float](repeating: 0, count: 3)
+                let confidence = try window.withUnsafeBufferPointer { x in
+                    try expected.withUnsafeMutableBufferPointer { try engine.classify(x, probabilities: $0) }
+                }
+                #expect(verdict.modelVersion == "full-1-int8")
+                #expect(verdict.probabilities == expected)
+                #expect(verdict.label == confidence.label)
+            }
+            // Recorded in the store, one transaction per batch of acknowledged verdicts.
+            let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
+            #expect(await waitUntil { (try? store.counts().answered) == sent.count })
+            subscription.cancel()
+            await device.disconnect()
+            #expect(await worker.terminate() == 0, "\(worker.log)")
+        }
+    }
+}
