@@ -115,6 +115,7 @@ struct Int8ServingTests {
                 brokerPort: broker.port, modelPath: models.int8, dataDirectory: "\(dir)/data", workerID: "1")
             configuration.precision = .int8
             configuration.modelThreads = 2
+            configuration.http = nil
             let worker = try InProcessWorker(configuration)
             #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
             #expect(worker.log.contains("(int8, batches of up to 64 split across 2 thread(s))"), "\(worker.log)")

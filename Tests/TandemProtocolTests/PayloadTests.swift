@@ -119,6 +119,33 @@ struct PayloadTests {
         #expect(top.map(\.label) == [1, 3, 0])
     }
 
+    @Test(
+        "a verdict written by hand is the JSON JSONEncoder writes: same keys and values, any model version and numbers")
+    func verdictEncoding() throws {
+        var generator = SeededGenerator(seed: 31)
+        let versions = ["full-3", "q\"uote\\back", "tab\tnew\nline\u{1}\u{1F}", "fünf-✓-🚀", ""]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for trial in 0..<200 {
+            let probabilities = (0..<(1 + trial % 7)).map { k -> Float in
+                switch k % 4 {
+                case 0: Float(generator.nextGaussian()) * 1e-7
+                case 1: 1
+                case 2: 0
+                default: abs(Float(generator.nextGaussian()))
+                }
+            }
+            let verdict = Verdict(
+                escalationId: UUID(), label: trial % probabilities.count, probabilities: probabilities,
+                modelVersion: versions[trial % versions.count])
+            let bytes = verdict.encoded()
+            #expect(try Verdict(decoding: bytes) == verdict)
+            let mine = try JSONSerialization.jsonObject(with: Data(bytes)) as? NSDictionary
+            let theirs = try JSONSerialization.jsonObject(with: try encoder.encode(verdict)) as? NSDictionary
+            #expect(mine != nil && mine == theirs, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
     @Test("verdicts round-trip as JSON; bad verdicts are rejected")
     func verdicts() throws {
         let verdict = Verdict(escalationId: UUID(), label: 1, probabilities: [0.2, 0.8], modelVersion: "full-3")

@@ -52,6 +52,11 @@ public final class EscalationServer: Service, Sendable {
         /// Seconds between looks at the full-model registry's production version (``ServingModel``); a new one is
         /// swapped in between batches. Default 2.
         public var fullModelCheckSeconds = 2.0
+        /// This worker's journal (``EscalationJournal``): each escalation is appended there on receipt and stored with
+        /// its batch, one transaction a batch. Its parent directory holds the journals of the workers sharing the data
+        /// directory; a killed worker's is stored by the next that looks. nil: each escalation is stored on receipt,
+        /// in a transaction of its own.
+        public var journalDirectory: URL?
 
         /// The defaults, with `broker`.
         public init(broker: MQTTBrokerConfiguration) {
@@ -141,6 +146,9 @@ public final class EscalationServer: Service, Sendable {
     let limiter: DeviceRateLimiter?
     /// The largest message that can be an escalation of the full model's input shape.
     let maximumPayloadBytes: Int
+    /// Where escalations wait, durable, between their receipt and their batch's store transaction; nil: stored on
+    /// receipt.
+    let journal: EscalationJournal?
     /// Verdicts the broker acknowledged, not yet recorded in the store (the batching thread records them).
     let acknowledgedVerdicts = Mutex([(id: UUID, verdict: SampleStore.StoredVerdict)]())
 
@@ -154,6 +162,8 @@ public final class EscalationServer: Service, Sendable {
         var fresh: Bool
         /// When this worker received (or reclaimed) it.
         var received = ContinuousClock.now
+        /// The row to store with its batch, and the journal segment holding it until then; nil once stored.
+        var pending: (row: SampleStore.Escalation, segment: Int)? = nil
     }
 
     /// A worker answering with `model` (its artifact's manifest `manifest`), float32 or int8, each batch split
@@ -192,6 +202,7 @@ public final class EscalationServer: Service, Sendable {
             DeviceRateLimiter(limit: $0, reportInterval: configuration.limitReportSeconds)
         }
         maximumPayloadBytes = EscalationPayload.maximumEncodedBytes(channels: shape.channels, length: shape.window)
+        journal = try configuration.journalDirectory.map { try EscalationJournal(directory: $0) }
         var client = try configuration.clientConfiguration(persistent: true)
         client.maximumInflightMessages = 1000
         client.tcpNoDelay = true
@@ -220,6 +231,7 @@ public final class EscalationServer: Service, Sendable {
         }
         // A full version the trainer promoted before this worker started is taken before the first batch.
         followFullModels()
+        recoverJournals(own: true)
         let answering = serving.current
         let line =
             "serving \(filter) with \(answering.manifest.name) \(answering.manifest.version) "
@@ -249,6 +261,7 @@ public final class EscalationServer: Service, Sendable {
         // Answer what was received, and let the broker acknowledge every verdict, before leaving.
         await waitUntilDrained(atMost: .seconds(10))
         recordAcknowledgedVerdicts()
+        journal?.closeIfReleased()
         await client.disconnect()
     }
 
@@ -387,25 +400,116 @@ public final class EscalationServer: Service, Sendable {
         }
         counters.withLock { $0.received += 1 }
         metrics?.escalationsReceived.increment()
-        let responseTopic = address.topics.verdicts
         let correlation = message.properties.correlationData ?? withUnsafeBytes(of: payload.id.uuid) { Array($0) }
-        var fresh = true
+        let row = Self.row(payload, message.payload, address, receivedAt: Date().timeIntervalSince1970)
+        var work = Work(
+            payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
+            fresh: true)
+        if let journal {
+            do {
+                // Durable before libmosquitto acknowledges it; stored with its batch.
+                work.pending = (
+                    row, try journal.append(topic: message.topic, payload: message.payload, receivedAt: row.receivedAt)
+                )
+                queue.put(work)
+                return
+            } catch {
+                logger.error("\(escaping: error); storing the escalation on receipt instead")
+            }
+        }
         do {
-            fresh = try store.insert(
-                SampleStore.Escalation(
-                    id: payload.id, device: address.device, stream: payload.stream, payload: message.payload,
-                    responseTopic: responseTopic, edgeLabel: payload.topK.first?.label ?? -1,
-                    edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion,
-                    receivedAt: Date().timeIntervalSince1970, fleet: address.fleet, windowStart: payload.windowStart))
+            work.fresh = try store.insert(row)
         } catch {
             logger.error(
                 "store: \(escaping: error)",
                 metadata: ["escalation": "\(payload.id)", "device": .escaping(payload.device)])
         }
-        queue.put(
-            Work(
-                payload: payload, bytes: message.payload, responseTopic: responseTopic, correlation: correlation,
-                fresh: fresh))
+        queue.put(work)
+    }
+
+    /// The store's row for an escalation of `address`'s device (its verdicts go to that device's verdicts topic).
+    static func row(_ payload: EscalationPayload, _ bytes: [UInt8], _ address: DeviceTopicAddress, receivedAt: Double)
+        -> SampleStore.Escalation
+    {
+        SampleStore.Escalation(
+            id: payload.id, device: address.device, stream: payload.stream, payload: bytes,
+            responseTopic: address.topics.verdicts, edgeLabel: payload.topK.first?.label ?? -1,
+            edgeConfidence: Double(payload.confidence), edgeModel: payload.modelVersion, receivedAt: receivedAt,
+            fleet: address.fleet, windowStart: payload.windowStart)
+    }
+
+    /// Stores the rows of `batch` still waiting in the journal, in one transaction, and releases them from it; marks
+    /// which were first deliveries. If the store fails they stay in the journal, to be stored when it is next read
+    /// (the worker's next start), and are answered all the same.
+    private func storePending(_ batch: [Work]) -> [Work] {
+        let waiting = batch.indices.filter { batch[$0].pending != nil }
+        guard !waiting.isEmpty else { return batch }
+        var batch = batch
+        do {
+            let fresh = try store.insert(waiting.map { batch[$0].pending!.row })
+            journal?.release(waiting.map { batch[$0].pending!.segment })
+            for (k, i) in waiting.enumerated() { batch[i].fresh = fresh[k] }
+        } catch {
+            logger.error(
+                "store: \(escaping: error); \(waiting.count) escalation(s) stay in the journal until the worker's next start"
+            )
+        }
+        for i in waiting { batch[i].pending = nil }
+        return batch
+    }
+
+    /// Stores what journals of earlier runs hold: with `own`, this worker's segments from its last run; always, the
+    /// journals in the same parent directory that no running worker holds (killed workers'). Rows are checked as on
+    /// receipt (a record that no longer decodes or fits is skipped); the recovery answers them like any other
+    /// escalation left unanswered.
+    func recoverJournals(own: Bool) {
+        guard let journal else { return }
+        var sources = [(name: String, segments: [(number: Int, url: URL)], finish: ([URL]) -> Void)]()
+        if own && !journal.leftovers.isEmpty {
+            sources.append(("this worker's last run", journal.leftovers, { urls in urls.forEach { unlink($0.path) } }))
+        }
+        for orphan in EscalationJournal.orphans(
+            in: journal.directory.deletingLastPathComponent(), except: journal.directory)
+        {
+            sources.append(
+                (
+                    "the stopped worker's journal \(orphan.directory.lastPathComponent)", orphan.segments,
+                    { EscalationJournal.finish(orphan: orphan, removing: $0) }
+                ))
+        }
+        for source in sources {
+            var stored = 0
+            var skipped = 0
+            var done = [URL]()
+            for segment in source.segments {
+                let (entries, damaged) = EscalationJournal.read(segment: segment.url)
+                skipped += damaged
+                let rows = entries.compactMap { entry -> SampleStore.Escalation? in
+                    guard let address = DeviceTopicAddress(topic: entry.topic), address.kind == .escalations,
+                        let payload = try? EscalationPayload(decoding: entry.payload), payload.device == address.device,
+                        payload.length == shape.window, payload.channels == shape.channels
+                    else {
+                        skipped += 1
+                        return nil
+                    }
+                    return Self.row(payload, entry.payload, address, receivedAt: entry.receivedAt)
+                }
+                do {
+                    stored += try store.insert(rows).filter { $0 }.count
+                    done.append(segment.url)
+                } catch {
+                    logger.error("store: \(escaping: error); \(source.name) is read again later")
+                    break
+                }
+            }
+            source.finish(done)
+            if stored > 0 || skipped > 0 {
+                let line =
+                    "journal: stored \(stored) escalation(s) from \(source.name) that had not reached the store"
+                    + (skipped > 0 ? " (\(skipped) unreadable record(s) skipped)" : "")
+                logger.warning("\(line)")
+            }
+        }
     }
 
     /// The batching thread: takes batches until the queue is closed and empty.
@@ -422,6 +526,7 @@ public final class EscalationServer: Service, Sendable {
             }
             if Date().timeIntervalSince(lastReclaim) > 1 {
                 lastReclaim = Date()
+                recoverJournals(own: false)
                 reclaimStale()
             }
         }
@@ -510,6 +615,7 @@ public final class EscalationServer: Service, Sendable {
     /// - Returns: The verdicts it published (or tried to, if the client is stopped).
     @discardableResult
     func process(_ batch: [Work]) -> [Verdict] {
+        let batch = storePending(batch)
         var published = [Verdict]()
         let fresh = batch.map(\.fresh)
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.

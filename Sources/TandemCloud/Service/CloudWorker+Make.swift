@@ -105,6 +105,8 @@ extension CloudWorker {
         serverConfiguration.answerAttempts = configuration.answerAttempts
         serverConfiguration.fullModelCheckSeconds = configuration.fullModelCheckSeconds
         serverConfiguration.modelThreads = configuration.modelThreads
+        serverConfiguration.journalDirectory = URL(fileURLWithPath: dataDirectory).appendingPathComponent("journal")
+            .appendingPathComponent(journalName(configuration.workerID))
         let metrics = CloudMetrics()
         let manifest = full.manifest
         let server = try EscalationServer(
@@ -148,6 +150,16 @@ extension CloudWorker {
             statisticsInterval: configuration.statisticsIntervalSeconds,
             shutdownGracePeriod: configuration.shutdownGracePeriodSeconds.map { .milliseconds(Int($0 * 1000)) },
             logger: logger)
+    }
+
+    /// The name of a worker's journal directory: its id with every character outside `A–Z a–z 0–9 . _ -` as `_`.
+    static func journalName(_ workerID: String) -> String {
+        let name = String(
+            workerID.unicodeScalars.map { c -> Character in
+                c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || ".-_".unicodeScalars.contains(c))
+                    ? Character(c) : "_"
+            })
+        return name.isEmpty || name == "." || name == ".." ? "_" + name : name
     }
 
     /// Checks that the full model has the numerics the worker was told to serve. An int8 full model must come from

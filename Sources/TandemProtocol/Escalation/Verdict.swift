@@ -39,11 +39,41 @@ public struct Verdict: Sendable, Equatable, Codable {
     }
 
     /// The JSON bytes.
+    ///
+    /// Written directly, keys sorted as `JSONEncoder` with `.sortedKeys` writes them (a worker sends one verdict per
+    /// escalation, and the encoder's reflection cost more than the rest of the message): numbers in Swift's
+    /// shortest round-trip form, the model version escaped as JSON requires. A probability that is not finite (no
+    /// model produces one) is written as 0, so the output is always JSON.
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding plain numbers, strings and a UUID cannot fail.
-        return (try? Array(encoder.encode(self))) ?? []
+        var out = [UInt8]()
+        out.reserveCapacity(96 + modelVersion.utf8.count + 14 * probabilities.count)
+        func append(_ text: String) { out.append(contentsOf: text.utf8) }
+        append("{\"escalationId\":\"\(escalationId.uuidString)\",\"label\":\(label),\"modelVersion\":\"")
+        for c in modelVersion.unicodeScalars {
+            switch c {
+            case "\"": append("\\\"")
+            case "\\": append("\\\\")
+            case "\n": append("\\n")
+            case "\r": append("\\r")
+            case "\t": append("\\t")
+            case _ where c.value < 0x20:
+                append("\\u00")
+                out.append(Self.hexDigit(UInt8(c.value >> 4)))
+                out.append(Self.hexDigit(UInt8(c.value & 0xF)))
+            default: append(String(c))
+            }
+        }
+        append("\",\"probabilities\":[")
+        for (i, p) in probabilities.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            append(p.isFinite ? p.description : "0")
+        }
+        append("],\"v\":\(formatVersion)}")
+        return out
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
     /// Decodes and checks a verdict.
