@@ -100,7 +100,7 @@ struct PayloadTests {
     func versioning() throws {
         var bytes = try Self.sample().encoded()
         bytes[2] = 9
-        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1", offset: 2)) {
+        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1 and 2", offset: 2)) {
             try EscalationPayload(decoding: bytes)
         }
         bytes[0] = 0
@@ -110,6 +110,42 @@ struct PayloadTests {
         } catch {
             #expect(error.code == .badMagic)
         }
+    }
+
+    @Test(
+        "version 2 carries the verdict deadline and last use; without them a payload is written as version 1, which still reads"
+    )
+    func deadlines() throws {
+        var payload = Self.sample()
+        let v1 = try payload.encoded()
+        #expect(v1[2] == 1)
+        #expect(try EscalationPayload(decoding: v1).deadline == nil)
+        payload.deadline = 1_700_000_000.75
+        payload.lastUse = 1_700_000_060.75
+        let v2 = try payload.encoded()
+        #expect(v2[2] == 2 && v2.count == v1.count + 16)
+        let decoded = try EscalationPayload(decoding: v2)
+        #expect(decoded == payload && decoded.deadline == 1_700_000_000.75 && decoded.lastUse == 1_700_000_060.75)
+        #expect(v2.count <= EscalationPayload.maximumEncodedBytes(channels: 3, length: 8))
+        // An edge never writes these; a device that does is refused when it encodes and when the cloud decodes.
+        for (deadline, lastUse) in [(Double.nan, 1.0), (-1, 5), (10, 5), (.infinity, .infinity), (0, 0)] {
+            var bad = payload
+            (bad.deadline, bad.lastUse) = (deadline, lastUse)
+            #expect(throws: PayloadError.self) { try bad.encoded() }
+            var bytes = v2
+            withUnsafeBytes(of: deadline.bitPattern.littleEndian) { bytes.replaceSubrange(51..<59, with: $0) }
+            withUnsafeBytes(of: lastUse.bitPattern.littleEndian) { bytes.replaceSubrange(59..<67, with: $0) }
+            let crc = bytes.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
+            withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange((bytes.count - 4)..., with: $0) }
+            #expect {
+                try EscalationPayload(decoding: bytes)
+            } throws: { error in
+                (error as? PayloadError).map { $0.code == .malformed && $0.message.contains("deadline") } ?? false
+            }
+        }
+        var half = payload
+        half.lastUse = nil
+        #expect(throws: PayloadError.self) { try half.encoded() }
     }
 
     @Test("top-k picks the most probable classes in order")

@@ -22,6 +22,11 @@ public final class CloudMetrics: Sendable {
     let verdictsAnswered: CoreMetrics.Counter
     /// Verdicts the broker refused (a negative PUBACK).
     let verdictsRefused: CoreMetrics.Counter
+    /// Verdicts published before their escalation's deadline (or for one without a deadline).
+    let verdictsInTime: CoreMetrics.Counter
+    /// Verdicts published after their escalation's deadline but before its last use (they correct a provisional
+    /// record).
+    let verdictsLate: CoreMetrics.Counter
     /// Escalations per model call.
     let batchSize: CoreMetrics.Recorder
     /// From receipt (or reclaim) of an escalation to the broker's acknowledgement of its verdict.
@@ -53,6 +58,8 @@ public final class CloudMetrics: Sendable {
         escalationsDuplicate = CoreMetrics.Counter(label: "tandem_cloud_escalations_duplicate_total", factory: factory)
         verdictsAnswered = CoreMetrics.Counter(label: "tandem_cloud_verdicts_answered_total", factory: factory)
         verdictsRefused = CoreMetrics.Counter(label: "tandem_cloud_verdicts_refused_total", factory: factory)
+        verdictsInTime = CoreMetrics.Counter(label: "tandem_cloud_verdicts_in_time_total", factory: factory)
+        verdictsLate = CoreMetrics.Counter(label: "tandem_cloud_verdicts_late_total", factory: factory)
         batchSize = CoreMetrics.Recorder(label: "tandem_cloud_batch_size", factory: factory)
         verdictLatency = CoreMetrics.Timer(label: "tandem_cloud_verdict_latency_seconds", factory: factory)
         storeEscalations = CoreMetrics.Gauge(label: "tandem_cloud_store_escalations", factory: factory)
@@ -70,6 +77,11 @@ public final class CloudMetrics: Sendable {
         for reason in SampleStore.TerminalReason.allCases { escalationsTerminal(reason: reason, count: 0) }
         setRounds([:])
         setRolloutActions([:])
+    }
+
+    /// Counts a verdict published before its escalation's deadline, or after it.
+    func verdictTimeliness(inTime: Bool) {
+        (inTime ? verdictsInTime : verdictsLate).increment()
     }
 
     /// Sets the recorded retraining rounds by outcome (`tandem_cloud_store_rounds{outcome}`); every outcome

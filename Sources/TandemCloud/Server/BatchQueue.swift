@@ -36,7 +36,11 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     /// `maximum`.
     ///
     /// - Returns: the batch (empty when `idle` passed with nothing, or the queue is closed and drained).
-    func take(maximum: Int, maximumWait: TimeInterval, idle: TimeInterval) -> [Element] {
+    ///
+    /// When more than `maximum` wait, the `urgent` ones go first (in arrival order), then the others.
+    func take(
+        maximum: Int, maximumWait: TimeInterval, idle: TimeInterval, urgent: (Element) -> Bool = { _ in true }
+    ) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
         let idleDeadline = Date(timeIntervalSinceNow: idle)
@@ -49,9 +53,22 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
         while items.count < maximum && !closed {
             if !condition.wait(until: deadline) { break }
         }
-        let count = min(maximum, items.count)
-        let batch = Array(items.prefix(count))
-        items.removeFirst(count)
+        if items.count <= maximum {
+            defer { items.removeAll(keepingCapacity: true) }
+            return items
+        }
+        var chosen = [Int]()
+        chosen.reserveCapacity(maximum)
+        for (i, item) in items.enumerated() where chosen.count < maximum && urgent(item) { chosen.append(i) }
+        if chosen.count < maximum {
+            let taken = Set(chosen)
+            for i in items.indices where chosen.count < maximum && !taken.contains(i) { chosen.append(i) }
+            chosen.sort()
+        }
+        let batch = chosen.map { items[$0] }
+        var keep = [Bool](repeating: true, count: items.count)
+        for i in chosen { keep[i] = false }
+        items = items.indices.filter { keep[$0] }.map { items[$0] }
         return batch
     }
 

@@ -113,6 +113,14 @@ public final class EscalationServer: Service, Sendable {
         public var verdictsRefused = 0
         /// Stored escalations this worker made terminal (never to be answered), all reasons together.
         public var terminal = 0
+        /// Of those, escalations past their edge's last use of a verdict (``EscalationPayload/lastUse``): stored for
+        /// training, not answered.
+        public var expired = 0
+        /// Verdicts published before their escalation's deadline (or for an escalation without one).
+        public var inTime = 0
+        /// Verdicts published after their escalation's deadline, before its last use (a late verdict corrects the
+        /// edge's provisional record).
+        public var late = 0
 
         /// One line: `received 10, duplicates 0, answered 9, rejected 1 (malformed 1), …`.
         public var description: String {
@@ -120,6 +128,7 @@ public final class EscalationServer: Service, Sendable {
             return "received \(received), duplicates \(duplicates), answered \(answered), rejected \(rejected)"
                 + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: ", ")))")
                 + ", batches \(batches), reclaimed \(reclaimed), verdicts refused \(verdictsRefused), terminal \(terminal)"
+                + " (expired \(expired)), in time \(inTime), late \(late)"
         }
     }
 
@@ -516,8 +525,11 @@ public final class EscalationServer: Service, Sendable {
     private func batchLoop() {
         var lastReclaim = Date()
         while true {
+            // Work that can still reach its edge before the deadline goes first.
+            let now = Date().timeIntervalSince1970
             let batch = queue.take(
-                maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2)
+                maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2,
+                urgent: { now <= $0.payload.deadline ?? .infinity })
             recordAcknowledgedVerdicts()
             if batch.isEmpty {
                 if queue.isFinished { break }
@@ -603,6 +615,7 @@ public final class EscalationServer: Service, Sendable {
             case .undecodable: "its stored payload does not decode"
             case .wrongShape: "its window is not of the model's shape \(shape.window)×\(shape.channels)"
             case .gaveUp: "still unanswered after \(configuration.answerAttempts) tries"
+            case .expired: "its edge's last use of a verdict has passed"
             }
         let names = rows.map { "\($0.id) (\($0.device.escapingControlCharacters))" }.joined(separator: ", ")
         logger.warning(
@@ -634,6 +647,7 @@ public final class EscalationServer: Service, Sendable {
                 toClassify.append(i)
             }
         }
+        toClassify = dropExpired(toClassify, of: batch)
         guard !toClassify.isEmpty else { return published }
         // One version answers the whole batch; a swap takes effect at the next one.
         let answering = serving.current
@@ -682,6 +696,39 @@ public final class EscalationServer: Service, Sendable {
         return published
     }
 
+    /// The indices of `batch` in `indices` whose edge can still use a verdict; the others are made terminal
+    /// (`expired`: stored for training, not answered), counted, and logged (the first 10, then every 1,000th).
+    private func dropExpired(_ indices: [Int], of batch: [Work]) -> [Int] {
+        let now = Date().timeIntervalSince1970
+        var expired = [(id: UUID, device: String)]()
+        let usable = indices.filter { i in
+            guard let lastUse = batch[i].payload.lastUse, now > lastUse else { return true }
+            expired.append((batch[i].payload.id, batch[i].payload.device))
+            return false
+        }
+        guard !expired.isEmpty else { return usable }
+        do {
+            let marked = try store.markTerminal(expired.map(\.id), reason: .expired, at: now)
+            let (total, first) = counters.withLock {
+                let first = $0.expired
+                $0.terminal += marked.count
+                $0.expired += marked.count
+                return ($0.expired, first)
+            }
+            metrics?.escalationsTerminal(reason: .expired, count: marked.count)
+            if first < 10 || total / 1000 > first / 1000 {
+                let line =
+                    "\(marked.count) escalation(s) past their edge's last use of a verdict, stored for training and not "
+                    + "answered (\(total) so far; e.g. \(expired[0].id) from \(expired[0].device.escapingControlCharacters)); "
+                    + "a device whose every escalation expires may have a clock behind the cloud's"
+                logger.warning("\(line)")
+            }
+        } catch {
+            logger.error("store: \(escaping: error)")
+        }
+        return usable
+    }
+
     /// The window in the answering full model's standardization (`full`).
     private func appendStandardized(_ p: EscalationPayload, for full: InputSpec, to scalars: inout [Float]) {
         let c = p.channels
@@ -726,6 +773,9 @@ public final class EscalationServer: Service, Sendable {
         let stored = SampleStore.StoredVerdict(
             label: verdict.label, probabilities: verdict.probabilities, model: verdict.modelVersion)
         drain.withLock { $0.published() }
+        let inTime = Date().timeIntervalSince1970 <= work.payload.deadline ?? .infinity
+        counters.withLock { inTime ? ($0.inTime += 1) : ($0.late += 1) }
+        metrics?.verdictTimeliness(inTime: inTime)
         do {
             try client.publish(message) { [weak self] result in
                 guard let self else { return }

@@ -8,6 +8,9 @@ extension SampleStore {
         case wrongShape
         /// It was claimed the most times allowed and is still unanswered (the broker refused its verdict, say).
         case gaveUp
+        /// Its edge's last use of a verdict had passed when a worker came to answer it (the payload's `lastUse`): kept
+        /// for training, not answered.
+        case expired
     }
 
     /// What ``SampleStore/claimStale(worker:staleSeconds:now:limit:maximumClaims:)`` found: rows to answer now,

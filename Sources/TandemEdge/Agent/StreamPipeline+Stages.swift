@@ -38,6 +38,9 @@ extension StreamPipeline {
         let topK: Int
         /// The origin of ``now``.
         let started: ContinuousClock.Instant
+        /// How long an escalated window waits for its verdict, and how long after that a late verdict still corrects
+        /// its record: the deadline and last use its escalation carries.
+        let verdictSeconds: (deadline: Double, correction: Double)
         /// Where messages go.
         let log: @Sendable (String) -> Void
         private let rejectionLog: Mutex<RateLimitedLog>
@@ -73,6 +76,13 @@ extension StreamPipeline {
             self.topK = topK
             self.started = started
             self.log = log
+            verdictSeconds = (verdictTracker.deadlineSeconds, verdictTracker.correctionWindowSeconds)
+        }
+
+        /// The deadline and last use an escalation made at `now` (Unix seconds) carries: when the verdict tracker
+        /// releases its record provisional, and when a late verdict can no longer correct it.
+        func verdictDeadline(from now: Double) -> (verdict: Double, lastUse: Double) {
+            (now + verdictSeconds.deadline, now + verdictSeconds.deadline + verdictSeconds.correction)
         }
 
         /// Seconds since ``started``: the time the policy, the verdict deadlines and the log limit run on.

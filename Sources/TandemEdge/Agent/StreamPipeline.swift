@@ -282,7 +282,7 @@ struct StreamPipeline {
             id: id, device: stages.device, stream: name, modelVersion: classifier.modelVersion,
             windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,
             channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
-            confidence: Float(confidence))
+            confidence: Float(confidence), deadline: stages.verdictDeadline(from: Date().timeIntervalSince1970))
         do {
             return (payload, try payload.encoded())
         } catch {

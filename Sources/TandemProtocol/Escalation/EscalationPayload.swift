@@ -11,10 +11,12 @@ import TandemMQTT
 
 /// An unsure window on its way to the cloud: the window itself, where it came from and what the edge thought.
 ///
-/// Binary, little-endian, version 1 (the byte layout is in docs/EDGE.md, "Payloads"):
+/// Binary, little-endian, version 1 or 2 (the byte layout is in docs/EDGE.md, "Payloads"):
 /// magic `TE`, version, flags, the 16-byte escalation id, window start and end (float64 seconds),
 /// sample rate (float32, 0 = unknown), channels (u16), window length (u32), top-k count (u8),
-/// confidence (float32), device / stream / model version (u8 length + UTF-8 each), the standardized
+/// confidence (float32), in version 2 the verdict deadline and the last use (float64 Unix seconds each, the
+/// edge's clock),
+/// device / stream / model version (u8 length + UTF-8 each), the standardized
 /// window as IEEE binary16 sample-major, the top-k as (u16 label, float32 probability), and a CRC-32
 /// of everything before it.
 ///
@@ -36,8 +38,9 @@ public struct EscalationPayload: Sendable, Equatable {
         }
     }
 
-    /// The payload format version this build writes and reads.
-    public static let version: UInt8 = 1
+    /// The payload format version this build writes when the payload has a ``deadline``; without one it writes
+    /// version 1, which clouds older than deadlines read too. Both are read.
+    public static let version: UInt8 = 2
     /// The two magic bytes, `TE`.
     public static let magic: [UInt8] = [0x54, 0x45]
     /// The most window values a payload may carry (bounds what a decoder allocates).
@@ -67,11 +70,19 @@ public struct EscalationPayload: Sendable, Equatable {
     public var topK: [RankedLabel]
     /// The edge's confidence in its prediction.
     public var confidence: Float
+    /// When the edge stops waiting for the verdict and keeps its own, provisional (Unix seconds, the edge's clock),
+    /// or nil. A cloud answers escalations that can still arrive in time first.
+    public var deadline: Double?
+    /// The last moment a verdict is of use to the edge: until then a late one still corrects the provisional record
+    /// (Unix seconds, the edge's clock; not before ``deadline``). A cloud stores an escalation past it for training
+    /// and does not answer it. Present exactly when ``deadline`` is.
+    public var lastUse: Double?
 
     /// Creates a payload.
     public init(
         id: UUID, device: String, stream: String, modelVersion: String, windowStart: Double, windowEnd: Double,
-        sampleRateHz: Double?, channels: Int, length: Int, window: [Float], topK: [RankedLabel], confidence: Float
+        sampleRateHz: Double?, channels: Int, length: Int, window: [Float], topK: [RankedLabel], confidence: Float,
+        deadline: (verdict: Double, lastUse: Double)? = nil
     ) {
         self.id = id
         self.device = device
@@ -85,6 +96,8 @@ public struct EscalationPayload: Sendable, Equatable {
         self.window = window
         self.topK = topK
         self.confidence = confidence
+        self.deadline = deadline?.verdict
+        self.lastUse = deadline?.lastUse
     }
 
     /// The `k` most probable classes of `probabilities`, most probable first (ties: lower index first).
@@ -119,13 +132,21 @@ public struct EscalationPayload: Sendable, Equatable {
             throw PayloadError(
                 .malformed, "window has \(window.count) values, channels × length is \(channels * length)")
         }
+        if deadline != nil || lastUse != nil {
+            guard let deadline, let lastUse, deadline.isFinite, lastUse.isFinite, deadline > 0, lastUse >= deadline
+            else {
+                throw PayloadError(
+                    .malformed, "deadline \(deadline ?? .nan) and last use \(lastUse ?? .nan) are not positive finite times "
+                        + "in order")
+            }
+        }
         guard topK.count <= 255, topK.allSatisfy({ $0.label >= 0 && $0.label <= Int(UInt16.max) }) else {
             throw PayloadError(.malformed, "top-k has \(topK.count) entries (≤ 255) or a label outside 0…65535")
         }
         var out = [UInt8]()
-        out.reserveCapacity(64 + device.count + stream.count + model.count + 2 * window.count + 6 * topK.count)
+        out.reserveCapacity(72 + device.count + stream.count + model.count + 2 * window.count + 6 * topK.count)
         out += Self.magic
-        out.append(Self.version)
+        out.append(deadline == nil ? 1 : Self.version)
         out.append(0)
         let u = id.uuid
         out += [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
@@ -136,6 +157,10 @@ public struct EscalationPayload: Sendable, Equatable {
         Self.put(UInt32(length), into: &out)
         out.append(UInt8(topK.count))
         Self.put(confidence.bitPattern, into: &out)
+        if let deadline, let lastUse {
+            Self.put(deadline.bitPattern, into: &out)
+            Self.put(lastUse.bitPattern, into: &out)
+        }
         for bytes in [device, stream, model] {
             out.append(UInt8(bytes.count))
             out += bytes
@@ -164,13 +189,13 @@ public struct EscalationPayload: Sendable, Equatable {
         }
         reader.position = 2
         let version = try reader.u8("version")
-        guard version == Self.version else {
-            throw PayloadError(.unsupportedVersion, "version \(version), this build reads \(Self.version)", offset: 2)
+        guard version == 1 || version == 2 else {
+            throw PayloadError(.unsupportedVersion, "version \(version), this build reads 1 and 2", offset: 2)
         }
         let flags = try reader.u8("flags")
         guard flags == 0 else { throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3) }
         // The checksum is checked before any length is trusted: a corrupted length must not decide what is read.
-        guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + 3 + 4 else {
+        guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + (version == 2 ? 16 : 0) + 3 + 4 else {
             throw PayloadError(
                 .truncated, "\(bytes.count) bytes, shorter than the fixed header and checksum", offset: bytes.count)
         }
@@ -215,6 +240,18 @@ public struct EscalationPayload: Sendable, Equatable {
         guard channels > 0, length > 0, channels * length <= Self.maximumValues else {
             throw PayloadError(
                 .malformed, "channels \(channels) × length \(length) is outside the layout's limits", offset: 40)
+        }
+        if version == 2 {
+            let deadline = Double(bitPattern: try reader.u64("deadline"))
+            let lastUse = Double(bitPattern: try reader.u64("last use"))
+            guard deadline.isFinite, lastUse.isFinite, deadline > 0, lastUse >= deadline else {
+                throw PayloadError(
+                    .malformed, "deadline \(deadline) and last use \(lastUse) are not positive finite times in order",
+                    offset: 51)
+            }
+            (self.deadline, self.lastUse) = (deadline, lastUse)
+        } else {
+            (deadline, lastUse) = (nil, nil)
         }
         device = try reader.text("device")
         stream = try reader.text("stream")
