@@ -1,5 +1,6 @@
 import Foundation
 import TandemCore
+import TandemMQTT
 import TandemProtocol
 import Testing
 
