@@ -270,7 +270,7 @@ public final class EscalationServer: Service, Sendable {
         // Answer what was received, and let the broker acknowledge every verdict, before leaving.
         await waitUntilDrained(atMost: .seconds(10))
         recordAcknowledgedVerdicts()
-        journal?.closeIfReleased()
+        journal?.close()
         await client.disconnect()
     }
 

@@ -55,7 +55,7 @@ final class EscalationJournal: @unchecked Sendable {
             throw CloudWorkerError(.invalidSetting, "journal \(directory.path): cannot open its lock: errno \(errno)")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            close(descriptor)
+            Glibc.close(descriptor)
             throw CloudWorkerError(
                 .invalidSetting,
                 "journal \(directory.path) is in use by another running worker with the same id; worker ids must be unique"
@@ -67,8 +67,8 @@ final class EscalationJournal: @unchecked Sendable {
     }
 
     deinit {
-        if segment.descriptor >= 0 { close(segment.descriptor) }
-        if lockDescriptor >= 0 { close(lockDescriptor) }
+        if segment.descriptor >= 0 { Glibc.close(segment.descriptor) }
+        if lockDescriptor >= 0 { Glibc.close(lockDescriptor) }
     }
 
     /// Segments this journal's directory held when it was opened (an earlier run of this worker id).
@@ -85,7 +85,7 @@ final class EscalationJournal: @unchecked Sendable {
             }
             if segment.bytes >= segmentBytes {
                 let full = segment.number
-                if segment.descriptor >= 0 { close(segment.descriptor) }
+                if segment.descriptor >= 0 { Glibc.close(segment.descriptor) }
                 segment.descriptor = -1
                 if outstanding[full, default: 0] == 0 { removeSegment(full) }
                 try openSegment(number: full + 1)
@@ -136,15 +136,21 @@ final class EscalationJournal: @unchecked Sendable {
     /// Records appended and not yet released.
     var unreleased: Int { lock.withLock { outstanding.values.reduce(0, +) } }
 
-    /// At a clean stop: when every record is stored, deletes the current segment, so the next start has nothing to
-    /// read back. Appending afterwards fails.
-    func closeIfReleased() {
+    /// At a stop: closes the current segment — deleting it when every record is stored, so the next start has nothing
+    /// to read back — and lets the journal's lock go (what is left is then another worker's to store). Appending
+    /// afterwards fails.
+    func close() {
         lock.withLock {
-            guard outstanding.isEmpty, segment.descriptor >= 0 else { return }
-            close(segment.descriptor)
-            segment.descriptor = -1
-            removeSegment(segment.number)
-            segment.bytes = .max
+            if segment.descriptor >= 0 {
+                Glibc.close(segment.descriptor)
+                segment.descriptor = -1
+                if outstanding[segment.number, default: 0] == 0 { removeSegment(segment.number) }
+                segment.bytes = .max
+            }
+            if lockDescriptor >= 0 {
+                Glibc.close(lockDescriptor)
+                lockDescriptor = -1
+            }
         }
     }
 
@@ -189,7 +195,7 @@ final class EscalationJournal: @unchecked Sendable {
             let descriptor = open(directory.appendingPathComponent("lock").path, O_RDWR | O_CLOEXEC)
             guard descriptor >= 0 else { return nil }
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-                close(descriptor)
+                Glibc.close(descriptor)
                 return nil
             }
             return Orphan(directory: directory, segments: segments, lockDescriptor: descriptor)
@@ -206,7 +212,7 @@ final class EscalationJournal: @unchecked Sendable {
     /// Deletes the given segments of an orphan (those whose entries are stored) and lets its lock go.
     static func finish(orphan: Orphan, removing urls: [URL]) {
         for url in urls { unlink(url.path) }
-        close(orphan.lockDescriptor)
+        Glibc.close(orphan.lockDescriptor)
     }
 
     /// The records of one segment, and how many records could not be read (cut short or damaged: the rest of the

@@ -29,6 +29,8 @@ struct BenchCloud: AsyncParsableCommand {
 
     @Option(help: "The full model the workers run (.tandem; int8 with --precision int8).") var model: String
     @Option(help: "tandem-cloud serve --precision: float or int8.") var precision = "float"
+    @Option(help: "tandem-cloud serve --store-url: the workers' PostgreSQL store (default: SQLite in a scratch directory).")
+    var storeURL: String?
     @Option(help: "Worker counts to measure, comma-separated.") var workers = "1,2"
     @Option(help: "Escalations per throughput run.") var count = 20_000
     @Option(help: "Most escalations waiting for their verdict in the throughput run.") var window = 2_000
@@ -42,7 +44,8 @@ struct BenchCloud: AsyncParsableCommand {
             discussion:
                 "It must take the shared subscription $share/tandem-cloud/tandem/v1/+/+/escalations and answer as tandem-cloud does; scripts/bench-cloud measures scripts/cloud-worker-reference.py this way."
         )) var workerCommand: String?
-    @Option(help: "How the rows name the measured worker.") var workerName = "tandem-cloud"
+    @Option(help: "How the rows name the measured worker (and prefix its JSON keys, unless tandem-cloud).")
+    var workerName = "tandem-cloud"
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() async throws {
@@ -95,7 +98,7 @@ struct BenchCloud: AsyncParsableCommand {
                         "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
                         scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
                         "--exit-with-parent", "\(getpid())", "--precision", precision,
-                    ]
+                    ] + (storeURL.map { ["--store-url", $0] } ?? [])
                     process.standardError = FileHandle.nullDevice
                     try children.start(process, deathSignal: false)
                 }
@@ -179,7 +182,7 @@ struct BenchCloud: AsyncParsableCommand {
             }
             subscription.cancel()
             await client.disconnect()
-            let key = workerCommand == nil && precision == "float" ? "" : "\(workerName)_"
+            let key = workerName == "tandem-cloud" ? "" : "\(workerName)_"
             results["\(key)workers\(n)_escalations_per_second"] = perSecond
             results["\(key)workers\(n)_answered"] = Double(throughputAnswered)
             results["\(key)workers\(n)_cpu_seconds"] = cpu
