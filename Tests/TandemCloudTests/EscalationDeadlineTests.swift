@@ -52,13 +52,16 @@ struct EscalationDeadlineTests {
             let noDeadline = try await send(nil)
             let server = worker.worker.server
             #expect(
-                await waitUntil { answered.withLock { $0 } == [inTime, late, noDeadline] && server.statistics.expired == 1 },
+                await waitUntil {
+                    answered.withLock { $0 } == [inTime, late, noDeadline] && server.statistics.expired == 1
+                },
                 "\(server.statistics)")
             try await Task.sleep(for: .milliseconds(300))
             #expect(!answered.withLock { $0.contains(expired) })
             let statistics = server.statistics
             #expect(statistics.inTime == 2 && statistics.late == 1 && statistics.answered == 3, "\(statistics)")
-            #expect(worker.log.contains("past their edge's last use of a verdict, stored for training"), "\(worker.log)")
+            #expect(
+                worker.log.contains("past their edge's last use of a verdict, stored for training"), "\(worker.log)")
             // Stored for training, terminal: the recovery never claims it.
             let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
             #expect(Set(try store.ids()) == [inTime, late, expired, noDeadline])

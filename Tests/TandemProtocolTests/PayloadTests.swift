@@ -136,7 +136,9 @@ struct PayloadTests {
             var bytes = v2
             withUnsafeBytes(of: deadline.bitPattern.littleEndian) { bytes.replaceSubrange(51..<59, with: $0) }
             withUnsafeBytes(of: lastUse.bitPattern.littleEndian) { bytes.replaceSubrange(59..<67, with: $0) }
-            let crc = bytes.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
+            let crc = bytes.withUnsafeBytes {
+                CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)]))
+            }
             withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange((bytes.count - 4)..., with: $0) }
             #expect {
                 try EscalationPayload(decoding: bytes)

@@ -57,6 +57,11 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
             defer { items.removeAll(keepingCapacity: true) }
             return items
         }
+        // The usual case under load: the oldest are urgent too, and are taken as they are.
+        if items.prefix(maximum).allSatisfy(urgent) {
+            defer { items.removeFirst(maximum) }
+            return Array(items.prefix(maximum))
+        }
         var chosen = [Int]()
         chosen.reserveCapacity(maximum)
         for (i, item) in items.enumerated() where chosen.count < maximum && urgent(item) { chosen.append(i) }

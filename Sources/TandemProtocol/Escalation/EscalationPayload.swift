@@ -136,7 +136,8 @@ public struct EscalationPayload: Sendable, Equatable {
             guard let deadline, let lastUse, deadline.isFinite, lastUse.isFinite, deadline > 0, lastUse >= deadline
             else {
                 throw PayloadError(
-                    .malformed, "deadline \(deadline ?? .nan) and last use \(lastUse ?? .nan) are not positive finite times "
+                    .malformed,
+                    "deadline \(deadline ?? .nan) and last use \(lastUse ?? .nan) are not positive finite times "
                         + "in order")
             }
         }

@@ -29,7 +29,8 @@ struct BenchCloud: AsyncParsableCommand {
 
     @Option(help: "The full model the workers run (.tandem; int8 with --precision int8).") var model: String
     @Option(help: "tandem-cloud serve --precision: float or int8.") var precision = "float"
-    @Option(help: "tandem-cloud serve --store-url: the workers' PostgreSQL store (default: SQLite in a scratch directory).")
+    @Option(
+        help: "tandem-cloud serve --store-url: the workers' PostgreSQL store (default: SQLite in a scratch directory).")
     var storeURL: String?
     @Option(help: "Worker counts to measure, comma-separated.") var workers = "1,2"
     @Option(help: "Escalations per throughput run.") var count = 20_000
@@ -94,11 +95,12 @@ struct BenchCloud: AsyncParsableCommand {
                     try children.start(process, deathSignal: true)
                 } else {
                     process.executableURL = cloud
-                    process.arguments = [
-                        "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
-                        scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
-                        "--exit-with-parent", "\(getpid())", "--precision", precision,
-                    ] + (storeURL.map { ["--store-url", $0] } ?? [])
+                    process.arguments =
+                        [
+                            "serve", "--broker-url", broker.url, "--model", model, "--data-dir",
+                            scratch.path, "--worker-id", "bench\(id)", "--stats-interval", "0", "--http", "",
+                            "--exit-with-parent", "\(getpid())", "--precision", precision,
+                        ] + (storeURL.map { ["--store-url", $0] } ?? [])
                     process.standardError = FileHandle.nullDevice
                     try children.start(process, deathSignal: false)
                 }
