@@ -120,8 +120,8 @@ struct CloudDefenseTests {
             let worker = try await defenseWorker(broker: broker, directory: scratch.url.path)
             let device = try await deviceClient(broker, "d1")
             let topic = "tandem/v1/f/d1/escalations"
-            // 8 × 3 windows: an escalation is at most 2,401 bytes.
-            #expect(EscalationPayload.maximumEncodedBytes(channels: 3, length: 8) == 2401)
+            // 8 × 3 windows: an escalation (version 2, with its deadline and last use) is at most 2,417 bytes.
+            #expect(EscalationPayload.maximumEncodedBytes(channels: 3, length: 8) == 2417)
             try await device.publish(
                 MQTTMessage(topic: topic, payload: [UInt8](repeating: 0x54, count: 3 << 20), qos: .atLeastOnce))
             var generator = SeededGenerator(seed: 5)
@@ -130,7 +130,7 @@ struct CloudDefenseTests {
                 sampleRateHz: 100, channels: 3, length: 9, window: (0..<27).map { _ in generator.nextGaussian() },
                 topK: [.init(label: 0, probability: 0.5)], confidence: 0.5
             ).encoded()
-            #expect(wrongShape.count <= 2401, "refused for its shape, not its size")
+            #expect(wrongShape.count <= 2417, "refused for its shape, not its size")
             try await device.publish(MQTTMessage(topic: topic, payload: wrongShape, qos: .atLeastOnce))
             let good = UUID()
             try await device.publish(

@@ -20,10 +20,10 @@ struct EscalationDeadlineTests {
             defer { scratch.remove() }
             let dir = scratch.url.path
             try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
-            let worker = try InProcessWorker(
-                try InProcessWorker.configuration(
-                    brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data",
-                    workerID: "1"))
+            var configuration = try InProcessWorker.configuration(
+                brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data", workerID: "1")
+            configuration.http = nil
+            let worker = try InProcessWorker(configuration)
             #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
             let device = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "pump-1"))
             try await device.connect()

@@ -237,20 +237,33 @@ public final class PostgresSampleStore: Sendable {
 }
 
 extension PostgresSampleStore: EscalationStore {
+    /// One statement for the whole batch (arrays unnested into rows): one round trip, not one a row. A missing fleet
+    /// travels as "" and a missing window start as NaN, both read back as NULL.
     public func insert(_ escalations: [SampleStore.Escalation]) throws -> [Bool] {
-        try transaction { c in
-            try escalations.map { e in
-                let result = try run(
-                    c,
-                    """
-                    INSERT INTO escalation (id, device, stream, payload, response_topic, edge_label, edge_confidence,
-                    edge_model, received_at, fleet, window_start) VALUES (\(e.id), \(e.device), \(e.stream),
-                    \(ByteBuffer(bytes: e.payload)), \(e.responseTopic), \(e.edgeLabel), \(e.edgeConfidence),
-                    \(e.edgeModel), \(e.receivedAt), \(e.fleet), \(e.windowStart)) ON CONFLICT (id) DO NOTHING RETURNING id
-                    """)
-                return result.rows.count == 1
-            }
+        guard !escalations.isEmpty else { return [] }
+        let e = escalations
+        let inserted = try withConnection { c in
+            try run(
+                c,
+                """
+                INSERT INTO escalation (id, device, stream, payload, response_topic, edge_label, edge_confidence,
+                edge_model, received_at, fleet, window_start)
+                SELECT id::uuid, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model,
+                received_at, NULLIF(fleet, ''), NULLIF(window_start, 'NaN'::float8)
+                FROM UNNEST(\(e.map(\.id.uuidString))::text[], \(e.map(\.device))::text[], \(e.map(\.stream))::text[],
+                \(e.map { ByteBuffer(bytes: $0.payload) })::bytea[], \(e.map(\.responseTopic))::text[],
+                \(e.map(\.edgeLabel))::int8[], \(e.map(\.edgeConfidence))::float8[], \(e.map(\.edgeModel))::text[],
+                \(e.map(\.receivedAt))::float8[], \(e.map { $0.fleet ?? "" })::text[],
+                \(e.map { $0.windowStart ?? .nan })::float8[])
+                AS batch(id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model,
+                received_at, fleet, window_start)
+                ON CONFLICT (id) DO NOTHING RETURNING id
+                """
+            ).rows.map { try $0.decode(UUID.self) }
         }
+        // An id twice in one batch is stored once: its first occurrence is the new one.
+        var new = Set(inserted)
+        return escalations.map { new.remove($0.id) != nil }
     }
 
     public func answer(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)], at time: Double) throws {
