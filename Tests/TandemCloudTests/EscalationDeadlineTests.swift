@@ -72,7 +72,9 @@ struct EscalationDeadlineTests {
         }
     }
 
-    @Test("when more wait than a batch takes, the urgent ones go first, in arrival order; then the others")
+    @Test(
+        "when more wait than a batch takes, the urgent ones go first, in arrival order, then the others; expired ones always"
+    )
     func urgentFirst() {
         let queue = BatchQueue<Int>()
         for i in 0..<10 { queue.put(i) }
@@ -81,5 +83,11 @@ struct EscalationDeadlineTests {
         #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [1, 3, 5, 8])
         #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [7, 9])
         #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [])
+        // Expired ones need no model: they are always taken, beyond the maximum.
+        for i in 0..<10 { queue.put(i) }
+        let expired = { (i: Int) in i == 7 || i == 9 }
+        #expect(queue.take(maximum: 2, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [0, 2, 7, 9])
+        #expect(queue.take(maximum: 2, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [4, 6])
+        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [1, 3, 5, 8])
     }
 }

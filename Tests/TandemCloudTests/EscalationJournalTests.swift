@@ -66,7 +66,9 @@ struct EscalationJournalTests {
         let mine = try EscalationJournal(directory: parent.appendingPathComponent("a"))
         var dead: EscalationJournal? = try EscalationJournal(directory: parent.appendingPathComponent("b"))
         _ = try dead?.append(topic: "tandem/v1/f/d/escalations", payload: [1, 2, 3], receivedAt: 5)
-        #expect(throws: CloudWorkerError.self) { try EscalationJournal(directory: parent.appendingPathComponent("b")) }
+        #expect(throws: CloudWorkerError.self) {
+            try EscalationJournal(directory: parent.appendingPathComponent("b"), lockWaitSeconds: 0.3)
+        }
         #expect(EscalationJournal.orphans(in: parent, except: mine.directory).isEmpty, "b's worker still runs")
         dead = nil  // its worker is gone: the lock is free, the segment stays
         let found = EscalationJournal.orphans(in: parent, except: mine.directory)
@@ -77,7 +79,10 @@ struct EscalationJournalTests {
         EscalationJournal.finish(orphan: found[0], removing: urls)
         #expect(EscalationJournal.segments(in: parent.appendingPathComponent("b")).isEmpty)
         #expect(EscalationJournal.orphans(in: parent, except: mine.directory).isEmpty)
-        #expect(CloudWorker.journalName("edge/../x y") == "edge_.._x_y" && CloudWorker.journalName("..") == "_..")
+        // Ids are kept apart even where their characters are not safe in a file name.
+        let names = ["edge/../x y", "edge_.._x_y", "..", "a/b", "a_b", "plain-1.2"].map(CloudWorker.journalName)
+        #expect(
+            Set(names).count == 6 && names[5] == "plain-1.2" && names.allSatisfy { !$0.contains("/") && $0 != ".." })
     }
 
     @Test(

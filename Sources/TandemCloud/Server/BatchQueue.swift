@@ -37,9 +37,11 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     ///
     /// - Returns: the batch (empty when `idle` passed with nothing, or the queue is closed and drained).
     ///
-    /// When more than `maximum` wait, the `urgent` ones go first (in arrival order), then the others.
+    /// When more than `maximum` wait, the `urgent` ones go first (in arrival order), then the others; the `expired`
+    /// ones (no model call, only a store) are always taken, beyond `maximum`.
     func take(
-        maximum: Int, maximumWait: TimeInterval, idle: TimeInterval, urgent: (Element) -> Bool = { _ in true }
+        maximum: Int, maximumWait: TimeInterval, idle: TimeInterval, urgent: (Element) -> Bool = { _ in true },
+        expired: (Element) -> Bool = { _ in false }
     ) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
@@ -57,19 +59,21 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
             defer { items.removeAll(keepingCapacity: true) }
             return items
         }
+        let gone = items.indices.filter { expired(items[$0]) }
         // The usual case under load: the oldest are urgent too, and are taken as they are.
-        if items.prefix(maximum).allSatisfy(urgent) {
+        if gone.isEmpty && items.prefix(maximum).allSatisfy(urgent) {
             defer { items.removeFirst(maximum) }
             return Array(items.prefix(maximum))
         }
-        var chosen = [Int]()
-        chosen.reserveCapacity(maximum)
-        for (i, item) in items.enumerated() where chosen.count < maximum && urgent(item) { chosen.append(i) }
-        if chosen.count < maximum {
-            let taken = Set(chosen)
-            for i in items.indices where chosen.count < maximum && !taken.contains(i) { chosen.append(i) }
-            chosen.sort()
+        let limit = maximum + gone.count
+        var chosen = gone
+        var taken = Set(gone)
+        for (i, item) in items.enumerated() where chosen.count < limit && !taken.contains(i) && urgent(item) {
+            chosen.append(i)
+            taken.insert(i)
         }
+        for i in items.indices where chosen.count < limit && !taken.contains(i) { chosen.append(i) }
+        chosen.sort()
         let batch = chosen.map { items[$0] }
         var keep = [Bool](repeating: true, count: items.count)
         for i in chosen { keep[i] = false }

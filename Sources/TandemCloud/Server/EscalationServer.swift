@@ -158,6 +158,12 @@ public final class EscalationServer: Service, Sendable {
     /// Where escalations wait, durable, between their receipt and their batch's store transaction; nil: stored on
     /// receipt.
     let journal: EscalationJournal?
+    /// Journaled rows the store refused, tried again once a second (at most ``maximumUnstored``; beyond that they wait
+    /// in the journal for the worker's next start); and this worker's journal segments from its last run, until stored.
+    let unstored = Mutex(
+        (rows: [(row: SampleStore.Escalation, segment: Int)](), leftovers: [(number: Int, url: URL)]()))
+    /// The most refused rows kept in memory to try again.
+    static let maximumUnstored = 100_000
     /// Verdicts the broker acknowledged, not yet recorded in the store (the batching thread records them).
     let acknowledgedVerdicts = Mutex([(id: UUID, verdict: SampleStore.StoredVerdict)]())
 
@@ -212,6 +218,7 @@ public final class EscalationServer: Service, Sendable {
         }
         maximumPayloadBytes = EscalationPayload.maximumEncodedBytes(channels: shape.channels, length: shape.window)
         journal = try configuration.journalDirectory.map { try EscalationJournal(directory: $0) }
+        if let journal { unstored.withLock { $0.leftovers = journal.leftovers } }
         var client = try configuration.clientConfiguration(persistent: true)
         client.maximumInflightMessages = 1000
         client.tcpNoDelay = true
@@ -240,7 +247,7 @@ public final class EscalationServer: Service, Sendable {
         }
         // A full version the trainer promoted before this worker started is taken before the first batch.
         followFullModels()
-        recoverJournals(own: true)
+        recoverJournals()
         let answering = serving.current
         let line =
             "serving \(filter) with \(answering.manifest.name) \(answering.manifest.version) "
@@ -388,7 +395,7 @@ public final class EscalationServer: Service, Sendable {
                     + "input can be (\(maximumPayloadBytes))")
             return
         }
-        let payload: EscalationPayload
+        var payload: EscalationPayload
         do {
             payload = try EscalationPayload(decoding: message.payload)
         } catch {
@@ -410,7 +417,14 @@ public final class EscalationServer: Service, Sendable {
         counters.withLock { $0.received += 1 }
         metrics?.escalationsReceived.increment()
         let correlation = message.properties.correlationData ?? withUnsafeBytes(of: payload.id.uuid) { Array($0) }
-        let row = Self.row(payload, message.payload, address, receivedAt: Date().timeIntervalSince1970)
+        let now = Date().timeIntervalSince1970
+        // A deadline is the device's word: it orders the queue, so it may not buy a place ahead of the others for
+        // longer than an honest edge's correction window (60 s) plus clock skew allows.
+        if let deadline = payload.deadline, let lastUse = payload.lastUse {
+            payload.deadline = min(deadline, now + Self.longestDeadlineSeconds)
+            payload.lastUse = min(lastUse, now + Self.longestDeadlineSeconds)
+        }
+        let row = Self.row(payload, message.payload, address, receivedAt: now)
         var work = Work(
             payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
             fresh: true)
@@ -436,6 +450,9 @@ public final class EscalationServer: Service, Sendable {
         queue.put(work)
     }
 
+    /// How far ahead of its receipt an escalation's deadline and last use count (longer ones are cut to it): 10 minutes.
+    static let longestDeadlineSeconds = 600.0
+
     /// The store's row for an escalation of `address`'s device (its verdicts go to that device's verdicts topic).
     static func row(_ payload: EscalationPayload, _ bytes: [UInt8], _ address: DeviceTopicAddress, receivedAt: Double)
         -> SampleStore.Escalation
@@ -448,8 +465,8 @@ public final class EscalationServer: Service, Sendable {
     }
 
     /// Stores the rows of `batch` still waiting in the journal, in one transaction, and releases them from it; marks
-    /// which were first deliveries. If the store fails they stay in the journal, to be stored when it is next read
-    /// (the worker's next start), and are answered all the same.
+    /// which were first deliveries. If the store fails they stay in the journal and are tried again once a second
+    /// (``storeRefusedRows()``), and are answered all the same.
     private func storePending(_ batch: [Work]) -> [Work] {
         let waiting = batch.indices.filter { batch[$0].pending != nil }
         guard !waiting.isEmpty else { return batch }
@@ -459,23 +476,55 @@ public final class EscalationServer: Service, Sendable {
             journal?.release(waiting.map { batch[$0].pending!.segment })
             for (k, i) in waiting.enumerated() { batch[i].fresh = fresh[k] }
         } catch {
-            logger.error(
-                "store: \(escaping: error); \(waiting.count) escalation(s) stay in the journal until the worker's next start"
-            )
+            let kept = unstored.withLock { unstored in
+                let room = max(0, Self.maximumUnstored - unstored.rows.count)
+                unstored.rows += waiting.prefix(room).map { batch[$0].pending! }
+                return min(room, waiting.count)
+            }
+            let line =
+                "store: \(escaping: error); \(waiting.count) escalation(s) stay in the journal, \(kept) to be stored again "
+                + "in a second (the rest at the worker's next start), and are answered now"
+            logger.error("\(line)")
         }
         for i in waiting { batch[i].pending = nil }
         return batch
     }
 
-    /// Stores what journals of earlier runs hold: with `own`, this worker's segments from its last run; always, the
-    /// journals in the same parent directory that no running worker holds (killed workers'). Rows are checked as on
-    /// receipt (a record that no longer decodes or fits is skipped); the recovery answers them like any other
-    /// escalation left unanswered.
-    func recoverJournals(own: Bool) {
+    /// Tries again to store the journaled rows the store refused before.
+    private func storeRefusedRows() {
+        let rows = unstored.withLock { unstored in
+            defer { unstored.rows.removeAll() }
+            return unstored.rows
+        }
+        guard !rows.isEmpty else { return }
+        do {
+            _ = try store.insert(rows.map(\.row))
+            journal?.release(rows.map(\.segment))
+            logger.info("store: stored \(rows.count) escalation(s) it had refused before")
+        } catch {
+            unstored.withLock { $0.rows = rows + $0.rows }
+        }
+    }
+
+    /// Stores what journals of earlier runs hold: this worker's segments from its last run, and the journals in the
+    /// same parent directory that no running worker holds (killed workers'); what the store refuses is tried again at
+    /// the next call (once a second). Rows are checked as on receipt (a record that no longer decodes or fits is
+    /// skipped); the recovery answers them like any other escalation left unanswered.
+    func recoverJournals() {
         guard let journal else { return }
+        storeRefusedRows()
         var sources = [(name: String, segments: [(number: Int, url: URL)], finish: ([URL]) -> Void)]()
-        if own && !journal.leftovers.isEmpty {
-            sources.append(("this worker's last run", journal.leftovers, { urls in urls.forEach { unlink($0.path) } }))
+        let leftovers = unstored.withLock { $0.leftovers }
+        if !leftovers.isEmpty {
+            sources.append(
+                (
+                    "this worker's last run", leftovers,
+                    { urls in
+                        urls.forEach { unlink($0.path) }
+                        let done = Set(urls)
+                        self.unstored.withLock { $0.leftovers.removeAll { done.contains($0.url) } }
+                    }
+                ))
         }
         for orphan in EscalationJournal.orphans(
             in: journal.directory.deletingLastPathComponent(), except: journal.directory)
@@ -529,7 +578,7 @@ public final class EscalationServer: Service, Sendable {
             let now = Date().timeIntervalSince1970
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2,
-                urgent: { now <= $0.payload.deadline ?? .infinity })
+                urgent: { now <= $0.payload.deadline ?? .infinity }, expired: { now > $0.payload.lastUse ?? .infinity })
             recordAcknowledgedVerdicts()
             if batch.isEmpty {
                 if queue.isFinished { break }
@@ -538,7 +587,7 @@ public final class EscalationServer: Service, Sendable {
             }
             if Date().timeIntervalSince(lastReclaim) > 1 {
                 lastReclaim = Date()
-                recoverJournals(own: false)
+                recoverJournals()
                 reclaimStale()
             }
         }
@@ -779,7 +828,8 @@ public final class EscalationServer: Service, Sendable {
         do {
             try client.publish(message) { [weak self] result in
                 guard let self else { return }
-                drain.withLock { $0.acknowledged() }?.resume()
+                // Queued for the store before the drain counts it, so a stopping worker records it too.
+                defer { drain.withLock { $0.acknowledged() }?.resume() }
                 guard case .success(let ack) = result, ack.isAccepted else {
                     if case .success(let ack) = result { refused(verdict, ack.reasonCode, work) }
                     return

@@ -56,7 +56,8 @@ extension CloudWorker {
         }
         // Before any thread runs a float kernel: OpenBLAS does not guard a change of its thread count. A batch split
         // across threads runs one OpenBLAS thread per part; a trainer sets its own count.
-        let blasThreads = configuration.trainer?.blasThreads ?? (configuration.modelThreads > 1 ? 1 : nil)
+        let blasThreads =
+            configuration.trainer.map { $0.blasThreads } ?? (configuration.modelThreads > 1 ? 1 : nil)
         if let threads = blasThreads {
             if Kernels.setFloatThreads(threads) {
                 let why =
@@ -152,14 +153,19 @@ extension CloudWorker {
             logger: logger)
     }
 
-    /// The name of a worker's journal directory: its id with every character outside `A–Z a–z 0–9 . _ -` as `_`.
+    /// The name of a worker's journal directory: its id, or — when it holds characters outside `A–Z a–z 0–9 . _ -`
+    /// or is `.`, `..` or empty — those as `_` followed by a hash of the whole id, so two ids never share a journal.
     static func journalName(_ workerID: String) -> String {
         let name = String(
             workerID.unicodeScalars.map { c -> Character in
                 c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || ".-_".unicodeScalars.contains(c))
                     ? Character(c) : "_"
             })
-        return name.isEmpty || name == "." || name == ".." ? "_" + name : name
+        guard name != workerID || name.isEmpty || name == "." || name == ".." else { return name }
+        // FNV-1a, 64 bits.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in workerID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return name + "-" + String(hash, radix: 16)
     }
 
     /// Checks that the full model has the numerics the worker was told to serve. An int8 full model must come from

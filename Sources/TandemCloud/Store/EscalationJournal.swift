@@ -45,7 +45,7 @@ final class EscalationJournal: @unchecked Sendable {
     /// any left there, which ``leftovers`` lists for the worker to store.
     ///
     /// - Throws: `CloudWorkerError` when the directory cannot be made, or another running worker holds its lock.
-    init(directory: URL, segmentBytes: Int = 8 << 20) throws {
+    init(directory: URL, segmentBytes: Int = 8 << 20, lockWaitSeconds: Double = 30) throws {
         self.directory = directory
         self.segmentBytes = max(4096, segmentBytes)
         try FileManager.default.createDirectory(
@@ -54,12 +54,18 @@ final class EscalationJournal: @unchecked Sendable {
         guard descriptor >= 0 else {
             throw CloudWorkerError(.invalidSetting, "journal \(directory.path): cannot open its lock: errno \(errno)")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(descriptor)
-            throw CloudWorkerError(
-                .invalidSetting,
-                "journal \(directory.path) is in use by another running worker with the same id; worker ids must be unique"
-            )
+        // Another worker may hold it for a moment while it stores what this worker id left after a kill.
+        var waited = 0.0
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            guard waited < lockWaitSeconds else {
+                Glibc.close(descriptor)
+                throw CloudWorkerError(
+                    .invalidSetting,
+                    "journal \(directory.path) stayed locked for \(Int(lockWaitSeconds)) s: another running worker has the "
+                        + "same id (worker ids must be unique)")
+            }
+            usleep(100_000)
+            waited += 0.1
         }
         lockDescriptor = descriptor
         leftovers = Self.segments(in: directory)
@@ -83,6 +89,7 @@ final class EscalationJournal: @unchecked Sendable {
             guard segment.descriptor >= 0 || segment.bytes != .max else {
                 throw CloudWorkerError(.invalidSetting, "journal \(directory.path) is closed")
             }
+            if segment.descriptor < 0 { try openSegment(number: segment.number + 1) }
             if segment.bytes >= segmentBytes {
                 let full = segment.number
                 if segment.descriptor >= 0 { Glibc.close(segment.descriptor) }
@@ -107,10 +114,15 @@ final class EscalationJournal: @unchecked Sendable {
                     let written = write(segment.descriptor, bytes.baseAddress! + offset, bytes.count - offset)
                     if written < 0 && errno == EINTR { continue }
                     guard written > 0 else {
-                        // A partial record is skipped when read back (its CRC fails); later records go after it.
-                        segment.bytes += offset
+                        let failure = errno
+                        // Reading a segment stops at a damaged record, so nothing may follow a partial one: cut it
+                        // off, or go on in a new segment.
+                        if offset > 0 && ftruncate(segment.descriptor, off_t(segment.bytes)) != 0 {
+                            Glibc.close(segment.descriptor)
+                            segment.descriptor = -1
+                        }
                         throw CloudWorkerError(
-                            .invalidSetting, "journal \(directory.path): write failed: errno \(errno)")
+                            .invalidSetting, "journal \(directory.path): write failed: errno \(failure)")
                     }
                     offset += written
                 }

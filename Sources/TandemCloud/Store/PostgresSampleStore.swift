@@ -266,16 +266,26 @@ extension PostgresSampleStore: EscalationStore {
         return escalations.map { new.remove($0.id) != nil }
     }
 
+    /// One statement for the whole batch, as ``insert(_:)``; the probabilities travel as array literals (`{0.1,0.9}`),
+    /// since an array of arrays would be unnested into single numbers. The first verdict for an id wins, in a batch as
+    /// across batches.
     public func answer(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)], at time: Double) throws {
-        try transaction { c in
-            for (id, v) in verdicts {
-                _ = try run(
-                    c,
-                    """
-                    UPDATE escalation SET verdict_label = \(v.label), verdict_probabilities = \(v.probabilities),
-                    cloud_model = \(v.model), answered_at = \(time) WHERE id = \(id) AND answered_at IS NULL
-                    """)
-            }
+        var seen = Set<UUID>()
+        let first = verdicts.filter { seen.insert($0.id).inserted }
+        guard !first.isEmpty else { return }
+        let probabilities = first.map { v in
+            "{" + v.verdict.probabilities.map { $0.isFinite ? String($0) : "0" }.joined(separator: ",") + "}"
+        }
+        _ = try withConnection { c in
+            try run(
+                c,
+                """
+                UPDATE escalation AS e SET verdict_label = v.label, verdict_probabilities = v.probabilities::real[],
+                cloud_model = v.model, answered_at = \(time)
+                FROM UNNEST(\(first.map(\.id))::uuid[], \(first.map(\.verdict.label))::int8[], \(probabilities)::text[],
+                \(first.map(\.verdict.model))::text[]) AS v(id, label, probabilities, model)
+                WHERE e.id = v.id AND e.answered_at IS NULL
+                """)
         }
     }
 
