@@ -178,6 +178,7 @@ struct PayloadTests {
                 escalationId: UUID(), label: trial % probabilities.count, probabilities: probabilities,
                 modelVersion: versions[trial % versions.count])
             let bytes = verdict.encoded()
+            #expect(verdict.escalationId.text == verdict.escalationId.uuidString)
             #expect(try Verdict(decoding: bytes) == verdict)
             let mine = try JSONSerialization.jsonObject(with: Data(bytes)) as? NSDictionary
             let theirs = try JSONSerialization.jsonObject(with: try encoder.encode(verdict)) as? NSDictionary

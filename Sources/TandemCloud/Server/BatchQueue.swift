@@ -56,7 +56,8 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
             if !condition.wait(until: deadline) { break }
         }
         if items.count <= maximum {
-            defer { items.removeAll(keepingCapacity: true) }
+            // Hands over the buffer itself: emptying it in place would copy every element first.
+            defer { items = [] }
             return items
         }
         let gone = items.indices.filter { expired(items[$0]) }

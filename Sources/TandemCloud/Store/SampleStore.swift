@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemProtocol
 
 /// The cloud's record of escalations: each window the edge was unsure about, the edge's guess, the full
 /// model's verdict and, when it arrives, the ground truth. SQLite in the data directory (WAL, so several
@@ -210,7 +211,7 @@ public final class SampleStore: Sendable {
             return try escalations.map { e in
                 try statement.execute(
                     arguments: [
-                        e.id.uuidString, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
+                        e.id.text, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
                         e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet, e.windowStart,
                     ])
                 return db.changesCount == 1
@@ -245,7 +246,7 @@ public final class SampleStore: Sendable {
                     """)
             for (id, v) in verdicts {
                 let probabilities = "[" + v.probabilities.map { String($0) }.joined(separator: ",") + "]"
-                try statement.execute(arguments: [v.label, probabilities, v.model, time, id.uuidString])
+                try statement.execute(arguments: [v.label, probabilities, v.model, time, id.text])
             }
         }
     }

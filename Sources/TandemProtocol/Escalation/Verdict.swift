@@ -48,7 +48,7 @@ public struct Verdict: Sendable, Equatable, Codable {
         var out = [UInt8]()
         out.reserveCapacity(96 + modelVersion.utf8.count + 14 * probabilities.count)
         func append(_ text: String) { out.append(contentsOf: text.utf8) }
-        append("{\"escalationId\":\"\(escalationId.uuidString)\",\"label\":\(label),\"modelVersion\":\"")
+        append("{\"escalationId\":\"\(escalationId.text)\",\"label\":\(label),\"modelVersion\":\"")
         for c in modelVersion.unicodeScalars {
             switch c {
             case "\"": append("\\\"")
