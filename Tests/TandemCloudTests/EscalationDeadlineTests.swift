@@ -18,22 +18,8 @@ struct EscalationDeadlineTests {
         try await MosquittoBroker.with { broker in
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
-            let dir = scratch.url.path
-            try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
-            var configuration = try InProcessWorker.configuration(
-                brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data", workerID: "1")
-            configuration.http = nil
-            let worker = try InProcessWorker(configuration)
-            #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
-            let device = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "pump-1"))
-            try await device.connect()
-            let answered = Mutex(Set<UUID>())
-            let subscription = try await device.subscribe(to: "tandem/v1/f/pump-1/verdicts", qos: .atLeastOnce) {
-                message in
-                if let verdict = try? Verdict(decoding: message.payload) {
-                    answered.withLock { _ = $0.insert(verdict.escalationId) }
-                }
-            }
+            let worker = try await InProcessWorker.serving(brokerPort: broker.port, directory: scratch.url.path)
+            let device = try await VerdictInbox(brokerPort: broker.port, device: "pump-1")
             var generator = SeededGenerator(seed: 8)
             let now = Date().timeIntervalSince1970
             func send(_ deadline: (verdict: Double, lastUse: Double)?) async throws -> UUID {
@@ -41,9 +27,7 @@ struct EscalationDeadlineTests {
                 var payload = try EscalationPayload(
                     decoding: try escalation(id: id, device: "pump-1", generator: &generator))
                 (payload.deadline, payload.lastUse) = (deadline?.verdict, deadline?.lastUse)
-                try await device.publish(
-                    MQTTMessage(
-                        topic: "tandem/v1/f/pump-1/escalations", payload: try payload.encoded(), qos: .atLeastOnce))
+                try await device.escalate(try payload.encoded())
                 return id
             }
             let inTime = try await send((now + 30, now + 90))
@@ -53,21 +37,20 @@ struct EscalationDeadlineTests {
             let server = worker.worker.server
             #expect(
                 await waitUntil {
-                    answered.withLock { $0 } == [inTime, late, noDeadline] && server.statistics.expired == 1
+                    Set(device.received.keys) == [inTime, late, noDeadline] && server.statistics.expired == 1
                 },
                 "\(server.statistics)")
             try await Task.sleep(for: .milliseconds(300))
-            #expect(!answered.withLock { $0.contains(expired) })
+            #expect(device.received[expired] == nil)
             let statistics = server.statistics
             #expect(statistics.inTime == 2 && statistics.late == 1 && statistics.answered == 3, "\(statistics)")
             #expect(
                 worker.log.contains("past their edge's last use of a verdict, stored for training"), "\(worker.log)")
             // Stored for training, terminal: the recovery never claims it.
-            let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
+            let store = try SampleStore(path: "\(scratch.url.path)/data/tandem.sqlite")
             #expect(Set(try store.ids()) == [inTime, late, expired, noDeadline])
             #expect(try store.terminalCounts() == [.expired: 1])
-            subscription.cancel()
-            await device.disconnect()
+            await device.close()
             #expect(await worker.terminate() == 0, "\(worker.log)")
         }
     }

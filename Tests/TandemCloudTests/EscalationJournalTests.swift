@@ -93,7 +93,6 @@ struct EscalationJournalTests {
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             let dir = scratch.url.path
-            try fullModelArtifact().write(to: URL(fileURLWithPath: "\(dir)/full.tandem"))
             // As a worker killed between receipt and its batch leaves it: two records, the second cut short.
             var generator = SeededGenerator(seed: 12)
             let ids = [UUID(), UUID()]
@@ -110,40 +109,25 @@ struct EscalationJournalTests {
             let bytes = try Data(contentsOf: segment)
             try bytes.prefix(bytes.count - 10).write(to: segment)
 
-            let device = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "pump-1"))
-            try await device.connect()
-            let answered = Mutex(Set<UUID>())
-            let subscription = try await device.subscribe(to: "tandem/v1/f/pump-1/verdicts", qos: .atLeastOnce) {
-                message in
-                if let verdict = try? Verdict(decoding: message.payload) {
-                    answered.withLock { _ = $0.insert(verdict.escalationId) }
-                }
-            }
-            var configuration = try InProcessWorker.configuration(
-                brokerPort: broker.port, modelPath: "\(dir)/full.tandem", dataDirectory: "\(dir)/data", workerID: "1")
-            configuration.http = nil
-            let worker = try InProcessWorker(configuration)
+            let device = try await VerdictInbox(brokerPort: broker.port, device: "pump-1")
+            let worker = try await InProcessWorker.serving(brokerPort: broker.port, directory: dir)
             #expect(
                 await waitUntil(startLimit) {
                     worker.log.contains(
                         "journal: stored 1 escalation(s) from the stopped worker's journal 2 that had not reached the store (1 unreadable record(s) skipped)"
                     )
                 }, "\(worker.log)")
-            #expect(await waitUntil { answered.withLock { $0 } == [ids[0]] }, "\(worker.log)")
+            #expect(await waitUntil { Set(device.received.keys) == [ids[0]] }, "\(worker.log)")
             let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
             #expect(try store.ids() == [ids[0]])
             #expect(EscalationJournal.segments(in: URL(fileURLWithPath: "\(dir)/data/journal/2")).isEmpty)
 
             // Its own escalations go through its journal, which is empty again after a clean stop.
             let id = UUID()
-            try await device.publish(
-                MQTTMessage(
-                    topic: "tandem/v1/f/pump-1/escalations",
-                    payload: try escalation(id: id, device: "pump-1", generator: &generator), qos: .atLeastOnce))
-            #expect(await waitUntil { answered.withLock { $0.contains(id) } })
+            try await device.escalate(try escalation(id: id, device: "pump-1", generator: &generator))
+            #expect(await waitUntil { device.received[id] != nil })
             #expect(await waitUntil { (try? store.counts().answered) == 2 })
-            subscription.cancel()
-            await device.disconnect()
+            await device.close()
             #expect(await worker.terminate() == 0, "\(worker.log)")
             #expect(EscalationJournal.segments(in: URL(fileURLWithPath: "\(dir)/data/journal/1")).isEmpty)
         }

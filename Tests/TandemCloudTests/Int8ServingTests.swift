@@ -111,36 +111,25 @@ struct Int8ServingTests {
             defer { scratch.remove() }
             let dir = scratch.url.path
             let models = try Models(in: dir)
-            var configuration = try InProcessWorker.configuration(
-                brokerPort: broker.port, modelPath: models.int8, dataDirectory: "\(dir)/data", workerID: "1")
-            configuration.precision = .int8
-            configuration.modelThreads = 2
-            configuration.http = nil
-            let worker = try InProcessWorker(configuration)
-            #expect(await waitUntil(startLimit) { worker.log.contains("serving") }, "\(worker.log)")
-            #expect(worker.log.contains("(int8, batches of up to 64 split across 2 thread(s))"), "\(worker.log)")
-            let device = try MQTTClient(configuration: MQTTClientConfiguration(port: broker.port, clientID: "pump-1"))
-            try await device.connect()
-            let verdicts = Mutex([UUID: Verdict]())
-            let subscription = try await device.subscribe(to: "tandem/v1/f/pump-1/verdicts", qos: .atLeastOnce) {
-                message in
-                if let verdict = try? Verdict(decoding: message.payload) {
-                    verdicts.withLock { $0[verdict.escalationId] = verdict }
-                }
+            let worker = try await InProcessWorker.serving(brokerPort: broker.port, directory: dir, model: models.int8)
+            {
+                $0.precision = .int8
+                $0.modelThreads = 2
             }
+            #expect(worker.log.contains("(int8, batches of up to 64 split across 2 thread(s))"), "\(worker.log)")
+            let device = try await VerdictInbox(brokerPort: broker.port, device: "pump-1")
             var generator = SeededGenerator(seed: 4)
             var sent = [UUID: [Float]]()
             for _ in 0..<40 {
                 let id = UUID()
                 let bytes = try escalation(id: id, device: "pump-1", generator: &generator)
                 sent[id] = try EscalationPayload(decoding: bytes).window
-                try await device.publish(
-                    MQTTMessage(topic: "tandem/v1/f/pump-1/escalations", payload: bytes, qos: .atLeastOnce))
+                try await device.escalate(bytes)
             }
-            #expect(await waitUntil { verdicts.withLock { $0.count } == sent.count }, "\(worker.log)")
+            #expect(await waitUntil { device.received.count == sent.count }, "\(worker.log)")
             let engine = Int8Engine(model: models.quantized)
             for (id, window) in sent {
-                guard let verdict = verdicts.withLock({ $0[id] }) else { continue }
+                guard let verdict = device.received[id] else { continue }
                 var expected = [Float](repeating: 0, count: 3)
                 let confidence = try window.withUnsafeBufferPointer { x in
                     try expected.withUnsafeMutableBufferPointer { try engine.classify(x, probabilities: $0) }
@@ -152,8 +141,7 @@ struct Int8ServingTests {
             // Recorded in the store, one transaction per batch of acknowledged verdicts.
             let store = try SampleStore(path: "\(dir)/data/tandem.sqlite")
             #expect(await waitUntil { (try? store.counts().answered) == sent.count })
-            subscription.cancel()
-            await device.disconnect()
+            await device.close()
             #expect(await worker.terminate() == 0, "\(worker.log)")
         }
     }
