@@ -48,6 +48,9 @@ extension FuzzTarget {
         FuzzCheck.require(
             admissible || after.rejected == before.rejected + 1, "an inadmissible message was not counted")
         FuzzCheck.require(verdicts.count <= 1, "one message got \(verdicts.count) verdicts")
+        if let lastUse = decoded?.lastUse, lastUse < Date().timeIntervalSince1970 - 1 {
+            FuzzCheck.require(verdicts.isEmpty, "an escalation past its last use was answered")
+        }
         for verdict in verdicts {
             FuzzCheck.require(verdict.escalationId == decoded?.id, "a verdict answers another escalation")
             let read = try? Verdict(decoding: verdict.encoded())

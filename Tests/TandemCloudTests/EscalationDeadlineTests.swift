@@ -55,6 +55,19 @@ struct EscalationDeadlineTests {
         }
     }
 
+    @Test("a deadline years ahead counts as 10 minutes ahead; nearer ones and none stay as they are")
+    func deadlinesAreBounded() throws {
+        var generator = SeededGenerator(seed: 2)
+        var payload = try EscalationPayload(decoding: try escalation(id: UUID(), device: "d", generator: &generator))
+        let now = 1_800_000_000.0
+        #expect(EscalationServer.boundingDeadlines(of: payload, receivedAt: now) == payload)
+        (payload.deadline, payload.lastUse) = (now + 0.5, now + 60.5)
+        #expect(EscalationServer.boundingDeadlines(of: payload, receivedAt: now) == payload)
+        (payload.deadline, payload.lastUse) = (4e9, 4e9 + 60)
+        let bounded = EscalationServer.boundingDeadlines(of: payload, receivedAt: now)
+        #expect(bounded.deadline == now + 600 && bounded.lastUse == now + 600)
+    }
+
     @Test(
         "when more wait than a batch takes, the urgent ones go first, in arrival order, then the others; expired ones always"
     )

@@ -44,7 +44,18 @@ enum SeedCorpus {
         corrupt[3] = 1  // reserved flags
         var nan = escalationPayload()
         nan.window[3] = .nan
+        // Version 2: a deadline far ahead (counted at most 10 minutes), one whose last use passed long ago (stored,
+        // not answered), and a last use before its deadline (the checksum repaired by the target's flag).
+        var ahead = escalationPayload()
+        (ahead.deadline, ahead.lastUse) = (4e9, 4e9 + 60)
+        var expired = escalationPayload(id: UUID(uuid: (0x8A, 0x1C, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 9)))
+        (expired.deadline, expired.lastUse) = (1000, 1060)
+        var backwards = try ahead.encoded()
+        withUnsafeBytes(of: (1000.0).bitPattern.littleEndian) { backwards.replaceSubrange(59..<67, with: $0) }
         return [
+            "valid-deadline-ahead": [0, 0] + (try ahead.encoded()),
+            "valid-expired": [0, 0] + (try expired.encoded()),
+            "invalid-deadline-after-last-use": [0, 1] + backwards,
             "valid-edge-model": [0, 0] + valid,
             "valid-full-model": [0, 0] + (try escalationPayload(model: "full-1").encoded()),
             "valid-duplicate": [0, 0] + (try escalationPayload(id: answeredID).encoded()),

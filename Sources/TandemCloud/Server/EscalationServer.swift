@@ -388,42 +388,18 @@ public final class EscalationServer: Service, Sendable {
             }
             return
         }
-        guard message.payload.count <= maximumPayloadBytes else {
-            reject(
-                .tooLarge,
-                "\(message.payload.count) bytes, more than an escalation of the model's \(shape.window)×\(shape.channels) "
-                    + "input can be (\(maximumPayloadBytes))")
-            return
-        }
         var payload: EscalationPayload
-        do {
-            payload = try EscalationPayload(decoding: message.payload)
-        } catch {
-            reject(.malformed, "\(error)")
-            return
-        }
-        guard payload.device == address.device else {
-            reject(
-                .otherDevice, "the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'")
-            return
-        }
-        guard payload.length == shape.window, payload.channels == shape.channels else {
-            reject(
-                .wrongShape,
-                "escalation \(payload.id) is \(payload.length)×\(payload.channels), the model takes "
-                    + "\(shape.window)×\(shape.channels)")
+        switch check(message.payload, from: address) {
+        case .success(let checked): payload = checked
+        case .failure(let refusal):
+            reject(refusal.reason, refusal.message)
             return
         }
         counters.withLock { $0.received += 1 }
         metrics?.escalationsReceived.increment()
         let correlation = message.properties.correlationData ?? withUnsafeBytes(of: payload.id.uuid) { Array($0) }
         let now = Date().timeIntervalSince1970
-        // A deadline is the device's word: it orders the queue, so it may not buy a place ahead of the others for
-        // longer than an honest edge's correction window (60 s) plus clock skew allows.
-        if let deadline = payload.deadline, let lastUse = payload.lastUse {
-            payload.deadline = min(deadline, now + Self.longestDeadlineSeconds)
-            payload.lastUse = min(lastUse, now + Self.longestDeadlineSeconds)
-        }
+        payload = Self.boundingDeadlines(of: payload, receivedAt: now)
         let row = Self.row(payload, message.payload, address, receivedAt: now)
         var work = Work(
             payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
@@ -450,8 +426,57 @@ public final class EscalationServer: Service, Sendable {
         queue.put(work)
     }
 
+    /// Why an escalation's bytes were refused, with the line that says so.
+    struct CheckFailure: Error {
+        var reason: Refusal
+        var message: String
+    }
+
+    /// The checks of an escalation's bytes, from `address`'s device, that receipt makes after the topic and the rate
+    /// limit, and a journal's recovery makes again: its size, its decoding, the device it names, its window's shape.
+    func check(_ bytes: [UInt8], from address: DeviceTopicAddress) -> Result<EscalationPayload, CheckFailure> {
+        guard bytes.count <= maximumPayloadBytes else {
+            return .failure(
+                CheckFailure(
+                    reason: .tooLarge,
+                    message: "\(bytes.count) bytes, more than an escalation of the model's \(shape.window)×"
+                        + "\(shape.channels) input can be (\(maximumPayloadBytes))"))
+        }
+        let payload: EscalationPayload
+        do {
+            payload = try EscalationPayload(decoding: bytes)
+        } catch {
+            return .failure(CheckFailure(reason: .malformed, message: "\(error)"))
+        }
+        guard payload.device == address.device else {
+            return .failure(
+                CheckFailure(
+                    reason: .otherDevice,
+                    message: "the payload names device '\(payload.device.prefix(64))', the topic '\(address.device)'"))
+        }
+        guard payload.length == shape.window, payload.channels == shape.channels else {
+            return .failure(
+                CheckFailure(
+                    reason: .wrongShape,
+                    message: "escalation \(payload.id) is \(payload.length)×\(payload.channels), the model takes "
+                        + "\(shape.window)×\(shape.channels)"))
+        }
+        return .success(payload)
+    }
+
     /// How far ahead of its receipt an escalation's deadline and last use count (longer ones are cut to it): 10 minutes.
     static let longestDeadlineSeconds = 600.0
+
+    /// `payload` with its deadline and last use cut to at most ``longestDeadlineSeconds`` after its receipt. A deadline
+    /// is the device's word: it orders the queue, so it may not buy a place ahead of the others for longer than an
+    /// honest edge's correction window (60 s) plus clock skew allows.
+    static func boundingDeadlines(of payload: EscalationPayload, receivedAt now: Double) -> EscalationPayload {
+        guard let deadline = payload.deadline, let lastUse = payload.lastUse else { return payload }
+        var payload = payload
+        payload.deadline = min(deadline, now + longestDeadlineSeconds)
+        payload.lastUse = min(lastUse, now + longestDeadlineSeconds)
+        return payload
+    }
 
     /// The store's row for an escalation of `address`'s device (its verdicts go to that device's verdicts topic).
     static func row(_ payload: EscalationPayload, _ bytes: [UInt8], _ address: DeviceTopicAddress, receivedAt: Double)
@@ -544,8 +569,7 @@ public final class EscalationServer: Service, Sendable {
                 skipped += damaged
                 let rows = entries.compactMap { entry -> SampleStore.Escalation? in
                     guard let address = DeviceTopicAddress(topic: entry.topic), address.kind == .escalations,
-                        let payload = try? EscalationPayload(decoding: entry.payload), payload.device == address.device,
-                        payload.length == shape.window, payload.channels == shape.channels
+                        case .success(let payload) = check(entry.payload, from: address)
                     else {
                         skipped += 1
                         return nil

@@ -104,9 +104,7 @@ public struct KeyRevocationList: Sendable, Equatable {
         let wire = Wire(
             v: 1, fleet: fleet, sequence: sequence, revoked: revokedKeyIDs, keyId: signature?.keyIDHex ?? "",
             signature: signature?.signatureHex ?? "")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(wire))) ?? []
+        return signedMessageJSON(wire)
     }
 
     private struct Wire: Codable {

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// The Ed25519 signature a signed message carries: the signing key's id and the signature.
 ///
 /// The protocol only carries and encodes it; the signing and checking (with the same keys and code that sign
@@ -70,6 +76,15 @@ enum Hex {
 
     /// Whether `text` is a key id: 16 lower-case hex digits.
     static func isKeyID(_ text: String) -> Bool { decode(text, byteCount: 8) != nil }
+}
+
+/// The JSON a signed message travels as: keys sorted, slashes unescaped (the signature covers ``CanonicalBytes``,
+/// not these bytes, but every signed document reads the same way).
+func signedMessageJSON(_ wire: some Encodable) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Plain strings, numbers and arrays cannot fail to encode.
+    return (try? Array(encoder.encode(wire))) ?? []
 }
 
 /// Writes the canonical bytes a signature covers: little-endian integers and length-prefixed UTF-8, no

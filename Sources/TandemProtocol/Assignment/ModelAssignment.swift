@@ -232,9 +232,7 @@ public struct ModelAssignment: Sendable, Equatable {
         }
         wire.keyId = signature?.keyIDHex
         wire.signature = signature?.signatureHex
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(wire))) ?? []
+        return signedMessageJSON(wire)
     }
 
     /// The JSON object of both formats.

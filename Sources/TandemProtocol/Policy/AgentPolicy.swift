@@ -175,9 +175,7 @@ public struct AgentPolicy: Sendable, Equatable {
         let wire = Wire(
             v: 1, version: version, fleet: fleet, device: device, sequence: sequence, expires: expiresAt,
             settings: settings, keyId: signature?.keyIDHex, signature: signature?.signatureHex)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(wire))) ?? []
+        return signedMessageJSON(wire)
     }
 
     private struct Wire: Codable {

@@ -36,6 +36,7 @@ struct BenchModel: ParsableCommand {
 
     func run() throws {
         Console.logFloatKernels()
+        Console.log("int8 kernels: \(Int8InstructionSet.best)")
         if !defaultAllocator { MemoryTuning.reuseLargeAllocations() }
         let file = try ModelSpecFile.load(contentsOf: URL(fileURLWithPath: spec))
         let network = try Network(layers: file.layers, window: window, channels: channels, classes: classes, seed: 1)
