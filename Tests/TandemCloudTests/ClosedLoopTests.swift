@@ -235,9 +235,22 @@ struct ClosedLoopTests {
             #expect(oldWindows >= 300 && newWindows >= 150, "\(windows)")
             let oldRate = Double(escalations["edge-1"] ?? 0) / Double(max(oldWindows, 1))
             let newRate = Double(escalations[version] ?? 0) / Double(max(newWindows, 1))
-            #expect(newRate < oldRate, "escalation rate \(newRate) on \(version) vs \(oldRate) on edge-1")
+            // The devices ran the two models on different stretches of the stream, a few hundred windows each, so
+            // their live rates differ by noise as much as by the round; the models are compared on the same windows:
+            // every device's stretch after the update, at the threshold the devices use.
+            let candidate = try ModelArtifact.read(from: install.registry.artifactURL(version: version))
+            let onOld = try after.map { try fixture.expectedEscalations($0) }
+            let onNew = try after.map { try fixture.expectedEscalations($0, model: candidate) }
+            let afterWindows = onOld.reduce(0) { $0 + $1.windows }
+            let (oldOnAfter, newOnAfter) = (
+                onOld.reduce(0) { $0 + $1.escalations }, onNew.reduce(0) { $0 + $1.escalations }
+            )
+            #expect(
+                newOnAfter < oldOnAfter,
+                "on the same \(afterWindows) windows \(version) escalates \(newOnAfter), edge-1 \(oldOnAfter)")
             print(
-                "closed loop: \(version); escalation rate \(oldRate) on \(oldWindows) windows → \(newRate) on \(newWindows)"
+                "closed loop: \(version); on the same \(afterWindows) windows \(oldOnAfter) → \(newOnAfter) escalations; "
+                    + "live: \(oldRate) on \(oldWindows) windows → \(newRate) on \(newWindows)"
             )
 
             // The candidate: retrained, signed with the fleet's key, its gate and rollout on record.

@@ -108,9 +108,13 @@ struct LoopFixture: Sendable {
         return text
     }
 
-    /// How many windows of `range` (cut from its first sample at the model's hop, as a device does) the weak
-    /// edge model would escalate at its calibrated threshold, and how many windows there are.
-    func expectedEscalations(_ range: Range<Int>) throws -> (escalations: Int, windows: Int) {
+    /// How many windows of `range` (cut from its first sample at the model's hop, as a device does) `model` (by
+    /// default the weak edge model) would escalate at the weak model's calibrated threshold, and how many
+    /// windows there are.
+    func expectedEscalations(_ range: Range<Int>, model: ModelArtifact? = nil) throws -> (
+        escalations: Int, windows: Int
+    ) {
+        let edge = model ?? self.edge
         let channels = stream.channelNames.count
         let count = range.count >= Self.window ? (range.count - Self.window) / Self.hop + 1 : 0
         var scalars = [Float]()
