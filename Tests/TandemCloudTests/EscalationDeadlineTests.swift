@@ -73,17 +73,23 @@ struct EscalationDeadlineTests {
     )
     func urgentFirst() {
         let queue = BatchQueue<Int>()
-        for i in 0..<10 { queue.put(i) }
-        let even = { (i: Int) in i.isMultiple(of: 2) }
-        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [0, 2, 4, 6])
-        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [1, 3, 5, 8])
-        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [7, 9])
-        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even) == [])
+        // At time 100: the even ones can still be answered in time, 7 and 9 are past their last use.
+        func put(_ i: Int) {
+            queue.put(i, deadline: i.isMultiple(of: 2) ? 150 : 50, lastUse: i == 7 || i == 9 ? 90 : 200)
+        }
+        for i in 0..<10 where i != 7 && i != 9 { put(i) }
+        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, now: 100) == [0, 2, 4, 6])
+        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, now: 100) == [1, 3, 5, 8])
+        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, now: 100) == [])
         // Expired ones need no model: they are always taken, beyond the maximum.
-        for i in 0..<10 { queue.put(i) }
-        let expired = { (i: Int) in i == 7 || i == 9 }
-        #expect(queue.take(maximum: 2, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [0, 2, 7, 9])
-        #expect(queue.take(maximum: 2, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [4, 6])
-        #expect(queue.take(maximum: 4, maximumWait: 0, idle: 0, urgent: even, expired: expired) == [1, 3, 5, 8])
+        for i in 0..<10 { put(i) }
+        #expect(queue.take(maximum: 2, maximumWait: 0, idle: 0, now: 100) == [0, 2, 7, 9])
+        // Three urgent ones and two others fill a batch of five, handed over in arrival order.
+        #expect(queue.take(maximum: 5, maximumWait: 0, idle: 0, now: 100) == [1, 3, 4, 6, 8])
+        #expect(queue.take(maximum: 5, maximumWait: 0, idle: 0, now: 100) == [5])
+        // Earlier, nothing has expired and every deadline is ahead: the oldest go first.
+        for i in 0..<10 { put(i) }
+        #expect(queue.take(maximum: 3, maximumWait: 0, idle: 0, now: 10) == [0, 1, 2])
+        #expect(queue.count == 7)
     }
 }

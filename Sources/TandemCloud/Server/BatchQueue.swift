@@ -5,13 +5,17 @@ import Foundation
 final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element] = []
+    /// Each element's deadline and last use (seconds since 1970), beside it: the batcher orders by them without
+    /// touching (or copying) the elements.
+    private var times: [(deadline: Double, lastUse: Double)] = []
     private var closed = false
     private var woken = false
 
-    /// Adds one element.
-    func put(_ element: Element) {
+    /// Adds one element, to be answered by `deadline` and of no use after `lastUse` (seconds since 1970).
+    func put(_ element: Element, deadline: Double = .infinity, lastUse: Double = .infinity) {
         condition.lock()
         items.append(element)
+        times.append((deadline, lastUse))
         condition.signal()
         condition.unlock()
     }
@@ -37,12 +41,10 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     ///
     /// - Returns: the batch (empty when `idle` passed with nothing, or the queue is closed and drained).
     ///
-    /// When more than `maximum` wait, the `urgent` ones go first (in arrival order), then the others; the `expired`
-    /// ones (no model call, only a store) are always taken, beyond `maximum`.
-    func take(
-        maximum: Int, maximumWait: TimeInterval, idle: TimeInterval, urgent: (Element) -> Bool = { _ in true },
-        expired: (Element) -> Bool = { _ in false }
-    ) -> [Element] {
+    /// When more than `maximum` wait, the urgent ones (whose deadline is not past at `now`) go first, in arrival order,
+    /// then the others; the expired ones (past their last use: no model call, only a store) are always taken, beyond
+    /// `maximum`.
+    func take(maximum: Int, maximumWait: TimeInterval, idle: TimeInterval, now: Double = 0) -> [Element] {
         condition.lock()
         defer { condition.unlock() }
         let idleDeadline = Date(timeIntervalSinceNow: idle)
@@ -57,28 +59,48 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
         }
         if items.count <= maximum {
             // Hands over the buffer itself: emptying it in place would copy every element first.
-            defer { items = [] }
+            defer { (items, times) = ([], []) }
             return items
         }
-        let gone = items.indices.filter { expired(items[$0]) }
+        let gone = times.indices.filter { now > times[$0].lastUse }
         // The usual case under load: the oldest are urgent too, and are taken as they are.
-        if gone.isEmpty && items.prefix(maximum).allSatisfy(urgent) {
-            defer { items.removeFirst(maximum) }
+        if gone.isEmpty && times.prefix(maximum).allSatisfy({ now <= $0.deadline }) {
+            defer {
+                items.removeFirst(maximum)
+                times.removeFirst(maximum)
+            }
             return Array(items.prefix(maximum))
         }
         let limit = maximum + gone.count
-        var chosen = gone
-        var taken = Set(gone)
-        for (i, item) in items.enumerated() where chosen.count < limit && !taken.contains(i) && urgent(item) {
-            chosen.append(i)
-            taken.insert(i)
-        }
-        for i in items.indices where chosen.count < limit && !taken.contains(i) { chosen.append(i) }
-        chosen.sort()
-        let batch = chosen.map { items[$0] }
         var keep = [Bool](repeating: true, count: items.count)
-        for i in chosen { keep[i] = false }
-        items = items.indices.filter { keep[$0] }.map { items[$0] }
+        for i in gone { keep[i] = false }
+        var chosen = gone.count
+        for i in times.indices where chosen < limit && keep[i] && now <= times[i].deadline {
+            keep[i] = false
+            chosen += 1
+        }
+        for i in times.indices where chosen < limit && keep[i] {
+            keep[i] = false
+            chosen += 1
+        }
+        var batch = [Element]()
+        var rest = [Element]()
+        var restTimes = [(deadline: Double, lastUse: Double)]()
+        batch.reserveCapacity(chosen)
+        rest.reserveCapacity(items.count - chosen)
+        restTimes.reserveCapacity(items.count - chosen)
+        // Moves every element to one side; the old buffer is emptied without a copy.
+        var old = [Element]()
+        swap(&old, &items)
+        for (i, element) in old.enumerated() {
+            if keep[i] {
+                rest.append(element)
+                restTimes.append(times[i])
+            } else {
+                batch.append(element)
+            }
+        }
+        (items, times) = (rest, restTimes)
         return batch
     }
 

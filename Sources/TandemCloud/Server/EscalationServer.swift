@@ -167,18 +167,31 @@ public final class EscalationServer: Service, Sendable {
     /// Verdicts the broker acknowledged, not yet recorded in the store (the batching thread records them).
     let acknowledgedVerdicts = Mutex([(id: UUID, verdict: SampleStore.StoredVerdict)]())
 
-    /// One escalation waiting for the model.
-    struct Work: Sendable {
-        var payload: EscalationPayload
-        var bytes: [UInt8]
-        var responseTopic: String
-        var correlation: [UInt8]
-        /// First delivery of this id (false: the store already had it).
-        var fresh: Bool
+    /// One escalation waiting for the model. A reference: batches, filters and the verdict's completion pass it on
+    /// with one retain, not a copy of every field.
+    final class Work: Sendable {
+        let payload: EscalationPayload
+        let bytes: [UInt8]
+        let responseTopic: String
+        let correlation: [UInt8]
+        /// First delivery of this id (false: the store already had it), as far as receipt knows.
+        let fresh: Bool
         /// When this worker received (or reclaimed) it.
-        var received = ContinuousClock.now
-        /// The row to store with its batch, and the journal segment holding it until then; nil once stored.
-        var pending: (row: SampleStore.Escalation, segment: Int)? = nil
+        let received = ContinuousClock.now
+        /// The row to store with its batch, and the journal segment holding it until then; nil if already stored.
+        let pending: (row: SampleStore.Escalation, segment: Int)?
+
+        init(
+            payload: EscalationPayload, bytes: [UInt8], responseTopic: String, correlation: [UInt8], fresh: Bool,
+            pending: (row: SampleStore.Escalation, segment: Int)? = nil
+        ) {
+            self.payload = payload
+            self.bytes = bytes
+            self.responseTopic = responseTopic
+            self.correlation = correlation
+            self.fresh = fresh
+            self.pending = pending
+        }
     }
 
     /// A worker answering with `model` (its artifact's manifest `manifest`), float32 or int8, each batch split
@@ -401,29 +414,33 @@ public final class EscalationServer: Service, Sendable {
         let now = Date().timeIntervalSince1970
         payload = Self.boundingDeadlines(of: payload, receivedAt: now)
         let row = Self.row(payload, message.payload, address, receivedAt: now)
-        var work = Work(
-            payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
-            fresh: true)
+        let (deadline, lastUse) = (payload.deadline ?? .infinity, payload.lastUse ?? .infinity)
         if let journal {
             do {
                 // Durable before libmosquitto acknowledges it; stored with its batch.
-                work.pending = (
-                    row, try journal.append(topic: message.topic, payload: message.payload, receivedAt: row.receivedAt)
-                )
-                queue.put(work)
+                let segment = try journal.append(
+                    topic: message.topic, payload: message.payload, receivedAt: row.receivedAt)
+                let work = Work(
+                    payload: payload, bytes: message.payload, responseTopic: row.responseTopic,
+                    correlation: correlation, fresh: true, pending: (row, segment))
+                queue.put(work, deadline: deadline, lastUse: lastUse)
                 return
             } catch {
                 logger.error("\(escaping: error); storing the escalation on receipt instead")
             }
         }
+        var fresh = true
         do {
-            work.fresh = try store.insert(row)
+            fresh = try store.insert(row)
         } catch {
             logger.error(
                 "store: \(escaping: error)",
                 metadata: ["escalation": "\(payload.id)", "device": .escaping(payload.device)])
         }
-        queue.put(work)
+        let work = Work(
+            payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
+            fresh: fresh)
+        queue.put(work, deadline: deadline, lastUse: lastUse)
     }
 
     /// Why an escalation's bytes were refused, with the line that says so.
@@ -489,17 +506,19 @@ public final class EscalationServer: Service, Sendable {
             fleet: address.fleet, windowStart: payload.windowStart)
     }
 
-    /// Stores the rows of `batch` still waiting in the journal, in one transaction, and releases them from it; marks
-    /// which were first deliveries. If the store fails they stay in the journal and are tried again once a second
-    /// (``storeRefusedRows()``), and are answered all the same.
-    private func storePending(_ batch: [Work]) -> [Work] {
+    /// Stores the rows of `batch` still waiting in the journal, in one transaction, and releases them from it.
+    /// If the store fails they stay in the journal and are tried again once a second (``storeRefusedRows()``), and are
+    /// answered all the same.
+    ///
+    /// - Returns: for each of `batch`, whether it is the first delivery of its id.
+    private func storePending(_ batch: [Work]) -> [Bool] {
+        var fresh = batch.map(\.fresh)
         let waiting = batch.indices.filter { batch[$0].pending != nil }
-        guard !waiting.isEmpty else { return batch }
-        var batch = batch
+        guard !waiting.isEmpty else { return fresh }
         do {
-            let fresh = try store.insert(waiting.map { batch[$0].pending!.row })
+            let stored = try store.insert(waiting.map { batch[$0].pending!.row })
             journal?.release(waiting.map { batch[$0].pending!.segment })
-            for (k, i) in waiting.enumerated() { batch[i].fresh = fresh[k] }
+            for (k, i) in waiting.enumerated() { fresh[i] = stored[k] }
         } catch {
             let kept = unstored.withLock { unstored in
                 let room = max(0, Self.maximumUnstored - unstored.rows.count)
@@ -511,8 +530,7 @@ public final class EscalationServer: Service, Sendable {
                 + "in a second (the rest at the worker's next start), and are answered now"
             logger.error("\(line)")
         }
-        for i in waiting { batch[i].pending = nil }
-        return batch
+        return fresh
     }
 
     /// Tries again to store the journaled rows the store refused before.
@@ -599,10 +617,9 @@ public final class EscalationServer: Service, Sendable {
         var lastReclaim = Date()
         while true {
             // Work that can still reach its edge before the deadline goes first.
-            let now = Date().timeIntervalSince1970
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2,
-                urgent: { now <= $0.payload.deadline ?? .infinity }, expired: { now > $0.payload.lastUse ?? .infinity })
+                now: Date().timeIntervalSince1970)
             recordAcknowledgedVerdicts()
             if batch.isEmpty {
                 if queue.isFinished { break }
@@ -701,9 +718,8 @@ public final class EscalationServer: Service, Sendable {
     /// - Returns: The verdicts it published (or tried to, if the client is stopped).
     @discardableResult
     func process(_ batch: [Work]) -> [Verdict] {
-        let batch = storePending(batch)
+        let fresh = storePending(batch)
         var published = [Verdict]()
-        let fresh = batch.map(\.fresh)
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.
         var toClassify = [Int]()
         for i in batch.indices {

@@ -212,12 +212,9 @@ public struct EscalationPayload: Sendable, Equatable {
                 offset: bytes.count - 4)
         }
         reader.end = bytes.count - 4
-        let idBytes = Array(try reader.bytes(16, "escalation id"))
-        id = UUID(
-            uuid: (
-                idBytes[0], idBytes[1], idBytes[2], idBytes[3], idBytes[4], idBytes[5], idBytes[6], idBytes[7],
-                idBytes[8], idBytes[9], idBytes[10], idBytes[11], idBytes[12], idBytes[13], idBytes[14], idBytes[15]
-            ))
+        let idOffset = reader.position
+        _ = try reader.bytes(16, "escalation id")
+        id = UUID(uuid: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: idOffset, as: uuid_t.self) })
         windowStart = Double(bitPattern: try reader.u64("window start"))
         windowEnd = Double(bitPattern: try reader.u64("window end"))
         let rate = Float(bitPattern: try reader.u32("sample rate"))
@@ -262,19 +259,28 @@ public struct EscalationPayload: Sendable, Equatable {
             throw PayloadError(
                 .truncated, "window needs \(2 * count) bytes, \(reader.remaining) left", offset: reader.position)
         }
-        var window = [Float](repeating: 0, count: count)
         let windowOffset = reader.position
-        for i in 0..<count {
-            let value = Float16Bits.decode(try reader.u16("window"))
-            guard value.isFinite else {
-                throw PayloadError(
-                    .malformed, "window value \(i) (channel \(i % channels), sample \(i / channels)) is \(value)",
-                    offset: windowOffset + 2 * i)
+        // The first value that is not finite (binary16 exponent all ones: infinity or NaN), if any.
+        var notFinite = -1
+        window = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<count {
+                    let half = raw.loadUnaligned(fromByteOffset: windowOffset + 2 * i, as: UInt16.self).littleEndian
+                    if half & 0x7C00 == 0x7C00 && notFinite < 0 { notFinite = i }
+                    buffer[i] = Float16Bits.decode(half)
+                }
             }
-            window[i] = value
+            initialized = count
         }
-        self.window = window
+        guard notFinite < 0 else {
+            let i = notFinite
+            throw PayloadError(
+                .malformed, "window value \(i) (channel \(i % channels), sample \(i / channels)) is \(window[i])",
+                offset: windowOffset + 2 * i)
+        }
+        reader.position += 2 * count
         var topK = [RankedLabel]()
+        topK.reserveCapacity(k)
         for _ in 0..<k {
             let label = Int(try reader.u16("top-k label"))
             let offset = reader.position
@@ -331,7 +337,11 @@ struct ByteReader {
 
     mutating func text(_ field: String) throws(PayloadError) -> String {
         let start = position
-        let count = Int(try u8("\(field) length"))
+        guard remaining >= 1 else {
+            throw PayloadError(.truncated, "\(field) length needs 1 bytes, \(max(remaining, 0)) left", offset: position)
+        }
+        let count = Int(bytes[position])
+        position += 1
         let raw = try bytes(count, field)
         guard let text = String(validating: raw, as: UTF8.self) else {
             throw PayloadError(.malformed, "\(field) is not UTF-8", offset: start)
