@@ -1,6 +1,5 @@
-import Testing
-
 import TandemMQTT
+import Testing
 
 @Suite("CRC-32")
 struct CRC32Tests {
