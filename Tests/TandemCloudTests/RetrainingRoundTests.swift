@@ -1,11 +1,12 @@
 import Foundation
-import TandemCloud
 import TandemCore
 import TandemEdge
 import TandemProtocol
 import TandemTestSupport
 import TandemTraining
 import Testing
+
+@testable import TandemCloud
 
 /// Deployed models and data for retraining tests: a float full model, an int8 edge model distilled from
 /// it for only a few epochs (an early edge model, unsure of much), and a pool of new windows whose unsure
@@ -230,6 +231,24 @@ struct RetrainingRoundTests {
         #expect(gate.candidateAccuracy < gate.currentAccuracy - gate.epsilon)
         #expect(gate.reasons.first?.contains("accuracy") == true, "\(gate.reasons)")
         #expect(gate.summary.hasPrefix("gate failed: accuracy"))
+    }
+
+    @Test(
+        "hard examples labelled by a stale verdict are labelled again by the fine-tuned full model before distillation"
+    )
+    func verdictLabelsAreRenewed() throws {
+        let fixture = try RetrainingFixture.shared.get()
+        let model = try FloatModel(artifact: fixture.full)
+        // More windows than one batch of the relabelling, every label wrong for this model (the next class).
+        var set = fixture.pool.subset(Array(0..<300))
+        fixture.full.manifest.input.normalize(&set.windows)
+        let predicted = try model.logits(for: set.windows).argmaxRows()
+        set.labels = predicted.map { ($0 + 1) % set.classNames.count }
+        let (relabeled, changed) = try RetrainingRound.relabel(set, by: model)
+        #expect(relabeled.labels == predicted && changed == 300)
+        #expect(relabeled.windows == set.windows && relabeled.classNames == set.classNames)
+        let (again, unchanged) = try RetrainingRound.relabel(relabeled, by: model)
+        #expect(again.labels == predicted && unchanged == 0)
     }
 
     @Test("inputs that do not fit are refused before any training")

@@ -317,8 +317,11 @@ public struct RetrainingRound: Sendable {
             compressionOptions.fineTuneEpochs = options.prunedFineTuneEpochs
             compressionOptions.measuresLatency = false
             compressionOptions.deadline = Self.deadline(options.compressSeconds)
+            // The verdicts were given by the full model that answered then — the stale one, when the fleet has
+            // drifted; the student learns the fine-tuned model's answers instead.
+            let (verdictLabeled, changed) = try Self.relabel(prepared.verdictLabeled, by: fullModel)
             let trainingSet = Self.concatenate(
-                Self.concatenate(prepared.train, prepared.groundTruth), prepared.verdictLabeled)
+                Self.concatenate(prepared.train, prepared.groundTruth), verdictLabeled)
             let result = try CompressionPipeline.run(
                 teacher: fullModel, teacherManifest: fullCandidate.manifest, spec: edgeSpec,
                 data: CompressionData(train: trainingSet, test: holdoutForFull), options: compressionOptions,
@@ -329,7 +332,7 @@ public struct RetrainingRound: Sendable {
                 compressOutOfTime ? " (time budget of \(Self.seconds(options.compressSeconds)) reached)" : ""
             return (
                 result,
-                "\(trainingSet.count) windows, distilled \(result.distillation.epochsRun) epochs, kept epoch \(result.distillation.bestEpoch)\(budget); \(line)"
+                "\(trainingSet.count) windows (\(changed) of \(verdictLabeled.count) verdict labels changed by the fine-tuned full model), distilled \(result.distillation.epochsRun) epochs, kept epoch \(result.distillation.bestEpoch)\(budget); \(line)"
             )
         }
 
@@ -603,6 +606,21 @@ public struct RetrainingRound: Sendable {
 
     static func accuracy(_ predictions: [Int], _ data: LabeledWindows) -> Double {
         Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))
+    }
+
+    /// `set` labelled by `model`'s most probable class (windows in its standardization, 256 at a time), and how many
+    /// labels that changed.
+    static func relabel(_ set: LabeledWindows, by model: FloatModel) throws -> (LabeledWindows, changed: Int) {
+        var relabeled = set
+        var changed = 0
+        for start in stride(from: 0, to: set.count, by: 256) {
+            let range = start..<min(start + 256, set.count)
+            for (k, label) in try model.logits(for: set.windows.slice(range)).argmaxRows().enumerated() {
+                if relabeled.labels[range.lowerBound + k] != label { changed += 1 }
+                relabeled.labels[range.lowerBound + k] = label
+            }
+        }
+        return (relabeled, changed)
     }
 
     static func concatenate(_ a: LabeledWindows, _ b: LabeledWindows) -> LabeledWindows {
