@@ -44,7 +44,8 @@ struct Serve: AsyncParsableCommand {
             seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations or \
             --retrain-labels 100 new labels since the last round, or drift: a device of --fleet whose escalation \
             rate over the last --retrain-drift-window seconds, from its status messages, left its baseline on \
-            its model, or --retrain-every seconds since the last round with any new data); one worker at a \
+            its model, or --retrain-every seconds since the last round with any new data; after a round drift \
+            started is promoted, one follow-up at --retrain-follow-up-labels new labels); one worker at a \
             time takes the lease, \
             fine-tunes the full model, compresses a new edge model, gates it against the production edge model \
             in the registry (--data-dir), and if it passes signs it with --signing-key, publishes it and rolls it \

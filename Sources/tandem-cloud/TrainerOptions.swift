@@ -21,6 +21,11 @@ struct TrainerOptions: ParsableArguments {
             "Seconds after the last round started (or the worker) that start one if any example or label is new (0: never)."
     )
     var retrainEvery = 0.0
+    @Option(
+        help:
+            "After a round that drift started is promoted, one more once this many labels arrived since it started (0: none)."
+    )
+    var retrainFollowUpLabels = 0
     @Option(help: "Drift: seconds of a device's recent escalation rate compared with its baseline (older ones).")
     var retrainDriftWindow = 3600.0
     @Option(help: "Drift: windows both the recent rate and the baseline must rest on (0: no drift rule).")
@@ -54,6 +59,11 @@ struct TrainerOptions: ParsableArguments {
         help: "Labelled escalations a promoted full model waits for before it is compared with the one it replaced.")
     var fullMinLabelledWindows = 50
     @Option(help: "Gate: largest accuracy drop of the candidate against the current edge model.") var gateEpsilon = 0.01
+    @Option(
+        help:
+            "Gate: how much more a candidate ahead on the recent labelled windows may escalate on the original test windows."
+    )
+    var gateEscalationSlack = 0.03
     @Option(help: "Share of the fleet in the canary cohort, 0–100.") var canaryPercent = 10.0
     @Option(help: "Seconds the canary runs before promotion.") var soakSeconds = 600.0
     @Option(help: "Rollback when the canary's escalation rate exceeds the baseline's by more than this.")
@@ -98,14 +108,17 @@ struct TrainerOptions: ParsableArguments {
             )
         }
         if let problem = try rolloutPolicy().problem { throw ValidationError(problem) }
+        guard gateEpsilon >= 0, (0...1).contains(gateEscalationSlack) else {
+            throw ValidationError("--gate-epsilon must not be negative, --gate-escalation-slack within 0…1")
+        }
         guard RetrainingTrigger.DriftScope(rawValue: retrainDriftScope) != nil else {
             throw ValidationError("--retrain-drift-scope: '\(retrainDriftScope)' is not device or fleet")
         }
         guard retrainDriftWindow > 0, retrainDriftMinWindows >= 0, retrainDriftBound >= 0, retrainDriftRelative >= 0,
-            retrainEvery >= 0
+            retrainEvery >= 0, retrainFollowUpLabels >= 0
         else {
             throw ValidationError(
-                "--retrain-drift-window must be positive; --retrain-drift-min-windows, --retrain-drift-bound, --retrain-drift-relative and --retrain-every not negative"
+                "--retrain-drift-window must be positive; --retrain-drift-min-windows, --retrain-drift-bound, --retrain-drift-relative, --retrain-every and --retrain-follow-up-labels not negative"
             )
         }
     }
@@ -139,6 +152,7 @@ struct TrainerOptions: ParsableArguments {
         configuration.trigger.minimumNewHardExamples = retrainHardExamples
         configuration.trigger.minimumNewLabels = retrainLabels
         configuration.trigger.scheduleSeconds = retrainEvery
+        configuration.trigger.followUpLabels = retrainFollowUpLabels
         configuration.trigger.driftWindowSeconds = retrainDriftWindow
         configuration.trigger.minimumDriftWindows = retrainDriftMinWindows
         configuration.trigger.absoluteDriftBound = retrainDriftBound
@@ -147,6 +161,7 @@ struct TrainerOptions: ParsableArguments {
         configuration.round.fineTuneEpochs = fineTuneEpochs
         configuration.round.distillationEpochs = distillationEpochs
         configuration.round.epsilon = gateEpsilon
+        configuration.round.escalationSlack = gateEscalationSlack
         configuration.round.fineTuneSeconds = fineTuneSeconds > 0 ? fineTuneSeconds : nil
         configuration.round.compressSeconds = compressSeconds > 0 ? compressSeconds : nil
         configuration.round.replayWindows = replayWindows > 0 ? replayWindows : nil

@@ -251,6 +251,40 @@ struct RetrainingRoundTests {
         #expect(again.labels == predicted && unchanged == 0)
     }
 
+    @Test("past the hard-example limit a round keeps the newest with ground truth, then the newest verdicts, in order")
+    func newestKeepsGroundTruth() {
+        // 10 examples, oldest first; 2, 5 and 8 have ground truth.
+        let examples = (0..<10).map { i in
+            SampleStore.TrainingExample(
+                id: UUID(), device: "d", edgeModel: "e", receivedAt: Double(i), channels: 1, length: 1, window: [0],
+                label: 0, source: [2, 5, 8].contains(i) ? .groundTruth : .verdict)
+        }
+        func times(_ limit: Int) -> [Double] { RetrainingRound.newest(examples, limit: limit).map(\.receivedAt) }
+        #expect(times(5) == [2, 5, 7, 8, 9])
+        #expect(times(2) == [5, 8])
+        #expect(times(3) == [2, 5, 8])
+        #expect(times(0) == [])
+        #expect(times(10) == (0..<10).map(Double.init) && times(50).count == 10)
+    }
+
+    @Test("the gate wants fewer escalations, or at most the slack more from a candidate ahead on the recent windows")
+    func escalationSlack() {
+        func refusal(_ candidate: Double, _ current: Double, recent: (Double, Double)?) -> String? {
+            RetrainingRound.escalationRefusal(
+                candidate: candidate, current: current, candidateRecent: recent?.0, currentRecent: recent?.1,
+                epsilon: 0.01, slack: 0.03)
+        }
+        #expect(refusal(0.02, 0.03, recent: nil) == nil)
+        #expect(refusal(0, 0, recent: nil) == nil)
+        #expect(refusal(0.03, 0.03, recent: nil)?.contains("not below") == true)
+        // Ahead on the recent labelled windows by more than epsilon: up to 3 pp more is accepted.
+        #expect(refusal(0.0577, 0.0321, recent: (0.9759, 0.9357)) == nil)
+        #expect(refusal(0.0615, 0.0321, recent: (0.9759, 0.9357)) == nil)
+        #expect(refusal(0.0625, 0.0321, recent: (0.9759, 0.9357))?.contains("more than 3.00% above") == true)
+        // Not ahead by more than epsilon: strictly fewer again.
+        #expect(refusal(0.04, 0.0321, recent: (0.94, 0.9357))?.contains("not below") == true)
+    }
+
     @Test("inputs that do not fit are refused before any training")
     func refusesMismatches() throws {
         let fixture = try RetrainingFixture.shared.get()

@@ -28,6 +28,29 @@ struct RetrainingTriggerTests {
         #expect(off.reasons(for: .init(now: 0, newHardExamples: 0, newLabels: 10_000)).isEmpty, "0 turns a rule off")
     }
 
+    @Test("a promoted drift round gets one follow-up at its label count; without it due, or with fewer labels, none")
+    func followUp() {
+        var t = trigger
+        t.minimumNewHardExamples = 0
+        t.minimumNewLabels = 0
+        t.followUpLabels = 300
+        func reasons(labels: Int, due: Bool) -> [RetrainingTrigger.Reason] {
+            t.reasons(for: .init(now: 0, newHardExamples: 5000, newLabels: labels, followUpDue: due))
+        }
+        #expect(reasons(labels: 300, due: true) == [.followUp(labels: 300)])
+        #expect(reasons(labels: 299, due: true).isEmpty)
+        #expect(reasons(labels: 10_000, due: false).isEmpty, "only after a promoted drift round")
+        t.followUpLabels = 0
+        #expect(reasons(labels: 10_000, due: true).isEmpty, "0 turns the rule off")
+        #expect(RetrainingTrigger.Reason.followUp(labels: 300).description.contains("300 new labels"))
+        #expect(!RetrainingTrigger.Reason.followUp(labels: 1).isDrift && !RetrainingTrigger.Reason.labels(1).isDrift)
+        #expect(RetrainingTrigger.Reason.fleetDrift(devices: 2, baseline: 0.1, recent: 0.3, windows: 100).isDrift)
+        #expect(RetrainingTrigger.Reason.drift(device: "d", baseline: 0.1, recent: 0.3, windows: 100).isDrift)
+        var rules = trigger
+        rules.followUpLabels = 300
+        #expect(rules.rules.contains("a follow-up of a promoted drift round at 300 new labels"))
+    }
+
     @Test("the schedule starts a round once its time has passed since the last round, and only with new data")
     func schedule() {
         var scheduled = trigger

@@ -80,8 +80,14 @@ public struct RetrainingRound: Sendable {
         /// Most original training windows a round trains on besides the hard examples: a stratified random sample
         /// drawn afresh each round (seeded). nil: all of them. Default 2,000.
         public var replayWindows: Int? = 2000
-        /// Most hard examples a round uses, the newest; nil: all. Default 5,000.
+        /// Most hard examples a round uses: the newest with ground truth, then the newest labelled by a verdict to
+        /// fill the rest; nil: all. Default 5,000.
         public var hardExampleLimit: Int? = 5000
+        /// How much more a candidate may escalate on the original test windows than the current edge model when it is
+        /// more accurate (by more than ``epsilon``) on the recent labelled windows: after a drift the fleet no longer
+        /// sees the original windows, and the canary judges its escalation rate on what the fleet sees now. Without
+        /// that lead it must escalate less. Default 0.03.
+        public var escalationSlack = 0.03
 
         /// The defaults.
         public init() {}
@@ -259,7 +265,7 @@ public struct RetrainingRound: Sendable {
         // Data: the original split in the full model's class order, the holdout kept raw so each model
         // can standardize it its own way, and the hard examples brought into the full model's standardization.
         let prepared = try phase("data") { () throws -> (PreparedData, String) in
-            let limited = options.hardExampleLimit.map { Array(hardExamples.suffix(max(0, $0))) } ?? hardExamples
+            let limited = options.hardExampleLimit.map { Self.newest(hardExamples, limit: max(0, $0)) } ?? hardExamples
             let prepared = try prepare(data: data, hardExamples: limited)
             return (
                 prepared,
@@ -518,18 +524,20 @@ public struct RetrainingRound: Sendable {
                 "accuracy \(GateReport.percent(candidateAccuracy)) is below the current \(GateReport.percent(currentAccuracy)) − ε (\(options.epsilon))"
             )
         }
-        // Strictly lower, except that nothing left to escalate stays acceptable.
-        if !(candidateRate < currentRate || (candidateRate == 0 && currentRate == 0)) {
-            reasons.append(
-                "escalation rate \(GateReport.percent(candidateRate)) is not below the current \(GateReport.percent(currentRate))"
-            )
-        }
         // The recent part: the holdout's last `recent` windows.
         let recentRange = original..<holdout.count
         func recentAccuracy(_ labels: [Int], _ data: LabeledWindows) -> Double? {
             guard recent > 0 else { return nil }
             let right = recentRange.filter { labels[$0] == data.labels[$0] }.count
             return Double(right) / Double(recent)
+        }
+        let currentRecent = recentAccuracy(current.confidences.map(\.label), forCurrent)
+        let candidateRecent = recentAccuracy(new.confidences.map(\.label), forCandidate)
+        if let reason = Self.escalationRefusal(
+            candidate: candidateRate, current: currentRate, candidateRecent: candidateRecent,
+            currentRecent: currentRecent, epsilon: options.epsilon, slack: options.escalationSlack)
+        {
+            reasons.append(reason)
         }
         // The full models: both take the full model's standardization (the round keeps its input spec).
         let currentFullLabels = try currentFull.logits(for: forCandidate.windows).argmaxRows()
@@ -554,8 +562,7 @@ public struct RetrainingRound: Sendable {
             currentFullAccuracy: currentFullAccuracy, candidateFullAccuracy: candidateFullAccuracy,
             threshold: threshold, currentEscalationRate: currentRate, candidateEscalationRate: candidateRate,
             epsilon: options.epsilon, recentHoldoutWindows: recent,
-            currentRecentAccuracy: recentAccuracy(current.confidences.map(\.label), forCurrent),
-            candidateRecentAccuracy: recentAccuracy(new.confidences.map(\.label), forCandidate),
+            currentRecentAccuracy: currentRecent, candidateRecentAccuracy: candidateRecent,
             passed: reasons.isEmpty, reasons: reasons, currentFullRecentAccuracy: currentFullRecent,
             candidateFullRecentAccuracy: candidateFullRecent, fullPassed: fullReasons.isEmpty, fullReasons: fullReasons)
     }
@@ -606,6 +613,32 @@ public struct RetrainingRound: Sendable {
 
     static func accuracy(_ predictions: [Int], _ data: LabeledWindows) -> Double {
         Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(max(data.count, 1))
+    }
+
+    /// Why the gate refuses a candidate escalating at `candidate` (on the original test windows) against the current
+    /// model's `current`, or nil: it must escalate strictly less (or both nothing), unless it is ahead on the recent
+    /// labelled windows by more than `epsilon`, when it may escalate up to `slack` more.
+    static func escalationRefusal(
+        candidate: Double, current: Double, candidateRecent: Double?, currentRecent: Double?, epsilon: Double,
+        slack: Double
+    ) -> String? {
+        if candidate < current || (candidate == 0 && current == 0) { return nil }
+        guard let candidateRecent, let currentRecent, candidateRecent > currentRecent + epsilon else {
+            return
+                "escalation rate \(GateReport.percent(candidate)) is not below the current \(GateReport.percent(current))"
+        }
+        if candidate <= current + slack { return nil }
+        return "escalation rate \(GateReport.percent(candidate)) is more than \(GateReport.percent(slack)) above the "
+            + "current \(GateReport.percent(current)), though ahead on the recent labelled windows"
+    }
+
+    /// At most `limit` of `examples` (oldest first), in their order: the newest with ground truth, then the newest
+    /// labelled by a verdict. Labels are few and arrive late; verdicts come with every escalation.
+    static func newest(_ examples: [SampleStore.TrainingExample], limit: Int) -> [SampleStore.TrainingExample] {
+        guard examples.count > limit else { return examples }
+        let truth = examples.indices.filter { examples[$0].source == .groundTruth }.suffix(limit)
+        let verdicts = examples.indices.filter { examples[$0].source != .groundTruth }.suffix(limit - truth.count)
+        return (Array(truth) + Array(verdicts)).sorted().map { examples[$0] }
     }
 
     /// `set` labelled by `model`'s most probable class (windows in its standardization, 256 at a time), and how many

@@ -123,6 +123,8 @@ public final class RetrainingService: Service, Sendable {
     /// Seconds since 1970 before which no round starts: set after a round that failed with an error, so the
     /// reason that started it does not start another every check.
     let noRoundBefore = Atomic<Double>(0)
+    /// Set when a round drift started is promoted, cleared when the next round starts (``RetrainingTrigger/followUpLabels``).
+    let followUpDue = Atomic<Bool>(false)
     let history: Mutex<EscalationHistory>
     /// The full models the rounds fine-tune and the workers answer with (`{data-dir}/full`).
     let fullModels: ModelRegistry
@@ -345,13 +347,14 @@ public final class RetrainingService: Service, Sendable {
             for: .init(
                 now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
                 newLabels: try store.labelCount(recordedAfter: since), devices: devices,
-                lastRoundStartedAt: last?.startedAt ?? createdAt))
+                lastRoundStartedAt: last?.startedAt ?? createdAt, followUpDue: followUpDue.load(ordering: .relaxed)))
         guard !reasons.isEmpty, now >= noRoundBefore.load(ordering: .relaxed), takeLease() else { return }
         let renewal = renewLease()
         defer {
             renewal.cancel()
             releaseLease()
         }
+        followUpDue.store(false, ordering: .relaxed)
         let report: RoundReport?
         do {
             report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller)
@@ -363,6 +366,9 @@ public final class RetrainingService: Service, Sendable {
             throw RetrainingError("round failed, next round in \(Int(backoff)) s at the earliest: \(error)")
         }
         if let report { reports.withLock { $0.append(report) } }
+        if report?.outcome == .promoted && reasons.contains(where: \.isDrift) {
+            followUpDue.store(true, ordering: .relaxed)
+        }
         // A round that did not get as far as a record (no production model, given up) holds drift back too;
         // a recorded one is noted from the store at the next check.
         if report == nil {

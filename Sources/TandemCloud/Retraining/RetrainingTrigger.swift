@@ -24,6 +24,10 @@ public struct RetrainingTrigger: Sendable, Equatable {
     /// started) if at least one new hard example or label arrived since. Default 0: no schedule.
     public var scheduleSeconds = 0.0
 
+    /// After a round that drift started is promoted, one more round once this many labels arrived since it started:
+    /// the first round trains on the few labels of the new regime there were, the follow-up on those gathered while
+    /// it ran and rolled out (and on the hard examples of its own model). Default 0: no follow-up.
+    public var followUpLabels = 0
     /// The defaults above.
     public init() {}
 
@@ -85,17 +89,20 @@ public struct RetrainingTrigger: Sendable, Equatable {
         /// Seconds since 1970 when the last round started, or when the service started if none has; nil
         /// leaves the schedule waiting.
         public var lastRoundStartedAt: Double?
+        /// Whether the last round was started by drift and promoted, and no round has started since.
+        public var followUpDue: Bool
 
         /// Creates a snapshot.
         public init(
             now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = [],
-            lastRoundStartedAt: Double? = nil
+            lastRoundStartedAt: Double? = nil, followUpDue: Bool = false
         ) {
             self.now = now
             self.newHardExamples = newHardExamples
             self.newLabels = newLabels
             self.devices = devices
             self.lastRoundStartedAt = lastRoundStartedAt
+            self.followUpDue = followUpDue
         }
     }
 
@@ -111,6 +118,16 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case fleetDrift(devices: Int, baseline: Double, recent: Double, windows: Int)
         /// The schedule: this many seconds since the last round started, with new examples or labels.
         case schedule(seconds: Double, hardExamples: Int, labels: Int)
+        /// The follow-up of a promoted drift round, with this many labels since it started.
+        case followUp(labels: Int)
+
+        /// Whether the escalation rates started it.
+        public var isDrift: Bool {
+            switch self {
+            case .drift, .fleetDrift: true
+            default: false
+            }
+        }
 
         /// One line for logs.
         public var description: String {
@@ -126,6 +143,8 @@ public struct RetrainingTrigger: Sendable, Equatable {
             case .schedule(let seconds, let hardExamples, let labels):
                 return
                     "scheduled: \(seconds.isFinite && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
+            case .followUp(let labels):
+                return "follow-up of the promoted drift round: \(labels) new labels since it started"
             }
         }
 
@@ -167,6 +186,7 @@ public struct RetrainingTrigger: Sendable, Equatable {
         if minimumNewHardExamples > 0 { rules.append("\(minimumNewHardExamples) new hard examples") }
         if minimumNewLabels > 0 { rules.append("\(minimumNewLabels) new labels") }
         if scheduleSeconds > 0 { rules.append("every \(Self.number(scheduleSeconds)) s with new data") }
+        if followUpLabels > 0 { rules.append("a follow-up of a promoted drift round at \(followUpLabels) new labels") }
         if minimumDriftWindows > 0 {
             rules.append(
                 "drift (\(driftScope == .fleet ? "the fleet's" : "a device's") escalation rate over the last \(Self.number(driftWindowSeconds)) s on at least "
@@ -219,6 +239,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
                             devices: snapshot.devices.count, baseline: baseline, recent: rate, windows: windows))
                 }
             }
+        }
+        if followUpLabels > 0 && snapshot.followUpDue && snapshot.newLabels >= followUpLabels {
+            reasons.append(.followUp(labels: snapshot.newLabels))
         }
         if scheduleSeconds > 0, let last = snapshot.lastRoundStartedAt, snapshot.now - last >= scheduleSeconds,
             snapshot.newHardExamples + snapshot.newLabels > 0
