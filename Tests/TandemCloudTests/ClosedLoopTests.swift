@@ -277,6 +277,9 @@ struct ClosedLoopTests {
             #expect(
                 audit.contains { $0.action == "retrain" && $0.version == version && $0.reason.hasPrefix("promoted") },
                 "\(audit)")
+            // No labels here, so no recent labelled windows show the fine-tuned full model ahead: the student learns the
+            // stored verdicts as they are.
+            #expect(worker.log.contains("verdict labels kept"), "\(worker.log)")
             // One progress line per phase.
             for phase in [
                 "round: data:", "round: fine-tune:", "round: compress:", "round: gate:", "register:", "promoted",

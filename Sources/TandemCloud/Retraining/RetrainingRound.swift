@@ -324,8 +324,19 @@ public struct RetrainingRound: Sendable {
             compressionOptions.measuresLatency = false
             compressionOptions.deadline = Self.deadline(options.compressSeconds)
             // The verdicts were given by the full model that answered then — the stale one, when the fleet has
-            // drifted; the student learns the fine-tuned model's answers instead.
-            let (verdictLabeled, changed) = try Self.relabel(prepared.verdictLabeled, by: fullModel)
+            // drifted; the student learns the fine-tuned model's answers instead, if it is ahead of the current full
+            // model on the recent labelled windows (what the fleet sees now).
+            let recent = holdoutForFull.subset(
+                Array((holdoutForFull.count - prepared.recentHoldout)..<holdoutForFull.count))
+            var ahead = false
+            if recent.count > 0 {
+                let fineTuned = Self.accuracy(try fullModel.logits(for: recent.windows).argmaxRows(), recent)
+                ahead =
+                    fineTuned > Self.accuracy(try currentFull.logits(for: recent.windows).argmaxRows(), recent)
+                    + options.epsilon
+            }
+            let (verdictLabeled, changed) =
+                ahead ? try Self.relabel(prepared.verdictLabeled, by: fullModel) : (prepared.verdictLabeled, 0)
             let trainingSet = Self.concatenate(
                 Self.concatenate(prepared.train, prepared.groundTruth), verdictLabeled)
             let result = try CompressionPipeline.run(
@@ -338,7 +349,7 @@ public struct RetrainingRound: Sendable {
                 compressOutOfTime ? " (time budget of \(Self.seconds(options.compressSeconds)) reached)" : ""
             return (
                 result,
-                "\(trainingSet.count) windows (\(changed) of \(verdictLabeled.count) verdict labels changed by the fine-tuned full model), distilled \(result.distillation.epochsRun) epochs, kept epoch \(result.distillation.bestEpoch)\(budget); \(line)"
+                "\(trainingSet.count) windows (\(ahead ? "\(changed) of \(verdictLabeled.count) verdict labels changed by the fine-tuned full model" : "verdict labels kept: the fine-tuned full model is not ahead on recent labelled windows")), distilled \(result.distillation.epochsRun) epochs, kept epoch \(result.distillation.bestEpoch)\(budget); \(line)"
             )
         }
 
