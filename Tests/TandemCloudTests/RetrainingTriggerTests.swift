@@ -14,6 +14,14 @@ struct RetrainingTriggerTests {
         return t
     }
 
+    /// ``trigger`` with the count rules off, for the rules that come after them.
+    var countsOff: RetrainingTrigger {
+        var t = trigger
+        t.minimumNewHardExamples = 0
+        t.minimumNewLabels = 0
+        return t
+    }
+
     @Test("hard examples and labels start a round at their thresholds, not below")
     func counts() {
         #expect(trigger.reasons(for: .init(now: 0, newHardExamples: 499, newLabels: 49)).isEmpty)
@@ -30,9 +38,7 @@ struct RetrainingTriggerTests {
 
     @Test("a promoted drift round gets one follow-up at its label count; without it due, or with fewer labels, none")
     func followUp() {
-        var t = trigger
-        t.minimumNewHardExamples = 0
-        t.minimumNewLabels = 0
+        var t = countsOff
         t.followUpLabels = 300
         func reasons(labels: Int, due: Bool) -> [RetrainingTrigger.Reason] {
             t.reasons(for: .init(now: 0, newHardExamples: 5000, newLabels: labels, followUpDue: due))
@@ -53,9 +59,7 @@ struct RetrainingTriggerTests {
 
     @Test("the schedule starts a round once its time has passed since the last round, and only with new data")
     func schedule() {
-        var scheduled = trigger
-        scheduled.minimumNewHardExamples = 0
-        scheduled.minimumNewLabels = 0
+        var scheduled = countsOff
         scheduled.scheduleSeconds = 3600
         func reasons(now: Double, examples: Int, labels: Int, last: Double?) -> [RetrainingTrigger.Reason] {
             scheduled.reasons(
