@@ -123,7 +123,8 @@ public final class RetrainingService: Service, Sendable {
     /// Seconds since 1970 before which no round starts: set after a round that failed with an error, so the
     /// reason that started it does not start another every check.
     let noRoundBefore = Atomic<Double>(0)
-    /// Set when a round drift started is promoted, cleared when the next round starts (``RetrainingTrigger/followUpLabels``).
+    /// Set when a round drift started is promoted, cleared when the next round is recorded (one that fails before its
+    /// record keeps it); ``RetrainingTrigger/followUpLabels``.
     let followUpDue = Atomic<Bool>(false)
     let history: Mutex<EscalationHistory>
     /// The full models the rounds fine-tune and the workers answer with (`{data-dir}/full`).
@@ -354,7 +355,6 @@ public final class RetrainingService: Service, Sendable {
             renewal.cancel()
             releaseLease()
         }
-        followUpDue.store(false, ordering: .relaxed)
         let report: RoundReport?
         do {
             report = try await runRound(reasons: reasons.map(\.description), startedAt: now, controller)
@@ -366,8 +366,10 @@ public final class RetrainingService: Service, Sendable {
             throw RetrainingError("round failed, next round in \(Int(backoff)) s at the earliest: \(error)")
         }
         if let report { reports.withLock { $0.append(report) } }
-        if report?.outcome == .promoted && reasons.contains(where: \.isDrift) {
-            followUpDue.store(true, ordering: .relaxed)
+        // A round that got as far as a record uses up a due follow-up (one that failed before keeps it due); a
+        // promoted drift round makes one due.
+        if let report {
+            followUpDue.store(report.outcome == .promoted && reasons.contains(where: \.isDrift), ordering: .relaxed)
         }
         // A round that did not get as far as a record (no production model, given up) holds drift back too;
         // a recorded one is noted from the store at the next check.

@@ -177,14 +177,15 @@ public final class EscalationServer: Service, Sendable {
         /// First delivery of this id (false: the store already had it), as far as receipt knows.
         let fresh: Bool
         /// When this worker received (or reclaimed) it.
-        let received = ContinuousClock.now
+        let received: ContinuousClock.Instant
         /// The row to store with its batch, and the journal segment holding it until then; nil if already stored.
         let pending: (row: SampleStore.Escalation, segment: Int)?
 
         init(
             payload: EscalationPayload, bytes: [UInt8], responseTopic: String, correlation: [UInt8], fresh: Bool,
-            pending: (row: SampleStore.Escalation, segment: Int)? = nil
+            pending: (row: SampleStore.Escalation, segment: Int)? = nil, received: ContinuousClock.Instant = .now
         ) {
+            self.received = received
             self.payload = payload
             self.bytes = bytes
             self.responseTopic = responseTopic
@@ -375,6 +376,8 @@ public final class EscalationServer: Service, Sendable {
     /// decode; one naming another device than its topic; a window of another shape than the model's. A refused
     /// escalation is neither stored nor answered.
     func receive(_ message: MQTTMessage) {
+        // The verdict latency counts from here: the journal write or the store insert is part of it.
+        let arrived = ContinuousClock.now
         func reject(_ refusal: Refusal, _ reason: @autoclosure () -> String) {
             let total = count(refusal)
             if total <= 10 || total.isMultiple(of: 1000) {
@@ -422,7 +425,7 @@ public final class EscalationServer: Service, Sendable {
                     topic: message.topic, payload: message.payload, receivedAt: row.receivedAt)
                 let work = Work(
                     payload: payload, bytes: message.payload, responseTopic: row.responseTopic,
-                    correlation: correlation, fresh: true, pending: (row, segment))
+                    correlation: correlation, fresh: true, pending: (row, segment), received: arrived)
                 queue.put(work, deadline: deadline, lastUse: lastUse)
                 return
             } catch {
@@ -439,7 +442,7 @@ public final class EscalationServer: Service, Sendable {
         }
         let work = Work(
             payload: payload, bytes: message.payload, responseTopic: row.responseTopic, correlation: correlation,
-            fresh: fresh)
+            fresh: fresh, received: arrived)
         queue.put(work, deadline: deadline, lastUse: lastUse)
     }
 

@@ -63,12 +63,14 @@ struct DemoReport {
         lines.append(
             pad("all", 30) + pad("\(all.windows)", 10, right: true) + pad(percent(all.escalationRate), 12, right: true)
                 + pad(percent(all.accuracy), 19, right: true))
-        // Where the fleet settled: the stream's last minute.
+        // Where the fleet settled: the stream's last minute, from the start of the bucket it begins in.
         if seconds > 60 {
-            let last = ledger.total(from: seconds - 60, to: seconds)
+            let from = ((seconds - 60) / ledger.bucketSeconds).rounded(.down) * ledger.bucketSeconds
+            let last = ledger.total(from: from, to: seconds)
             lines.append(
-                pad("last 60 s (\(Int(seconds - 60))–\(Int(seconds)) s)", 30) + pad("\(last.windows)", 10, right: true)
-                    + pad(percent(last.escalationRate), 12, right: true) + pad(percent(last.accuracy), 19, right: true))
+                pad("last \(Int((seconds - from).rounded())) s (\(Int(from))–\(Int(seconds)) s)", 30)
+                    + pad("\(last.windows)", 10, right: true) + pad(percent(last.escalationRate), 12, right: true)
+                    + pad(percent(last.accuracy), 19, right: true))
         }
         lines.append("")
         lines.append(
