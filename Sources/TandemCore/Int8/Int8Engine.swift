@@ -64,6 +64,16 @@ public final class Int8Engine {
     private let probabilityBuffer: UnsafeMutablePointer<Float>
     private let inverseInputScale: Float
     private let inputZeroPoint: Int32
+    /// The penultimate features of the last window, dequantized (``featureCount`` floats).
+    private let featureBuffer: UnsafeMutablePointer<Float>
+    /// Arena offset of the final dense layer's input: the penultimate features as biased codes.
+    private let featureOffset: Int
+    private let featureScale: Float
+    private let featureZeroPoint: Int32
+
+    /// How many values the final dense layer reads: the penultimate features (for the edge FCN, one per
+    /// channel of the global average pool).
+    public let featureCount: Int
 
     /// Prepares the arena and packed layers for `model`, for the fastest kernels this machine runs.
     public convenience init(model: QuantizedModel) {
@@ -196,6 +206,13 @@ public final class Int8Engine {
         self.steps = steps
         inverseInputScale = 1 / p.input.scale
         inputZeroPoint = p.input.zeroPoint
+        let last = steps[steps.count - 1]
+        featureCount = last.inLength * last.inChannels
+        featureOffset = last.input + last.padLeft * last.inChannels
+        featureScale = model.inputQuantizations[steps.count - 1].scale
+        featureZeroPoint = model.inputQuantizations[steps.count - 1].zeroPoint
+        featureBuffer = .allocate(capacity: Swift.max(featureCount, 1))
+        featureBuffer.initialize(repeating: 0, count: Swift.max(featureCount, 1))
     }
 
     deinit {
@@ -207,6 +224,35 @@ public final class Int8Engine {
         patches.deallocate()
         logitBuffer.deallocate()
         probabilityBuffer.deallocate()
+        featureBuffer.deallocate()
+    }
+
+    /// Writes the penultimate features of the window classified last, dequantized: `scale · (code − zero point)`
+    /// of the final dense layer's input.
+    ///
+    /// - Parameter features: Room for ``featureCount`` floats; extra room is left untouched.
+    public func penultimateFeatures(into features: UnsafeMutableBufferPointer<Float>) {
+        dequantizeFeatures()
+        if let base = features.baseAddress {
+            base.update(from: featureBuffer, count: Swift.min(featureCount, features.count))
+        }
+    }
+
+    /// The novelty score of the window classified last, against `statistics`, as if it were of class `predicted`
+    /// (see ``NoveltyStatistics``). Allocates nothing.
+    ///
+    /// - Precondition: `statistics` passed `validate(classes: classes, features: featureCount)` and `predicted`
+    ///   is a class index.
+    public func noveltyScore(_ statistics: NoveltyStatistics, predicted: Int) -> Float {
+        dequantizeFeatures()
+        return statistics.score(
+            features: UnsafeBufferPointer(start: featureBuffer, count: featureCount), predicted: predicted)
+    }
+
+    private func dequantizeFeatures() {
+        let codes = arena + featureOffset
+        let offset = featureZeroPoint &+ 128
+        for k in 0..<featureCount { featureBuffer[k] = featureScale * Float(Int32(codes[k]) &- offset) }
     }
 
     /// Classifies one normalized window.
