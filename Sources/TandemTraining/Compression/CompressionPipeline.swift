@@ -22,6 +22,12 @@ public struct CompressionOptions: Sendable {
     public var smallDataAugmentation: TransferAugmentation? = TransferAugmentation()
     /// Whether to time batch-1 inference of every model (up to 550 windows each). Default true.
     public var measuresLatency = true
+    /// The share of training windows the novelty threshold calls novel (``NoveltyStatistics``); nil records no
+    /// novelty statistics. Default 2 %.
+    public var noveltyFalseAlarmRate: Double? = CompressionOptions.defaultNoveltyFalseAlarmRate
+
+    /// The default target false-alarm rate of novelty escalation on the training windows: 2 %.
+    public static let defaultNoveltyFalseAlarmRate = 0.02
 
     /// The largest drop of the int8 model's test accuracy below the teacher's that `tandem compress` accepts by
     /// default (``CompressionResult/requireAccuracy(withinMarginOfTeacher:)``): 5 percentage points.
@@ -281,7 +287,17 @@ public enum CompressionPipeline {
             Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
         let confidence = confidencePercentiles(int8.confidences)
 
+        // Novelty: the penultimate features' class statistics on the training windows, and the threshold.
+        var novelty: NoveltyStatistics?
+        if let rate = options.noveltyFalseAlarmRate {
+            novelty = try noveltyStatistics(
+                engine: engine, windows: train, classes: classes, falseAlarmRate: rate)
+        }
+
         var metrics = confidence
+        if let novelty {
+            metrics["novelty.test_rate"] = try noveltyRate(engine: engine, statistics: novelty, windows: test.windows)
+        }
         metrics["test_accuracy"] = rows.last?.accuracy
         metrics["float_test_accuracy"] = rows[rows.count - 2].accuracy
         metrics["int8_agreement_with_float"] = agreement
@@ -291,13 +307,60 @@ public enum CompressionPipeline {
             name: spec.name, version: version, parentVersion: teacherManifest.version,
             createdAt: ISO8601DateFormatter().string(from: Date()), architecture: [], input: input,
             classNames: teacherManifest.classNames, trainingDataDigest: teacherManifest.trainingDataDigest,
-            metrics: metrics)
+            metrics: metrics, novelty: novelty)
         let artifact = try ModelArtifact(
             quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
         return CompressionResult(
             artifact: artifact, quantized: quantized, rows: rows, int8AgreementWithFloat: agreement,
             pruning: pruningReport, confidence: confidence, testWindows: test.count, trainingWindows: train.count,
             distillation: distillation)
+    }
+
+    /// The novelty statistics of `engine`'s penultimate features on labeled normalized windows, the threshold set
+    /// so that a share `falseAlarmRate` of them is novel.
+    public static func noveltyStatistics(
+        engine: Int8Engine, windows: LabeledWindows, classes: Int, falseAlarmRate: Double
+    ) throws -> NoveltyStatistics? {
+        let width = engine.featureCount
+        let size = windows.length * windows.channels
+        var features = [Float](repeating: 0, count: windows.count * width)
+        var predictions = [Int](repeating: 0, count: windows.count)
+        try windows.windows.scalars.withUnsafeBufferPointer { x in
+            try features.withUnsafeMutableBufferPointer { f in
+                for i in 0..<windows.count {
+                    predictions[i] = try engine.classify(
+                        UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)])
+                    )
+                    .label
+                    engine.penultimateFeatures(
+                        into: UnsafeMutableBufferPointer(rebasing: f[(i * width)..<((i + 1) * width)]))
+                }
+            }
+        }
+        let step = engine.model.inputQuantizations[engine.model.parameters.layers.count - 1].scale
+        return NoveltyStatistics.fit(
+            features: features, featureCount: width, labels: windows.labels, predictions: predictions,
+            classes: classes, quantizationStep: step, falseAlarmRate: falseAlarmRate)
+    }
+
+    /// Novelty scores of normalized windows `[n, window, channels]`, each against its predicted class.
+    public static func noveltyScores(engine: Int8Engine, statistics: NoveltyStatistics, windows: Tensor) throws
+        -> [Float]
+    {
+        let n = windows.shape[0]
+        let size = windows.count / max(n, 1)
+        return try windows.scalars.withUnsafeBufferPointer { x in
+            try (0..<n).map { i in
+                let label = try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)])).label
+                return engine.noveltyScore(statistics, predicted: label)
+            }
+        }
+    }
+
+    /// The share of normalized windows whose novelty score is above the threshold.
+    static func noveltyRate(engine: Int8Engine, statistics: NoveltyStatistics, windows: Tensor) throws -> Double {
+        let scores = try noveltyScores(engine: engine, statistics: statistics, windows: windows)
+        return Double(scores.filter { $0 > statistics.threshold }.count) / Double(max(scores.count, 1))
     }
 
     /// The 1st to 99th percentiles of each confidence measure, keyed `confidence.{measure}.pNN`.
