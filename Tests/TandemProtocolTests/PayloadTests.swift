@@ -1,5 +1,6 @@
 import Foundation
 import TandemCore
+import TandemMQTT
 import TandemProtocol
 import Testing
 
@@ -100,7 +101,7 @@ struct PayloadTests {
     func versioning() throws {
         var bytes = try Self.sample().encoded()
         bytes[2] = 9
-        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1", offset: 2)) {
+        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1…2", offset: 2)) {
             try EscalationPayload(decoding: bytes)
         }
         bytes[0] = 0
@@ -131,5 +132,46 @@ struct PayloadTests {
         bad.formatVersion = 2
         #expect(throws: PayloadError.self) { try Verdict(decoding: bad.encoded()) }
         #expect(throws: PayloadError.self) { try Verdict(decoding: [0xFF, 0x00]) }
+    }
+}
+
+/// The escalation reason: version 2 carries it in byte 3; an uncertain window is still written as version 1.
+struct EscalationReasonTests {
+    @Test("each reason round-trips; uncertain is written as version 1, byte for byte the old layout")
+    func roundTrip() throws {
+        for reason in EscalationReason.allCases {
+            var payload = PayloadTests.sample()
+            payload.reason = reason
+            let bytes = try payload.encoded()
+            #expect(
+                bytes[2] == (reason == .uncertain ? 1 : 2) && bytes[3] == (reason == .uncertain ? 0 : reason.rawValue))
+            #expect(try EscalationPayload(decoding: bytes) == payload)
+        }
+        var old = try PayloadTests.sample().encoded()
+        #expect(old[2] == 1 && old[3] == 0)
+        #expect(try EscalationPayload(decoding: old).reason == .uncertain, "a version 1 payload is uncertain")
+        old[3] = 1
+        #expect(throws: PayloadError.self, "version 1 keeps its reserved byte at 0") {
+            try EscalationPayload(decoding: old)
+        }
+    }
+
+    @Test("a version 2 payload naming a reason this build does not know is refused as malformed")
+    func unknownReason() throws {
+        var payload = PayloadTests.sample()
+        payload.reason = .novel
+        var bytes = try payload.encoded()
+        for value: UInt8 in [3, 7, 255] {
+            bytes[3] = value
+            // Re-seal the CRC so only the reason is wrong.
+            let body = Array(bytes[0..<(bytes.count - 4)])
+            let crc = body.withUnsafeBytes { CRC32.checksum($0) }
+            for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8(truncatingIfNeeded: crc >> (8 * i)) }
+            #expect {
+                try EscalationPayload(decoding: bytes)
+            } throws: { error in
+                (error as? PayloadError).map { $0.code == .malformed && $0.offset == 3 } ?? false
+            }
+        }
     }
 }

@@ -11,8 +11,8 @@ import TandemMQTT
 
 /// An unsure window on its way to the cloud: the window itself, where it came from and what the edge thought.
 ///
-/// Binary, little-endian, version 1 (the byte layout is in docs/EDGE.md, "Payloads"):
-/// magic `TE`, version, flags, the 16-byte escalation id, window start and end (float64 seconds),
+/// Binary, little-endian, version 1 or 2 (the byte layout is in docs/PROTOCOL.md):
+/// magic `TE`, version, flags (version 1, always 0) or the escalation reason (version 2), the 16-byte escalation id, window start and end (float64 seconds),
 /// sample rate (float32, 0 = unknown), channels (u16), window length (u32), top-k count (u8),
 /// confidence (float32), device / stream / model version (u8 length + UTF-8 each), the standardized
 /// window as IEEE binary16 sample-major, the top-k as (u16 label, float32 probability), and a CRC-32
@@ -36,8 +36,15 @@ public struct EscalationPayload: Sendable, Equatable {
         }
     }
 
-    /// The payload format version this build writes and reads.
-    public static let version: UInt8 = 1
+    /// The newest payload format version this build writes and reads: 2, which carries the reason.
+    ///
+    /// Version 2 is version 1 with byte 3 — reserved and 0 in version 1 — holding ``EscalationReason``. A payload
+    /// whose reason is ``EscalationReason/uncertain`` is written as version 1, byte for byte what earlier edges
+    /// sent, so a cloud of an earlier build still takes every escalation it understands; it refuses only the
+    /// novel and audit ones (`unsupportedVersion`).
+    public static let version: UInt8 = 2
+    /// The versions this build reads.
+    public static let readableVersions: ClosedRange<UInt8> = 1...2
     /// The two magic bytes, `TE`.
     public static let magic: [UInt8] = [0x54, 0x45]
     /// The most window values a payload may carry (bounds what a decoder allocates).
@@ -67,11 +74,14 @@ public struct EscalationPayload: Sendable, Equatable {
     public var topK: [RankedLabel]
     /// The edge's confidence in its prediction.
     public var confidence: Float
+    /// Why the edge escalated the window (``EscalationReason/uncertain`` for version 1 payloads).
+    public var reason: EscalationReason
 
     /// Creates a payload.
     public init(
         id: UUID, device: String, stream: String, modelVersion: String, windowStart: Double, windowEnd: Double,
-        sampleRateHz: Double?, channels: Int, length: Int, window: [Float], topK: [RankedLabel], confidence: Float
+        sampleRateHz: Double?, channels: Int, length: Int, window: [Float], topK: [RankedLabel], confidence: Float,
+        reason: EscalationReason = .uncertain
     ) {
         self.id = id
         self.device = device
@@ -85,7 +95,11 @@ public struct EscalationPayload: Sendable, Equatable {
         self.window = window
         self.topK = topK
         self.confidence = confidence
+        self.reason = reason
     }
+
+    /// The version ``encoded()`` writes: 1 for an uncertain window (readable by every cloud), else 2.
+    public var encodedVersion: UInt8 { reason == .uncertain ? 1 : 2 }
 
     /// The `k` most probable classes of `probabilities`, most probable first (ties: lower index first).
     public static func topK(_ probabilities: UnsafeBufferPointer<Float>, k: Int) -> [RankedLabel] {
@@ -125,8 +139,8 @@ public struct EscalationPayload: Sendable, Equatable {
         var out = [UInt8]()
         out.reserveCapacity(64 + device.count + stream.count + model.count + 2 * window.count + 6 * topK.count)
         out += Self.magic
-        out.append(Self.version)
-        out.append(0)
+        out.append(encodedVersion)
+        out.append(encodedVersion == 1 ? 0 : reason.rawValue)
         let u = id.uuid
         out += [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
         Self.put(windowStart.bitPattern, into: &out)
@@ -164,11 +178,25 @@ public struct EscalationPayload: Sendable, Equatable {
         }
         reader.position = 2
         let version = try reader.u8("version")
-        guard version == Self.version else {
-            throw PayloadError(.unsupportedVersion, "version \(version), this build reads \(Self.version)", offset: 2)
+        guard Self.readableVersions.contains(version) else {
+            throw PayloadError(
+                .unsupportedVersion,
+                "version \(version), this build reads \(Self.readableVersions.lowerBound)…\(Self.readableVersions.upperBound)",
+                offset: 2)
         }
-        let flags = try reader.u8("flags")
-        guard flags == 0 else { throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3) }
+        let flags = try reader.u8(version == 1 ? "flags" : "reason")
+        if version == 1 {
+            guard flags == 0 else {
+                throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3)
+            }
+            reason = .uncertain
+        } else {
+            // A device names its own reason; one this build does not know is refused, not guessed.
+            guard let named = EscalationReason(rawValue: flags) else {
+                throw PayloadError(.malformed, "escalation reason \(flags) is not 0, 1 or 2", offset: 3)
+            }
+            reason = named
+        }
         // The checksum is checked before any length is trusted: a corrupted length must not decide what is read.
         guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + 3 + 4 else {
             throw PayloadError(
