@@ -43,17 +43,27 @@ public final class Int8WindowClassifier: WindowClassifier {
     public let manifest: ModelManifest
     /// The quantized model.
     public let model: QuantizedModel
+    /// The manifest's novelty statistics when they fit the model; nil turns novelty detection off.
+    public let novelty: NoveltyStatistics?
     private let idle: Mutex<[EngineBox]>
 
-    /// Wraps a quantized model and its manifest.
+    /// Wraps a quantized model and its manifest. Novelty statistics that do not fit the model are ignored (a
+    /// verified artifact's always fit: ``VerifiedModel`` refuses the others).
     public init(model: QuantizedModel, manifest: ModelManifest) {
         self.model = model
         self.manifest = manifest
         var engines = [EngineBox]()
         engines.reserveCapacity(64)
-        engines.append(EngineBox(Int8Engine(model: model)))
+        let first = Int8Engine(model: model)
+        engines.append(EngineBox(first))
         idle = Mutex(engines)
+        novelty = manifest.novelty.flatMap { statistics in
+            (try? statistics.validate(classes: model.classes, features: first.featureCount)) == nil ? nil : statistics
+        }
     }
+
+    /// Whether this classifier tells novel windows apart.
+    public var detectsNovelty: Bool { novelty != nil }
 
     /// Writes the class probabilities of one standardized window.
     public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
@@ -65,6 +75,21 @@ public final class Int8WindowClassifier: WindowClassifier {
         let box = idle.withLock { $0.popLast() } ?? EngineBox(Int8Engine(model: model))
         defer { idle.withLock { $0.append(box) } }
         _ = try box.engine.classify(window, probabilities: probabilities)
+    }
+
+    /// Writes the class probabilities of one standardized window and scores its novelty on the same engine
+    /// (a few hundred multiply–adds over the penultimate features; nothing allocated).
+    public func classifyDetectingNovelty(
+        _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) throws -> Bool {
+        try ModelLoadError.checkSizes(
+            window: window.count, probabilities: probabilities.count, window: model.window,
+            channels: model.channels, classes: model.classes)
+        let box = idle.withLock { $0.popLast() } ?? EngineBox(Int8Engine(model: model))
+        defer { idle.withLock { $0.append(box) } }
+        let prediction = try box.engine.classify(window, probabilities: probabilities)
+        guard let novelty else { return false }
+        return box.engine.noveltyScore(novelty, predicted: prediction.label) > novelty.threshold
     }
 }
 
