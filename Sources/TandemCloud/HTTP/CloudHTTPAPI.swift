@@ -162,6 +162,7 @@ public struct CloudHTTPAPI: Sendable {
         }
         router.get("v1/rollouts") { _, _ in try listRollouts() }
         router.get("v1/training") { _, _ in try JSONBody.response(encoding: try training()) }
+        router.get("v1/audits") { _, _ in try JSONBody.response(encoding: try audits()) }
         router.post("v1/labels") { request, _ in try await postLabels(request) }
         return router
     }
@@ -194,10 +195,18 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storeAnswered.record(counts.answered)
         metrics.storeLabels.record(try store.labelCount())
         metrics.setStoreTerminal(try store.terminalCounts())
+        metrics.setAuditEstimates(try audits())
         let fleet = devices()
         let online = fleet.filter { $0.status.state == .online }.count
         metrics.setDevices(online: online, offline: fleet.count - online)
         return metrics.render()
+    }
+
+    /// The audit estimates of the edge versions the registry holds (a version string comes from a device's
+    /// payload: one the registry does not know is not reported, so a device cannot add metric series).
+    private func audits() throws -> [String: AuditEstimate] {
+        let known = Set(registry.list().versions.map(\.version))
+        return try store.auditEstimates(receivedSince: 0).filter { known.contains($0.key) }
     }
 
     private func listModels() throws -> Response {
