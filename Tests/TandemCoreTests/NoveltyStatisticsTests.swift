@@ -47,7 +47,7 @@ struct NoveltyStatisticsTests {
 
     @Test("a feature that never moved gets a floored spread instead of zero")
     func flooredSpread() throws {
-        let features = (0..<100).flatMap { i in [Float(i % 7), 0] }
+        let features: [Float] = (0..<100).flatMap { i -> [Float] in [Float(i % 7), 0] }
         let statistics = try #require(
             NoveltyStatistics.fit(
                 features: features, featureCount: 2, labels: [Int](repeating: 0, count: 100),

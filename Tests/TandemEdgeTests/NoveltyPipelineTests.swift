@@ -47,7 +47,7 @@ struct NoveltyPipelineTests {
             index: 0, stream: .init(name: "s", channels: 3), sourceDescription: "test", stages: stages)
         // 400 samples like the calibration (raw mean 0.5, std 2), then 80 at 40 on every channel.
         var generator = SeededGenerator(seed: 22)
-        let samples = (0..<480).map { i in
+        let samples: [(timestamp: Double, values: [Float])] = (0..<480).map { i in
             (Double(i) * 0.1, i < 400 ? (0..<3).map { _ in 0.5 + 2 * generator.nextGaussian() } : [40, 40, 40])
         }
         #expect(PipelineTests.feed(samples[...], to: &pipeline) == 480)

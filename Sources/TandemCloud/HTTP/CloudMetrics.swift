@@ -106,7 +106,6 @@ public final class CloudMetrics: Sendable {
         ).increment()
     }
 
-    /// Sets the fleet gauges: devices whose latest status says `online`, and the others.
     /// Audit escalations and the accuracy estimates from them, by edge model version.
     func setAuditEstimates(_ estimates: [String: AuditEstimate]) {
         for (version, estimate) in estimates {
@@ -127,6 +126,7 @@ public final class CloudMetrics: Sendable {
         }
     }
 
+    /// Sets the fleet gauges: devices whose latest status says `online`, and the others.
     func setDevices(online: Int, offline: Int) {
         CoreMetrics.Gauge(label: "tandem_cloud_devices", dimensions: [("state", "online")], factory: factory).record(
             online)
