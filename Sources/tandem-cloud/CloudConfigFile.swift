@@ -50,6 +50,8 @@ enum CloudConfigFile {
         ("trainer.retrainLabels", "--retrain-labels", .value),
         ("trainer.retrainEvery", "--retrain-every", .value),
         ("trainer.retrainFollowUpLabels", "--retrain-follow-up-labels", .value),
+        ("trainer.retrainAuditMin", "--retrain-audit-min", .value),
+        ("trainer.retrainAuditDrop", "--retrain-audit-drop", .value),
         ("trainer.retrainDriftWindow", "--retrain-drift-window", .value),
         ("trainer.retrainDriftMinWindows", "--retrain-drift-min-windows", .value),
         ("trainer.retrainDriftBound", "--retrain-drift-bound", .value),

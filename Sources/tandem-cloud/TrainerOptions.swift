@@ -26,6 +26,16 @@ struct TrainerOptions: ParsableArguments {
             "After a round that drift started is promoted, one more once this many labels arrived since it started (0: none)."
     )
     var retrainFollowUpLabels = 0
+    @Option(
+        help:
+            "Audit drift: answered audits of the production edge version, recent and baseline, the rule needs (0: no audit rule)."
+    )
+    var retrainAuditMin = RetrainingTrigger().minimumAudits
+    @Option(
+        help:
+            "Audit drift: a drop of the edge's agreement with the cloud on its recent audits larger than this starts a round."
+    )
+    var retrainAuditDrop = RetrainingTrigger().auditAgreementDrop
     @Option(help: "Drift: seconds of a device's recent escalation rate compared with its baseline (older ones).")
     var retrainDriftWindow = 3600.0
     @Option(help: "Drift: windows both the recent rate and the baseline must rest on (0: no drift rule).")
@@ -121,6 +131,9 @@ struct TrainerOptions: ParsableArguments {
                 "--retrain-drift-window must be positive; --retrain-drift-min-windows, --retrain-drift-bound, --retrain-drift-relative, --retrain-every and --retrain-follow-up-labels not negative"
             )
         }
+        guard retrainAuditMin >= 0, retrainAuditDrop.isFinite, (0...1).contains(retrainAuditDrop) else {
+            throw ValidationError("--retrain-audit-min must not be negative, --retrain-audit-drop within 0…1")
+        }
     }
 
     /// The rollout policy the flags describe (checked by ``validate()``).
@@ -153,6 +166,8 @@ struct TrainerOptions: ParsableArguments {
         configuration.trigger.minimumNewLabels = retrainLabels
         configuration.trigger.scheduleSeconds = retrainEvery
         configuration.trigger.followUpLabels = retrainFollowUpLabels
+        configuration.trigger.minimumAudits = retrainAuditMin
+        configuration.trigger.auditAgreementDrop = retrainAuditDrop
         configuration.trigger.driftWindowSeconds = retrainDriftWindow
         configuration.trigger.minimumDriftWindows = retrainDriftMinWindows
         configuration.trigger.absoluteDriftBound = retrainDriftBound

@@ -87,7 +87,40 @@ struct RetrainingTriggerTests {
         #expect(scheduled.rules.hasPrefix("1 new labels or drift"), "\(scheduled.rules)")
         scheduled.scheduleSeconds = 60
         scheduled.minimumDriftWindows = 0
+        #expect(scheduled.rules.hasPrefix("1 new labels or every 60 s with new data; drift off; audit drift ("))
+        scheduled.minimumAudits = 0
         #expect(scheduled.rules == "1 new labels or every 60 s with new data; drift off", "\(scheduled.rules)")
+    }
+
+    @Test("audit drift: the production edge version agrees with the cloud on its recent audits less than before")
+    func auditDrift() {
+        var t = countsOff
+        t.minimumAudits = 100
+        t.auditAgreementDrop = 0.15
+        func reasons(_ baseline: (Int, Int), _ recent: (Int, Int)) -> [RetrainingTrigger.Reason] {
+            t.reasons(
+                for: .init(
+                    now: 0, newHardExamples: 0, newLabels: 0,
+                    audits: .init(
+                        version: "e1", baselineAnswered: baseline.0, baselineAgreed: baseline.1,
+                        recentAnswered: recent.0, recentAgreed: recent.1)))
+        }
+        #expect(
+            reasons((400, 380), (100, 75)) == [.auditDrift(version: "e1", baseline: 0.95, recent: 0.75, audits: 100)])
+        #expect(reasons((400, 380), (100, 81)).isEmpty, "a drop of 0.14 is within the bound")
+        #expect(reasons((400, 380), (99, 0)).isEmpty, "too few recent audits")
+        #expect(reasons((99, 99), (400, 0)).isEmpty, "too few before")
+        #expect(reasons((400, 100), (100, 100)).isEmpty, "agreeing more is no drift")
+        #expect(reasons((400, 401), (100, 0)).isEmpty, "counts that cannot be are not believed")
+        #expect(reasons((400, 380), (100, -5)).isEmpty)
+        #expect(t.reasons(for: .init(now: 0, newHardExamples: 0, newLabels: 0)).isEmpty, "no audits known")
+        t.minimumAudits = 0
+        #expect(reasons((400, 380), (100, 0)).isEmpty, "0 turns the rule off")
+        let reason = RetrainingTrigger.Reason.auditDrift(version: "e1", baseline: 0.95, recent: 0.75, audits: 100)
+        #expect(
+            reason.isDrift
+                && reason.description == "edge e1 agrees with the cloud on 75.0 % of 100 recent audits, baseline 95.0 %"
+        )
     }
 
     /// A device that classified `windows` windows per minute over the last `minutes` minutes, escalating `rate`.

@@ -56,20 +56,37 @@ struct StoreTrustTests {
         #expect(try store.edgeAccuracy(of: ["e1"], receivedSince: 0) == ["e1": .init(correct: 3, labelled: 4)])
         // Accuracy by the devices the cloud gave a version: a's three labelled ones, f's four, none of g's.
         #expect(
-            try store.edgeAccuracy(of: "e1", fleet: "f", devices: ["a"], receivedSince: 0)
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: ["a"], receivedSince: 0, auditsOnly: false)
                 == .init(correct: 2, labelled: 3))
         #expect(
-            try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0)
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: false)
                 == .init(correct: 3, labelled: 4))
         #expect(
-            try store.edgeAccuracy(of: "e1", fleet: "f", devices: [], receivedSince: 0)
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: [], receivedSince: 0, auditsOnly: false)
                 == .init(correct: 0, labelled: 0))
         #expect(
-            try store.edgeAccuracy(of: "e1", fleet: "g", devices: nil, receivedSince: 0)
+            try store.edgeAccuracy(of: "e1", fleet: "g", devices: nil, receivedSince: 0, auditsOnly: false)
                 == .init(correct: 0, labelled: 0))
         #expect(
-            try store.edgeAccuracy(of: "e1", fleet: "f", devices: ["a"], receivedSince: 250)
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: ["a"], receivedSince: 250, auditsOnly: false)
                 == .init(correct: 1, labelled: 1))
+        // Audits alone: rows stored with an audit payload's first bytes (magic, version 3, reason 2), one labelled
+        // wrong; an uncertain version 3 escalation and a row of version 2 with that byte are not audits.
+        let audit = UUID(), unsure = UUID(), older = UUID()
+        for (id, prefix) in [
+            (audit, [0x54, 0x45, 0x03, 0x02]), (unsure, [0x54, 0x45, 0x03, 0x00]), (older, [0x54, 0x45, 0x02, 0x02]),
+        ] {
+            var row = escalation(id, fleet: "f", device: "a", at: 400)
+            row.payload = prefix.map(UInt8.init) + [7, 7]
+            try store.insert(row)
+            try store.recordLabels([(id, 0)], at: 410)
+        }
+        #expect(
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: true)
+                == .init(correct: 0, labelled: 1))
+        #expect(
+            try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: false)
+                == .init(correct: 3, labelled: 7))
     }
 
     /// A row is claimed at most `maximumClaims` times, then given up; a terminal row is never claimed again.

@@ -47,9 +47,11 @@ struct LinkTests {
             let expectedWindows = (800 - 8) / 4 + 1
             #expect(records.count == expectedWindows)
             let escalated = records.filter(\.escalated)
-            // The policy: exactly the windows whose confidence is below the threshold are escalated.
+            // The policy: exactly the windows whose confidence is below the threshold are escalated, and the audits
+            // (1 % of the confident ones, by default), which say so.
             let followsPolicy = records.allSatisfy { (record: PredictionRecord) -> Bool in
-                record.escalated == (record.confidence < 0.6)
+                record.escalated == (record.confidence < 0.6 || record.reason == .audit)
+                    && (record.reason == .audit) == (record.escalated && record.confidence >= 0.6)
             }
             #expect(followsPolicy)
             let (escalatedCount, total) = (escalated.count, records.count)

@@ -78,3 +78,55 @@ struct PolicyTests {
         #expect(throws: PolicyError.self) { try CalibrationQuantiles(levels: [0, 0.5], values: [0.5, 0.4]) }
     }
 }
+
+/// Novel and audit escalations: reasons besides low confidence, under the same rate cap, outside the budget.
+struct EscalationReasonPolicyTests {
+    @Test("a confident novel window is escalated as novel; an unsure one stays uncertain; off when disabled")
+    func novel() throws {
+        var policy = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6))
+        let confident = policy.decide(confidence: 0.95, novel: true, now: 0)
+        #expect(confident.escalate && confident.reason == .novel)
+        let unsure = policy.decide(confidence: 0.3, novel: true, now: 0)
+        #expect(unsure.escalate && unsure.reason == .uncertain)
+        let familiar = policy.decide(confidence: 0.95, novel: false, now: 0)
+        #expect(!familiar.escalate && !familiar.wanted && familiar.reason == nil)
+        var off = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6), escalatesNovel: false)
+        #expect(!off.decide(confidence: 0.95, novel: true, now: 0).escalate)
+    }
+
+    @Test("novel windows do not move a budget's threshold and share the rate cap")
+    func novelOutsideBudget() throws {
+        let calibration = try CalibrationQuantiles(levels: [0, 0.1, 1], values: [0, 0.5, 1])
+        var policy = try EscalationPolicy(
+            measure: .maxProbability, mode: .budget(0.1, calibration: calibration), maxEscalationsPerSecond: 2,
+            burst: 2)
+        let start = policy.threshold
+        var novel = 0
+        for i in 0..<100 where policy.decide(confidence: 0.99, novel: true, now: Double(i) * 0.01).reason == .novel {
+            novel += 1
+        }
+        #expect(novel == 100, "every window wanted as novel")
+        #expect(policy.escalations >= 2 && policy.escalations <= 5, "the cap holds: \(policy.escalations)")
+        #expect(policy.capped == 100 - policy.escalations)
+        #expect(policy.threshold > start, "confident windows push the threshold up as before, novel or not")
+        #expect(policy.observedRate == 0, "no window was below the threshold")
+    }
+
+    @Test("audits take the configured share of confident familiar windows, deterministically per seed")
+    func audits() throws {
+        func run(seed: UInt64) throws -> [Bool] {
+            var policy = try EscalationPolicy(
+                measure: .maxProbability, mode: .threshold(0.5), auditShare: 0.01, auditSeed: seed)
+            return (0..<100_000).map { _ in policy.decide(confidence: 0.9, now: 0).reason == .audit }
+        }
+        let drawn = try run(seed: 7)
+        let share = Double(drawn.filter { $0 }.count) / Double(drawn.count)
+        #expect(abs(share - 0.01) < 0.0015, "\(share)")  // 0.0015 is about 5 standard errors
+        #expect(try run(seed: 7) == drawn && (try run(seed: 8)) != drawn)
+        var none = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.5))
+        #expect((0..<10_000).allSatisfy { _ in none.decide(confidence: 0.9, now: 0).reason == nil })
+        #expect(throws: PolicyError.self) {
+            try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.5), auditShare: 1.5)
+        }
+    }
+}

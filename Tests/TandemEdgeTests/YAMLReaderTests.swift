@@ -36,7 +36,8 @@ struct YAMLReaderTests {
             ])),
         "policy": map([
             "measure": text("maxProbability"), "threshold": text("0.5"), "budget": text("null"),
-            "maxEscalationsPerSecond": text("5"), "burst": text("null"), "gain": text("0.002"), "topK": text("3"),
+            "maxEscalationsPerSecond": text("5"), "burst": text("null"), "gain": text("0.002"),
+            "auditShare": text("0.01"), "escalateNovel": text("false"), "topK": text("3"),
         ]),
         "verdictDeadlineMs": text("500"),
         "sinks": list(map(["kind": text("stdout"), "path": text(""), "flushIntervalMs": text("1000")])),

@@ -101,7 +101,7 @@ struct PayloadTests {
     func versioning() throws {
         var bytes = try Self.sample().encoded()
         bytes[2] = 9
-        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1 and 2", offset: 2)) {
+        #expect(throws: PayloadError(.unsupportedVersion, "version 9, this build reads 1, 2 and 3", offset: 2)) {
             try EscalationPayload(decoding: bytes)
         }
         bytes[0] = 0
@@ -198,5 +198,49 @@ struct PayloadTests {
         bad.formatVersion = 2
         #expect(throws: PayloadError.self) { try Verdict(decoding: bad.encoded()) }
         #expect(throws: PayloadError.self) { try Verdict(decoding: [0xFF, 0x00]) }
+    }
+}
+
+/// The escalation reason: version 3 carries it in byte 3; an uncertain window is still written as version 1 or 2.
+struct EscalationReasonTests {
+    @Test("each reason round-trips with and without a deadline; uncertain keeps the old layouts byte for byte")
+    func roundTrip() throws {
+        for reason in EscalationReason.allCases {
+            for deadline in [nil, (verdict: 1.7e9, lastUse: 1.7e9 + 5)] {
+                var payload = PayloadTests.sample()
+                payload.reason = reason
+                (payload.deadline, payload.lastUse) = (deadline?.verdict, deadline?.lastUse)
+                let bytes = try payload.encoded()
+                let version: UInt8 = reason != .uncertain ? 3 : deadline == nil ? 1 : 2
+                #expect(bytes[2] == version && bytes[3] == (version == 3 ? reason.rawValue : 0))
+                #expect(try EscalationPayload(decoding: bytes) == payload)
+            }
+        }
+        var old = try PayloadTests.sample().encoded()
+        #expect(old[2] == 1 && old[3] == 0)
+        #expect(try EscalationPayload(decoding: old).reason == .uncertain, "a version 1 payload is uncertain")
+        old[3] = 1
+        #expect(throws: PayloadError.self, "version 1 keeps its reserved byte at 0") {
+            try EscalationPayload(decoding: old)
+        }
+    }
+
+    @Test("a version 3 payload naming a reason this build does not know is refused as malformed")
+    func unknownReason() throws {
+        var payload = PayloadTests.sample()
+        payload.reason = .novel
+        var bytes = try payload.encoded()
+        for value: UInt8 in [3, 7, 255] {
+            bytes[3] = value
+            // Re-seal the CRC so only the reason is wrong.
+            let body = Array(bytes[0..<(bytes.count - 4)])
+            let crc = body.withUnsafeBytes { CRC32.checksum($0) }
+            for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8(truncatingIfNeeded: crc >> (8 * i)) }
+            #expect {
+                try EscalationPayload(decoding: bytes)
+            } throws: { error in
+                (error as? PayloadError).map { $0.code == .malformed && $0.offset == 3 } ?? false
+            }
+        }
     }
 }

@@ -172,6 +172,7 @@ public struct CloudHTTPAPI: Sendable {
         }
         router.get("v1/rollouts") { _, _ in try listRollouts() }
         router.get("v1/training") { _, _ in try JSONBody.response(encoding: try training()) }
+        router.get("v1/audits") { _, _ in try JSONBody.response(encoding: try audits()) }
         router.post("v1/labels") { request, _ in try await postLabels(request) }
         addFleetRoutes(to: router)
         return router
@@ -209,6 +210,7 @@ public struct CloudHTTPAPI: Sendable {
         metrics.storePending.record(max(0, counts.rows - counts.answered - terminal.values.reduce(0, +)))
         if let rounds = store as? any TrainingStore { metrics.setRounds(try rounds.roundOutcomeCounts()) }
         metrics.setRolloutActions(auditActions.counts().actions)
+        metrics.setAuditEstimates(try audits())
         let fleet = devices()
         _ = history.sample(
             fleet.map { (key: "\($0.fleet)/\($0.status.device)", rate: $0.status.escalationRate) },
@@ -219,6 +221,13 @@ public struct CloudHTTPAPI: Sendable {
         metrics.fleetWindows.increment(by: growth.windows)
         metrics.fleetEscalations.increment(by: growth.escalations)
         return metrics.render()
+    }
+
+    /// The audit estimates of the edge versions the registry holds (a version string comes from a device's
+    /// payload: one the registry does not know is not reported, so a device cannot add metric series).
+    private func audits() throws -> [String: AuditEstimate] {
+        let known = Set(registry.list().versions.map(\.version))
+        return try store.auditEstimates(receivedSince: 0).filter { known.contains($0.key) }
     }
 
     private func listModels() throws -> Response {

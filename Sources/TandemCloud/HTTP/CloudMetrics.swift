@@ -154,6 +154,26 @@ public final class CloudMetrics: Sendable {
         ).increment(by: count)
     }
 
+    /// Audit escalations and the accuracy estimates from them, by edge model version.
+    func setAuditEstimates(_ estimates: [String: AuditEstimate]) {
+        for (version, estimate) in estimates {
+            let dimensions = [("edge_model", version)]
+            CoreMetrics.Gauge(label: "tandem_cloud_audit_escalations", dimensions: dimensions, factory: factory)
+                .record(estimate.audits)
+            CoreMetrics.Gauge(label: "tandem_cloud_audit_labelled", dimensions: dimensions, factory: factory)
+                .record(estimate.labelled)
+            if let accuracy = estimate.labelAccuracy {
+                CoreMetrics.Gauge(label: "tandem_cloud_audit_label_accuracy", dimensions: dimensions, factory: factory)
+                    .record(accuracy)
+            }
+            if let agreement = estimate.verdictAgreement {
+                CoreMetrics.Gauge(
+                    label: "tandem_cloud_audit_verdict_agreement", dimensions: dimensions, factory: factory
+                ).record(agreement)
+            }
+        }
+    }
+
     /// Sets the fleet gauges: devices whose latest status says `online`, and the others.
     func setDevices(online: Int, offline: Int) {
         CoreMetrics.Gauge(label: "tandem_cloud_devices", dimensions: [("state", "online")], factory: factory).record(

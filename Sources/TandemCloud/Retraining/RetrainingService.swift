@@ -348,7 +348,8 @@ public final class RetrainingService: Service, Sendable {
             for: .init(
                 now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
                 newLabels: try store.labelCount(recordedAfter: since), devices: devices,
-                lastRoundStartedAt: last?.startedAt ?? createdAt, followUpDue: followUpDue.load(ordering: .relaxed)))
+                lastRoundStartedAt: last?.startedAt ?? createdAt, followUpDue: followUpDue.load(ordering: .relaxed),
+                audits: try auditAgreement(since: last?.startedAt ?? createdAt, now: now)))
         guard !reasons.isEmpty, now >= noRoundBefore.load(ordering: .relaxed), takeLease() else { return }
         let renewal = renewLease()
         defer {
@@ -542,6 +543,24 @@ public final class RetrainingService: Service, Sendable {
                 actor: configuration.actor, action: "register", version: result.edgeCandidate.manifest.version,
                 reason: "retrained from \(parent): \(gate.summary)"))
         catalog?.learn(result.edgeCandidate.manifest.version, result.edgeCandidate.manifest.input)
+    }
+
+    /// The production edge version's agreement with the cloud's verdicts on its audits since `since`, split at the
+    /// start of the drift window; nil when the audit rule is off, the store keeps no audits or there is no production
+    /// version.
+    private func auditAgreement(since: Double, now: Double) throws -> RetrainingTrigger.AuditAgreement? {
+        let trigger = configuration.trigger
+        guard trigger.minimumAudits > 0, let audits = store as? any EscalationStore,
+            let version = try registry.productionVersion()
+        else { return nil }
+        let start = now - trigger.driftWindowSeconds
+        let all = try audits.auditEstimates(receivedSince: since)[version]
+        let recent = start > since ? try audits.auditEstimates(receivedSince: start)[version] : all
+        guard let all, let recent else { return nil }
+        return .init(
+            version: version, baselineAnswered: all.answered - recent.answered,
+            baselineAgreed: all.agreed - recent.agreed,
+            recentAnswered: recent.answered, recentAgreed: recent.agreed)
     }
 
     /// Steps the rollout until it ends or the service stops, with the label accuracies of the candidate and the

@@ -28,6 +28,13 @@ public struct RetrainingTrigger: Sendable, Equatable {
     /// the first round trains on the few labels of the new regime there were, the follow-up on those gathered while
     /// it ran and rolled out (and on the hard examples of its own model). Default 0: no follow-up.
     public var followUpLabels = 0
+    /// Answered audit escalations of the production edge version each side of the audit rule needs (recent: within
+    /// the drift window; baseline: since the last round started, before that window). Default 100; 0 turns the
+    /// audit rule off.
+    public var minimumAudits = 100
+    /// A drop of the production edge version's agreement with the cloud's verdicts on its audits, recent against
+    /// baseline, larger than this is drift (absolute). Default 0.15.
+    public var auditAgreementDrop = 0.15
     /// The defaults above.
     public init() {}
 
@@ -76,6 +83,31 @@ public struct RetrainingTrigger: Sendable, Equatable {
         }
     }
 
+    /// How often the production edge version agreed with the cloud's verdicts on its audit escalations (a random
+    /// share of the windows it was sure of: docs/CLOUD.md "Audit escalations"), before and within the drift window.
+    public struct AuditAgreement: Sendable, Equatable {
+        /// The edge version.
+        public var version: String
+        /// Answered audits before the drift window (since the last round started).
+        public var baselineAnswered: Int
+        /// Of them, those the edge's prediction agreed with.
+        public var baselineAgreed: Int
+        /// Answered audits within the drift window.
+        public var recentAnswered: Int
+        /// Of them, those the edge's prediction agreed with.
+        public var recentAgreed: Int
+
+        /// Creates the counts.
+        public init(version: String, baselineAnswered: Int, baselineAgreed: Int, recentAnswered: Int, recentAgreed: Int)
+        {
+            self.version = version
+            self.baselineAnswered = baselineAnswered
+            self.baselineAgreed = baselineAgreed
+            self.recentAnswered = recentAnswered
+            self.recentAgreed = recentAgreed
+        }
+    }
+
     /// What the trigger looks at.
     public struct Snapshot: Sendable, Equatable {
         /// Seconds since 1970 now.
@@ -91,12 +123,15 @@ public struct RetrainingTrigger: Sendable, Equatable {
         public var lastRoundStartedAt: Double?
         /// Whether the last round was started by drift and promoted, and no round has started since.
         public var followUpDue: Bool
+        /// The production edge version's audit agreement, if known.
+        public var audits: AuditAgreement?
 
         /// Creates a snapshot.
         public init(
             now: Double, newHardExamples: Int, newLabels: Int, devices: [Device] = [],
-            lastRoundStartedAt: Double? = nil, followUpDue: Bool = false
+            lastRoundStartedAt: Double? = nil, followUpDue: Bool = false, audits: AuditAgreement? = nil
         ) {
+            self.audits = audits
             self.now = now
             self.newHardExamples = newHardExamples
             self.newLabels = newLabels
@@ -120,11 +155,13 @@ public struct RetrainingTrigger: Sendable, Equatable {
         case schedule(seconds: Double, hardExamples: Int, labels: Int)
         /// The follow-up of a promoted drift round, with this many labels since it started.
         case followUp(labels: Int)
+        /// The production edge version agrees with the cloud's verdicts on its recent audits less than before.
+        case auditDrift(version: String, baseline: Double, recent: Double, audits: Int)
 
-        /// Whether the escalation rates started it.
+        /// Whether the escalation rates or the audits started it.
         public var isDrift: Bool {
             switch self {
-            case .drift, .fleetDrift: true
+            case .drift, .fleetDrift, .auditDrift: true
             default: false
             }
         }
@@ -145,6 +182,9 @@ public struct RetrainingTrigger: Sendable, Equatable {
                     "scheduled: \(seconds.isFinite && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)) s since the last round, \(hardExamples) new hard examples and \(labels) new labels"
             case .followUp(let labels):
                 return "follow-up of the promoted drift round: \(labels) new labels since it started"
+            case .auditDrift(let version, let baseline, let recent, let audits):
+                return
+                    "edge \(version) agrees with the cloud on \(Self.percent(recent)) of \(audits) recent audits, baseline \(Self.percent(baseline))"
             }
         }
 
@@ -174,6 +214,18 @@ public struct RetrainingTrigger: Sendable, Equatable {
         return (windows, escalations)
     }
 
+    /// The audit rule's verdict on `audits`: nil unless both sides rest on `minimumAudits` answered audits and the
+    /// recent agreement is more than `auditAgreementDrop` below the baseline.
+    func auditDrift(_ audits: AuditAgreement?) -> Reason? {
+        guard minimumAudits > 0, let a = audits, a.baselineAnswered >= minimumAudits, a.recentAnswered >= minimumAudits,
+            (0...a.baselineAnswered).contains(a.baselineAgreed), (0...a.recentAnswered).contains(a.recentAgreed)
+        else { return nil }
+        let baseline = Double(a.baselineAgreed) / Double(a.baselineAnswered)
+        let recent = Double(a.recentAgreed) / Double(a.recentAnswered)
+        guard baseline - recent > auditAgreementDrop else { return nil }
+        return .auditDrift(version: a.version, baseline: baseline, recent: recent, audits: a.recentAnswered)
+    }
+
     /// Whether `rate` is further from `baseline` than the bounds allow.
     func isDrift(_ rate: Double, from baseline: Double) -> Bool {
         abs(rate - baseline) > max(absoluteDriftBound, relativeDriftBound * baseline)
@@ -197,7 +249,12 @@ public struct RetrainingTrigger: Sendable, Equatable {
             rules.isEmpty
             ? "never"
             : rules.count == 1 ? rules[0] : rules.dropLast().joined(separator: ", ") + " or " + rules[rules.count - 1]
-        return minimumDriftWindows > 0 ? joined : joined + "; drift off"
+        let audits =
+            minimumAudits > 0
+            ? "; audit drift (the production edge version's agreement with the cloud on its audits over the last "
+                + "\(Self.number(driftWindowSeconds)) s, on at least \(minimumAudits), more than "
+                + "\(Self.number(auditAgreementDrop)) below before)" : ""
+        return (minimumDriftWindows > 0 ? joined : joined + "; drift off") + audits
     }
 
     static func number(_ x: Double) -> String {
@@ -240,6 +297,7 @@ public struct RetrainingTrigger: Sendable, Equatable {
                 }
             }
         }
+        if let audits = auditDrift(snapshot.audits) { reasons.append(audits) }
         if followUpLabels > 0 && snapshot.followUpDue && snapshot.newLabels >= followUpLabels {
             reasons.append(.followUp(labels: snapshot.newLabels))
         }

@@ -154,9 +154,9 @@ extension PostgresSampleStore: TrainingStore {
         }
     }
 
-    public func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
-        -> AccuracyComparison.Tally
-    {
+    public func edgeAccuracy(
+        of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool = false
+    ) throws -> AccuracyComparison.Tally {
         try withConnection { c in
             let row = try run(
                 c,
@@ -165,6 +165,8 @@ extension PostgresSampleStore: TrainingStore {
                 FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
                 WHERE e.received_at >= \(time) AND e.edge_model = \(model) AND e.fleet = \(fleet)
                 AND (\(devices == nil) OR e.device = ANY(\(devices ?? [])))
+                AND (NOT \(auditsOnly)
+                    OR substring(e.payload from 1 for 4) = decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex'))
                 """
             ).rows.first
             let (correct, labelled) = try row?.decode((Int, Int).self) ?? (0, 0)

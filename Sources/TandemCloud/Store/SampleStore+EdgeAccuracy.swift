@@ -33,10 +33,11 @@ extension SampleStore {
     }
 
     /// How often `model` predicted the ground truth on labelled escalations from `devices` of `fleet` (all of the
-    /// fleet's if nil) received at or after `time` (``TrainingStore/edgeAccuracy(of:fleet:devices:receivedSince:)``).
-    public func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
-        -> AccuracyComparison.Tally
-    {
+    /// fleet's if nil) received at or after `time`, audits alone with `auditsOnly`
+    /// (``TrainingStore/edgeAccuracy(of:fleet:devices:receivedSince:auditsOnly:)``).
+    public func edgeAccuracy(
+        of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool = false
+    ) throws -> AccuracyComparison.Tally {
         // The device list goes in as one JSON array, however long the cohort.
         let list = String(decoding: (try? JSONEncoder().encode(devices ?? [])) ?? Data("[]".utf8), as: UTF8.self)
         let row = try pool.read { db in
@@ -47,8 +48,9 @@ extension SampleStore {
                     FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
                     WHERE e.received_at >= ? AND e.edge_model = ? AND e.fleet = ?
                     AND (? OR e.device IN (SELECT value FROM json_each(?)))
+                    AND (NOT ? OR substr(e.payload, 1, 4) = x'\(AuditEstimate.storedPrefixHex)')
                     """,
-                arguments: [time, model, fleet, devices == nil, list])
+                arguments: [time, model, fleet, devices == nil, list, auditsOnly])
         }
         return AccuracyComparison.Tally(correct: row?["correct"] ?? 0, labelled: row?["labelled"] ?? 0)
     }

@@ -38,9 +38,11 @@ public protocol TrainingStore: Sendable {
     func edgeAccuracy(of models: [String], receivedSince time: Double) throws -> [String: AccuracyComparison.Tally]
     /// How often `model` predicted the ground truth on the labelled escalations received at or after `time` from
     /// `devices` of `fleet` (every device of `fleet` if nil): the devices the cloud gave that model, so a device's
-    /// own claim of the version it runs counts only where the cloud knows it could be true.
-    func edgeAccuracy(of model: String, fleet: String, devices: [String]?, receivedSince time: Double) throws
-        -> AccuracyComparison.Tally
+    /// own claim of the version it runs counts only where the cloud knows it could be true. With `auditsOnly`, on
+    /// the labelled audit escalations alone.
+    func edgeAccuracy(
+        of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool
+    ) throws -> AccuracyComparison.Tally
 }
 
 extension TrainingStore {
@@ -49,8 +51,9 @@ extension TrainingStore {
         try rounds(limit: 1).first
     }
 
-    /// The label accuracy of a canary's candidate against the version it replaces, on the labelled escalations
-    /// each sent since the canary started, or nil unless both rest on the policy's `minimumLabelledWindows`.
+    /// The label accuracy of a canary's candidate against the version it replaces since the canary started: on
+    /// their labelled audit escalations when both have the policy's `minimumLabelledWindows` of them, else on all
+    /// their labelled escalations, or nil unless both rest on that many.
     ///
     /// The version an escalation names is its device's word; what the cloud knows is whom it gave each version. The
     /// candidate's escalations count only from the rollout's cohort, the previous version's from any device of the
@@ -60,16 +63,26 @@ extension TrainingStore {
     /// Only escalated windows carry the edge's prediction and can get a label, so this is accuracy on the
     /// windows each model was unsure of, not the models' overall accuracy. A candidate that escalates fewer,
     /// harder windows may score lower here while being better overall; the policy's `maximumAccuracyDrop` is
-    /// the slack for that.
+    /// the slack for that. Audits (docs/CLOUD.md "Audit escalations") have no such bias: a random share of the
+    /// windows each version answered alone, so they are preferred as soon as there are enough labelled ones.
     public func accuracyComparison(for rollout: Rollout) throws -> AccuracyComparison? {
         guard rollout.phase == .canary, let started = rollout.canaryStartedAt else { return nil }
         let since = started.timeIntervalSince1970
-        let candidate = try edgeAccuracy(
-            of: rollout.version, fleet: rollout.fleet, devices: rollout.cohort, receivedSince: since)
-        let baseline = try edgeAccuracy(
-            of: rollout.previousVersion, fleet: rollout.fleet, devices: nil, receivedSince: since)
-        return AccuracyComparison(
-            candidate: candidate, baseline: baseline, minimumWindows: rollout.policy.minimumLabelledWindows)
+        for auditsOnly in [true, false] {
+            let candidate = try edgeAccuracy(
+                of: rollout.version, fleet: rollout.fleet, devices: rollout.cohort, receivedSince: since,
+                auditsOnly: auditsOnly)
+            let baseline = try edgeAccuracy(
+                of: rollout.previousVersion, fleet: rollout.fleet, devices: nil, receivedSince: since,
+                auditsOnly: auditsOnly)
+            if let comparison = AccuracyComparison(
+                candidate: candidate, baseline: baseline, minimumWindows: rollout.policy.minimumLabelledWindows,
+                onAudits: auditsOnly)
+            {
+                return comparison
+            }
+        }
+        return nil
     }
 }
 

@@ -76,6 +76,7 @@ public struct VerifiedModel: Sendable {
             if artifact.manifest.numerics == QuantizedModel.numerics {
                 let model = try QuantizedModel(artifact: artifact)
                 let int8 = Int8Engine(model: model)
+                try artifact.manifest.novelty?.validate(classes: model.classes, channels: model.channels)
                 logits = { try int8.logits(for: $0) }
                 engine = .int8(model)
             } else {

@@ -52,3 +52,17 @@ extension LabeledWindows {
             windows: Tensor(shape: [count, length, channels], scalars: scalars), labels: labels, classNames: classNames)
     }
 }
+
+extension LabeledWindows {
+    /// The windows whose class is not in `excluded`, with those classes removed from the class list (the
+    /// remaining classes keep their order; labels are re-indexed). Names not in the set are ignored.
+    public func excluding(classes excluded: Set<String>) -> LabeledWindows {
+        guard classNames.contains(where: excluded.contains) else { return self }
+        let kept = classNames.filter { !excluded.contains($0) }
+        let index = Dictionary(kept.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let indices = labels.indices.filter { index[classNames[labels[$0]]] != nil }
+        return LabeledWindows(
+            windows: windows.gathering(indices), labels: indices.map { index[classNames[labels[$0]]] ?? 0 },
+            classNames: kept)
+    }
+}

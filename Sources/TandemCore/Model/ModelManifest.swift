@@ -99,12 +99,16 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var metrics: [String: Double]
     /// Number representation of the weights: `float32`, or `int8` for quantized edge models.
     public var numerics: String
+    /// Per-class statistics of the penultimate features and the novelty threshold, recorded by `tandem compress`
+    /// for int8 models; absent (nil) in float32 models and in artifacts written before it existed. Inside the
+    /// signed manifest like every other field.
+    public var novelty: NoveltyStatistics?
 
     /// Creates a manifest.
     public init(
         name: String, version: String, parentVersion: String? = nil, createdAt: String,
         architecture: [LayerSpec], input: InputSpec, classNames: [String], trainingDataDigest: String? = nil,
-        metrics: [String: Double] = [:], numerics: String = "float32"
+        metrics: [String: Double] = [:], numerics: String = "float32", novelty: NoveltyStatistics? = nil
     ) {
         self.name = name
         self.version = version
@@ -116,6 +120,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.trainingDataDigest = trainingDataDigest
         self.metrics = metrics
         self.numerics = numerics
+        self.novelty = novelty
     }
 }
 

@@ -6,8 +6,14 @@ public struct AgentStatistics: Sendable, Equatable {
     public var windows = 0
     /// Windows escalated.
     public var escalations = 0
-    /// Windows below the threshold that the rate cap kept local.
+    /// Windows wanted for escalation (for any reason) that the rate cap kept local.
     public var cappedEscalations = 0
+    /// Windows the classifier called novel (escalated or not).
+    public var novelWindows = 0
+    /// Windows escalated because they were novel though confident.
+    public var novelEscalations = 0
+    /// Confident, familiar windows escalated for an audit.
+    public var auditEscalations = 0
     /// Sum of the windows' confidences (for the mean).
     public var confidenceSum = 0.0
     /// Escalated windows whose verdict arrived before the deadline (their record is the cloud's).
@@ -31,6 +37,8 @@ public struct AgentStatistics: Sendable, Equatable {
 
     /// Escalations per window.
     public var escalationRate: Double { windows == 0 ? 0 : Double(escalations) / Double(windows) }
+    /// Novel windows per window.
+    public var noveltyRate: Double { windows == 0 ? 0 : Double(novelWindows) / Double(windows) }
     /// Mean confidence over all windows.
     public var meanConfidence: Double { windows == 0 ? 0 : confidenceSum / Double(windows) }
 }

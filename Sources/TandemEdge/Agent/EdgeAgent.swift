@@ -312,7 +312,8 @@ public final class EdgeAgent: Sendable {
         do {
             return try EscalationPolicy(
                 measure: p.measure, mode: mode, maxEscalationsPerSecond: p.maxEscalationsPerSecond, burst: p.burst,
-                gain: p.gain)
+                gain: p.gain, auditShare: p.auditShare, auditSeed: UInt64.random(in: 0...UInt64.max),
+                escalatesNovel: p.escalateNovel)
         } catch {
             throw ConfigurationError(.invalidValue, key: "policy", error.message)
         }
@@ -360,6 +361,12 @@ public final class EdgeAgent: Sendable {
             modelUpdate: modelUpdate.withLock { $0 }, windows: s.windows, escalations: s.escalations,
             escalationRate: s.escalationRate, inputErrors: errors)
         status.cappedEscalations = s.cappedEscalations
+        if classifier.detectsNovelty {
+            status.novelWindows = s.novelWindows
+            status.noveltyRate = s.noveltyRate
+        }
+        status.novelEscalations = s.novelEscalations
+        status.auditEscalations = s.auditEscalations
         status.verdictsInTime = s.verdictsInTime
         status.corrections = s.corrections
         status.sampleRateMismatchHz = s.sampleRateMismatchByStream
@@ -424,8 +431,15 @@ public final class EdgeAgent: Sendable {
         metric("samples_total", "counter", "Samples accepted into windows.", [("", Double(s.samples))])
         metric("escalations_total", "counter", "Windows escalated.", [("", Double(s.escalations))])
         metric(
-            "escalations_capped_total", "counter", "Windows below the threshold held back by the rate cap.",
+            "escalations_capped_total", "counter", "Windows wanted for escalation held back by the rate cap.",
             [("", Double(s.cappedEscalations))])
+        metric(
+            "escalations_by_reason_total", "counter", "Windows escalated, by reason (uncertain, novel, audit).",
+            [
+                ("reason=\"uncertain\"", Double(s.escalations - s.novelEscalations - s.auditEscalations)),
+                ("reason=\"novel\"", Double(s.novelEscalations)), ("reason=\"audit\"", Double(s.auditEscalations)),
+            ])
+        metric("novel_windows_total", "counter", "Windows the edge model called novel.", [("", Double(s.novelWindows))])
         var errors = [(labels: String, value: Double)]()
         for stream in streams {
             for reason in InputRejection.allCases {

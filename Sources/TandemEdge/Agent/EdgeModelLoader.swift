@@ -43,17 +43,27 @@ public final class Int8WindowClassifier: WindowClassifier {
     public let manifest: ModelManifest
     /// The quantized model.
     public let model: QuantizedModel
+    /// The manifest's novelty statistics when they fit the model; nil turns novelty detection off.
+    public let novelty: NoveltyStatistics?
     private let idle: Mutex<[EngineBox]>
 
-    /// Wraps a quantized model and its manifest.
+    /// Wraps a quantized model and its manifest. Novelty statistics that do not fit the model are ignored (a
+    /// verified artifact's always fit: ``VerifiedModel`` refuses the others).
     public init(model: QuantizedModel, manifest: ModelManifest) {
         self.model = model
         self.manifest = manifest
         var engines = [EngineBox]()
         engines.reserveCapacity(64)
-        engines.append(EngineBox(Int8Engine(model: model)))
+        let novelty = manifest.novelty.flatMap { statistics in
+            (try? statistics.validate(classes: model.classes, channels: model.channels)) == nil ? nil : statistics
+        }
+        self.novelty = novelty
+        engines.append(EngineBox(model: model, novelty: novelty))
         idle = Mutex(engines)
     }
+
+    /// Whether this classifier tells novel windows apart.
+    public var detectsNovelty: Bool { novelty != nil }
 
     /// Writes the class probabilities of one standardized window.
     public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
@@ -62,14 +72,33 @@ public final class Int8WindowClassifier: WindowClassifier {
         try ModelLoadError.checkSizes(
             window: window.count, probabilities: probabilities.count, window: model.window,
             channels: model.channels, classes: model.classes)
-        let box = idle.withLock { $0.popLast() } ?? EngineBox(Int8Engine(model: model))
+        let box = idle.withLock { $0.popLast() } ?? EngineBox(model: model, novelty: novelty)
         defer { idle.withLock { $0.append(box) } }
         _ = try box.engine.classify(window, probabilities: probabilities)
     }
+
+    /// Writes the class probabilities of one standardized window and scores its novelty on the same engine
+    /// (one pass over the window and a triangular solve over its statistics; nothing allocated).
+    public func classifyDetectingNovelty(
+        _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) throws -> Bool {
+        try ModelLoadError.checkSizes(
+            window: window.count, probabilities: probabilities.count, window: model.window,
+            channels: model.channels, classes: model.classes)
+        let box = idle.withLock { $0.popLast() } ?? EngineBox(model: model, novelty: novelty)
+        defer { idle.withLock { $0.append(box) } }
+        let prediction = try box.engine.classify(window, probabilities: probabilities)
+        return box.novelty?.isNovel(window, predicted: prediction.label) ?? false
+    }
 }
 
-/// One engine, handed between threads only through ``Int8WindowClassifier``'s pool (one user at a time).
+/// One engine and its novelty scorer, handed between threads only through ``Int8WindowClassifier``'s pool (one
+/// user at a time).
 private final class EngineBox: @unchecked Sendable {
     let engine: Int8Engine
-    init(_ engine: Int8Engine) { self.engine = engine }
+    let novelty: NoveltyScorer?
+    init(model: QuantizedModel, novelty: NoveltyStatistics?) {
+        engine = Int8Engine(model: model)
+        self.novelty = novelty.map { NoveltyScorer(statistics: $0, length: model.window, channels: model.channels) }
+    }
 }

@@ -218,8 +218,9 @@ struct StreamPipeline {
         guard let span = windower.copyCurrentWindow(into: scratch) else { return }
         let values = UnsafeBufferPointer(rebasing: scratch[0..<windowFloats])
         var failed = false
+        var novel = false
         probabilities.withUnsafeMutableBufferPointer { p in
-            do { try classifier.classify(values, into: p) } catch {
+            do { novel = try classifier.classifyDetectingNovelty(values, into: p) } catch {
                 stages.log("stream \(name): classification failed: \(error)")
                 failed = true
             }
@@ -234,12 +235,14 @@ struct StreamPipeline {
         let (decision, confidence) = probabilities.withUnsafeBufferPointer { p in
             stages.policy.withLock { policy in
                 let confidence = policy.measure.confidence(p)
-                return (policy.decide(confidence: confidence, now: now), confidence)
+                return (policy.decide(confidence: confidence, novel: novel, now: now), confidence)
             }
         }
         let escalation =
             decision.escalate
-            ? makeEscalation(classifier: classifier, window: values, span: span, confidence: confidence) : nil
+            ? makeEscalation(
+                classifier: classifier, window: values, span: span, confidence: confidence,
+                reason: decision.reason ?? .uncertain) : nil
         let escalationId = escalation?.payload.id
         let elapsed = ContinuousClock.now - completed
         let record = PredictionRecord(
@@ -247,6 +250,7 @@ struct StreamPipeline {
             label: best < classifier.classNames.count ? classifier.classNames[best] : String(best), labelIndex: best,
             probability: probabilities[best], confidence: confidence, origin: .edge,
             provisional: decision.escalate, escalated: decision.escalate, escalationId: escalationId,
+            reason: escalationId == nil ? nil : decision.reason,
             modelVersion: classifier.modelVersion,
             latencyMilliseconds: Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds)
                 * 1000)
@@ -265,13 +269,16 @@ struct StreamPipeline {
             $0.confidenceSum += confidence
             if decision.escalate { $0.escalations += 1 }
             if decision.wanted && !decision.escalate { $0.cappedEscalations += 1 }
+            if novel { $0.novelWindows += 1 }
+            if decision.escalate && decision.reason == .novel { $0.novelEscalations += 1 }
+            if decision.escalate && decision.reason == .audit { $0.auditEscalations += 1 }
         }
     }
 
     /// Builds and encodes the escalation payload of the current window.
     private func makeEscalation(
         classifier: any WindowClassifier, window values: UnsafeBufferPointer<Float>,
-        span: (start: Double, end: Double), confidence: Double
+        span: (start: Double, end: Double), confidence: Double, reason: EscalationReason
     ) -> (payload: EscalationPayload, bytes: [UInt8])? {
         let id = UUID()
         let window = Array(values)
@@ -282,7 +289,8 @@ struct StreamPipeline {
             id: id, device: stages.device, stream: name, modelVersion: classifier.modelVersion,
             windowStart: span.start, windowEnd: span.end, sampleRateHz: classifier.input.sampleRateHz,
             channels: classifier.input.channels, length: classifier.input.window, window: window, topK: topK,
-            confidence: Float(confidence), deadline: stages.verdictDeadline(from: Date().timeIntervalSince1970))
+            confidence: Float(confidence), deadline: stages.verdictDeadline(from: Date().timeIntervalSince1970),
+            reason: reason)
         do {
             return (payload, try payload.encoded())
         } catch {

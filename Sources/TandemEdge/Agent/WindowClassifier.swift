@@ -23,9 +23,30 @@ public protocol WindowClassifier: Sendable {
     ///   - probabilities: Room for `classNames.count` probabilities.
     /// - Throws: ``ModelLoadError`` (code `incompatible`) if the sizes do not match.
     func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) throws
+    /// Writes the class probabilities of one standardized window and tells whether the window is novel: its
+    /// penultimate features farther from the predicted class than the threshold the artifact records
+    /// (``ModelManifest/novelty``). A classifier without novelty statistics says false.
+    ///
+    /// - Throws: ``ModelLoadError`` (code `incompatible`) if the sizes do not match.
+    func classifyDetectingNovelty(
+        _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) throws -> Bool
+    /// Whether ``classifyDetectingNovelty(_:into:)`` can say true: an int8 model with novelty statistics.
+    var detectsNovelty: Bool { get }
 }
 
 extension WindowClassifier {
+    /// Classifies without novelty detection: never novel.
+    public func classifyDetectingNovelty(
+        _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
+    ) throws -> Bool {
+        try classify(window, into: probabilities)
+        return false
+    }
+
+    /// No novelty detection.
+    public var detectsNovelty: Bool { false }
+
     /// The model's version string.
     public var modelVersion: String { manifest.version }
     /// The class names, in output order.

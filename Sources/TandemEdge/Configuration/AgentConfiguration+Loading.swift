@@ -135,6 +135,8 @@ extension AgentConfiguration {
         number("policy.maxEscalationsPerSecond", \.policy.maxEscalationsPerSecond),
         optionalNumber("policy.burst", \.policy.burst),
         number("policy.gain", \.policy.gain),
+        number("policy.auditShare", \.policy.auditShare),
+        flag("policy.escalateNovel", \.policy.escalateNovel),
         integer("policy.topK", \.policy.topK),
         integer("verdictDeadlineMs", \.verdictDeadlineMs),
         number("statusIntervalSeconds", \.statusIntervalSeconds),

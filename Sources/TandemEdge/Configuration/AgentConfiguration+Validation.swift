@@ -107,6 +107,9 @@ extension AgentConfiguration {
             "must not be negative, got \(policy.maxEscalationsPerSecond)")
         if let burst = policy.burst { check(burst >= 1, "policy.burst", "must be at least 1, got \(burst)") }
         check(policy.gain >= 0, "policy.gain", "must not be negative, got \(policy.gain)")
+        check(
+            policy.auditShare >= 0 && policy.auditShare <= 0.5, "policy.auditShare",
+            "must be within [0, 0.5], got \(policy.auditShare)")
         check((1...255).contains(policy.topK), "policy.topK", "must be within 1…255, got \(policy.topK)")
         check(verdictDeadlineMs > 0, "verdictDeadlineMs", "must be positive, got \(verdictDeadlineMs)")
         check(statusIntervalSeconds > 0, "statusIntervalSeconds", "must be positive, got \(statusIntervalSeconds)")

@@ -128,6 +128,13 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var burst: Double?
         /// Budget controller gain (threshold change per window per unit of rate error).
         public var gain = 0.002
+        /// Share of confident, familiar windows escalated for an audit (reason `audit`): an unbiased sample of
+        /// what the edge answers alone, for the cloud's accuracy estimate. Default 1 %.
+        public var auditShare = 0.01
+        /// Whether windows the model calls novel are escalated even when confident (reason `novel`; needs an
+        /// int8 model with novelty statistics). Default false: it costs up to the statistics' false-alarm rate
+        /// (4 %) more escalations and catches some unseen conditions, not all (docs/EDGE.md).
+        public var escalateNovel = false
         /// Classes (with probabilities) an escalation carries.
         public var topK = 3
     }

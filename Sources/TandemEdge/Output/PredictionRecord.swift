@@ -1,3 +1,5 @@
+import TandemProtocol
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -9,7 +11,7 @@
 
 /// One output record: the prediction for one window, or a correction of an earlier one.
 ///
-/// As a JSON line (keys in this order, `escalationId` only when escalated):
+/// As a JSON line (keys in this order, `escalationId` and `reason` only when escalated):
 /// `{"type":"prediction","stream":"main","start":12.5,"end":14.48,"label":"bearing","labelIndex":2,`
 /// `"probability":0.91,"confidence":0.91,"source":"edge","provisional":false,"escalated":false,`
 /// `"modelVersion":"edge-7","latencyMs":0.42}`.
@@ -54,6 +56,8 @@ public struct PredictionRecord: Sendable, Equatable {
     public var escalated: Bool
     /// The escalation id, when escalated.
     public var escalationId: UUID?
+    /// Why the window was escalated, when it was.
+    public var reason: EscalationReason?
     /// The version of the model that produced the label.
     public var modelVersion: String
     /// Milliseconds from the window's completion to this record.
@@ -65,7 +69,8 @@ public struct PredictionRecord: Sendable, Equatable {
         labelIndex: Int,
         probability: Float, confidence: Double, origin: Origin = .edge, provisional: Bool = false,
         escalated: Bool = false,
-        escalationId: UUID? = nil, modelVersion: String, latencyMilliseconds: Double
+        escalationId: UUID? = nil, reason: EscalationReason? = nil, modelVersion: String,
+        latencyMilliseconds: Double
     ) {
         self.kind = kind
         self.stream = stream
@@ -79,6 +84,7 @@ public struct PredictionRecord: Sendable, Equatable {
         self.provisional = provisional
         self.escalated = escalated
         self.escalationId = escalationId
+        self.reason = reason
         self.modelVersion = modelVersion
         self.latencyMilliseconds = latencyMilliseconds
     }
@@ -125,6 +131,7 @@ public struct PredictionRecord: Sendable, Equatable {
         key("provisional"); boolean(provisional)
         key("escalated"); boolean(escalated)
         if let escalationId { key("escalationId"); string(escalationId.uuidString.lowercased()) }
+        if let reason, escalationId != nil { key("reason"); string(reason.name) }
         key("modelVersion"); string(modelVersion)
         key("latencyMs"); number((latencyMilliseconds * 1000).rounded() / 1000)
         out.append(UInt8(ascii: "}"))

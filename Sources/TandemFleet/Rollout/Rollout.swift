@@ -124,13 +124,20 @@ public struct AccuracyComparison: Sendable, Equatable {
     public var candidateWindows: Int
     /// Labelled windows behind the baseline's accuracy (0: not said).
     public var baselineWindows: Int
+    /// Whether both accuracies come from audit escalations alone (an unbiased sample of each version's confident
+    /// windows) rather than from every labelled escalation (the windows each version was unsure of).
+    public var onAudits: Bool
 
     /// Creates a comparison.
-    public init(candidate: Double, baseline: Double, candidateWindows: Int = 0, baselineWindows: Int = 0) {
+    public init(
+        candidate: Double, baseline: Double, candidateWindows: Int = 0, baselineWindows: Int = 0,
+        onAudits: Bool = false
+    ) {
         self.candidate = candidate
         self.baseline = baseline
         self.candidateWindows = candidateWindows
         self.baselineWindows = baselineWindows
+        self.onAudits = onAudits
     }
 
     /// Correct and labelled windows of one model version.
@@ -149,13 +156,13 @@ public struct AccuracyComparison: Sendable, Equatable {
 
     /// The comparison of two tallies, or nil unless each rests on at least `minimumWindows` labelled windows
     /// (and at least one): fewer would make an accuracy noise.
-    public init?(candidate: Tally, baseline: Tally, minimumWindows: Int) {
+    public init?(candidate: Tally, baseline: Tally, minimumWindows: Int, onAudits: Bool = false) {
         let minimum = max(minimumWindows, 1)
         guard candidate.labelled >= minimum, baseline.labelled >= minimum else { return nil }
         self.init(
             candidate: Double(candidate.correct) / Double(candidate.labelled),
             baseline: Double(baseline.correct) / Double(baseline.labelled), candidateWindows: candidate.labelled,
-            baselineWindows: baseline.labelled)
+            baselineWindows: baseline.labelled, onAudits: onAudits)
     }
 }
 
@@ -450,7 +457,8 @@ public struct Rollout: Codable, Sendable, Equatable {
                     + "\(Self.percent(policy.maximumEscalationRateIncrease))", automatic: true, now: now)
         }
         if let accuracy, accuracy.baseline - accuracy.candidate > policy.maximumAccuracyDrop {
-            func on(_ windows: Int) -> String { windows > 0 ? " on \(windows) labelled windows" : "" }
+            let kind = accuracy.onAudits ? "labelled audit windows" : "labelled windows"
+            func on(_ windows: Int) -> String { windows > 0 ? " on \(windows) \(kind)" : "" }
             return end(
                 .rollBack,
                 "label accuracy \(Self.percent(accuracy.candidate)) of \(version)\(on(accuracy.candidateWindows)) is "

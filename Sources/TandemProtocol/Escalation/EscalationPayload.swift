@@ -11,11 +11,12 @@ import TandemMQTT
 
 /// An unsure window on its way to the cloud: the window itself, where it came from and what the edge thought.
 ///
-/// Binary, little-endian, version 1 or 2 (the byte layout is in docs/EDGE.md, "Payloads"):
-/// magic `TE`, version, flags, the 16-byte escalation id, window start and end (float64 seconds),
+/// Binary, little-endian, version 1, 2 or 3 (the byte layout is in docs/EDGE.md, "Payloads"):
+/// magic `TE`, version, flags (versions 1 and 2, always 0) or the escalation reason (version 3), the 16-byte
+/// escalation id, window start and end (float64 seconds),
 /// sample rate (float32, 0 = unknown), channels (u16), window length (u32), top-k count (u8),
-/// confidence (float32), in version 2 the verdict deadline and the last use (float64 Unix seconds each, the
-/// edge's clock),
+/// confidence (float32), in versions 2 and 3 the verdict deadline and the last use (float64 Unix seconds each, the
+/// edge's clock; both 0 in version 3 for none),
 /// device / stream / model version (u8 length + UTF-8 each), the standardized
 /// window as IEEE binary16 sample-major, the top-k as (u16 label, float32 probability), and a CRC-32
 /// of everything before it.
@@ -38,9 +39,16 @@ public struct EscalationPayload: Sendable, Equatable {
         }
     }
 
-    /// The payload format version this build writes when the payload has a ``deadline``; without one it writes
-    /// version 1, which clouds older than deadlines read too. Both are read.
-    public static let version: UInt8 = 2
+    /// The newest payload format version this build writes: 3, the version-2 layout with byte 3 holding the
+    /// ``EscalationReason``.
+    ///
+    /// A payload is written in the oldest version that holds it (``encodedVersion``): an uncertain window as
+    /// version 1 without a deadline or version 2 with one — byte for byte what earlier edges sent — so an older
+    /// cloud still takes every escalation it understands and refuses only novel and audit ones
+    /// (`unsupportedVersion`). All three are read.
+    public static let version: UInt8 = 3
+    /// The versions this build reads.
+    public static let readableVersions: ClosedRange<UInt8> = 1...3
     /// The two magic bytes, `TE`.
     public static let magic: [UInt8] = [0x54, 0x45]
     /// The most window values a payload may carry (bounds what a decoder allocates).
@@ -77,12 +85,14 @@ public struct EscalationPayload: Sendable, Equatable {
     /// (Unix seconds, the edge's clock; not before ``deadline``). A cloud stores an escalation past it for training
     /// and does not answer it. Present exactly when ``deadline`` is.
     public var lastUse: Double?
+    /// Why the edge escalated the window (``EscalationReason/uncertain`` for payloads of versions 1 and 2).
+    public var reason: EscalationReason
 
     /// Creates a payload.
     public init(
         id: UUID, device: String, stream: String, modelVersion: String, windowStart: Double, windowEnd: Double,
         sampleRateHz: Double?, channels: Int, length: Int, window: [Float], topK: [RankedLabel], confidence: Float,
-        deadline: (verdict: Double, lastUse: Double)? = nil
+        deadline: (verdict: Double, lastUse: Double)? = nil, reason: EscalationReason = .uncertain
     ) {
         self.id = id
         self.device = device
@@ -98,7 +108,11 @@ public struct EscalationPayload: Sendable, Equatable {
         self.confidence = confidence
         self.deadline = deadline?.verdict
         self.lastUse = deadline?.lastUse
+        self.reason = reason
     }
+
+    /// The version ``encoded()`` writes: 3 for a novel or audit window, else 2 with a deadline and 1 without.
+    public var encodedVersion: UInt8 { reason != .uncertain ? 3 : deadline == nil ? 1 : 2 }
 
     /// The `k` most probable classes of `probabilities`, most probable first (ties: lower index first).
     public static func topK(_ probabilities: UnsafeBufferPointer<Float>, k: Int) -> [RankedLabel] {
@@ -147,8 +161,9 @@ public struct EscalationPayload: Sendable, Equatable {
         var out = [UInt8]()
         out.reserveCapacity(72 + device.count + stream.count + model.count + 2 * window.count + 6 * topK.count)
         out += Self.magic
-        out.append(deadline == nil ? 1 : Self.version)
-        out.append(0)
+        let version = encodedVersion
+        out.append(version)
+        out.append(version == 3 ? reason.rawValue : 0)
         let u = id.uuid
         out += [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
         Self.put(windowStart.bitPattern, into: &out)
@@ -161,6 +176,9 @@ public struct EscalationPayload: Sendable, Equatable {
         if let deadline, let lastUse {
             Self.put(deadline.bitPattern, into: &out)
             Self.put(lastUse.bitPattern, into: &out)
+        } else if version == 3 {
+            Self.put(UInt64(0), into: &out)
+            Self.put(UInt64(0), into: &out)
         }
         for bytes in [device, stream, model] {
             out.append(UInt8(bytes.count))
@@ -190,13 +208,24 @@ public struct EscalationPayload: Sendable, Equatable {
         }
         reader.position = 2
         let version = try reader.u8("version")
-        guard version == 1 || version == 2 else {
-            throw PayloadError(.unsupportedVersion, "version \(version), this build reads 1 and 2", offset: 2)
+        guard Self.readableVersions.contains(version) else {
+            throw PayloadError(.unsupportedVersion, "version \(version), this build reads 1, 2 and 3", offset: 2)
         }
-        let flags = try reader.u8("flags")
-        guard flags == 0 else { throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3) }
+        let flags = try reader.u8(version == 3 ? "reason" : "flags")
+        if version == 3 {
+            // A device names its own reason; one this build does not know is refused, not guessed.
+            guard let named = EscalationReason(rawValue: flags) else {
+                throw PayloadError(.malformed, "escalation reason \(flags) is not 0, 1 or 2", offset: 3)
+            }
+            reason = named
+        } else {
+            guard flags == 0 else {
+                throw PayloadError(.malformed, "reserved flags are \(flags), must be 0", offset: 3)
+            }
+            reason = .uncertain
+        }
         // The checksum is checked before any length is trusted: a corrupted length must not decide what is read.
-        guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + (version == 2 ? 16 : 0) + 3 + 4 else {
+        guard bytes.count >= 4 + 16 + 8 + 8 + 4 + 2 + 4 + 1 + 4 + (version >= 2 ? 16 : 0) + 3 + 4 else {
             throw PayloadError(
                 .truncated, "\(bytes.count) bytes, shorter than the fixed header and checksum", offset: bytes.count)
         }
@@ -239,15 +268,20 @@ public struct EscalationPayload: Sendable, Equatable {
             throw PayloadError(
                 .malformed, "channels \(channels) × length \(length) is outside the layout's limits", offset: 40)
         }
-        if version == 2 {
+        if version >= 2 {
             let deadline = Double(bitPattern: try reader.u64("deadline"))
             let lastUse = Double(bitPattern: try reader.u64("last use"))
-            guard deadline.isFinite, lastUse.isFinite, deadline > 0, lastUse >= deadline else {
-                throw PayloadError(
-                    .malformed, "deadline \(deadline) and last use \(lastUse) are not positive finite times in order",
-                    offset: 51)
+            if version == 3 && deadline.bitPattern == 0 && lastUse.bitPattern == 0 {
+                (self.deadline, self.lastUse) = (nil, nil)
+            } else {
+                guard deadline.isFinite, lastUse.isFinite, deadline > 0, lastUse >= deadline else {
+                    throw PayloadError(
+                        .malformed,
+                        "deadline \(deadline) and last use \(lastUse) are not positive finite times in order",
+                        offset: 51)
+                }
+                (self.deadline, self.lastUse) = (deadline, lastUse)
             }
-            (self.deadline, self.lastUse) = (deadline, lastUse)
         } else {
             (deadline, lastUse) = (nil, nil)
         }

@@ -85,6 +85,15 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var policyVersion: String?
     /// What became of the latest agent policy message: `active P` or `rejected P: reason`.
     public var policyUpdate: ModelUpdateState?
+    /// Windows the edge model called novel since the agent started (absent when the model has no novelty
+    /// statistics).
+    public var novelWindows: Int?
+    /// Novel windows per window since the agent started (absent when the model has no novelty statistics).
+    public var noveltyRate: Double?
+    /// Windows escalated because they were novel though confident.
+    public var novelEscalations: Int?
+    /// Confident windows escalated for an audit.
+    public var auditEscalations: Int?
 
     /// Creates a status.
     public init(
@@ -109,6 +118,7 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         case device, state, modelVersion, modelUpdate, windows, escalations, cappedEscalations, verdictsInTime
         case corrections, sampleRateMismatchHz, escalationRate, meanConfidence, threshold, inputErrors
         case uptimeSeconds, rssBytes, outbox, badVerdicts, connected, policyVersion, policyUpdate
+        case novelWindows, noveltyRate, novelEscalations, auditEscalations
     }
 
     /// Decodes a status; only `device` is required (`state` defaults to online).
@@ -137,6 +147,10 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         connected = field(.connected)
         policyVersion = field(.policyVersion)
         policyUpdate = (field(.policyUpdate) as ModelUpdateState?)?.truncated
+        novelWindows = field(.novelWindows)
+        noveltyRate = field(.noveltyRate)
+        novelEscalations = field(.novelEscalations)
+        auditEscalations = field(.auditEscalations)
     }
 
     /// The largest status message read, in bytes.
@@ -180,14 +194,15 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
             ("verdictsInTime", verdictsInTime), ("corrections", corrections), ("badVerdicts", badVerdicts),
             ("outbox.pending", outbox?.pending), ("outbox.delivered", outbox?.delivered),
             ("outbox.dropped", outbox?.dropped), ("outbox.refused", outbox?.refused),
-            ("outbox.journalBytes", outbox?.journalBytes),
+            ("outbox.journalBytes", outbox?.journalBytes), ("novelWindows", novelWindows),
+            ("novelEscalations", novelEscalations), ("auditEscalations", auditEscalations),
         ]
         for case (let name, let value?) in counts where !(0...Self.maximumCount).contains(value) {
             return "\(name) \(value) is outside 0…\(Self.maximumCount)"
         }
         if let rss = rssBytes, !(-1...Self.maximumCount).contains(rss) { return "rssBytes \(rss) is out of range" }
         let unitFractions: [(String, Double?)] = [
-            ("escalationRate", escalationRate), ("meanConfidence", meanConfidence),
+            ("escalationRate", escalationRate), ("meanConfidence", meanConfidence), ("noveltyRate", noveltyRate),
         ]
         for case (let name, let value?) in unitFractions where !(value.isFinite && (0...1).contains(value)) {
             return "\(name) \(value) is outside 0…1"

@@ -25,6 +25,13 @@ public struct CompressionOptions: Sendable {
     /// When distillation (and the fine-tuning after pruning) must end, keeping the best weights so far; nil: no
     /// deadline. Quantizing and scoring still run after it. Default nil.
     public var deadline: ContinuousClock.Instant?
+    /// The share of held-out training windows the novelty threshold calls novel (``NoveltyStatistics``); nil
+    /// records no novelty statistics. Default 4 %.
+    public var noveltyFalseAlarmRate: Double? = CompressionOptions.defaultNoveltyFalseAlarmRate
+
+    /// The default target false-alarm rate of novelty escalation on held-out training windows: 4 %. Only the
+    /// confident ones among them add escalations (the others are escalated as uncertain anyway).
+    public static let defaultNoveltyFalseAlarmRate = 0.04
 
     /// The largest drop of the int8 model's test accuracy below the teacher's that `tandem compress` accepts by
     /// default (``CompressionResult/requireAccuracy(withinMarginOfTeacher:)``): 5 percentage points.
@@ -287,7 +294,17 @@ public enum CompressionPipeline {
             Double(zip(floatPredictions, int8Predictions).filter { $0 == $1 }.count) / Double(max(test.count, 1))
         let confidence = confidencePercentiles(int8.confidences)
 
+        // Novelty: the window statistics of each class on the training windows, and the threshold.
+        var novelty: NoveltyStatistics?
+        if let rate = options.noveltyFalseAlarmRate {
+            novelty = try noveltyStatistics(
+                engine: engine, windows: train, classes: classes, falseAlarmRate: rate)
+        }
+
         var metrics = confidence
+        if let novelty {
+            metrics["novelty.test_rate"] = try noveltyRate(engine: engine, statistics: novelty, windows: test.windows)
+        }
         metrics["test_accuracy"] = rows.last?.accuracy
         metrics["float_test_accuracy"] = rows[rows.count - 2].accuracy
         metrics["int8_agreement_with_float"] = agreement
@@ -297,13 +314,50 @@ public enum CompressionPipeline {
             name: spec.name, version: version, parentVersion: teacherManifest.version,
             createdAt: ISO8601DateFormatter().string(from: Date()), architecture: [], input: input,
             classNames: teacherManifest.classNames, trainingDataDigest: teacherManifest.trainingDataDigest,
-            metrics: metrics)
+            metrics: metrics, novelty: novelty)
         let artifact = try ModelArtifact(
             quantized: quantized, manifest: manifest, goldenInputs: test.windows.slice(0..<min(8, test.count)))
         return CompressionResult(
             artifact: artifact, quantized: quantized, rows: rows, int8AgreementWithFloat: agreement,
             pruning: pruningReport, confidence: confidence, testWindows: test.count, trainingWindows: train.count,
             distillation: distillation)
+    }
+
+    /// The novelty statistics of labeled normalized windows (``NoveltyStatistics``), against `engine`'s
+    /// predictions, the threshold set so that a share `falseAlarmRate` of the windows held out of the fit is novel.
+    public static func noveltyStatistics(
+        engine: Int8Engine, windows: LabeledWindows, classes: Int, falseAlarmRate: Double
+    ) throws -> NoveltyStatistics? {
+        let size = windows.length * windows.channels
+        return try windows.windows.scalars.withUnsafeBufferPointer { x in
+            let predictions = try (0..<windows.count).map { i in
+                try engine.classify(UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)])).label
+            }
+            return NoveltyStatistics.fit(
+                windows: x, length: windows.length, channels: windows.channels, labels: windows.labels,
+                predictions: predictions, classes: classes, falseAlarmRate: falseAlarmRate)
+        }
+    }
+
+    /// Novelty scores of normalized windows `[n, window, channels]`, each against its predicted class.
+    public static func noveltyScores(engine: Int8Engine, statistics: NoveltyStatistics, windows: Tensor) throws
+        -> [Float]
+    {
+        let n = windows.shape[0]
+        let size = windows.count / max(n, 1)
+        let scorer = NoveltyScorer(statistics: statistics, length: windows.shape[1], channels: windows.shape[2])
+        return try windows.scalars.withUnsafeBufferPointer { x in
+            try (0..<n).map { i in
+                let window = UnsafeBufferPointer(rebasing: x[(i * size)..<((i + 1) * size)])
+                return scorer.score(window, predicted: try engine.classify(window).label)
+            }
+        }
+    }
+
+    /// The share of normalized windows whose novelty score is above the threshold.
+    static func noveltyRate(engine: Int8Engine, statistics: NoveltyStatistics, windows: Tensor) throws -> Double {
+        let scores = try noveltyScores(engine: engine, statistics: statistics, windows: windows)
+        return Double(scores.filter { $0 > statistics.threshold }.count) / Double(max(scores.count, 1))
     }
 
     /// The 1st to 99th percentiles of each confidence measure, keyed `confidence.{measure}.pNN`.

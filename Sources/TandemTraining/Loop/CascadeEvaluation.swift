@@ -51,6 +51,9 @@ public struct CascadeReport: Codable, Sendable {
     public var cloudOnlyBytes: Int
     /// Operating points, by increasing escalation rate.
     public var points: [CascadePoint]
+    /// Novelty escalation on the same windows and windows of classes the models do not know, when the edge
+    /// model has novelty statistics.
+    public var novelty: NoveltyReport?
 
     /// Scores the cascade at explicit thresholds and at thresholds that meet escalation budgets.
     ///

@@ -61,6 +61,16 @@ struct Compress: ParsableCommand {
     var int8MinAgreement = FullModelQuantization.Gate.standard.minimumAgreement
     @Option(help: "--int8-only: largest accepted test accuracy drop below the float model, as a fraction.")
     var int8MaxAccuracyDrop = FullModelQuantization.Gate.standard.maximumAccuracyDrop
+    @Option(
+        help: ArgumentHelp(
+            "Drop a class's windows from DATA (repeatable): the one `tandem train --exclude-class` left out.",
+            valueName: "name"))
+    var excludeClass: [String] = []
+    @Option(
+        help: ArgumentHelp(
+            "Share of training windows the novelty threshold calls novel (0 records no novelty statistics).",
+            valueName: "fraction"))
+    var noveltyFalseAlarmRate = CompressionOptions.defaultNoveltyFalseAlarmRate
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
     func validate() throws {
@@ -115,6 +125,9 @@ struct Compress: ParsableCommand {
         }
         guard prune == nil || macBudget == nil else { throw CommandFailure("give --prune or --mac-budget, not both") }
         guard (0...1).contains(maxAccuracyDrop) else { throw CommandFailure("--max-accuracy-drop must be in [0, 1]") }
+        guard (0..<1).contains(noveltyFalseAlarmRate) else {
+            throw CommandFailure("--novelty-false-alarm-rate must be in [0, 1)")
+        }
         let distillation = try DistillationLoss(temperature: temperature, alpha: alpha)
 
         // Data, shaped and normalized as the teacher expects.
@@ -122,10 +135,11 @@ struct Compress: ParsableCommand {
         let split = try DataSource.load(
             path: data, window: input.window, hop: input.hop,
             lengthPolicy: try lengthPolicy.policy(fallbackLength: input.window))
-        var train = split.train
+        let excluded = Set(excludeClass)
+        var train = split.train.excluding(classes: excluded)
         var test: LabeledWindows
         if let held = split.test {
-            test = held
+            test = held.excluding(classes: excluded)
         } else {
             let parts = Trainer.stratifiedSplit(labels: train.labels, fraction: 0.2, seed: config.seed)
             test = train.subset(parts.validation)
@@ -149,6 +163,7 @@ struct Compress: ParsableCommand {
         options.fineTuneEpochs = fineTuneEpochs
         options.calibrationWindows = calibration
         options.calibrationMethod = method
+        options.noveltyFalseAlarmRate = noveltyFalseAlarmRate > 0 ? noveltyFalseAlarmRate : nil
         let result = try CompressionPipeline.run(
             teacher: teacherModel, teacherManifest: teacherManifest, spec: specFile,
             data: CompressionData(train: train, test: test), options: options,
@@ -180,6 +195,12 @@ struct Compress: ParsableCommand {
             return
         }
         for line in Self.table(rows) { print(line) }
+        if let novelty = manifest.novelty {
+            print(
+                "novelty threshold \(String(format: "%.3f", novelty.threshold)) (\(Console.percent(novelty.falseAlarmRate)) of "
+                    + "\(novelty.calibrationWindows) training windows above it); test windows above it: "
+                    + Console.percent(manifest.metrics["novelty.test_rate"] ?? .nan))
+        }
         print(
             "int8 top-1 agreement with the float model it was quantized from: \(Console.percent(agreement)) on \(test.count) windows"
         )

@@ -124,7 +124,12 @@ extension Eval {
         let split = try DataSource.load(
             path: data, window: e.input.window, hop: e.input.hop,
             lengthPolicy: try lengthPolicy.policy(fallbackLength: e.input.window))
-        let windows = try (split.test ?? split.train).fitted(to: e, data: data, role: "the edge model")
+        // Windows of classes the models do not know (a class left out of training) are scored for novelty only.
+        let all = (split.test ?? split.train)
+        let unseenClasses = all.classNames.filter { !e.classNames.contains($0) }
+        let windows = try all.excluding(classes: Set(unseenClasses)).fitted(
+            to: e, data: data, role: "the edge model")
+        let unseen = all.subset(all.labels.indices.filter { unseenClasses.contains(all.classNames[all.labels[$0]]) })
         let edgeProbabilities = try edgeModel.probabilities(for: windows.windows)
         let fullPredictions = try fullModel.probabilities(for: windows.windows).argmaxRows()
         let classes = e.classNames.count
@@ -142,10 +147,35 @@ extension Eval {
                 return v
             }
         }
-        let report = CascadeReport(
+        let budgetList = try numbers(budgets, "budgets")
+        var report = CascadeReport(
             edge: confidences, fullPredictions: fullPredictions, labels: windows.labels, measure: measure,
-            thresholds: try numbers(thresholds, "thresholds").map(Float.init), budgets: try numbers(budgets, "budgets"),
+            thresholds: try numbers(thresholds, "thresholds").map(Float.init), budgets: budgetList,
             bytesPerWindow: Self.escalationBytes(window: e.input.window, channels: e.input.channels))
+        if case .int8(let engine) = edgeModel.runner, let statistics = e.novelty {
+            func scored(_ set: LabeledWindows) throws -> [(score: Float, confidence: Float)] {
+                guard set.count > 0 else { return [] }
+                var normalized = set.windows
+                e.input.normalize(&normalized)
+                let scores = try CompressionPipeline.noveltyScores(
+                    engine: engine, statistics: statistics, windows: normalized)
+                let probabilities = try edgeModel.probabilities(for: set.windows)
+                return probabilities.scalars.withUnsafeBufferPointer { p in
+                    (0..<set.count).map { i in
+                        let confidence = PredictionConfidence(
+                            probabilities: UnsafeBufferPointer(rebasing: p[(i * classes)..<((i + 1) * classes)]))
+                        return (scores[i], confidence.value(of: measure))
+                    }
+                }
+            }
+            report.novelty = NoveltyReport(
+                threshold: statistics.threshold, known: try scored(windows), unseen: try scored(unseen),
+                unseenClasses: unseenClasses, budgets: budgetList)
+        } else if !unseenClasses.isEmpty {
+            throw CommandFailure(
+                "\(data): classes \(unseenClasses) are not among the edge model's \(e.classNames), and the edge model "
+                    + "has no novelty statistics to score them with (an int8 model from `tandem compress` has)")
+        }
         if json {
             try Console.printJSON(report)
             return
@@ -163,6 +193,22 @@ extension Eval {
                 String(
                     format: "%9.4f  %@   %8.2f%%   %10.2f%%   %12d   %11.2f%%", p.threshold, budget,
                     p.escalationRate * 100, p.cascadeAccuracy * 100, p.uplinkBytes, p.uplinkSaving * 100))
+        }
+        guard let novelty = report.novelty else { return }
+        print(
+            "\nnovelty threshold \(String(format: "%.3f", novelty.threshold)): \(Console.percent(novelty.knownNoveltyRate)) "
+                + "of \(novelty.knownWindows) windows of known classes above it")
+        if !novelty.unseenClasses.isEmpty {
+            print(
+                "unseen \(novelty.unseenClasses.joined(separator: ", ")): \(novelty.unseenWindows) windows, "
+                    + "\(Console.percent(novelty.catchRate)) escalated as novel")
+        }
+        print("budget   extra escalation of known classes   unseen escalated (novel or unsure)")
+        for p in novelty.points {
+            print(
+                String(
+                    format: "%5.1f%%   %32.2f%%   %33.2f%%", p.budget * 100, p.extraEscalation * 100,
+                    p.unseenEscalated * 100))
         }
     }
 }

@@ -36,6 +36,12 @@ struct Train: ParsableCommand {
     @Option(help: "Run stratified k-fold cross-validation first and report it (k ≥ 2).") var folds: Int?
     @Option(help: "Model version string (default: NAME-<UTC time>).") var version: String?
     @Option(help: "Version of the model this one derives from, recorded in the manifest.") var parent: String?
+    @Option(
+        help: ArgumentHelp(
+            "Leave a class out: its windows are dropped from the training and test parts and the model does not "
+                + "know it (repeatable). For testing novelty escalation (`tandem eval --cascade`).",
+            valueName: "name"))
+    var excludeClass: [String] = []
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 
     struct Output: Encodable {
@@ -74,6 +80,19 @@ struct Train: ParsableCommand {
         Console.log("data: \(split.description)")
         var train = split.train
         var test = split.test
+        if !excludeClass.isEmpty {
+            let unknown = Set(excludeClass).subtracting(train.classNames)
+            guard unknown.isEmpty else {
+                throw CommandFailure(
+                    "--exclude-class \(unknown.sorted().joined(separator: ", ")): not a class of \(data) "
+                        + "(\(train.classNames.joined(separator: ", ")))")
+            }
+            train = train.excluding(classes: Set(excludeClass))
+            test = test?.excluding(classes: Set(excludeClass))
+            Console.log(
+                "left out \(excludeClass.joined(separator: ", ")): \(train.count) training windows of "
+                    + "\(train.classNames.joined(separator: ", "))")
+        }
         let normalization = Standardization.fit(train.windows)
         normalization.apply(to: &train.windows)
         if test != nil { normalization.apply(to: &test!.windows) }
