@@ -25,14 +25,14 @@ struct CanaryLabelAccuracyTests {
     /// first `correct` are labelled 1 and the rest of the first `labelled` labelled 2; the others get no label.
     static func store(
         _ store: SampleStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int, device: String,
-        fleet: String = "plant"
+        fleet: String = "plant", payload: [UInt8] = [0]
     ) throws {
         var labels = [(id: UUID, label: Int)]()
         for k in 0..<count {
             let id = UUID()
             try store.insert(
                 SampleStore.Escalation(
-                    id: id, device: device, stream: "vib", payload: [0], responseTopic: "t", edgeLabel: 1,
+                    id: id, device: device, stream: "vib", payload: payload, responseTopic: "t", edgeLabel: 1,
                     edgeConfidence: 0.4, edgeModel: model, receivedAt: time.timeIntervalSince1970, fleet: fleet))
             if k < labelled { labels.append((id, k < correct ? 1 : 2)) }
         }
@@ -74,6 +74,40 @@ struct CanaryLabelAccuracyTests {
         #expect(reason.contains("label accuracy 60.0 % of v2 on 30 labelled windows"), "\(reason)")
         #expect(reason.contains("baseline 90.0 % on 30 labelled windows"), "\(reason)")
         #expect(try samples.accuracyComparison(for: rollout) == nil, "no comparison once the canary is over")
+    }
+
+    @Test("labelled audits decide once both versions have the minimum of them; before that, every labelled escalation")
+    func auditsFirst() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
+        var rollout = try canary(minimumLabelledWindows: 20)
+        // The uncertain escalations make v2 look worse (60 % against 90 %): it escalates fewer, harder windows.
+        try Self.store(samples, model: "v1", at: t0 + 5, count: 30, labelled: 30, correct: 27, device: rollout.others[0])
+        try Self.store(samples, model: "v2", at: t0 + 5, count: 30, labelled: 30, correct: 18, device: rollout.cohort[0])
+        // Audits (payload magic, version 3, reason 2): 19 of v2's so far, all right; v1 right on 20 of 25.
+        let audit: [UInt8] = [0x54, 0x45, 0x03, 0x02, 0]
+        try Self.store(
+            samples, model: "v1", at: t0 + 5, count: 25, labelled: 25, correct: 20, device: rollout.others[0],
+            payload: audit)
+        try Self.store(
+            samples, model: "v2", at: t0 + 5, count: 19, labelled: 19, correct: 19, device: rollout.cohort[0],
+            payload: audit)
+        let all = try #require(try samples.accuracyComparison(for: rollout))
+        #expect(!all.onAudits && all.candidateWindows == 49 && all.baselineWindows == 55, "19 audits are too few")
+        try Self.store(
+            samples, model: "v2", at: t0 + 6, count: 1, labelled: 1, correct: 1, device: rollout.cohort[0],
+            payload: audit)
+        let audits = try #require(try samples.accuracyComparison(for: rollout))
+        #expect(audits.onAudits && audits.candidate == 1 && abs(audits.baseline - 0.8) < 1e-12)
+        #expect(audits.candidateWindows == 20 && audits.baselineWindows == 25)
+        #expect(rollout.observe([:], accuracy: audits, now: t0 + 60).isEmpty && rollout.phase == .canary)
+        // Had the audits said the opposite, the reason names them.
+        let worse = AccuracyComparison(
+            candidate: 0.5, baseline: 0.9, candidateWindows: 20, baselineWindows: 25, onAudits: true)
+        _ = rollout.observe([:], accuracy: worse, now: t0 + 61)
+        #expect(rollout.phase == .rolledBack)
+        #expect((rollout.endReason ?? "").contains("of v2 on 20 labelled audit windows"), "\(rollout.endReason ?? "")")
     }
 
     @Test("no comparison until both versions have the minimum of labelled windows; a small drop is kept")
