@@ -83,8 +83,10 @@ struct CanaryLabelAccuracyTests {
         let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
         var rollout = try canary(minimumLabelledWindows: 20)
         // The uncertain escalations make v2 look worse (60 % against 90 %): it escalates fewer, harder windows.
-        try Self.store(samples, model: "v1", at: t0 + 5, count: 30, labelled: 30, correct: 27, device: rollout.others[0])
-        try Self.store(samples, model: "v2", at: t0 + 5, count: 30, labelled: 30, correct: 18, device: rollout.cohort[0])
+        try Self.store(
+            samples, model: "v1", at: t0 + 5, count: 30, labelled: 30, correct: 27, device: rollout.others[0])
+        try Self.store(
+            samples, model: "v2", at: t0 + 5, count: 30, labelled: 30, correct: 18, device: rollout.cohort[0])
         // Audits (payload magic, version 3, reason 2): 19 of v2's so far, all right; v1 right on 20 of 25.
         let audit: [UInt8] = [0x54, 0x45, 0x03, 0x02, 0]
         try Self.store(
