@@ -39,7 +39,7 @@ struct NoveltyPipelineTests {
         // A threshold of 0: no window is uncertain, so every escalation is a novel one.
         let stages = StreamPipeline.Stages(
             model: ServingModel(classifier),
-            policy: try EscalationPolicy(measure: .maxProbability, mode: .threshold(0)),
+            policy: try EscalationPolicy(measure: .maxProbability, mode: .threshold(0), escalatesNovel: true),
             escalations: transport, sinks: [sink], verdictTracker: VerdictTracker(deadlineSeconds: 1),
             inputErrors: InputErrorCounters(streams: ["s"]), rejectionLog: RateLimitedLog(limit: 2), device: "box",
             topK: 2, log: { _ in })
@@ -78,5 +78,17 @@ struct NoveltyPipelineTests {
         var manifest = good.manifest
         manifest.novelty?.factor.removeLast()
         #expect(!Int8WindowClassifier(model: good.model, manifest: manifest).detectsNovelty)
+        // Verifying an artifact: statistics of this kind that do not fit refuse it; another kind (a newer build's)
+        // is left unused and the model loads.
+        let golden = try TestModel.artifact(version: "f1").goldenInputs
+        func verified(_ manifest: ModelManifest) throws {
+            _ = try VerifiedModel(
+                artifact: try ModelArtifact(quantized: good.model, manifest: manifest, goldenInputs: golden),
+                source: "test")
+        }
+        #expect(throws: Never.self) { try verified(good.manifest) }
+        #expect(throws: ModelLoadError.self) { try verified(manifest) }
+        manifest.novelty?.kind = "waveform-v9"
+        #expect(throws: Never.self) { try verified(manifest) }
     }
 }

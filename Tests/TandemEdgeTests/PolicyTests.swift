@@ -83,15 +83,15 @@ struct PolicyTests {
 struct EscalationReasonPolicyTests {
     @Test("a confident novel window is escalated as novel; an unsure one stays uncertain; off when disabled")
     func novel() throws {
-        var policy = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6))
+        var policy = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6), escalatesNovel: true)
         let confident = policy.decide(confidence: 0.95, novel: true, now: 0)
         #expect(confident.escalate && confident.reason == .novel)
         let unsure = policy.decide(confidence: 0.3, novel: true, now: 0)
         #expect(unsure.escalate && unsure.reason == .uncertain)
         let familiar = policy.decide(confidence: 0.95, novel: false, now: 0)
         #expect(!familiar.escalate && !familiar.wanted && familiar.reason == nil)
-        var off = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6), escalatesNovel: false)
-        #expect(!off.decide(confidence: 0.95, novel: true, now: 0).escalate)
+        var off = try EscalationPolicy(measure: .maxProbability, mode: .threshold(0.6))
+        #expect(!off.decide(confidence: 0.95, novel: true, now: 0).escalate, "off by default")
     }
 
     @Test("novel windows do not move a budget's threshold and share the rate cap")
@@ -99,7 +99,7 @@ struct EscalationReasonPolicyTests {
         let calibration = try CalibrationQuantiles(levels: [0, 0.1, 1], values: [0, 0.5, 1])
         var policy = try EscalationPolicy(
             measure: .maxProbability, mode: .budget(0.1, calibration: calibration), maxEscalationsPerSecond: 2,
-            burst: 2)
+            burst: 2, escalatesNovel: true)
         let start = policy.threshold
         var novel = 0
         for i in 0..<100 where policy.decide(confidence: 0.99, novel: true, now: Double(i) * 0.01).reason == .novel {

@@ -76,7 +76,11 @@ public struct VerifiedModel: Sendable {
             if artifact.manifest.numerics == QuantizedModel.numerics {
                 let model = try QuantizedModel(artifact: artifact)
                 let int8 = Int8Engine(model: model)
-                try artifact.manifest.novelty?.validate(classes: model.classes, channels: model.channels)
+                // Statistics of a kind this build does not compute are left unused (a newer artifact still loads);
+                // statistics of this kind that do not fit the model or hold unusable numbers refuse it.
+                if let novelty = artifact.manifest.novelty, novelty.kind == NoveltyStatistics.currentKind {
+                    try novelty.validate(classes: model.classes, channels: model.channels)
+                }
                 logits = { try int8.logits(for: $0) }
                 engine = .int8(model)
             } else {

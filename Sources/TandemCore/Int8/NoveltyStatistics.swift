@@ -195,7 +195,8 @@ public struct NoveltyStatistics: Codable, Sendable, Equatable {
     ///     as on a device).
     ///   - classes: The model's class count; a class without windows gets the mean of all windows.
     ///   - falseAlarmRate: The share of held-out windows the threshold calls novel, in (0, 1).
-    /// - Returns: nil with fewer than 8 windows or channels × 11 ≥ the fitted windows (too few to fit).
+    /// - Returns: nil with fewer than 8 windows, no held-out window, or no more fitted windows than statistics
+    ///   (channels × 11).
     public static func fit(
         windows: UnsafeBufferPointer<Float>, length: Int, channels: Int, labels: [Int], predictions: [Int],
         classes: Int, falseAlarmRate: Double
@@ -214,14 +215,26 @@ public struct NoveltyStatistics: Codable, Sendable, Equatable {
                 }
             }
         }
-        // Every fourth block of consecutive windows calibrates the threshold; the others are fitted. Blocks, not
-        // single windows: windows of a stream overlap and neighbours look alike, so a threshold set on windows
-        // interleaved with the fitted ones held only there (on the demo's simulator data 4 % became 12–29 % on
-        // the later test stretch); blocks of up to 256 windows (at least 8 blocks) held it at 1–6 %.
-        let block = Self.calibrationBlock(windows: n)
-        let fitted = (0..<n).filter { ($0 / block) % 4 != 0 && (0..<classes).contains(labels[$0]) }
-        let held = (0..<n).filter { ($0 / block) % 4 == 0 }
-        guard fitted.count > d else { return nil }
+        // Within each class, every fourth block of consecutive windows calibrates the threshold; the others are
+        // fitted. Blocks, not single windows: windows of a stream overlap and neighbours look alike, so a threshold
+        // set on windows interleaved with the fitted ones held only there (on the demo's simulator data 4 % became
+        // 12–29 % on the later test stretch); blocks of up to 256 windows (at least 8 a class) held it at 1–6 %.
+        // Within each class, so that a class recorded in one run is both fitted and calibrated.
+        var perClass = [Int](repeating: 0, count: classes)
+        for label in labels where (0..<classes).contains(label) { perClass[label] += 1 }
+        var seen = [Int](repeating: 0, count: classes)
+        var fitted = [Int](), held = [Int]()
+        for i in 0..<n where (0..<classes).contains(labels[i]) {
+            let c = labels[i]
+            let rank = seen[c]
+            seen[c] += 1
+            if (rank / Self.calibrationBlock(windows: perClass[c])) % 4 == 0 {
+                held.append(i)
+            } else {
+                fitted.append(i)
+            }
+        }
+        guard fitted.count > d, !held.isEmpty else { return nil }
         var sums = [Double](repeating: 0, count: classes * d), overall = [Double](repeating: 0, count: d)
         var counts = [Int](repeating: 0, count: classes)
         for i in fitted {
@@ -263,12 +276,13 @@ public struct NoveltyStatistics: Codable, Sendable, Equatable {
         }
         scores.sort()
         let rate = min(max(falseAlarmRate, 0), 1)
-        let index = min(scores.count - 1, max(0, Int((Double(scores.count) * (1 - rate)).rounded(.down))))
+        // The score that `rate` of the held-out windows exceed: ⌊m·rate⌋ of them lie above it.
+        let index = min(scores.count - 1, max(0, scores.count - 1 - Int((Double(scores.count) * rate).rounded(.down))))
         statistics.threshold = max(scores[index], Float.leastNormalMagnitude)
         return statistics
     }
 
-    /// Consecutive windows per calibration block: 256, or fewer so that `windows` make at least 8 blocks.
+    /// Consecutive windows of one class per calibration block: 256, or fewer so that its `windows` make at least 8.
     static func calibrationBlock(windows: Int) -> Int { min(256, max(1, windows / 8)) }
 
     /// The lower Cholesky factor of a symmetric positive-definite `d × d` matrix given by its lower triangle, or nil.

@@ -81,12 +81,12 @@ public struct EscalationPolicy: Sendable {
     ///   - rateWindow: Decisions the reported ``observedRate`` covers.
     ///   - auditShare: The share of confident, familiar windows escalated for an audit, in [0, 1] (default none).
     ///   - auditSeed: Seeds the draws of the audits (the agent passes a random one).
-    ///   - escalatesNovel: Whether confident novel windows are escalated (default true).
+    ///   - escalatesNovel: Whether confident novel windows are escalated (default false, as `policy.escalateNovel`).
     /// - Throws: ``PolicyError`` naming the parameter out of range.
     public init(
         measure: ConfidenceMeasure, mode: Mode, maxEscalationsPerSecond: Double = .infinity, burst: Double? = nil,
         gain: Double = 0.002, rateWindow: Int = 1000, auditShare: Double = 0, auditSeed: UInt64 = 0,
-        escalatesNovel: Bool = true
+        escalatesNovel: Bool = false
     ) throws(PolicyError) {
         switch mode {
         case .threshold(let t):

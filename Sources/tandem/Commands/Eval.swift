@@ -152,7 +152,9 @@ extension Eval {
             edge: confidences, fullPredictions: fullPredictions, labels: windows.labels, measure: measure,
             thresholds: try numbers(thresholds, "thresholds").map(Float.init), budgets: budgetList,
             bytesPerWindow: Self.escalationBytes(window: e.input.window, channels: e.input.channels))
-        if case .int8(let engine) = edgeModel.runner, let statistics = e.novelty {
+        if case .int8(let engine) = edgeModel.runner, let statistics = e.novelty,
+            (try? statistics.validate(classes: e.classNames.count, channels: e.input.channels)) != nil
+        {
             func scored(_ set: LabeledWindows) throws -> [(score: Float, confidence: Float)] {
                 guard set.count > 0 else { return [] }
                 var normalized = set.windows
