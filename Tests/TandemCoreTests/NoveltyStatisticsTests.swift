@@ -155,6 +155,27 @@ struct NoveltyStatisticsTests {
         }
     }
 
+    @Test("a class whose windows all fall into held-out blocks is fitted on them, not given the mean of the others")
+    func classInOneRun() throws {
+        // 1,100 windows in blocks of 137: the first 100 (class 1) lie in the first, held-out block.
+        let (train, labels) = windows(count: 1100, seed: 5, kind: { $0 < 100 ? 1 : 0 })
+        let statistics = try #require(
+            train.withUnsafeBufferPointer {
+                NoveltyStatistics.fit(
+                    windows: $0, length: 128, channels: 1, labels: labels, predictions: labels, classes: 2,
+                    falseAlarmRate: 0.04)
+            })
+        let (fresh, _) = windows(count: 200, seed: 6, kind: { _ in 1 })
+        let scorer = NoveltyScorer(statistics: statistics, length: 128, channels: 1)
+        let novel = fresh.withUnsafeBufferPointer { w in
+            (0..<200).filter {
+                scorer.isNovel(UnsafeBufferPointer(rebasing: w[($0 * 128)..<($0 * 128 + 128)]), predicted: 1)
+            }
+            .count
+        }
+        #expect(novel < 40, "\(novel) of 200 windows of class 1 called novel as class 1")
+    }
+
     @Test("too few windows to fit give no statistics")
     func tooFew() {
         let (train, labels) = windows(count: 12, seed: 4)

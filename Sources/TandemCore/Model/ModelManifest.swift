@@ -99,7 +99,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var metrics: [String: Double]
     /// Number representation of the weights: `float32`, or `int8` for quantized edge models.
     public var numerics: String
-    /// Per-class statistics of the penultimate features and the novelty threshold, recorded by `tandem compress`
+    /// Per-class waveform statistics of the training windows and the novelty threshold, recorded by `tandem compress`
     /// for int8 models; absent (nil) in float32 models and in artifacts written before it existed. Inside the
     /// signed manifest like every other field.
     public var novelty: NoveltyStatistics?

@@ -24,7 +24,7 @@ public protocol WindowClassifier: Sendable {
     /// - Throws: ``ModelLoadError`` (code `incompatible`) if the sizes do not match.
     func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>) throws
     /// Writes the class probabilities of one standardized window and tells whether the window is novel: its
-    /// penultimate features farther from the predicted class than the threshold the artifact records
+    /// waveform statistics farther from the predicted class's than the threshold the artifact records
     /// (``ModelManifest/novelty``). A classifier without novelty statistics says false.
     ///
     /// - Throws: ``ModelLoadError`` (code `incompatible`) if the sizes do not match.
