@@ -219,7 +219,7 @@ public struct NoveltyStatistics: Codable, Sendable, Equatable {
         // single windows: windows of a stream overlap and neighbours look alike, and conditions last; a threshold
         // set on windows interleaved with the fitted ones held only there (on the demo's simulator data 4 % became
         // 12–29 % on the later test stretch), as did blocks taken within each class (16 %); blocks of up to 256
-        // windows (at least 8 in all) held it better (BENCHMARKS.md, "Novelty escalation"). A class whose windows
+        // windows (at least 8 in all) held it better (BENCHMARKS.md, "novelty escalation"). A class whose windows
         // all fell into held-out blocks is fitted on them too, rather than left without a mean of its own.
         let block = Self.calibrationBlock(windows: n)
         var fitted = [Int](), held = [Int]()
