@@ -69,12 +69,7 @@ public final class Int8WindowClassifier: WindowClassifier {
     public func classify(_ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>)
         throws
     {
-        try ModelLoadError.checkSizes(
-            window: window.count, probabilities: probabilities.count, window: model.window,
-            channels: model.channels, classes: model.classes)
-        let box = idle.withLock { $0.popLast() } ?? EngineBox(model: model, novelty: novelty)
-        defer { idle.withLock { $0.append(box) } }
-        _ = try box.engine.classify(window, probabilities: probabilities)
+        _ = try classify(window, into: probabilities, detectingNovelty: false)
     }
 
     /// Writes the class probabilities of one standardized window and scores its novelty on the same engine
@@ -82,13 +77,22 @@ public final class Int8WindowClassifier: WindowClassifier {
     public func classifyDetectingNovelty(
         _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>
     ) throws -> Bool {
+        try classify(window, into: probabilities, detectingNovelty: true)
+    }
+
+    /// Classifies on an engine from the pool, scoring novelty too when asked.
+    private func classify(
+        _ window: UnsafeBufferPointer<Float>, into probabilities: UnsafeMutableBufferPointer<Float>,
+        detectingNovelty: Bool
+    ) throws -> Bool {
         try ModelLoadError.checkSizes(
             window: window.count, probabilities: probabilities.count, window: model.window,
             channels: model.channels, classes: model.classes)
         let box = idle.withLock { $0.popLast() } ?? EngineBox(model: model, novelty: novelty)
         defer { idle.withLock { $0.append(box) } }
         let prediction = try box.engine.classify(window, probabilities: probabilities)
-        return box.novelty?.isNovel(window, predicted: prediction.label) ?? false
+        guard detectingNovelty, let scorer = box.novelty else { return false }
+        return scorer.isNovel(window, predicted: prediction.label)
     }
 }
 
