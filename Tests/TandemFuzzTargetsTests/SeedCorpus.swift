@@ -52,7 +52,21 @@ enum SeedCorpus {
         (expired.deadline, expired.lastUse) = (1000, 1060)
         var backwards = try ahead.encoded()
         withUnsafeBytes(of: (1000.0).bitPattern.littleEndian) { backwards.replaceSubrange(59..<67, with: $0) }
+        // Version 3: an audit with a deadline, a novel window without one (both times 0); a reason this build does
+        // not know, and only one of the two times set to 0 (checksums repaired by the target's flag).
+        var audit = ahead
+        audit.reason = .audit
+        var novel = escalationPayload()
+        novel.reason = .novel
+        var unknownReason = try audit.encoded()
+        unknownReason[3] = 7
+        var halfDeadline = try novel.encoded()
+        withUnsafeBytes(of: (4e9).bitPattern.littleEndian) { halfDeadline.replaceSubrange(59..<67, with: $0) }
         return [
+            "valid-audit": [0, 0] + (try audit.encoded()),
+            "valid-novel-no-deadline": [0, 0] + (try novel.encoded()),
+            "invalid-unknown-reason": [0, 1] + unknownReason,
+            "invalid-half-deadline": [0, 1] + halfDeadline,
             "valid-deadline-ahead": [0, 0] + (try ahead.encoded()),
             "valid-expired": [0, 0] + (try expired.encoded()),
             "invalid-deadline-after-last-use": [0, 1] + backwards,
@@ -84,6 +98,10 @@ enum SeedCorpus {
         full.outbox = .init(pending: 2, delivered: 700, dropped: 0, refused: 0, journalBytes: 4096)
         full.badVerdicts = 0
         full.connected = true
+        full.novelWindows = 30
+        full.noveltyRate = 0.0025
+        full.novelEscalations = 5
+        full.auditEscalations = 110
         let rejected = DeviceStatus(
             device: "dev-1", modelVersion: "edge-1",
             modelUpdate: .rejected("edge-2", reason: "untrusted: bad signature"),
@@ -98,6 +116,8 @@ enum SeedCorpus {
             "invalid-huge-counter": [0]
                 + Array(#"{"device":"dev-1","escalations":9223372036854775807,"windows":1}"#.utf8),
             "invalid-rate": [0] + Array(#"{"device":"dev-1","escalationRate":1.5}"#.utf8),
+            "invalid-novelty-rate": [0] + Array(#"{"device":"dev-1","noveltyRate":-0.5}"#.utf8),
+            "invalid-negative-audits": [0] + Array(#"{"device":"dev-1","auditEscalations":-3}"#.utf8),
             "invalid-no-device": [0] + Array(#"{"state":"online"}"#.utf8),
             "invalid-not-json": [0] + Array("online".utf8),
         ]
