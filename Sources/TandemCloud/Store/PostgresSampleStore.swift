@@ -198,11 +198,14 @@ public final class PostgresSampleStore: Sendable {
         _ = try run(c, "ALTER TABLE escalation ADD COLUMN IF NOT EXISTS window_start DOUBLE PRECISION")
         _ = try run(
             c, "CREATE INDEX IF NOT EXISTS escalation_stream_window ON escalation (device, stream, window_start)")
-        // Audits are told by their payload's first four bytes; the estimates find them through this index.
-        _ = try run(
-            c,
-            "CREATE INDEX IF NOT EXISTS escalation_audit ON escalation ((substring(payload from 1 for 4)), received_at)"
-        )
+        // Audits are told by their payload's first four bytes; the estimates find them through this index. Made
+        // once: `CREATE INDEX IF NOT EXISTS` locks the table even when the index exists, and a worker opening the
+        // store beside others writing to it must not hold more locks than it needs.
+        let audit = try run(c, "SELECT to_regclass('escalation_audit') IS NOT NULL").rows.first
+        if try !(audit?.decode(Bool.self) ?? false) {
+            _ = try run(
+                c, "CREATE INDEX escalation_audit ON escalation ((substring(payload from 1 for 4)), received_at)")
+        }
     }
 
     /// Adds the escalation's fleet, claim count and terminal state, and the label's origin, to tables made before
