@@ -12,9 +12,11 @@ import Testing
 #endif
 
 /// The models and data of the closed-loop tests: one simulated machine (short condition segments, so a
-/// few seconds hold every class), a full float model trained on its first seconds, and a deliberately weak
-/// int8 edge model distilled from it for only five epochs — unsure of much, so it escalates and a retrained
-/// one can do better. Devices are fed the same machine's later seconds.
+/// few seconds hold every class), a full float model trained on its first seconds (≈ 83 % on the test
+/// split), and a deliberately weak int8 edge model distilled from it for exactly ten epochs (≈ 62 %; the
+/// trainer's minimum-step rule is off, or it would train on to about the teacher's level) — unsure of much,
+/// so it escalates and a retrained one does better by a clear margin, while a drill candidate trained on
+/// shuffled labels (≈ 48 %) does not. Devices are fed the same machine's later seconds.
 struct LoopFixture: Sendable {
     static let window = 64
     static let hop = 32
@@ -64,7 +66,8 @@ struct LoopFixture: Sendable {
               patience: 4
             """
         var early = try ModelSpecFile.parse(edgeSpec).training ?? TrainingConfiguration()
-        early.epochs = 5
+        early.epochs = 10
+        early.minimumSteps = 0
         var options = CompressionOptions(training: early, distillation: try DistillationLoss())
         options.measuresLatency = false
         let edge = try CompressionPipeline.run(
@@ -244,7 +247,7 @@ func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec) throws ->
           - {type: dense, units: classes}
         """)
     var config = TrainingConfiguration()
-    config.epochs = 12
+    config.epochs = 40
     config.minimumSteps = 0
     config.learningRate = 3e-3
     config.patience = 4
