@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TandemCloud
 import TandemTestSupport
 import Testing
@@ -44,6 +45,46 @@ struct PostgresStoreTests {
             try store.recordLabel(id: first.id, label: 2, at: 130)
             try other.recordLabel(id: first.id, label: 0, at: 131)
             #expect(try store.label(for: first.id) == 0)
+        }
+    }
+
+    @Test("a store opened beside another worker's open write transaction does not wait for it: no DDL once up to date")
+    func openBesideAWriter() async throws {
+        try await PostgresCluster.with { cluster in
+            _ = try PostgresSampleStore(url: cluster.url)
+            // Another worker mid-transaction holds a row-exclusive lock on the escalation table until it commits.
+            let bin = try #require(PostgresCluster.binDirectory)
+            let psql = Process()
+            psql.executableURL = URL(fileURLWithPath: "\(bin)/psql")
+            psql.arguments = [cluster.url, "-q", "-X", "-v", "ON_ERROR_STOP=1"]
+            let input = Pipe()
+            let output = Pipe()
+            psql.standardInput = input
+            psql.standardOutput = output
+            psql.standardError = FileHandle.nullDevice
+            try psql.run()
+            input.fileHandleForWriting.write(
+                Data("BEGIN;\nLOCK TABLE escalation IN ROW EXCLUSIVE MODE;\n\\echo locked\n".utf8))
+            var seen = Data()
+            while !String(decoding: seen, as: UTF8.self).contains("locked") {
+                let chunk = output.fileHandleForReading.availableData
+                try #require(!chunk.isEmpty, "psql ended before taking its lock")
+                seen.append(chunk)
+            }
+
+            let finished = Mutex(false)
+            let opened = Task.detached {
+                defer { finished.withLock { $0 = true } }
+                return try PostgresSampleStore(url: cluster.url)
+            }
+            let inTime = await waitUntil(.seconds(10)) { finished.withLock { $0 } }
+            #expect(psql.isRunning, "the other transaction was still open")
+            input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+            try input.fileHandleForWriting.close()
+            psql.waitUntilExit()
+            let store = try await opened.value
+            #expect(inTime, "the second store waited for the other transaction")
+            #expect(try store.counts() == (rows: 0, answered: 0))
         }
     }
 

@@ -124,10 +124,23 @@ public final class PostgresSampleStore: Sendable {
         }
     }
 
+    /// The schema this code writes; `tandem_schema` records the one a database has. Raise it with every change to
+    /// `migrate`.
+    static let schemaVersion = 1
+
+    /// Creates or updates the tables, once per schema version: a store opened on a database that is up to date
+    /// issues no DDL. (`CREATE INDEX IF NOT EXISTS` and `ALTER TABLE … IF NOT EXISTS` take their table locks before
+    /// they look, so a worker starting beside others that are writing would wait for their transactions, and they
+    /// for it.)
     private func migrate() throws {
         try transaction { c in
             // Workers starting together: one migrates, the others wait for its lock.
             _ = try run(c, "SELECT pg_advisory_xact_lock(724265001)")
+            _ = try run(c, "CREATE TABLE IF NOT EXISTS tandem_schema (version INTEGER NOT NULL)")
+            let current =
+                try run(c, "SELECT COALESCE(MAX(version), 0)::bigint FROM tandem_schema").rows.first
+                .map { try $0.decode(Int.self) } ?? 0
+            guard current < Self.schemaVersion else { return }
             _ = try run(
                 c,
                 """
@@ -188,6 +201,8 @@ public final class PostgresSampleStore: Sendable {
                 """)
             try migrateOrigins(c)
             try migrateWindowTimes(c)
+            _ = try run(c, "DELETE FROM tandem_schema")
+            _ = try run(c, "INSERT INTO tandem_schema (version) VALUES (\(Self.schemaVersion))")
         }
     }
 
@@ -198,9 +213,7 @@ public final class PostgresSampleStore: Sendable {
         _ = try run(c, "ALTER TABLE escalation ADD COLUMN IF NOT EXISTS window_start DOUBLE PRECISION")
         _ = try run(
             c, "CREATE INDEX IF NOT EXISTS escalation_stream_window ON escalation (device, stream, window_start)")
-        // Audits are told by their payload's first four bytes; the estimates find them through this index. Made
-        // once: `CREATE INDEX IF NOT EXISTS` locks the table even when the index exists, and a worker opening the
-        // store beside others writing to it must not hold more locks than it needs.
+        // Audits are told by their payload's first four bytes; the estimates find them through this index.
         let audit = try run(c, "SELECT to_regclass('escalation_audit') IS NOT NULL").rows.first
         if try !(audit?.decode(Bool.self) ?? false) {
             _ = try run(
@@ -239,7 +252,7 @@ public final class PostgresSampleStore: Sendable {
     /// Drops every table (tests and tear-down of a throwaway database).
     public func dropAll() throws {
         try withConnection { c in
-            _ = try run(c, "DROP TABLE IF EXISTS escalation, label, training_lease, retraining_round")
+            _ = try run(c, "DROP TABLE IF EXISTS escalation, label, training_lease, retraining_round, tandem_schema")
         }
     }
 }
