@@ -47,7 +47,7 @@ struct LoopFixture: Sendable {
         guard var test = data.test else { throw RetrainingError("the simulation wrote no test split") }
         input.normalize(&test.windows)
 
-        let full = try smallFullModel(trainedOn: train, input: input)
+        let full = try smallFullModel(trainedOn: train, input: input, epochs: 40)
         let fullModel = try FloatModel(artifact: full)
         let fullManifest = full.manifest
 
@@ -232,7 +232,7 @@ final class ChildProcess: @unchecked Sendable {
 /// The retraining tests' full model: a small stand-in for the FCN (two strided convolutions), trained with
 /// early stopping on `train` (windows already standardized with `input`), as an artifact with four golden
 /// inputs.
-func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec) throws -> ModelArtifact {
+func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec, epochs: Int = 12) throws -> ModelArtifact {
     let fullSpec = try ModelSpecFile.parse(
         """
         name: full
@@ -247,7 +247,7 @@ func smallFullModel(trainedOn train: LabeledWindows, input: InputSpec) throws ->
           - {type: dense, units: classes}
         """)
     var config = TrainingConfiguration()
-    config.epochs = 40
+    config.epochs = epochs
     config.minimumSteps = 0
     config.learningRate = 3e-3
     config.patience = 4
