@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
             row per escalation id, and escalations a killed worker left unanswered are answered by another.
 
             With --trainer the worker also runs the retraining loop (docs/CLOUD.md): every --retrain-interval \
-            seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations or \
+            seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations, audits not counted, or \
             --retrain-labels 100 new labels since the last round, or drift: a device of --fleet whose escalation \
             rate over the last --retrain-drift-window seconds, from its status messages, left its baseline on \
             its model, or --retrain-every seconds since the last round with any new data; after a round drift \

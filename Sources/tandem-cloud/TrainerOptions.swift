@@ -12,7 +12,7 @@ struct TrainerOptions: ParsableArguments {
     @Option(help: "The Ed25519 private key new models are signed with (`tandem keygen`).") var signingKey: String?
     @Option(help: "The fleet new models are rolled out to.") var fleet = "default"
     @Option(help: "Seconds between checks whether a round is due.") var retrainInterval = 30.0
-    @Option(help: "New hard examples (escalations) since the last round that start one (0: never).")
+    @Option(help: "New hard examples (escalations other than audits) since the last round that start one (0: never).")
     var retrainHardExamples = 1000
     @Option(help: "New ground-truth labels since the last round that start one (0: never).")
     var retrainLabels = 100

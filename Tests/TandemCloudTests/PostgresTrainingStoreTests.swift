@@ -54,17 +54,17 @@ struct PostgresTrainingStoreTests {
     }
 
     /// A window payload as a device sends it.
-    func payload(_ id: UUID, value: Float) throws -> [UInt8] {
+    func payload(_ id: UUID, value: Float, reason: EscalationReason = .uncertain) throws -> [UInt8] {
         try EscalationPayload(
             id: id, device: "d1", stream: "vib", modelVersion: "e1", windowStart: 0, windowEnd: 1,
             sampleRateHz: 100, channels: 2, length: 3, window: [value, 1, 2, 3, 4, 5],
-            topK: [.init(label: 0, probability: 0.4)], confidence: 0.4
+            topK: [.init(label: 0, probability: 0.4)], confidence: 0.4, reason: reason
         ).encoded()
     }
 
     @Test("training examples, counts, rounds and label accuracy round-trip as in the SQLite store")
     func sameAsSQLite() async throws {
-        let ids = (0..<6).map { _ in UUID() }
+        let ids = (0..<7).map { _ in UUID() }
         // (payload, edge model, edge label, received at, verdict, ground truth)
         let rows: [(payload: [UInt8], model: String, edgeLabel: Int, at: Double, verdict: Int?, truth: Int?)] = [
             (try payload(ids[0], value: 0.5), "e1", 1, 100, 1, 2),  // ground truth wins over the verdict
@@ -73,6 +73,7 @@ struct PostgresTrainingStoreTests {
             (try payload(ids[3], value: 3.5), "e2", 1, 103, nil, nil),  // neither: not an example
             ([1, 2, 3], "e2", 1, 104, 0, 0),  // does not decode: counted, skipped
             (try payload(ids[5], value: 5.5), "e1", 0, 105, 2, 0),
+            (try payload(ids[6], value: 6.5, reason: .audit), "e1", 0, 106, nil, nil),  // an audit: not a hard example
         ]
         func fill(_ store: any EscalationStore & TrainingStore) throws {
             for (k, row) in rows.enumerated() {
@@ -127,10 +128,10 @@ struct PostgresTrainingStoreTests {
             #expect(
                 try postgres.trainingExamples(receivedAfter: 100.5, limit: 2).examples.map(\.id) == [ids[1], ids[2]])
 
-            #expect(try postgres.escalationCount(receivedAfter: 101) == 4)
+            #expect(try postgres.hardExampleCount(receivedAfter: 101) == 4)
             // Only labels of stored escalations count: the one for an id not stored does not.
             #expect(try postgres.labelCount(recordedAfter: 199) == 4 && postgres.labelCount(recordedAfter: 200) == 0)
-            #expect(try sqlite.escalationCount(receivedAfter: 101) == 4 && sqlite.labelCount(recordedAfter: 199) == 4)
+            #expect(try sqlite.hardExampleCount(receivedAfter: 101) == 4 && sqlite.labelCount(recordedAfter: 199) == 4)
 
             let rounds = try postgres.rounds(limit: nil)
             #expect(rounds.map(\.summary) == ["second", "first"])

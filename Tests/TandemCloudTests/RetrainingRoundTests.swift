@@ -152,7 +152,7 @@ struct RetrainingRoundTests {
         trigger.minimumNewHardExamples = 20
         let reasons = trigger.reasons(
             for: .init(
-                now: 1e9, newHardExamples: try store.escalationCount(receivedAfter: -1),
+                now: 1e9, newHardExamples: try store.hardExampleCount(receivedAfter: -1),
                 newLabels: try store.labelCount(recordedAfter: 0)))
         #expect(reasons.contains(.hardExamples(escalated)))
 

@@ -61,6 +61,6 @@ struct SampleStoreLabelTests {
         #expect(examples[0].window == [0.5, -0.5, 1, -1] && examples[0].channels == 2 && examples[0].length == 2)
         #expect(try reopened.trainingExamples(receivedAfter: 21).examples.map(\.id) == [verdictOnly])
         #expect(try reopened.trainingExamples(limit: 1).examples.map(\.id) == [early])
-        #expect(try reopened.escalationCount(receivedAfter: 21.5) == 3)
+        #expect(try reopened.hardExampleCount(receivedAfter: 21.5) == 3)
     }
 }

@@ -346,7 +346,7 @@ public final class RetrainingService: Service, Sendable {
         }
         let reasons = trigger.reasons(
             for: .init(
-                now: now, newHardExamples: try store.escalationCount(receivedAfter: since),
+                now: now, newHardExamples: try store.hardExampleCount(receivedAfter: since),
                 newLabels: try store.labelCount(recordedAfter: since), devices: devices,
                 lastRoundStartedAt: last?.startedAt ?? createdAt, followUpDue: followUpDue.load(ordering: .relaxed),
                 audits: try auditAgreement(since: last?.startedAt ?? createdAt, now: now)))

@@ -4,10 +4,15 @@ import PostgresNIO
 import TandemFleet
 
 extension PostgresSampleStore: TrainingStore {
-    public func escalationCount(receivedAfter time: Double) throws -> Int {
+    public func hardExampleCount(receivedAfter time: Double) throws -> Int {
         try withConnection { c in
-            try run(c, "SELECT COUNT(*) FROM escalation WHERE received_at > \(time)").rows.first
-                .map { try $0.decode(Int.self) } ?? 0
+            try run(
+                c,
+                """
+                SELECT COUNT(*) FROM escalation WHERE received_at > \(time)
+                AND substring(payload from 1 for 4) <> decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex')
+                """
+            ).rows.first.map { try $0.decode(Int.self) } ?? 0
         }
     }
 

@@ -77,10 +77,15 @@ extension SampleStore {
         return (examples, undecodable)
     }
 
-    /// Escalations received after `time` (seconds since 1970), answered or not.
-    public func escalationCount(receivedAfter time: Double) throws -> Int {
+    /// Escalations received after `time` (seconds since 1970), answered or not, audits not counted.
+    public func hardExampleCount(receivedAfter time: Double) throws -> Int {
         try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM escalation WHERE received_at > ?", arguments: [time]) ?? 0
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM escalation
+                    WHERE received_at > ? AND substr(payload, 1, 4) <> x'\(AuditEstimate.storedPrefixHex)'
+                    """, arguments: [time]) ?? 0
         }
     }
 

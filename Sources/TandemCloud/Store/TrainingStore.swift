@@ -11,8 +11,9 @@ import TandemProtocol
 /// at a time has the lease (a holder calling again renews it, another may take it only once it expired, at
 /// `now ≥ expiry`); rounds are listed by start, the latest first.
 public protocol TrainingStore: Sendable {
-    /// Escalations received after `time` (seconds since 1970), answered or not.
-    func escalationCount(receivedAfter time: Double) throws -> Int
+    /// Escalations received after `time` (seconds since 1970), answered or not, audits not counted: they are a
+    /// random share of the windows the edge was sure of, not hard examples, and must not start rounds.
+    func hardExampleCount(receivedAfter time: Double) throws -> Int
     /// Labels recorded after `time` (seconds since 1970).
     func labelCount(recordedAfter time: Double) throws -> Int
     /// Every escalation with a ground-truth label or a verdict received after `receivedAfter` (all if nil),
