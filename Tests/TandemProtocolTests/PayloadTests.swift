@@ -244,3 +244,52 @@ struct EscalationReasonTests {
         }
     }
 }
+
+/// The bytes on the wire, fixed: each version's encoding of one small payload, as written out from the layout table
+/// in docs/PROTOCOL.md by a separate encoder. Edges and clouds of different builds meet on these bytes, so a change
+/// to the encoder that round-trips with its own decoder but moves a field fails here.
+struct PayloadGoldenBytesTests {
+    static func payload(reason: EscalationReason, deadline: (verdict: Double, lastUse: Double)?) -> EscalationPayload {
+        EscalationPayload(
+            id: UUID(uuidString: "8A1C6F3E-2B4D-4E5F-9A7B-0C1D2E3F4A5B") ?? UUID(), device: "edge-07", stream: "s",
+            modelVersion: "m-1", windowStart: 1.5, windowEnd: 2.25, sampleRateHz: 16, channels: 2, length: 2,
+            window: [0.5, -1.25, 3, 65504],
+            topK: [.init(label: 2, probability: 0.5), .init(label: 0, probability: 0.25)],
+            confidence: 0.5, deadline: deadline, reason: reason)
+    }
+
+    static let header = "8a1c6f3e2b4d4e5f9a7b0c1d2e3f4a5b000000000000f83f000000000000024000008041020002000000020000003f"
+    static let deadline = "00000040fc54d94100004050fc54d941"
+    static let tail = "07656467652d30370173036d2d31003800bd0042ff7b02000000003f00000000803e"
+
+    static let cases:
+        [(name: String, reason: EscalationReason, deadline: (verdict: Double, lastUse: Double)?, hex: String)] = [
+            ("version 1: uncertain, no deadline", .uncertain, nil, "54450100" + header + tail + "01bfb5c5"),
+            (
+                "version 2: uncertain with a deadline", .uncertain, (1.7e9, 1.7e9 + 65),
+                "54450200" + header + deadline + tail + "44e90eea"
+            ),
+            (
+                "version 3: audit, no deadline (zeros)", .audit, nil,
+                "54450302" + header + String(repeating: "0", count: 32) + tail + "81bdd2e4"
+            ),
+            (
+                "version 3: novel with a deadline", .novel, (1.7e9, 1.7e9 + 65),
+                "54450301" + header + deadline + tail + "d17dae75"
+            ),
+        ]
+
+    @Test("each version encodes to the documented bytes and decodes from them", arguments: 0..<4)
+    func golden(index: Int) throws {
+        let c = Self.cases[index]
+        let payload = Self.payload(reason: c.reason, deadline: c.deadline)
+        let hex = try payload.encoded().map { String(format: "%02x", $0) }.joined()
+        #expect(hex == c.hex, "\(c.name)")
+        var bytes = [UInt8]()
+        var digits = c.hex.makeIterator()
+        while let high = digits.next(), let low = digits.next() {
+            bytes.append(UInt8(String([high, low]), radix: 16) ?? 0)
+        }
+        #expect(try EscalationPayload(decoding: bytes) == payload, "\(c.name)")
+    }
+}
