@@ -7,10 +7,11 @@ import Testing
 struct VerdictTrackerTests {
     let classes = ["ok", "bearing", "misalign"]
 
-    func record(_ label: Int) -> PredictionRecord {
+    func record(_ label: Int, reason: EscalationReason = .uncertain) -> PredictionRecord {
         PredictionRecord(
             stream: "s", windowStart: 0, windowEnd: 1, label: classes[label], labelIndex: label, probability: 0.4,
-            confidence: 0.4, provisional: true, escalated: true, modelVersion: "edge-1", latencyMilliseconds: 1)
+            confidence: 0.4, provisional: true, escalated: true, reason: reason, modelVersion: "edge-1",
+            latencyMilliseconds: 1)
     }
 
     func verdict(_ id: UUID, _ label: Int) -> Verdict {
@@ -38,7 +39,7 @@ struct VerdictTrackerTests {
     func lateCorrection() {
         var tracker = VerdictTracker(deadlineSeconds: 0.5, correctionWindowSeconds: 5)
         let a = UUID(), b = UUID(), c = UUID()
-        _ = tracker.escalated(record(0), id: a, now: 0)
+        _ = tracker.escalated(record(0, reason: .audit), id: a, now: 0)
         _ = tracker.escalated(record(2), id: b, now: 0.1)
         _ = tracker.escalated(record(1), id: c, now: 0.2)
         let released = tracker.expire(now: 0.65)
@@ -46,6 +47,7 @@ struct VerdictTrackerTests {
         #expect(tracker.pendingCount == 1)
         let correction = tracker.received(verdict(a, 1), classNames: classes, now: 1)
         #expect(correction?.kind == .correction && correction?.label == "bearing" && correction?.origin == .cloud)
+        #expect(correction?.reason == .audit, "a correction names why the window was escalated, as its record did")
         #expect(tracker.received(verdict(b, 2), classNames: classes, now: 1) == nil, "same class: nothing to correct")
         #expect(tracker.expire(now: 0.7).count == 1)
         #expect(tracker.received(verdict(c, 0), classNames: classes, now: 100) == nil, "too late to correct")

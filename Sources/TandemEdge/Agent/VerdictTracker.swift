@@ -103,7 +103,8 @@ public struct VerdictTracker: Sendable {
                 kind: .correction, stream: entry.stream, windowStart: entry.windowStart, windowEnd: entry.windowEnd,
                 label: label, labelIndex: verdict.label, probability: probability, confidence: entry.confidence,
                 origin: .cloud, provisional: false, escalated: true, escalationId: verdict.escalationId,
-                modelVersion: verdict.modelVersion, latencyMilliseconds: entry.latencyMilliseconds)
+                reason: entry.reason, modelVersion: verdict.modelVersion,
+                latencyMilliseconds: entry.latencyMilliseconds)
         }
         ignoredVerdicts += 1
         return nil
@@ -168,6 +169,7 @@ private struct Provisional {
     let windowEnd: Double
     let labelIndex: Int
     let confidence: Double
+    let reason: EscalationReason?
     let latencyMilliseconds: Double
     let until: Double
 
@@ -177,6 +179,7 @@ private struct Provisional {
         windowEnd = record.windowEnd
         labelIndex = record.labelIndex
         confidence = record.confidence
+        reason = record.reason
         latencyMilliseconds = record.latencyMilliseconds
         self.until = until
     }
