@@ -132,6 +132,17 @@ struct PostgresTrainingStoreTests {
             // Only labels of stored escalations count: the one for an id not stored does not.
             #expect(try postgres.labelCount(recordedAfter: 199) == 4 && postgres.labelCount(recordedAfter: 200) == 0)
             #expect(try sqlite.hardExampleCount(receivedAfter: 101) == 4 && sqlite.labelCount(recordedAfter: 199) == 4)
+            // Audits by arrival, in half-open ranges: the one received at 106 is in [105, 107) only.
+            for store in [postgres, sqlite] as [any EscalationStore] {
+                #expect(
+                    try store.auditEstimates(receivedFrom: 105, before: 107) == [
+                        "e1": .init(
+                            audits: 1, answered: 0, agreed: 0, labelled: 0, correct: 0)
+                    ])
+                #expect(try store.auditEstimates(receivedFrom: 100, before: 106).isEmpty, "the end is excluded")
+                #expect(try store.auditEstimates(receivedFrom: 106.5, before: 1e9).isEmpty)
+                #expect(try store.auditEstimates(receivedSince: 106)["e1"]?.audits == 1)
+            }
 
             let rounds = try postgres.rounds(limit: nil)
             #expect(rounds.map(\.summary) == ["second", "first"])

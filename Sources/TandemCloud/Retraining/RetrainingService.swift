@@ -553,13 +553,13 @@ public final class RetrainingService: Service, Sendable {
         guard trigger.minimumAudits > 0, let audits = store as? any EscalationStore,
             let version = try registry.productionVersion()
         else { return nil }
-        let start = now - trigger.driftWindowSeconds
-        let all = try audits.auditEstimates(receivedSince: since)[version]
-        let recent = start > since ? try audits.auditEstimates(receivedSince: start)[version] : all
-        guard let all, let recent else { return nil }
+        // Two ranges that do not overlap: audits stored between the two queries land in the recent one only.
+        let boundary = max(since, now - trigger.driftWindowSeconds)
+        let before = try audits.auditEstimates(receivedFrom: since, before: boundary)[version]
+        let recent = try audits.auditEstimates(receivedFrom: boundary, before: .greatestFiniteMagnitude)[version]
+        guard let recent else { return nil }
         return .init(
-            version: version, baselineAnswered: all.answered - recent.answered,
-            baselineAgreed: all.agreed - recent.agreed,
+            version: version, baselineAnswered: before?.answered ?? 0, baselineAgreed: before?.agreed ?? 0,
             recentAnswered: recent.answered, recentAgreed: recent.agreed)
     }
 

@@ -45,13 +45,21 @@ public protocol EscalationStore: Sendable {
     /// The most recent answered escalations without a label, newest first, at most `limit` (the label queue's
     /// candidates).
     func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation]
-    /// What the audit escalations received at or after `time` say about each edge model version's accuracy.
-    func auditEstimates(receivedSince time: Double) throws -> [String: AuditEstimate]
+    /// What the audit escalations received at or after `start` and before `end` say about each edge model
+    /// version's accuracy.
+    func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate]
 }
 
 extension EscalationStore {
     /// A store that keeps no audit statistics has none.
-    public func auditEstimates(receivedSince time: Double) throws -> [String: AuditEstimate] { [:] }
+    public func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate] {
+        [:]
+    }
+
+    /// What the audit escalations received at or after `time` say about each edge model version's accuracy.
+    public func auditEstimates(receivedSince time: Double) throws -> [String: AuditEstimate] {
+        try auditEstimates(receivedFrom: time, before: .greatestFiniteMagnitude)
+    }
 
     /// Stores one escalation unless one with its id is stored already; returns whether this call stored it.
     @discardableResult

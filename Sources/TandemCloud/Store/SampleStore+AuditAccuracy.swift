@@ -42,8 +42,8 @@ public struct AuditEstimate: Codable, Sendable, Equatable {
 }
 
 extension SampleStore {
-    /// Audit escalations received at or after `time` (seconds since 1970), by edge model version.
-    public func auditEstimates(receivedSince time: Double) throws -> [String: AuditEstimate] {
+    /// Audit escalations received at or after `start` and before `end` (seconds since 1970), by edge model version.
+    public func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate] {
         let rows = try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -53,10 +53,11 @@ extension SampleStore {
                         COUNT(l.label) AS labelled,
                         COALESCE(SUM(l.label IS NOT NULL AND e.edge_label = l.label), 0) AS correct
                     FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
-                    WHERE e.received_at >= ? AND substr(e.payload, 1, 4) = x'\(AuditEstimate.storedPrefixHex)'
+                    WHERE e.received_at >= ? AND e.received_at < ?
+                    AND substr(e.payload, 1, 4) = x'\(AuditEstimate.storedPrefixHex)'
                     GROUP BY e.edge_model
                     """,
-                arguments: [time])
+                arguments: [start, end])
         }
         var estimates = [String: AuditEstimate]()
         for row in rows {
@@ -69,8 +70,8 @@ extension SampleStore {
 }
 
 extension PostgresSampleStore {
-    /// Audit escalations received at or after `time` (seconds since 1970), by edge model version.
-    public func auditEstimates(receivedSince time: Double) throws -> [String: AuditEstimate] {
+    /// Audit escalations received at or after `start` and before `end` (seconds since 1970), by edge model version.
+    public func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate] {
         try withConnection { c in
             let rows = try run(
                 c,
@@ -79,7 +80,7 @@ extension PostgresSampleStore {
                     COUNT(*) FILTER (WHERE e.edge_label = e.verdict_label), COUNT(l.label),
                     COUNT(*) FILTER (WHERE e.edge_label = l.label)
                 FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
-                WHERE e.received_at >= \(time)
+                WHERE e.received_at >= \(start) AND e.received_at < \(end)
                 AND substring(e.payload from 1 for 4) = decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex')
                 GROUP BY e.edge_model
                 """
