@@ -189,6 +189,7 @@ struct StoreTrustTests {
                         DROP COLUMN terminal_at
                         """)
                     _ = try old.run(c, "ALTER TABLE label DROP COLUMN fleet, DROP COLUMN device")
+                    _ = try old.run(c, "DROP TABLE tandem_schema")  // made later than these columns
                     for (id, topic) in [
                         (own, "tandem/v1/plant-a/d1/verdicts"), (foreign, "tandem/v1/plant-a/d9/verdicts"),
                     ] {
