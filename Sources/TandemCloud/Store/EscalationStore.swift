@@ -46,14 +46,22 @@ public protocol EscalationStore: Sendable {
     /// candidates).
     func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation]
     /// What the audit escalations received at or after `start` and before `end` say about each edge model
-    /// version's accuracy.
-    func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate]
+    /// version's accuracy, by version and device.
+    func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
+        AuditEstimate]]
 }
 
 extension EscalationStore {
     /// A store that keeps no audit statistics has none.
+    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
+        AuditEstimate]]
+    { [:] }
+
+    /// What the audit escalations received at or after `start` and before `end` say about each edge model
+    /// version's accuracy, its devices pooled (``AuditEstimate/pooled(_:)``: no device counts for more than twice
+    /// the median device).
     public func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate] {
-        [:]
+        try auditEstimatesByDevice(receivedFrom: start, before: end).mapValues { AuditEstimate.pooled($0.values) }
     }
 
     /// What the audit escalations received at or after `time` say about each edge model version's accuracy.
