@@ -41,8 +41,9 @@ struct Serve: AsyncParsableCommand {
             row per escalation id, and escalations a killed worker left unanswered are answered by another.
 
             With --trainer the worker also runs the retraining loop (docs/CLOUD.md): every --retrain-interval \
-            seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations, audits not counted, or \
-            --retrain-labels 100 new labels since the last round, or drift: a device of --fleet whose escalation \
+            seconds (30) it checks whether a round is due (--retrain-hard-examples 1000 new escalations other \
+            than audits or --retrain-labels 100 new labels since the last round, or drift: a device of --fleet \
+            whose escalation \
             rate over the last --retrain-drift-window seconds, from its status messages, left its baseline on \
             its model, or --retrain-every seconds since the last round with any new data; after a round drift \
             started is promoted, one follow-up at --retrain-follow-up-labels new labels); one worker at a \

@@ -156,6 +156,24 @@ struct PostgresTrainingStoreTests {
             #expect(accuracy == ["e1": .init(correct: 1, labelled: 2), "e2": .init(correct: 0, labelled: 2)])
             #expect(accuracy == (try sqlite.edgeAccuracy(of: ["e1", "e2", "e3"], receivedSince: 100)))
             #expect(try postgres.edgeAccuracy(of: ["e1"], receivedSince: 101) == ["e1": .init(correct: 1, labelled: 1)])
+
+            // A second device's audit, answered as the edge said: the estimates keep the devices apart.
+            for store in [postgres, sqlite] as [any EscalationStore] {
+                let id = UUID()
+                try store.insert(
+                    SampleStore.Escalation(
+                        id: id, device: "d2", stream: "vib", payload: try payload(id, value: 7.5, reason: .audit),
+                        responseTopic: "t", edgeLabel: 1, edgeConfidence: 0.9, edgeModel: "e1", receivedAt: 107))
+                try store.answer(
+                    [(id, SampleStore.StoredVerdict(label: 1, probabilities: [0.1, 0.8, 0.1], model: "f"))], at: 108)
+                #expect(
+                    try store.auditEstimatesByDevice(receivedFrom: 100, before: 1e9) == [
+                        "e1": [
+                            "d1": .init(audits: 1, answered: 0, agreed: 0, labelled: 0, correct: 0),
+                            "d2": .init(audits: 1, answered: 1, agreed: 1, labelled: 0, correct: 0),
+                        ]
+                    ])
+            }
             try postgres.dropAll()
         }
     }

@@ -4,7 +4,7 @@
 /// Pure logic over counts the caller gathers (the sample store for examples and labels, device status
 /// messages for escalation rates), so every rule is testable without a store or a broker.
 public struct RetrainingTrigger: Sendable, Equatable {
-    /// New hard examples (escalations) since the last round that start one. Default 1,000.
+    /// New hard examples (escalations other than audits) since the last round that start one. Default 1,000.
     public var minimumNewHardExamples = 1000
     /// New ground-truth labels since the last round that start one. Default 100.
     public var minimumNewLabels = 100
@@ -112,7 +112,7 @@ public struct RetrainingTrigger: Sendable, Equatable {
     public struct Snapshot: Sendable, Equatable {
         /// Seconds since 1970 now.
         public var now: Double
-        /// Escalations stored since the last round started.
+        /// Escalations other than audits stored since the last round started.
         public var newHardExamples: Int
         /// Labels recorded since the last round started.
         public var newLabels: Int

@@ -129,7 +129,8 @@ public final class PostgresSampleStore: Sendable {
     static let schemaVersion = 1
 
     /// Creates or updates the tables, once per schema version: a store opened on a database that is up to date
-    /// issues no DDL. (`CREATE INDEX IF NOT EXISTS` and `ALTER TABLE … IF NOT EXISTS` take their table locks before
+    /// issues no DDL on the data tables (only `CREATE TABLE IF NOT EXISTS tandem_schema`, which locks nothing they
+    /// use). (`CREATE INDEX IF NOT EXISTS` and `ALTER TABLE … IF NOT EXISTS` take their table locks before
     /// they look, so a worker starting beside others that are writing would wait for their transactions, and they
     /// for it.)
     private func migrate() throws {

@@ -36,24 +36,41 @@ public struct AuditEstimate: Codable, Sendable, Equatable {
     /// How often the edge model agrees with the cloud's verdict on answered audits; nil without any.
     public var verdictAgreement: Double? { answered > 0 ? Double(agreed) / Double(answered) : nil }
 
-    /// The estimate of a fleet from its devices' estimates, each device counted for at most twice the median
-    /// device's audits (its counts scaled down in proportion): a device that sends audits at the top of its rate
-    /// limit — a hostile one, claiming answers the cloud disagrees with — moves the estimate by at most its capped
-    /// share (with 20 devices about 1/10), not by its volume. Devices of similar rates are not changed.
+    /// The estimate of a fleet from its devices' estimates: the counts of audits, answered and labelled audits are
+    /// the devices' sums; the agreement and the label accuracy are their devices' ratios pooled with each device
+    /// weighing at most as much as the median device (a device with more audits than the lower median is scaled
+    /// down to it). A device sending audits at the top of its rate limit — a hostile one, claiming answers the
+    /// cloud disagrees with — thus moves the agreement by at most its share as a median device: in a fleet of 20
+    /// devices with audits at most 1/11, below the audit drift rule's 0.15, however many it sends. Devices at or
+    /// below the median count in full.
     public static func pooled(_ devices: some Collection<AuditEstimate>) -> AuditEstimate {
         let counts = devices.map(\.audits).sorted()
         guard !counts.isEmpty else { return AuditEstimate(audits: 0, answered: 0, agreed: 0, labelled: 0, correct: 0) }
-        let cap = max(1, counts[(counts.count - 1) / 2].multipliedReportingOverflow(by: 2).partialValue)
+        let cap = Double(max(1, counts[(counts.count - 1) / 2]))
         var total = AuditEstimate(audits: 0, answered: 0, agreed: 0, labelled: 0, correct: 0)
+        var answered = 0.0, agreed = 0.0, labelled = 0.0, correct = 0.0
         for device in devices {
-            let share = device.audits > cap ? Double(cap) / Double(device.audits) : 1
-            func scaled(_ count: Int) -> Int { share == 1 ? count : Int((Double(count) * share).rounded()) }
-            total.audits += scaled(device.audits)
-            total.answered += scaled(device.answered)
-            total.agreed += scaled(device.agreed)
-            total.labelled += scaled(device.labelled)
-            total.correct += scaled(device.correct)
+            func sum(_ a: Int, _ b: Int) -> Int {
+                let (s, overflow) = a.addingReportingOverflow(max(b, 0))
+                return overflow ? .max : s
+            }
+            total.audits = sum(total.audits, device.audits)
+            total.answered = sum(total.answered, device.answered)
+            total.labelled = sum(total.labelled, device.labelled)
+            let weight = device.audits > 0 ? min(1, cap / Double(device.audits)) : 1
+            answered += weight * Double(max(device.answered, 0))
+            agreed += weight * Double(min(max(device.agreed, 0), max(device.answered, 0)))
+            labelled += weight * Double(max(device.labelled, 0))
+            correct += weight * Double(min(max(device.correct, 0), max(device.labelled, 0)))
         }
+        // The share `part / whole` of `count`, rounded, never more than `count`.
+        func portion(_ part: Double, of whole: Double, _ count: Int) -> Int {
+            guard whole > 0 else { return 0 }
+            let value = (Double(count) * min(part / whole, 1)).rounded()
+            return value >= Double(count) ? count : Int(value)
+        }
+        total.agreed = portion(agreed, of: answered, total.answered)
+        total.correct = portion(correct, of: labelled, total.labelled)
         return total
     }
 
