@@ -47,19 +47,19 @@ public protocol EscalationStore: Sendable {
     func unlabelled(limit: Int) throws -> [SampleStore.UnlabelledEscalation]
     /// What the audit escalations received at or after `start` and before `end` say about each edge model
     /// version's accuracy, by version and device.
-    func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
-        AuditEstimate]]
+    func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws
+        -> AuditEstimate.ByVersionAndDevice
 }
 
 extension EscalationStore {
     /// A store that keeps no audit statistics has none.
-    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
-        AuditEstimate]]
+    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws
+        -> AuditEstimate.ByVersionAndDevice
     { [:] }
 
     /// What the audit escalations received at or after `start` and before `end` say about each edge model
-    /// version's accuracy, its devices pooled (``AuditEstimate/pooled(_:)``: no device counts for more than twice
-    /// the median device).
+    /// version's accuracy, its devices pooled (``AuditEstimate/pooled(_:)``: in the ratios no device weighs more
+    /// than the median device).
     public func auditEstimates(receivedFrom start: Double, before end: Double) throws -> [String: AuditEstimate] {
         try auditEstimatesByDevice(receivedFrom: start, before: end).mapValues { AuditEstimate.pooled($0.values) }
     }

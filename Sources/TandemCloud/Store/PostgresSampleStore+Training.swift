@@ -10,7 +10,7 @@ extension PostgresSampleStore: TrainingStore {
                 c,
                 """
                 SELECT COUNT(*) FROM escalation WHERE received_at > \(time)
-                AND substring(payload from 1 for 4) <> decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex')
+                AND substring(payload from 1 for 4) <> \(unescaped: AuditEstimate.postgresStoredPrefix)
                 """
             ).rows.first.map { try $0.decode(Int.self) } ?? 0
         }
@@ -171,7 +171,7 @@ extension PostgresSampleStore: TrainingStore {
                 WHERE e.received_at >= \(time) AND e.edge_model = \(model) AND e.fleet = \(fleet)
                 AND (\(devices == nil) OR e.device = ANY(\(devices ?? [])))
                 AND (NOT \(auditsOnly)
-                    OR substring(e.payload from 1 for 4) = decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex'))
+                    OR substring(e.payload from 1 for 4) = \(unescaped: AuditEstimate.postgresStoredPrefix))
                 """
             ).rows.first
             let (correct, labelled) = try row?.decode((Int, Int).self) ?? (0, 0)

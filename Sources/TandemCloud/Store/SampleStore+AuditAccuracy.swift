@@ -49,11 +49,11 @@ public struct AuditEstimate: Codable, Sendable, Equatable {
         let cap = Double(max(1, counts[(counts.count - 1) / 2]))
         var total = AuditEstimate(audits: 0, answered: 0, agreed: 0, labelled: 0, correct: 0)
         var answered = 0.0, agreed = 0.0, labelled = 0.0, correct = 0.0
+        func sum(_ a: Int, _ b: Int) -> Int {
+            let (s, overflow) = a.addingReportingOverflow(max(b, 0))
+            return overflow ? .max : s
+        }
         for device in devices {
-            func sum(_ a: Int, _ b: Int) -> Int {
-                let (s, overflow) = a.addingReportingOverflow(max(b, 0))
-                return overflow ? .max : s
-            }
             total.audits = sum(total.audits, device.audits)
             total.answered = sum(total.answered, device.answered)
             total.labelled = sum(total.labelled, device.labelled)
@@ -74,16 +74,23 @@ public struct AuditEstimate: Codable, Sendable, Equatable {
         return total
     }
 
+    /// Estimates by edge model version, then by device.
+    public typealias ByVersionAndDevice = [String: [String: AuditEstimate]]
+
     /// The first four bytes an audit escalation is stored with, as a hex literal's digits: magic `TE`, version 3,
     /// reason 2 (audit). The stores select audits by them, so no column (and no migration) is needed.
     static let storedPrefixHex = "54450302"
+    /// ``storedPrefixHex`` as an SQLite blob literal.
+    static let sqliteStoredPrefix = "x'\(storedPrefixHex)'"
+    /// ``storedPrefixHex`` as a PostgreSQL bytea expression.
+    static let postgresStoredPrefix = "decode('\(storedPrefixHex)', 'hex')"
 }
 
 extension SampleStore {
     /// Audit escalations received at or after `start` and before `end` (seconds since 1970), by edge model version
     /// and device.
-    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
-        AuditEstimate]]
+    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws
+        -> AuditEstimate.ByVersionAndDevice
     {
         let rows = try pool.read { db in
             try Row.fetchAll(
@@ -95,12 +102,12 @@ extension SampleStore {
                         COALESCE(SUM(l.label IS NOT NULL AND e.edge_label = l.label), 0) AS correct
                     FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
                     WHERE e.received_at >= ? AND e.received_at < ?
-                    AND substr(e.payload, 1, 4) = x'\(AuditEstimate.storedPrefixHex)'
+                    AND substr(e.payload, 1, 4) = \(AuditEstimate.sqliteStoredPrefix)
                     GROUP BY e.edge_model, e.device
                     """,
                 arguments: [start, end])
         }
-        var estimates = [String: [String: AuditEstimate]]()
+        var estimates = AuditEstimate.ByVersionAndDevice()
         for row in rows {
             estimates[row["edge_model"], default: [:]][row["device"]] = AuditEstimate(
                 audits: row["audits"], answered: row["answered"], agreed: row["agreed"], labelled: row["labelled"],
@@ -113,8 +120,8 @@ extension SampleStore {
 extension PostgresSampleStore {
     /// Audit escalations received at or after `start` and before `end` (seconds since 1970), by edge model version
     /// and device.
-    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws -> [String: [String:
-        AuditEstimate]]
+    public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws
+        -> AuditEstimate.ByVersionAndDevice
     {
         try withConnection { c in
             let rows = try run(
@@ -125,11 +132,11 @@ extension PostgresSampleStore {
                     COUNT(*) FILTER (WHERE e.edge_label = l.label)
                 FROM escalation e LEFT JOIN label l ON l.escalation_id = e.id AND \(unescaped: labelMatchesEscalation)
                 WHERE e.received_at >= \(start) AND e.received_at < \(end)
-                AND substring(e.payload from 1 for 4) = decode(\(unescaped: "'\(AuditEstimate.storedPrefixHex)'"), 'hex')
+                AND substring(e.payload from 1 for 4) = \(unescaped: AuditEstimate.postgresStoredPrefix)
                 GROUP BY e.edge_model, e.device
                 """
             ).rows
-            var estimates = [String: [String: AuditEstimate]]()
+            var estimates = AuditEstimate.ByVersionAndDevice()
             for row in rows {
                 let (model, device, audits, answered, agreed, labelled, correct) = try row.decode(
                     (String, String, Int, Int, Int, Int, Int).self)

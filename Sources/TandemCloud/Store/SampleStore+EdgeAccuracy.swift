@@ -48,7 +48,7 @@ extension SampleStore {
                     FROM escalation e JOIN label l ON l.escalation_id = e.id AND \(labelMatchesEscalation)
                     WHERE e.received_at >= ? AND e.edge_model = ? AND e.fleet = ?
                     AND (? OR e.device IN (SELECT value FROM json_each(?)))
-                    AND (NOT ? OR substr(e.payload, 1, 4) = x'\(AuditEstimate.storedPrefixHex)')
+                    AND (NOT ? OR substr(e.payload, 1, 4) = \(AuditEstimate.sqliteStoredPrefix))
                     """,
                 arguments: [time, model, fleet, devices == nil, list, auditsOnly])
         }

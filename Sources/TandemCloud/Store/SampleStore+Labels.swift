@@ -84,7 +84,7 @@ extension SampleStore {
                 db,
                 sql: """
                     SELECT COUNT(*) FROM escalation
-                    WHERE received_at > ? AND substr(payload, 1, 4) <> x'\(AuditEstimate.storedPrefixHex)'
+                    WHERE received_at > ? AND substr(payload, 1, 4) <> \(AuditEstimate.sqliteStoredPrefix)
                     """, arguments: [time]) ?? 0
         }
     }

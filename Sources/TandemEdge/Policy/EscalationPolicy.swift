@@ -16,7 +16,8 @@ import TandemProtocol
 /// Two more reasons escalate a window whose confidence is above the threshold (``EscalationReason``): the
 /// classifier found it *novel* — its waveform statistics far from the predicted class's on the training windows,
 /// where a softmax is often sure and wrong (only with `escalatesNovel`) — or it is drawn for an *audit*, a random
-/// share `auditShare` of the remaining confident windows, which gives the cloud an unbiased sample of what the edge answers on its own.
+/// share `auditShare` of the remaining confident windows, which gives the cloud an unbiased sample of what the
+/// edge answers on its own.
 /// Both share the rate cap with the uncertain windows; neither feeds the threshold controller, so a novel
 /// regime does not move the confidence threshold.
 ///
