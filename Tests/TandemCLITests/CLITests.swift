@@ -139,6 +139,41 @@ struct CLITests {
         #expect(help.status == 0 && help.standardOutput.contains("--spec") && help.standardOutput.contains("early"))
     }
 
+    @Test("every command's --help reads as prose: defaults as typed, paragraphs not broken mid-sentence")
+    func helpTextsRead() throws {
+        var commands = [[String]()]
+        var index = 0
+        while index < commands.count {
+            let command = commands[index]
+            index += 1
+            let help = try run(command + ["--help"])
+            #expect(help.status == 0, "\(command): \(help.standardError)")
+            let text = help.standardOutput
+            // A default shown as a Swift value (`LengthPolicyOption(text: "require")`) instead of what one types.
+            #expect(
+                text.range(of: #"default: [A-Z][A-Za-z]+\("#, options: .regularExpression) == nil,
+                "\(command): \(text)")
+            // A hard line break inside a paragraph: a short line whose sentence goes on in lower case below it.
+            let lines = text.components(separatedBy: "\n").prefix { !$0.hasPrefix("USAGE:") }
+            for (line, next) in zip(lines, lines.dropFirst()) where line.count < 50 && !line.isEmpty {
+                let last = line.trimmingCharacters(in: .whitespaces).last
+                let continues = next.first.map { $0.isLowercase } ?? false
+                // ArgumentParser wraps at 80 columns: a next word that would not have fitted is a fair break.
+                let word = next.split(separator: " ").first.map(\.count) ?? 0
+                if line.count + 1 + word > 80 { continue }
+                #expect(
+                    !(continues && last != ":" && last != "." && !line.hasPrefix(" ")),
+                    "\(command): \"\(line)\" is cut short before \"\(next)\"")
+            }
+            guard let listed = text.components(separatedBy: "SUBCOMMANDS:").dropFirst().first else { continue }
+            for line in listed.components(separatedBy: "\n") where line.hasPrefix("  ") && !line.hasPrefix("   ") {
+                let name = line.trimmingCharacters(in: .whitespaces).components(separatedBy: " ")[0]
+                if !name.isEmpty && name != "See" { commands.append(command + [name]) }
+            }
+        }
+        #expect(commands.count > 20, "the walk reached the subcommands: \(commands)")
+    }
+
     @Test(
         "tandem rollout start refuses --steps that do not rise, or that contradict --canary-percent, before connecting")
     func rolloutStepsAreChecked() throws {

@@ -10,13 +10,13 @@ struct BenchModel: ParsableCommand {
         abstract:
             "Measure training samples/s and inference windows/s (float32, and served float32/int8) of a model spec.",
         discussion: """
-            Builds the network from SPEC for windows of --window × --channels and --classes outputs,
-            feeds random data, and times --steps training steps at --batch after --warmup steps, then
-            float inference (batch norm folded) at --infer-batch. scripts/bench-torch.py measures the
+            Builds the network from SPEC for windows of --window × --channels and --classes outputs, \
+            feeds random data, and times --steps training steps at --batch after --warmup steps, then \
+            float inference (batch norm folded) at --infer-batch. scripts/bench-torch.py measures the \
             same network in PyTorch with the same shapes.
 
-            Then the batch as tandem-cloud serves it: split across --serving-threads parts that run at once,
-            OpenBLAS on one thread per part, in float32 and quantized to int8 (activation ranges calibrated
+            Then the batch as tandem-cloud serves it: split across --serving-threads parts that run at once, \
+            OpenBLAS on one thread per part, in float32 and quantized to int8 (activation ranges calibrated \
             on random windows, so the int8 row is a speed figure only).
             """
     )

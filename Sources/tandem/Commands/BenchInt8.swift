@@ -9,12 +9,12 @@ struct BenchInt8: ParsableCommand {
         commandName: "int8",
         abstract: "Measure int8 engine windows/s and latency against Tandem's float path on the same model.",
         discussion: """
-            Builds the network of SPEC (random weights, batch norm folded), quantizes it with calibration
-            windows of random data, then times batch 1 (one window per call: p50/p99 latency) and batch
-            --batch (windows/s) for the int8 engine and the float model. The float path uses OpenBLAS:
-            run with OPENBLAS_NUM_THREADS=1 to compare one thread with one thread. The int8 engine runs the
-            fastest kernels this CPU supports unless --instruction-set names one (portable, avx2, avx512-vnni).
-            --export PATH writes the folded float weights and the benchmark inputs as JSON for
+            Builds the network of SPEC (random weights, batch norm folded), quantizes it with calibration \
+            windows of random data, then times batch 1 (one window per call: p50/p99 latency) and batch \
+            --batch (windows/s) for the int8 engine and the float model. The float path uses OpenBLAS: \
+            run with OPENBLAS_NUM_THREADS=1 to compare one thread with one thread. The int8 engine runs the \
+            fastest kernels this CPU supports unless --instruction-set names one (portable, avx2, avx512-vnni). \
+            --export PATH writes the folded float weights and the benchmark inputs as JSON for \
             scripts/bench-ort.py, which times ONNX Runtime (float and static int8 QDQ) on the same network.
             """
     )

@@ -63,7 +63,8 @@ struct LengthPolicyOption: ExpressibleByArgument {
         text = argument
     }
 
-    static var defaultValueDescription: String { "require" }
+    /// How `--help` shows a default: the argument as typed.
+    var defaultValueDescription: String { text }
 
     /// The reader's policy; `fallbackLength` fills in `pad` or `resample` written without a length.
     func policy(fallbackLength: Int?) throws -> TSArchive.LengthPolicy {

@@ -8,25 +8,25 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Distil, prune and int8-quantize an edge model from a float teacher; print one comparison table.",
         discussion: """
-            Reads DATA with the teacher's window, hop, classes and normalization. The student (the layers
-            of SPEC) is distilled from the teacher: loss = α·CE(labels) + (1−α)·T²·KL(teacher‖student) at
-            temperature T. --prune removes that fraction of every prunable layer's filters/units (or
-            --mac-budget removes the least important ones until a window costs at most N MACs), by L1
-            norm or batch-norm scale, and fine-tunes by distillation again. The pruned model is then
-            quantized to int8 (per-channel symmetric weights, per-tensor asymmetric activations calibrated
-            on --calibration training windows). Teacher, student, pruned and int8 models are scored on
-            the test part of DATA (or a held-out 20 % when DATA has none); the int8 model's confidence
-            distribution on those windows is stored in its manifest metrics (`confidence.*.pNN`) so an
-            escalation budget can be turned into a threshold. Distillation follows the training rules for small
-            data sets (`tandem train`): the epoch bound is raised to the spec's minimum_steps and no validation
-            split is made from fewer than 30 windows; --epochs makes the bound exact. The int8 model is not
+            Reads DATA with the teacher's window, hop, classes and normalization. The student (the layers \
+            of SPEC) is distilled from the teacher: loss = α·CE(labels) + (1−α)·T²·KL(teacher‖student) at \
+            temperature T. --prune removes that fraction of every prunable layer's filters/units (or \
+            --mac-budget removes the least important ones until a window costs at most N MACs), by L1 \
+            norm or batch-norm scale, and fine-tunes by distillation again. The pruned model is then \
+            quantized to int8 (per-channel symmetric weights, per-tensor asymmetric activations calibrated \
+            on --calibration training windows). Teacher, student, pruned and int8 models are scored on \
+            the test part of DATA (or a held-out 20 % when DATA has none); the int8 model's confidence \
+            distribution on those windows is stored in its manifest metrics (`confidence.*.pNN`) so an \
+            escalation budget can be turned into a threshold. Distillation follows the training rules for small \
+            data sets (`tandem train`): the epoch bound is raised to the spec's minimum_steps and no validation \
+            split is made from fewer than 30 windows; --epochs makes the bound exact. The int8 model is not \
             written when it scores more than --max-accuracy-drop below the teacher on the test windows.
 
             With --int8-only (no --spec) the teacher itself is quantized the same way, without distillation or \
             pruning: a full model the cloud can serve in int8 (`tandem-cloud serve --precision int8`). It is \
             written only when it agrees with the float model on at least --int8-min-agreement (99.5 %) of the test \
             windows and scores at most --int8-max-accuracy-drop (0.3 percentage points) below it; both measurements \
-            and both bounds are recorded in its manifest metrics.
+            and both bounds are recorded in its manifest metrics. \
             See docs/INT8.md.
             """
     )

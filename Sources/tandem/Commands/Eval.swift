@@ -8,9 +8,9 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a .tandem model on labeled data: accuracy, macro-F1, per-class recall, confusion, latency.",
         discussion: """
-            The artifact is verified (checksum, signature if --trusted-key is given, golden-input
-            self-test) before use. DATA is read with the model's window and hop and normalized with
-            the statistics stored in the model. For a directory with a train and a test part only the
+            The artifact is verified (checksum, signature if --trusted-key is given, golden-input \
+            self-test) before use. DATA is read with the model's window and hop and normalized with \
+            the statistics stored in the model. For a directory with a train and a test part only the \
             test part is scored. Class names in DATA must be among the model's.
             """
     )

@@ -9,10 +9,10 @@ struct ExportONNX: ParsableCommand {
         commandName: "export",
         abstract: "Export a .tandem model (float32 or int8) as ONNX.",
         discussion: """
-            The graph takes raw windows [N, window, channels] named `input` and gives `logits` [N, classes]
-            (softmax them for probabilities). The model's standardization is in the graph as Sub and Div
-            unless --no-standardization is given; then the graph takes standardized windows and the mean and
-            std are in the model's metadata. An int8 model becomes a QDQ graph with Tandem's scales and zero
+            The graph takes raw windows [N, window, channels] named `input` and gives `logits` [N, classes] \
+            (softmax them for probabilities). The model's standardization is in the graph as Sub and Div \
+            unless --no-standardization is given; then the graph takes standardized windows and the mean and \
+            std are in the model's metadata. An int8 model becomes a QDQ graph with Tandem's scales and zero \
             points (docs/ONNX.md).
             """
     )

@@ -9,11 +9,11 @@ struct ImportONNX: ParsableCommand {
         commandName: "import",
         abstract: "Import an ONNX model (PyTorch, Keras) as a .tandem artifact.",
         discussion: """
-            The graph must be a sequential 1-D network: Conv, BatchNormalization, Relu, MaxPool, AveragePool,
-            GlobalAveragePool/ReduceMean, Gemm or MatMul+Add, Softmax, with Transpose, Reshape, Flatten, Squeeze
-            and Unsqueeze that only move the channel axis (docs/ONNX.md). Batch norm is folded into the
-            convolution before it; Dropout and Identity are dropped. Anything else is refused with the node's
-            name, op type and why. The input may be [N, C, L] (PyTorch), [N, L, C] (Keras) or [N, L]. Golden
+            The graph must be a sequential 1-D network: Conv, BatchNormalization, Relu, MaxPool, AveragePool, \
+            GlobalAveragePool/ReduceMean, Gemm or MatMul+Add, Softmax, with Transpose, Reshape, Flatten, Squeeze \
+            and Unsqueeze that only move the channel axis (docs/ONNX.md). Batch norm is folded into the \
+            convolution before it; Dropout and Identity are dropped. Anything else is refused with the node's \
+            name, op type and why. The input may be [N, C, L] (PyTorch), [N, L, C] (Keras) or [N, L]. Golden \
             outputs for the self-test are computed by Tandem on random windows.
             """
     )

@@ -9,12 +9,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model from a spec on labeled data and write a .tandem artifact.",
         discussion: """
-            DATA is a UCR/UEA .ts file, a long-format CSV stream (timestamp,ch1..chN,label), or a
-            directory holding NAME_TRAIN.ts + NAME_TEST.ts or train.csv + test.csv (see docs/DATA.md).
-            Channels are standardized with statistics from the training windows; the statistics are
-            stored in the model. Training holds out a stratified validation split, stops early when
-            the validation loss stops improving and keeps the best epoch's weights. A progress line
-            per epoch goes to stderr. When DATA has a test part the model is scored on it and the
+            DATA is a UCR/UEA .ts file, a long-format CSV stream (timestamp,ch1..chN,label), or a \
+            directory holding NAME_TRAIN.ts + NAME_TEST.ts or train.csv + test.csv (see docs/DATA.md). \
+            Channels are standardized with statistics from the training windows; the statistics are \
+            stored in the model. Training holds out a stratified validation split, stops early when \
+            the validation loss stops improving and keeps the best epoch's weights. A progress line \
+            per epoch goes to stderr. When DATA has a test part the model is scored on it and the \
             metrics are stored in the manifest.
             """
     )
