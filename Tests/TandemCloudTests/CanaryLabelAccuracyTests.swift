@@ -24,7 +24,8 @@ struct CanaryLabelAccuracyTests {
     /// Stores `count` escalations of `model` from `device` of `fleet` at `time`, the edge predicting class 1; the
     /// first `correct` are labelled 1 and the rest of the first `labelled` labelled 2; the others get no label.
     static func store(
-        _ store: SampleStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int, device: String,
+        _ store: any EscalationStore, model: String, at time: Date, count: Int, labelled: Int, correct: Int,
+        device: String,
         fleet: String = "plant", payload: [UInt8] = [0]
     ) throws {
         var labels = [(id: UUID, label: Int)]()
@@ -110,6 +111,53 @@ struct CanaryLabelAccuracyTests {
         _ = rollout.observe([:], accuracy: worse, now: t0 + 61)
         #expect(rollout.phase == .rolledBack)
         #expect((rollout.endReason ?? "").contains("of v2 on 20 labelled audit windows"), "\(rollout.endReason ?? "")")
+    }
+
+    /// A canary of v2 over v1 where nine cohort devices label 10 of their escalations each (9 right) and the tenth
+    /// labels 600 of its own, all wrong; the ten other devices label 10 of v1's each (9 right).
+    static func loudCohortDevice(_ samples: any EscalationStore, _ rollout: Rollout, at time: Date) throws {
+        for device in rollout.cohort.dropLast() {
+            try store(samples, model: "v2", at: time, count: 10, labelled: 10, correct: 9, device: device)
+        }
+        try store(samples, model: "v2", at: time, count: 600, labelled: 600, correct: 0, device: rollout.cohort.last!)
+        for device in rollout.others {
+            try store(samples, model: "v1", at: time, count: 10, labelled: 10, correct: 9, device: device)
+        }
+    }
+
+    /// What ``loudCohortDevice(_:_:at:)`` must give for a cohort of `n` devices: the loud one weighs as much as the
+    /// median device (10 windows), so v2 scores 9(n − 1) / 10n — 78.75 % for 8 — where a plain sum gives
+    /// 9(n − 1) / (10(n − 1) + 600), 9.4 % for 8.
+    static func expectLoudDeviceBounded(_ comparison: AccuracyComparison?, rollout: Rollout) {
+        let n = rollout.cohort.count
+        #expect(comparison?.candidateWindows == 10 * (n - 1) + 600, "the counts are all")
+        #expect(comparison?.baselineWindows == 10 * rollout.others.count)
+        let pooled = Double(9 * (n - 1)) / Double(10 * n)
+        #expect(abs((comparison?.candidate ?? 0) - pooled) < 0.001, "\(String(describing: comparison))")
+        #expect(abs((comparison?.baseline ?? 0) - 0.9) < 1e-12)
+    }
+
+    @Test("one cohort device labelling hundreds of its own escalations weighs as much as the median device (SQLite)")
+    func loudDeviceSQLite() throws {
+        #expect(AccuracyComparison.Tally.pooled([]) == .init(correct: 0, labelled: 0))
+        #expect(AccuracyComparison.Tally.pooled([.init(correct: 3, labelled: 7)]) == .init(correct: 3, labelled: 7))
+        let impossible = AccuracyComparison.Tally.pooled([
+            .init(correct: 9, labelled: 4), .init(correct: -2, labelled: -1),
+        ])
+        #expect(
+            impossible == .init(correct: 4, labelled: 4), "more right than labelled counts as all right, negatives as 0"
+        )
+        #expect(
+            AccuracyComparison.Tally.pooled([.init(correct: .max, labelled: .max), .init(correct: 1, labelled: 1)])
+                .labelled == .max)
+
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let samples = try SampleStore(path: scratch.url.appendingPathComponent("tandem.sqlite").path)
+        let rollout = try canary()
+        #expect(rollout.cohort.count >= 5 && !rollout.others.isEmpty, "a cohort of several devices")
+        try Self.loudCohortDevice(samples, rollout, at: t0 + 5)
+        Self.expectLoudDeviceBounded(try samples.accuracyComparison(for: rollout), rollout: rollout)
     }
 
     @Test("no comparison until both versions have the minimum of labelled windows; a small drop is kept")

@@ -178,6 +178,18 @@ struct PostgresTrainingStoreTests {
         }
     }
 
+    @Test("a canary's label accuracy pools its devices on PostgreSQL too: one loud device weighs as the median one")
+    func loudCanaryDevice() async throws {
+        try await PostgresCluster.with { cluster in
+            let postgres = try PostgresSampleStore(url: cluster.url)
+            let fixture = CanaryLabelAccuracyTests()
+            let rollout = try fixture.canary()
+            try CanaryLabelAccuracyTests.loudCohortDevice(postgres, rollout, at: fixture.t0 + 5)
+            CanaryLabelAccuracyTests.expectLoudDeviceBounded(
+                try postgres.accuracyComparison(for: rollout), rollout: rollout)
+        }
+    }
+
     @Test("a trainer on postgres://… counts, takes the lease, trains and records its round there")
     func trainerOnPostgres() async throws {
         let fixture = try LoopFixture.shared.get()

@@ -84,9 +84,11 @@ struct StoreTrustTests {
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: true)
                 == .init(correct: 0, labelled: 1))
+        // Pooled over the devices (a: 2 right of 6, b: 1 of 1), a weighing as the median device (1 window): the
+        // ratio (2/6 + 1) / 2 of the 7 windows, 5, where a plain sum says 3.
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: false)
-                == .init(correct: 3, labelled: 7))
+                == .init(correct: 5, labelled: 7))
     }
 
     /// A row is claimed at most `maximumClaims` times, then given up; a terminal row is never claimed again.

@@ -163,7 +163,7 @@ extension PostgresSampleStore: TrainingStore {
         of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool = false
     ) throws -> AccuracyComparison.Tally {
         try withConnection { c in
-            let row = try run(
+            let rows = try run(
                 c,
                 """
                 SELECT COUNT(*) FILTER (WHERE e.edge_label = l.label), COUNT(*)
@@ -172,10 +172,14 @@ extension PostgresSampleStore: TrainingStore {
                 AND (\(devices == nil) OR e.device = ANY(\(devices ?? [])))
                 AND (NOT \(auditsOnly)
                     OR substring(e.payload from 1 for 4) = \(unescaped: AuditEstimate.postgresStoredPrefix))
+                GROUP BY e.device
                 """
-            ).rows.first
-            let (correct, labelled) = try row?.decode((Int, Int).self) ?? (0, 0)
-            return AccuracyComparison.Tally(correct: correct, labelled: labelled)
+            ).rows
+            return .pooled(
+                try rows.map { row in
+                    let (correct, labelled) = try row.decode((Int, Int).self)
+                    return AccuracyComparison.Tally(correct: correct, labelled: labelled)
+                })
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PostgresNIO
+import TandemFleet
 
 /// What the audit escalations of one edge model version say about its accuracy.
 ///
@@ -44,33 +45,21 @@ public struct AuditEstimate: Codable, Sendable, Equatable {
     /// devices with audits at most 1/11, below the audit drift rule's 0.15, however many it sends. Devices at or
     /// below the median count in full.
     public static func pooled(_ devices: some Collection<AuditEstimate>) -> AuditEstimate {
-        let counts = devices.map(\.audits).sorted()
-        guard !counts.isEmpty else { return AuditEstimate(audits: 0, answered: 0, agreed: 0, labelled: 0, correct: 0) }
-        let cap = Double(max(1, counts[(counts.count - 1) / 2]))
+        let pooling = DevicePooling(counts: devices.map(\.audits))
         var total = AuditEstimate(audits: 0, answered: 0, agreed: 0, labelled: 0, correct: 0)
         var answered = 0.0, agreed = 0.0, labelled = 0.0, correct = 0.0
-        func sum(_ a: Int, _ b: Int) -> Int {
-            let (s, overflow) = a.addingReportingOverflow(max(b, 0))
-            return overflow ? .max : s
-        }
         for device in devices {
-            total.audits = sum(total.audits, device.audits)
-            total.answered = sum(total.answered, device.answered)
-            total.labelled = sum(total.labelled, device.labelled)
-            let weight = device.audits > 0 ? min(1, cap / Double(device.audits)) : 1
+            total.audits = DevicePooling.sum(total.audits, device.audits)
+            total.answered = DevicePooling.sum(total.answered, device.answered)
+            total.labelled = DevicePooling.sum(total.labelled, device.labelled)
+            let weight = pooling.weight(count: device.audits)
             answered += weight * Double(max(device.answered, 0))
             agreed += weight * Double(min(max(device.agreed, 0), max(device.answered, 0)))
             labelled += weight * Double(max(device.labelled, 0))
             correct += weight * Double(min(max(device.correct, 0), max(device.labelled, 0)))
         }
-        // The share `part / whole` of `count`, rounded, never more than `count`.
-        func portion(_ part: Double, of whole: Double, _ count: Int) -> Int {
-            guard whole > 0 else { return 0 }
-            let value = (Double(count) * min(part / whole, 1)).rounded()
-            return value >= Double(count) ? count : Int(value)
-        }
-        total.agreed = portion(agreed, of: answered, total.answered)
-        total.correct = portion(correct, of: labelled, total.labelled)
+        total.agreed = DevicePooling.portion(agreed, of: answered, total.answered)
+        total.correct = DevicePooling.portion(correct, of: labelled, total.labelled)
         return total
     }
 

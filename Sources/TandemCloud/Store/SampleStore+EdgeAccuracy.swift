@@ -33,15 +33,15 @@ extension SampleStore {
     }
 
     /// How often `model` predicted the ground truth on labelled escalations from `devices` of `fleet` (all of the
-    /// fleet's if nil) received at or after `time`, audits alone with `auditsOnly`
+    /// fleet's if nil) received at or after `time`, audits alone with `auditsOnly`, pooled over the devices
     /// (``TrainingStore/edgeAccuracy(of:fleet:devices:receivedSince:auditsOnly:)``).
     public func edgeAccuracy(
         of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool = false
     ) throws -> AccuracyComparison.Tally {
         // The device list goes in as one JSON array, however long the cohort.
         let list = String(decoding: (try? JSONEncoder().encode(devices ?? [])) ?? Data("[]".utf8), as: UTF8.self)
-        let row = try pool.read { db in
-            try Row.fetchOne(
+        let rows = try pool.read { db in
+            try Row.fetchAll(
                 db,
                 sql: """
                     SELECT COUNT(*) AS labelled, COALESCE(SUM(e.edge_label = l.label), 0) AS correct
@@ -49,9 +49,10 @@ extension SampleStore {
                     WHERE e.received_at >= ? AND e.edge_model = ? AND e.fleet = ?
                     AND (? OR e.device IN (SELECT value FROM json_each(?)))
                     AND (NOT ? OR substr(e.payload, 1, 4) = \(AuditEstimate.sqliteStoredPrefix))
+                    GROUP BY e.device
                     """,
                 arguments: [time, model, fleet, devices == nil, list, auditsOnly])
         }
-        return AccuracyComparison.Tally(correct: row?["correct"] ?? 0, labelled: row?["labelled"] ?? 0)
+        return .pooled(rows.map { AccuracyComparison.Tally(correct: $0["correct"], labelled: $0["labelled"]) })
     }
 }
