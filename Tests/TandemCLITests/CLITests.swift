@@ -146,7 +146,10 @@ struct CLITests {
         while index < commands.count {
             let command = commands[index]
             index += 1
-            let help = try run(command + ["--help"])
+            // The width the break check below assumes, whatever the terminal running the tests says.
+            let help = try runCommand(
+                tandem, command + ["--help"],
+                environment: ProcessInfo.processInfo.environment.merging(["COLUMNS": "80"]) { $1 })
             #expect(help.status == 0, "\(command): \(help.standardError)")
             let text = help.standardOutput
             // A default shown as a Swift value (`LengthPolicyOption(text: "require")`) instead of what one types.
@@ -155,6 +158,10 @@ struct CLITests {
                 "\(command): \(text)")
             // A hard line break inside a paragraph: a short line whose sentence goes on in lower case below it.
             let lines = text.components(separatedBy: "\n").prefix { !$0.hasPrefix("USAGE:") }
+            // Source indentation carried into the text: a run of spaces between two words.
+            for line in lines where line.range(of: #"\S {3,}\S"#, options: .regularExpression) != nil {
+                Issue.record("\(command): a run of spaces inside \"\(line)\"")
+            }
             for (line, next) in zip(lines, lines.dropFirst()) where line.count < 50 && !line.isEmpty {
                 let last = line.trimmingCharacters(in: .whitespaces).last
                 let continues = next.first.map { $0.isLowercase } ?? false

@@ -125,31 +125,38 @@ struct CanaryLabelAccuracyTests {
         }
     }
 
-    /// What ``loudCohortDevice(_:_:at:)`` must give for a cohort of `n` devices: the loud one weighs as much as the
-    /// median device (10 windows), so v2 scores 9(n − 1) / 10n — 78.75 % for 8 — where a plain sum gives
-    /// 9(n − 1) / (10(n − 1) + 600), 9.4 % for 8.
+    /// What ``loudCohortDevice(_:_:at:)`` must give for a cohort of `n` devices: the loud one counts as many windows
+    /// as the median device (10), so v2 scores 9(n − 1) / 10n on 10n windows — 78.75 % on 80 for 8 — where a plain
+    /// sum gives 9(n − 1) / (10(n − 1) + 600), 9.4 % for 8.
     static func expectLoudDeviceBounded(_ comparison: AccuracyComparison?, rollout: Rollout) {
         let n = rollout.cohort.count
-        #expect(comparison?.candidateWindows == 10 * (n - 1) + 600, "the counts are all")
-        #expect(comparison?.baselineWindows == 10 * rollout.others.count)
+        #expect(comparison?.candidateWindows == 10 * n && comparison?.baselineWindows == 10 * rollout.others.count)
         let pooled = Double(9 * (n - 1)) / Double(10 * n)
-        #expect(abs((comparison?.candidate ?? 0) - pooled) < 0.001, "\(String(describing: comparison))")
+        #expect(abs((comparison?.candidate ?? 0) - pooled) < 1e-12, "\(String(describing: comparison))")
         #expect(abs((comparison?.baseline ?? 0) - 0.9) < 1e-12)
     }
 
     @Test("one cohort device labelling hundreds of its own escalations weighs as much as the median device (SQLite)")
     func loudDeviceSQLite() throws {
-        #expect(AccuracyComparison.Tally.pooled([]) == .init(correct: 0, labelled: 0))
-        #expect(AccuracyComparison.Tally.pooled([.init(correct: 3, labelled: 7)]) == .init(correct: 3, labelled: 7))
-        let impossible = AccuracyComparison.Tally.pooled([
-            .init(correct: 9, labelled: 4), .init(correct: -2, labelled: -1),
-        ])
+        typealias Tally = AccuracyComparison.Tally
+        #expect(Tally.pooled([]) == Tally(correct: 0, labelled: 0))
+        #expect(Tally.pooled([Tally(correct: 3, labelled: 7)]) == Tally(correct: 3, labelled: 7), "a single device")
+        // Two devices: 30 right of 30 and 1 wrong of 1 rest on 2 pooled windows, below any minimum, where a plain
+        // sum would call it 30 of 31 — or, with the ratio pooled but not the count, 16 of 31 on one label.
         #expect(
-            impossible == .init(correct: 4, labelled: 4), "more right than labelled counts as all right, negatives as 0"
-        )
+            Tally.pooled([Tally(correct: 30, labelled: 30), Tally(correct: 0, labelled: 1)])
+                == Tally(correct: 1, labelled: 2))
         #expect(
-            AccuracyComparison.Tally.pooled([.init(correct: .max, labelled: .max), .init(correct: 1, labelled: 1)])
-                .labelled == .max)
+            Tally.pooled([Tally(correct: 9, labelled: 4), Tally(correct: -2, labelled: -1)])
+                == Tally(correct: 1, labelled: 1),
+            "more right than labelled counts as all right, negatives as none")
+        #expect(
+            Tally.pooled([Tally(correct: .max, labelled: .max), Tally(correct: .max, labelled: .max)])
+                == Tally(correct: .max, labelled: .max))
+        let short = AccuracyComparison(
+            candidate: Tally.pooled([Tally(correct: 30, labelled: 30), Tally(correct: 0, labelled: 1)]),
+            baseline: Tally(correct: 90, labelled: 100), minimumWindows: 20)
+        #expect(short == nil, "no comparison on 2 pooled windows")
 
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -54,13 +54,14 @@ struct StoreTrustTests {
         // An operator replaces any label.
         try store.recordLabels([(stolen, 1)], at: 320)
         #expect(try store.edgeAccuracy(of: ["e1"], receivedSince: 0) == ["e1": .init(correct: 3, labelled: 4)])
-        // Accuracy by the devices the cloud gave a version: a's three labelled ones, f's four, none of g's.
+        // Accuracy by the devices the cloud gave a version: a's three labelled ones, f's four (pooled: a's 2 right
+        // of 3 count as many windows as b's 1 right of 1, so 2/3 + 1 right of 2, rounded to 2), none of g's.
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: ["a"], receivedSince: 0, auditsOnly: false)
                 == .init(correct: 2, labelled: 3))
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: false)
-                == .init(correct: 3, labelled: 4))
+                == .init(correct: 2, labelled: 2))
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: [], receivedSince: 0, auditsOnly: false)
                 == .init(correct: 0, labelled: 0))
@@ -84,11 +85,11 @@ struct StoreTrustTests {
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: true)
                 == .init(correct: 0, labelled: 1))
-        // Pooled over the devices (a: 2 right of 6, b: 1 of 1), a weighing as the median device (1 window): the
-        // ratio (2/6 + 1) / 2 of the 7 windows, 5, where a plain sum says 3.
+        // Pooled over the devices (a: 2 right of 6, b: 1 of 1), each counting at most the lower-median device's
+        // windows (1): 2/6 + 1 right of 2, rounded to 1, where a plain sum says 3 of 7.
         #expect(
             try store.edgeAccuracy(of: "e1", fleet: "f", devices: nil, receivedSince: 0, auditsOnly: false)
-                == .init(correct: 5, labelled: 7))
+                == .init(correct: 1, labelled: 2))
     }
 
     /// A row is claimed at most `maximumClaims` times, then given up; a terminal row is never claimed again.

@@ -172,7 +172,7 @@ extension PostgresSampleStore: TrainingStore {
                 AND (\(devices == nil) OR e.device = ANY(\(devices ?? [])))
                 AND (NOT \(auditsOnly)
                     OR substring(e.payload from 1 for 4) = \(unescaped: AuditEstimate.postgresStoredPrefix))
-                GROUP BY e.device
+                GROUP BY e.device ORDER BY e.device
                 """
             ).rows
             return .pooled(

@@ -49,7 +49,7 @@ extension SampleStore {
                     WHERE e.received_at >= ? AND e.edge_model = ? AND e.fleet = ?
                     AND (? OR e.device IN (SELECT value FROM json_each(?)))
                     AND (NOT ? OR substr(e.payload, 1, 4) = \(AuditEstimate.sqliteStoredPrefix))
-                    GROUP BY e.device
+                    GROUP BY e.device ORDER BY e.device
                     """,
                 arguments: [time, model, fleet, devices == nil, list, auditsOnly])
         }

@@ -41,7 +41,7 @@ public protocol TrainingStore: Sendable {
     /// `devices` of `fleet` (every device of `fleet` if nil): the devices the cloud gave that model, so a device's
     /// own claim of the version it runs counts only where the cloud knows it could be true. With `auditsOnly`, on
     /// the labelled audit escalations alone. The devices' tallies are pooled (``AccuracyComparison/Tally/pooled(_:)``):
-    /// one device labelling its own escalations by the hundred weighs as much as the median device, no more.
+    /// a device counts at most as many windows as the lower-median device with labels.
     func edgeAccuracy(
         of model: String, fleet: String, devices: [String]?, receivedSince time: Double, auditsOnly: Bool
     ) throws -> AccuracyComparison.Tally

@@ -7,18 +7,18 @@
 /// ratio by at most its share as a median device (about 2/n), however many windows it sends; summed instead, it
 /// would set the ratio alone.
 public struct DevicePooling: Sendable {
-    /// The lower-median device's count (at least 1).
-    public let cap: Double
+    /// The lower-median device's count (at least 1): no device weighs more than this many windows.
+    public let cap: Int
 
     /// The pooling of devices with these counts (each device's number of windows).
     public init(counts: some Collection<Int>) {
         let sorted = counts.sorted()
-        cap = sorted.isEmpty ? 1 : Double(max(1, sorted[(sorted.count - 1) / 2]))
+        cap = sorted.isEmpty ? 1 : max(1, sorted[(sorted.count - 1) / 2])
     }
 
     /// How much each of a device's `count` windows weighs: 1 up to the cap, less beyond it.
     public func weight(count: Int) -> Double {
-        count > 0 ? min(1, cap / Double(count)) : 1
+        count > 0 ? min(1, Double(cap) / Double(count)) : 1
     }
 
     /// `a + b` with `b` taken as at least 0, saturating at `Int.max` instead of overflowing.
@@ -36,19 +36,22 @@ public struct DevicePooling: Sendable {
 }
 
 extension AccuracyComparison.Tally {
-    /// The tally of a cohort from its devices' tallies: the labelled windows are the devices' sum (the comparison's
-    /// minimum sees every one), the correct ones that sum's share at the devices' accuracy pooled by
-    /// ``DevicePooling`` — so one device labelling its own escalations by the hundred cannot decide a canary.
+    /// The tally of a cohort from its devices' tallies, pooled by ``DevicePooling``: each device's labelled windows
+    /// count up to the lower-median device's number, and its right ones in proportion. The comparison's minimum is
+    /// checked against these pooled windows, so a device labelling hundreds of its own escalations moves the
+    /// accuracy by about its share of the devices with labels — all of it only when it is the only one — and a second
+    /// device's single label beside thirty of the first leaves two pooled windows, too few to decide on, rather than
+    /// an accuracy halved by one label.
     public static func pooled(_ devices: some Collection<Self>) -> Self {
         let pooling = DevicePooling(counts: devices.map(\.labelled))
-        var total = 0
-        var labelled = 0.0, correct = 0.0
+        var labelled = 0
+        var weighted = 0.0, correct = 0.0
         for device in devices {
-            total = DevicePooling.sum(total, device.labelled)
             let weight = pooling.weight(count: device.labelled)
-            labelled += weight * Double(max(device.labelled, 0))
+            labelled = DevicePooling.sum(labelled, min(device.labelled, pooling.cap))
+            weighted += weight * Double(max(device.labelled, 0))
             correct += weight * Double(min(max(device.correct, 0), max(device.labelled, 0)))
         }
-        return Self(correct: DevicePooling.portion(correct, of: labelled, total), labelled: total)
+        return Self(correct: DevicePooling.portion(correct, of: weighted, labelled), labelled: labelled)
     }
 }

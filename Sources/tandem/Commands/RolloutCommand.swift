@@ -25,7 +25,10 @@ struct RolloutCommand: AsyncParsableCommand {
             moved so far. Promotion follows the last step. State: {data-dir}/rollout-{fleet}.json; every \
             action is recorded in {data-dir}/audit.jsonl. Every command that may assign (start, watch, promote, \
             rollback) signs the assignments with --key and the fleet's next sequence; a roll-back's carry the \
-            rollback flag, which devices require to return to an older version. A pinned device (`tandem rollout             pin`, kept in {data-dir}/pins-{fleet}.json) is left out of rollouts and keeps its pinned version.             tandem-cloud's trainer keeps the fleet on its desired state: a device whose status shows another             version than its pin, the canary's or production is assigned that version within seconds.
+            rollback flag, which devices require to return to an older version. A pinned device (`tandem rollout \
+            pin`, kept in {data-dir}/pins-{fleet}.json) is left out of rollouts and keeps its pinned version. \
+            tandem-cloud's trainer keeps the fleet on its desired state: a device whose status shows another \
+            version than its pin, the canary's or production is assigned that version within seconds.
             """,
         subcommands: [Start.self, Status.self, Promote.self, Rollback.self, Watch.self, Pin.self, Unpin.self])
 
@@ -199,7 +202,11 @@ struct RolloutCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hold DEVICE on VERSION: assign it now and leave the device out of rollouts until unpinned.",
             discussion: """
-                The pin is kept in {data-dir}/pins-{fleet}.json beside the rollout state. The device is assigned                 VERSION right away (signed with --key; as a signed rollback if its status shows a newer release),                 and tandem-cloud's trainer assigns it again if its status shows another version. Rollouts leave                 it out: neither a canary nor a promotion assigns it. VERSION must be registered (`tandem publish`)                 and not signed by a key revoked for the fleet. Pinning a pinned device replaces its pin.
+                The pin is kept in {data-dir}/pins-{fleet}.json beside the rollout state. The device is assigned \
+                VERSION right away (signed with --key; as a signed rollback if its status shows a newer release), \
+                and tandem-cloud's trainer assigns it again if its status shows another version. Rollouts leave \
+                it out: neither a canary nor a promotion assigns it. VERSION must be registered (`tandem publish`) \
+                and not signed by a key revoked for the fleet. Pinning a pinned device replaces its pin.
                 """)
 
         @OptionGroup var cloud: CloudOptions
@@ -222,7 +229,9 @@ struct RolloutCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Release DEVICE's pin: it is assigned the version it should run now (production, or a canary's).",
             discussion: """
-                Removes the device from {data-dir}/pins-{fleet}.json and assigns it the fleet's production version                 (or, while a rollout is in canary and the device is in its cohort, the candidate) right away, as a                 signed rollback if the pinned version is the newer release. Fails if the device is not pinned.
+                Removes the device from {data-dir}/pins-{fleet}.json and assigns it the fleet's production version \
+                (or, while a rollout is in canary and the device is in its cohort, the candidate) right away, as a \
+                signed rollback if the pinned version is the newer release. Fails if the device is not pinned.
                 """)
 
         @OptionGroup var cloud: CloudOptions
