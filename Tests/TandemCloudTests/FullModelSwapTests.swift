@@ -208,6 +208,33 @@ struct FullModelRollbackTests {
         return try ModelArtifact(model: model, manifest: manifest, goldenInputs: full.goldenInputs)
     }
 
+    @Test("the trial's label accuracies pool the devices: one device's labels by the hundred cannot roll a model back")
+    func trialPoolsDevices() throws {
+        // A loud device labels 300 windows as the previous model answers them (the promoted one wrong on each);
+        // four others label 10 each, where the promoted model is right and the previous one wrong.
+        var devices = [String](repeating: "loud", count: 300)
+        var labels = [Int](repeating: 1, count: 300)
+        var promoted = [Int](repeating: 0, count: 300)
+        var previous = [Int](repeating: 1, count: 300)
+        for device in ["a", "b", "c", "d"] {
+            devices += [String](repeating: device, count: 10)
+            labels += [Int](repeating: 2, count: 10)
+            promoted += [Int](repeating: 2, count: 10)
+            previous += [Int](repeating: 0, count: 10)
+        }
+        // Summed, the promoted model scores 40 of 340 (11.8 %) against 300 of 340; pooled, the loud device counts
+        // as 10 windows: 40 of 50 against 10 of 50.
+        let comparison = try #require(
+            FullModelComparison(devices: devices, labels: labels, promoted: promoted, previous: previous))
+        #expect(comparison == FullModelComparison(windows: 50, accuracy: 0.8, previousAccuracy: 0.2))
+        // One device alone is its own median: its windows count in full.
+        let alone = try #require(
+            FullModelComparison(
+                devices: ["x", "x", "x", "x"], labels: [0, 1, 2, 0], promoted: [0, 1, 0, 0], previous: [0, 0, 0, 0]))
+        #expect(alone == FullModelComparison(windows: 4, accuracy: 0.75, previousAccuracy: 0.5))
+        #expect(FullModelComparison(devices: [], labels: [], promoted: [], previous: []) == nil)
+    }
+
     @Test(
         "a promoted full model that labels show to be worse than the one it replaced is rolled back, and the workers answer with the previous one again"
     )

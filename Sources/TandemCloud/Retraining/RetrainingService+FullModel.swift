@@ -15,12 +15,45 @@ struct FullModelTrial: Codable, Sendable, Equatable {
 
 /// How a full model's trial compares the two versions on the labelled escalations since its promotion.
 public struct FullModelComparison: Sendable, Equatable {
-    /// Labelled escalations scored.
+    /// Labelled escalations scored, pooled over the devices they came from (see ``init(devices:labels:promoted:previous:)``).
     public var windows: Int
     /// The promoted version's accuracy on them.
     public var accuracy: Double
     /// The replaced version's accuracy on the same windows.
     public var previousAccuracy: Double
+
+    /// Creates a comparison.
+    public init(windows: Int, accuracy: Double, previousAccuracy: Double) {
+        self.windows = windows
+        self.accuracy = accuracy
+        self.previousAccuracy = previousAccuracy
+    }
+
+    /// The comparison of two models' predictions of the same labelled windows, pooled over the devices the windows
+    /// came from as a canary's label accuracy is (``AccuracyComparison/Tally/pooled(_:)``): a device counts at most
+    /// as many windows as the lower-median device, so one device labelling its own escalations by the hundred —
+    /// with labels picked to favour either model — cannot decide the trial. Nil without any window.
+    ///
+    /// - Parameters: the device, label and both predictions of each window, in the same order.
+    public init?(devices: [String], labels: [Int], promoted: [Int], previous: [Int]) {
+        var tallies = [String: (promoted: AccuracyComparison.Tally, previous: AccuracyComparison.Tally)]()
+        for (i, device) in devices.enumerated() where i < labels.count && i < promoted.count && i < previous.count {
+            var tally = tallies[device] ?? (.init(correct: 0, labelled: 0), .init(correct: 0, labelled: 0))
+            tally.promoted.labelled += 1
+            tally.previous.labelled += 1
+            if promoted[i] == labels[i] { tally.promoted.correct += 1 }
+            if previous[i] == labels[i] { tally.previous.correct += 1 }
+            tallies[device] = tally
+        }
+        let ordered = tallies.keys.sorted().compactMap { tallies[$0] }
+        let promotedTally = AccuracyComparison.Tally.pooled(ordered.map(\.promoted))
+        let previousTally = AccuracyComparison.Tally.pooled(ordered.map(\.previous))
+        guard promotedTally.labelled > 0 else { return nil }
+        self.init(
+            windows: promotedTally.labelled,
+            accuracy: Double(promotedTally.correct) / Double(promotedTally.labelled),
+            previousAccuracy: Double(previousTally.correct) / Double(previousTally.labelled))
+    }
 }
 
 extension RetrainingService {
@@ -94,10 +127,10 @@ extension RetrainingService {
     }
 
     /// Judges the full model on trial, if there is one: once ``Configuration/fullMinimumLabelledWindows`` labelled
-    /// escalations arrived since its promotion, it and the version it replaced classify the same windows; if its
-    /// accuracy is more than the rollout policy's ``RolloutPolicy/maximumAccuracyDrop`` below the previous
-    /// version's, the previous version is production again (the workers swap back), else it stays. Either way the
-    /// trial ends.
+    /// escalations arrived since its promotion (pooled over their devices: ``FullModelComparison``), it and the
+    /// version it replaced classify the same windows; if its accuracy is more than the rollout policy's
+    /// ``RolloutPolicy/maximumAccuracyDrop`` below the previous version's, the previous version is production again
+    /// (the workers swap back), else it stays. Either way the trial ends.
     ///
     /// - Returns: The comparison, once there were enough labelled escalations.
     @discardableResult
@@ -122,21 +155,23 @@ extension RetrainingService {
         let size = input.window * input.channels
         var scalars = [Float]()
         var labels = [Int]()
+        var devices = [String]()
         scalars.reserveCapacity(labelled.count * size)
         for example in labelled where example.window.count == size && example.label < promoted.classes {
             var window = example.window
             RetrainingRound.restandardize(&window, from: catalog?.spec(for: example.edgeModel), to: input)
             scalars += window
             labels.append(example.label)
+            devices.append(example.device)
         }
         guard !labels.isEmpty else { return nil }
         let windows = Tensor(shape: [labels.count, input.window, input.channels], scalars: scalars)
-        func accuracy(_ model: FloatModel) throws -> Double {
-            let predicted = try model.logits(for: windows).argmaxRows()
-            return Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(labels.count)
-        }
-        let comparison = FullModelComparison(
-            windows: labels.count, accuracy: try accuracy(promoted), previousAccuracy: try accuracy(previous))
+        guard
+            let comparison = FullModelComparison(
+                devices: devices, labels: labels, promoted: try promoted.logits(for: windows).argmaxRows(),
+                previous: try previous.logits(for: windows).argmaxRows()),
+            comparison.windows >= minimum
+        else { return nil }
         let numbers =
             "\(RetrainingRound.GateReport.percent(comparison.accuracy)) vs \(RetrainingRound.GateReport.percent(comparison.previousAccuracy)) for \(trial.previous) on the \(comparison.windows) labelled escalations since its promotion"
         if comparison.accuracy < comparison.previousAccuracy - configuration.policy.maximumAccuracyDrop {
