@@ -72,12 +72,19 @@ struct BenchModel: ParsableCommand {
 
         // As tandem-cloud serves: the batch split across threads, OpenBLAS on one thread per part; and the same
         // model quantized to int8 (calibrated on random windows: a speed figure, not an accuracy one).
+        // Windows per second of wall time and per CPU-second this process spent (every thread, user and system),
+        // the measure `tandem bench cloud` gives its workers.
         let threads = servingThreads ?? BatchClassifier.defaultThreads
-        func servedRate(_ classifier: BatchClassifier) throws -> Double {
+        func servedRate(_ classifier: BatchClassifier) throws -> (perSecond: Double, perCPUSecond: Double) {
             _ = try classifier.probabilities(for: inputs)
             let clock = ContinuousClock.now
+            let cpu = Self.processCPUSeconds()
             for _ in 0..<rounds { _ = try classifier.probabilities(for: inputs) }
-            return Double(rounds * inferBatch) / (ContinuousClock.now - clock).seconds
+            let windows = Double(rounds * inferBatch)
+            return (
+                windows / (ContinuousClock.now - clock).seconds,
+                windows / max(Self.processCPUSeconds() - cpu, 1e-9)
+            )
         }
         _ = Kernels.setFloatThreads(1)
         let servedFloat = try servedRate(BatchClassifier(engine: .float(model), threads: threads))
@@ -86,7 +93,10 @@ struct BenchModel: ParsableCommand {
 
         let result: [String: Double] = [
             "train_samples_per_second": trainRate, "infer_windows_per_second": inferRate,
-            "served_float_windows_per_second": servedFloat, "served_int8_windows_per_second": servedInt8,
+            "served_float_windows_per_second": servedFloat.perSecond,
+            "served_int8_windows_per_second": servedInt8.perSecond,
+            "served_float_windows_per_cpu_second": servedFloat.perCPUSecond,
+            "served_int8_windows_per_cpu_second": servedInt8.perCPUSecond,
             "serving_threads": Double(threads),
             "parameters": Double(network.parameterCount), "macs_per_window": Double(model.macsPerWindow),
         ]
@@ -105,8 +115,20 @@ struct BenchModel: ParsableCommand {
                 String(
                     format:
                         "served     batch %3d: %9.1f windows/s float32, %9.1f windows/s int8 (%d thread(s), one OpenBLAS thread each)",
-                    inferBatch, servedFloat, servedInt8, threads))
+                    inferBatch, servedFloat.perSecond, servedInt8.perSecond, threads))
+            print(
+                String(
+                    format: "           per CPU-second: %9.1f windows float32, %9.1f windows int8",
+                    servedFloat.perCPUSecond, servedInt8.perCPUSecond))
         }
+    }
+
+    /// User and system CPU time of this process so far, every thread, in seconds.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }
 
