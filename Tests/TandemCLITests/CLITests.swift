@@ -156,12 +156,12 @@ struct CLITests {
             #expect(
                 text.range(of: #"default: [A-Z][A-Za-z]+\("#, options: .regularExpression) == nil,
                 "\(command): \(text)")
-            // A hard line break inside a paragraph: a short line whose sentence goes on in lower case below it.
             let lines = text.components(separatedBy: "\n").prefix { !$0.hasPrefix("USAGE:") }
             // Source indentation carried into the text: a run of spaces between two words.
             for line in lines where line.range(of: #"\S {3,}\S"#, options: .regularExpression) != nil {
                 Issue.record("\(command): a run of spaces inside \"\(line)\"")
             }
+            // A hard line break inside a paragraph: a short line whose sentence goes on in lower case below it.
             for (line, next) in zip(lines, lines.dropFirst()) where line.count < 50 && !line.isEmpty {
                 let last = line.trimmingCharacters(in: .whitespaces).last
                 let continues = next.first.map { $0.isLowercase } ?? false

@@ -227,6 +227,9 @@ struct FullModelRollbackTests {
         let comparison = try #require(
             FullModelComparison(devices: devices, labels: labels, promoted: promoted, previous: previous))
         #expect(comparison == FullModelComparison(windows: 50, accuracy: 0.8, previousAccuracy: 0.2))
+        // The count the trial waits for, known before either model runs.
+        #expect(FullModelComparison.pooledWindows(devices: devices) == 50)
+        #expect(FullModelComparison.pooledWindows(devices: ["x", "x", "x", "y"]) == 2, "x counts as y's one window")
         // One device alone is its own median: its windows count in full.
         let alone = try #require(
             FullModelComparison(

@@ -29,6 +29,13 @@ public struct FullModelComparison: Sendable, Equatable {
         self.previousAccuracy = previousAccuracy
     }
 
+    /// How many windows of these devices (one entry per window) a comparison rests on once pooled.
+    public static func pooledWindows(devices: [String]) -> Int {
+        var counts = [String: Int]()
+        for device in devices { counts[device, default: 0] += 1 }
+        return AccuracyComparison.Tally.pooled(counts.values.map { .init(correct: 0, labelled: $0) }).labelled
+    }
+
     /// The comparison of two models' predictions of the same labelled windows, pooled over the devices the windows
     /// came from as a canary's label accuracy is (``AccuracyComparison/Tally/pooled(_:)``): a device counts at most
     /// as many windows as the lower-median device, so one device labelling its own escalations by the hundred —
@@ -164,7 +171,9 @@ extension RetrainingService {
             labels.append(example.label)
             devices.append(example.device)
         }
-        guard !labels.isEmpty else { return nil }
+        // Counted before either model runs: a device labelling its own escalations by the thousand must not make
+        // every check classify them all again while the pooled windows are still too few.
+        guard !labels.isEmpty, FullModelComparison.pooledWindows(devices: devices) >= minimum else { return nil }
         let windows = Tensor(shape: [labels.count, input.window, input.channels], scalars: scalars)
         guard
             let comparison = FullModelComparison(
