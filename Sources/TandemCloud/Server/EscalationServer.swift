@@ -509,20 +509,28 @@ public final class EscalationServer: Service, Sendable {
             fleet: address.fleet, windowStart: payload.windowStart)
     }
 
-    /// Stores the rows of `batch` still waiting in the journal, in one transaction, and releases them from it.
-    /// If the store fails they stay in the journal and are tried again once a second (``storeRefusedRows()``), and are
-    /// answered all the same.
+    /// Stores the rows of `batch` still waiting in the journal, in one transaction with the acknowledged `verdicts`,
+    /// and releases them from it. If the store fails they stay in the journal and are tried again once a second
+    /// (``storeRefusedRows()``), and are answered all the same; the verdicts are then tried in a transaction of their
+    /// own.
     ///
     /// - Returns: for each of `batch`, whether it is the first delivery of its id.
-    private func storePending(_ batch: [Work]) -> [Bool] {
+    private func storePending(
+        _ batch: [Work], recording verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)]
+    ) -> [Bool] {
         var fresh = batch.map(\.fresh)
         let waiting = batch.indices.filter { batch[$0].pending != nil }
-        guard !waiting.isEmpty else { return fresh }
+        guard !waiting.isEmpty else {
+            record(verdicts)
+            return fresh
+        }
         do {
-            let stored = try store.insert(waiting.map { batch[$0].pending!.row })
+            let stored = try store.insert(
+                waiting.map { batch[$0].pending!.row }, answering: verdicts, at: Date().timeIntervalSince1970)
             journal?.release(waiting.map { batch[$0].pending!.segment })
             for (k, i) in waiting.enumerated() { fresh[i] = stored[k] }
         } catch {
+            record(verdicts)
             let kept = unstored.withLock { unstored in
                 let room = max(0, Self.maximumUnstored - unstored.rows.count)
                 unstored.rows += waiting.prefix(room).map { batch[$0].pending! }
@@ -623,11 +631,12 @@ public final class EscalationServer: Service, Sendable {
             let batch = queue.take(
                 maximum: configuration.maximumBatch, maximumWait: configuration.maximumWait, idle: 0.2,
                 now: Date().timeIntervalSince1970)
-            recordAcknowledgedVerdicts()
             if batch.isEmpty {
+                recordAcknowledgedVerdicts()
                 if queue.isFinished { break }
             } else {
-                process(batch)
+                // The verdicts acknowledged meanwhile are recorded in the batch's own store transaction.
+                process(batch, recording: takeAcknowledgedVerdicts())
             }
             if Date().timeIntervalSince(lastReclaim) > 1 {
                 lastReclaim = Date()
@@ -642,10 +651,19 @@ public final class EscalationServer: Service, Sendable {
     /// Records the verdicts the broker acknowledged since the last call, in one store transaction. One that cannot be
     /// recorded leaves its escalation unanswered in the store, to be answered again by the recovery.
     func recordAcknowledgedVerdicts() {
-        let verdicts = acknowledgedVerdicts.withLock { verdicts in
+        record(takeAcknowledgedVerdicts())
+    }
+
+    /// The verdicts the broker acknowledged since the last call, taken out of the list.
+    private func takeAcknowledgedVerdicts() -> [(id: UUID, verdict: SampleStore.StoredVerdict)] {
+        acknowledgedVerdicts.withLock { verdicts in
             defer { verdicts.removeAll(keepingCapacity: true) }
             return verdicts
         }
+    }
+
+    /// Records acknowledged verdicts in one store transaction; see ``recordAcknowledgedVerdicts()``.
+    private func record(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)]) {
         guard !verdicts.isEmpty else { return }
         do {
             try store.answer(verdicts, at: Date().timeIntervalSince1970)
@@ -716,12 +734,15 @@ public final class EscalationServer: Service, Sendable {
             metadata: rows.count == 1 ? ["escalation": "\(rows[0].id)", "device": .escaping(rows[0].device)] : [:])
     }
 
-    /// Classifies and answers one batch of stored escalations.
+    /// Classifies and answers one batch of stored escalations, recording the acknowledged `verdicts` of earlier
+    /// batches in the same store transaction as its rows.
     ///
     /// - Returns: The verdicts it published (or tried to, if the client is stopped).
     @discardableResult
-    func process(_ batch: [Work]) -> [Verdict] {
-        let fresh = storePending(batch)
+    func process(
+        _ batch: [Work], recording verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)] = []
+    ) -> [Verdict] {
+        let fresh = storePending(batch, recording: verdicts)
         var published = [Verdict]()
         // A duplicate delivery of an answered escalation gets the stored verdict again, not a new one.
         var toClassify = [Int]()

@@ -12,6 +12,13 @@ public protocol EscalationStore: Sendable {
     func insert(_ escalations: [SampleStore.Escalation]) throws -> [Bool]
     /// Records verdicts; the first one for an id wins.
     func answer(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)], at time: Double) throws
+    /// Records `verdicts` (at `time`), then stores `escalations`, in one transaction where the store can: a worker's
+    /// acknowledged verdicts and its next batch's rows land on the same table and index pages, written once.
+    /// Returns which escalations were new.
+    func insert(
+        _ escalations: [SampleStore.Escalation], answering verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)],
+        at time: Double
+    ) throws -> [Bool]
     /// The stored verdict of `id`, if it was answered.
     func verdict(for id: UUID) throws -> SampleStore.StoredVerdict?
     /// Claims up to `limit` unanswered escalations, not terminal, received (or last claimed) more than
@@ -52,6 +59,15 @@ public protocol EscalationStore: Sendable {
 }
 
 extension EscalationStore {
+    /// Records the verdicts, then stores the escalations: two transactions.
+    public func insert(
+        _ escalations: [SampleStore.Escalation], answering verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)],
+        at time: Double
+    ) throws -> [Bool] {
+        if !verdicts.isEmpty { try answer(verdicts, at: time) }
+        return try insert(escalations)
+    }
+
     /// A store that keeps no audit statistics has none.
     public func auditEstimatesByDevice(receivedFrom start: Double, before end: Double) throws
         -> AuditEstimate.ByVersionAndDevice

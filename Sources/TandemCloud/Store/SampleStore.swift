@@ -205,22 +205,34 @@ public final class SampleStore: Sendable {
 
     /// Stores many escalations in one transaction; returns which were new.
     public func insert(_ escalations: [Escalation]) throws -> [Bool] {
+        try pool.write { db in try Self.insert(escalations, in: db) }
+    }
+
+    /// Records `verdicts`, then stores `escalations`, in one transaction; returns which escalations were new.
+    public func insert(
+        _ escalations: [Escalation], answering verdicts: [(id: UUID, verdict: StoredVerdict)], at time: Double
+    ) throws -> [Bool] {
         try pool.write { db in
-            // Parsed once per connection, not once per row.
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT OR IGNORE INTO escalation
-                    (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at,
-                    fleet, window_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-            return try escalations.map { e in
-                try statement.execute(
-                    arguments: [
-                        e.id.text, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
-                        e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet, e.windowStart,
-                    ])
-                return db.changesCount == 1
-            }
+            try Self.answer(verdicts, at: time, in: db)
+            return try Self.insert(escalations, in: db)
+        }
+    }
+
+    static func insert(_ escalations: [Escalation], in db: Database) throws -> [Bool] {
+        // Parsed once per connection, not once per row.
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT OR IGNORE INTO escalation
+                (id, device, stream, payload, response_topic, edge_label, edge_confidence, edge_model, received_at,
+                fleet, window_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        return try escalations.map { e in
+            try statement.execute(
+                arguments: [
+                    e.id.text, e.device, e.stream, Data(e.payload), e.responseTopic, e.edgeLabel,
+                    e.edgeConfidence, e.edgeModel, e.receivedAt, e.fleet, e.windowStart,
+                ])
+            return db.changesCount == 1
         }
     }
 
@@ -243,16 +255,19 @@ public final class SampleStore: Sendable {
 
     /// Records verdicts (the first one for an id wins; later ones for the same id are ignored).
     public func answer(_ verdicts: [(id: UUID, verdict: StoredVerdict)], at time: Double) throws {
-        try pool.write { db in
-            let statement = try db.cachedStatement(
-                sql: """
-                    UPDATE escalation SET verdict_label = ?, verdict_probabilities = ?, cloud_model = ?,
-                    answered_at = ? WHERE id = ? AND answered_at IS NULL
-                    """)
-            for (id, v) in verdicts {
-                let probabilities = "[" + v.probabilities.map { String($0) }.joined(separator: ",") + "]"
-                try statement.execute(arguments: [v.label, probabilities, v.model, time, id.text])
-            }
+        try pool.write { db in try Self.answer(verdicts, at: time, in: db) }
+    }
+
+    static func answer(_ verdicts: [(id: UUID, verdict: StoredVerdict)], at time: Double, in db: Database) throws {
+        guard !verdicts.isEmpty else { return }
+        let statement = try db.cachedStatement(
+            sql: """
+                UPDATE escalation SET verdict_label = ?, verdict_probabilities = ?, cloud_model = ?,
+                answered_at = ? WHERE id = ? AND answered_at IS NULL
+                """)
+        for (id, v) in verdicts {
+            let probabilities = "[" + v.probabilities.map { String($0) }.joined(separator: ",") + "]"
+            try statement.execute(arguments: [v.label, probabilities, v.model, time, id.text])
         }
     }
 
