@@ -14,7 +14,9 @@ struct PostgresStoreTests {
             receivedAt: receivedAt)
     }
 
-    @Test("one row per escalation id, the first verdict wins, stale rows are claimed once, labels replace earlier ones")
+    @Test(
+        "one row per escalation id, the first verdict wins, stale rows are claimed once, labels replace earlier ones; rows with verdicts in one call"
+    )
     func storeRules() async throws {
         try await PostgresCluster.with { cluster in
             let store = try PostgresSampleStore(url: cluster.url)
@@ -45,6 +47,9 @@ struct PostgresStoreTests {
             try store.recordLabel(id: first.id, label: 2, at: 130)
             try other.recordLabel(id: first.id, label: 0, at: 131)
             #expect(try store.label(for: first.id) == 0)
+
+            // A batch's rows with the acknowledged verdicts in one call, as on SQLite.
+            try StoreBatchTests.rowsWithVerdicts(store)
         }
     }
 

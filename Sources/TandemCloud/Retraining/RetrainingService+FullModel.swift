@@ -39,7 +39,8 @@ public struct FullModelComparison: Sendable, Equatable {
     /// The comparison of two models' predictions of the same labelled windows, pooled over the devices the windows
     /// came from as a canary's label accuracy is (``AccuracyComparison/Tally/pooled(_:)``): a device counts at most
     /// as many windows as the lower-median device, so one device labelling its own escalations by the hundred —
-    /// with labels picked to favour either model — cannot decide the trial. Nil without any window.
+    /// with labels picked to favour either model — weighs no more than that device (it decides alone only when it is
+    /// the only one with labels). Nil without any window.
     ///
     /// - Parameters: the device, label and both predictions of each window, in the same order.
     public init?(devices: [String], labels: [Int], promoted: [Int], previous: [Int]) {
@@ -173,7 +174,19 @@ extension RetrainingService {
         }
         // Counted before either model runs: a device labelling its own escalations by the thousand must not make
         // every check classify them all again while the pooled windows are still too few.
-        guard !labels.isEmpty, FullModelComparison.pooledWindows(devices: devices) >= minimum else { return nil }
+        let pooled = FullModelComparison.pooledWindows(devices: devices)
+        guard pooled >= minimum else {
+            let first = trialWaitLogged.withLock { logged in
+                defer { logged = trial.version }
+                return logged != trial.version
+            }
+            if first {
+                log(
+                    "trainer: full model: \(trial.version) stays on trial: \(labels.count) labelled escalations from \(Set(devices).count) device(s) count as \(pooled) once pooled (no device more than the median one), fewer than the \(minimum) needed; it is judged when labels come from more devices"
+                )
+            }
+            return nil
+        }
         let windows = Tensor(shape: [labels.count, input.window, input.channels], scalars: scalars)
         guard
             let comparison = FullModelComparison(
@@ -182,7 +195,7 @@ extension RetrainingService {
             comparison.windows >= minimum
         else { return nil }
         let numbers =
-            "\(RetrainingRound.GateReport.percent(comparison.accuracy)) vs \(RetrainingRound.GateReport.percent(comparison.previousAccuracy)) for \(trial.previous) on the \(comparison.windows) labelled escalations since its promotion"
+            "\(RetrainingRound.GateReport.percent(comparison.accuracy)) vs \(RetrainingRound.GateReport.percent(comparison.previousAccuracy)) for \(trial.previous) on \(comparison.windows) pooled windows (\(labels.count) labelled escalations from \(Set(devices).count) device(s)) since its promotion"
         if comparison.accuracy < comparison.previousAccuracy - configuration.policy.maximumAccuracyDrop {
             try fullModels.setProduction(trial.previous)
             try writeTrial(nil)

@@ -117,6 +117,8 @@ public final class RetrainingService: Service, Sendable {
     let reports = Mutex<[RoundReport]>([])
     /// The fleet's rollout controller while the loop runs (the HTTP API's rollout and pin routes act through it).
     let runningController = Mutex<RolloutController?>(nil)
+    /// The full-model version on trial whose wait for labels from more devices was logged (once a trial).
+    let trialWaitLogged = Mutex<String?>(nil)
     let holdsLease = Atomic<Bool>(false)
     /// The running round's step and progress lines (`GET /v1/training`).
     public let progress: RoundProgress

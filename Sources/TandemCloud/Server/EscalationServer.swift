@@ -512,7 +512,7 @@ public final class EscalationServer: Service, Sendable {
     /// Stores the rows of `batch` still waiting in the journal, in one transaction with the acknowledged `verdicts`,
     /// and releases them from it. If the store fails they stay in the journal and are tried again once a second
     /// (``storeRefusedRows()``), and are answered all the same; the verdicts are then tried in a transaction of their
-    /// own.
+    /// own (both are idempotent, whichever half was recorded).
     ///
     /// - Returns: for each of `batch`, whether it is the first delivery of its id.
     private func storePending(

@@ -12,9 +12,10 @@ public protocol EscalationStore: Sendable {
     func insert(_ escalations: [SampleStore.Escalation]) throws -> [Bool]
     /// Records verdicts; the first one for an id wins.
     func answer(_ verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)], at time: Double) throws
-    /// Records `verdicts` (at `time`), then stores `escalations`, in one transaction where the store can: a worker's
-    /// acknowledged verdicts and its next batch's rows land on the same table and index pages, written once.
-    /// Returns which escalations were new.
+    /// Stores `escalations`, then records `verdicts` (at `time`), in one transaction where the store can: a worker's
+    /// next batch's rows and its acknowledged verdicts land on the same table and index pages, written once.
+    /// Returns which escalations were new. Both halves are idempotent, so after an error the caller may repeat
+    /// either, whichever of them was recorded.
     func insert(
         _ escalations: [SampleStore.Escalation], answering verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)],
         at time: Double
@@ -59,13 +60,14 @@ public protocol EscalationStore: Sendable {
 }
 
 extension EscalationStore {
-    /// Records the verdicts, then stores the escalations: two transactions.
+    /// Stores the escalations, then records the verdicts: two transactions.
     public func insert(
         _ escalations: [SampleStore.Escalation], answering verdicts: [(id: UUID, verdict: SampleStore.StoredVerdict)],
         at time: Double
     ) throws -> [Bool] {
+        let fresh = try insert(escalations)
         if !verdicts.isEmpty { try answer(verdicts, at: time) }
-        return try insert(escalations)
+        return fresh
     }
 
     /// A store that keeps no audit statistics has none.

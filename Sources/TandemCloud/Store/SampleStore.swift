@@ -208,13 +208,14 @@ public final class SampleStore: Sendable {
         try pool.write { db in try Self.insert(escalations, in: db) }
     }
 
-    /// Records `verdicts`, then stores `escalations`, in one transaction; returns which escalations were new.
+    /// Stores `escalations`, then records `verdicts`, in one transaction; returns which escalations were new.
     public func insert(
         _ escalations: [Escalation], answering verdicts: [(id: UUID, verdict: StoredVerdict)], at time: Double
     ) throws -> [Bool] {
         try pool.write { db in
+            let fresh = try Self.insert(escalations, in: db)
             try Self.answer(verdicts, at: time, in: db)
-            return try Self.insert(escalations, in: db)
+            return fresh
         }
     }
 
