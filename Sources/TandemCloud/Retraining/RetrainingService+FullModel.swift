@@ -175,6 +175,7 @@ extension RetrainingService {
         // Counted before either model runs: a device labelling its own escalations by the thousand must not make
         // every check classify them all again while the pooled windows are still too few.
         let pooled = FullModelComparison.pooledWindows(devices: devices)
+        let sources = "\(labels.count) labelled escalations from \(Set(devices).count) device(s)"
         guard pooled >= minimum else {
             let first = trialWaitLogged.withLock { logged in
                 defer { logged = trial.version }
@@ -182,7 +183,7 @@ extension RetrainingService {
             }
             if first {
                 log(
-                    "trainer: full model: \(trial.version) stays on trial: \(labels.count) labelled escalations from \(Set(devices).count) device(s) count as \(pooled) once pooled (no device more than the median one), fewer than the \(minimum) needed; it is judged when labels come from more devices"
+                    "trainer: full model: \(trial.version) stays on trial: \(sources) count as \(pooled) once pooled (no device more than the median one), fewer than the \(minimum) needed; it is judged when labels come from more devices"
                 )
             }
             return nil
@@ -191,11 +192,10 @@ extension RetrainingService {
         guard
             let comparison = FullModelComparison(
                 devices: devices, labels: labels, promoted: try promoted.logits(for: windows).argmaxRows(),
-                previous: try previous.logits(for: windows).argmaxRows()),
-            comparison.windows >= minimum
+                previous: try previous.logits(for: windows).argmaxRows())
         else { return nil }
         let numbers =
-            "\(RetrainingRound.GateReport.percent(comparison.accuracy)) vs \(RetrainingRound.GateReport.percent(comparison.previousAccuracy)) for \(trial.previous) on \(comparison.windows) pooled windows (\(labels.count) labelled escalations from \(Set(devices).count) device(s)) since its promotion"
+            "\(RetrainingRound.GateReport.percent(comparison.accuracy)) vs \(RetrainingRound.GateReport.percent(comparison.previousAccuracy)) for \(trial.previous) on \(comparison.windows) pooled windows (\(sources)) since its promotion"
         if comparison.accuracy < comparison.previousAccuracy - configuration.policy.maximumAccuracyDrop {
             try fullModels.setProduction(trial.previous)
             try writeTrial(nil)
